@@ -1,0 +1,59 @@
+"""apigw-timeout (footgun 2): the function may outlive API Gateway's integration timeout.
+
+API Gateway answers 504 when its integration timeout passes (29 s REST, 30 s HTTP API by default) while the
+function keeps running; the client retries and the work runs twice. Keep the function's timeout a buffer
+below the tightest integration timeout that targets it. A function with no API integration is never flagged.
+"""
+
+from __future__ import annotations
+
+from chalicelib.checks import Check, Param, Params
+from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
+
+
+def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) -> list[Finding]:
+    """Flag a function whose Timeout > tightest integration timeout − buffer_seconds.
+
+    Example:
+        >>> from chalicelib.model import ApiRoute, FunctionRef
+        >>> route = ApiRoute("rest", "k7q2", "orders", "GET /orders", "AWS_PROXY", 29000)
+        >>> fn = FunctionSnapshot(FunctionRef("orders-api", "123456789012", "us-east-1"), timeout_s=30,
+        ...                       routes=(route,))
+        >>> evaluate(fn, {"buffer_seconds": 4}, AccountFacts())[0].fix.params
+        {'Timeout': 25}
+    """
+    if not snapshot.routes:
+        return []
+    tightest = min(snapshot.routes, key=lambda r: r.timeout_ms)
+    limit_s = tightest.timeout_ms // 1000
+    target = max(1, limit_s - params["buffer_seconds"])
+    if snapshot.timeout_s <= target:
+        return []
+    api = "REST API" if tightest.kind == "rest" else "HTTP API"
+    message = (
+        f"Timeout {snapshot.timeout_s}s outlives the {limit_s}s integration timeout of {api} "
+        f"{tightest.api_name or tightest.api_id} ({tightest.route}): clients get 504 while the work goes on "
+        f"and their retries run it twice. Set Timeout to {target}s; move longer work behind a 202 + poll."
+    )
+    return [Finding(
+        policy=CHECK.id, function_arn=snapshot.arn, severity="", message=message,
+        fix=FixSpec("set-timeout", snapshot.arn, {"Timeout": target}, {"Timeout": snapshot.timeout_s}),
+        evidence={"integration_timeout_ms": tightest.timeout_ms, "api_id": tightest.api_id,
+                  "route": tightest.route, "routes": len(snapshot.routes)},
+    )]
+
+
+CHECK = Check(
+    id="apigw-timeout",
+    footgun="2",
+    title="Timeout too close to the API Gateway integration timeout",
+    doc=__doc__ or "",
+    default_mode="auto",
+    default_severity="high",
+    evaluate=evaluate,
+    params=(Param("buffer_seconds", int, 4, "Seconds kept between the function timeout and the "
+                  "integration timeout.", minimum=0, maximum=60),),
+    needs=frozenset({"routes"}),
+    fix_actions=("set-timeout",),
+    read_permissions=("lambda:GetPolicy", "apigateway:GET"),
+)

@@ -1,0 +1,193 @@
+"""EventBridge events in, ``Change`` (what changed, who did it) or ``Skip`` (why not to act) out.
+
+The event only says *what* changed; the engine re-reads the function before deciding anything. Parsing is
+total: any input, however malformed, gives a ``Change`` or a ``Skip`` and never raises.
+
+Example:
+    >>> from chalicelib.settings import Settings
+    >>> parse({"detail-type": "Scheduled Event"}, Settings()).reason
+    'not a CloudTrail API call (Scheduled Event)'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+from chalicelib.model import FunctionRef
+from chalicelib.settings import Settings
+
+CLOUDTRAIL = "AWS API Call via CloudTrail"
+
+# Lambda event names carry API-version suffixes (UpdateFunctionConfiguration20150331v2); these are the
+# base names, which the EventBridge rule in app.py matches as prefixes.
+LAMBDA_EVENTS = (
+    "CreateFunction", "UpdateFunctionConfiguration", "UpdateFunctionCode", "PutFunctionConcurrency",
+    "DeleteFunctionConcurrency", "CreateEventSourceMapping", "UpdateEventSourceMapping", "TagResource",
+    "UntagResource", "AddPermission", "PutProvisionedConcurrencyConfig",
+    "DeleteProvisionedConcurrencyConfig", "PutFunctionRecursionConfig",
+)
+APIGATEWAY_EVENTS = ("PutIntegration", "UpdateIntegration", "CreateIntegration")
+WATCHED = {"aws.lambda": LAMBDA_EVENTS, "aws.apigateway": APIGATEWAY_EVENTS}
+
+_SUFFIX = re.compile(r"^(?P<base>[A-Za-z]+?)(?:\d{8}(?:v\d+)?)?$")
+_ASSUMED_ROLE = re.compile(r"^arn:(?P<p>aws[a-z-]*):sts::(?P<acct>\d{12}):assumed-role/(?P<role>[^/]+)/")
+_INVOCATION_URI = re.compile(r"^arn:aws[a-z-]*:apigateway:[a-z0-9-]+:lambda:path/[0-9-]+/functions/(?P<fn>[^/]+)/invocations$")
+
+
+@dataclass(frozen=True)
+class Change:
+    """A watched, successful, foreign change. ``function`` is None when it must be looked up:
+    ``lookup`` is then ``("mapping", uuid)``, ``("rest-integration", api, resource, method)`` or
+    ``("http-integration", api, integration_id)``."""
+
+    event_id: str
+    event_name: str
+    source: str
+    account: str
+    region: str
+    actor: str
+    function: Optional[FunctionRef]
+    lookup: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An event the bot must not act on, and why (shown in replay and logged)."""
+
+    event_id: str
+    event_name: str
+    reason: str
+
+
+Parsed = Union[Change, Skip]
+
+
+def base_name(event_name: str) -> str:
+    """Strip the API-version suffix: ``base_name("TagResource20170331v2") == "TagResource"``."""
+    m = _SUFFIX.match(event_name)
+    return m["base"] if m else event_name
+
+
+def dig(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def event_id(event: Any) -> str:
+    """The CloudTrail eventID when present (the idempotency key), else the EventBridge id."""
+    return text(dig(event, "detail", "eventID")) or text(dig(event, "id"))
+
+
+def actor_role(identity: Any) -> str:
+    """The IAM role (or user) ARN behind ``userIdentity``: the session issuer for assumed roles."""
+    issuer = text(dig(identity, "sessionContext", "sessionIssuer", "arn"))
+    if issuer:
+        return issuer
+    arn = text(dig(identity, "arn"))
+    if m := _ASSUMED_ROLE.match(arn):
+        return f"arn:{m['p']}:iam::{m['acct']}:role/{m['role']}"
+    return arn
+
+
+def function_from_uri(uri: Any, account: str, region: str) -> Optional[FunctionRef]:
+    """The function an API Gateway integration URI points at (REST invocation URI or bare ARN)."""
+    if not isinstance(uri, str):
+        return None
+    if m := _INVOCATION_URI.match(uri):
+        uri = m["fn"]
+    return FunctionRef.parse(uri, account, region) if uri.startswith("arn:") else None
+
+
+def parse(event: Any, settings: Settings) -> Parsed:
+    """Turn one EventBridge event into a :class:`Change` or a :class:`Skip`. Never raises.
+
+    Example:
+        >>> import json
+        >>> event = json.load(open("tests/events/lambda-UpdateFunctionConfiguration20150331v2.json"))
+        >>> parse(event, Settings()).function.name
+        'orders-api'
+    """
+    try:
+        return _parse(event, settings)
+    except Exception as exc:  # noqa: BLE001 - hostile input must never escape as an exception
+        return Skip(event_id(event) if isinstance(event, dict) else "", "", f"malformed event ({type(exc).__name__})")
+
+
+def _parse(event: Any, settings: Settings) -> Parsed:
+    if not isinstance(event, dict) or not isinstance(event.get("detail"), dict):
+        return Skip(text(dig(event, "id")), "", "malformed event: no detail object")
+    detail = event["detail"]
+    eid, raw_name = event_id(event), text(detail.get("eventName"))
+    kind = text(event.get("detail-type"))
+    if kind != CLOUDTRAIL:
+        return Skip(eid, raw_name, f"not a CloudTrail API call ({kind[:80] or 'no detail-type'})")
+    if not raw_name:
+        return Skip(eid, "", "malformed event: no eventName")
+    if detail.get("errorCode"):
+        return Skip(eid, raw_name, f"the call failed ({text(detail.get('errorCode'))[:80] or 'error'})")
+    if detail.get("readOnly") is True:
+        return Skip(eid, raw_name, "read-only call")
+    name, source = base_name(raw_name), text(event.get("source"))
+    if name not in WATCHED.get(source, ()):
+        return Skip(eid, raw_name, f"not a change safetycatch watches ({source or 'no source'})")
+    actor = actor_role(detail.get("userIdentity"))
+    if actor and settings.is_own_role(actor):
+        return Skip(eid, raw_name, f"the bot's own change ({actor})")
+    account = text(event.get("account")) or text(detail.get("recipientAccountId"))
+    region = text(event.get("region")) or text(detail.get("awsRegion"))
+    if not re.fullmatch(r"\d{12}", account) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
+        return Skip(eid, raw_name, "malformed event: no account or region")
+    change = Change(eid, name, source, account, region, actor, None)
+    found = (_lambda_target if source == "aws.lambda" else _apigateway_target)(change, detail)
+    if isinstance(found, str):
+        return Skip(eid, raw_name, found)
+    return found
+
+
+def _lambda_target(change: Change, detail: dict[str, Any]) -> Union[Change, str]:
+    request = detail.get("requestParameters") if isinstance(detail.get("requestParameters"), dict) else {}
+    response = detail.get("responseElements") if isinstance(detail.get("responseElements"), dict) else {}
+    for candidate in (response.get("functionArn"), request.get("functionName"), request.get("resource"),
+                      response.get("functionName")):
+        if candidate is not None:
+            ref = FunctionRef.parse(candidate, change.account, change.region)
+            if ref:
+                return _with(change, function=ref)
+    uuid = request.get("uUID") or request.get("UUID") or response.get("uUID")
+    if isinstance(uuid, str) and re.fullmatch(r"[0-9a-fA-F-]{36}", uuid):
+        return _with(change, lookup=("mapping", uuid))
+    return "no function named in the event"
+
+
+def _apigateway_target(change: Change, detail: dict[str, Any]) -> Union[Change, str]:
+    request = detail.get("requestParameters") if isinstance(detail.get("requestParameters"), dict) else {}
+    response = detail.get("responseElements") if isinstance(detail.get("responseElements"), dict) else {}
+    rest_api, http_api = text(request.get("restApiId")), text(request.get("apiId"))
+    if rest_api:
+        uri = dig(request, "putIntegrationInput", "uri") or response.get("uri")
+        resource, method = text(request.get("resourceId")), text(request.get("httpMethod"))
+        lookup = ("rest-integration", rest_api, resource, method) if resource and method else ()
+    elif http_api:
+        uri = request.get("integrationUri") or response.get("integrationUri")
+        integration = text(request.get("integrationId")) or text(response.get("integrationId"))
+        lookup = ("http-integration", http_api, integration) if integration else ()
+    else:
+        return "no API id in the event"
+    if uri:
+        ref = function_from_uri(uri, change.account, change.region)
+        return _with(change, function=ref) if ref else "the integration does not target a Lambda function"
+    return _with(change, lookup=lookup) if lookup else "no integration named in the event"
+
+
+def _with(change: Change, function: Optional[FunctionRef] = None, lookup: tuple[str, ...] = ()) -> Change:
+    return Change(change.event_id, change.event_name, change.source, change.account, change.region,
+                  change.actor, function, lookup)

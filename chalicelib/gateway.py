@@ -1,0 +1,90 @@
+"""Every AWS write the bot makes goes through here: one place to audit, dry-run, cap and permission.
+
+``WRITES`` lists each write operation with the IAM action it needs; the IAM policy and ``explain`` are
+derived from it. In dry-run the gateway records what it would do and makes no call at all.
+
+Example:
+    >>> gateway = Gateway(Clients("us-east-1"), dry_run=True)
+    >>> gateway.put_function_concurrency("arn:aws:lambda:us-east-1:123456789012:function:f", 10)
+    >>> gateway.log[0].operation
+    'PutFunctionConcurrency'
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import Clients, error_code
+from chalicelib.log import logger
+
+# operation -> (service, boto3 method, IAM action)
+WRITES: dict[str, tuple[str, str, str]] = {
+    "PutFunctionConcurrency": ("lambda", "put_function_concurrency", "lambda:PutFunctionConcurrency"),
+    "DeleteFunctionConcurrency": ("lambda", "delete_function_concurrency", "lambda:DeleteFunctionConcurrency"),
+    "UpdateFunctionConfiguration": ("lambda", "update_function_configuration",
+                                    "lambda:UpdateFunctionConfiguration"),
+    "UpdateEventSourceMapping": ("lambda", "update_event_source_mapping", "lambda:UpdateEventSourceMapping"),
+}
+
+CONFLICT_RETRIES = (1.0, 2.0, 4.0)  # a function mid-update answers ResourceConflictException
+
+
+class WriteCapReached(RuntimeError):
+    """The run already made ``max_writes`` changes: beyond the cap the bot only reports."""
+
+
+@dataclass
+class WriteRecord:
+    operation: str
+    params: dict[str, Any]
+    dry_run: bool
+
+
+@dataclass
+class Gateway:
+    """Applies writes (or, in dry-run, only records them) with a per-run cap on changes."""
+
+    clients: Clients
+    dry_run: bool = False
+    max_writes: Optional[int] = None
+    log: list[WriteRecord] = field(default_factory=list)
+    sleep: Any = time.sleep
+
+    def _write(self, operation: str, **params: Any) -> dict[str, Any]:
+        if self.max_writes is not None and len(self.log) >= self.max_writes:
+            raise WriteCapReached(f"write cap of {self.max_writes} changes per run reached")
+        service, method, _ = WRITES[operation]
+        self.log.append(WriteRecord(operation, params, self.dry_run))
+        logger.info("aws write", extra={"operation": operation, "params": params, "dry_run": self.dry_run})
+        if self.dry_run:
+            return {}
+        call = getattr(self.clients(service), method)
+        for delay in (*CONFLICT_RETRIES, None):
+            try:
+                return dict(call(**params))
+            except ClientError as exc:
+                if error_code(exc) != "ResourceConflictException" or delay is None:
+                    raise
+                self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def put_function_concurrency(self, function_arn: str, value: int) -> None:
+        self._write("PutFunctionConcurrency", FunctionName=function_arn, ReservedConcurrentExecutions=value)
+
+    def delete_function_concurrency(self, function_arn: str) -> None:
+        self._write("DeleteFunctionConcurrency", FunctionName=function_arn)
+
+    def update_function_configuration(self, function_arn: str, **changes: Any) -> None:
+        self._write("UpdateFunctionConfiguration", FunctionName=function_arn, **changes)
+
+    def update_event_source_mapping(self, uuid: str, **changes: Any) -> None:
+        self._write("UpdateEventSourceMapping", UUID=uuid, **changes)
+
+
+def write_permissions() -> list[str]:
+    """The IAM actions every gateway write needs (sorted, unique)."""
+    return sorted({action for _, _, action in WRITES.values()})

@@ -1,0 +1,83 @@
+"""Entry points behind app.py's handlers; ``replay`` calls exactly these.
+
+Each takes the raw EventBridge event (a dict) and returns a JSON-serialisable report. Nothing raises for
+bad input: an event the bot must not act on comes back with ``skipped`` set to the reason.
+
+Example:
+    >>> import json
+    >>> event = json.load(open("tests/events/lambda-UpdateFunctionConfiguration20150331v2-AccessDenied.json"))
+    >>> handle_event(event)["skipped"]
+    'the call failed (AccessDenied)'
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from chalicelib import events
+from chalicelib.engine import EventReport
+from chalicelib.log import logger
+from chalicelib.runtime import Runtime
+
+_runtime: Optional[Runtime] = None
+
+
+def current_runtime() -> Runtime:
+    """The process-wide runtime (built on first use, reused by warm invocations)."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime.from_env()
+    return _runtime
+
+
+def reset_runtime(runtime: Optional[Runtime] = None) -> None:
+    """Replace the process-wide runtime (the CLI and tests set their own)."""
+    global _runtime
+    _runtime = runtime
+
+
+def _skip(event: Any, reason: str) -> dict[str, Any]:
+    name = events.text(events.dig(event, "detail", "eventName"))
+    report = EventReport(events.event_id(event), name, skipped=reason).to_json()
+    logger.info("skipped", extra={"event_id": report["event_id"], "event_name": name, "reason": reason})
+    return report
+
+
+def _account_from_context(runtime: Runtime, context: Any) -> None:
+    arn = getattr(context, "invoked_function_arn", "") or ""
+    if not runtime.account and (m := re.match(r"^arn:aws[a-z-]*:lambda:[^:]+:(\d{12}):", arn)):
+        runtime.account = m[1]
+
+
+def on_cloudtrail_change(event: Any, context: Any = None, runtime: Optional[Runtime] = None) -> dict[str, Any]:
+    """A CloudTrail config change: parse, skip or act once (idempotent on the CloudTrail eventID)."""
+    runtime = runtime or current_runtime()
+    if runtime.mode == "off":
+        return _skip(event, "safetycatch is off (SAFETYCATCH_MODE=off)")
+    parsed = events.parse(event, runtime.settings)
+    if isinstance(parsed, events.Skip):
+        return _skip(event, parsed.reason)
+    _account_from_context(runtime, context)
+    runtime.dedupe.register_context(context)
+
+    def act(raw: dict[str, Any]) -> dict[str, Any]:
+        engine = runtime.engine(runtime.bot_account(), parsed.region)
+        return engine.handle(parsed).to_json()
+
+    report = runtime.dedupe.run(event, act)
+    if report.get("duplicate"):
+        report = {**report, "skipped": report.get("skipped") or "duplicate event (already handled)",
+                  "findings": []}
+    logger.info("event handled", extra={"event_id": report.get("event_id"), "function": report.get("function"),
+                                        "skipped": report.get("skipped"),
+                                        "outcomes": [f["outcome"] for f in report.get("findings", [])]})
+    return report
+
+
+def handle_event(event: Any, context: Any = None, runtime: Optional[Runtime] = None) -> dict[str, Any]:
+    """Dispatch any event the deployed bot subscribes to, by ``detail-type`` (what ``replay`` runs)."""
+    kind = events.dig(event, "detail-type")
+    if kind == events.CLOUDTRAIL:
+        return on_cloudtrail_change(event, context, runtime)
+    return _skip(event, f"not an event safetycatch subscribes to ({str(kind)[:80] if kind else 'no detail-type'})")

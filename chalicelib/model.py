@@ -1,0 +1,238 @@
+"""Typed values that flow through the bot: function snapshots in, findings and decisions out.
+
+Nothing here talks to AWS. ``inventory`` builds snapshots, ``checks`` turn them into findings and
+``engine`` turns findings into decisions.
+
+Example:
+    >>> ref = FunctionRef.parse("123456789012:function:orders-api:live", "999999999999", "us-east-1")
+    >>> ref.arn
+    'arn:aws:lambda:us-east-1:123456789012:function:orders-api'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+MODES: tuple[str, ...] = ("auto", "approve", "notify", "off")
+GLOBAL_MODES: tuple[str, ...] = ("enforce", "dry-run", "off")
+OUTCOMES: tuple[str, ...] = (
+    "reported", "fixed", "pending-approval", "notified", "dry-run", "exempt", "failed",
+)
+
+Outcome = Literal["reported", "fixed", "pending-approval", "notified", "dry-run", "exempt", "failed"]
+
+_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,140}$")
+_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:"
+    r"(?P<name>[A-Za-z0-9_-]{1,140})(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$"
+)
+_PARTIAL_ARN = re.compile(
+    r"^(?P<account>\d{12}):function:(?P<name>[A-Za-z0-9_-]{1,140})(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$"
+)
+_NAME_WITH_QUALIFIER = re.compile(r"^(?P<name>[A-Za-z0-9_-]{1,140}):(?P<qualifier>[A-Za-z0-9$_-]+)$")
+
+
+def severity_rank(severity: str) -> int:
+    """Order severities: ``severity_rank("high") > severity_rank("low")``."""
+    return SEVERITIES.index(severity)
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """An unqualified Lambda function identity (qualifiers are dropped: config lives on $LATEST)."""
+
+    name: str
+    account: str
+    region: str
+    partition: str = "aws"
+
+    @property
+    def arn(self) -> str:
+        return f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:{self.name}"
+
+    @classmethod
+    def parse(cls, text: Any, account: str, region: str) -> Optional["FunctionRef"]:
+        """Parse every form AWS accepts for ``FunctionName``; None when it is not one.
+
+        Example:
+            >>> FunctionRef.parse("orders-api", "123456789012", "us-east-1").name
+            'orders-api'
+        """
+        if not isinstance(text, str) or len(text) > 256:
+            return None
+        if m := _ARN.match(text):
+            return cls(m["name"], m["account"], m["region"], m["partition"])
+        if m := _PARTIAL_ARN.match(text):
+            return cls(m["name"], m["account"], region)
+        if m := _NAME_WITH_QUALIFIER.match(text):
+            return cls(m["name"], account, region)
+        if _FUNCTION_NAME.match(text):
+            return cls(text, account, region)
+        return None
+
+
+@dataclass(frozen=True)
+class Layer:
+    arn: str
+    code_size: int
+
+
+@dataclass(frozen=True)
+class EventSourceMapping:
+    """One event source mapping of a function (as ListEventSourceMappings returns it)."""
+
+    uuid: str
+    source_arn: str
+    function_arn: str
+    batch_size: int
+    response_types: tuple[str, ...]
+    state: str
+
+    @property
+    def source_kind(self) -> str:
+        """``sqs``, ``kinesis``, ``dynamodb`` (streams), ``kafka``, ``mq`` or ``other``."""
+        service = self.source_arn.split(":")[2] if self.source_arn.count(":") >= 2 else ""
+        return {"sqs": "sqs", "kinesis": "kinesis", "dynamodb": "dynamodb", "kafka": "kafka",
+                "mq": "mq"}.get(service, "other")
+
+    @property
+    def source_name(self) -> str:
+        return self.source_arn.rsplit(":", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """An API Gateway integration whose target is the function.
+
+    ``kind`` is ``rest`` (API Gateway v1) or ``http`` (HTTP API, v2). ``timeout_ms`` is the integration
+    timeout, with AWS's default filled in when the integration does not set one.
+    """
+
+    kind: Literal["rest", "http"]
+    api_id: str
+    api_name: str
+    route: str
+    integration_type: str
+    timeout_ms: int
+    resource_id: str = ""
+    http_method: str = ""
+    integration_id: str = ""
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One CloudWatch statistic of one function over a look-back window (the key of ``metrics``)."""
+
+    metric: str
+    stat: str
+    days: int
+    namespace: str = "AWS/Lambda"
+
+
+@dataclass
+class AccountFacts:
+    """Account-wide numbers some checks need; None where AWS would not tell us."""
+
+    concurrency_limit: Optional[int] = None
+    unreserved_concurrency: Optional[int] = None
+    unavailable: str = ""
+
+
+@dataclass
+class FunctionSnapshot:
+    """What safetycatch knows about one function, read fresh from AWS.
+
+    The base fields come from the function configuration. Facets (``concurrency``, ``mappings``,
+    ``routes``, ``metrics``) are read only when an enabled check needs them; ``loaded`` says which are.
+    """
+
+    ref: FunctionRef
+    runtime: str = ""
+    memory_mb: int = 128
+    timeout_s: int = 3
+    code_size: int = 0
+    layers: tuple[Layer, ...] = ()
+    role: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    vpc_id: str = ""
+    subnet_ids: tuple[str, ...] = ()
+    ephemeral_mb: int = 512
+    package_type: str = "Zip"
+    reserved_concurrency: Optional[int] = None
+    mappings: tuple[EventSourceMapping, ...] = ()
+    routes: tuple[ApiRoute, ...] = ()
+    metrics: dict[MetricQuery, Optional[float]] = field(default_factory=dict)
+    loaded: set[str] = field(default_factory=set)
+
+    @property
+    def arn(self) -> str:
+        return self.ref.arn
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+
+@dataclass(frozen=True)
+class FixSpec:
+    """A proposed change: ``action`` from ``fixes.ACTIONS`` on ``target`` with ``params``.
+
+    ``prior`` holds the values the fix replaces, read from the snapshot, so it can be undone.
+    """
+
+    action: str
+    target: str
+    params: dict[str, Any]
+    prior: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "target": self.target, "params": dict(self.params),
+                "prior": dict(self.prior)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FixSpec":
+        return cls(data["action"], data["target"], dict(data["params"]), dict(data["prior"]))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A check's verdict on one function: what is wrong, how bad, and the fix if one exists."""
+
+    policy: str
+    function_arn: str
+    severity: str
+    message: str
+    fix: Optional[FixSpec] = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Decision:
+    """What the engine did with a finding. ``to_json`` is the contract's finding object."""
+
+    finding: Finding
+    mode: str
+    outcome: str
+    detail: str = ""
+    approval_id: str = ""
+    fix_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        f = self.finding
+        out: dict[str, Any] = {
+            "policy": f.policy, "function": f.function_arn, "severity": f.severity, "mode": self.mode,
+            "outcome": self.outcome, "message": f.message,
+            "fix": ({"action": f.fix.action, "params": dict(f.fix.params), "prior": dict(f.fix.prior),
+                     "target": f.fix.target} if f.fix else None),
+        }
+        if self.detail:
+            out["detail"] = self.detail
+        if self.approval_id:
+            out["approval_id"] = self.approval_id
+        if self.fix_id:
+            out["fix_id"] = self.fix_id
+        return out

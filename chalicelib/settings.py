@@ -1,0 +1,266 @@
+"""Policies: validate the documents in ``policies/`` and load the compiled set the Lambda runs with.
+
+``policies/<id>.yaml`` says how to enforce one check (``mode``, ``severity``, ``params``, ``exempt``);
+``policies/settings.yaml`` holds the bot-wide settings. Only policies that have a file are enforced.
+The CLI parses YAML and calls :func:`validate`; ``make package`` writes the validated set as JSON into
+``chalicelib/compiled_policies.json`` so the deployed Lambda needs no YAML parser.
+
+Example:
+    >>> policy_set = validate({"apigw-timeout.yaml": {"mode": "auto"}, "settings.yaml": {}})
+    >>> policy_set.policies["apigw-timeout"].params["buffer_seconds"]
+    4
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from chalicelib.checks import REGISTRY, Check
+from chalicelib.model import MODES, SEVERITIES
+
+COMPILED_PATH = Path(__file__).with_name("compiled_policies.json")
+SETTINGS_FILE = "settings.yaml"
+MAX_FILE_BYTES = 64 * 1024
+
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+_SLACK_GROUP = re.compile(r"^S[A-Z0-9]{2,20}$")
+_POLICY_KEYS = {"mode", "severity", "params", "exempt", "description"}
+
+
+class PolicyError(ValueError):
+    """A policy document is invalid. ``str()`` is one line: ``file: key: what is wrong``."""
+
+    def __init__(self, file: str, key: str, problem: str) -> None:
+        self.file, self.key, self.problem = file, key, problem
+        super().__init__(f"{file}: {key}: {problem}" if key else f"{file}: {problem}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Bot-wide settings from ``settings.yaml`` (keys are a contract)."""
+
+    self_role_patterns: tuple[str, ...] = ("arn:aws:iam::*:role/safetycatch-*",)
+    approvers: tuple[str, ...] = ()
+    approver_groups: tuple[str, ...] = ()
+    exempt_tag: str = "safetycatch:exempt"
+    never_kill: tuple[str, ...] = ()
+    approval_ttl_hours: float = 24
+
+    def is_own_role(self, role_arn: str) -> bool:
+        """True when ``role_arn`` is one of the bot's roles (its own change).
+
+        Example:
+            >>> Settings().is_own_role("arn:aws:iam::123456789012:role/safetycatch-dev-role")
+            True
+        """
+        return any(fnmatch.fnmatchcase(role_arn, pattern) for pattern in self.self_role_patterns)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """How one check is enforced: defaults from the check, overridden by its policy file."""
+
+    id: str
+    mode: str
+    severity: str
+    params: dict[str, Any]
+    exempt: tuple[str, ...] = ()
+
+    def exempts(self, function_name: str) -> bool:
+        return any(fnmatch.fnmatchcase(function_name, glob) for glob in self.exempt)
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    settings: Settings
+    policies: dict[str, PolicyConfig] = field(default_factory=dict)
+
+    def enabled(self) -> list[tuple[Check, PolicyConfig]]:
+        """Checks to run, in id order, with their configuration (mode ``off`` left out)."""
+        return [(REGISTRY[pid], cfg) for pid, cfg in sorted(self.policies.items()) if cfg.mode != "off"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"settings": asdict(self.settings),
+                "policies": {pid: asdict(cfg) for pid, cfg in sorted(self.policies.items())}}
+
+
+def _strings(file: str, key: str, value: Any, pattern: Optional[re.Pattern[str]] = None) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise PolicyError(file, key, "expected a list of non-empty strings")
+    for v in value:
+        if pattern and not pattern.match(v):
+            raise PolicyError(file, key, f"{v!r} is not a valid id")
+    return tuple(value)
+
+
+def _settings(doc: Any) -> Settings:
+    file = SETTINGS_FILE
+    doc = {} if doc is None else doc
+    if not isinstance(doc, dict):
+        raise PolicyError(file, "", "expected a mapping of settings")
+    known = set(Settings.__dataclass_fields__)
+    for key in doc:
+        if key not in known:
+            raise PolicyError(file, str(key), f"unknown setting (known: {', '.join(sorted(known))})")
+    out: dict[str, Any] = {}
+    for key in ("self_role_patterns", "never_kill"):
+        if key in doc:
+            out[key] = _strings(file, key, doc[key])
+    if "approvers" in doc:
+        out["approvers"] = _strings(file, "approvers", doc["approvers"], _SLACK_USER)
+    if "approver_groups" in doc:
+        out["approver_groups"] = _strings(file, "approver_groups", doc["approver_groups"], _SLACK_GROUP)
+    if "exempt_tag" in doc:
+        if not isinstance(doc["exempt_tag"], str) or not 0 < len(doc["exempt_tag"]) <= 128:
+            raise PolicyError(file, "exempt_tag", "expected a tag key (1-128 characters)")
+        out["exempt_tag"] = doc["exempt_tag"]
+    if "approval_ttl_hours" in doc:
+        ttl = doc["approval_ttl_hours"]
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= 24 * 30:
+            raise PolicyError(file, "approval_ttl_hours", "expected a number of hours between 0 and 720")
+        out["approval_ttl_hours"] = ttl
+    return Settings(**out)
+
+
+def _param(file: str, check: Check, name: str, value: Any) -> Any:
+    spec = next((p for p in check.params if p.name == name), None)
+    key = f"params.{name}"
+    if spec is None:
+        known = ", ".join(p.name for p in check.params) or "none"
+        raise PolicyError(file, key, f"unknown param (known: {known})")
+    ok = (isinstance(value, spec.kind) and not isinstance(value, bool)) if spec.kind in (int, float) \
+        else isinstance(value, spec.kind)
+    if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if spec.kind is list and ok and not all(isinstance(v, str) for v in value):
+        ok = False
+    if not ok:
+        raise PolicyError(file, key, f"expected {spec.kind.__name__}, got {value!r:.40}")
+    if spec.minimum is not None and value < spec.minimum:
+        raise PolicyError(file, key, f"must be >= {spec.minimum}, got {value}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise PolicyError(file, key, f"must be <= {spec.maximum}, got {value}")
+    return value
+
+
+def _policy(file: str, policy_id: str, doc: Any) -> PolicyConfig:
+    check = REGISTRY.get(policy_id)
+    if check is None:
+        raise PolicyError(file, "", f"no check named {policy_id!r} (known: {', '.join(REGISTRY)})")
+    doc = {} if doc is None else doc
+    if not isinstance(doc, dict):
+        raise PolicyError(file, "", "expected a mapping with mode / severity / params / exempt")
+    for key in doc:
+        if key not in _POLICY_KEYS:
+            raise PolicyError(file, str(key), f"unknown key (known: {', '.join(sorted(_POLICY_KEYS))})")
+    mode = doc.get("mode", check.default_mode)
+    if mode not in MODES:
+        raise PolicyError(file, "mode", f"expected one of {', '.join(MODES)}, got {mode!r:.40}")
+    severity = doc.get("severity", check.default_severity)
+    if severity not in SEVERITIES:
+        raise PolicyError(file, "severity", f"expected one of {', '.join(SEVERITIES)}, got {severity!r:.40}")
+    raw_params = doc.get("params") or {}
+    if not isinstance(raw_params, dict):
+        raise PolicyError(file, "params", "expected a mapping")
+    params = check.defaults()
+    for name, value in raw_params.items():
+        params[str(name)] = _param(file, check, str(name), value)
+    exempt = _strings(file, "exempt", doc["exempt"]) if doc.get("exempt") is not None else ()
+    if mode == "auto" and not check.fix_actions:
+        raise PolicyError(file, "mode", f"{policy_id} has no automatic fix; use notify or approve")
+    return PolicyConfig(policy_id, mode, severity, params, exempt)
+
+
+def validate(documents: dict[str, Any]) -> PolicySet:
+    """Validate parsed policy documents keyed by file name; raise the first :class:`PolicyError`.
+
+    Example:
+        >>> validate({"apigw-timeout.yaml": {"mode": "sometimes"}})
+        Traceback (most recent call last):
+        chalicelib.settings.PolicyError: apigw-timeout.yaml: mode: expected one of auto, approve, notify, off, got 'sometimes'
+    """
+    settings = _settings(documents.get(SETTINGS_FILE))
+    policies = {}
+    for file, doc in sorted(documents.items()):
+        if file == SETTINGS_FILE:
+            continue
+        policy_id = file.rsplit(".", 1)[0]
+        if isinstance(doc, dict) and "id" in doc:
+            raise PolicyError(file, "id", "the policy id is the file name; remove the key")
+        policies[policy_id] = _policy(file, policy_id, doc)
+    return PolicySet(settings, policies)
+
+
+def from_json(data: dict[str, Any]) -> PolicySet:
+    """Rebuild (and re-validate) a compiled policy set."""
+    documents: dict[str, Any] = {SETTINGS_FILE: {k: list(v) if isinstance(v, tuple) else v
+                                                 for k, v in data["settings"].items()}}
+    for pid, cfg in data["policies"].items():
+        documents[f"{pid}.yaml"] = {"mode": cfg["mode"], "severity": cfg["severity"],
+                                    "params": cfg["params"], "exempt": list(cfg["exempt"])}
+    return validate(documents)
+
+
+def load(policies_dir: Optional[str] = None) -> PolicySet:
+    """The policy set to run with: ``policies_dir`` (YAML, needs PyYAML) if given or set in
+    ``SAFETYCATCH_POLICIES``, else the compiled JSON shipped in the package, else ``./policies``.
+
+    Example:
+        >>> load("policies").settings.exempt_tag
+        'safetycatch:exempt'
+    """
+    policies_dir = policies_dir or os.environ.get("SAFETYCATCH_POLICIES")
+    if not policies_dir and COMPILED_PATH.exists():
+        return from_json(json.loads(COMPILED_PATH.read_text()))
+    directory = Path(policies_dir or Path(__file__).resolve().parent.parent / "policies")
+    return validate(read_dir(directory))
+
+
+def read_dir(directory: Path) -> dict[str, Any]:
+    """Parse every ``*.yaml`` / ``*.yml`` in ``directory`` (PyYAML safe loader, duplicate keys refused)."""
+    try:
+        import yaml
+    except ImportError as exc:  # the Lambda package ships compiled JSON instead
+        raise PolicyError(str(directory), "", "PyYAML is not installed; use the compiled policies") from exc
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}",
+                                                        key_node.start_mark)
+            seen[key] = loader.construct_object(value_node, deep=True)
+        return seen
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    if not directory.is_dir():
+        raise PolicyError(str(directory), "", "not a directory")
+    documents: dict[str, Any] = {}
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise PolicyError(path.name, "", f"file larger than {MAX_FILE_BYTES // 1024} KiB")
+        try:
+            documents[path.name.replace(".yml", ".yaml")] = yaml.load(path.read_text(encoding="utf-8"),
+                                                                       Loader=StrictLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise PolicyError(path.name, where, f"invalid YAML: {problem}") from exc
+        except UnicodeDecodeError as exc:
+            raise PolicyError(path.name, "", "not UTF-8 text") from exc
+    if not documents:
+        raise PolicyError(str(directory), "", "no policy files (*.yaml)")
+    return documents

@@ -1,0 +1,250 @@
+"""The bot's memory: audit records, stored prior values of fixes, and pending approvals.
+
+One DynamoDB table (``SAFETYCATCH_TABLE``; key ``pk``/``sk``, GSI ``gsi1`` on ``gsi1pk``/``gsi1sk``, TTL on
+``expiration``) or, for a CLI run without a table, the same logic over an in-memory table.
+
+=========  =========================  ========  ========================  ==========================
+item       pk                         sk        gsi1pk                    gsi1sk
+=========  =========================  ========  ========================  ==========================
+approval   ``approval#<id>``          approval  ``approvals#<STATUS>``    ``<function>#<created>``
+fix        ``fix#<id>``               fix       ``fixes#<function>``      ``<created>#<id>``
+audit      ``audit#<function>``       ``<ts>``  —                         —
+=========  =========================  ========  ========================  ==========================
+
+Approval states move only by conditional writes: PENDING → APPROVED → APPLIED | FAILED, PENDING → DENIED |
+EXPIRED; two approvers racing cannot both win.
+
+Example:
+    >>> store = StateStore(MemoryTable())
+    >>> approval = store.create_approval("arn:aws:lambda:us-east-1:123456789012:function:f", "p", {}, 24)
+    >>> store.transition_approval(approval["id"], "PENDING", "APPROVED", decided_by="U1")
+    True
+    >>> store.transition_approval(approval["id"], "PENDING", "APPROVED", decided_by="U2")
+    False
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Optional, Protocol
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import Clients, error_code
+
+AUDIT_TTL_DAYS = 90
+DECIDED_TTL_DAYS = 30
+APPROVAL_STATES = ("PENDING", "APPROVED", "APPLIED", "FAILED", "DENIED", "EXPIRED")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Table(Protocol):
+    """The few table operations the store needs; ``DynamoTable`` and ``MemoryTable`` implement them."""
+
+    def put(self, item: dict[str, Any]) -> None: ...
+    def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]: ...
+    def update_if(self, pk: str, sk: str, changes: dict[str, Any], expect: dict[str, Any]) -> bool: ...
+    def query_index(self, gsi1pk: str, prefix: str = "") -> list[dict[str, Any]]: ...
+    def query_pk(self, pk: str) -> list[dict[str, Any]]: ...
+
+
+class MemoryTable:
+    """In-memory stand-in with the same conditional semantics (for runs without ``SAFETYCATCH_TABLE``)."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, item: dict[str, Any]) -> None:
+        with self._lock:
+            self.items[(item["pk"], item["sk"])] = dict(item)
+
+    def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]:
+        item = self.items.get((pk, sk))
+        return dict(item) if item else None
+
+    def update_if(self, pk: str, sk: str, changes: dict[str, Any], expect: dict[str, Any]) -> bool:
+        with self._lock:
+            item = self.items.get((pk, sk))
+            if item is None or any(item.get(k) != v for k, v in expect.items()):
+                return False
+            item.update(changes)
+            return True
+
+    def query_index(self, gsi1pk: str, prefix: str = "") -> list[dict[str, Any]]:
+        found = [dict(i) for i in self.items.values()
+                 if i.get("gsi1pk") == gsi1pk and str(i.get("gsi1sk", "")).startswith(prefix)]
+        return sorted(found, key=lambda i: i["gsi1sk"], reverse=True)
+
+    def query_pk(self, pk: str) -> list[dict[str, Any]]:
+        return sorted((dict(i) for (p, _), i in self.items.items() if p == pk), key=lambda i: i["sk"])
+
+
+class DynamoTable:
+    """The state table in DynamoDB, through the low-level client (no float/Decimal surprises)."""
+
+    def __init__(self, clients: Clients, name: str) -> None:
+        self.client, self.name = clients("dynamodb"), name
+        self._ser, self._de = TypeSerializer(), TypeDeserializer()
+
+    def _dump(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._ser.serialize(v) for k, v in item.items() if v is not None}
+
+    def _load(self, raw: dict[str, Any]) -> dict[str, Any]:
+        item = {k: self._de.deserialize(v) for k, v in raw.items()}
+        return {k: int(v) if hasattr(v, "as_integer_ratio") and v == int(v) else v for k, v in item.items()}
+
+    def put(self, item: dict[str, Any]) -> None:
+        self.client.put_item(TableName=self.name, Item=self._dump(item))
+
+    def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]:
+        raw = self.client.get_item(TableName=self.name, Key=self._dump({"pk": pk, "sk": sk}), ConsistentRead=True)
+        return self._load(raw["Item"]) if "Item" in raw else None
+
+    def update_if(self, pk: str, sk: str, changes: dict[str, Any], expect: dict[str, Any]) -> bool:
+        names = {f"#c{i}": k for i, k in enumerate(changes)} | {f"#e{i}": k for i, k in enumerate(expect)}
+        values = {f":c{i}": self._ser.serialize(v) for i, v in enumerate(changes.values())}
+        values |= {f":e{i}": self._ser.serialize(v) for i, v in enumerate(expect.values())}
+        condition = " AND ".join(["attribute_exists(pk)", *(f"#e{i} = :e{i}" for i in range(len(expect)))])
+        try:
+            self.client.update_item(
+                TableName=self.name, Key=self._dump({"pk": pk, "sk": sk}),
+                UpdateExpression="SET " + ", ".join(f"#c{i} = :c{i}" for i in range(len(changes))),
+                ConditionExpression=condition, ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for page in self.client.get_paginator("query").paginate(TableName=self.name, **kwargs):
+            items.extend(self._load(i) for i in page.get("Items", []))
+        return items
+
+    def query_index(self, gsi1pk: str, prefix: str = "") -> list[dict[str, Any]]:
+        condition, values = "gsi1pk = :p", {":p": {"S": gsi1pk}}
+        if prefix:
+            condition += " AND begins_with(gsi1sk, :s)"
+            values[":s"] = {"S": prefix}
+        return self._query(IndexName="gsi1", KeyConditionExpression=condition, ExpressionAttributeValues=values,
+                           ScanIndexForward=False)
+
+    def query_pk(self, pk: str) -> list[dict[str, Any]]:
+        return self._query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": pk}})
+
+
+def table_definition(name: str) -> dict[str, Any]:
+    """CreateTable arguments for the state table (used by ``safetycatch init``, tests and the template)."""
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk")],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "GlobalSecondaryIndexes": [{
+            "IndexName": "gsi1",
+            "KeySchema": [{"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                          {"AttributeName": "gsi1sk", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
+    }
+
+
+class StateStore:
+    """Audit, prior values and approvals over a :class:`Table`."""
+
+    def __init__(self, table: Table, clock: Any = time.time) -> None:
+        self.table, self.clock = table, clock
+
+    # -- audit -----------------------------------------------------------------------------------
+
+    def audit(self, function_arn: str, record: dict[str, Any]) -> None:
+        """Append one audit record for a decision about ``function_arn``."""
+        stamp = now_iso()
+        self.table.put({"pk": f"audit#{function_arn}", "sk": f"{stamp}#{uuid.uuid4().hex[:8]}",
+                        "kind": "audit", "at": stamp, "function": function_arn,
+                        "expiration": int(self.clock()) + AUDIT_TTL_DAYS * 86400,
+                        **{k: v for k, v in record.items() if isinstance(v, (str, int, bool))}})
+
+    def audit_trail(self, function_arn: str) -> list[dict[str, Any]]:
+        return self.table.query_pk(f"audit#{function_arn}")
+
+    # -- fixes (prior values) --------------------------------------------------------------------
+
+    def store_fix(self, function_arn: str, policy: str, spec: dict[str, Any]) -> str:
+        """Store a fix and the prior value it replaces *before* it is applied; returns the fix id."""
+        fix_id, stamp = uuid.uuid4().hex, now_iso()
+        self.table.put({"pk": f"fix#{fix_id}", "sk": "fix", "kind": "fix", "id": fix_id,
+                        "function": function_arn, "policy": policy, "spec": json.dumps(spec),
+                        "status": "stored", "created_at": stamp,
+                        "gsi1pk": f"fixes#{function_arn}", "gsi1sk": f"{stamp}#{fix_id}"})
+        return fix_id
+
+    def mark_fix(self, fix_id: str, status: str, expect: str, **attrs: Any) -> bool:
+        return self.table.update_if(f"fix#{fix_id}", "fix", {"status": status, **attrs}, {"status": expect})
+
+    def get_fix(self, fix_id: str) -> Optional[dict[str, Any]]:
+        item = self.table.get(f"fix#{fix_id}", "fix")
+        return _decode(item) if item else None
+
+    def fixes_for(self, function_arn: str) -> list[dict[str, Any]]:
+        """Fixes of one function, newest first."""
+        return [_decode(i) for i in self.table.query_index(f"fixes#{function_arn}")]
+
+    # -- approvals -------------------------------------------------------------------------------
+
+    def create_approval(self, function_arn: str, policy: str, spec: dict[str, Any], ttl_hours: float,
+                        **attrs: Any) -> dict[str, Any]:
+        """Record a PENDING approval for a proposed fix; returns the item (``id`` is opaque)."""
+        approval_id, stamp = uuid.uuid4().hex, now_iso()
+        expires_at = int(self.clock() + ttl_hours * 3600)
+        item = {"pk": f"approval#{approval_id}", "sk": "approval", "kind": "approval", "id": approval_id,
+                "function": function_arn, "policy": policy, "spec": json.dumps(spec), "status": "PENDING",
+                "created_at": stamp, "expires_at": expires_at,
+                "expiration": expires_at + DECIDED_TTL_DAYS * 86400,
+                "gsi1pk": "approvals#PENDING", "gsi1sk": f"{function_arn}#{stamp}",
+                **{k: v for k, v in attrs.items() if isinstance(v, (str, int))}}
+        self.table.put(item)
+        return _decode(item)
+
+    def get_approval(self, approval_id: str) -> Optional[dict[str, Any]]:
+        item = self.table.get(f"approval#{approval_id}", "approval")
+        return _decode(item) if item else None
+
+    def transition_approval(self, approval_id: str, expect: str, status: str, **attrs: Any) -> bool:
+        """Move an approval ``expect`` → ``status`` atomically; False if someone else moved it first."""
+        if status not in APPROVAL_STATES:
+            raise ValueError(f"unknown approval state {status!r}")
+        changes = {"status": status, "gsi1pk": f"approvals#{status}", "updated_at": now_iso(), **attrs}
+        return self.table.update_if(f"approval#{approval_id}", "approval", changes, {"status": expect})
+
+    def approvals(self, status: str = "PENDING", function_arn: str = "") -> list[dict[str, Any]]:
+        """Approvals in ``status`` (optionally for one function), newest first."""
+        return [_decode(i) for i in self.table.query_index(f"approvals#{status}", function_arn)]
+
+    def expire_due(self) -> int:
+        """Mark PENDING approvals past their expiry EXPIRED; returns how many."""
+        now = self.clock()
+        return sum(self.transition_approval(a["id"], "PENDING", "EXPIRED")
+                   for a in self.approvals("PENDING") if a["expires_at"] <= now)
+
+
+def _decode(item: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in item.items() if k not in ("pk", "sk", "gsi1pk", "gsi1sk")}
+    if isinstance(out.get("spec"), str):
+        out["spec"] = json.loads(out["spec"])
+    return out
+
+
+def open_store(clients: Clients, table_name: Optional[str]) -> StateStore:
+    """The DynamoDB store when ``table_name`` is set, else an in-memory one for this run."""
+    return StateStore(DynamoTable(clients, table_name) if table_name else MemoryTable())
