@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import warnings
 from typing import Any, Callable, Optional
 
 from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLayer, IdempotencyConfig,
@@ -29,6 +30,9 @@ from chalicelib.aws import RETRY_CONFIG
 from chalicelib.events import event_id
 
 EXPIRES_AFTER_SECONDS = 24 * 3600  # EventBridge retries an async invocation for up to 24 hours
+
+# Outside Lambda (CLI, tests) there is no context to take the remaining time from; that is expected.
+warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
 
 
 class MemoryPersistenceLayer(BasePersistenceLayer):

@@ -38,7 +38,7 @@ def reset_runtime(runtime: Optional[Runtime] = None) -> None:
 
 
 def _skip(event: Any, reason: str) -> dict[str, Any]:
-    name = events.text(events.dig(event, "detail", "eventName"))
+    name = events.base_name(events.text(events.dig(event, "detail", "eventName")))
     report = EventReport(events.event_id(event), name, skipped=reason).to_json()
     logger.info("skipped", extra={"event_id": report["event_id"], "event_name": name, "reason": reason})
     return report

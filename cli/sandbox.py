@@ -1,0 +1,172 @@
+"""An embedded AWS for the demo, the bench and the tests: a moto server on a free loopback port, and a
+``SandboxAccount`` that builds the footgun-laden functions the bot is meant to catch.
+
+Dev-only (moto is not in the Lambda package).
+
+Example:
+    >>> with moto_server() as endpoint:
+    ...     account = SandboxAccount()
+    ...     account.function("orders-api", timeout=30)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import zipfile
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Optional
+
+import boto3
+
+ACCOUNT = "123456789012"  # moto's default account
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def patched_env(**values: Optional[str]) -> Iterator[None]:
+    """Set (or, with None, unset) environment variables for the duration of the block."""
+    saved = {k: os.environ.get(k) for k in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """Run a moto server on 127.0.0.1:<free port>; AWS_ENDPOINT_URL and fake credentials point at it."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines on the console
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        with patched_env(AWS_ENDPOINT_URL=endpoint, AWS_PROFILE=None, **FAKE_CREDENTIALS):
+            yield endpoint
+    finally:
+        server.stop()
+
+
+def tiny_zip(body: str = "def handler(event, context):\n    return {'statusCode': 200}\n") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", body)
+    return buffer.getvalue()
+
+
+class SandboxAccount:
+    """Builds functions and their surroundings in whatever AWS the environment points at (moto)."""
+
+    def __init__(self, region: str = REGION, session: Optional[boto3.session.Session] = None) -> None:
+        self.session = session or boto3.session.Session(region_name=region)
+        self.region = region
+        self._clients: dict[str, Any] = {}
+        self._role: Optional[str] = None
+        self._zip = tiny_zip()
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.session.client(service, region_name=self.region)
+        return self._clients[service]
+
+    @property
+    def role(self) -> str:
+        if self._role is None:
+            iam = self.client("iam")
+            try:
+                self._role = iam.get_role(RoleName="app-role")["Role"]["Arn"]
+            except iam.exceptions.NoSuchEntityException:
+                self._role = iam.create_role(RoleName="app-role", AssumeRolePolicyDocument='{"Version":"2012-10-17",'
+                                             '"Statement":[{"Effect":"Allow","Principal":{"Service":'
+                                             '"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}')["Role"]["Arn"]
+        return self._role
+
+    def function(self, name: str, timeout: int = 10, memory: int = 512, tags: Optional[dict[str, str]] = None,
+                 **extra: Any) -> str:
+        """Create a function; returns its ARN."""
+        response = self.client("lambda").create_function(
+            FunctionName=name, Runtime="python3.12", Role=self.role, Handler="app.handler",
+            Code={"ZipFile": self._zip}, Timeout=timeout, MemorySize=memory, Tags=tags or {}, **extra)
+        return str(response["FunctionArn"])
+
+    def rest_api(self, function_arn: str, path: str = "orders", method: str = "GET", name: str = "",
+                 timeout_ms: Optional[int] = None, grant: bool = True) -> str:
+        """A REST API with ``method /path`` → the function (AWS_PROXY) and the invoke permission."""
+        api = self.client("apigateway")
+        api_id = api.create_rest_api(name=name or f"{path}-api")["id"]
+        root = api.get_resources(restApiId=api_id)["items"][0]["id"]
+        resource = api.create_resource(restApiId=api_id, parentId=root, pathPart=path)["id"]
+        api.put_method(restApiId=api_id, resourceId=resource, httpMethod=method, authorizationType="NONE")
+        kwargs = {"timeoutInMillis": timeout_ms} if timeout_ms else {}
+        api.put_integration(restApiId=api_id, resourceId=resource, httpMethod=method, type="AWS_PROXY",
+                            integrationHttpMethod="POST", **kwargs,
+                            uri=f"arn:aws:apigateway:{self.region}:lambda:path/2015-03-31/functions/"
+                                f"{function_arn}/invocations")
+        if grant:
+            self.client("lambda").add_permission(
+                FunctionName=function_arn, StatementId=f"apigw-{api_id}", Action="lambda:InvokeFunction",
+                Principal="apigateway.amazonaws.com",
+                SourceArn=f"arn:aws:execute-api:{self.region}:{ACCOUNT}:{api_id}/*/{method}/{path}")
+        return str(api_id)
+
+    def http_api(self, function_arn: str, route: str = "POST /orders", timeout_ms: Optional[int] = None,
+                 grant: bool = True) -> str:
+        """An HTTP API with one route → the function (payload 2.0) and the invoke permission."""
+        api = self.client("apigatewayv2")
+        api_id = api.create_api(Name=f"http-{route.split()[-1].strip('/')}", ProtocolType="HTTP")["ApiId"]
+        kwargs = {"TimeoutInMillis": timeout_ms} if timeout_ms else {}
+        integration = api.create_integration(ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationUri=function_arn,
+                                             PayloadFormatVersion="2.0", **kwargs)["IntegrationId"]
+        api.create_route(ApiId=api_id, RouteKey=route, Target=f"integrations/{integration}")
+        if grant:
+            self.client("lambda").add_permission(
+                FunctionName=function_arn, StatementId=f"apigw-{api_id}", Action="lambda:InvokeFunction",
+                Principal="apigateway.amazonaws.com", SourceArn=f"arn:aws:execute-api:{self.region}:{ACCOUNT}:{api_id}/*")
+        return str(api_id)
+
+    def queue(self, name: str) -> str:
+        """Create an SQS queue; returns its ARN."""
+        sqs = self.client("sqs")
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+    def sqs_mapping(self, function_arn: str, queue_name: str, batch_size: int = 10,
+                    report_failures: bool = False) -> str:
+        """An SQS → function mapping; returns its UUID. (By name: moto filters ListEventSourceMappings on
+        the FunctionName exactly as it was given at creation; AWS accepts either form.)"""
+        kwargs = {"FunctionResponseTypes": ["ReportBatchItemFailures"]} if report_failures else {}
+        return str(self.client("lambda").create_event_source_mapping(
+            EventSourceArn=self.queue(queue_name), FunctionName=function_arn.rsplit(":", 1)[-1], BatchSize=batch_size, **kwargs)["UUID"])
+
+    def concurrency_history(self, function_name: str, peak: float, days: int = 3) -> None:
+        """Record ConcurrentExecutions datapoints (hourly, peaking at ``peak``) for the function."""
+        now = datetime.now(timezone.utc)
+        points = [{"MetricName": "ConcurrentExecutions", "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+                   "Timestamp": now - timedelta(hours=h), "Value": peak if h == 5 else max(1.0, peak / 3),
+                   "Unit": "Count"} for h in range(1, days * 24)]
+        for start in range(0, len(points), 500):
+            self.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=points[start:start + 500])

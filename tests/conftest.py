@@ -1,0 +1,102 @@
+"""Shared fixtures: moto as the AWS of every test, a runtime wired to it, and an AWS call recorder.
+
+* ``aws``       in-process moto (``mock_aws``) with a ``SandboxAccount`` to build functions in it
+* ``runtime``   a ``Runtime`` over the repo's policies (state in memory unless a test sets a table)
+* ``calls``     every AWS operation the code makes, recorded through botocore's event hooks
+* ``event``     load a recorded EventBridge fixture from tests/events/ (deep copy, safe to edit)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib import handlers
+from chalicelib.runtime import Runtime
+from cli.sandbox import FAKE_CREDENTIALS, SandboxAccount
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = Path(__file__).resolve().parent / "events"
+POLICIES = ROOT / "policies"
+
+READ_PREFIXES = ("Get", "List", "Describe", "Query", "Scan", "BatchGet", "Search", "Lookup", "Filter")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test can reach a real AWS account or inherit an operator's settings."""
+    for key in list(os.environ):
+        if key.startswith(("AWS_", "SAFETYCATCH_")):
+            monkeypatch.delenv(key, raising=False)
+    for key, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+    handlers.reset_runtime(None)
+    yield
+    handlers.reset_runtime(None)
+
+
+@pytest.fixture
+def aws() -> Iterator[SandboxAccount]:
+    with mock_aws():
+        yield SandboxAccount()
+
+
+class CallRecorder:
+    """Records ``service.Operation`` for every AWS API call made through boto3 sessions it watches."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def watch(self, session: boto3.session.Session) -> None:
+        session.events.register("before-call", self._record)
+
+    def _record(self, model: Any, **_: Any) -> None:
+        self.calls.append(f"{model.service_model.service_name}.{model.name}")
+
+    @property
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if not c.split(".", 1)[1].startswith(READ_PREFIXES)]
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+@pytest.fixture
+def calls() -> CallRecorder:
+    return CallRecorder()
+
+
+@pytest.fixture
+def make_runtime(aws: SandboxAccount, calls: CallRecorder) -> Callable[..., Runtime]:
+    """Build a runtime on moto: ``make_runtime(mode="dry-run", policies=dir)``; its calls are recorded."""
+
+    def build(mode: str = "enforce", policies: Path | str = POLICIES, table: str | None = None) -> Runtime:
+        if table:
+            os.environ["SAFETYCATCH_TABLE"] = table
+        runtime = Runtime.from_env(str(policies), mode=mode, region="us-east-1")
+        runtime.account = "123456789012"
+        calls.watch(runtime.session)
+        return runtime
+
+    return build
+
+
+@pytest.fixture
+def runtime(make_runtime: Callable[..., Runtime]) -> Runtime:
+    return make_runtime()
+
+
+@pytest.fixture
+def event() -> Callable[[str], dict[str, Any]]:
+    def load(name: str) -> dict[str, Any]:
+        return copy.deepcopy(json.loads((EVENTS / f"{name}.json").read_text()))
+
+    return load
