@@ -162,6 +162,8 @@ def _policy(file: str, policy_id: str, doc: Any) -> PolicyConfig:
         if key not in _POLICY_KEYS:
             raise PolicyError(file, str(key), f"unknown key (known: {', '.join(sorted(_POLICY_KEYS))})")
     mode = doc.get("mode", check.default_mode)
+    if mode is False:  # YAML 1.1 reads a bare `off` as false; that is what the author meant
+        mode = "off"
     if mode not in MODES:
         raise PolicyError(file, "mode", f"expected one of {', '.join(MODES)}, got {mode!r:.40}")
     severity = doc.get("severity", check.default_severity)

@@ -110,18 +110,20 @@ def explain(policy_id: Optional[str]) -> None:
     from chalicelib.fixes import ACTIONS
 
     if not policy_id:
-        table = Table(box=box.SIMPLE_HEAVY, title="safetycatch policies", title_justify="left")
-        for column in ("id", "footgun", "default mode", "severity", "what it catches"):
-            table.add_column(column)
+        console.print(f"[bold]safetycatch policies[/] ({len(REGISTRY)})")
+        width = max(len(c.id) for c in REGISTRY.values())
         for check in REGISTRY.values():
-            table.add_row(check.id, check.footgun, check.default_mode, check.default_severity, check.title)
-        console.print(table)
+            console.print(Text.assemble("  ", (check.id.ljust(width), "bold"),
+                                        f"  footgun {check.footgun:>2}  {check.default_mode:<7} "
+                                        f"{check.default_severity:<8} {check.title}"))
         console.print("safetycatch explain POLICY_ID for params, fixes and permissions")
         return
     check = REGISTRY[policy_id]
     console.print(f"[bold]{check.id}[/] (footgun {check.footgun}) - {check.title}")
     console.print(f"default mode [bold]{check.default_mode}[/], severity [bold]{check.default_severity}[/]\n")
-    console.print(check.doc.strip().split("\n", 1)[-1].strip() + "\n")
+    body = check.doc.strip().split("\n", 1)[-1].strip()
+    for paragraph in body.split("\n\n"):
+        console.print(" ".join(paragraph.split()) + "\n")
     if check.params:
         table = Table(box=box.SIMPLE, title="params", title_justify="left")
         for column in ("name", "type", "default", "meaning"):
