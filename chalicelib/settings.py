@@ -212,17 +212,17 @@ def from_json(data: dict[str, Any]) -> PolicySet:
 
 
 def load(policies_dir: Optional[str] = None) -> PolicySet:
-    """The policy set to run with: ``policies_dir`` (YAML, needs PyYAML) if given or set in
-    ``SAFETYCATCH_POLICIES``, else the compiled JSON shipped in the package, else ``./policies``.
+    """The policy set to run with: ``policies_dir`` (or ``SAFETYCATCH_POLICIES``) if given; else the repo's
+    ``policies/`` when it is there (a checkout); else the compiled JSON shipped in the Lambda package.
 
     Example:
         >>> load("policies").settings.exempt_tag
         'safetycatch:exempt'
     """
     policies_dir = policies_dir or os.environ.get("SAFETYCATCH_POLICIES")
-    if not policies_dir and COMPILED_PATH.exists():
+    directory = Path(policies_dir) if policies_dir else Path(__file__).resolve().parent.parent / "policies"
+    if not policies_dir and not directory.is_dir() and COMPILED_PATH.exists():
         return from_json(json.loads(COMPILED_PATH.read_text()))
-    directory = Path(policies_dir or Path(__file__).resolve().parent.parent / "policies")
     return validate(read_dir(directory))
 
 

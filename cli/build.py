@@ -19,7 +19,12 @@ OUT = ROOT / "build" / "package"
 
 
 def compile_policies(policies_dir: Path = ROOT / "policies", target: Path = COMPILED_PATH) -> dict:
-    """Validate the YAML policies and write them as JSON for the Lambda package."""
+    """Validate the YAML policies and write them as JSON for the Lambda package.
+
+    Example:
+        >>> sorted(compile_policies()["policies"])[:1]
+        ['apigw-timeout']
+    """
     policy_set = validate(read_dir(policies_dir))
     data = policy_set.to_json()
     target.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -27,11 +32,19 @@ def compile_policies(policies_dir: Path = ROOT / "policies", target: Path = COMP
 
 
 def package(out: Path = OUT, stage: str = "dev") -> Path:
-    """Compile policies and run ``chalice package``; returns the deployment zip's path."""
+    """Compile policies and run ``chalice package``; returns the deployment zip's path.
+
+    Example:
+        >>> package(Path("build/package")).name
+        'deployment.zip'
+    """
     compile_policies()
     chalice = Path(sys.executable).with_name("chalice")
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
-    subprocess.run([str(chalice), "package", "--stage", stage, str(out)], cwd=ROOT, check=True, env=env)
+    try:
+        subprocess.run([str(chalice), "package", "--stage", stage, str(out)], cwd=ROOT, check=True, env=env)
+    finally:
+        COMPILED_PATH.unlink(missing_ok=True)  # only the package carries it; a checkout reads policies/
     return out / "deployment.zip"
 
 

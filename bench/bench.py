@@ -1,0 +1,158 @@
+"""``make bench``: figures for the sweep and the event path, on a moto server in its own process.
+
+Prints scan throughput (functions/s), peak Python memory of the scan, AWS calls per function in a scan
+(counted with botocore event hooks) and AWS calls for one config-change event, plus the handler module's
+import time. Budgets: <= 1.5 calls per function in a scan, <= 4 reads for one event.
+
+    python bench/bench.py [--functions 1000] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cli.sandbox import FAKE_CREDENTIALS, SandboxAccount, free_port  # noqa: E402
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    import urllib.request
+
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
+            return server, endpoint
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("moto server did not start")
+
+
+def seed(n: int) -> None:
+    """n functions: every 10th critical, every 7th fed by SQS, 1 in 25 behind an API (REST or HTTP)."""
+    account = SandboxAccount()
+    for i in range(n):
+        tags = {"critical": "true"} if i % 10 == 0 else {"team": f"t{i % 5}"}
+        arn = account.function(f"fn-{i:05d}", timeout=30 if i % 25 == 0 else 10, tags=tags)
+        if i % 7 == 0:
+            account.sqs_mapping(arn, f"queue-{i:05d}")
+        if i % 50 == 0:
+            account.rest_api(arn, path=f"r{i}")
+        elif i % 25 == 0:
+            account.http_api(arn, route=f"GET /h{i}")
+
+
+class CallCounter:
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+def runtime_with_counter() -> tuple[Any, CallCounter]:
+    from chalicelib.runtime import Runtime
+
+    runtime = Runtime.from_env(str(ROOT / "policies"), mode="enforce", region="us-east-1")
+    runtime.account = "123456789012"
+    counter = CallCounter()
+    runtime.session.events.register("before-call", counter)
+    return runtime, counter
+
+
+def bench_scan(n: int, repeat: int) -> None:
+    times = []
+    for _ in range(repeat):
+        runtime, counter = runtime_with_counter()
+        started = time.perf_counter()
+        report = runtime.engine("123456789012", "us-east-1").sweep(act=False)
+        times.append(time.perf_counter() - started)
+    assert report.functions_scanned == n, report.functions_scanned
+    runtime, _ = runtime_with_counter()
+    tracemalloc.start()
+    runtime.engine("123456789012", "us-east-1").sweep(act=False)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    best = min(times)
+    print(f"scan of {n} functions: {best:.2f} s (best of {repeat}) = {n / best:,.0f} functions/s; "
+          f"{len(report.decisions)} findings")
+    print(f"  peak Python memory during the scan: {peak / 2**20:.1f} MiB")
+    per_function = counter.total() / n
+    verdict = "within" if per_function <= 1.5 else "OVER"
+    print(f"  AWS calls: {counter.total()} = {per_function:.3f} per function ({verdict} the 1.5 budget)")
+    print("  " + ", ".join(f"{op} {count}" for op, count in counter.calls.most_common()))
+
+
+def bench_event() -> None:
+    from chalicelib.handlers import handle_event
+    from cli.cloudtrail import api_call
+
+    runtime, counter = runtime_with_counter()
+    event = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "fn-00050", "memorySize": 1024})
+    started = time.perf_counter()
+    report = handle_event(event, runtime=runtime)
+    elapsed = time.perf_counter() - started
+    outcomes = [f["outcome"] for f in report["findings"]] or ["no findings"]
+    reads = sum(c for op, c in counter.calls.items() if op.split(".")[1].startswith(("Get", "List", "Describe")))
+    print(f"one config-change event (API-fronted, critical function): {counter.total()} AWS calls, {reads} reads "
+          f"({', '.join(counter.calls)}) -> {', '.join(outcomes)} in {elapsed * 1000:.0f} ms")
+    runtime, counter = runtime_with_counter()
+    event = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "fn-00003", "memorySize": 256})
+    handle_event(event, runtime=runtime)
+    verdict = "within" if counter.total() <= 4 else "OVER"
+    print(f"one config-change event (typical function): {counter.total()} AWS calls ({verdict} the budget of 4): "
+          f"{', '.join(counter.calls)}")
+
+
+def bench_import() -> None:
+    code = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
+    runs = [float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout) for _ in range(5)]
+    print(f"handler module import (import app, fresh interpreter): median {statistics.median(runs) * 1000:.0f} ms "
+          f"over {len(runs)} runs")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--functions", type=int, default=int(os.environ.get("BENCH_FUNCTIONS", 1000)))
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    os.environ.update(FAKE_CREDENTIALS)
+    for key in ("SAFETYCATCH_TABLE", "SAFETYCATCH_POLICIES", "AWS_PROFILE"):
+        os.environ.pop(key, None)
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    server, endpoint = start_moto()
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    try:
+        started = time.perf_counter()
+        seed(args.functions)
+        print(f"seeded {args.functions} functions on a moto server in {time.perf_counter() - started:.1f} s")
+        bench_scan(args.functions, args.repeat)
+        bench_event()
+        bench_import()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The built Lambda package carries exactly the policies in policies/, compiled, and no dev-only code."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+
+from chalicelib.settings import COMPILED_PATH, from_json, load
+from cli.build import ROOT, package
+
+
+@pytest.mark.slow
+def test_package_carries_exactly_the_policies(tmp_path):
+    zip_path = package(tmp_path / "package")
+    assert not COMPILED_PATH.exists(), "the compiled policies live only in the package"
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+        compiled = json.loads(archive.read("chalicelib/compiled_policies.json"))
+    assert from_json(compiled) == load(str(ROOT / "policies"))
+    assert sorted(compiled["policies"]) == sorted(p.stem for p in (ROOT / "policies").glob("*.yaml")
+                                                  if p.stem != "settings")
+    top_level = {n.split("/", 1)[0] for n in names}
+    for dev_only in ("cli", "tests", "moto", "rich", "yaml", "boto3", "botocore", "policies", "bench"):
+        assert dev_only not in top_level, dev_only
+    assert "app.py" in names and not any(n.endswith(".yaml") for n in names)
