@@ -177,6 +177,13 @@ class Engine:
 
     def _apply(self, finding: Finding, decision: Decision) -> None:
         assert finding.fix is not None
+        cap = self.policy_set.settings.max_changes_per_hour
+        if not self.store.take_change_slot(self.inventory.account, cap):
+            decision.outcome = "notified"
+            decision.detail = (f"not applied: blast-radius cap of {cap} changes per hour reached in account "
+                               f"{self.inventory.account}; notify only until the hour turns")
+            logger.warning("blast-radius cap reached", extra={"account": self.inventory.account, "cap": cap})
+            return
         fix_id = self.store.store_fix(finding.function_arn, finding.policy, finding.fix.to_json())
         decision.fix_id = fix_id
         try:

@@ -51,6 +51,7 @@ class Settings:
     exempt_tag: str = "safetycatch:exempt"
     never_kill: tuple[str, ...] = ()
     approval_ttl_hours: float = 24
+    max_changes_per_hour: int = 20
 
     def is_own_role(self, role_arn: str) -> bool:
         """True when ``role_arn`` is one of the bot's roles (its own change).
@@ -127,6 +128,11 @@ def _settings(doc: Any) -> Settings:
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= 24 * 30:
             raise PolicyError(file, "approval_ttl_hours", "expected a number of hours between 0 and 720")
         out["approval_ttl_hours"] = ttl
+    if "max_changes_per_hour" in doc:
+        cap = doc["max_changes_per_hour"]
+        if isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= 10000:
+            raise PolicyError(file, "max_changes_per_hour", "expected a whole number of changes between 0 and 10000")
+        out["max_changes_per_hour"] = cap
     return Settings(**out)
 
 

@@ -9,6 +9,7 @@ item       pk                         sk        gsi1pk                    gsi1sk
 approval   ``approval#<id>``          approval  ``approvals#<STATUS>``    ``<function>#<created>``
 fix        ``fix#<id>``               fix       ``fixes#<function>``      ``<created>#<id>``
 audit      ``audit#<function>``       ``<ts>``  —                         —
+counter    ``changes#<account>``      ``<hour>``  —                       —
 =========  =========================  ========  ========================  ==========================
 
 Approval states move only by conditional writes: PENDING → APPROVED → APPLIED | FAILED, PENDING → DENIED |
@@ -54,6 +55,7 @@ class Table(Protocol):
     def update_if(self, pk: str, sk: str, changes: dict[str, Any], expect: dict[str, Any]) -> bool: ...
     def query_index(self, gsi1pk: str, prefix: str = "") -> list[dict[str, Any]]: ...
     def query_pk(self, pk: str) -> list[dict[str, Any]]: ...
+    def increment_below(self, pk: str, sk: str, limit: int, expiration: int) -> bool: ...
 
 
 class MemoryTable:
@@ -86,6 +88,14 @@ class MemoryTable:
 
     def query_pk(self, pk: str) -> list[dict[str, Any]]:
         return sorted((dict(i) for (p, _), i in self.items.items() if p == pk), key=lambda i: i["sk"])
+
+    def increment_below(self, pk: str, sk: str, limit: int, expiration: int) -> bool:
+        with self._lock:
+            item = self.items.setdefault((pk, sk), {"pk": pk, "sk": sk, "count": 0, "expiration": expiration})
+            if item["count"] >= limit:
+                return False
+            item["count"] += 1
+            return True
 
 
 class DynamoTable:
@@ -142,6 +152,21 @@ class DynamoTable:
     def query_pk(self, pk: str) -> list[dict[str, Any]]:
         return self._query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": pk}})
 
+    def increment_below(self, pk: str, sk: str, limit: int, expiration: int) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self.name, Key=self._dump({"pk": pk, "sk": sk}),
+                UpdateExpression="ADD #c :one SET expiration = :exp",
+                ConditionExpression="attribute_not_exists(#c) OR #c < :limit",
+                ExpressionAttributeNames={"#c": "count"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":limit": {"N": str(limit)},
+                                           ":exp": {"N": str(expiration)}})
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
 
 def table_definition(name: str) -> dict[str, Any]:
     """CreateTable arguments for the state table (used by ``safetycatch init``, tests and the template)."""
@@ -177,6 +202,16 @@ class StateStore:
 
     def audit_trail(self, function_arn: str) -> list[dict[str, Any]]:
         return self.table.query_pk(f"audit#{function_arn}")
+
+    # -- blast radius ----------------------------------------------------------------------------
+
+    def take_change_slot(self, account: str, limit: int, kind: str = "changes") -> bool:
+        """Count one change against ``limit`` per account per clock hour; False once the hour is used up.
+
+        Atomic (a conditional ADD), so concurrent invocations cannot overshoot the cap.
+        """
+        hour = datetime.fromtimestamp(self.clock(), timezone.utc).strftime("%Y-%m-%dT%H")
+        return self.table.increment_below(f"{kind}#{account}", hour, limit, int(self.clock()) + 7200)
 
     # -- fixes (prior values) --------------------------------------------------------------------
 
