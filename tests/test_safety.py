@@ -83,6 +83,9 @@ class Throttle:
             if self.seen % self.every:
                 return None
             self.injected += 1
+        # moto's own before-send responder still runs after us; point the request where moto does not
+        # listen so the throttled call really does not reach the (mock) service.
+        request.url = "https://throttled.invalid/"
         body = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
         response = AWSResponse(request.url, 400, {"x-amzn-ErrorType": "ThrottlingException"}, None)
         response._content = body
