@@ -4,7 +4,9 @@ Prints scan throughput (functions/s), peak Python memory of the scan, AWS calls 
 (counted with botocore event hooks) and AWS calls for one config-change event, plus the handler module's
 import time. Budgets: <= 1.5 calls per function in a scan, <= 4 reads for one event.
 
-    python bench/bench.py [--functions 1000] [--repeat 1]
+    python bench/bench.py [--sizes 1000,5000] [--events 5000] [--repeat 2]
+
+Also replays a burst of events through the handler in-process (events/s, p50/p99 per event, memory).
 """
 
 from __future__ import annotations
@@ -43,10 +45,10 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("moto server did not start")
 
 
-def seed(n: int) -> None:
-    """n functions: every 10th critical, every 7th fed by SQS, 1 in 25 behind an API (REST or HTTP)."""
+def seed(start: int, n: int) -> None:
+    """Functions start..n-1: every 10th critical, every 7th fed by SQS, 1 in 25 behind an API (REST or HTTP)."""
     account = SandboxAccount()
-    for i in range(n):
+    for i in range(start, n):
         tags = {"critical": "true"} if i % 10 == 0 else {"team": f"t{i % 5}"}
         arn = account.function(f"fn-{i:05d}", timeout=30 if i % 25 == 0 else 10, tags=tags)
         if i % 7 == 0:
@@ -78,7 +80,7 @@ def runtime_with_counter() -> tuple[Any, CallCounter]:
     return runtime, counter
 
 
-def bench_scan(n: int, repeat: int) -> None:
+def bench_scan(n: int, repeat: int) -> dict[str, float]:
     times = []
     for _ in range(repeat):
         runtime, counter = runtime_with_counter()
@@ -99,6 +101,7 @@ def bench_scan(n: int, repeat: int) -> None:
     verdict = "within" if per_function <= 1.5 else "OVER"
     print(f"  AWS calls: {counter.total()} = {per_function:.3f} per function ({verdict} the 1.5 budget)")
     print("  " + ", ".join(f"{op} {count}" for op, count in counter.calls.most_common()))
+    return {"seconds": best, "peak_mib": peak / 2**20, "calls": per_function}
 
 
 def bench_event() -> None:
@@ -122,6 +125,57 @@ def bench_event() -> None:
           f"{', '.join(counter.calls)}")
 
 
+def burst_events(n: int, functions: int) -> list[dict[str, Any]]:
+    """A realistic mix: config changes (1 in 10 delivered twice), the bot's own writes, denied calls."""
+    from cli.cloudtrail import api_call
+
+    events: list[dict[str, Any]] = []
+    for i in range(n):
+        name = f"fn-{(i * 7919) % functions:05d}"
+        kind = i % 20
+        if kind == 0:
+            events.append(api_call("PutFunctionConcurrency20171031", {"functionName": name,
+                                   "reservedConcurrentExecutions": 10}, None, role="safetycatch-bot-role"))
+        elif kind == 1:
+            events.append(api_call("UpdateFunctionConfiguration20150331v2", None, None, error_code="AccessDenied"))
+        elif kind == 2 and events:
+            events.append(events[-1])  # EventBridge delivers at least once
+        else:
+            events.append(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": name, "memorySize": 512}))
+    return events
+
+
+def bench_burst(n: int, functions: int) -> None:
+    from chalicelib.handlers import handle_event
+
+    events = burst_events(n, functions)
+    runtime, counter = runtime_with_counter()
+    runtime.mode = "dry-run"  # measure deciding, not moto's write path; identical reads
+    latencies = []
+    started = time.perf_counter()
+    for event in events:
+        t = time.perf_counter()
+        handle_event(event, runtime=runtime)
+        latencies.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+    print(f"burst of {n} events through the handler (dry-run, in-process, moto over HTTP): {n / elapsed:,.0f} "
+          f"events/s; p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; {counter.total() / n:.2f} AWS calls/event")
+    runtime, _ = runtime_with_counter()
+    runtime.mode = "dry-run"
+    tracemalloc.start()
+    marks, samples = (min(n, 500), min(n, 2000)), []
+    for index, event in enumerate(events[:marks[1]], 1):
+        handle_event(event, runtime=runtime)
+        if index in marks:
+            samples.append(tracemalloc.get_traced_memory()[0] / 2**20)
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    print(f"  Python memory held after {marks[0]} / {marks[1]} events: {samples[0]:.1f} / {samples[-1]:.1f} MiB "
+          f"(peak {peak:.1f} MiB)")
+
+
 def bench_import() -> None:
     code = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
     runs = [float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
@@ -132,7 +186,9 @@ def bench_import() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--functions", type=int, default=int(os.environ.get("BENCH_FUNCTIONS", 1000)))
+    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "1000,5000"),
+                        help="comma-separated estate sizes to scan, in increasing order")
+    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 5000)))
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     os.environ.update(FAKE_CREDENTIALS)
@@ -142,11 +198,22 @@ def main() -> int:
     server, endpoint = start_moto()
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     try:
-        started = time.perf_counter()
-        seed(args.functions)
-        print(f"seeded {args.functions} functions on a moto server in {time.perf_counter() - started:.1f} s")
-        bench_scan(args.functions, args.repeat)
+        sizes = sorted(int(s) for s in args.sizes.split(","))
+        seeded, results = 0, {}
+        for size in sizes:
+            started = time.perf_counter()
+            seed(seeded, size)
+            print(f"seeded {size - seeded} more functions on a moto server in {time.perf_counter() - started:.1f} s")
+            seeded = size
+            results[size] = bench_scan(size, args.repeat)
+        if len(sizes) > 1:
+            small, large = results[sizes[0]], results[sizes[-1]]
+            print(f"growth {sizes[0]} -> {sizes[-1]} functions (x{sizes[-1] / sizes[0]:.0f}): time "
+                  f"x{large['seconds'] / small['seconds']:.1f}, peak memory x{large['peak_mib'] / small['peak_mib']:.1f}, "
+                  f"calls per function {small['calls']:.3f} -> {large['calls']:.3f}")
         bench_event()
+        if args.events:
+            bench_burst(args.events, seeded)
         bench_import()
     finally:
         server.terminate()
