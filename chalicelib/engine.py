@@ -222,6 +222,9 @@ class Engine:
         if ref.account != self.inventory.account:
             report.skipped = f"function in account {ref.account}, not this bot's account {self.inventory.account}"
             return report
+        if ref.region != self.inventory.region:
+            report.skipped = f"function in region {ref.region}, event from {self.inventory.region}"
+            return report
         snapshot = self.inventory.function(ref)
         if snapshot is None:
             report.skipped = "the function no longer exists"
