@@ -44,12 +44,22 @@ class Notifier(Protocol):
 
     def notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> None: ...
 
+    def notify_kill(self, function_arn: str, fix_id: str, detail: dict[str, Any], context: str) -> None:
+        """A kill-switch decision. ``fix_id`` is the kill's fix record (what a Restore button carries); ''
+        when nothing was changed (never_kill, rate cap, notify mode): ``detail["outcome"]`` says which."""
+        ...
+
 
 class LogNotifier:
     def notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> None:
         for d in decisions:
             logger.info("notify", extra={"function": snapshot.arn, "policy": d.finding.policy,
                                          "outcome": d.outcome, "context": context})
+
+    def notify_kill(self, function_arn: str, fix_id: str, detail: dict[str, Any], context: str) -> None:
+        log = logger.warning if fix_id and detail.get("outcome") == "fixed" else logger.error
+        log("kill-switch", extra={"function": function_arn, "fix_id": fix_id, "outcome": detail.get("outcome"),
+                                  "text": detail.get("message"), "detail": detail.get("detail"), "context": context})
 
 
 @dataclass
@@ -125,7 +135,8 @@ class Engine:
         account = self.inventory.account_facts() if needs.get("account") else AccountFacts()
         results: dict[str, list[tuple[Finding, PolicyConfig]]] = defaultdict(list)
         for snapshot in snapshots:
-            for check, cfg in plan.get(snapshot.arn, []):
+            # checks that read other checks' findings (``after``) run last; sorted() is stable
+            for check, cfg in sorted(plan.get(snapshot.arn, []), key=lambda item: bool(item[0].after)):
                 if check.needs & set(failed):
                     continue
                 try:
@@ -134,6 +145,8 @@ class Engine:
                     errors.append(f"{check.id} failed on {snapshot.name}: {_reason(exc)}")
                     continue
                 results[snapshot.arn].extend((dataclasses.replace(f, severity=cfg.severity), cfg) for f in found)
+                if found:
+                    snapshot.flagged_by.add(check.id)
         return results
 
     # -- decisions -------------------------------------------------------------------------------
