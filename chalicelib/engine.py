@@ -57,7 +57,7 @@ class LogNotifier:
                                          "outcome": d.outcome, "context": context})
 
     def notify_kill(self, function_arn: str, fix_id: str, detail: dict[str, Any], context: str) -> None:
-        log = logger.warning if fix_id and detail.get("outcome") == "fixed" else logger.error
+        log = logger.info if fix_id and detail.get("outcome") == "fixed" else logger.error  # not killed: loudly
         log("kill-switch", extra={"function": function_arn, "fix_id": fix_id, "outcome": detail.get("outcome"),
                                   "text": detail.get("message"), "detail": detail.get("detail"), "context": context})
 

@@ -31,6 +31,7 @@ WRITES: dict[str, tuple[str, str, str]] = {
     "PutFunctionRecursionConfig": ("lambda", "put_function_recursion_config", "lambda:PutFunctionRecursionConfig"),
     "PutMetricAlarm": ("cloudwatch", "put_metric_alarm", "cloudwatch:PutMetricAlarm"),
     "DeleteAlarms": ("cloudwatch", "delete_alarms", "cloudwatch:DeleteAlarms"),
+    "SetAlarmState": ("cloudwatch", "set_alarm_state", "cloudwatch:SetAlarmState"),
 }
 
 CONFLICT_RETRIES = (1.0, 2.0, 4.0)  # a function mid-update answers ResourceConflictException
@@ -95,6 +96,9 @@ class Gateway:
 
     def delete_alarm(self, alarm_name: str) -> None:
         self._write("DeleteAlarms", AlarmNames=[alarm_name])
+
+    def set_alarm_state(self, alarm_name: str, state: str, reason: str) -> None:
+        self._write("SetAlarmState", AlarmName=alarm_name, StateValue=state, StateReason=reason)
 
 
 def write_permissions() -> list[str]:

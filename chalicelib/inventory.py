@@ -347,6 +347,11 @@ class Inventory:
                     found[name] = alarms.put_arguments(alarm)
         return found
 
+    def alarm_state(self, alarm_name: str) -> Optional[str]:
+        """``OK`` / ``ALARM`` / ``INSUFFICIENT_DATA`` of one metric alarm; None when there is no such alarm."""
+        found = self.clients("cloudwatch").describe_alarms(AlarmNames=[alarm_name], AlarmTypes=["MetricAlarm"])
+        return next((str(a.get("StateValue")) for a in found.get("MetricAlarms", [])), None)
+
     def reserved_concurrency(self, ref: FunctionRef) -> Optional[int]:
         """The function's reserved concurrency now (GetFunctionConcurrency), None when it has none."""
         value = self.clients("lambda").get_function_concurrency(FunctionName=ref.arn).get("ReservedConcurrentExecutions")

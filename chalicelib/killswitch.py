@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import fixes
+from chalicelib import alarms, fixes
 from chalicelib.checks import REGISTRY
 from chalicelib.engine import Engine, EventReport, _reason
 from chalicelib.evidence import Evidence
@@ -95,10 +95,11 @@ def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: Optional
         lock = store.kill_lock(ref.arn)
         if lock and lock.get("fix_id") == fix["id"]:
             store.set_kill(ref.arn, str(lock["token"]), "restored")
-        result.update(outcome="restored", message=f"{ref.name} restored: {_describe_prior(spec)}.")
+        rearmed = _rearm(engine, ref, actor)
+        result.update(outcome="restored", message=f"{ref.name} restored: {_describe_prior(spec)}{rearmed}.")
     store.audit(ref.arn, {"policy": POLICY, "mode": "manual", "outcome": result["outcome"],
                           "message": result["message"], "context": f"restore by {actor}", "fix_id": fix["id"]})
-    logger.warning("kill-switch restore", extra={"function": ref.arn, "fix_id": fix["id"],
+    logger.info("kill-switch restore", extra={"function": ref.arn, "fix_id": fix["id"],
                                                  "outcome": result["outcome"], "actor": actor})
     return result
 
@@ -297,6 +298,20 @@ def _active_kill(engine: Engine, ref: FunctionRef, fix_id: Optional[str]) -> Opt
             return fix
     return next((f for f in store.fixes_for(ref.arn)
                  if f["spec"].get("action") == "kill" and f["status"] in RESTORABLE), None)
+
+
+def _rearm(engine: Engine, ref: FunctionRef, actor: str) -> str:
+    """Set the function's runaway alarm back to OK if it is in ALARM, so a loop that resumes after the restore
+    makes a fresh ALARM change (and is killed again) instead of staying silent in ALARM."""
+    name = alarms.alarm_name(ref.name)
+    try:
+        if engine.inventory.alarm_state(name) != "ALARM":
+            return ""
+        engine.gateway.set_alarm_state(name, "OK", f"re-armed by safetycatch restore ({actor[:100]})")
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("could not re-arm the runaway alarm", extra={"alarm": name, "error": _reason(exc)})
+        return f"; alarm {name} NOT re-armed ({_reason(exc)})"
+    return f"; alarm {name} re-armed (OK)"
 
 
 def _describe_prior(spec: FixSpec) -> str:
