@@ -31,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import alarms, fixes
 from chalicelib.checks import REGISTRY
 from chalicelib.engine import Engine, EventReport, _reason
-from chalicelib.evidence import Evidence
+from chalicelib.evidence import ALARM_STATE_CHANGE, Evidence
 from chalicelib.log import logger
 from chalicelib.model import Decision, Finding, FixSpec, FunctionRef, FunctionSnapshot
 from chalicelib.runtime import Runtime
@@ -125,13 +125,21 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
         if ref.account != account:
             report.errors.append(f"{ref.arn} is in account {ref.account}, not this bot's account {account}")
             continue
+        failed = False
         try:
-            report.decisions.append(_kill(runtime, ref, evidence.reason, "safetycatch",
-                                          automatic=True, observed_at=evidence.observed_at))
+            decision = _kill(runtime, ref, evidence.reason, "safetycatch", automatic=True,
+                             observed_at=evidence.observed_at)
+            report.decisions.append(decision)
+            failed = decision.outcome == "failed"
         except KillSwitchError as exc:
             report.errors.append(str(exc))
         except (ClientError, BotoCoreError) as exc:
             report.errors.append(f"{ref.name}: {_reason(exc)}")
+            failed = True
+        if failed and evidence.kind == ALARM_STATE_CHANGE:
+            # the alarm stays in ALARM and would never fire again: back to OK, so the next period retries the kill
+            rearmed = _rearm(runtime.engine(ref.account, ref.region), ref, "safetycatch, after a failed kill")
+            report.errors.append(f"{ref.name}: the kill failed{rearmed or '; alarm not in ALARM'}")
     if not report.decisions and len(report.errors) == 1:
         report.skipped = report.errors.pop()
     return report
@@ -224,7 +232,8 @@ def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic
         return _already(attempt, lock)
     if automatic and observed_at and lock and lock["status"] == "restored" and \
             int(lock.get("since", 0)) > observed_at.timestamp():
-        return attempt.end("notified", f"Runaway loop on {name} reported for {observed_at:%H:%M:%S} UTC, before it "
+        seen = observed_at.astimezone(timezone.utc)
+        return attempt.end("notified", f"Runaway loop on {name} reported for {seen:%H:%M:%S} UTC, before it "
                            "was restored: not killed again.", "evidence predates the last restore")
     spec, notes = _plan(engine, snapshot, current)
     if runtime.mode == "dry-run":

@@ -255,3 +255,28 @@ def test_two_racing_claims_one_wins_in_dynamodb(aws):
     assert now["status"] == "killed" and store.claim_kill(_arn("f"), now)
     store.record_kill(ACCOUNT, _arn("f"), "fix1")
     assert store.kills_since(ACCOUNT, store.clock() - 3600) == 1 and store.kills_since(ACCOUNT, store.clock() + 5) == 0
+
+
+def test_aws_calls_per_kill_budget(aws, runtime, calls):
+    """A kill from evidence is a handful of reads and the writes themselves (deterministic, so asserted)."""
+    arn = aws.function("thumbnailer")
+    aws.sqs_mapping(arn, "jobs")
+    calls.clear()
+    killswitch.kill(runtime, "thumbnailer", "alarm", "safetycatch", automatic=True)
+    assert calls.calls == ["lambda.GetFunction", "lambda.GetFunctionConcurrency", "lambda.ListEventSourceMappings",
+                           "lambda.GetFunctionRecursionConfig", "lambda.PutFunctionConcurrency",
+                           "lambda.UpdateEventSourceMapping"]
+
+
+def test_the_iam_policy_allows_every_kill_switch_action():
+    import json
+    from pathlib import Path
+
+    from chalicelib.checks import runaway_loop
+    from chalicelib.fixes import ACTIONS
+
+    policy = json.loads((Path(__file__).resolve().parent.parent / ".chalice" / "policy-dev.json").read_text())
+    allowed = {a for statement in policy["Statement"] for a in statement["Action"]}
+    needed = {*runaway_loop.CHECK.read_permissions, "cloudwatch:SetAlarmState",
+              *(p for name in runaway_loop.CHECK.fix_actions for p in ACTIONS[name].permissions)}
+    assert needed - allowed == set()

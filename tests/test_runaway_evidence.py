@@ -262,3 +262,30 @@ def test_chalice_handlers_are_wired(aws, monkeypatch, tmp_path):
     assert alarm["findings"][0]["outcome"] == "fixed" and health["findings"][0]["outcome"] == "fixed"
     assert _reserved(aws, "orders-api") == 0 and _reserved(aws, "billing") == 0
 
+
+
+def test_a_failed_kill_re_arms_the_alarm_so_the_next_period_retries(aws, runtime, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from chalicelib.gateway import Gateway
+
+    aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
+    event = _managed_alarm_event(aws, runtime)
+    aws.client("cloudwatch").set_alarm_state(AlarmName="safetycatch-runaway-orders-api", StateValue="ALARM",
+                                             StateReason="loop")
+    original = Gateway.put_function_concurrency
+
+    def refuse(self, function_arn, value):
+        raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}},
+                          "PutFunctionConcurrency")
+
+    monkeypatch.setattr(Gateway, "put_function_concurrency", refuse)
+    report = handle_event(event, runtime=runtime)
+    assert report["findings"][0]["outcome"] == "failed" and "kill FAILED" in report["findings"][0]["message"]
+    assert report["errors"] == ["orders-api: the kill failed; alarm safetycatch-runaway-orders-api re-armed (OK)"]
+    assert aws.client("cloudwatch").describe_alarms(
+        AlarmNames=["safetycatch-runaway-orders-api"])["MetricAlarms"][0]["StateValue"] == "OK"
+    monkeypatch.setattr(Gateway, "put_function_concurrency", original)
+    retry = _managed_alarm_event(aws, runtime)  # the next period: ALARM again, a new event
+    assert handle_event(retry, runtime=runtime)["findings"][0]["outcome"] == "fixed"
+    assert _reserved(aws, "orders-api") == 0
