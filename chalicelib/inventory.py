@@ -354,7 +354,8 @@ class Inventory:
 
     def reserved_concurrency(self, ref: FunctionRef) -> Optional[int]:
         """The function's reserved concurrency now (GetFunctionConcurrency), None when it has none."""
-        value = self.clients("lambda").get_function_concurrency(FunctionName=ref.arn).get("ReservedConcurrentExecutions")
+        response = self.clients("lambda").get_function_concurrency(FunctionName=ref.arn)
+        value = response.get("ReservedConcurrentExecutions")
         return None if value is None else int(value)
 
     def recursion_config(self, ref: FunctionRef) -> tuple[str, str]:

@@ -186,7 +186,8 @@ class _Kill:
 
     def __init__(self, runtime: Runtime, engine: Engine, ref: FunctionRef, reason: str, actor: str,
                  mode: str) -> None:
-        self.runtime, self.engine, self.ref, self.reason, self.actor, self.mode = runtime, engine, ref, reason, actor, mode
+        self.runtime, self.engine, self.ref, self.mode = runtime, engine, ref, mode
+        self.reason, self.actor = reason, actor
         self.context = f"{reason[:200]} ({actor})"
 
     def end(self, outcome: str, message: str, detail: str = "", spec: Optional[FixSpec] = None, fix_id: str = "",

@@ -114,7 +114,8 @@ def _loop_table(account: SandboxAccount, title: str) -> Table:
 
 def _runaway_loop(account: SandboxAccount, tmp: str, number: int) -> None:
     """A runaway S3 loop: the managed alarm fires, the real handler kills the function, restore undoes it."""
-    _step(number, "A runaway loop, killed and restored", "safetycatch replay runaway.json; safetycatch restore thumbnailer")
+    _step(number, "A runaway loop, killed and restored",
+          "safetycatch replay runaway.json; safetycatch restore thumbnailer")
     lam, cloudwatch, name = account.client("lambda"), account.client("cloudwatch"), "thumbnailer"
     arn = account.function(name, timeout=30)
     bucket = f"uploads-{ACCOUNT}"

@@ -35,9 +35,9 @@ def _metric(metric: dict[str, Any]) -> dict[str, Any]:
         if metric.get("Label"):
             out["label"] = metric["Label"]
     if metric.get("MetricStat"):
-        stat = metric["MetricStat"]
-        out["metricStat"] = {"metric": {"namespace": stat["Metric"]["Namespace"], "name": stat["Metric"]["MetricName"],
-                                        "dimensions": {d["Name"]: d["Value"] for d in stat["Metric"].get("Dimensions", [])}},
+        stat, inner = metric["MetricStat"], metric["MetricStat"]["Metric"]
+        out["metricStat"] = {"metric": {"namespace": inner["Namespace"], "name": inner["MetricName"],
+                                        "dimensions": {d["Name"]: d["Value"] for d in inner.get("Dimensions", [])}},
                              "period": stat["Period"], "stat": stat["Stat"]}
     return out
 

@@ -204,7 +204,8 @@ def test_recursion_setting_is_terminated_and_put_back(aws, runtime):
     stubber.add_response("put_function_recursion_config", {"RecursiveLoop": "Allow"},
                          {"FunctionName": arn, "RecursiveLoop": "Allow"})
     result = killswitch.kill(runtime, "thumbnailer", "loop", "alice")
-    assert result["fix"]["params"]["RecursiveLoop"] == "Terminate" and result["fix"]["prior"]["RecursiveLoop"] == "Allow"
+    assert result["fix"]["params"]["RecursiveLoop"] == "Terminate"
+    assert result["fix"]["prior"]["RecursiveLoop"] == "Allow"
     assert killswitch.restore(runtime, "thumbnailer", "alice")["outcome"] == "restored"
     stubber.assert_no_pending_responses()
 

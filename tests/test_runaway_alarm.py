@@ -138,9 +138,10 @@ def test_engine_runs_runaway_loop_after_the_check_that_flags_a_recursive_trigger
     def flags_everything(snapshot, params, account):
         return [Finding("recursive-trigger", snapshot.arn, "", "writes to its own trigger")]
 
-    rt = REGISTRY.get("recursive-trigger") or Check("recursive-trigger", "4", "t", "d", "notify", "high", flags_everything)
-    monkeypatch.setitem(REGISTRY, "recursive-trigger", dataclasses.replace(rt, evaluate=flags_everything,
-                                                                           in_scope=lambda s, p: True, needs=frozenset()))
+    rt = REGISTRY.get("recursive-trigger") or Check("recursive-trigger", "4", "t", "d", "notify", "high",
+                                                    flags_everything)
+    fake = dataclasses.replace(rt, evaluate=flags_everything, in_scope=lambda s, p: True, needs=frozenset())
+    monkeypatch.setitem(REGISTRY, "recursive-trigger", fake)
     cfg = dataclasses.replace(runtime.policy_set.policies["runaway-loop"], id="recursive-trigger", mode="notify")
     # "runaway-loop" sorts after "recursive-trigger" by id: put it first to prove the engine orders by ``after``
     policies = {"runaway-loop": runtime.policy_set.policies["runaway-loop"], "recursive-trigger": cfg}
