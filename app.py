@@ -2,12 +2,16 @@
 
 * ``on_config_change``: CloudTrail config changes of Lambda functions and API Gateway integrations
   (EventBridge rule) → re-read the function, evaluate the policies, fix / ask / notify.
+* ``on_runaway_alarm`` / ``on_lambda_health``: a managed ``safetycatch-runaway-*`` alarm going to ALARM, or an
+  AWS Health notice about Lambda → the kill-switch throttles the runaway function to 0.
 """
 
 from chalice import Chalice
 
 from chalicelib import handlers
+from chalicelib.alarms import PREFIX as RUNAWAY_ALARM_PREFIX
 from chalicelib.events import APIGATEWAY_EVENTS, CLOUDTRAIL, LAMBDA_EVENTS
+from chalicelib.evidence import ALARM_STATE_CHANGE, HEALTH_EVENT
 
 app = Chalice(app_name="safetycatch")
 
@@ -26,3 +30,23 @@ CONFIG_CHANGES = {
 def on_config_change(event):
     """A function or its API integration changed: enforce the policies on it."""
     return handlers.on_cloudtrail_change(event.to_dict(), event.context)
+
+
+RUNAWAY_ALARMS = {
+    "source": ["aws.cloudwatch"],
+    "detail-type": [ALARM_STATE_CHANGE],
+    "detail": {"alarmName": [{"prefix": RUNAWAY_ALARM_PREFIX}], "state": {"value": ["ALARM"]}},
+}
+LAMBDA_HEALTH = {"source": ["aws.health"], "detail-type": [HEALTH_EVENT], "detail": {"service": ["LAMBDA"]}}
+
+
+@app.on_cw_event(RUNAWAY_ALARMS, name="on_runaway_alarm")
+def on_runaway_alarm(event):
+    """A runaway alarm safetycatch manages went to ALARM: kill the function it watches."""
+    return handlers.on_runaway_evidence(event.to_dict(), event.context)
+
+
+@app.on_cw_event(LAMBDA_HEALTH, name="on_lambda_health")
+def on_lambda_health(event):
+    """AWS Health told us about Lambda (a recursive loop among others): kill the looping function."""
+    return handlers.on_runaway_evidence(event.to_dict(), event.context)

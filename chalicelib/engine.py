@@ -44,12 +44,22 @@ class Notifier(Protocol):
 
     def notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> None: ...
 
+    def notify_kill(self, function_arn: str, fix_id: str, detail: dict[str, Any], context: str) -> None:
+        """A kill-switch decision. ``fix_id`` is the kill's fix record (what a Restore button carries); ''
+        when nothing was changed (never_kill, rate cap, notify mode): ``detail["outcome"]`` says which."""
+        ...
+
 
 class LogNotifier:
     def notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> None:
         for d in decisions:
             logger.info("notify", extra={"function": snapshot.arn, "policy": d.finding.policy,
                                          "outcome": d.outcome, "context": context})
+
+    def notify_kill(self, function_arn: str, fix_id: str, detail: dict[str, Any], context: str) -> None:
+        log = logger.info if fix_id and detail.get("outcome") == "fixed" else logger.error  # not killed: loudly
+        log("kill-switch", extra={"function": function_arn, "fix_id": fix_id, "outcome": detail.get("outcome"),
+                                  "text": detail.get("message"), "detail": detail.get("detail"), "context": context})
 
 
 @dataclass
@@ -103,13 +113,26 @@ class Engine:
 
     def evaluate(self, snapshots: list[FunctionSnapshot], errors: list[str]
                  ) -> dict[str, list[tuple[Finding, PolicyConfig]]]:
-        """Findings per function ARN. Facets are read once, in bulk, only for checks in scope."""
+        """Findings per function ARN. Facets are read once, in bulk, only for checks in scope.
+
+        Checks that read other checks' findings (``Check.after``, e.g. the kill-switch alarm that is
+        sharper on a recursive-trigger finding) run in a second phase, scoped with ``snapshot.flagged_by``
+        filled in, so their facets are read only for the functions that end up in their scope.
+        """
         enabled = self.policy_set.enabled()
+        results: dict[str, list[tuple[Finding, PolicyConfig]]] = defaultdict(list)
+        for phase in ([c for c in enabled if not c[0].after], [c for c in enabled if c[0].after]):
+            if phase:
+                self._evaluate_phase(phase, snapshots, errors, results)
+        return results
+
+    def _evaluate_phase(self, checks: list[tuple[Check, PolicyConfig]], snapshots: list[FunctionSnapshot],
+                        errors: list[str], results: dict[str, list[tuple[Finding, PolicyConfig]]]) -> None:
         plan: dict[str, list[tuple[Check, PolicyConfig]]] = defaultdict(list)
         needs: dict[str, dict[str, FunctionSnapshot]] = defaultdict(dict)
         queries: dict[str, set[MetricQuery]] = defaultdict(set)
         for snapshot in snapshots:
-            for check, cfg in enabled:
+            for check, cfg in checks:
                 if check.in_scope(snapshot, cfg.params):
                     plan[snapshot.arn].append((check, cfg))
                     for facet in check.needs:
@@ -117,13 +140,15 @@ class Engine:
                     queries[snapshot.arn].update(check.metrics(cfg.params))
         failed: dict[str, str] = {}
         for facet in sorted(set(needs) - {"account"}):
+            wanted = [s for s in needs[facet].values() if facet not in s.loaded or facet == "metrics"]
+            if not wanted:
+                continue
             try:
-                self.inventory.load({facet: list(needs[facet].values())}, queries)
+                self.inventory.load({facet: wanted}, queries)
             except (ClientError, BotoCoreError) as exc:
                 failed[facet] = _reason(exc)
                 errors.append(f"could not read {facet}: {failed[facet]}")
         account = self.inventory.account_facts() if needs.get("account") else AccountFacts()
-        results: dict[str, list[tuple[Finding, PolicyConfig]]] = defaultdict(list)
         for snapshot in snapshots:
             for check, cfg in plan.get(snapshot.arn, []):
                 if check.needs & set(failed):
@@ -134,7 +159,8 @@ class Engine:
                     errors.append(f"{check.id} failed on {snapshot.name}: {_reason(exc)}")
                     continue
                 results[snapshot.arn].extend((dataclasses.replace(f, severity=cfg.severity), cfg) for f in found)
-        return results
+                if found:
+                    snapshot.flagged_by.add(check.id)
 
     # -- decisions -------------------------------------------------------------------------------
 

@@ -17,6 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from botocore.exceptions import ClientError
+
+from chalicelib import alarms
+from chalicelib.aws import error_code, is_not_found
 from chalicelib.gateway import WRITES, Gateway
 from chalicelib.model import FixSpec
 
@@ -41,6 +45,55 @@ def _set_reserved(gateway: Gateway, target: str, value: object) -> None:
         gateway.put_function_concurrency(target, int(value))  # type: ignore[call-overload]
 
 
+class PartialFix(RuntimeError):
+    """The fix's main change was made but some secondary writes failed (the message lists them)."""
+
+
+def _put_alarm(gateway: Gateway, spec: FixSpec) -> None:
+    params = spec.params
+    gateway.put_metric_alarm(**alarms.alarm_spec(params["FunctionName"], alarms.Thresholds.from_params(params)))
+
+
+def _restore_alarm(gateway: Gateway, spec: FixSpec) -> None:
+    prior = spec.prior.get("Alarm")
+    if prior is None:
+        gateway.delete_alarm(spec.params["AlarmName"])
+    else:
+        gateway.put_metric_alarm(**prior)
+
+
+def _kill(gateway: Gateway, spec: FixSpec) -> None:
+    """Throttle to 0 first (if that fails nothing changed), then the secondary writes, best effort."""
+    gateway.put_function_concurrency(spec.target, int(spec.params["ReservedConcurrentExecutions"]))
+    failures = []
+    for uuid in spec.params.get("DisableMappings", []):
+        try:
+            gateway.update_event_source_mapping(uuid, Enabled=False)
+        except ClientError as exc:
+            failures.append(f"mapping {uuid} not disabled ({error_code(exc) or 'error'})")
+    if spec.params.get("RecursiveLoop"):
+        try:
+            gateway.put_function_recursion_config(spec.target, spec.params["RecursiveLoop"])
+        except ClientError as exc:
+            failures.append(f"RecursiveLoop not set ({error_code(exc) or 'error'})")
+    if failures:
+        raise PartialFix("; ".join(failures))
+
+
+def _unkill(gateway: Gateway, spec: FixSpec) -> None:
+    """Put back exactly ``spec.prior``: the concurrency setting (deleted if there was none), only the mappings
+    the kill disabled, and the recursion setting when the kill changed it."""
+    _set_reserved(gateway, spec.target, spec.prior.get("ReservedConcurrentExecutions"))
+    for mapping in spec.prior.get("Mappings", []):
+        try:
+            gateway.update_event_source_mapping(mapping["UUID"], Enabled=True)
+        except ClientError as exc:
+            if not is_not_found(exc):  # deleted since the kill: nothing left to re-enable
+                raise
+    if spec.params.get("RecursiveLoop") and spec.prior.get("RecursiveLoop") in ("Allow", "Terminate"):
+        gateway.put_function_recursion_config(spec.target, spec.prior["RecursiveLoop"])
+
+
 ACTIONS: dict[str, FixAction] = {a.name: a for a in (
     FixAction(
         "set-timeout", "Set the function's Timeout (seconds).", ("UpdateFunctionConfiguration",),
@@ -60,6 +113,18 @@ ACTIONS: dict[str, FixAction] = {a.name: a for a in (
             s.target, FunctionResponseTypes=list(s.params["FunctionResponseTypes"])),
         undo=lambda gw, s: gw.update_event_source_mapping(
             s.target, FunctionResponseTypes=list(s.prior["FunctionResponseTypes"])),
+    ),
+    FixAction(
+        "put-runaway-alarm", "Create or update the function's safetycatch-runaway-<function> alarm; undo deletes "
+        "it or puts the previous alarm back.", ("PutMetricAlarm", "DeleteAlarms"),
+        apply=_put_alarm, undo=_restore_alarm,
+    ),
+    FixAction(
+        "kill", "Throttle a runaway function to 0, disable its enabled event source mappings and set RecursiveLoop="
+        "Terminate; undo restores exactly the prior state.",
+        ("PutFunctionConcurrency", "DeleteFunctionConcurrency", "UpdateEventSourceMapping",
+         "PutFunctionRecursionConfig"),
+        apply=_kill, undo=_unkill,
     ),
 )}
 

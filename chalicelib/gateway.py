@@ -28,6 +28,10 @@ WRITES: dict[str, tuple[str, str, str]] = {
     "UpdateFunctionConfiguration": ("lambda", "update_function_configuration",
                                     "lambda:UpdateFunctionConfiguration"),
     "UpdateEventSourceMapping": ("lambda", "update_event_source_mapping", "lambda:UpdateEventSourceMapping"),
+    "PutFunctionRecursionConfig": ("lambda", "put_function_recursion_config", "lambda:PutFunctionRecursionConfig"),
+    "PutMetricAlarm": ("cloudwatch", "put_metric_alarm", "cloudwatch:PutMetricAlarm"),
+    "DeleteAlarms": ("cloudwatch", "delete_alarms", "cloudwatch:DeleteAlarms"),
+    "SetAlarmState": ("cloudwatch", "set_alarm_state", "cloudwatch:SetAlarmState"),
 }
 
 CONFLICT_RETRIES = (1.0, 2.0, 4.0)  # a function mid-update answers ResourceConflictException
@@ -83,6 +87,18 @@ class Gateway:
 
     def update_event_source_mapping(self, uuid: str, **changes: Any) -> None:
         self._write("UpdateEventSourceMapping", UUID=uuid, **changes)
+
+    def put_function_recursion_config(self, function_arn: str, recursive_loop: str) -> None:
+        self._write("PutFunctionRecursionConfig", FunctionName=function_arn, RecursiveLoop=recursive_loop)
+
+    def put_metric_alarm(self, **alarm: Any) -> None:
+        self._write("PutMetricAlarm", **alarm)
+
+    def delete_alarm(self, alarm_name: str) -> None:
+        self._write("DeleteAlarms", AlarmNames=[alarm_name])
+
+    def set_alarm_state(self, alarm_name: str, state: str, reason: str) -> None:
+        self._write("SetAlarmState", AlarmName=alarm_name, StateValue=state, StateReason=reason)
 
 
 def write_permissions() -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from chalicelib import events
+from chalicelib import events, evidence, killswitch
 from chalicelib.engine import EventReport
 from chalicelib.log import logger
 from chalicelib.runtime import Runtime
@@ -75,9 +75,36 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Optional[Runt
     return report
 
 
+def on_runaway_evidence(event: Any, context: Any = None, runtime: Optional[Runtime] = None) -> dict[str, Any]:
+    """A managed runaway alarm went to ALARM, or AWS Health reported a Lambda loop: kill the function(s) once
+    (idempotent on the EventBridge id, or the Health event ARN, whose updates are one notice)."""
+    runtime = runtime or current_runtime()
+    parsed = evidence.parse(event)
+    if runtime.mode == "off":
+        parsed = events.Skip(events.text(events.dig(event, "id")), getattr(parsed, "event_name", ""),
+                             "safetycatch is off (SAFETYCATCH_MODE=off)")
+    if isinstance(parsed, events.Skip):
+        report = EventReport(parsed.event_id, parsed.event_name, skipped=parsed.reason).to_json()
+        logger.info("skipped", extra={"event_id": parsed.event_id, "event_name": parsed.event_name,
+                                      "reason": parsed.reason})
+        return report
+    _account_from_context(runtime, context)
+    runtime.dedupe.register_context(context)
+    report = runtime.dedupe.run({"id": parsed.key, "detail": {}},
+                                lambda _: killswitch.handle_evidence(runtime, parsed).to_json())
+    if report.get("duplicate"):
+        report = {**report, "skipped": report.get("skipped") or "duplicate event (already handled)", "findings": []}
+    logger.info("evidence handled", extra={"event_id": parsed.key, "function": report.get("function"),
+                                           "skipped": report.get("skipped"),
+                                           "outcomes": [f["outcome"] for f in report.get("findings", [])]})
+    return report
+
+
 def handle_event(event: Any, context: Any = None, runtime: Optional[Runtime] = None) -> dict[str, Any]:
     """Dispatch any event the deployed bot subscribes to, by ``detail-type`` (what ``replay`` runs)."""
     kind = events.dig(event, "detail-type")
     if kind == events.CLOUDTRAIL:
         return on_cloudtrail_change(event, context, runtime)
+    if kind in evidence.KINDS:
+        return on_runaway_evidence(event, context, runtime)
     return _skip(event, f"not an event safetycatch subscribes to ({str(kind)[:80] if kind else 'no detail-type'})")

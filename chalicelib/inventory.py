@@ -23,7 +23,8 @@ from typing import Any, Iterator, Optional
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import Clients, is_not_found, is_unsupported
+from chalicelib import alarms
+from chalicelib.aws import Clients, error_code, is_not_found, is_unsupported
 from chalicelib.events import Change, function_from_uri
 from chalicelib.model import (AccountFacts, ApiRoute, EventSourceMapping, FunctionRef, FunctionSnapshot, Layer,
                               MetricQuery)
@@ -85,6 +86,7 @@ class Inventory:
         self._account_facts: Optional[AccountFacts] = None
         self._route_index: Optional[dict[str, list[ApiRoute]]] = None
         self._mapping_index: Optional[dict[str, list[EventSourceMapping]]] = None
+        self._alarm_index: Optional[dict[str, dict[str, Any]]] = None
 
     # -- functions -------------------------------------------------------------------------------
 
@@ -160,6 +162,8 @@ class Inventory:
                 snapshot.loaded.add("concurrency")
         if needs.get("metrics"):
             self._load_metrics(needs["metrics"], queries)
+        if needs.get("alarms"):
+            self._load_alarms(needs["alarms"], bulk)
 
     def _load_mappings(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
         by_function = self.mapping_index() if bulk else self._read_mappings(snapshots[0].name)
@@ -318,6 +322,59 @@ class Inventory:
                     value = reduce(values) if reduce else sum(values) / len(values)
                     previous = snapshot.metrics.get(query)
                     snapshot.metrics[query] = value if previous is None or reduce is None else reduce(previous, value)
+
+    # -- runaway alarms and the kill-switch's reads ------------------------------------------------
+
+    def _load_alarms(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+        index = self.alarm_index() if bulk else self._read_alarms(AlarmNames=[alarms.alarm_name(snapshots[0].name)])
+        for snapshot in snapshots:
+            snapshot.alarm = index.get(snapshot.name)
+            snapshot.loaded.add("alarms")
+
+    def alarm_index(self) -> dict[str, dict[str, Any]]:
+        """Every managed runaway alarm in the region (one DescribeAlarms by prefix), by function name."""
+        if self._alarm_index is None:
+            self._alarm_index = self._read_alarms(AlarmNamePrefix=alarms.PREFIX)
+        return self._alarm_index
+
+    def _read_alarms(self, **selector: Any) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        paginator = self.clients("cloudwatch").get_paginator("describe_alarms")
+        for page in paginator.paginate(AlarmTypes=["MetricAlarm"], **selector):
+            for alarm in page.get("MetricAlarms", []):
+                name = alarms.function_of_alarm(alarm.get("AlarmName"))
+                if name:
+                    found[name] = alarms.put_arguments(alarm)
+        return found
+
+    def alarm_state(self, alarm_name: str) -> Optional[str]:
+        """``OK`` / ``ALARM`` / ``INSUFFICIENT_DATA`` of one metric alarm; None when there is no such alarm."""
+        found = self.clients("cloudwatch").describe_alarms(AlarmNames=[alarm_name], AlarmTypes=["MetricAlarm"])
+        return next((str(a.get("StateValue")) for a in found.get("MetricAlarms", [])), None)
+
+    def reserved_concurrency(self, ref: FunctionRef) -> Optional[int]:
+        """The function's reserved concurrency now (GetFunctionConcurrency), None when it has none."""
+        response = self.clients("lambda").get_function_concurrency(FunctionName=ref.arn)
+        value = response.get("ReservedConcurrentExecutions")
+        return None if value is None else int(value)
+
+    def recursion_config(self, ref: FunctionRef) -> tuple[str, str]:
+        """Lambda's recursive loop setting (``Allow`` / ``Terminate``), or ``("unavailable", why)``."""
+        try:
+            value = self.clients("lambda").get_function_recursion_config(FunctionName=ref.arn).get("RecursiveLoop")
+        except ClientError as exc:
+            why = "GetFunctionRecursionConfig is not available here" if is_unsupported(exc) else \
+                f"GetFunctionRecursionConfig failed: {error_code(exc) or 'error'}"
+            return "unavailable", why
+        if value not in ("Allow", "Terminate"):
+            return "unavailable", f"unexpected RecursiveLoop value {str(value)[:40]!r}"
+        return str(value), ""
+
+    def function_mappings(self, snapshot: FunctionSnapshot) -> tuple[EventSourceMapping, ...]:
+        """The function's event source mappings, read fresh (never from the run's bulk index)."""
+        snapshot.mappings = tuple(self._read_mappings(snapshot.name).get(snapshot.arn, ()))
+        snapshot.loaded.add("mappings")
+        return snapshot.mappings
 
     # -- account ---------------------------------------------------------------------------------
 

@@ -146,7 +146,10 @@ class FunctionSnapshot:
     """What safetycatch knows about one function, read fresh from AWS.
 
     The base fields come from the function configuration. Facets (``concurrency``, ``mappings``,
-    ``routes``, ``metrics``) are read only when an enabled check needs them; ``loaded`` says which are.
+    ``routes``, ``metrics``, ``alarms``) are read only when an enabled check needs them; ``loaded`` says
+    which are. ``alarm`` is the function's managed runaway alarm as PutMetricAlarm arguments (None: none).
+    ``flagged_by`` holds the policy ids that already found something on the function in this evaluation
+    (checks declaring ``after`` read it, e.g. runaway-loop after recursive-trigger).
     """
 
     ref: FunctionRef
@@ -166,6 +169,8 @@ class FunctionSnapshot:
     mappings: tuple[EventSourceMapping, ...] = ()
     routes: tuple[ApiRoute, ...] = ()
     metrics: dict[MetricQuery, Optional[float]] = field(default_factory=dict)
+    alarm: Optional[dict[str, Any]] = None
+    flagged_by: set[str] = field(default_factory=set)
     loaded: set[str] = field(default_factory=set)
 
     @property

@@ -37,8 +37,14 @@ class PolicyError(ValueError):
     """A policy document is invalid. ``str()`` is one line: ``file: key: what is wrong``."""
 
     def __init__(self, file: str, key: str, problem: str) -> None:
-        self.file, self.key, self.problem = file, key, problem
-        super().__init__(f"{file}: {key}: {problem}" if key else f"{file}: {problem}")
+        self.file, self.key, self.problem = _printable(file), _printable(key, 60), _printable(problem, 300)
+        super().__init__(f"{self.file}: {self.key}: {self.problem}" if key else f"{self.file}: {self.problem}")
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Hostile keys and values are echoed escaped and short: the error stays one readable line."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,14 @@ approval   ``approval#<id>``          approval  ``approvals#<STATUS>``    ``<fun
 fix        ``fix#<id>``               fix       ``fixes#<function>``      ``<created>#<id>``
 audit      ``audit#<function>``       ``<ts>``  —                         —
 counter    ``changes#<account>``      ``<hour>``  —                       —
+kill       ``kill#<function>``        kill      —                         —
+kills      ``kills#<account>``        ``<hour>``  —                       —
 =========  =========================  ========  ========================  ==========================
+
+A ``kill`` item is the kill-switch's lock on one function (``killing`` → ``killed`` → ``restored``, or
+``killing`` → ``released`` when the kill was held back or failed), claimed
+by conditional writes so two evidence events for one loop make one kill; ``kills`` items count kills per
+account for the hourly cap.
 
 Approval states move only by conditional writes: PENDING → APPROVED → APPLIED | FAILED, PENDING → DENIED |
 EXPIRED; two approvers racing cannot both win.
@@ -51,6 +58,7 @@ class Table(Protocol):
     """The few table operations the store needs; ``DynamoTable`` and ``MemoryTable`` implement them."""
 
     def put(self, item: dict[str, Any]) -> None: ...
+    def put_new(self, item: dict[str, Any]) -> bool: ...
     def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]: ...
     def update_if(self, pk: str, sk: str, changes: dict[str, Any], expect: dict[str, Any]) -> bool: ...
     def query_index(self, gsi1pk: str, prefix: str = "") -> list[dict[str, Any]]: ...
@@ -68,6 +76,13 @@ class MemoryTable:
     def put(self, item: dict[str, Any]) -> None:
         with self._lock:
             self.items[(item["pk"], item["sk"])] = dict(item)
+
+    def put_new(self, item: dict[str, Any]) -> bool:
+        with self._lock:
+            if (item["pk"], item["sk"]) in self.items:
+                return False
+            self.items[(item["pk"], item["sk"])] = dict(item)
+            return True
 
     def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]:
         item = self.items.get((pk, sk))
@@ -114,6 +129,16 @@ class DynamoTable:
 
     def put(self, item: dict[str, Any]) -> None:
         self.client.put_item(TableName=self.name, Item=self._dump(item))
+
+    def put_new(self, item: dict[str, Any]) -> bool:
+        try:
+            self.client.put_item(TableName=self.name, Item=self._dump(item),
+                                 ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]:
         raw = self.client.get_item(TableName=self.name, Key=self._dump({"pk": pk, "sk": sk}), ConsistentRead=True)
@@ -271,6 +296,33 @@ class StateStore:
         now = self.clock()
         return sum(self.transition_approval(a["id"], "PENDING", "EXPIRED")
                    for a in self.approvals("PENDING") if a["expires_at"] <= now)
+
+
+    # -- kill-switch -----------------------------------------------------------------------------
+
+    def kill_lock(self, function_arn: str) -> Optional[dict[str, Any]]:
+        """The kill-switch's lock item for one function (None: never killed)."""
+        return self.table.get(f"kill#{function_arn}", "kill")
+
+    def claim_kill(self, function_arn: str, seen: Optional[dict[str, Any]]) -> Optional[str]:
+        """Take the function's kill lock, as ``seen`` just before; returns the claim token, or None when another
+        kill got there first. ``seen`` None creates the lock; otherwise it is taken over only if unchanged."""
+        token = uuid.uuid4().hex
+        item = {"status": "killing", "token": token, "fix_id": "", "since": int(self.clock())}
+        if seen is None:
+            ok = self.table.put_new({"pk": f"kill#{function_arn}", "sk": "kill", "kind": "kill",
+                                     "function": function_arn, **item})
+        else:
+            ok = self.table.update_if(f"kill#{function_arn}", "kill", item,
+                                      {"status": seen["status"], "token": seen["token"]})
+        return token if ok else None
+
+    def set_kill(self, function_arn: str, token: str, status: str, fix_id: str = "") -> bool:
+        """Move the lock held with ``token`` to ``status`` (``killed`` with its fix id, ``restored``, ``released``)."""
+        changes: dict[str, Any] = {"status": status, "since": int(self.clock())}
+        if fix_id:
+            changes["fix_id"] = fix_id
+        return self.table.update_if(f"kill#{function_arn}", "kill", changes, {"token": token})
 
 
 def _decode(item: dict[str, Any]) -> dict[str, Any]:

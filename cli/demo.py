@@ -18,6 +18,7 @@ from rich.table import Table
 
 from cli import render
 from cli.cloudtrail import api_call
+from cli.evidence import alarm_state_change, health_event
 from cli.sandbox import ACCOUNT, SandboxAccount, moto_server, patched_env
 
 console = render.console
@@ -98,6 +99,57 @@ def _state_table(account: SandboxAccount, names: list[str]) -> Table:
     return table
 
 
+def _loop_table(account: SandboxAccount, title: str) -> Table:
+    lam, name = account.client("lambda"), "thumbnailer"
+    reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+    mappings = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
+    alarm = account.client("cloudwatch").describe_alarms(AlarmNames=[f"safetycatch-runaway-{name}"])["MetricAlarms"]
+    table = Table(title=title, title_justify="left")
+    for column in ("function", "reserved concurrency", "SQS mapping", "runaway alarm"):
+        table.add_column(column)
+    table.add_row(name, "-" if reserved is None else str(reserved), ", ".join(m["State"] for m in mappings) or "-",
+                  alarm[0]["StateValue"] if alarm else "-")
+    return table
+
+
+def _runaway_loop(account: SandboxAccount, tmp: str, number: int) -> None:
+    """A runaway S3 loop: the managed alarm fires, the real handler kills the function, restore undoes it."""
+    _step(number, "A runaway loop, killed and restored",
+          "safetycatch replay runaway.json; safetycatch restore thumbnailer")
+    lam, cloudwatch, name = account.client("lambda"), account.client("cloudwatch"), "thumbnailer"
+    arn = account.function(name, timeout=30)
+    bucket = f"uploads-{ACCOUNT}"
+    account.client("s3").create_bucket(Bucket=bucket)
+    account.client("s3").put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "LambdaFunctionConfigurations": [{"LambdaFunctionArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    account.sqs_mapping(arn, "thumbnail-jobs", report_failures=True)
+    lam.tag_resource(Resource=arn, Tags={"safetycatch:kill-switch": "true"})
+    tagged = api_call("TagResource20170331v2", {"resource": arn, "tags": {"safetycatch:kill-switch": "true"}},
+                      None, session="carol")
+    console.print(f"carol puts {name} (S3 {bucket} + SQS thumbnail-jobs) under the kill-switch; the bot creates "
+                  f"its alarm.\nThen {name} writes its thumbnails back into {bucket}: every write invokes it again.")
+    (Path(tmp) / "tagged.json").write_text(json.dumps(tagged))
+    _run_cli("replay", str(Path(tmp) / "tagged.json"))
+    console.print(_loop_table(account, "before the loop"))
+    now = time.time()
+    cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=[
+        {"MetricName": "Invocations", "Dimensions": [{"Name": "FunctionName", "Value": name}],
+         "Timestamp": now - 60 * minutes_ago, "Value": value, "Unit": "Count"}
+        for minutes_ago, value in ((3, 40.0), (2, 9400.0), (1, 48211.0))])
+    reason = "Threshold Crossed: 2 out of the last 2 datapoints [9400.0, 48211.0] were >= the threshold (1.0)."
+    cloudwatch.set_alarm_state(AlarmName=f"safetycatch-runaway-{name}", StateValue="ALARM", StateReason=reason)
+    alarm = cloudwatch.describe_alarms(AlarmNames=[f"safetycatch-runaway-{name}"])["MetricAlarms"][0]
+    evidence = [alarm_state_change(alarm, reason=reason, datapoints=[9400.0, 48211.0]), health_event([arn])]
+    console.print("Invocations spike 40 -> 9,400 -> 48,211 a minute; the alarm goes to ALARM, and hours later AWS "
+                  "Health reports the same loop.")
+    (Path(tmp) / "runaway.json").write_text(json.dumps(evidence, indent=1))
+    _run_cli("replay", str(Path(tmp) / "runaway.json"))
+    console.print(_loop_table(account, "killed"))
+    console.print("[dim]$ safetycatch restore thumbnailer[/]  (or the Restore button in Slack)")
+    _run_cli("restore", name)
+    console.print(_loop_table(account, "restored: exactly as before"))
+
+
 def run_demo() -> int:
     started = time.monotonic()
     console.print(Panel.fit(
@@ -141,6 +193,8 @@ def run_demo() -> int:
         console.print(_state_table(account, ["orders-api", "orders-worker", "payments", "checkout", "legacy-batch",
                                              "invoices", "reports"]))
         console.print("Every fix stored its prior value first (undo puts it back); approvals expire after 24 h.")
+
+        _runaway_loop(account, tmp, 8)
     console.print(f"\n[green]demo finished in {time.monotonic() - started:.1f} s[/] - next: `make test`, "
                   "`safetycatch explain`, README.md for deploying.")
     return 0

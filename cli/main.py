@@ -61,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     pending.add_argument("--format", choices=("table", "json"), default="table")
 
     sub.add_parser("init", help="create what local runs need (the SAFETYCATCH_TABLE state table), idempotently")
+
+    kill = sub.add_parser("kill", help="throttle a runaway function to 0 now (its prior state is stored for restore)")
+    kill.add_argument("function", metavar="FUNCTION", help="function name or ARN")
+    kill.add_argument("--reason", default="manual kill from the CLI", help="why (audited and notified)")
+    kill.add_argument("--policies", metavar="DIR")
+    kill.add_argument("--format", choices=("table", "json"), default="table")
+
+    restore = sub.add_parser("restore", help="put a killed function back exactly as it was before the kill")
+    restore.add_argument("function", metavar="FUNCTION", help="function name or ARN")
+    restore.add_argument("--policies", metavar="DIR")
+    restore.add_argument("--format", choices=("table", "json"), default="table")
     return parser
 
 
@@ -188,8 +199,53 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kill_runtime(args: argparse.Namespace) -> Any:
+    runtime = _runtime(args)
+    if runtime.mode == "enforce" and not runtime.writes_state:
+        raise UsageError(f"{args.command}: set SAFETYCATCH_TABLE to the state table: the kill's prior state must "
+                         "outlive this run to be restored")
+    return runtime
+
+
+def _actor(runtime: Any) -> str:
+    """Who runs the CLI, as AWS knows them (audited with the kill / restore)."""
+    return f"{runtime.clients()('sts').get_caller_identity()['Arn']} (cli)"
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    from chalicelib import killswitch
+
+    runtime = _kill_runtime(args)
+    try:
+        result = killswitch.kill(runtime, args.function, args.reason, _actor(runtime))
+    except killswitch.KillSwitchError as exc:
+        raise UsageError(f"kill: {exc}") from exc
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        render.console.print(render.finding_lines(result, indent=""))
+    if result["outcome"] in ("fixed", "dry-run"):
+        return 0
+    return _fail(f"kill: {args.function} not killed ({result['outcome']}): {result.get('detail') or result['message']}")
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from chalicelib import killswitch
+
+    runtime = _kill_runtime(args)
+    try:
+        result = killswitch.restore(runtime, args.function, _actor(runtime))
+    except killswitch.KillSwitchError as exc:
+        raise UsageError(f"restore: {exc}") from exc
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        render.console.print(result["message"])
+    return 0 if result["outcome"] in ("restored", "dry-run") else _fail(f"restore: {result['message']}")
+
+
 COMMANDS = {"scan": cmd_scan, "replay": cmd_replay, "demo": cmd_demo, "lint": cmd_lint, "explain": cmd_explain,
-            "pending": cmd_pending, "init": cmd_init}
+            "pending": cmd_pending, "init": cmd_init, "kill": cmd_kill, "restore": cmd_restore}
 
 
 def run() -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from chalicelib.events import APIGATEWAY_EVENTS, LAMBDA_EVENTS
 from chalicelib.handlers import handle_event
 from chalicelib.settings import PolicyError, read_dir, validate
+from tests.conftest import POLICIES
 
 EVENTS_DIR = Path(__file__).resolve().parent / "events"
 FIXTURES = [json.loads(p.read_text()) for p in sorted(EVENTS_DIR.glob("*.json"))]
@@ -74,8 +75,20 @@ generated_events = st.fixed_dictionaries(
 
 
 @pytest.fixture
-def quiet_estate(aws, runtime, calls):
-    """orders-api exists and is compliant: any event about it re-reads it and finds nothing to change."""
+def quiet_estate(aws, make_runtime, calls, tmp_path_factory):
+    """orders-api exists and is compliant: any event about it re-reads it and finds nothing to change.
+
+    A mutation can leave a Health notice well-formed evidence of a loop in orders-api, and acting on
+    that is the kill-switch's job (tested in test_killswitch.py); here orders-api is in ``never_kill`` so
+    the only question is whether anything hostile gets through. (Alarm evidence is re-read: no alarm
+    exists here, so a forged alarm event kills nothing, never_kill or not.)
+    """
+    policies = tmp_path_factory.mktemp("policies")
+    for source in POLICIES.glob("*.yaml"):
+        (policies / source.name).write_text(source.read_text())
+    settings = policies / "settings.yaml"
+    settings.write_text(settings.read_text().replace("never_kill: []", 'never_kill: ["orders-api"]'))
+    runtime = make_runtime(policies=policies)
     aws.function("orders-api", timeout=10)
     runtime.bot_account()
     calls.clear()

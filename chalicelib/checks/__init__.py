@@ -20,7 +20,7 @@ Params = dict[str, Any]
 Evaluate = Callable[[FunctionSnapshot, Params, AccountFacts], list[Finding]]
 
 # Facets a check may read beyond the function configuration (see inventory.Inventory.load).
-FACETS = frozenset({"concurrency", "mappings", "routes", "metrics", "account"})
+FACETS = frozenset({"concurrency", "mappings", "routes", "metrics", "account", "alarms"})
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Check:
     metrics: Callable[[Params], list[MetricQuery]] = lambda params: []
     fix_actions: tuple[str, ...] = ()
     read_permissions: tuple[str, ...] = field(default=())
+    after: frozenset[str] = frozenset()  # policy ids whose findings this check reads (snapshot.flagged_by)
 
     def defaults(self) -> Params:
         return {p.name: p.default for p in self.params}
@@ -63,8 +64,10 @@ class Check:
 
 def _load() -> dict[str, Check]:
     from chalicelib.checks import apigw_timeout, batch_partial_failure, reserved_concurrency
+    from chalicelib.checks import runaway_loop
 
     checks = [module.CHECK for module in (apigw_timeout, batch_partial_failure, reserved_concurrency)]
+    checks.append(runaway_loop.CHECK)
     return {c.id: c for c in sorted(checks, key=lambda c: c.id)}
 
 

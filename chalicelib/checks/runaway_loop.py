@@ -1,0 +1,107 @@
+"""runaway-loop (kill-switch): every function in scope has a runaway alarm, so a loop is stopped in minutes.
+
+A recursive loop (footgun 4) costs money by the minute; AWS's loop detection covers a few services, acts after
+16 hops and tells you hours later. safetycatch keeps one alarm per function in scope,
+``safetycatch-runaway-<function>``, on Invocations and ConcurrentExecutions over the thresholds below and on
+RecursiveInvocationsDropped. When it goes to ALARM (or an AWS Health notice reports a loop) the kill-switch
+throttles the function to 0, disables its event source mappings and turns Lambda's loop detection to
+Terminate, after storing the exact prior state; ``safetycatch restore`` puts it back. A function with a
+recursive-trigger finding gets a sensitive alarm (thresholds divided by ``sensitivity``, one minute).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+
+from chalicelib import alarms
+from chalicelib.checks import Check, Param, Params
+from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
+
+LOOP_RISK_POLICIES = frozenset({"recursive-trigger"})
+
+
+def in_scope(snapshot: FunctionSnapshot, params: Params) -> bool:
+    """Tagged ``tag_key=tag_value``, named in ``functions``, or flagged by a loop-risk check (this check
+    runs after those, see ``Check.after``)."""
+    risky = bool(snapshot.flagged_by & LOOP_RISK_POLICIES) and bool(params["alarm_recursive_triggers"])
+    return _listed(snapshot, params) or risky
+
+
+def _listed(snapshot: FunctionSnapshot, params: Params) -> bool:
+    tagged = snapshot.tags.get(params["tag_key"], "").strip().lower() == str(params["tag_value"]).lower()
+    return tagged or any(fnmatch.fnmatchcase(snapshot.name, glob) for glob in params["functions"])
+
+
+def wanted_thresholds(snapshot: FunctionSnapshot, params: Params) -> alarms.Thresholds | None:
+    """The alarm the function should have, or None when it is out of scope.
+
+    Example:
+        >>> from chalicelib.model import FunctionRef
+        >>> fn = FunctionSnapshot(FunctionRef("f", "123456789012", "us-east-1"), flagged_by={"recursive-trigger"})
+        >>> wanted_thresholds(fn, CHECK.defaults())
+        Thresholds(invocations_per_minute=500, concurrent_executions=50, recursion_dropped=True, minutes=1)
+    """
+    risky = bool(snapshot.flagged_by & LOOP_RISK_POLICIES)
+    if not (_listed(snapshot, params) or (risky and params["alarm_recursive_triggers"])):
+        return None
+    divisor = params["sensitivity"] if risky else 1
+    return alarms.Thresholds(math.ceil(params["invocations_per_minute"] / divisor),
+                             math.ceil(params["concurrent_executions"] / divisor),
+                             params["watch_recursion_dropped"], 1 if risky else params["minutes"])
+
+
+def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) -> list[Finding]:
+    """Propose creating (or updating) the managed alarm when it is missing or differs from the wanted one."""
+    wanted = wanted_thresholds(snapshot, params)
+    if wanted is None or not wanted.watches_anything:
+        return []
+    spec = alarms.alarm_spec(snapshot.name, wanted)
+    if alarms.canonical(snapshot.alarm) == alarms.canonical(spec):
+        return []
+    risky = sorted(snapshot.flagged_by & LOOP_RISK_POLICIES)
+    why = f" (sensitive: {', '.join(risky)} finding)" if risky else ""
+    if snapshot.alarm is None:
+        head = "No runaway alarm: a recursive loop would run unnoticed until the bill comes."
+    else:
+        head = "The runaway alarm differs from the policy (edited by hand or the thresholds changed)."
+    message = f"{head} Put {spec['AlarmName']}: {alarms.describe(wanted)}{why}; in ALARM the kill-switch " \
+              "throttles the function to 0."
+    return [Finding(CHECK.id, snapshot.arn, "", message,
+                    FixSpec("put-runaway-alarm", snapshot.arn, wanted.to_params(snapshot.name),
+                            {"Alarm": snapshot.alarm}),
+                    {"sensitive": bool(risky), "existing": snapshot.alarm is not None})]
+
+
+CHECK = Check(
+    id="runaway-loop",
+    footgun="4",
+    title="Kill-switch: a function in a runaway invocation loop",
+    doc=__doc__ or "",
+    default_mode="auto",
+    default_severity="medium",
+    evaluate=evaluate,
+    params=(
+        Param("tag_key", str, "safetycatch:kill-switch", "Tag key that puts a function under the kill-switch."),
+        Param("tag_value", str, "true", "Tag value that puts a function under the kill-switch (case-insensitive)."),
+        Param("functions", list, [], "Function names or globs under the kill-switch without a tag."),
+        Param("alarm_recursive_triggers", bool, True, "Also alarm every function with a recursive-trigger finding."),
+        Param("invocations_per_minute", int, 5000, "Invocations per minute that mean a loop (0: not watched).",
+              minimum=0),
+        Param("concurrent_executions", int, 500, "Concurrent executions that mean a loop (0: not watched).",
+              minimum=0),
+        Param("watch_recursion_dropped", bool, True, "Alarm when Lambda drops a recursive invocation."),
+        Param("minutes", int, 2, "Consecutive minutes over a threshold before the alarm fires.", minimum=1,
+              maximum=60),
+        Param("sensitivity", int, 10, "A recursive-trigger finding divides the thresholds by this (1 minute).",
+              minimum=1, maximum=1000),
+        Param("max_kills_per_hour", int, 3, "Automatic kills per account per hour; beyond it: notify only.",
+              minimum=0, maximum=100),
+    ),
+    needs=frozenset({"alarms"}),
+    in_scope=in_scope,
+    fix_actions=("put-runaway-alarm", "kill"),
+    read_permissions=("cloudwatch:DescribeAlarms", "lambda:GetFunctionConcurrency",
+                      "lambda:ListEventSourceMappings", "lambda:GetFunctionRecursionConfig"),
+    after=LOOP_RISK_POLICIES,
+)

@@ -1,0 +1,339 @@
+"""The kill-switch: throttle a runaway function to zero in seconds, and put it back exactly as it was.
+
+A kill stores the exact prior state first (reserved concurrency or none, the event source mappings it disables
+with their state, Lambda's recursion setting or ``"unavailable"``) as a fix record of action ``kill``, then
+sets reserved concurrency to 0, disables the enabled mappings and sets RecursiveLoop=Terminate where the API
+exists, all through the gateway; it audits and notifies (``Notifier.notify_kill``). ``restore`` is
+``fixes.undo`` of that record.
+
+Blast radius: never a ``never_kill`` function, the bot's own functions or an exempt-tagged one; at most
+``max_kills_per_hour`` automatic kills per account (beyond: notify only, loudly). A per-function lock in the
+state table, taken by conditional write, makes two pieces of evidence for one loop one kill, and an already
+killed function is never re-killed (its stored prior would become the zeroed state).
+
+Example:
+    >>> result = kill(runtime, "orders-api", reason="bill spike", actor="alice")
+    >>> result["outcome"], result["fix"]["prior"]["ReservedConcurrentExecutions"]
+    ('fixed', None)
+    >>> restore(runtime, "orders-api", actor="alice")["outcome"]
+    'restored'
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import alarms, fixes
+from chalicelib.checks import REGISTRY
+from chalicelib.engine import Engine, EventReport, _reason
+from chalicelib.evidence import ALARM_STATE_CHANGE, Evidence
+from chalicelib.log import logger
+from chalicelib.model import Decision, Finding, FixSpec, FunctionRef, FunctionSnapshot
+from chalicelib.runtime import Runtime
+from chalicelib.settings import PolicyConfig
+
+POLICY = "runaway-loop"
+RESTORABLE = ("applied", "restore-failed")
+RUNNING_STATES = ("Enabled", "Enabling", "Creating", "Updating")
+STALE_CLAIM_SECONDS = 900  # a kill still "killing" after this crashed half-way; it may be taken over
+
+
+class KillSwitchError(ValueError):
+    """The request cannot be carried out (bad function, nothing to restore, bot off): one line, shown as is."""
+
+
+def kill(runtime: Runtime, function_arn: str, reason: str, actor: str, *, automatic: bool = False) -> dict[str, Any]:
+    """Kill one function now; returns the contract finding object (``outcome``: ``fixed`` when it is killed,
+    also when it already was; ``exempt`` for never_kill / the bot's own / exempt-tagged; ``notified`` when a
+    cap or the policy mode held the kill back; ``dry-run``; ``failed``). ``automatic`` kills (evidence
+    handlers) follow the policy mode and the hourly cap; manual kills (CLI, Slack) do not.
+
+    Raises ``KillSwitchError`` for a bad function name, a function that does not exist or the bot being off.
+
+    Example:
+        >>> kill(runtime, "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer", "loop", "alice")["outcome"]
+        'fixed'
+    """
+    return _kill(runtime, _ref(runtime, function_arn), reason, actor, automatic).to_json()
+
+
+def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: Optional[str] = None) -> dict[str, Any]:
+    """Undo the function's active kill (or the kill ``fix_id``): put back exactly the stored prior state.
+
+    Returns ``{"function", "fix_id", "outcome": "restored"|"failed"|"dry-run", "message", "prior"}``. Raises
+    ``KillSwitchError`` when there is no kill to restore or another restore is under way.
+
+    Example:
+        >>> restore(runtime, "thumbnailer", actor="alice")["message"]
+        'thumbnailer restored: reserved concurrency unset again, 1 mapping re-enabled, RecursiveLoop unchanged.'
+    """
+    ref = _ref(runtime, function_arn)
+    engine = runtime.engine(ref.account, ref.region)
+    store = engine.store
+    fix = _active_kill(engine, ref, fix_id)
+    if fix is None:
+        hint = "" if runtime.writes_state else " (state is in memory for this run: set SAFETYCATCH_TABLE)"
+        raise KillSwitchError(f"{ref.name} has no kill to restore{hint}")
+    spec = FixSpec.from_json(fix["spec"])
+    result: dict[str, Any] = {"function": ref.arn, "fix_id": fix["id"], "prior": spec.prior, "actor": actor}
+    if runtime.mode == "dry-run":
+        return {**result, "outcome": "dry-run", "message": f"would restore {ref.name}: {_describe_prior(spec)}"}
+    if not store.mark_fix(fix["id"], "restoring", fix["status"], restored_by=actor):
+        raise KillSwitchError(f"{ref.name}: kill {fix['id']} is already being restored")
+    try:
+        fixes.undo(engine.gateway, spec)
+    except (ClientError, BotoCoreError) as exc:
+        store.mark_fix(fix["id"], "restore-failed", "restoring", reason=_reason(exc))
+        result.update(outcome="failed", message=f"{ref.name} NOT fully restored: {_reason(exc)}; retry the restore")
+    else:
+        store.mark_fix(fix["id"], "restored", "restoring")
+        lock = store.kill_lock(ref.arn)
+        if lock and lock.get("fix_id") == fix["id"]:
+            store.set_kill(ref.arn, str(lock["token"]), "restored")
+        rearmed = _rearm(engine, ref, actor)
+        result.update(outcome="restored", message=f"{ref.name} restored: {_describe_prior(spec)}{rearmed}.")
+    store.audit(ref.arn, {"policy": POLICY, "mode": "manual", "outcome": result["outcome"],
+                          "message": result["message"], "context": f"restore by {actor}", "fix_id": fix["id"]})
+    logger.info("kill-switch restore", extra={"function": ref.arn, "fix_id": fix["id"],
+                                                 "outcome": result["outcome"], "actor": actor})
+    return result
+
+
+def restore_fix(runtime: Runtime, fix_id: str, actor: str) -> dict[str, Any]:
+    """``restore`` by the kill's fix id alone (what a Slack Restore button carries)."""
+    fix = runtime.store.get_fix(fix_id) if isinstance(fix_id, str) and fix_id.isalnum() else None
+    if fix is None or (fix.get("spec") or {}).get("action") != "kill":
+        raise KillSwitchError(f"no kill {str(fix_id)[:40]!r} to restore")
+    return restore(runtime, fix["function"], actor, fix_id=fix_id)
+
+
+def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
+    """Kill every function the evidence names (automatic: policy mode, cap and blast radius apply)."""
+    report = EventReport(evidence.key, evidence.event_name)
+    cfg = runtime.policy_set.policies.get(POLICY)
+    if cfg is None or cfg.mode == "off":
+        report.skipped = f"the {POLICY} policy is off (no policies/{POLICY}.yaml, or mode off)"
+        return report
+    account = runtime.bot_account()
+    if evidence.kind == ALARM_STATE_CHANGE:
+        # never trust the event: the alarm must exist, be ours, and still be in ALARM
+        state = runtime.engine(evidence.account, evidence.region).inventory.alarm_state(evidence.event_name)
+        if state != "ALARM":
+            report.skipped = f"alarm {evidence.event_name} is {state or 'not there'} now, not ALARM: nothing killed"
+            return report
+    for ref in evidence.functions:
+        report.function = report.function or ref.arn
+        if ref.account != account:
+            report.errors.append(f"{ref.arn} is in account {ref.account}, not this bot's account {account}")
+            continue
+        failed = False
+        try:
+            decision = _kill(runtime, ref, evidence.reason, "safetycatch", automatic=True,
+                             observed_at=evidence.observed_at)
+            report.decisions.append(decision)
+            failed = decision.outcome == "failed"
+        except KillSwitchError as exc:
+            report.errors.append(str(exc))
+        except (ClientError, BotoCoreError) as exc:
+            report.errors.append(f"{ref.name}: {_reason(exc)}")
+            failed = True
+        if failed and evidence.kind == ALARM_STATE_CHANGE:
+            # the alarm stays in ALARM and would never fire again: back to OK, so the next period retries the kill
+            rearmed = _rearm(runtime.engine(ref.account, ref.region), ref, "safetycatch, after a failed kill")
+            report.errors.append(f"{ref.name}: the kill failed{rearmed or '; alarm not in ALARM'}")
+    if not report.decisions and len(report.errors) == 1:
+        report.skipped = report.errors.pop()
+    return report
+
+
+# -- the kill ------------------------------------------------------------------------------------
+
+
+def _ref(runtime: Runtime, function_arn: Any) -> FunctionRef:
+    if runtime.mode == "off":
+        raise KillSwitchError("safetycatch is off (SAFETYCATCH_MODE=off): nothing changed")
+    account = runtime.bot_account()
+    ref = FunctionRef.parse(function_arn.strip() if isinstance(function_arn, str) else function_arn, account,
+                            runtime.home_region)
+    if ref is None:
+        raise KillSwitchError(f"{str(function_arn)[:80]!r} is not a Lambda function name or ARN")
+    if ref.account != account:
+        raise KillSwitchError(f"{ref.arn} is in account {ref.account}, not this bot's account {account}")
+    return ref
+
+
+def _config(runtime: Runtime) -> PolicyConfig:
+    check = REGISTRY[POLICY]
+    return runtime.policy_set.policies.get(POLICY) or PolicyConfig(POLICY, check.default_mode,
+                                                                   check.default_severity, check.defaults())
+
+
+def _refusal(runtime: Runtime, snapshot: FunctionSnapshot) -> str:
+    """Why this function must never be killed ('' when it may be)."""
+    settings = runtime.settings
+    glob = next((g for g in settings.never_kill if fnmatch.fnmatchcase(snapshot.name, g)), None)
+    if glob:
+        return f"it is in never_kill ({glob})"
+    if (snapshot.role and settings.is_own_role(snapshot.role)) or \
+            snapshot.name == os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return "it is one of safetycatch's own functions"
+    if snapshot.tags.get(settings.exempt_tag, "").strip().lower() == "true":
+        return f"it is tagged {settings.exempt_tag}=true"
+    return ""
+
+
+class _Kill:
+    """One kill attempt: shared state of the steps, and how each ends (audit + notify)."""
+
+    def __init__(self, runtime: Runtime, engine: Engine, ref: FunctionRef, reason: str, actor: str,
+                 mode: str) -> None:
+        self.runtime, self.engine, self.ref, self.mode = runtime, engine, ref, mode
+        self.reason, self.actor = reason, actor
+        self.context = f"{reason[:200]} ({actor})"
+
+    def end(self, outcome: str, message: str, detail: str = "", spec: Optional[FixSpec] = None, fix_id: str = "",
+            notify: bool = True) -> Decision:
+        finding = Finding(POLICY, self.ref.arn, "critical", message, spec, {"reason": self.reason, "actor": self.actor})
+        decision = Decision(finding, self.mode, outcome, detail, fix_id=fix_id)
+        if self.runtime.mode != "dry-run":
+            self.engine.store.audit(self.ref.arn, {
+                "policy": POLICY, "mode": self.mode, "outcome": outcome, "severity": "critical", "message": message,
+                "detail": detail, "context": self.context, "fix_id": fix_id})
+        if notify:
+            try:
+                self.engine.notifier.notify_kill(self.ref.arn, fix_id if outcome == "fixed" else "",
+                                                 {**decision.to_json(), "reason": self.reason, "actor": self.actor},
+                                                 self.context)
+            except Exception as exc:  # noqa: BLE001 - a notification failure never undoes a kill
+                logger.warning("kill notification failed", extra={"function": self.ref.arn, "error": _reason(exc)})
+        return decision
+
+
+def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic: bool,
+          observed_at: Optional[datetime] = None) -> Decision:
+    cfg = _config(runtime)
+    engine = runtime.engine(ref.account, ref.region)
+    inventory, store = engine.inventory, engine.store
+    snapshot = inventory.function(ref)
+    if snapshot is None:
+        raise KillSwitchError(f"no function {ref.name} in {ref.account} {ref.region}")
+    attempt = _Kill(runtime, engine, ref, reason, actor, cfg.mode if automatic else "manual")
+    name = ref.name
+    refusal = _refusal(runtime, snapshot)
+    if refusal:
+        return attempt.end("exempt", f"Runaway loop reported on {name}, NOT killed: {refusal}.", refusal,
+                           notify=automatic)
+    if automatic and cfg.mode != "auto":
+        return attempt.end("notified", f"Runaway loop on {name}: the {POLICY} policy is in {cfg.mode} mode, so it "
+                           f"is NOT killed. Kill it: safetycatch kill {name}", f"mode {cfg.mode}")
+    lock = store.kill_lock(ref.arn)
+    current = inventory.reserved_concurrency(ref)
+    now = store.clock()
+    if lock and ((lock["status"] == "killed" and current == 0) or
+                 (lock["status"] == "killing" and now - int(lock.get("since", 0)) < STALE_CLAIM_SECONDS)):
+        return _already(attempt, lock)
+    if automatic and observed_at and lock and lock["status"] == "restored" and \
+            int(lock.get("since", 0)) > observed_at.timestamp():
+        seen = observed_at.astimezone(timezone.utc)
+        return attempt.end("notified", f"Runaway loop on {name} reported for {seen:%H:%M:%S} UTC, before it "
+                           "was restored: not killed again.", "evidence predates the last restore")
+    spec, notes = _plan(engine, snapshot, current)
+    if runtime.mode == "dry-run":
+        return attempt.end("dry-run", f"Runaway loop on {name}: would throttle it to 0. {notes}".strip(),
+                           f"would {spec.action} {spec.params}", spec)
+    token = store.claim_kill(ref.arn, lock)
+    if token is None:
+        return _already(attempt, store.kill_lock(ref.arn) or {})
+    if automatic:
+        limit = int(cfg.params["max_kills_per_hour"])
+        if not store.take_change_slot(ref.account, limit, kind="kills"):
+            store.set_kill(ref.arn, token, "released")
+            logger.error("kill-switch rate cap reached", extra={"function": ref.arn, "max_kills_per_hour": limit})
+            return attempt.end("notified", f"RUNAWAY LOOP on {name} NOT KILLED: this hour's {limit} kills "
+                               f"reached max_kills_per_hour={limit}. Kill it by hand: safetycatch kill {name}",
+                               f"rate cap: {limit} kills this hour", spec)
+    fix_id = store.store_fix(ref.arn, POLICY, spec.to_json())
+    if lock and lock.get("fix_id") and lock["status"] == "killed":
+        store.mark_fix(str(lock["fix_id"]), "superseded", "applied", reason=f"un-killed outside safetycatch; {fix_id}")
+    partial = ""
+    try:
+        fixes.apply(engine.gateway, spec)
+    except fixes.PartialFix as exc:
+        partial = str(exc)
+    except (ClientError, BotoCoreError) as exc:
+        store.mark_fix(fix_id, "failed", "stored", reason=_reason(exc))
+        store.set_kill(ref.arn, token, "released")
+        return attempt.end("failed", f"RUNAWAY LOOP on {name}: the kill FAILED, it is still running "
+                           f"({_reason(exc)}).", _reason(exc), spec, fix_id)
+    store.mark_fix(fix_id, "applied", "stored", **({"reason": partial} if partial else {}))
+    store.set_kill(ref.arn, token, "killed", fix_id)
+    message = f"Runaway loop stopped: {name} throttled to 0. {notes} Undo: safetycatch restore {name}"
+    return attempt.end("fixed", " ".join(message.split()), partial, spec, fix_id)
+
+
+def _already(attempt: _Kill, lock: dict[str, Any]) -> Decision:
+    fix_id = str(lock.get("fix_id") or "")
+    since = datetime.fromtimestamp(int(lock.get("since", 0)), timezone.utc).strftime("%H:%M:%S UTC")
+    return attempt.end("fixed", f"{attempt.ref.name} is already killed (since {since}); nothing changed.",
+                       f"already killed by fix {fix_id or '(in progress)'}", fix_id=fix_id, notify=False)
+
+
+def _plan(engine: Engine, snapshot: FunctionSnapshot, current: Optional[int]) -> tuple[FixSpec, str]:
+    """The kill's fix spec with the exact prior state, read fresh, and a sentence about what it changes."""
+    running = [m for m in engine.inventory.function_mappings(snapshot) if m.state in RUNNING_STATES]
+    recursion, why = engine.inventory.recursion_config(snapshot.ref)
+    params: dict[str, Any] = {"ReservedConcurrentExecutions": 0, "DisableMappings": [m.uuid for m in running]}
+    if recursion == "Allow":
+        params["RecursiveLoop"] = "Terminate"
+    prior = {"ReservedConcurrentExecutions": current, "RecursiveLoop": recursion,
+             "Mappings": [{"UUID": m.uuid, "EventSourceArn": m.source_arn, "State": m.state, "Enabled": True}
+                          for m in running]}
+    was = "unset" if current is None else str(current)
+    loop = {"Allow": "RecursiveLoop Allow -> Terminate.", "Terminate": "RecursiveLoop already Terminate."}.get(
+        recursion, f"RecursiveLoop unavailable ({why}).")
+    notes = f"Reserved concurrency was {was}; {len(running)} event source mapping(s) disabled; {loop}"
+    return FixSpec("kill", snapshot.arn, params, prior), notes
+
+
+def _active_kill(engine: Engine, ref: FunctionRef, fix_id: Optional[str]) -> Optional[dict[str, Any]]:
+    store = engine.store
+    if fix_id:
+        fix = store.get_fix(fix_id)
+        ok = fix and fix.get("function") == ref.arn and fix["spec"].get("action") == "kill"
+        return fix if ok and fix["status"] in RESTORABLE else None
+    lock = store.kill_lock(ref.arn)
+    if lock and lock["status"] == "killed" and lock.get("fix_id"):
+        fix = store.get_fix(str(lock["fix_id"]))
+        if fix and fix["status"] in RESTORABLE:
+            return fix
+    return next((f for f in store.fixes_for(ref.arn)
+                 if f["spec"].get("action") == "kill" and f["status"] in RESTORABLE), None)
+
+
+def _rearm(engine: Engine, ref: FunctionRef, actor: str) -> str:
+    """Set the function's runaway alarm back to OK if it is in ALARM, so a loop that resumes after the restore
+    makes a fresh ALARM change (and is killed again) instead of staying silent in ALARM."""
+    name = alarms.alarm_name(ref.name)
+    try:
+        if engine.inventory.alarm_state(name) != "ALARM":
+            return ""
+        engine.gateway.set_alarm_state(name, "OK", f"re-armed by safetycatch restore ({actor[:100]})")
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("could not re-arm the runaway alarm", extra={"alarm": name, "error": _reason(exc)})
+        return f"; alarm {name} NOT re-armed ({_reason(exc)})"
+    return f"; alarm {name} re-armed (OK)"
+
+
+def _describe_prior(spec: FixSpec) -> str:
+    value = spec.prior.get("ReservedConcurrentExecutions")
+    concurrency = "reserved concurrency unset again" if value is None else f"reserved concurrency back to {value}"
+    count = len(spec.prior.get("Mappings", []))
+    loop = f"RecursiveLoop back to {spec.prior['RecursiveLoop']}" if spec.params.get("RecursiveLoop") else \
+        "RecursiveLoop unchanged"
+    return f"{concurrency}, {count} mapping{'s' if count != 1 else ''} re-enabled, {loop}"
+

@@ -1,0 +1,55 @@
+"""Helpers for the kill-switch tests: policy directories with changed settings, and a botocore Stubber for the
+two Lambda operations moto lacks (Get/PutFunctionRecursionConfig) while every other call still goes to moto."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import boto3
+import yaml
+from botocore.stub import Stubber
+
+from chalicelib.runtime import Runtime
+
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+RECURSION_OPERATIONS = ("get_function_recursion_config", "put_function_recursion_config")
+
+
+def policies_with(tmp_path: Path, settings: Optional[dict[str, Any]] = None,
+                  runaway: Optional[dict[str, Any]] = None, drop: tuple[str, ...] = ()) -> Path:
+    """A copy of the repo's policies with ``settings.yaml`` keys and runaway-loop params/mode overridden."""
+    target = tmp_path / "policies"
+    shutil.copytree(POLICIES, target)
+    for name in drop:
+        (target / name).unlink()
+    if settings:
+        doc = yaml.safe_load((target / "settings.yaml").read_text()) or {}
+        (target / "settings.yaml").write_text(yaml.safe_dump({**doc, **settings}))
+    if runaway:
+        doc = yaml.safe_load((target / "runaway-loop.yaml").read_text())
+        doc["params"].update(runaway.get("params", {}))
+        doc.update({k: v for k, v in runaway.items() if k != "params"})
+        (target / "runaway-loop.yaml").write_text(yaml.safe_dump(doc))
+    return target
+
+
+class _SplitLambda:
+    """The runtime's Lambda client, except the recursion operations, which go to a Stubber-driven client."""
+
+    def __init__(self, real: Any, stubbed: Any) -> None:
+        self._real, self._stubbed = real, stubbed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stubbed if name in RECURSION_OPERATIONS else self._real, name)
+
+
+def stub_recursion(runtime: Runtime, region: str = "us-east-1") -> Stubber:
+    """Route the runtime's Get/PutFunctionRecursionConfig calls to a botocore Stubber (returned, activated)."""
+    clients = runtime.clients(region)
+    stubbed = boto3.session.Session(region_name=region).client("lambda", region_name=region)
+    stubber = Stubber(stubbed)
+    stubber.activate()
+    clients._clients["lambda"] = _SplitLambda(clients("lambda"), stubbed)
+    return stubber

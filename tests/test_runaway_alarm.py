@@ -1,0 +1,154 @@
+"""The managed runaway alarms: the pure check, idempotent create/update through the engine, a sensitive alarm for
+a recursive-trigger finding, bulk reads in a sweep, undo."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from chalicelib import alarms, fixes
+from chalicelib.checks import REGISTRY, Check
+from chalicelib.checks import runaway_loop
+from chalicelib.gateway import Gateway
+from chalicelib.handlers import handle_event
+from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionRef, FunctionSnapshot
+from cli.cloudtrail import api_call
+from tests.runaway_support import policies_with
+
+ACCOUNT = "123456789012"
+TAG = {"safetycatch:kill-switch": "true"}
+
+
+def _snapshot(name="orders-api", tags=None, flagged=(), alarm=None):
+    return FunctionSnapshot(FunctionRef(name, ACCOUNT, "us-east-1"), tags=dict(tags or {}), flagged_by=set(flagged),
+                            alarm=alarm)
+
+
+def _params(**overrides):
+    return {**runaway_loop.CHECK.defaults(), **overrides}
+
+
+def _alarm(aws, name="orders-api"):
+    found = aws.client("cloudwatch").describe_alarms(AlarmNames=[alarms.alarm_name(name)])["MetricAlarms"]
+    return found[0] if found else None
+
+
+def _tag_event(name="orders-api"):
+    return api_call("TagResource20170331v2", {"resource": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}",
+                                              "tags": TAG})
+
+
+def test_the_wanted_alarm_watches_all_three_metrics_of_the_function():
+    (finding,) = runaway_loop.evaluate(_snapshot(tags=TAG), _params(), AccountFacts())
+    assert finding.fix.action == "put-runaway-alarm" and finding.fix.prior == {"Alarm": None}
+    spec = alarms.alarm_spec("orders-api", alarms.Thresholds.from_params(finding.fix.params))
+    assert spec["AlarmName"] == "safetycatch-runaway-orders-api"
+    stats = {m["Id"]: m["MetricStat"] for m in spec["Metrics"] if "MetricStat" in m}
+    assert {s["Metric"]["MetricName"]: s["Stat"] for s in stats.values()} == {
+        "Invocations": "Sum", "ConcurrentExecutions": "Maximum", "RecursiveInvocationsDropped": "Sum"}
+    assert all(s["Metric"]["Dimensions"] == [{"Name": "FunctionName", "Value": "orders-api"}] for s in stats.values())
+    assert spec["Metrics"][0]["Expression"] == "IF(inv > 5000 OR conc > 500 OR rec > 0, 1, 0)"
+    assert (spec["EvaluationPeriods"], spec["DatapointsToAlarm"]) == (2, 2)
+
+
+@pytest.mark.parametrize("snapshot, params, wanted", [
+    (_snapshot(), {}, False),
+    (_snapshot(tags={"safetycatch:kill-switch": "TRUE"}), {}, True),
+    (_snapshot(name="thumb-resize"), {"functions": ["thumb-*"]}, True),
+    (_snapshot(flagged={"recursive-trigger"}), {}, True),
+    (_snapshot(flagged={"recursive-trigger"}), {"alarm_recursive_triggers": False}, False),
+    (_snapshot(tags=TAG), {"invocations_per_minute": 0, "concurrent_executions": 0,
+                           "watch_recursion_dropped": False}, False),
+])
+def test_scope(snapshot, params, wanted):
+    assert bool(runaway_loop.evaluate(snapshot, _params(**params), AccountFacts())) is wanted
+
+
+def test_a_recursive_trigger_finding_makes_the_alarm_sensitive():
+    (finding,) = runaway_loop.evaluate(_snapshot(tags=TAG, flagged={"recursive-trigger"}), _params(), AccountFacts())
+    assert finding.fix.params["InvocationsPerMinute"] == 500 and finding.fix.params["ConcurrentExecutions"] == 50
+    assert finding.fix.params["Minutes"] == 1 and "sensitive: recursive-trigger" in finding.message
+
+
+def test_an_alarm_as_wanted_gives_no_finding_and_a_hand_edit_is_corrected():
+    wanted = alarms.alarm_spec("orders-api", alarms.Thresholds(5000, 500, True, 2))
+    assert runaway_loop.evaluate(_snapshot(tags=TAG, alarm=wanted), _params(), AccountFacts()) == []
+    edited = {**wanted, "EvaluationPeriods": 30, "DatapointsToAlarm": 30}
+    (finding,) = runaway_loop.evaluate(_snapshot(tags=TAG, alarm=edited), _params(), AccountFacts())
+    assert finding.fix.prior == {"Alarm": edited} and "differs from the policy" in finding.message
+
+
+def test_event_path_creates_the_alarm_once(aws, runtime, calls):
+    aws.function("orders-api", tags=TAG)
+    first = handle_event(_tag_event(), runtime=runtime)
+    assert [(f["policy"], f["outcome"]) for f in first["findings"]] == [("runaway-loop", "fixed")]
+    assert calls.writes == ["cloudwatch.PutMetricAlarm"]
+    created = _alarm(aws)
+    assert alarms.canonical(alarms.put_arguments(created)) == alarms.canonical(
+        alarms.alarm_spec("orders-api", alarms.Thresholds(5000, 500, True, 2)))
+    calls.clear()
+    second = handle_event(_tag_event(), runtime=runtime)
+    assert second["findings"] == [] and calls.writes == []
+    assert "cloudwatch.DescribeAlarms" in calls.calls
+
+
+def test_a_threshold_change_updates_and_undo_restores_the_previous_alarm(aws, make_runtime, tmp_path, calls):
+    aws.function("orders-api", tags=TAG)
+    handle_event(_tag_event(), runtime=make_runtime())
+    before = alarms.put_arguments(_alarm(aws))
+    runtime = make_runtime(policies=policies_with(tmp_path, runaway={"params": {"invocations_per_minute": 800}}))
+    (finding,) = handle_event(_tag_event(), runtime=runtime)["findings"]
+    assert finding["outcome"] == "fixed" and "Invocations > 800/min" in finding["message"]
+    assert "inv > 800" in _alarm(aws)["Metrics"][0]["Expression"]
+    fix = runtime.store.get_fix(finding["fix_id"])
+    fixes.undo(Gateway(runtime.clients()), FixSpec.from_json(fix["spec"]))
+    assert alarms.canonical(alarms.put_arguments(_alarm(aws))) == alarms.canonical(before)
+
+
+def test_undo_of_a_created_alarm_deletes_it(aws, runtime):
+    aws.function("orders-api", tags=TAG)
+    (finding,) = handle_event(_tag_event(), runtime=runtime)["findings"]
+    fixes.undo(Gateway(runtime.clients()), FixSpec.from_json(runtime.store.get_fix(finding["fix_id"])["spec"]))
+    assert _alarm(aws) is None
+
+
+def test_dry_run_creates_no_alarm(aws, make_runtime, calls):
+    aws.function("orders-api", tags=TAG)
+    report = handle_event(_tag_event(), runtime=make_runtime(mode="dry-run"))
+    assert [f["outcome"] for f in report["findings"]] == ["dry-run"]
+    assert calls.writes == [] and _alarm(aws) is None
+
+
+def test_sweep_reads_all_alarms_in_one_call(aws, runtime, calls):
+    for i in range(6):
+        aws.function(f"fn-{i}", tags=TAG if i % 2 else None)
+    engine = runtime.engine(ACCOUNT, "us-east-1")
+    engine.sweep(act=True)
+    assert calls.calls.count("cloudwatch.DescribeAlarms") == 1
+    assert calls.writes.count("cloudwatch.PutMetricAlarm") == 3
+    calls.clear()
+    report = runtime.engine(ACCOUNT, "us-east-1").sweep(act=True)
+    assert [d for d in report.decisions if d.finding.policy == "runaway-loop"] == []
+    assert calls.writes == [] and calls.calls.count("cloudwatch.DescribeAlarms") == 1
+
+
+def test_engine_runs_runaway_loop_after_the_check_that_flags_a_recursive_trigger(aws, runtime, monkeypatch):
+    """The engine hands recursive-trigger's finding to runaway-loop in the same evaluation (ordering + flag)."""
+    def flags_everything(snapshot, params, account):
+        return [Finding("recursive-trigger", snapshot.arn, "", "writes to its own trigger")]
+
+    rt = REGISTRY.get("recursive-trigger") or Check("recursive-trigger", "4", "t", "d", "notify", "high",
+                                                    flags_everything)
+    fake = dataclasses.replace(rt, evaluate=flags_everything, in_scope=lambda s, p: True, needs=frozenset())
+    monkeypatch.setitem(REGISTRY, "recursive-trigger", fake)
+    cfg = dataclasses.replace(runtime.policy_set.policies["runaway-loop"], id="recursive-trigger", mode="notify")
+    # "runaway-loop" sorts after "recursive-trigger" by id: put it first to prove the engine orders by ``after``
+    policies = {"runaway-loop": runtime.policy_set.policies["runaway-loop"], "recursive-trigger": cfg}
+    monkeypatch.setattr(type(runtime.policy_set), "enabled", lambda self: [
+        (REGISTRY[pid], policies[pid]) for pid in ("runaway-loop", "recursive-trigger")])
+    aws.function("uploader")  # untagged: only the recursive-trigger finding puts it in scope
+    report = handle_event(_tag_event("uploader"), runtime=runtime)
+    by_policy = {f["policy"]: f for f in report["findings"]}
+    assert by_policy["runaway-loop"]["fix"]["params"]["InvocationsPerMinute"] == 500
+    assert "inv > 500" in _alarm(aws, "uploader")["Metrics"][0]["Expression"]
