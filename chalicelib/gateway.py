@@ -28,6 +28,8 @@ WRITES: dict[str, tuple[str, str, str]] = {
     "UpdateFunctionConfiguration": ("lambda", "update_function_configuration",
                                     "lambda:UpdateFunctionConfiguration"),
     "UpdateEventSourceMapping": ("lambda", "update_event_source_mapping", "lambda:UpdateEventSourceMapping"),
+    "PutProvisionedConcurrencyConfig": ("lambda", "put_provisioned_concurrency_config",
+                                        "lambda:PutProvisionedConcurrencyConfig"),
 }
 
 CONFLICT_RETRIES = (1.0, 2.0, 4.0)  # a function mid-update answers ResourceConflictException
@@ -83,6 +85,10 @@ class Gateway:
 
     def update_event_source_mapping(self, uuid: str, **changes: Any) -> None:
         self._write("UpdateEventSourceMapping", UUID=uuid, **changes)
+
+    def put_provisioned_concurrency_config(self, function_arn: str, qualifier: str, value: int) -> None:
+        self._write("PutProvisionedConcurrencyConfig", FunctionName=function_arn, Qualifier=qualifier,
+                    ProvisionedConcurrentExecutions=value)
 
 
 def write_permissions() -> list[str]:
