@@ -56,7 +56,8 @@ _ABOUT_SUFFIXES = {
     "ARN", "NAME", "ID", "IDS", "PATH", "PARAM", "PARAMETER", "FILE", "URL", "URI", "ENDPOINT", "HOST", "TYPE",
     "MODE", "ENABLED", "ENABLE", "DISABLED", "TTL", "EXPIRY", "EXPIRATION", "EXPIRES", "TIMEOUT", "HEADER",
     "REGION", "LENGTH", "SIZE", "VERSION", "ALGORITHM", "ALG", "ISSUER", "AUDIENCE", "SCOPE", "SCOPES", "PROVIDER",
-    "LOCATION", "KEY_ID", "POLICY", "ROTATION", "REFRESH_SECONDS",
+    "LOCATION", "KEY_ID", "POLICY", "ROTATION", "REFRESH_SECONDS", "SHA", "COMMIT", "HASH", "CHECKSUM", "DIGEST",
+    "REVISION", "BUILD", "ETAG",
 }
 _TRIVIAL = re.compile(r"^(?:|true|false|yes|no|on|off|none|null|nil|enabled|disabled|\d{1,12}(?:\.\d+)?)$",
                       re.IGNORECASE)
@@ -89,9 +90,15 @@ def entropy(text: str) -> float:
     return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
+def _relative_entropy(value: str, alphabet: int) -> float:
+    return entropy(value) / math.log2(min(len(value), alphabet))
+
+
 def high_entropy(value: str) -> bool:
     """A long random-looking token: hex of 32+ characters, or 24+ characters of a base64 / url-safe alphabet
-    mixing upper case, lower case and digits, with high Shannon entropy. UUIDs are ids, not secrets.
+    mixing upper case, lower case and digits, with high Shannon entropy (relative to the most its length allows)
+    and no word structure (CamelCase identifiers split into long words, random tokens into short runs). UUIDs are
+    ids, not secrets. Statistical: about one random 24-character token in ten thousand reads as words.
 
     Example:
         >>> high_entropy("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
@@ -104,13 +111,17 @@ def high_entropy(value: str) -> bool:
         return False
     if _HEX.match(value):
         return len(value) >= 32 and any(c.isdigit() for c in value) and any(c.isalpha() for c in value) \
-            and entropy(value) >= 3.0
+            and _relative_entropy(value, 16) >= 0.65
     mixed = any(c.isupper() for c in value) and any(c.islower() for c in value) and any(c.isdigit() for c in value)
-    return len(value) >= 24 and mixed and entropy(value) >= 4.0
+    if len(value) < 24 or not mixed or _relative_entropy(value, 64) < 0.7:
+        return False
+    runs = _WORD.findall(value)
+    return sum(map(len, runs)) / len(runs) <= 4.0
 
 
-def credential_shape(value: str) -> Optional[str]:
-    """What credential the value looks like (``"a Slack token (xox*)"``), or None.
+def credential_shape(value: str, random_tokens: bool = True) -> Optional[str]:
+    """What credential the value looks like (``"a Slack token (xox*)"``), or None. ``random_tokens=False``
+    leaves out the high-entropy rule (for names that say the value is an id, a hash, a version...).
 
     Example:
         >>> credential_shape("AKIA" + "Z" * 16)
@@ -119,7 +130,18 @@ def credential_shape(value: str) -> Optional[str]:
     for pattern, what in CREDENTIAL_SHAPES:
         if pattern.search(value):
             return what
-    return "a long high-entropy string" if high_entropy(value) else None
+    return "a long high-entropy string" if random_tokens and high_entropy(value) else None
+
+
+def is_about_a_secret(name: str) -> bool:
+    """The name ends in a word saying the value is *about* something (``_ARN``, ``_TTL``, ``_SHA``...).
+
+    Example:
+        >>> is_about_a_secret("DB_PASSWORD_SECRET_ARN"), is_about_a_secret("DB_PASSWORD")
+        (True, False)
+    """
+    parts = words(name)
+    return bool(parts) and (parts[-1] in _ABOUT_SUFFIXES or "_".join(parts[-2:]) in _ABOUT_SUFFIXES)
 
 
 def secret_name(name: str) -> Optional[str]:
@@ -131,7 +153,7 @@ def secret_name(name: str) -> Optional[str]:
         ('API_KEY', None, None)
     """
     parts = words(name)
-    if not parts or parts[-1] in _ABOUT_SUFFIXES or "_".join(parts[-2:]) in _ABOUT_SUFFIXES:
+    if not parts or is_about_a_secret(name):
         return None
     for first, second in zip(parts, parts[1:]):
         if (first, second) in _SECRET_PAIRS:
@@ -154,10 +176,13 @@ def classify(name: str, value: object) -> Optional[str]:
     """
     if not isinstance(value, str) or is_reference(value):
         return None
-    shape = credential_shape(value)
-    if shape:
-        return f"value looks like {shape}"
+    reason = None
+    shape = credential_shape(value, random_tokens=not is_about_a_secret(name))
     word = secret_name(name)
-    if word and not _TRIVIAL.match(value.strip()) and not value.strip().startswith(("http://", "https://")):
-        return f"name looks secret ({word}) and the value is a literal"
-    return None
+    if shape:
+        reason = f"value looks like {shape}"
+    elif word and not _TRIVIAL.match(value.strip()) and not value.strip().startswith(("http://", "https://")):
+        reason = f"name looks secret ({word}) and the value is a literal"
+    if reason and value.strip() and value.strip() in reason:  # a password such as "PASSWORD" or "literal"
+        return "the value looks like a secret"
+    return reason
