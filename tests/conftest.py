@@ -15,7 +15,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import boto3
 import pytest
@@ -108,15 +108,19 @@ def event() -> Callable[[str], dict[str, Any]]:
 
 class OnlyStubber(Stubber):
     """A botocore ``Stubber`` that answers only ``operations`` (APIs moto lacks) and lets every other call on
-    the same client through to moto."""
+    the same client through to moto. Stubbed calls are added to ``recorder`` (the stub answers before the
+    recorder's hook would see them)."""
 
-    def __init__(self, client: Any, *operations: str) -> None:
+    def __init__(self, client: Any, *operations: str, recorder: Optional["CallRecorder"] = None) -> None:
         super().__init__(client)
         self.operations = set(operations)
+        self.recorder = recorder
 
     def _get_response_handler(self, model: Any, params: Any, context: Any, **kwargs: Any) -> Any:
         if model.name not in self.operations:
             return None
+        if self.recorder is not None:
+            self.recorder.calls.append(f"{model.service_model.service_name}.{model.name}")
         return super()._get_response_handler(model, params, context, **kwargs)
 
     def _assert_expected_params(self, model: Any, params: Any, context: Any, **kwargs: Any) -> Any:
@@ -126,12 +130,13 @@ class OnlyStubber(Stubber):
 
 
 @pytest.fixture
-def stub_only() -> Iterator[Callable[..., OnlyStubber]]:
-    """``stub_only(client, "ListProvisionedConcurrencyConfigs")``: stub those operations only (activated)."""
+def stub_only(calls: CallRecorder) -> Iterator[Callable[..., OnlyStubber]]:
+    """``stub_only(client, "ListProvisionedConcurrencyConfigs")``: stub those operations only (activated);
+    ``add_response`` takes the method name (``list_provisioned_concurrency_configs``)."""
     active: list[OnlyStubber] = []
 
     def make(client: Any, *operations: str) -> OnlyStubber:
-        stubber = OnlyStubber(client, *operations)
+        stubber = OnlyStubber(client, *operations, recorder=calls)
         stubber.activate()
         active.append(stubber)
         return stubber
