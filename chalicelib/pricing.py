@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-PRICE_LIST = "AWS Lambda list prices, us-east-1, first tier (aws.amazon.com/lambda/pricing)"
+PRICE_LIST = "AWS list prices, us-east-1"  # the label every estimate carries
 HOURS_PER_MONTH = 730
 MB_PER_GB = 1024
 VCPU_MEMORY_MB = 1769  # Lambda gives one full vCPU at 1,769 MB; CPU share grows linearly up to it

@@ -32,7 +32,7 @@ def test_rest_api_function_at_128_mb_fires_with_a_priced_suggestion(aws, runtime
     assert finding["outcome"] == "notified" and finding["fix"] is None and finding["severity"] == "low"
     message = finding["message"]
     assert message.startswith(f"Serves REST API {api_id} (POST /signup) with no provisioned concurrency")
-    assert "128 MB of memory" in message
+    assert "only 128 MB of memory, so little CPU for init" in message
     # 2 slots x 0.125 GB x 730 h x 3600 s x $0.0000041667 = $2.74 a month
     assert "keep 2 environments warm with provisioned concurrency on an alias - estimated $2.74/month" in message
     assert "unavailable: ListProvisionedConcurrencyConfigs is not supported here" in message  # moto lacks it

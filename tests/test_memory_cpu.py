@@ -40,7 +40,7 @@ def test_slow_128_mb_function_asks_approval_to_raise_memory(aws, runtime):
     # at 1024 MB the duration is 8x shorter for the same GB-s -> $6.45; at worst 3 s x 1 GB -> $50.20.
     assert "$6.45 now, about $6.45 at 1024 MB" in message and "(~375 ms)" in message
     assert "at most $50.20 if it only waits on I/O" in message
-    assert "Estimated cost per million invocations (AWS Lambda list prices, us-east-1" in message
+    assert "Estimated cost per million invocations (AWS list prices, us-east-1): $6.45 now" in message
 
 
 def test_approved_fix_raises_memory_and_undo_restores_it(aws):

@@ -63,7 +63,7 @@ def test_idle_provisioned_concurrency_asks_to_lower_it_to_the_peak(aws, runtime,
     # 16 slots x 0.5 GB x 730 h x 3600 s x $0.0000041667 = $87.60 a month (labelled estimate)
     assert "average utilization 10% over 7 days, peak 3 in use" in finding["message"]
     assert "Lower it to 4 (peak x 1.25): estimated saving $87.60/month at 512 MB" in finding["message"]
-    assert "AWS Lambda list prices" in finding["message"]
+    assert "(AWS list prices, us-east-1)" in finding["message"]
 
 
 def test_approved_fix_puts_the_lower_value_and_undo_restores_it(aws, stub_only):

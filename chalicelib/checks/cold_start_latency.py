@@ -52,14 +52,14 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
         return []
     heavy = []
     if snapshot.memory_mb <= params["max_memory_mb"]:
-        heavy.append(f"{snapshot.memory_mb} MB of memory (little CPU for init)")
+        heavy.append(f"only {snapshot.memory_mb} MB of memory, so little CPU for init")
     if package_mb(snapshot) > params["min_package_mb"]:
         heavy.append(f"a {package_mb(snapshot):.1f} MB package")
     slots = params["suggested_pc"]
     cost = pricing.provisioned_monthly(slots, snapshot.memory_mb, snapshot.architectures)
     unknown = f" ({snapshot.provisioned_note})" if snapshot.provisioned_note.startswith("unavailable") else ""
     message = (
-        f"Serves {front} with no provisioned concurrency{unknown} and a heavy start ({' and '.join(heavy)}): "
+        f"Serves {front} with no provisioned concurrency{unknown} and a heavy start ({'; '.join(heavy)}): "
         f"after a quiet spell users wait for the cold start. For a latency-critical path, keep {slots} "
         f"environments warm with provisioned concurrency on an alias - estimated {pricing.usd(cost)}/month at "
         f"{snapshot.memory_mb} MB ({pricing.PRICE_LIST}); otherwise trim the start (more memory, a smaller "

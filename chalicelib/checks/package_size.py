@@ -17,7 +17,7 @@ MB = 1024 * 1024
 
 
 def _mb(size: int) -> str:
-    return f"{size / MB:.1f} MB"
+    return f"{size / MB:.1f} MB" if size >= MB // 10 else f"{size / 1024:.1f} KB"
 
 
 def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) -> list[Finding]:

@@ -45,7 +45,7 @@ def _finding(snapshot: FunctionSnapshot, config: ProvisionedConfig, params: Para
     current = config.allocated or config.requested
     if current is None:
         return Finding(CHECK.id, snapshot.arn, "", f"Provisioned concurrency mostly idle ({seen}), but its size "
-                       f"is unknown: {snapshot.provisioned_note}. No fix proposed; check it with "
+                       f"is unknown ({snapshot.provisioned_note}). No fix proposed; check it with "
                        f"`aws lambda list-provisioned-concurrency-configs`.", None, evidence)
     wanted = max(1, math.ceil(peak * params["headroom"]))
     if wanted >= current:
