@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import defaultdict
@@ -337,16 +338,14 @@ class Inventory:
         """Functions with ``metric`` series in AWS/Lambda over the last two weeks (ListMetrics, read once per
         run): function name -> the qualifiers seen in the ``Resource`` dimension."""
         if metric not in self._metric_index:
-            index: dict[str, set[str]] = defaultdict(set)
-            for page in self.clients("cloudwatch").get_paginator("list_metrics").paginate(
-                    Namespace="AWS/Lambda", MetricName=metric):
-                for item in page.get("Metrics", []):
-                    dims = {d["Name"]: d["Value"] for d in item.get("Dimensions", [])}
-                    if "FunctionName" in dims:
-                        resource = dims.get("Resource", "")
-                        index[dims["FunctionName"]].update([resource.split(":", 1)[1]] if ":" in resource else [])
-            self._metric_index[metric] = dict(index)
+            self._metric_index[metric] = self._list_metrics(metric)
         return self._metric_index[metric]
+
+    def _list_metrics(self, metric: str, function_name: str = "") -> dict[str, set[str]]:
+        dimensions = [{"Name": "FunctionName", "Value": function_name}] if function_name else []
+        pages = self.clients("cloudwatch").get_paginator("list_metrics").paginate(
+            Namespace="AWS/Lambda", MetricName=metric, Dimensions=dimensions)
+        return _qualifiers([item for page in pages for item in page.get("Metrics", [])])
 
     def _load_urls(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
         """Function URLs. A sweep: the functions whose URL served requests (one ListMetrics for all). One
@@ -392,7 +391,7 @@ class Inventory:
             for query in queries.get(snapshot.arn, set()):
                 if query.qualifier == EACH_PROVISIONED:
                     for config in snapshot.provisioned:
-                        concrete = MetricQuery(query.metric, query.stat, query.days, query.namespace, config.qualifier)
+                        concrete = dataclasses.replace(query, qualifier=config.qualifier)
                         snapshot.metrics[concrete] = None
                         wanted.append((snapshot, concrete))
         self._read_metrics(wanted)
@@ -415,19 +414,9 @@ class Inventory:
                 if not is_unsupported(exc):
                     raise
                 self._provisioned_unavailable = "unavailable: ListProvisionedConcurrencyConfigs is not supported here"
-        seen = in_use if in_use is not None else self._metric_series(snapshot.name, PROVISIONED_METRIC)
+        seen = in_use if in_use is not None else self._list_metrics(PROVISIONED_METRIC, snapshot.name)
         snapshot.provisioned = tuple(ProvisionedConfig(q) for q in sorted(seen.get(snapshot.name, ())))
         snapshot.provisioned_note = self._provisioned_unavailable
-
-    def _metric_series(self, function_name: str, metric: str) -> dict[str, set[str]]:
-        """The qualifiers of one function's ``metric`` series (ListMetrics filtered on FunctionName)."""
-        qualifiers: set[str] = set()
-        for page in self.clients("cloudwatch").get_paginator("list_metrics").paginate(
-                Namespace="AWS/Lambda", MetricName=metric, Dimensions=[{"Name": "FunctionName", "Value": function_name}]):
-            for item in page.get("Metrics", []):
-                resource = next((d["Value"] for d in item.get("Dimensions", []) if d["Name"] == "Resource"), "")
-                qualifiers.update([resource.split(":", 1)[1]] if ":" in resource else [])
-        return {function_name: qualifiers} if qualifiers else {}
 
     # -- account ---------------------------------------------------------------------------------
 
@@ -443,7 +432,6 @@ class Inventory:
                     f"GetAccountSettings failed: {exc.response.get('Error', {}).get('Code', 'error')}"
                 self._account_facts = AccountFacts(unavailable=reason)
         return self._account_facts
-
 
 
 def _dimensions(snapshot: FunctionSnapshot, query: MetricQuery) -> list[dict[str, str]]:
@@ -470,6 +458,18 @@ def _provisioned(item: dict[str, Any]) -> ProvisionedConfig:
         return int(item[key]) if item.get(key) is not None else None
 
     return ProvisionedConfig(
-        qualifier=str(item.get("FunctionArn", "")).rsplit(":", 1)[-1], requested=count("RequestedProvisionedConcurrentExecutions"),
-        allocated=count("AllocatedProvisionedConcurrentExecutions"), status=str(item.get("Status", "")),
-        last_modified=str(item.get("LastModified", "")))
+        qualifier=str(item.get("FunctionArn", "")).rsplit(":", 1)[-1],
+        requested=count("RequestedProvisionedConcurrentExecutions"),
+        allocated=count("AllocatedProvisionedConcurrentExecutions"),
+        status=str(item.get("Status", "")), last_modified=str(item.get("LastModified", "")))
+
+
+def _qualifiers(metrics: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """ListMetrics items -> function name -> the qualifiers of its ``Resource`` dimension (``name:qualifier``)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for item in metrics:
+        dims = {d["Name"]: d["Value"] for d in item.get("Dimensions", [])}
+        if "FunctionName" in dims:
+            resource = dims.get("Resource", "")
+            found[dims["FunctionName"]].update([resource.split(":", 1)[1]] if ":" in resource else [])
+    return dict(found)

@@ -71,7 +71,8 @@ def _more_footguns(account: SandboxAccount) -> dict[str, str]:
     arns = {
         "ml-scorer": account.function("ml-scorer", memory=1024, Layers=[account.layer("pandas", 52 * 1024 * 1024)]),
         "legacy-mailer": account.function("legacy-mailer", Environment={"Variables": {
-            "SMTP_PASSWORD": "demo-only-not-a-real-password", "ALERTS": "xoxb-000000000000-0000000000000-DEMOdemoDEMOdemo",
+            "SMTP_PASSWORD": "demo-only-not-a-real-password",
+            "ALERTS": "xoxb-000000000000-0000000000000-DEMOdemoDEMOdemo",
             "DB_SECRET_ARN": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db-AbCdEf"}}),
         "signup-api": account.function("signup-api", memory=128),
         "quotes-api": account.function("quotes-api", memory=1024),

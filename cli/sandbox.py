@@ -176,8 +176,9 @@ class SandboxAccount:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
             archive.writestr("python/blob.bin", os.urandom(max(0, size_bytes - 200)))
-        return str(self.client("lambda").publish_layer_version(
-            LayerName=name, Content={"ZipFile": buffer.getvalue()}, CompatibleRuntimes=["python3.12"])["LayerVersionArn"])
+        layer = self.client("lambda").publish_layer_version(LayerName=name, Content={"ZipFile": buffer.getvalue()},
+                                                             CompatibleRuntimes=["python3.12"])
+        return str(layer["LayerVersionArn"])
 
     def function_url(self, function_name: str) -> str:
         """Give the function a public function URL; returns the URL."""

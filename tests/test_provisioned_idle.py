@@ -19,7 +19,8 @@ OLD = (datetime.now(timezone.utc) - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M
 
 def _pc(arn, qualifier="live", allocated=20, status="READY", last_modified=OLD):
     return {"FunctionArn": f"{arn}:{qualifier}", "RequestedProvisionedConcurrentExecutions": allocated,
-            "AvailableProvisionedConcurrentExecutions": allocated, "AllocatedProvisionedConcurrentExecutions": allocated,
+            "AvailableProvisionedConcurrentExecutions": allocated,
+            "AllocatedProvisionedConcurrentExecutions": allocated,
             "Status": status, "LastModified": last_modified}
 
 
@@ -37,7 +38,8 @@ def _usage(aws, name, utilization, peak, qualifier="live"):
 
 def _stub_configs(stub_only, runtime, arn, *configs):
     stubber = stub_only(runtime.clients()("lambda"), LIST)
-    stubber.add_response("list_provisioned_concurrency_configs", {"ProvisionedConcurrencyConfigs": list(configs)}, {"FunctionName": arn})
+    stubber.add_response("list_provisioned_concurrency_configs", {"ProvisionedConcurrencyConfigs": list(configs)},
+                         {"FunctionName": arn})
     return stubber
 
 
@@ -126,8 +128,8 @@ def test_never_used_for_the_whole_lookback_goes_down_to_one(aws, runtime, stub_o
 
 def test_the_provisioning_event_itself_is_too_recent_to_judge(aws, runtime, stub_only, event):
     arn = _live_alias(aws, "orders-api")
-    _stub_configs(stub_only, runtime, arn, _pc(arn, allocated=25, status="IN_PROGRESS",
-                                                last_modified=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")))
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    _stub_configs(stub_only, runtime, arn, _pc(arn, allocated=25, status="IN_PROGRESS", last_modified=now))
     report = handle_event(event("lambda-PutProvisionedConcurrencyConfig"), runtime=runtime)
     assert report["skipped"] is None and _idle(report) == []
 
