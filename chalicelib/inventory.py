@@ -349,7 +349,8 @@ class Inventory:
 
     def _load_urls(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
         """Function URLs. A sweep: the functions whose URL served requests (one ListMetrics for all). One
-        function: its URL configs, read only when no API route fronts it already."""
+        function: its URL configs, read only when no API route fronts it already (the engine loads facets in
+        name order, so ``routes`` is known here; if it were not, the URL would just be read)."""
         served = self.metric_index(URL_METRIC) if bulk else {}
         for snapshot in snapshots:
             if bulk:
