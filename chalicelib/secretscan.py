@@ -169,7 +169,7 @@ def classify(name: str, value: object) -> Optional[str]:
     """Why the variable ``name=value`` holds a secret in plain text, or None. The reason never quotes the value.
 
     Example:
-        >>> classify("SLACK_HOOK", "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX")
+        >>> classify("SLACK_HOOK", "https://hooks.slack.com/services/T000/B000/abcdefghij0123456789ABCD")
         'value looks like a Slack incoming-webhook URL'
         >>> classify("AUTH_ENABLED", "true") is None
         True
