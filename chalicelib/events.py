@@ -28,6 +28,7 @@ LAMBDA_EVENTS = (
     "UntagResource", "AddPermission", "PutProvisionedConcurrencyConfig",
     "DeleteProvisionedConcurrencyConfig", "PutFunctionRecursionConfig",
 )
+LAMBDA_EVENTS += ("CreateFunctionUrlConfig", "UpdateFunctionUrlConfig")  # a URL now fronts the function
 APIGATEWAY_EVENTS = ("PutIntegration", "UpdateIntegration", "CreateIntegration")
 WATCHED = {"aws.lambda": LAMBDA_EVENTS, "aws.apigateway": APIGATEWAY_EVENTS}
 

@@ -126,6 +126,19 @@ ACTIONS: dict[str, FixAction] = {a.name: a for a in (
          "PutFunctionRecursionConfig"),
         apply=_kill, undo=_unkill,
     ),
+    FixAction(
+        "set-memory", "Set the function's MemorySize (MB); memory also buys CPU.", ("UpdateFunctionConfiguration",),
+        apply=lambda gw, s: gw.update_function_configuration(s.target, MemorySize=int(s.params["MemorySize"])),
+        undo=lambda gw, s: gw.update_function_configuration(s.target, MemorySize=int(s.prior["MemorySize"])),
+    ),
+    FixAction(
+        "set-provisioned-concurrency", "Set provisioned concurrency on an alias or version (never below 1).",
+        ("PutProvisionedConcurrencyConfig",),
+        apply=lambda gw, s: gw.put_provisioned_concurrency_config(
+            s.target, str(s.params["Qualifier"]), max(1, int(s.params["ProvisionedConcurrentExecutions"]))),
+        undo=lambda gw, s: gw.put_provisioned_concurrency_config(
+            s.target, str(s.prior["Qualifier"]), int(s.prior["ProvisionedConcurrentExecutions"])),
+    ),
 )}
 
 

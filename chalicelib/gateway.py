@@ -32,6 +32,8 @@ WRITES: dict[str, tuple[str, str, str]] = {
     "PutMetricAlarm": ("cloudwatch", "put_metric_alarm", "cloudwatch:PutMetricAlarm"),
     "DeleteAlarms": ("cloudwatch", "delete_alarms", "cloudwatch:DeleteAlarms"),
     "SetAlarmState": ("cloudwatch", "set_alarm_state", "cloudwatch:SetAlarmState"),
+    "PutProvisionedConcurrencyConfig": ("lambda", "put_provisioned_concurrency_config",
+                                        "lambda:PutProvisionedConcurrencyConfig"),
 }
 
 CONFLICT_RETRIES = (1.0, 2.0, 4.0)  # a function mid-update answers ResourceConflictException
@@ -99,6 +101,9 @@ class Gateway:
 
     def set_alarm_state(self, alarm_name: str, state: str, reason: str) -> None:
         self._write("SetAlarmState", AlarmName=alarm_name, StateValue=state, StateReason=reason)
+    def put_provisioned_concurrency_config(self, function_arn: str, qualifier: str, value: int) -> None:
+        self._write("PutProvisionedConcurrencyConfig", FunctionName=function_arn, Qualifier=qualifier,
+                    ProvisionedConcurrentExecutions=value)
 
 
 def write_permissions() -> list[str]:

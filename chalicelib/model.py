@@ -130,6 +130,24 @@ class MetricQuery:
     stat: str
     days: int
     namespace: str = "AWS/Lambda"
+    qualifier: str = ""  # an alias / version (the ``Resource`` dimension); EACH_PROVISIONED: every PC one
+
+
+# A check asks for a metric of every alias / version with provisioned concurrency with this qualifier;
+# inventory expands it once the provisioned-concurrency configs are read.
+EACH_PROVISIONED = "*"
+
+
+@dataclass(frozen=True)
+class ProvisionedConfig:
+    """Provisioned concurrency on one alias or version. Counts are None when AWS would not say
+    (the configs API unavailable: only the metrics showed the qualifier has provisioned concurrency)."""
+
+    qualifier: str
+    requested: Optional[int] = None
+    allocated: Optional[int] = None
+    status: str = ""
+    last_modified: str = ""
 
 
 @dataclass
@@ -146,10 +164,11 @@ class FunctionSnapshot:
     """What safetycatch knows about one function, read fresh from AWS.
 
     The base fields come from the function configuration. Facets (``concurrency``, ``mappings``,
-    ``routes``, ``metrics``, ``alarms``) are read only when an enabled check needs them; ``loaded`` says
-    which are. ``alarm`` is the function's managed runaway alarm as PutMetricAlarm arguments (None: none).
-    ``flagged_by`` holds the policy ids that already found something on the function in this evaluation
-    (checks declaring ``after`` read it, e.g. runaway-loop after recursive-trigger).
+    ``routes``, ``metrics``, ``urls``, ``provisioned``, ``alarms``) are read only when an enabled check
+    needs them; ``loaded`` says which are. ``alarm`` is the function's managed runaway alarm as
+    PutMetricAlarm arguments (None: none). ``flagged_by`` holds the policy ids that already found something
+    on the function in this evaluation (checks declaring ``after`` read it, e.g. runaway-loop after
+    recursive-trigger).
     """
 
     ref: FunctionRef
@@ -172,6 +191,10 @@ class FunctionSnapshot:
     alarm: Optional[dict[str, Any]] = None
     flagged_by: set[str] = field(default_factory=set)
     loaded: set[str] = field(default_factory=set)
+    architectures: tuple[str, ...] = ("x86_64",)
+    function_url: str = ""  # the URL; in a sweep "function URL" when CloudWatch shows it serves requests
+    provisioned: tuple[ProvisionedConfig, ...] = ()
+    provisioned_note: str = ""  # how ``provisioned`` was read, or why it could not be
 
     @property
     def arn(self) -> str:

@@ -53,6 +53,40 @@ def _build_account(account: SandboxAccount) -> dict[str, str]:
     account.sqs_mapping(arns["orders-worker"], "orders-queue", batch_size=10)
     account.concurrency_history("payments", peak=42)
     account.concurrency_history("checkout", peak=12)
+    arns.update(_more_footguns(account))
+    return arns
+
+
+MORE_FOOTGUNS = (
+    "ml-scorer    code + a 52 MB pandas layer: slow cold starts\n"
+    "legacy-mailer SMTP password and a Slack token in plain environment variables\n"
+    "signup-api   128 MB behind an HTTP API, no provisioned concurrency\n"
+    "quotes-api   provisioned concurrency on alias live, 8% used on average\n"
+    "thumbnailer  128 MB, 2.4 s per invocation: starved of CPU"
+)
+
+
+def _more_footguns(account: SandboxAccount) -> dict[str, str]:
+    """Footguns 5, 6, 7, 8 and 10: a big package, secrets in the environment, a cold API, idle provisioned
+    concurrency and a CPU-starved function (with the CloudWatch history Lambda would have published)."""
+    arns = {
+        "ml-scorer": account.function("ml-scorer", memory=1024, Layers=[account.layer("pandas", 52 * 1024 * 1024)]),
+        "legacy-mailer": account.function("legacy-mailer", Environment={"Variables": {
+            "SMTP_PASSWORD": "demo-only-not-a-real-password",
+            "ALERTS": "xoxb-000000000000-0000000000000-DEMOdemoDEMOdemo",
+            "DB_SECRET_ARN": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db-AbCdEf"}}),
+        "signup-api": account.function("signup-api", memory=128),
+        "quotes-api": account.function("quotes-api", memory=1024),
+        "thumbnailer": account.function("thumbnailer", memory=128),
+    }
+    account.http_api(arns["signup-api"], route="POST /signup")
+    lam = account.client("lambda")
+    lam.create_alias(FunctionName="quotes-api", Name="live", FunctionVersion=lam.publish_version(
+        FunctionName="quotes-api")["Version"])
+    account.metric_history("quotes-api", "ProvisionedConcurrencyUtilization", 0.08, qualifier="live")
+    account.metric_history("quotes-api", "ProvisionedConcurrentExecutions", 1, qualifier="live", peak=3, unit="Count")
+    account.metric_history("thumbnailer", "Duration", 2400, unit="Milliseconds")
+    account.metric_history("thumbnailer", "Invocations", 40, unit="Count")
     return arns
 
 
@@ -166,6 +200,7 @@ def run_demo() -> int:
                       "payments     tagged critical=true, peak 42 concurrent, no reserved concurrency\n"
                       "legacy-batch critical too, but tagged safetycatch:exempt=true\n"
                       "reports, checkout, invoices  healthy (for now)")
+        console.print(MORE_FOOTGUNS)
 
         _step(2, "Create the state table", "safetycatch init")
         _run_cli("init")

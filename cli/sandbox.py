@@ -170,3 +170,30 @@ class SandboxAccount:
                    "Unit": "Count"} for h in range(1, days * 24)]
         for start in range(0, len(points), 500):
             self.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=points[start:start + 500])
+
+    def layer(self, name: str, size_bytes: int) -> str:
+        """Publish a layer whose zip is about ``size_bytes`` (incompressible content); returns its version ARN."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("python/blob.bin", os.urandom(max(0, size_bytes - 200)))
+        layer = self.client("lambda").publish_layer_version(LayerName=name, Content={"ZipFile": buffer.getvalue()},
+                                                             CompatibleRuntimes=["python3.12"])
+        return str(layer["LayerVersionArn"])
+
+    def function_url(self, function_name: str) -> str:
+        """Give the function a public function URL; returns the URL."""
+        return str(self.client("lambda").create_function_url_config(FunctionName=function_name,
+                                                                    AuthType="NONE")["FunctionUrl"])
+
+    def metric_history(self, function_name: str, metric: str, value: float, hours: int = 48, qualifier: str = "",
+                       unit: str = "None", peak: Optional[float] = None) -> None:
+        """Hourly datapoints of an AWS/Lambda metric (``peak`` once, ``value`` otherwise); ``qualifier`` adds
+        the alias / version ``Resource`` dimension as Lambda publishes it."""
+        dimensions = [{"Name": "FunctionName", "Value": function_name}]
+        if qualifier:
+            dimensions.append({"Name": "Resource", "Value": f"{function_name}:{qualifier}"})
+        now = datetime.now(timezone.utc)
+        points = [{"MetricName": metric, "Dimensions": dimensions, "Timestamp": now - timedelta(hours=h),
+                   "Value": peak if peak is not None and h == 3 else value, "Unit": unit} for h in range(1, hours)]
+        for start in range(0, len(points), 500):
+            self.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=points[start:start + 500])

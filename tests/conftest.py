@@ -4,18 +4,22 @@
 * ``runtime``   a ``Runtime`` over the repo's policies (state in memory unless a test sets a table)
 * ``calls``     every AWS operation the code makes, recorded through botocore's event hooks
 * ``event``     load a recorded EventBridge fixture from tests/events/ (deep copy, safe to edit)
+* ``stub_only`` botocore Stubber on a real client for the operations moto lacks, and only those
+* ``captured_log`` the bot's structured log lines during a test
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from chalicelib import handlers
@@ -100,3 +104,57 @@ def event() -> Callable[[str], dict[str, Any]]:
         return copy.deepcopy(json.loads((EVENTS / f"{name}.json").read_text()))
 
     return load
+
+
+class OnlyStubber(Stubber):
+    """A botocore ``Stubber`` that answers only ``operations`` (APIs moto lacks) and lets every other call on
+    the same client through to moto. Stubbed calls are added to ``recorder`` (the stub answers before the
+    recorder's hook would see them)."""
+
+    def __init__(self, client: Any, *operations: str, recorder: Optional["CallRecorder"] = None) -> None:
+        super().__init__(client)
+        self.operations = set(operations)
+        self.recorder = recorder
+
+    def _get_response_handler(self, model: Any, params: Any, context: Any, **kwargs: Any) -> Any:
+        if model.name not in self.operations:
+            return None
+        if self.recorder is not None:
+            self.recorder.calls.append(f"{model.service_model.service_name}.{model.name}")
+        return super()._get_response_handler(model, params, context, **kwargs)
+
+    def _assert_expected_params(self, model: Any, params: Any, context: Any, **kwargs: Any) -> Any:
+        if model.name not in self.operations:
+            return None
+        return super()._assert_expected_params(model, params, context, **kwargs)
+
+
+@pytest.fixture
+def stub_only(calls: CallRecorder) -> Iterator[Callable[..., OnlyStubber]]:
+    """``stub_only(client, "ListProvisionedConcurrencyConfigs")``: stub those operations only (activated);
+    ``add_response`` takes the method name (``list_provisioned_concurrency_configs``)."""
+    active: list[OnlyStubber] = []
+
+    def make(client: Any, *operations: str) -> OnlyStubber:
+        stubber = OnlyStubber(client, *operations, recorder=calls)
+        stubber.activate()
+        active.append(stubber)
+        return stubber
+
+    yield make
+    for stubber in active:
+        stubber.deactivate()
+
+
+@pytest.fixture
+def captured_log() -> Iterator[io.StringIO]:
+    """Every line the bot's Powertools logger writes during the test (level DEBUG), as text."""
+    from chalicelib.log import logger
+
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    previous_stream, previous_level = handler.setStream(buffer), logger.log_level
+    logger.setLevel("DEBUG")
+    yield buffer
+    handler.setStream(previous_stream)
+    logger.setLevel(previous_level)

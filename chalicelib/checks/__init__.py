@@ -21,6 +21,7 @@ Evaluate = Callable[[FunctionSnapshot, Params, AccountFacts], list[Finding]]
 
 # Facets a check may read beyond the function configuration (see inventory.Inventory.load).
 FACETS = frozenset({"concurrency", "mappings", "routes", "metrics", "account", "alarms"})
+FACETS |= frozenset({"urls", "provisioned"})  # function URLs; provisioned-concurrency configs
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,12 @@ class Check:
 
 def _load() -> dict[str, Check]:
     from chalicelib.checks import apigw_timeout, batch_partial_failure, reserved_concurrency
+    from chalicelib.checks import cold_start_latency, env_secrets, memory_cpu, package_size, provisioned_idle
     from chalicelib.checks import runaway_loop
 
     checks = [module.CHECK for module in (apigw_timeout, batch_partial_failure, reserved_concurrency)]
+    checks += [module.CHECK for module in (cold_start_latency, env_secrets, memory_cpu, package_size,
+                                           provisioned_idle)]
     checks.append(runaway_loop.CHECK)
     return {c.id: c for c in sorted(checks, key=lambda c: c.id)}
 

@@ -1,0 +1,97 @@
+"""cold-start-latency on moto: API-fronted (REST, HTTP API, function URL), no provisioned concurrency, heavy
+start. ListProvisionedConcurrencyConfigs is stubbed (moto lacks it) only where a test needs it to answer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from chalicelib.checks.cold_start_latency import evaluate
+from chalicelib.handlers import handle_event
+from chalicelib.model import AccountFacts, ApiRoute, FunctionRef, FunctionSnapshot
+from cli.cloudtrail import api_call
+
+PARAMS = {"max_memory_mb": 256, "min_package_mb": 20, "suggested_pc": 2}
+
+
+def _config_event(arn):
+    return api_call("UpdateFunctionConfiguration20150331v2", {"functionName": arn, "memorySize": 128,
+                                                              "environment": {}},
+                    {"functionName": arn.rsplit(":", 1)[-1], "functionArn": arn, "memorySize": 128})
+
+
+def _cold(findings):
+    return [f for f in findings if f["policy"] == "cold-start-latency"]
+
+
+def test_rest_api_function_at_128_mb_fires_with_a_priced_suggestion(aws, runtime):
+    arn = aws.function("signup-api", memory=128)
+    api_id = aws.rest_api(arn, path="signup", method="POST", name="web")
+    (finding,) = _cold(handle_event(_config_event(arn), runtime=runtime)["findings"])
+    assert finding["outcome"] == "notified" and finding["fix"] is None and finding["severity"] == "low"
+    message = finding["message"]
+    assert message.startswith(f"Serves REST API {api_id} (POST /signup) with no provisioned concurrency")
+    assert "only 128 MB of memory, so little CPU for init" in message
+    # 2 slots x 0.125 GB x 730 h x 3600 s x $0.0000041667 = $2.74 a month
+    assert "keep 2 environments warm with provisioned concurrency on an alias - estimated $2.74/month" in message
+    assert "unavailable: ListProvisionedConcurrencyConfigs is not supported here" in message  # moto lacks it
+
+
+def test_http_api_route_counts_too(aws, runtime):
+    arn = aws.function("search-api", memory=256)
+    aws.http_api(arn, route="GET /search")
+    (finding,) = _cold(handle_event(_config_event(arn), runtime=runtime)["findings"])
+    assert "HTTP API" in finding["message"] and "(GET /search)" in finding["message"]
+
+
+def test_a_new_function_url_is_an_api_front(aws, runtime):
+    arn = aws.function("webhook", memory=128)
+    url = aws.function_url("webhook")
+    event = api_call("CreateFunctionUrlConfig20211031", {"functionName": "webhook", "authType": "NONE"},
+                     {"functionArn": arn, "functionUrl": url, "authType": "NONE"})
+    (finding,) = _cold(handle_event(event, runtime=runtime)["findings"])
+    assert finding["message"].startswith("Serves its function URL with no provisioned concurrency")
+
+
+def test_provisioned_concurrency_on_an_alias_means_no_finding(aws, runtime, stub_only):
+    arn = aws.function("signup-api", memory=128)
+    aws.rest_api(arn, path="signup")
+    stubber = stub_only(runtime.clients()("lambda"), "ListProvisionedConcurrencyConfigs")
+    stubber.add_response("list_provisioned_concurrency_configs", {"ProvisionedConcurrencyConfigs": [{
+        "FunctionArn": f"{arn}:live", "RequestedProvisionedConcurrentExecutions": 2,
+        "AllocatedProvisionedConcurrentExecutions": 2, "Status": "READY",
+        "LastModified": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")}]}, {"FunctionName": arn})
+    assert _cold(handle_event(_config_event(arn), runtime=runtime)["findings"]) == []
+    stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("memory, fronted", [(1024, True), (128, False)])
+def test_light_or_unfronted_functions_are_fine(aws, runtime, memory, fronted):
+    arn = aws.function("svc", memory=memory)
+    if fronted:
+        aws.rest_api(arn, path="svc")
+    assert _cold(handle_event(_config_event(arn), runtime=runtime)["findings"]) == []
+
+
+def test_a_big_package_is_a_heavy_start_at_any_memory():
+    fn = FunctionSnapshot(FunctionRef("ml", "123456789012", "us-east-1"), memory_mb=3008, code_size=30 * 1024 * 1024,
+                          routes=(ApiRoute("rest", "a1", "ml", "POST /score", "AWS_PROXY", 29000),))
+    (finding,) = evaluate(fn, PARAMS, AccountFacts())
+    assert "a 30.0 MB package" in finding.message and "MB of memory" not in finding.message
+    # 2 x 2.9375 GB x 2,628,000 s x $0.0000041667 = $64.33
+    assert finding.evidence["estimated_monthly_pc_usd"] == 64.33
+
+
+def test_sweep_finds_urls_that_serve_requests_in_bulk(aws, runtime, calls):
+    for name in ("quiet-url", "busy-url", "no-url"):
+        aws.function(name, memory=128)
+    aws.function_url("quiet-url")
+    aws.function_url("busy-url")
+    aws.metric_history("busy-url", "UrlRequestCount", 12, unit="Count")
+    calls.clear()
+    report = runtime.engine("123456789012", "us-east-1").sweep()
+    flagged = [d.finding.function_arn.rsplit(":", 1)[-1] for d in report.decisions
+               if d.finding.policy == "cold-start-latency"]
+    assert flagged == ["busy-url"]  # a URL nobody calls has no one waiting on a cold start
+    assert not any("FunctionUrl" in call for call in calls.calls)  # no per-function URL reads in a sweep
