@@ -41,6 +41,22 @@ def _set_reserved(gateway: Gateway, target: str, value: object) -> None:
         gateway.put_function_concurrency(target, int(value))  # type: ignore[call-overload]
 
 
+def _stop_recursive_loop(gateway: Gateway, spec: FixSpec) -> None:
+    """RecursiveLoop=Terminate (when the function's recursion config is readable) and a concurrency cap."""
+    if spec.params.get("RecursiveLoop"):
+        gateway.put_function_recursion_config(spec.target, str(spec.params["RecursiveLoop"]))
+    if "ReservedConcurrentExecutions" in spec.params:
+        _set_reserved(gateway, spec.target, spec.params["ReservedConcurrentExecutions"])
+
+
+def _restart_recursive_loop(gateway: Gateway, spec: FixSpec) -> None:
+    """Put back exactly what ``_stop_recursive_loop`` changed."""
+    if spec.params.get("RecursiveLoop") and spec.prior.get("RecursiveLoop"):
+        gateway.put_function_recursion_config(spec.target, str(spec.prior["RecursiveLoop"]))
+    if "ReservedConcurrentExecutions" in spec.params:
+        _set_reserved(gateway, spec.target, spec.prior.get("ReservedConcurrentExecutions"))
+
+
 ACTIONS: dict[str, FixAction] = {a.name: a for a in (
     FixAction(
         "set-timeout", "Set the function's Timeout (seconds).", ("UpdateFunctionConfiguration",),
@@ -60,6 +76,12 @@ ACTIONS: dict[str, FixAction] = {a.name: a for a in (
             s.target, FunctionResponseTypes=list(s.params["FunctionResponseTypes"])),
         undo=lambda gw, s: gw.update_event_source_mapping(
             s.target, FunctionResponseTypes=list(s.prior["FunctionResponseTypes"])),
+    ),
+    FixAction(
+        "stop-recursive-loop", "Let Lambda stop the recursive loop (RecursiveLoop=Terminate) and cap the "
+        "function's concurrency; undo restores both.",
+        ("PutFunctionRecursionConfig", "PutFunctionConcurrency", "DeleteFunctionConcurrency"),
+        apply=_stop_recursive_loop, undo=_restart_recursive_loop,
     ),
 )}
 

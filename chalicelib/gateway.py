@@ -28,6 +28,7 @@ WRITES: dict[str, tuple[str, str, str]] = {
     "UpdateFunctionConfiguration": ("lambda", "update_function_configuration",
                                     "lambda:UpdateFunctionConfiguration"),
     "UpdateEventSourceMapping": ("lambda", "update_event_source_mapping", "lambda:UpdateEventSourceMapping"),
+    "PutFunctionRecursionConfig": ("lambda", "put_function_recursion_config", "lambda:PutFunctionRecursionConfig"),
 }
 
 CONFLICT_RETRIES = (1.0, 2.0, 4.0)  # a function mid-update answers ResourceConflictException
@@ -83,6 +84,9 @@ class Gateway:
 
     def update_event_source_mapping(self, uuid: str, **changes: Any) -> None:
         self._write("UpdateEventSourceMapping", UUID=uuid, **changes)
+
+    def put_function_recursion_config(self, function_arn: str, recursive_loop: str) -> None:
+        self._write("PutFunctionRecursionConfig", FunctionName=function_arn, RecursiveLoop=recursive_loop)
 
 
 def write_permissions() -> list[str]:

@@ -14,13 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from chalicelib.model import AccountFacts, Finding, FunctionSnapshot, MetricQuery
+from chalicelib.model import AccountFacts, Finding, FunctionSnapshot, LogSearch, MetricQuery
 
 Params = dict[str, Any]
 Evaluate = Callable[[FunctionSnapshot, Params, AccountFacts], list[Finding]]
 
 # Facets a check may read beyond the function configuration (see inventory.Inventory.load).
-FACETS = frozenset({"concurrency", "mappings", "routes", "metrics", "account"})
+FACETS = frozenset({"concurrency", "mappings", "routes", "metrics", "account",
+                    "network", "role_policies", "triggers", "logs", "recursion"})
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class Check:
     metrics: Callable[[Params], list[MetricQuery]] = lambda params: []
     fix_actions: tuple[str, ...] = ()
     read_permissions: tuple[str, ...] = field(default=())
+    # Facets read only for the functions this check flagged (per-function reads AWS has no bulk call for,
+    # such as the values a fix must store as its prior); the check then runs again with them.
+    finding_needs: frozenset[str] = frozenset()
+    # The log search the ``logs`` facet runs for this check (patterns, look-back), from its params.
+    log_search: Callable[[Params], Optional[LogSearch]] = lambda params: None
 
     def defaults(self) -> Params:
         return {p.name: p.default for p in self.params}
@@ -63,8 +69,10 @@ class Check:
 
 def _load() -> dict[str, Check]:
     from chalicelib.checks import apigw_timeout, batch_partial_failure, reserved_concurrency
+    from chalicelib.checks import recursive_trigger, sync_error_status, tmp_storage, vpc_no_egress
 
     checks = [module.CHECK for module in (apigw_timeout, batch_partial_failure, reserved_concurrency)]
+    checks += [module.CHECK for module in (vpc_no_egress, recursive_trigger, sync_error_status, tmp_storage)]
     return {c.id: c for c in sorted(checks, key=lambda c: c.id)}
 
 
