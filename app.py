@@ -2,12 +2,14 @@
 
 * ``on_config_change``: CloudTrail config changes of Lambda functions and API Gateway integrations
   (EventBridge rule) → re-read the function, evaluate the policies, fix / ask / notify.
+* ``on_dependency_change``: VPC routing, execution-role policy and S3 notification changes → re-evaluate
+  the functions they concern (vpc-no-egress, recursive-trigger). IAM events exist in us-east-1 only.
 """
 
 from chalice import Chalice
 
 from chalicelib import handlers
-from chalicelib.events import APIGATEWAY_EVENTS, CLOUDTRAIL, LAMBDA_EVENTS
+from chalicelib.events import APIGATEWAY_EVENTS, CLOUDTRAIL, EC2_EVENTS, IAM_EVENTS, LAMBDA_EVENTS, S3_EVENTS
 
 app = Chalice(app_name="safetycatch")
 
@@ -25,4 +27,18 @@ CONFIG_CHANGES = {
 @app.on_cw_event(CONFIG_CHANGES, name="on_config_change")
 def on_config_change(event):
     """A function or its API integration changed: enforce the policies on it."""
+    return handlers.on_cloudtrail_change(event.to_dict(), event.context)
+
+
+# Exact names (no suffixes here): a prefix such as CreateRoute would also match CreateRouteTable.
+DEPENDENCY_CHANGES = {
+    "source": ["aws.ec2", "aws.iam", "aws.s3"],
+    "detail-type": [CLOUDTRAIL],
+    "detail": {"eventName": list(EC2_EVENTS + IAM_EVENTS + S3_EVENTS), "errorCode": [{"exists": False}]},
+}
+
+
+@app.on_cw_event(DEPENDENCY_CHANGES, name="on_dependency_change")
+def on_dependency_change(event):
+    """Routing, role policies or bucket notifications changed: re-evaluate the functions concerned."""
     return handlers.on_cloudtrail_change(event.to_dict(), event.context)
