@@ -216,9 +216,9 @@ class SandboxAccount:
                               '"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
                               )["Role"]["Arn"]
         for policy_name, document in (inline or {}).items():
-            iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(document))
+            iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps({"Version": "2012-10-17", **document}))
         for i, document in enumerate(managed):
-            policy = iam.create_policy(PolicyName=f"{name}-managed-{i}", PolicyDocument=json.dumps(document))
+            policy = iam.create_policy(PolicyName=f"{name}-managed-{i}", PolicyDocument=json.dumps({"Version": "2012-10-17", **document}))
             iam.attach_role_policy(RoleName=name, PolicyArn=policy["Policy"]["Arn"])
         return str(arn)
 
