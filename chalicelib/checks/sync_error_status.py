@@ -35,7 +35,7 @@ def _catches(pattern: str, message: str) -> bool:
 
 
 def leaked(route: ApiRoute, samples: list[str]) -> tuple[str, list[str]]:
-    """The status unhandled errors reach clients with ('' when none leaks) and the samples that leak.
+    """The 2xx status an unhandled error reaches clients with ('' when none does) and the samples that leak.
 
     Example:
         >>> from chalicelib.model import IntegrationResponse
@@ -47,9 +47,10 @@ def leaked(route: ApiRoute, samples: list[str]) -> tuple[str, list[str]]:
     default = next((r.status for r in route.responses if not r.pattern), "")
     if not default.startswith("2"):
         return "", []
-    caught = [(r.pattern, r.status) for r in route.responses if r.pattern]
-    leaks = [s for s in samples if not any(_catches(p, s) and not status.startswith("2") for p, status in caught)]
-    return (default, leaks) if leaks else ("", [])
+    patterns = [(r.pattern, r.status) for r in route.responses if r.pattern]
+    answers = [(s, [status for p, status in patterns if _catches(p, s)] or [default]) for s in samples]
+    leaks = [(s, statuses[0]) for s, statuses in answers if all(status.startswith("2") for status in statuses)]
+    return (leaks[0][1], [s for s, _ in leaks]) if leaks else ("", [])
 
 
 def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) -> list[Finding]:
