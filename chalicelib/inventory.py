@@ -487,10 +487,10 @@ class Inventory:
     # triggers: S3 bucket notifications and SNS subscriptions that invoke the function
 
     def _load_triggers(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+        if bulk:
+            s3, sns = self._bucket_triggers(None), self._subscription_triggers(None)
         for snapshot in snapshots:
-            if bulk:
-                s3, sns = self._bucket_triggers(None), self._subscription_triggers(None)
-            else:
+            if not bulk:
                 policy = self.function_policy(snapshot.arn) or {}
                 s3 = self._bucket_triggers(_invoke_sources(policy, "s3.amazonaws.com"))
                 sns = self._subscription_triggers(_invoke_sources(policy, "sns.amazonaws.com"))

@@ -109,3 +109,45 @@ def test_no_log_group_or_no_match_is_no_finding(aws, runtime):
         report = handle_event(api_call("UpdateFunctionCode20150331v2", {"functionName": name}), runtime=runtime)
         assert [f for f in report["findings"] if f["policy"] == "tmp-storage"] == [], name
     assert arn
+
+
+def test_insights_stats_rows_as_aws_returns_them(aws, runtime):
+    """AWS answers the query with ``stats`` rows (``@log`` as account:group); moto cannot: stub the logs
+    calls only, and check polling, row parsing and a failed query."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from chalicelib.inventory import Inventory
+    from chalicelib.model import LogSearch
+
+    for name in ("thumbnails", "resizer"):
+        aws.function(name)
+    inventory = Inventory(runtime.clients("us-east-1"), "123456789012")
+    inventory.sleep = lambda seconds: None
+    snapshots = list(inventory.all_functions())
+    logs = boto3.client("logs", region_name="us-east-1")
+    inventory.clients._clients["logs"] = logs
+    groups = [{"logGroupName": "/aws/lambda/thumbnails"}, {"logGroupName": "/aws/lambda/resizer"}]
+    with Stubber(logs) as stub:
+        stub.add_response("describe_log_groups", {"logGroups": groups}, {"logGroupNamePrefix": "/aws/lambda/"})
+        stub.add_response("start_query", {"queryId": "q1"})
+        stub.add_response("get_query_results", {"status": "Running", "results": []}, {"queryId": "q1"})
+        stub.add_response("get_query_results", {"status": "Complete", "results": [[
+            {"field": "@log", "value": "123456789012:/aws/lambda/thumbnails"}, {"field": "hits", "value": "7"},
+            {"field": "last", "value": "2025-06-10 14:02:37.412"}]]}, {"queryId": "q1"})
+        inventory.load({"logs": snapshots}, {}, {s.arn: LogSearch(("ENOSPC",), 24) for s in snapshots})
+        stub.assert_no_pending_responses()
+    hits = {s.name: s.log_hits for s in snapshots}
+    assert hits["thumbnails"].count == 7 and hits["thumbnails"].last_seen_ms == 1749564157412
+    assert hits["resizer"].count == 0
+
+    for snapshot in snapshots:
+        snapshot.loaded.discard("logs")
+    inventory = Inventory(runtime.clients("us-east-1"), "123456789012")
+    inventory.clients._clients["logs"] = logs
+    with Stubber(logs) as stub:
+        stub.add_response("describe_log_groups", {"logGroups": groups}, {"logGroupNamePrefix": "/aws/lambda/"})
+        stub.add_response("start_query", {"queryId": "q2"})
+        stub.add_response("get_query_results", {"status": "Failed", "results": []}, {"queryId": "q2"})
+        inventory.load({"logs": snapshots}, {}, {s.arn: LogSearch(("ENOSPC",), 24) for s in snapshots})
+    assert {s.unavailable.get("logs") for s in snapshots} == {"Logs Insights query Failed"}
