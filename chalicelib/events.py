@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Union
 
 from chalicelib.model import FunctionRef
@@ -223,21 +223,21 @@ def _dependency_target(change: Change, detail: dict[str, Any]) -> Union[Change, 
         if change.event_name == "DeleteNatGateway":
             kind, value = "nat-gateway", text(request.get("natGatewayId"))
         elif change.event_name == "DisassociateRouteTable":
-            return Change(**{**change.__dict__, "lookup": ("vpc",), "policies": concerns})
+            return replace(change, lookup=("vpc",), policies=concerns)
         else:
             kind, value = "route-table", text(request.get("routeTableId"))
         if not _EC2_ID[kind].match(value):
             return f"no {kind.replace('-', ' ')} id in the event"
-        return Change(**{**change.__dict__, "lookup": (kind, value), "policies": concerns})
+        return replace(change, lookup=(kind, value), policies=concerns)
     if change.source == "aws.iam":
         role = text(request.get("roleName"))
         if not _ROLE_NAME.match(role):
             return "no role name in the event"
-        return Change(**{**change.__dict__, "lookup": ("role", role), "policies": concerns})
+        return replace(change, lookup=("role", role), policies=concerns)
     functions = _notified_functions(request, change.account, change.region)
     if not functions:
         return "the notification configuration invokes no Lambda function"
-    return Change(**{**change.__dict__, "function": functions[0], "functions": functions, "policies": concerns})
+    return replace(change, function=functions[0], functions=functions, policies=concerns)
 
 
 def _notified_functions(request: dict[str, Any], account: str, region: str) -> tuple[FunctionRef, ...]:
