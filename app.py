@@ -4,13 +4,15 @@
   (EventBridge rule) → re-read the function, evaluate the policies, fix / ask / notify.
 * ``on_runaway_alarm`` / ``on_lambda_health``: a managed ``safetycatch-runaway-*`` alarm going to ALARM, or an
   AWS Health notice about Lambda → the kill-switch throttles the runaway function to 0.
+* ``on_dependency_change``: VPC routing, execution-role policy and S3 notification changes → re-evaluate
+  the functions they concern (vpc-no-egress, recursive-trigger). IAM events exist in us-east-1 only.
 """
 
 from chalice import Chalice
 
 from chalicelib import handlers
 from chalicelib.alarms import PREFIX as RUNAWAY_ALARM_PREFIX
-from chalicelib.events import APIGATEWAY_EVENTS, CLOUDTRAIL, LAMBDA_EVENTS
+from chalicelib.events import APIGATEWAY_EVENTS, CLOUDTRAIL, EC2_EVENTS, IAM_EVENTS, LAMBDA_EVENTS, S3_EVENTS
 from chalicelib.evidence import ALARM_STATE_CHANGE, HEALTH_EVENT
 
 app = Chalice(app_name="safetycatch")
@@ -29,6 +31,20 @@ CONFIG_CHANGES = {
 @app.on_cw_event(CONFIG_CHANGES, name="on_config_change")
 def on_config_change(event):
     """A function or its API integration changed: enforce the policies on it."""
+    return handlers.on_cloudtrail_change(event.to_dict(), event.context)
+
+
+# Exact names (no suffixes here): a prefix such as CreateRoute would also match CreateRouteTable.
+DEPENDENCY_CHANGES = {
+    "source": ["aws.ec2", "aws.iam", "aws.s3"],
+    "detail-type": [CLOUDTRAIL],
+    "detail": {"eventName": list(EC2_EVENTS + IAM_EVENTS + S3_EVENTS), "errorCode": [{"exists": False}]},
+}
+
+
+@app.on_cw_event(DEPENDENCY_CHANGES, name="on_dependency_change")
+def on_dependency_change(event):
+    """Routing, role policies or bucket notifications changed: re-evaluate the functions concerned."""
     return handlers.on_cloudtrail_change(event.to_dict(), event.context)
 
 

@@ -32,7 +32,7 @@ from chalicelib.events import Change
 from chalicelib.gateway import Gateway, WriteCapReached
 from chalicelib.inventory import Inventory
 from chalicelib.log import logger
-from chalicelib.model import AccountFacts, Decision, Finding, FunctionSnapshot, MetricQuery
+from chalicelib.model import AccountFacts, Decision, Finding, FunctionSnapshot, LogSearch, MetricQuery
 from chalicelib.settings import PolicyConfig, PolicySet
 from chalicelib.state import StateStore
 
@@ -72,11 +72,12 @@ class EventReport:
     skipped: Optional[str] = None
     decisions: list[Decision] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "event_name": self.event_name, "function": self.function,
                 "skipped": self.skipped, "findings": [d.to_json() for d in self.decisions],
-                "errors": list(self.errors)}
+                "errors": list(self.errors), "functions": list(self.functions)}
 
 
 @dataclass
@@ -111,15 +112,17 @@ class Engine:
 
     # -- evaluation ------------------------------------------------------------------------------
 
-    def evaluate(self, snapshots: list[FunctionSnapshot], errors: list[str]
+    def evaluate(self, snapshots: list[FunctionSnapshot], errors: list[str], only: Iterable[str] = ()
                  ) -> dict[str, list[tuple[Finding, PolicyConfig]]]:
-        """Findings per function ARN. Facets are read once, in bulk, only for checks in scope.
+        """Findings per function ARN. Facets are read once, in bulk, only for checks in scope
+        (``only``: just these policies, for a change that can affect no other).
 
         Checks that read other checks' findings (``Check.after``, e.g. the kill-switch alarm that is
         sharper on a recursive-trigger finding) run in a second phase, scoped with ``snapshot.flagged_by``
         filled in, so their facets are read only for the functions that end up in their scope.
         """
-        enabled = self.policy_set.enabled()
+        only = set(only)
+        enabled = [(c, cfg) for c, cfg in self.policy_set.enabled() if not only or c.id in only]
         results: dict[str, list[tuple[Finding, PolicyConfig]]] = defaultdict(list)
         for phase in ([c for c in enabled if not c[0].after], [c for c in enabled if c[0].after]):
             if phase:
@@ -131,6 +134,7 @@ class Engine:
         plan: dict[str, list[tuple[Check, PolicyConfig]]] = defaultdict(list)
         needs: dict[str, dict[str, FunctionSnapshot]] = defaultdict(dict)
         queries: dict[str, set[MetricQuery]] = defaultdict(set)
+        searches: dict[str, LogSearch] = {}
         for snapshot in snapshots:
             for check, cfg in checks:
                 if check.in_scope(snapshot, cfg.params):
@@ -138,16 +142,9 @@ class Engine:
                     for facet in check.needs:
                         needs[facet][snapshot.arn] = snapshot
                     queries[snapshot.arn].update(check.metrics(cfg.params))
-        failed: dict[str, str] = {}
-        for facet in sorted(set(needs) - {"account"}):
-            wanted = [s for s in needs[facet].values() if facet not in s.loaded or facet == "metrics"]
-            if not wanted:
-                continue
-            try:
-                self.inventory.load({facet: wanted}, queries)
-            except (ClientError, BotoCoreError) as exc:
-                failed[facet] = _reason(exc)
-                errors.append(f"could not read {facet}: {failed[facet]}")
+                    if (search := check.log_search(cfg.params)) is not None:
+                        searches[snapshot.arn] = search
+        failed = self._load_facets(needs, queries, searches, errors)
         account = self.inventory.account_facts() if needs.get("account") else AccountFacts()
         for snapshot in snapshots:
             for check, cfg in plan.get(snapshot.arn, []):
@@ -159,8 +156,50 @@ class Engine:
                     errors.append(f"{check.id} failed on {snapshot.name}: {_reason(exc)}")
                     continue
                 results[snapshot.arn].extend((dataclasses.replace(f, severity=cfg.severity), cfg) for f in found)
-                if found:
-                    snapshot.flagged_by.add(check.id)
+        self._follow_up(snapshots, plan, results, queries, searches, account, errors)
+        for snapshot in snapshots:
+            snapshot.flagged_by.update(f.policy for f, _ in results.get(snapshot.arn, []))
+
+    def _load_facets(self, needs: dict[str, dict[str, FunctionSnapshot]], queries: dict[str, set[MetricQuery]],
+                     searches: dict[str, LogSearch], errors: list[str]) -> dict[str, str]:
+        """Read each needed facet once (a later phase re-reads only metrics and logs, whose queries differ)."""
+        failed: dict[str, str] = {}
+        for facet in sorted(set(needs) - {"account"}):
+            wanted = [s for s in needs[facet].values() if facet not in s.loaded or facet in ("metrics", "logs")]
+            if not wanted:
+                continue
+            try:
+                self.inventory.load({facet: wanted}, queries, searches)
+            except (ClientError, BotoCoreError) as exc:
+                failed[facet] = _reason(exc)
+                errors.append(f"could not read {facet}: {failed[facet]}")
+        return failed
+
+    def _follow_up(self, snapshots: list[FunctionSnapshot], plan: dict[str, list[tuple[Check, PolicyConfig]]],
+                   results: dict[str, list[tuple[Finding, PolicyConfig]]], queries: dict[str, set[MetricQuery]],
+                   searches: dict[str, LogSearch], account: AccountFacts, errors: list[str]) -> None:
+        """Read a check's ``finding_needs`` for the functions it flagged only, then run it again on them."""
+        again: list[tuple[FunctionSnapshot, Check, PolicyConfig]] = []
+        needs: dict[str, dict[str, FunctionSnapshot]] = defaultdict(dict)
+        for snapshot in snapshots:
+            flagged = {f.policy for f, _ in results.get(snapshot.arn, [])}
+            for check, cfg in plan.get(snapshot.arn, []):
+                missing = check.finding_needs - snapshot.loaded
+                if check.id in flagged and missing:
+                    again.append((snapshot, check, cfg))
+                    for facet in missing:
+                        needs[facet][snapshot.arn] = snapshot
+        if not again:
+            return
+        self._load_facets(needs, queries, searches, errors)
+        for snapshot, check, cfg in again:
+            try:
+                found = check.evaluate(snapshot, cfg.params, account)
+            except Exception as exc:  # noqa: BLE001 - one broken check must not stop the others
+                errors.append(f"{check.id} failed on {snapshot.name}: {_reason(exc)}")
+                continue
+            kept = [(f, c) for f, c in results[snapshot.arn] if f.policy != check.id]
+            results[snapshot.arn] = kept + [(dataclasses.replace(f, severity=cfg.severity), cfg) for f in found]
 
     # -- decisions -------------------------------------------------------------------------------
 
@@ -240,25 +279,31 @@ class Engine:
     def handle(self, change: Change) -> EventReport:
         """Serve one change: resolve and re-read the function, evaluate, decide, notify."""
         report = EventReport(change.event_id, change.event_name)
-        ref = self.inventory.resolve(change)
-        if ref is None:
-            report.skipped = "the function (or the mapping / integration naming it) no longer exists"
+        refs = self.inventory.resolve_all(change)
+        if not refs:
+            report.skipped = ("no function is affected by this change" if change.policies else
+                              "the function (or the mapping / integration naming it) no longer exists")
             return report
-        report.function = ref.arn
-        if ref.account != self.inventory.account:
-            report.skipped = f"function in account {ref.account}, not this bot's account {self.inventory.account}"
+        report.function, report.functions = refs[0].arn, [ref.arn for ref in refs]
+        local = [ref for ref in refs if ref.account == self.inventory.account]
+        if not local:
+            report.skipped = f"function in account {refs[0].account}, not this bot's account {self.inventory.account}"
             return report
-        if ref.region != self.inventory.region:
-            report.skipped = f"function in region {ref.region}, event from {self.inventory.region}"
+        local = [ref for ref in local if ref.region == self.inventory.region]
+        if not local:
+            report.skipped = f"function in region {refs[0].region}, event from {self.inventory.region}"
             return report
-        snapshot = self.inventory.function(ref)
-        if snapshot is None:
+        snapshots = self.inventory.functions(local)
+        if not snapshots:
             report.skipped = "the function no longer exists"
             return report
-        found = self.evaluate([snapshot], report.errors).get(snapshot.arn, [])
+        found = self.evaluate(snapshots, report.errors, only=change.policies)
         context = f"{change.event_name} by {change.actor or 'unknown'} ({change.event_id})"
-        report.decisions = [self.decide(snapshot, f, cfg, act=True, context=context) for f, cfg in found]
-        self._notify(snapshot, report.decisions, context)
+        for snapshot in snapshots:
+            decisions = [self.decide(snapshot, f, cfg, act=True, context=context)
+                         for f, cfg in found.get(snapshot.arn, [])]
+            report.decisions.extend(decisions)
+            self._notify(snapshot, decisions, context)
         return report
 
     def sweep(self, act: bool = False, progress: Optional[Progress] = None, batch: int = 500) -> ScanReport:

@@ -12,9 +12,10 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Union
 
+from chalicelib.checks import concerned
 from chalicelib.model import FunctionRef
 from chalicelib.settings import Settings
 
@@ -29,8 +30,18 @@ LAMBDA_EVENTS = (
     "DeleteProvisionedConcurrencyConfig", "PutFunctionRecursionConfig",
 )
 LAMBDA_EVENTS += ("CreateFunctionUrlConfig", "UpdateFunctionUrlConfig")  # a URL now fronts the function
-APIGATEWAY_EVENTS = ("PutIntegration", "UpdateIntegration", "CreateIntegration")
-WATCHED = {"aws.lambda": LAMBDA_EVENTS, "aws.apigateway": APIGATEWAY_EVENTS}
+APIGATEWAY_EVENTS = ("PutIntegration", "UpdateIntegration", "CreateIntegration",
+                     # integration responses decide whether a Lambda error reaches clients as 200 (footgun 11)
+                     "PutIntegrationResponse", "UpdateIntegrationResponse", "DeleteIntegrationResponse")
+# Changes around functions that concern several of them: egress (VPC routing), recursion (writes, triggers).
+EC2_EVENTS = ("CreateRoute", "ReplaceRoute", "DeleteRoute", "DeleteNatGateway", "AssociateRouteTable",
+              "DisassociateRouteTable", "ReplaceRouteTableAssociation")
+IAM_EVENTS = ("PutRolePolicy", "AttachRolePolicy")
+S3_EVENTS = ("PutBucketNotification", "PutBucketNotificationConfiguration")
+WATCHED = {"aws.lambda": LAMBDA_EVENTS, "aws.apigateway": APIGATEWAY_EVENTS, "aws.ec2": EC2_EVENTS,
+           "aws.iam": IAM_EVENTS, "aws.s3": S3_EVENTS}
+# The policies such a change can affect (a Lambda or API Gateway change re-evaluates them all).
+CONCERNS = {"aws.ec2": ("vpc-no-egress",), "aws.iam": ("recursive-trigger",), "aws.s3": ("recursive-trigger",)}
 
 _SUFFIX = re.compile(r"^(?P<base>[A-Za-z]+?)(?:\d{8}(?:v\d+)?)?$")
 _ASSUMED_ROLE = re.compile(r"^arn:(?P<p>aws[a-z-]*):sts::(?P<acct>\d{12}):assumed-role/(?P<role>[^/]+)/")
@@ -41,7 +52,11 @@ _INVOCATION_URI = re.compile(r"^arn:aws[a-z-]*:apigateway:[a-z0-9-]+:lambda:path
 class Change:
     """A watched, successful, foreign change. ``function`` is None when it must be looked up:
     ``lookup`` is then ``("mapping", uuid)``, ``("rest-integration", api, resource, method)`` or
-    ``("http-integration", api, integration_id)``."""
+    ``("http-integration", api, integration_id)``, or for changes that concern several functions
+    ``("route-table", id)``, ``("nat-gateway", id)``, ``("vpc",)`` (every VPC function) or
+    ``("role", name)``. ``functions`` lists the functions the event names when it names several (an S3
+    notification configuration); ``policies`` limits evaluation to the policies the change can affect
+    (empty: all)."""
 
     event_id: str
     event_name: str
@@ -51,6 +66,8 @@ class Change:
     actor: str
     function: Optional[FunctionRef]
     lookup: tuple[str, ...] = ()
+    functions: tuple[FunctionRef, ...] = ()
+    policies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,9 +165,12 @@ def _parse(event: Any, settings: Settings) -> Parsed:
     if not re.fullmatch(r"\d{12}", account) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
         return Skip(eid, raw_name, "malformed event: no account or region")
     change = Change(eid, name, source, account, region, actor, None)
-    found = (_lambda_target if source == "aws.lambda" else _apigateway_target)(change, detail)
+    target = {"aws.lambda": _lambda_target, "aws.apigateway": _apigateway_target}.get(source, _dependency_target)
+    found = target(change, detail)
     if isinstance(found, str):
         return Skip(eid, raw_name, found)
+    if source in ("aws.lambda", "aws.apigateway") and not found.policies:
+        found = replace(found, policies=concerned(name, detail.get("requestParameters")))
     return found
 
 
@@ -192,3 +212,53 @@ def _apigateway_target(change: Change, detail: dict[str, Any]) -> Union[Change, 
 def _with(change: Change, function: Optional[FunctionRef] = None, lookup: tuple[str, ...] = ()) -> Change:
     return Change(change.event_id, change.event_name, change.source, change.account, change.region,
                   change.actor, function, lookup)
+
+
+_EC2_ID = {"route-table": re.compile(r"^rtb-[0-9a-f]{8,17}$"), "nat-gateway": re.compile(r"^nat-[0-9a-f]{8,17}$")}
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+
+
+def _dependency_target(change: Change, detail: dict[str, Any]) -> Union[Change, str]:
+    """EC2 routing, IAM role policy and S3 notification changes: the functions they concern."""
+    request = detail.get("requestParameters") if isinstance(detail.get("requestParameters"), dict) else {}
+    concerns = CONCERNS.get(change.source, ())
+    if change.source == "aws.ec2":
+        # Newer EC2 APIs wrap the payload: {"DeleteNatGatewayRequest": {"NatGatewayId": ...}}.
+        wrapped = request.get(f"{change.event_name}Request")
+        request = {k[:1].lower() + k[1:]: v for k, v in (wrapped if isinstance(wrapped, dict) else request).items()}
+        if change.event_name == "DeleteNatGateway":
+            kind, value = "nat-gateway", text(request.get("natGatewayId"))
+        elif change.event_name == "DisassociateRouteTable":
+            return replace(change, lookup=("vpc",), policies=concerns)
+        else:
+            kind, value = "route-table", text(request.get("routeTableId"))
+        if not _EC2_ID[kind].match(value):
+            return f"no {kind.replace('-', ' ')} id in the event"
+        return replace(change, lookup=(kind, value), policies=concerns)
+    if change.source == "aws.iam":
+        role = text(request.get("roleName"))
+        if not _ROLE_NAME.match(role):
+            return "no role name in the event"
+        return replace(change, lookup=("role", role), policies=concerns)
+    functions = _notified_functions(request, change.account, change.region)
+    if not functions:
+        return "the notification configuration invokes no Lambda function"
+    return replace(change, function=functions[0], functions=functions, policies=concerns)
+
+
+def _notified_functions(request: dict[str, Any], account: str, region: str) -> tuple[FunctionRef, ...]:
+    """Functions in an S3 notification configuration as CloudTrail logs it: XML element names, and a
+    single child as an object where several are a list."""
+    config = request.get("NotificationConfiguration")
+    if not isinstance(config, dict):
+        return ()
+    found: list[FunctionRef] = []
+    for key, arn_key in (("CloudFunctionConfiguration", "CloudFunction"),
+                         ("LambdaFunctionConfiguration", "LambdaFunctionArn")):
+        items = config.get(key)
+        for item in items if isinstance(items, list) else [items]:
+            arn = item.get(arn_key) or item.get("Function") if isinstance(item, dict) else None
+            ref = FunctionRef.parse(arn, account, region) if isinstance(arn, str) and arn.startswith("arn:") else None
+            if ref and ref not in found:
+                found.append(ref)
+    return tuple(found)

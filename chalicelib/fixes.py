@@ -92,6 +92,20 @@ def _unkill(gateway: Gateway, spec: FixSpec) -> None:
                 raise
     if spec.params.get("RecursiveLoop") and spec.prior.get("RecursiveLoop") in ("Allow", "Terminate"):
         gateway.put_function_recursion_config(spec.target, spec.prior["RecursiveLoop"])
+def _stop_recursive_loop(gateway: Gateway, spec: FixSpec) -> None:
+    """RecursiveLoop=Terminate (when the function's recursion config is readable) and a concurrency cap."""
+    if spec.params.get("RecursiveLoop"):
+        gateway.put_function_recursion_config(spec.target, str(spec.params["RecursiveLoop"]))
+    if "ReservedConcurrentExecutions" in spec.params:
+        _set_reserved(gateway, spec.target, spec.params["ReservedConcurrentExecutions"])
+
+
+def _restart_recursive_loop(gateway: Gateway, spec: FixSpec) -> None:
+    """Put back exactly what ``_stop_recursive_loop`` changed."""
+    if spec.params.get("RecursiveLoop") and spec.prior.get("RecursiveLoop"):
+        gateway.put_function_recursion_config(spec.target, str(spec.prior["RecursiveLoop"]))
+    if "ReservedConcurrentExecutions" in spec.params:
+        _set_reserved(gateway, spec.target, spec.prior.get("ReservedConcurrentExecutions"))
 
 
 ACTIONS: dict[str, FixAction] = {a.name: a for a in (
@@ -138,6 +152,12 @@ ACTIONS: dict[str, FixAction] = {a.name: a for a in (
             s.target, str(s.params["Qualifier"]), max(1, int(s.params["ProvisionedConcurrentExecutions"]))),
         undo=lambda gw, s: gw.put_provisioned_concurrency_config(
             s.target, str(s.prior["Qualifier"]), int(s.prior["ProvisionedConcurrentExecutions"])),
+    ),
+    FixAction(
+        "stop-recursive-loop", "Let Lambda stop the recursive loop (RecursiveLoop=Terminate) and cap the "
+        "function's concurrency; undo restores both.",
+        ("PutFunctionRecursionConfig", "PutFunctionConcurrency", "DeleteFunctionConcurrency"),
+        apply=_stop_recursive_loop, undo=_restart_recursive_loop,
     ),
 )}
 

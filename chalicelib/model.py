@@ -120,6 +120,7 @@ class ApiRoute:
     resource_id: str = ""
     http_method: str = ""
     integration_id: str = ""
+    responses: tuple["IntegrationResponse", ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,110 @@ class ProvisionedConfig:
     allocated: Optional[int] = None
     status: str = ""
     last_modified: str = ""
+
+
+@dataclass(frozen=True)
+class IntegrationResponse:
+    """One integration response of a REST API method: ``pattern`` '' is the default response."""
+
+    status: str
+    pattern: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of a VPC route table: ``target`` is the gateway / NAT / ENI / peering id (or ``local``)."""
+
+    destination: str
+    target: str
+    state: str = "active"
+
+
+@dataclass(frozen=True)
+class SubnetRouting:
+    """The route table a subnet uses: its explicit association, else the VPC's main table (``main``)."""
+
+    subnet_id: str
+    vpc_id: str
+    route_table_id: str
+    main: bool
+    routes: tuple[Route, ...] = ()
+
+
+@dataclass(frozen=True)
+class NatGateway:
+    """A NAT gateway as far as egress goes: only an available public NAT with an internet route gives one."""
+
+    id: str
+    state: str
+    connectivity: str = "public"
+    internet_route: bool = True
+
+
+@dataclass(frozen=True)
+class VpcEndpoint:
+    """A VPC endpoint: ``service`` is the short name (``s3``, ``secretsmanager``); gateway endpoints only
+    serve the route tables they are attached to."""
+
+    id: str
+    service: str
+    kind: str
+    route_table_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NetworkFacts:
+    """What decides a VPC function's egress: the routing of each of its subnets, NATs and endpoints."""
+
+    vpc_id: str
+    subnets: tuple[SubnetRouting, ...] = ()
+    nat_gateways: tuple[NatGateway, ...] = ()
+    endpoints: tuple[VpcEndpoint, ...] = ()
+    missing_subnets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RolePolicy:
+    """One identity policy of the execution role: ``source`` is ``inline`` or the managed policy ARN."""
+
+    name: str
+    source: str
+    document: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A push trigger of the function outside its event source mappings: an S3 bucket notification
+    (``events``, key ``prefix``/``suffix``) or an SNS subscription."""
+
+    kind: Literal["s3", "sns"]
+    source_arn: str
+    events: tuple[str, ...] = ()
+    prefix: str = ""
+    suffix: str = ""
+    id: str = ""
+
+    @property
+    def source_name(self) -> str:
+        return self.source_arn.rsplit(":", 1)[-1]
+
+
+@dataclass(frozen=True)
+class LogSearch:
+    """What a check wants found in function logs: any of ``patterns`` (plain text, case-insensitive)
+    within the last ``hours``."""
+
+    patterns: tuple[str, ...]
+    hours: int
+
+
+@dataclass(frozen=True)
+class LogHits:
+    """Matches of the tmp-storage patterns in the function's log group over the look-back window."""
+
+    count: int
+    last_seen_ms: int = 0
+    log_group: str = ""
 
 
 @dataclass
@@ -195,6 +300,14 @@ class FunctionSnapshot:
     function_url: str = ""  # the URL; in a sweep "function URL" when CloudWatch shows it serves requests
     provisioned: tuple[ProvisionedConfig, ...] = ()
     provisioned_note: str = ""  # how ``provisioned`` was read, or why it could not be
+    # Facets of vpc-no-egress, recursive-trigger and tmp-storage (read by inventory only when needed).
+    custom_log_group: str = ""
+    network: Optional[NetworkFacts] = None
+    role_policies: tuple[RolePolicy, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+    recursive_loop: Optional[str] = None
+    log_hits: Optional[LogHits] = None
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     @property
     def arn(self) -> str:
@@ -203,6 +316,11 @@ class FunctionSnapshot:
     @property
     def name(self) -> str:
         return self.ref.name
+
+    @property
+    def log_group(self) -> str:
+        """The function's log group: its LoggingConfig.LogGroup, else ``/aws/lambda/<name>``."""
+        return self.custom_log_group or f"/aws/lambda/{self.ref.name}"
 
 
 @dataclass(frozen=True)

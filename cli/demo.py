@@ -54,6 +54,7 @@ def _build_account(account: SandboxAccount) -> dict[str, str]:
     account.concurrency_history("payments", peak=42)
     account.concurrency_history("checkout", peak=12)
     arns.update(_more_footguns(account))
+    arns.update(_infrastructure_footguns(account))
     return arns
 
 
@@ -87,6 +88,27 @@ def _more_footguns(account: SandboxAccount) -> dict[str, str]:
     account.metric_history("quotes-api", "ProvisionedConcurrentExecutions", 1, qualifier="live", peak=3, unit="Count")
     account.metric_history("thumbnailer", "Duration", 2400, unit="Milliseconds")
     account.metric_history("thumbnailer", "Invocations", 40, unit="Count")
+    return arns
+
+
+def _infrastructure_footguns(account: SandboxAccount) -> dict[str, str]:
+    """Footguns 1, 4, 11 and 12: a VPC function behind an internet gateway only, a function writing to the
+    bucket that triggers it, a REST API answering 200 to unhandled errors, a /tmp that fills up."""
+    network = account.vpc("igw", endpoints=("s3",))
+    writes_uploads = {"Statement": [{"Effect": "Allow", "Action": "s3:PutObject",
+                                     "Resource": "arn:aws:s3:::demo-uploads-123456789012/*"}]}
+    lam = account.client("lambda")
+    arns = {
+        "geo-lookup": account.function("geo-lookup", VpcConfig={"SubnetIds": network["subnets"], "SecurityGroupIds": []}),
+        "uploads-processor": str(lam.create_function(
+            FunctionName="uploads-processor", Runtime="python3.12", Handler="app.handler", Code={"ZipFile": account._zip},
+            Role=account.execution_role("uploads-processor-role", {"write-uploads": writes_uploads}))["FunctionArn"]),
+        "legacy-orders": account.function("legacy-orders", timeout=20),
+        "thumbnails": account.function("thumbnails", timeout=20),
+    }
+    account.bucket_trigger("demo-uploads-123456789012", arns["uploads-processor"], prefix="incoming/")
+    account.custom_rest_api(arns["legacy-orders"], path="legacy-orders")
+    account.log_lines("thumbnails", ["START", "[ERROR] OSError: [Errno 28] No space left on device", "END"])
     return arns
 
 
@@ -199,6 +221,10 @@ def run_demo() -> int:
                       "orders-worker SQS batch of 10, no ReportBatchItemFailures\n"
                       "payments     tagged critical=true, peak 42 concurrent, no reserved concurrency\n"
                       "legacy-batch critical too, but tagged safetycatch:exempt=true\n"
+                      "geo-lookup   in a VPC whose only default route is an internet gateway (no egress for Lambda)\n"
+                      "uploads-processor  writes to the bucket prefix that triggers it (a recursive loop)\n"
+                      "legacy-orders  REST API non-proxy integration: unhandled errors answer 200\n"
+                      "thumbnails   'No space left on device' in its logs (/tmp fills up)\n"
                       "reports, checkout, invoices  healthy (for now)")
         console.print(MORE_FOOTGUNS)
 

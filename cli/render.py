@@ -84,6 +84,8 @@ def replay_table(reports: list[dict[str, Any]], mode: str) -> None:
         head.append(r.get("event_name") or "-", "bold")
         if r.get("function"):
             head.append(f"  {short(r.get('function'))}")
+        if len(r.get("functions") or []) > 1:
+            head.append(f" (+{len(r['functions']) - 1} more)")
         if r.get("skipped"):
             head.append(f"  skipped: {r['skipped']}", "dim")
         elif not r.get("findings"):

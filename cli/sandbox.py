@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import socket
 import zipfile
@@ -197,3 +198,107 @@ class SandboxAccount:
                    "Value": peak if peak is not None and h == 3 else value, "Unit": unit} for h in range(1, hours)]
         for start in range(0, len(points), 500):
             self.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=points[start:start + 500])
+    # -- builders for vpc-no-egress, recursive-trigger, sync-error-status and tmp-storage -----------------
+
+    def vpc(self, egress: str = "none", subnets: int = 2, endpoints: tuple[str, ...] = ()) -> dict[str, Any]:
+        """A VPC whose private subnets route 0.0.0.0/0 per ``egress``: ``none`` (local only), ``igw``
+        (an internet gateway - no egress for Lambda), ``nat`` (a public NAT gateway), ``nat-private``.
+        ``endpoints``: AWS service short names (``s3``/``dynamodb`` as gateway endpoints, others interface).
+        Returns ``{"vpc", "subnets", "route_table", "nat"}``."""
+        ec2 = self.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        private = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i + 1}.0/24")["Subnet"]["SubnetId"]
+                   for i in range(subnets)]
+        table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        for subnet in private:
+            ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+        nat = ""
+        if egress != "none":
+            igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+            ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        if egress == "igw":
+            ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+        elif egress.startswith("nat"):
+            public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.100.0/24")["Subnet"]["SubnetId"]
+            public_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+            ec2.associate_route_table(RouteTableId=public_table, SubnetId=public)
+            ec2.create_route(RouteTableId=public_table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+            nat = ec2.create_nat_gateway(SubnetId=public, ConnectivityType="private" if egress == "nat-private"
+                                         else "public")["NatGateway"]["NatGatewayId"]
+            ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+        for service in endpoints:
+            kind = "Gateway" if service in ("s3", "dynamodb") else "Interface"
+            ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{self.region}.{service}",
+                                    VpcEndpointType=kind, **({"RouteTableIds": [table]} if kind == "Gateway"
+                                                             else {"SubnetIds": private[:1]}))
+        return {"vpc": vpc, "subnets": private, "route_table": table, "nat": nat}
+
+    def execution_role(self, name: str, inline: Optional[dict[str, Any]] = None,
+                       managed: tuple[dict[str, Any], ...] = ()) -> str:
+        """A Lambda execution role with inline policies (name → document) and customer-managed policies
+        (documents, created and attached); returns its ARN."""
+        iam = self.client("iam")
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":'
+                              '"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+                              )["Role"]["Arn"]
+        for policy_name, document in (inline or {}).items():
+            iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps({"Version": "2012-10-17", **document}))
+        for i, document in enumerate(managed):
+            policy = iam.create_policy(PolicyName=f"{name}-managed-{i}", PolicyDocument=json.dumps({"Version": "2012-10-17", **document}))
+            iam.attach_role_policy(RoleName=name, PolicyArn=policy["Policy"]["Arn"])
+        return str(arn)
+
+    def bucket_trigger(self, bucket: str, function_arn: str, prefix: str = "", suffix: str = "",
+                       events: tuple[str, ...] = ("s3:ObjectCreated:*",)) -> None:
+        """Create ``bucket`` (if needed) and notify the function on ``events`` (with the invoke permission)."""
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=bucket)
+        self.client("lambda").add_permission(
+            FunctionName=function_arn, StatementId=f"s3-{bucket}", Action="lambda:InvokeFunction",
+            Principal="s3.amazonaws.com", SourceArn=f"arn:aws:s3:::{bucket}", SourceAccount=ACCOUNT)
+        rules = [{"Name": n, "Value": v} for n, v in (("prefix", prefix), ("suffix", suffix)) if v]
+        config = {"LambdaFunctionArn": function_arn, "Events": list(events),
+                  **({"Filter": {"Key": {"FilterRules": rules}}} if rules else {})}
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": [config]})
+
+    def topic_trigger(self, topic: str, function_arn: str) -> str:
+        """An SNS topic the function subscribes to (with the invoke permission); returns the topic ARN."""
+        arn = str(self.client("sns").create_topic(Name=topic)["TopicArn"])
+        self.client("lambda").add_permission(
+            FunctionName=function_arn, StatementId=f"sns-{topic}", Action="lambda:InvokeFunction",
+            Principal="sns.amazonaws.com", SourceArn=arn)
+        self.client("sns").subscribe(TopicArn=arn, Protocol="lambda", Endpoint=function_arn)
+        return arn
+
+    def custom_rest_api(self, function_arn: str, path: str = "orders", method: str = "POST",
+                        responses: tuple[tuple[str, str], ...] = (("200", ""),)) -> str:
+        """A REST API with a non-proxy (AWS) Lambda integration and ``(status, selectionPattern)`` responses."""
+        api = self.client("apigateway")
+        api_id = api.create_rest_api(name=f"{path}-custom")["id"]
+        root = api.get_resources(restApiId=api_id)["items"][0]["id"]
+        resource = api.create_resource(restApiId=api_id, parentId=root, pathPart=path)["id"]
+        api.put_method(restApiId=api_id, resourceId=resource, httpMethod=method, authorizationType="NONE")
+        api.put_integration(restApiId=api_id, resourceId=resource, httpMethod=method, type="AWS",
+                            integrationHttpMethod="POST",
+                            uri=f"arn:aws:apigateway:{self.region}:lambda:path/2015-03-31/functions/{function_arn}/invocations")
+        for status, pattern in responses:
+            api.put_method_response(restApiId=api_id, resourceId=resource, httpMethod=method, statusCode=status)
+            api.put_integration_response(restApiId=api_id, resourceId=resource, httpMethod=method, statusCode=status,
+                                         selectionPattern=pattern)
+        self.client("lambda").add_permission(
+            FunctionName=function_arn, StatementId=f"apigw-{api_id}", Action="lambda:InvokeFunction",
+            Principal="apigateway.amazonaws.com",
+            SourceArn=f"arn:aws:execute-api:{self.region}:{ACCOUNT}:{api_id}/*/{method}/{path}")
+        return str(api_id)
+
+    def log_lines(self, function_name: str, messages: list[str], minutes_ago: int = 30) -> None:
+        """Write ``messages`` into the function's log group (created if needed), ``minutes_ago`` back."""
+        logs, group = self.client("logs"), f"/aws/lambda/{function_name}"
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=group)
+        stream = f"2025/06/10/[$LATEST]{len(messages):04d}{minutes_ago:06d}"
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        start = int((datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)).timestamp() * 1000)
+        logs.put_log_events(logGroupName=group, logStreamName=stream,
+                            logEvents=[{"timestamp": start + i, "message": m} for i, m in enumerate(messages)])

@@ -40,10 +40,21 @@ def test_one_config_change_event_is_cheap(aws, runtime, calls):
     arn = aws.function("orders-api", timeout=25)
     aws.rest_api(arn, path="orders")
     aws.function("unrelated", timeout=30)
-    event = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "orders-api", "memorySize": 1024})
+    event = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "orders-api", "timeout": 20,
+                                                               "environment": {}})
     calls.clear()
     report = handle_event(event, runtime=runtime)
     assert report["skipped"] is None and report["findings"] == []
     assert len(calls.calls) <= EVENT_READ_BUDGET, calls.calls
-    assert calls.calls == ["lambda.GetFunction", "lambda.ListEventSourceMappings", "lambda.GetPolicy",
-                           "apigateway.GetResources"]
+    # only the checks a timeout change concerns run (apigw-timeout; env-secrets reads nothing more)
+    assert calls.calls == ["lambda.GetFunction", "lambda.GetPolicy", "apigateway.GetResources"]
+
+
+def test_a_tag_change_re_evaluates_everything_within_a_bounded_budget(aws, runtime, calls):
+    arn = aws.function("orders-api", timeout=25)
+    aws.rest_api(arn, path="orders")
+    calls.clear()
+    report = handle_event(api_call("TagResource20170331v2", {"resource": arn, "tags": {"team": "web"}}),
+                          runtime=runtime)
+    assert report["skipped"] is None
+    assert len(calls.calls) <= 10, calls.calls

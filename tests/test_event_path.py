@@ -28,7 +28,7 @@ def test_dry_run_decides_but_makes_zero_writes(aws, make_runtime, calls, event):
     aws.sqs_mapping(aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["FunctionArn"],
                     "orders-queue")
     runtime = make_runtime(mode="dry-run", table="state-table-that-must-not-be-touched")
-    report = handle_event(event("lambda-UpdateFunctionConfiguration20150331v2"), runtime=runtime)
+    report = handle_event(event("lambda-TagResource20170331v2"), runtime=runtime)  # concerns every policy
     assert {f["outcome"] for f in report["findings"]} == {"dry-run"}
     assert len(report["findings"]) == 3
     assert calls.calls, "the recorder saw the reads"

@@ -83,7 +83,7 @@ def test_read_only_and_unwatched_calls_are_skipped():
     assert parse(read, SETTINGS).reason == "read-only call"
     other = api_call("DeleteFunction20150331", {"functionName": "orders-api"})
     assert parse(other, SETTINGS).reason.startswith("not a change safetycatch watches")
-    url = api_call("CreateFunctionUrlConfig", {"functionName": "orders-api"})  # shares a prefix
+    url = api_call("DeleteFunctionUrlConfig", {"functionName": "orders-api"})
     assert isinstance(parse(url, SETTINGS), Skip)
 
 
@@ -105,6 +105,14 @@ def test_http_update_integration_needs_a_lookup():
     evt = api_call("UpdateIntegration", {"apiId": "r9w3tz6k1c", "integrationId": "p4k8d2m", "timeoutInMillis": 5000},
                    service="apigateway")
     assert parse(evt, SETTINGS).lookup == ("http-integration", "r9w3tz6k1c", "p4k8d2m")
+
+
+def test_integration_response_changes_are_looked_up_for_sync_error_status():
+    evt = api_call("PutIntegrationResponse", {"restApiId": "k7q2x9m4ld", "resourceId": "x3b8pq", "httpMethod": "GET",
+                                              "statusCode": "500", "selectionPattern": ".*Error.*"},
+                   service="apigateway")
+    change = parse(evt, SETTINGS)
+    assert isinstance(change, Change) and change.lookup == ("rest-integration", "k7q2x9m4ld", "x3b8pq", "GET")
 
 
 def test_integration_to_something_else_is_skipped(event):

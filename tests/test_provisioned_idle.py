@@ -44,8 +44,10 @@ def _stub_configs(stub_only, runtime, arn, *configs):
 
 
 def _config_event(arn):
-    return api_call("UpdateFunctionConfiguration20150331v2", {"functionName": arn, "environment": {}, "timeout": 10},
-                    {"functionName": arn.rsplit(":", 1)[-1], "functionArn": arn})
+    """A provisioned-concurrency change (the event that concerns this policy: see Check.triggers)."""
+    return api_call("PutProvisionedConcurrencyConfig", {"functionName": arn, "qualifier": "live",
+                                                        "provisionedConcurrentExecutions": 50},
+                    {"requestedProvisionedConcurrentExecutions": 50, "status": "IN_PROGRESS"})
 
 
 def _idle(report):

@@ -140,9 +140,11 @@ def test_engine_runs_runaway_loop_after_the_check_that_flags_a_recursive_trigger
 
     rt = REGISTRY.get("recursive-trigger") or Check("recursive-trigger", "4", "t", "d", "notify", "high",
                                                     flags_everything)
-    fake = dataclasses.replace(rt, evaluate=flags_everything, in_scope=lambda s, p: True, needs=frozenset())
+    fake = dataclasses.replace(rt, evaluate=flags_everything, in_scope=lambda s, p: True, needs=frozenset(),
+                               finding_needs=frozenset(), metrics=lambda p: [], log_search=lambda p: None)
     monkeypatch.setitem(REGISTRY, "recursive-trigger", fake)
-    cfg = dataclasses.replace(runtime.policy_set.policies["runaway-loop"], id="recursive-trigger", mode="notify")
+    cfg = dataclasses.replace(runtime.policy_set.policies["runaway-loop"], id="recursive-trigger", mode="notify",
+                              params=rt.defaults())
     # "runaway-loop" sorts after "recursive-trigger" by id: put it first to prove the engine orders by ``after``
     policies = {"runaway-loop": runtime.policy_set.policies["runaway-loop"], "recursive-trigger": cfg}
     monkeypatch.setattr(type(runtime.policy_set), "enabled", lambda self: [

@@ -86,16 +86,17 @@ class Throttle:
         # moto's own before-send responder still runs after us; point the request where moto does not
         # listen so the throttled call really does not reach the (mock) service.
         request.url = "https://throttled.invalid/"
-        body = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
-        response = AWSResponse(request.url, 400, {"x-amzn-ErrorType": "ThrottlingException"}, None)
+        body = b'{"message":"Rate exceeded"}'
+        response = AWSResponse(request.url, 429, {"x-amzn-ErrorType": "TooManyRequestsException"}, None)
         response._content = body
         return response
 
 
 def _register(runtime, handler):
+    """Throttle Lambda's API (JSON errors; Lambda is what a sweep calls most) ahead of moto's own responder."""
     def hook(request, **kwargs):
         return handler(request, operation_name=kwargs["event_name"].rsplit(".", 1)[-1])
-    runtime.session.events.register_first("before-send", hook)  # ahead of moto's own responder
+    runtime.session.events.register_first("before-send.lambda", hook)
 
 
 @pytest.fixture
@@ -121,14 +122,29 @@ def test_a_write_that_keeps_failing_is_recorded_failed_not_half_applied(aws, run
     _register(runtime, throttle)
     report = runtime.engine("123456789012", "us-east-1").sweep(act=True)
     (decision,) = report.decisions
-    assert decision.outcome == "failed" and decision.detail.startswith("ThrottlingException")
+    assert decision.outcome == "failed" and decision.detail.startswith("TooManyRequestsException")
     assert throttle.injected == 9  # standard retry mode: the first attempt + max_attempts (8) retries
     fix = runtime.store.get_fix(decision.fix_id)
     assert fix["status"] == "failed" and fix["spec"]["prior"] == {"Timeout": 30}
     assert timeouts(aws, 1) == [30]
 
 
-def test_racing_approvers_decide_once_in_dynamodb(aws, runtime):
+@pytest.fixture
+def atomic_items(monkeypatch):
+    """DynamoDB applies each conditional write atomically; moto's in-process backend does not lock, so give it
+    that one property (our code's conditions are what is under test, not moto's threading)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock, original = threading.Lock(), DynamoDBBackend.update_item
+
+    def update_item(self, *args, **kwargs):
+        with lock:
+            return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "update_item", update_item)
+
+
+def test_racing_approvers_decide_once_in_dynamodb(aws, runtime, atomic_items):
     init_state_table(runtime.clients(), "race-table")
     store = StateStore(DynamoTable(runtime.clients(), "race-table"))
     approval = store.create_approval("arn:aws:lambda:us-east-1:123456789012:function:f", "p", {"a": 1}, 24)
@@ -145,7 +161,7 @@ def test_racing_approvers_decide_once_in_dynamodb(aws, runtime):
     assert store.approvals("PENDING") == [] and len(store.approvals("APPROVED")) == 1
 
 
-def test_change_slots_never_overshoot_under_concurrency(aws, runtime):
+def test_change_slots_never_overshoot_under_concurrency(aws, runtime, atomic_items):
     init_state_table(runtime.clients(), "slots")
     store = StateStore(DynamoTable(runtime.clients(), "slots"))
     with ThreadPoolExecutor(8) as pool:

@@ -67,8 +67,9 @@ def test_one_event_reads_a_bounded_handful(aws, runtime, calls):
     arn = aws.function("signup-api", memory=128, Environment={"Variables": {"API_KEY": "plain-text-key-123"}})
     aws.rest_api(arn, path="signup")
     calls.clear()
-    report = handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": arn,
-                                                                             "environment": {}}), runtime=runtime)
+    # a tag change concerns every policy (the costliest kind of event)
+    report = handle_event(api_call("TagResource20170331v2", {"resource": arn, "tags": {"team": "growth"}}),
+                          runtime=runtime)
     assert {f["policy"] for f in report["findings"]} >= {"env-secrets", "cold-start-latency"}
     reads = Counter(calls.calls)
     assert reads["lambda.GetFunction"] == 1 and "lambda.GetFunctionUrlConfig" not in reads  # routed: URL unread

@@ -56,4 +56,5 @@ CHECK = Check(
     needs=frozenset({"routes"}),
     fix_actions=("set-timeout",),
     read_permissions=("lambda:GetPolicy", "apigateway:GET"),
+    triggers=frozenset(("UpdateFunctionConfiguration:timeout", "AddPermission", "PutIntegration", "UpdateIntegration", "CreateIntegration")),
 )

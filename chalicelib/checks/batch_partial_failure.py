@@ -59,4 +59,5 @@ CHECK = Check(
     needs=frozenset({"mappings"}),
     fix_actions=("report-batch-item-failures",),
     read_permissions=("lambda:ListEventSourceMappings", "lambda:GetEventSourceMapping"),
+    triggers=frozenset(("CreateEventSourceMapping", "UpdateEventSourceMapping")),
 )

@@ -91,4 +91,5 @@ CHECK = Check(
     read_permissions=("lambda:GetPolicy", "apigateway:GET", "lambda:GetFunctionUrlConfig",
                       "lambda:ListFunctionUrlConfigs", "lambda:ListProvisionedConcurrencyConfigs",
                       "cloudwatch:ListMetrics"),
+    triggers=frozenset(("UpdateFunctionConfiguration:memorySize", "UpdateFunctionConfiguration:layers", "UpdateFunctionCode", "AddPermission", "PutIntegration", "UpdateIntegration", "CreateIntegration", "PutProvisionedConcurrencyConfig", "DeleteProvisionedConcurrencyConfig", "CreateFunctionUrlConfig", "UpdateFunctionUrlConfig")),
 )

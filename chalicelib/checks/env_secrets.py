@@ -52,4 +52,5 @@ CHECK = Check(
     evaluate=evaluate,
     params=(Param("ignore", list, [], "Variable names never flagged (known non-secrets that look random)."),),
     in_scope=lambda snapshot, params: bool(snapshot.env),
+    triggers=frozenset(("UpdateFunctionConfiguration:environment", "UpdateFunctionConfiguration:kMSKeyArn")),
 )

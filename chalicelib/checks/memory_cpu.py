@@ -89,4 +89,5 @@ CHECK = Check(
     metrics=metrics,
     fix_actions=("set-memory",),
     read_permissions=("cloudwatch:GetMetricData",),
+    triggers=frozenset(("UpdateFunctionConfiguration:memorySize",)),
 )

@@ -63,4 +63,5 @@ CHECK = Check(
     evaluate=evaluate,
     params=(Param("max_total_mb", int, 50, "Largest code + layers size (zipped, MB) before it is flagged.",
                   minimum=1, maximum=250),),
+    triggers=frozenset(("UpdateFunctionConfiguration:layers", "UpdateFunctionCode")),
 )

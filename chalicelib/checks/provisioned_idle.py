@@ -112,4 +112,5 @@ CHECK = Check(
     fix_actions=("set-provisioned-concurrency",),
     read_permissions=("lambda:ListProvisionedConcurrencyConfigs", "cloudwatch:ListMetrics",
                       "cloudwatch:GetMetricData"),
+    triggers=frozenset(("PutProvisionedConcurrencyConfig", "DeleteProvisionedConcurrencyConfig")),
 )

@@ -88,4 +88,5 @@ CHECK = Check(
     fix_actions=("set-reserved-concurrency",),
     read_permissions=("lambda:GetFunctionConcurrency", "lambda:GetAccountSettings",
                       "cloudwatch:GetMetricData"),
+    triggers=frozenset(("PutFunctionConcurrency", "DeleteFunctionConcurrency")),
 )

@@ -104,4 +104,5 @@ CHECK = Check(
     read_permissions=("cloudwatch:DescribeAlarms", "lambda:GetFunctionConcurrency",
                       "lambda:ListEventSourceMappings", "lambda:GetFunctionRecursionConfig"),
     after=LOOP_RISK_POLICIES,
+    triggers=frozenset(("UpdateFunctionConfiguration:role", "CreateEventSourceMapping", "UpdateEventSourceMapping", "AddPermission", "PutFunctionRecursionConfig")),
 )

@@ -1,0 +1,132 @@
+"""vpc-no-egress (footgun 1): a VPC function with no internet egress from (some of) its subnets.
+
+A function attached to a VPC gets ENIs with private addresses only. It reaches the internet - and every
+AWS API without a VPC endpoint - only through a default route (0.0.0.0/0) to a NAT gateway, a transit
+gateway, a VPN gateway or a network appliance (ENI / instance). A default route to an internet gateway does
+NOT give a Lambda function internet: its ENIs have no public IP. Each subnet uses its explicitly associated
+route table, else the VPC's main table. A NAT gateway that is deleted, private (ConnectivityType=private) or
+without an internet route of its own gives no egress either.
+
+The message names the subnets without egress, the VPC endpoints present (the AWS services that stay
+reachable; a gateway endpoint only serves the route tables it is attached to) and the ways out: a NAT
+gateway, VPC endpoints for the AWS services the function calls (cheaper than NAT), or dropping the VPC
+configuration when the function needs no private resource.
+"""
+
+from __future__ import annotations
+
+from chalicelib.checks import Check, Param, Params
+from chalicelib.model import AccountFacts, Finding, FunctionSnapshot, NatGateway, NetworkFacts, SubnetRouting
+
+DEFAULT_ROUTE = "0.0.0.0/0"
+
+
+def in_scope(snapshot: FunctionSnapshot, params: Params) -> bool:
+    """Only functions with a VPC configuration (subnets) are in scope."""
+    return bool(snapshot.subnet_ids)
+
+
+def subnet_egress(subnet: SubnetRouting, nats: dict[str, NatGateway], params: Params) -> tuple[bool, str]:
+    """Whether the subnet's default route leads to the internet, and why not.
+
+    Example:
+        >>> from chalicelib.model import Route
+        >>> s = SubnetRouting("subnet-1", "vpc-1", "rtb-1", False, (Route(DEFAULT_ROUTE, "igw-9"),))
+        >>> subnet_egress(s, {}, {"vpn_is_egress": True})
+        (False, 'rtb-1: 0.0.0.0/0 → igw-9, an internet gateway (Lambda ENIs have no public IP)')
+    """
+    where = f"{subnet.route_table_id}{' (main)' if subnet.main else ''}"
+    route = next((r for r in subnet.routes if r.destination == DEFAULT_ROUTE), None)
+    if route is None:
+        return False, f"{where}: no 0.0.0.0/0 route"
+    target = route.target
+    if route.state != "active":
+        return False, f"{where}: 0.0.0.0/0 → {target} is a blackhole"
+    if target.startswith("igw-"):
+        return False, f"{where}: 0.0.0.0/0 → {target}, an internet gateway (Lambda ENIs have no public IP)"
+    if target.startswith("pcx-"):
+        return False, f"{where}: 0.0.0.0/0 → {target}, a VPC peering (no transit to the internet)"
+    if target.startswith("vgw-") and not params["vpn_is_egress"]:
+        return False, f"{where}: 0.0.0.0/0 → {target}, a VPN gateway (vpn_is_egress is off)"
+    if target.startswith("nat-"):
+        nat = nats.get(target)
+        if nat is None or nat.state not in ("available", "pending"):
+            return False, f"{where}: 0.0.0.0/0 → {target}, a NAT gateway that is {nat.state if nat else 'gone'}"
+        if nat.connectivity == "private":
+            return False, f"{where}: 0.0.0.0/0 → {target}, a private NAT gateway (no internet)"
+        if not nat.internet_route:
+            return False, f"{where}: 0.0.0.0/0 → {target}, a NAT gateway whose own subnet has no internet gateway route"
+    return True, f"{where}: 0.0.0.0/0 → {target}"
+
+
+def reachable_services(network: NetworkFacts, subnets: list[SubnetRouting]) -> list[str]:
+    """AWS services reachable through VPC endpoints from ``subnets`` (gateway endpoints per route table)."""
+    tables = {s.route_table_id for s in subnets}
+    names = set()
+    for endpoint in network.endpoints:
+        if endpoint.kind == "Gateway" and tables - set(endpoint.route_table_ids):
+            continue
+        if endpoint.kind in ("Gateway", "Interface"):
+            names.add(f"{endpoint.service} (gateway)" if endpoint.kind == "Gateway" else endpoint.service)
+    return sorted(names)
+
+
+def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) -> list[Finding]:
+    """One finding when a subnet of the function (any, or all with ``flag_partial`` off) has no egress.
+
+    Example:
+        >>> from chalicelib.model import FunctionRef, Route
+        >>> s = SubnetRouting("subnet-1", "vpc-1", "rtb-1", True, (Route("10.0.0.0/16", "local"),))
+        >>> fn = FunctionSnapshot(FunctionRef("orders-api", "123456789012", "us-east-1"), subnet_ids=("subnet-1",),
+        ...                       network=NetworkFacts("vpc-1", (s,)))
+        >>> evaluate(fn, {"flag_partial": True, "vpn_is_egress": True}, AccountFacts())[0].evidence["no_egress"]
+        ['subnet-1']
+    """
+    network = snapshot.network
+    if network is None or not network.subnets:
+        return []
+    nats = {n.id: n for n in network.nat_gateways}
+    verdicts = [(s, *subnet_egress(s, nats, params)) for s in network.subnets]
+    closed = [(s, why) for s, ok, why in verdicts if not ok]
+    if not closed or (len(closed) < len(verdicts) and not params["flag_partial"]):
+        return []
+    shown = "; ".join(f"{s.subnet_id} ({why})" for s, why in closed[:3])
+    more = f" and {len(closed) - 3} more" if len(closed) > 3 else ""
+    if len(closed) == len(verdicts):
+        head = (f"VPC function in {network.vpc_id} has no internet egress: {shown}{more}. Calls to the internet "
+                f"and to AWS APIs without a VPC endpoint time out.")
+    else:
+        head = (f"{len(closed)} of {len(verdicts)} subnets of this VPC function ({network.vpc_id}) have no internet "
+                f"egress: {shown}{more}. Invocations placed there time out on outbound calls while the others work.")
+    services = reachable_services(network, [s for s, _ in closed])
+    reach = (f" Reachable through VPC endpoints: {', '.join(services)}." if services
+             else " No VPC endpoint either: no AWS service is reachable from there.")
+    advice = (" Route 0.0.0.0/0 to a NAT gateway, add VPC endpoints for the AWS services it calls (cheaper "
+              "than NAT), or drop the VPC configuration if it needs no private resources.")
+    return [Finding(
+        policy=CHECK.id, function_arn=snapshot.arn, severity="", message=head + reach + advice,
+        evidence={"vpc": network.vpc_id, "no_egress": [s.subnet_id for s, _ in closed],
+                  "subnets": len(verdicts), "endpoints": services},
+    )]
+
+
+CHECK = Check(
+    id="vpc-no-egress",
+    footgun="1",
+    title="VPC function with no internet egress path",
+    doc=__doc__ or "",
+    default_mode="notify",
+    default_severity="high",
+    evaluate=evaluate,
+    params=(
+        Param("flag_partial", bool, True, "Also flag a function when only some of its subnets lack egress "
+              "(invocations there fail intermittently)."),
+        Param("vpn_is_egress", bool, True, "Count a default route to a VPN gateway as egress (on-premises "
+              "routes onward)."),
+    ),
+    needs=frozenset({"network"}),
+    in_scope=in_scope,
+    read_permissions=("ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeNatGateways",
+                      "ec2:DescribeVpcEndpoints", "lambda:ListFunctions"),
+    triggers=frozenset(("UpdateFunctionConfiguration:vpcConfig",)),
+)
