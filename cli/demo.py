@@ -63,7 +63,7 @@ MORE_FOOTGUNS = (
     "legacy-mailer SMTP password and a Slack token in plain environment variables\n"
     "signup-api   128 MB behind an HTTP API, no provisioned concurrency\n"
     "quotes-api   provisioned concurrency on alias live, 8% used on average\n"
-    "thumbnailer  128 MB, 2.4 s per invocation: starved of CPU"
+    "pdf-render   128 MB, 2.4 s per invocation: starved of CPU"
 )
 
 
@@ -78,7 +78,7 @@ def _more_footguns(account: SandboxAccount) -> dict[str, str]:
             "DB_SECRET_ARN": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db-AbCdEf"}}),
         "signup-api": account.function("signup-api", memory=128),
         "quotes-api": account.function("quotes-api", memory=1024),
-        "thumbnailer": account.function("thumbnailer", memory=128),
+        "pdf-render": account.function("pdf-render", memory=128),
     }
     account.http_api(arns["signup-api"], route="POST /signup")
     lam = account.client("lambda")
@@ -86,8 +86,8 @@ def _more_footguns(account: SandboxAccount) -> dict[str, str]:
         FunctionName="quotes-api")["Version"])
     account.metric_history("quotes-api", "ProvisionedConcurrencyUtilization", 0.08, qualifier="live")
     account.metric_history("quotes-api", "ProvisionedConcurrentExecutions", 1, qualifier="live", peak=3, unit="Count")
-    account.metric_history("thumbnailer", "Duration", 2400, unit="Milliseconds")
-    account.metric_history("thumbnailer", "Invocations", 40, unit="Count")
+    account.metric_history("pdf-render", "Duration", 2400, unit="Milliseconds")
+    account.metric_history("pdf-render", "Invocations", 40, unit="Count")
     return arns
 
 
