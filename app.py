@@ -2,11 +2,13 @@
 
 * ``on_config_change``: CloudTrail config changes of Lambda functions and API Gateway integrations
   (EventBridge rule) → re-read the function, evaluate the policies, fix / ask / notify.
+* ``slack_actions`` / ``slack_commands``: Slack buttons and ``/safetycatch`` (verified, authorised, handed over).
+* ``slack_worker``: carries a Slack decision out (invoked asynchronously by the routes).
 """
 
-from chalice import Chalice
+from chalice import Chalice, Response
 
-from chalicelib import handlers
+from chalicelib import handlers, slack_routes
 from chalicelib.events import APIGATEWAY_EVENTS, CLOUDTRAIL, LAMBDA_EVENTS
 
 app = Chalice(app_name="safetycatch")
@@ -26,3 +28,31 @@ CONFIG_CHANGES = {
 def on_config_change(event):
     """A function or its API integration changed: enforce the policies on it."""
     return handlers.on_cloudtrail_change(event.to_dict(), event.context)
+
+
+# -- Slack: buttons, slash command, and the worker that carries decisions out ---------------------
+SLACK_FORM = ["application/x-www-form-urlencoded"]
+
+
+def _slack_response(answer: dict) -> Response:
+    return Response(body=answer["body"], status_code=answer["status_code"], headers=answer["headers"])
+
+
+@app.route("/slack/actions", methods=["POST"], content_types=SLACK_FORM)
+def slack_actions():
+    """Approve / Deny / Undo / Restore clicks: verify, authorise, hand to the worker, answer at once."""
+    request = app.current_request
+    return _slack_response(slack_routes.on_actions(request.raw_body, dict(request.headers)))
+
+
+@app.route("/slack/commands", methods=["POST"], content_types=SLACK_FORM)
+def slack_commands():
+    """``/safetycatch status|kill|restore FUNCTION``: same checks, answered ephemerally."""
+    request = app.current_request
+    return _slack_response(slack_routes.on_commands(request.raw_body, dict(request.headers)))
+
+
+@app.lambda_function(name=slack_routes.WORKER_NAME)
+def slack_worker(event, context):
+    """Invoked asynchronously by the routes: apply the decision, update the Slack message."""
+    return slack_routes.run_worker(event)

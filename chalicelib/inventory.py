@@ -101,6 +101,15 @@ class Inventory:
         snapshot.loaded.update({"tags", "concurrency"})
         return snapshot
 
+    def mapping(self, uuid: str) -> Optional[EventSourceMapping]:
+        """Re-read one event source mapping; None if it is gone."""
+        try:
+            return _mapping(self.clients("lambda").get_event_source_mapping(UUID=uuid))
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+
     def all_functions(self) -> Iterator[FunctionSnapshot]:
         """Every function in the region with its tags (ListFunctions + tagging API pages)."""
         tags = self._all_tags()

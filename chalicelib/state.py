@@ -54,6 +54,7 @@ class Table(Protocol):
     def update_if(self, pk: str, sk: str, changes: dict[str, Any], expect: dict[str, Any]) -> bool: ...
     def query_index(self, gsi1pk: str, prefix: str = "") -> list[dict[str, Any]]: ...
     def query_pk(self, pk: str) -> list[dict[str, Any]]: ...
+    def put_new(self, item: dict[str, Any], now: int) -> bool: ...
 
 
 class MemoryTable:
@@ -86,6 +87,14 @@ class MemoryTable:
 
     def query_pk(self, pk: str) -> list[dict[str, Any]]:
         return sorted((dict(i) for (p, _), i in self.items.items() if p == pk), key=lambda i: i["sk"])
+
+    def put_new(self, item: dict[str, Any], now: int) -> bool:
+        with self._lock:
+            existing = self.items.get((item["pk"], item["sk"]))
+            if existing is not None and int(existing.get("expiration", now + 1)) >= now:
+                return False
+            self.items[(item["pk"], item["sk"])] = dict(item)
+            return True
 
 
 class DynamoTable:
@@ -141,6 +150,18 @@ class DynamoTable:
 
     def query_pk(self, pk: str) -> list[dict[str, Any]]:
         return self._query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": pk}})
+
+    def put_new(self, item: dict[str, Any], now: int) -> bool:
+        try:
+            self.client.put_item(TableName=self.name, Item=self._dump(item),
+                                 ConditionExpression="attribute_not_exists(pk) OR #x < :now",
+                                 ExpressionAttributeNames={"#x": "expiration"},
+                                 ExpressionAttributeValues={":now": {"N": str(int(now))}})
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
 
 def table_definition(name: str) -> dict[str, Any]:
@@ -230,6 +251,48 @@ class StateStore:
     def approvals(self, status: str = "PENDING", function_arn: str = "") -> list[dict[str, Any]]:
         """Approvals in ``status`` (optionally for one function), newest first."""
         return [_decode(i) for i in self.table.query_index(f"approvals#{status}", function_arn)]
+
+    def link_message(self, kind: str, item_id: str, message_id: str, channel: str, ts: str) -> bool:
+        """Remember on an approval / fix (``kind``) which Slack message shows it (the "posted" mark)."""
+        return self.table.update_if(f"{kind}#{item_id}", kind, {"message_id": message_id, "channel": channel,
+                                                                "ts": ts}, {})
+
+    # -- Slack messages and one-time claims ------------------------------------------------------
+
+    def create_message(self, function_arn: str, items: list[dict[str, Any]], **attrs: Any) -> str:
+        """Record what one Slack message shows (``items``: approvals, fixes, notes); returns its id.
+
+        The message is a view over the state: the worker re-renders it from here after every decision.
+        """
+        message_id = uuid.uuid4().hex
+        self.table.put({"pk": f"message#{message_id}", "sk": "message", "kind": "message", "id": message_id,
+                        "function": function_arn, "items": json.dumps(items), "created_at": now_iso(),
+                        "expiration": int(self.clock()) + AUDIT_TTL_DAYS * 86400,
+                        **{k: v for k, v in attrs.items() if isinstance(v, (str, int))}})
+        return message_id
+
+    def get_message(self, message_id: str) -> Optional[dict[str, Any]]:
+        item = self.table.get(f"message#{message_id}", "message")
+        if not item:
+            return None
+        out = _decode(item)
+        out["items"] = json.loads(out.get("items") or "[]")
+        return out
+
+    def posted_message(self, message_id: str, channel: str, ts: str) -> bool:
+        return self.table.update_if(f"message#{message_id}", "message", {"channel": channel, "ts": ts}, {})
+
+    def claim(self, key: str, ttl_seconds: int) -> bool:
+        """True the first time ``key`` is claimed within ``ttl_seconds`` (replay and repeat protection).
+
+        Example:
+            >>> store = StateStore(MemoryTable())
+            >>> store.claim("nonce#abc", 600), store.claim("nonce#abc", 600)
+            (True, False)
+        """
+        now = int(self.clock())
+        return self.table.put_new({"pk": f"claim#{key}", "sk": "claim", "kind": "claim", "at": now_iso(),
+                                   "expiration": now + int(ttl_seconds)}, now)
 
     def expire_due(self) -> int:
         """Mark PENDING approvals past their expiry EXPIRED; returns how many."""
