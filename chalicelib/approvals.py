@@ -67,7 +67,7 @@ def decide(runtime: Any, verb: str, item_id: str, actor: str) -> Outcome:
     if verb not in APPROVAL_VERBS + FIX_VERBS:
         return _refused(f"Unknown action {verb[:20]!r}.")
     if not isinstance(item_id, str) or not _ID.match(item_id):
-        return _refused("That button does not name a safetycatch request.")
+        return _refused(f"{str(item_id)[:80]!r} is not a safetycatch request id.")
     if runtime.mode != "enforce":
         return _refused(f"safetycatch is in {runtime.mode} mode (SAFETYCATCH_MODE): nothing is changed.")
     if verb in FIX_VERBS:

@@ -1,0 +1,62 @@
+"""``safetycatch serve``: the bot's HTTP routes (``POST /slack/actions``, ``POST /slack/commands``) on this
+machine, over chalice's own local server and the same ``app`` object, with the worker inline.
+
+It uses whatever ``AWS_ENDPOINT_URL`` / the boto3 chain and ``SAFETYCATCH_SLACK_*`` point at, so a Slack app's
+Request URL (through a tunnel) or the demo's signed clicks reach exactly the deployed code path.
+
+Example:
+    >>> with local_routes(port=0, policies="policies") as url:
+    ...     urllib.request.urlopen(url + "/slack/actions", data=body)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from typing import Iterator, Optional
+
+from cli.sandbox import free_port, patched_env
+
+
+@contextlib.contextmanager
+def local_routes(port: int = 0, policies: Optional[str] = None, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve the routes on ``host:port`` (0: a free port) in a background thread; yields the base URL."""
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    from chalicelib import handlers, slack_routes
+    from chalicelib.runtime import Runtime
+
+    port = port or free_port()
+    env = {"SAFETYCATCH_WORKER": "inline", **({"SAFETYCATCH_POLICIES": os.path.abspath(policies)} if policies else {})}
+    with patched_env(**env):
+        handlers.reset_runtime(Runtime.from_env(policies))  # bad settings fail here, as one line
+        import app as app_module
+
+        server = create_local_server(app_module.app, Config.create(chalice_stage="dev", app_name="safetycatch"),
+                                     host, port)
+        thread = threading.Thread(target=server.server.serve_forever, name="safetycatch-serve", daemon=True)
+        thread.start()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.shutdown()
+            server.server.server_close()
+            slack_routes.wait_inline()
+
+
+def serve(port: int, policies: Optional[str]) -> int:
+    """Serve until interrupted (Ctrl-C)."""
+    with local_routes(port, policies) as url:
+        slack = "Slack settings found" if os.environ.get("SAFETYCATCH_SLACK_SECRET") else \
+            "SAFETYCATCH_SLACK_SECRET is not set: the routes answer 503"
+        print(f"safetycatch serving POST {url}/slack/actions and {url}/slack/commands (worker inline; {slack})",
+              flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopped")
+    return 0
