@@ -146,8 +146,9 @@ def _approval_blocks(approval: dict[str, Any], store: StateStore) -> list[Block]
             _button("Deny", "deny", approval["id"], style="danger", confirm=deny_confirm)]))
     elif status == "APPLIED" and approval.get("fix_id"):
         fix = store.get_fix(str(approval["fix_id"]))
-        if fix:
-            blocks.extend(_fix_state_blocks(fix))
+        if fix:  # "applied" is said above; what follows is the Undo button or what became of the fix
+            blocks.extend(b for b in _fix_state_blocks(fix) if fix.get("status") != "applied"
+                          or isinstance(b, ActionsBlock))
     return blocks
 
 
