@@ -200,8 +200,9 @@ def drift(runtime: Any, function_arn: str, spec: FixSpec) -> Optional[str]:
         snapshot = inventory.function(ref)
         if snapshot is None:
             return "the function no longer exists"
-        current = {"Timeout": snapshot.timeout_s, "MemorySize": snapshot.memory_mb,
-                   "ReservedConcurrentExecutions": snapshot.reserved_concurrency}
+        current = {"Timeout": snapshot.timeout_s, "MemorySize": snapshot.memory_mb}
+        if "ReservedConcurrentExecutions" in spec.params:
+            current["ReservedConcurrentExecutions"] = inventory.reserved_concurrency(ref)
     changed = [f"{key} is now {current[key]}, the fix set {value}" for key, value in spec.params.items()
                if key in current and _norm(current[key]) != _norm(value)]
     return "; ".join(changed) or None

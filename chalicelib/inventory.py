@@ -110,6 +110,11 @@ class Inventory:
                 return None
             raise
 
+    def reserved_concurrency(self, ref: FunctionRef) -> Optional[int]:
+        """The function's reserved concurrency (GetFunctionConcurrency: exact, 0 included); None if unset."""
+        value = self.clients("lambda").get_function_concurrency(FunctionName=ref.arn).get("ReservedConcurrentExecutions")
+        return None if value is None else int(value)
+
     def all_functions(self) -> Iterator[FunctionSnapshot]:
         """Every function in the region with its tags (ListFunctions + tagging API pages)."""
         tags = self._all_tags()

@@ -454,3 +454,55 @@ def test_deployed_route_invokes_the_worker_asynchronously(bot, aws, monkeypatch)
         assert bot.click(APPROVER, "approve", approval_id).status_code == 200
         stub.assert_no_pending_responses()
     assert bot.runtime.store.get_approval(approval_id)["status"] == "PENDING", "the route itself changes nothing"
+
+
+# -- the kill-switch interface -------------------------------------------------------------------------
+
+
+def test_kill_notice_has_a_restore_button_that_undoes_the_kill_fix(bot, aws, monkeypatch):
+    """The kill-switch registers a ``kill`` fix action; Restore is Undo of that fix, with the same checks."""
+    from chalicelib import fixes
+
+    monkeypatch.setitem(fixes.ACTIONS, "kill", fixes.FixAction(
+        "kill", "Throttle to zero.", ("PutFunctionConcurrency", "DeleteFunctionConcurrency"),
+        apply=lambda gw, s: fixes._set_reserved(gw, s.target, 0),
+        undo=lambda gw, s: fixes._set_reserved(gw, s.target, s.prior.get("ReservedConcurrentExecutions"))))
+    arn = aws.function("runaway")
+    lam = aws.client("lambda")
+    lam.put_function_concurrency(FunctionName="runaway", ReservedConcurrentExecutions=0)
+    store = bot.runtime.store
+    fix_id = store.store_fix(arn, "runaway-loop", {"action": "kill", "target": arn,
+                                                   "params": {"ReservedConcurrentExecutions": 0},
+                                                   "prior": {"ReservedConcurrentExecutions": None}})
+    store.mark_fix(fix_id, "applied", "stored")
+    bot.runtime.notifier.notify_kill(arn, fix_id, {"alarm": "safetycatch-runaway-runaway", "invocations": 12000},
+                                     "CloudWatch alarm ALARM")
+    (message,) = bot.slack.posted()
+    (restore,) = buttons(message)
+    assert (restore["action_id"], restore["value"], restore["style"]) == ("restore", fix_id, "primary")
+    assert "Killed" in text_of(message) and "invocations: 12000" in text_of(message)
+    bot.click(OUTSIDER, "restore", fix_id)
+    assert lam.get_function_concurrency(FunctionName="runaway").get("ReservedConcurrentExecutions") == 0
+    bot.click(APPROVER, "restore", fix_id)
+    assert lam.get_function_concurrency(FunctionName="runaway").get("ReservedConcurrentExecutions") is None
+    assert store.get_fix(fix_id)["status"] == "undone"
+    assert "Restored by <@U0APPROVER>" in text_of(bot.slack.posted()[0])
+
+
+# -- signatures, property-based --------------------------------------------------------------------------
+
+
+def test_signature_check_never_raises_and_never_accepts_junk(bot):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    slack = bot.runtime.slack
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.binary(max_size=200), st.dictionaries(st.sampled_from(
+        ["X-Slack-Signature", "x-slack-request-timestamp", "X-Slack-Request-Timestamp", "Content-Type"]),
+        st.one_of(st.text(max_size=80), st.integers().map(str)), max_size=4))
+    def check(body, headers):
+        assert slack.verify(body, headers) is False
+
+    check()

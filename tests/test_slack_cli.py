@@ -100,3 +100,19 @@ def test_serve_answers_signed_clicks_over_http(slack_bot, aws):
     updated = slack.message(message.channel, message.ts)
     assert "Approved by <@U0APPROVER>" in text_of(updated) and [b["action_id"] for b in buttons(updated)] == ["undo"]
     assert ["not authorised" in e["text"] for e in slack.ephemerals] == [True]
+
+
+def test_replay_posts_to_slack_as_the_deployed_bot(aws, monkeypatch, tmp_path, capsys):
+    create_secret(aws)
+    arn = aws.function("orders-worker")
+    uuid = aws.sqs_mapping(arn, "orders-queue")
+    events = tmp_path / "events.json"
+    events.write_text(json.dumps([api_call("UpdateEventSourceMapping20150331", {"uUID": uuid, "batchSize": 10})]))
+    with LocalSlack(token=BOT_TOKEN) as slack:
+        for key, value in {"SAFETYCATCH_SLACK_SECRET": "safetycatch/slack", "SAFETYCATCH_SLACK_CHANNEL": CHANNEL,
+                           "SAFETYCATCH_SLACK_API_URL": slack.url}.items():
+            monkeypatch.setenv(key, value)
+        assert main(["replay", str(events), "--policies", str(policies_dir(tmp_path)), "--format", "json"]) == 0
+        (finding,) = json.loads(capsys.readouterr().out)["events"][0]["findings"]
+        (message,) = slack.posted()
+        assert buttons(message)[0]["value"] == finding["approval_id"]
