@@ -149,6 +149,8 @@ def _apply_approved(runtime: Any, approval: dict[str, Any], actor: str) -> Outco
                                       f"{approval.get('policy')} finds nothing to fix now")
     finding, cfg = same_target[0]
     assert finding.fix is not None
+    if cfg.mode not in ("approve", "auto"):
+        return _fail(store, approval, f"policy {cfg.id} is now in {cfg.mode} mode: it changes nothing")
     if finding.fix.to_json() != spec:
         context = f"re-evaluated after {actor} approved {approval['id']}: the function changed"
         fresh = engine.decide(snapshot, finding, cfg, act=True, context=context)

@@ -9,6 +9,9 @@
                                ``/api`` or ``/api/`` is used as is. ``http://127.0.0.1:8765`` → the local Slack.
 =============================  ================================================================================
 
+The Slack app: bot token scopes ``chat:write``, ``usergroups:read`` and ``commands``; Interactivity Request URL
+``https://<api>/<stage>/slack/actions``; slash command ``/safetycatch`` → ``https://<api>/<stage>/slack/commands``.
+
 No secret is ever in the environment: only the secret's *name* is. 429 (honouring ``Retry-After``), 500/503
 and connection errors are retried by slack-sdk's own retry handlers; what still fails raises
 :class:`SlackUnavailable` and the caller keeps the approval PENDING and unposted (re-sent next time).

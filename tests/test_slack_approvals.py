@@ -506,3 +506,16 @@ def test_signature_check_never_raises_and_never_accepts_junk(bot):
         assert slack.verify(body, headers) is False
 
     check()
+
+
+def test_a_policy_switched_to_notify_after_the_request_applies_nothing(make_bot, aws, calls, tmp_path):
+    bot = make_bot()
+    uuid, approval_id = _pending(bot, aws)
+    (tmp_path / "policies" / "batch-partial-failure.yaml").write_text("mode: notify\n")
+    from chalicelib.settings import load
+
+    bot.runtime.policy_set = load(str(tmp_path / "policies"))
+    calls.clear()
+    bot.click(APPROVER, "approve", approval_id)
+    assert calls.writes == [] and _response_types(aws, uuid) == []
+    assert "notify mode" in bot.runtime.store.get_approval(approval_id)["reason"]
