@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from chalice.test import Client
 
-from chalicelib import handlers, slack_routes
+from chalicelib import slack_routes
 from chalicelib.runtime import Runtime
 from cli.slack_local import LocalSlack, Message, block_actions, signed, slash_command
 
@@ -70,7 +70,3 @@ def text_of(message: Message) -> str:
 def create_secret(aws: Any) -> None:
     aws.client("secretsmanager").create_secret(
         Name="safetycatch/slack", SecretString=json.dumps({"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}))
-
-
-def reset() -> None:
-    handlers.reset_runtime(None)
