@@ -6,11 +6,13 @@
   AWS Health notice about Lambda → the kill-switch throttles the runaway function to 0.
 * ``on_dependency_change``: VPC routing, execution-role policy and S3 notification changes → re-evaluate
   the functions they concern (vpc-no-egress, recursive-trigger). IAM events exist in us-east-1 only.
+* ``slack_actions`` / ``slack_commands``: Slack buttons and ``/safetycatch`` (verified, authorised, handed over).
+* ``slack_worker``: carries a Slack decision out (invoked asynchronously by the routes).
 """
 
-from chalice import Chalice
+from chalice import Chalice, Response
 
-from chalicelib import handlers
+from chalicelib import handlers, slack_routes
 from chalicelib.alarms import PREFIX as RUNAWAY_ALARM_PREFIX
 from chalicelib.events import APIGATEWAY_EVENTS, CLOUDTRAIL, EC2_EVENTS, IAM_EVENTS, LAMBDA_EVENTS, S3_EVENTS
 from chalicelib.evidence import ALARM_STATE_CHANGE, HEALTH_EVENT
@@ -66,3 +68,31 @@ def on_runaway_alarm(event):
 def on_lambda_health(event):
     """AWS Health told us about Lambda (a recursive loop among others): kill the looping function."""
     return handlers.on_runaway_evidence(event.to_dict(), event.context)
+
+
+# -- Slack: buttons, slash command, and the worker that carries decisions out ---------------------
+SLACK_FORM = ["application/x-www-form-urlencoded"]
+
+
+def _slack_response(answer: dict) -> Response:
+    return Response(body=answer["body"], status_code=answer["status_code"], headers=answer["headers"])
+
+
+@app.route("/slack/actions", methods=["POST"], content_types=SLACK_FORM)
+def slack_actions():
+    """Approve / Deny / Undo / Restore clicks: verify, authorise, hand to the worker, answer at once."""
+    request = app.current_request
+    return _slack_response(slack_routes.on_actions(request.raw_body, dict(request.headers)))
+
+
+@app.route("/slack/commands", methods=["POST"], content_types=SLACK_FORM)
+def slack_commands():
+    """``/safetycatch status|kill|restore FUNCTION``: same checks, answered ephemerally."""
+    request = app.current_request
+    return _slack_response(slack_routes.on_commands(request.raw_body, dict(request.headers)))
+
+
+@app.lambda_function(name=slack_routes.WORKER_NAME)
+def slack_worker(event, context):
+    """Invoked asynchronously by the routes: apply the decision, update the Slack message."""
+    return slack_routes.run_worker(event)

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Optional
 
 import boto3
@@ -33,10 +34,14 @@ class Clients:
         self.session = session or boto3.session.Session()
         self.region = region or self.session.region_name or "us-east-1"
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()  # boto3 sessions must not create clients from two threads at once
 
     def __call__(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, region_name=self.region, config=RETRY_CONFIG)
+            with self._lock:
+                if service not in self._clients:
+                    self._clients[service] = self.session.client(service, region_name=self.region,
+                                                                 config=RETRY_CONFIG)
         return self._clients[service]
 
     def account_id(self) -> str:

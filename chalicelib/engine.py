@@ -231,6 +231,9 @@ class Engine:
         assert finding.fix is not None
         spec = finding.fix.to_json()
         for existing in self.store.approvals("PENDING", snapshot.arn):
+            if existing["expires_at"] <= self.store.clock():  # expired: ask afresh rather than reuse it
+                self.store.transition_approval(existing["id"], "PENDING", "EXPIRED")
+                continue
             if existing["policy"] == finding.policy and existing["spec"] == spec:
                 decision.outcome, decision.approval_id = "pending-approval", existing["id"]
                 decision.detail = "already awaiting approval"
@@ -239,6 +242,24 @@ class Engine:
             snapshot.arn, finding.policy, spec, self.policy_set.settings.approval_ttl_hours,
             severity=finding.severity, message=finding.message)
         decision.outcome, decision.approval_id = "pending-approval", approval["id"]
+
+    def apply_approved(self, snapshot: FunctionSnapshot, finding: Finding, cfg: PolicyConfig,
+                       context: str) -> Decision:
+        """Apply a fix a human approved (re-evaluated on a fresh snapshot by the caller); audited.
+
+        Example:
+            >>> engine.apply_approved(snapshot, finding, cfg, "approved by U0123 (approval 5f1c...)").outcome
+            'fixed'
+        """
+        decision = Decision(finding, cfg.mode, "reported")
+        if self.is_exempt(snapshot, cfg):
+            decision.outcome, decision.detail = "exempt", "function is exempt; nothing changed"
+        elif self.mode != "enforce":
+            decision.outcome, decision.detail = "dry-run", f"safetycatch is in {self.mode} mode; nothing changed"
+        else:
+            self._apply(finding, decision)
+        self._audit(snapshot, decision, context)
+        return decision
 
     def _apply(self, finding: Finding, decision: Decision) -> None:
         assert finding.fix is not None

@@ -118,6 +118,20 @@ class Inventory:
         snapshot.loaded.update({"tags", "concurrency"})
         return snapshot
 
+    def mapping(self, uuid: str) -> Optional[EventSourceMapping]:
+        """Re-read one event source mapping; None if it is gone."""
+        try:
+            return _mapping(self.clients("lambda").get_event_source_mapping(UUID=uuid))
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+
+    def reserved_concurrency(self, ref: FunctionRef) -> Optional[int]:
+        """The function's reserved concurrency (GetFunctionConcurrency: exact, 0 included); None if unset."""
+        value = self.clients("lambda").get_function_concurrency(FunctionName=ref.arn).get("ReservedConcurrentExecutions")
+        return None if value is None else int(value)
+
     def all_functions(self) -> Iterator[FunctionSnapshot]:
         """Every function in the region with its tags (ListFunctions + tagging API pages)."""
         tags = self._all_tags()

@@ -36,9 +36,10 @@ from chalicelib.log import logger
 from chalicelib.model import Decision, Finding, FixSpec, FunctionRef, FunctionSnapshot
 from chalicelib.runtime import Runtime
 from chalicelib.settings import PolicyConfig
+from chalicelib.state import now_iso
 
 POLICY = "runaway-loop"
-RESTORABLE = ("applied", "restore-failed")
+RESTORABLE = ("applied", "undo-failed")  # the same fix statuses as any Undo (approvals.undo)
 RUNNING_STATES = ("Enabled", "Enabling", "Creating", "Updating")
 STALE_CLAIM_SECONDS = 900  # a kill still "killing" after this crashed half-way; it may be taken over
 
@@ -83,15 +84,15 @@ def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: Optional
     result: dict[str, Any] = {"function": ref.arn, "fix_id": fix["id"], "prior": spec.prior, "actor": actor}
     if runtime.mode == "dry-run":
         return {**result, "outcome": "dry-run", "message": f"would restore {ref.name}: {_describe_prior(spec)}"}
-    if not store.mark_fix(fix["id"], "restoring", fix["status"], restored_by=actor):
+    if not store.mark_fix(fix["id"], "undoing", fix["status"], undo_by=actor[:200], undo_at=now_iso()):
         raise KillSwitchError(f"{ref.name}: kill {fix['id']} is already being restored")
     try:
         fixes.undo(engine.gateway, spec)
     except (ClientError, BotoCoreError) as exc:
-        store.mark_fix(fix["id"], "restore-failed", "restoring", reason=_reason(exc))
+        store.mark_fix(fix["id"], "undo-failed", "undoing", reason=_reason(exc))
         result.update(outcome="failed", message=f"{ref.name} NOT fully restored: {_reason(exc)}; retry the restore")
     else:
-        store.mark_fix(fix["id"], "restored", "restoring")
+        store.mark_fix(fix["id"], "undone", "undoing")
         lock = store.kill_lock(ref.arn)
         if lock and lock.get("fix_id") == fix["id"]:
             store.set_kill(ref.arn, str(lock["token"]), "restored")

@@ -4,6 +4,8 @@
 ``SAFETYCATCH_MODE``           enforce | dry-run | off (default enforce)
 ``SAFETYCATCH_TABLE``          DynamoDB state table; unset: state in memory for this run
 ``SAFETYCATCH_POLICIES``       policies directory (YAML); unset: the compiled policies
+``SAFETYCATCH_SLACK_*``        Slack (see chalicelib/slack.py): with a secret and a channel the
+                               notifier posts to Slack, as ``replay`` and ``scan --fix`` do too
 =============================  ===========================================================
 
 Dry-run makes zero AWS writes: the gateway only records, and state and idempotency stay in memory.
@@ -53,6 +55,7 @@ class Runtime:
     table: Optional[str] = None
     session: Any = None
     notifier: Notifier = field(default_factory=LogNotifier)
+    slack: Any = None  # chalicelib.slack.Slack when SAFETYCATCH_SLACK_SECRET is set
     account: str = ""
     _clients: dict[str, Clients] = field(default_factory=dict)
     _store: Optional[StateStore] = None
@@ -68,6 +71,9 @@ class Runtime:
             raise ConfigError(f"SAFETYCATCH_TABLE: {table[:60]!r} is not a DynamoDB table name")
         runtime = cls(policy_set=settings_module.load(policies_dir), mode=mode or mode_from_env(), table=table,
                       session=session)
+        from chalicelib.slack_messages import attach_slack
+
+        attach_slack(runtime)
         return runtime
 
     @property

@@ -58,12 +58,12 @@ class Table(Protocol):
     """The few table operations the store needs; ``DynamoTable`` and ``MemoryTable`` implement them."""
 
     def put(self, item: dict[str, Any]) -> None: ...
-    def put_new(self, item: dict[str, Any]) -> bool: ...
     def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]: ...
     def update_if(self, pk: str, sk: str, changes: dict[str, Any], expect: dict[str, Any]) -> bool: ...
     def query_index(self, gsi1pk: str, prefix: str = "") -> list[dict[str, Any]]: ...
     def query_pk(self, pk: str) -> list[dict[str, Any]]: ...
     def increment_below(self, pk: str, sk: str, limit: int, expiration: int) -> bool: ...
+    def put_new(self, item: dict[str, Any], now: Optional[int] = None) -> bool: ...
 
 
 class MemoryTable:
@@ -76,13 +76,6 @@ class MemoryTable:
     def put(self, item: dict[str, Any]) -> None:
         with self._lock:
             self.items[(item["pk"], item["sk"])] = dict(item)
-
-    def put_new(self, item: dict[str, Any]) -> bool:
-        with self._lock:
-            if (item["pk"], item["sk"]) in self.items:
-                return False
-            self.items[(item["pk"], item["sk"])] = dict(item)
-            return True
 
     def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]:
         item = self.items.get((pk, sk))
@@ -112,6 +105,15 @@ class MemoryTable:
             item["count"] += 1
             return True
 
+    def put_new(self, item: dict[str, Any], now: Optional[int] = None) -> bool:
+        """Write ``item`` unless it exists (with ``now``: unless it exists and has not expired)."""
+        with self._lock:
+            existing = self.items.get((item["pk"], item["sk"]))
+            if existing is not None and (now is None or int(existing.get("expiration", now + 1)) >= now):
+                return False
+            self.items[(item["pk"], item["sk"])] = dict(item)
+            return True
+
 
 class DynamoTable:
     """The state table in DynamoDB, through the low-level client (no float/Decimal surprises)."""
@@ -129,16 +131,6 @@ class DynamoTable:
 
     def put(self, item: dict[str, Any]) -> None:
         self.client.put_item(TableName=self.name, Item=self._dump(item))
-
-    def put_new(self, item: dict[str, Any]) -> bool:
-        try:
-            self.client.put_item(TableName=self.name, Item=self._dump(item),
-                                 ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
 
     def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]:
         raw = self.client.get_item(TableName=self.name, Key=self._dump({"pk": pk, "sk": sk}), ConsistentRead=True)
@@ -186,6 +178,21 @@ class DynamoTable:
                 ExpressionAttributeNames={"#c": "count"},
                 ExpressionAttributeValues={":one": {"N": "1"}, ":limit": {"N": str(limit)},
                                            ":exp": {"N": str(expiration)}})
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def put_new(self, item: dict[str, Any], now: Optional[int] = None) -> bool:
+        """Conditional put: only if absent (with ``now``: or expired)."""
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        if now is not None:
+            condition = {"ConditionExpression": "attribute_not_exists(pk) OR #x < :now",
+                         "ExpressionAttributeNames": {"#x": "expiration"},
+                         "ExpressionAttributeValues": {":now": {"N": str(int(now))}}}
+        try:
+            self.client.put_item(TableName=self.name, Item=self._dump(item), **condition)
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
@@ -290,6 +297,48 @@ class StateStore:
     def approvals(self, status: str = "PENDING", function_arn: str = "") -> list[dict[str, Any]]:
         """Approvals in ``status`` (optionally for one function), newest first."""
         return [_decode(i) for i in self.table.query_index(f"approvals#{status}", function_arn)]
+
+    def link_message(self, kind: str, item_id: str, message_id: str, channel: str, ts: str) -> bool:
+        """Remember on an approval / fix (``kind``) which Slack message shows it (the "posted" mark)."""
+        return self.table.update_if(f"{kind}#{item_id}", kind, {"message_id": message_id, "channel": channel,
+                                                                "ts": ts}, {})
+
+    # -- Slack messages and one-time claims ------------------------------------------------------
+
+    def create_message(self, function_arn: str, items: list[dict[str, Any]], **attrs: Any) -> str:
+        """Record what one Slack message shows (``items``: approvals, fixes, notes); returns its id.
+
+        The message is a view over the state: the worker re-renders it from here after every decision.
+        """
+        message_id = uuid.uuid4().hex
+        self.table.put({"pk": f"message#{message_id}", "sk": "message", "kind": "message", "id": message_id,
+                        "function": function_arn, "items": json.dumps(items), "created_at": now_iso(),
+                        "expiration": int(self.clock()) + AUDIT_TTL_DAYS * 86400,
+                        **{k: v for k, v in attrs.items() if isinstance(v, (str, int))}})
+        return message_id
+
+    def get_message(self, message_id: str) -> Optional[dict[str, Any]]:
+        item = self.table.get(f"message#{message_id}", "message")
+        if not item:
+            return None
+        out = _decode(item)
+        out["items"] = json.loads(out.get("items") or "[]")
+        return out
+
+    def posted_message(self, message_id: str, channel: str, ts: str) -> bool:
+        return self.table.update_if(f"message#{message_id}", "message", {"channel": channel, "ts": ts}, {})
+
+    def claim(self, key: str, ttl_seconds: int) -> bool:
+        """True the first time ``key`` is claimed within ``ttl_seconds`` (replay and repeat protection).
+
+        Example:
+            >>> store = StateStore(MemoryTable())
+            >>> store.claim("nonce#abc", 600), store.claim("nonce#abc", 600)
+            (True, False)
+        """
+        now = int(self.clock())
+        return self.table.put_new({"pk": f"claim#{key}", "sk": "claim", "kind": "claim", "at": now_iso(),
+                                   "expiration": now + int(ttl_seconds)}, now)
 
     def expire_due(self) -> int:
         """Mark PENDING approvals past their expiry EXPIRED; returns how many."""

@@ -7,6 +7,7 @@ awaits approval and what was ignored, including the bot's own change, a failed c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -20,6 +21,7 @@ from cli import render
 from cli.cloudtrail import api_call
 from cli.evidence import alarm_state_change, health_event
 from cli.sandbox import ACCOUNT, SandboxAccount, moto_server, patched_env
+from cli.slack_demo import local_slack_bot, show_and_approve
 
 console = render.console
 
@@ -210,11 +212,13 @@ def run_demo() -> int:
     started = time.monotonic()
     console.print(Panel.fit(
         "[bold]safetycatch[/] keeps AWS Lambda functions out of the classic footguns.\n"
-        "This tour runs on an embedded AWS (a moto server) - no account, no Slack, nothing leaves this machine.",
+        "This tour runs on an embedded AWS (a moto server) and a local Slack - no account, nothing leaves this machine.",
         border_style="cyan"))
     with moto_server() as endpoint, tempfile.TemporaryDirectory() as tmp, \
-            patched_env(SAFETYCATCH_TABLE="safetycatch-demo-state", SAFETYCATCH_MODE="enforce"):
+            patched_env(SAFETYCATCH_TABLE="safetycatch-demo-state", SAFETYCATCH_MODE="enforce"), \
+            contextlib.ExitStack() as stack:
         account = SandboxAccount()
+        chat = stack.enter_context(local_slack_bot(account))
         _step(1, f"An account with footguns (moto at {endpoint})")
         arns = _build_account(account)
         console.print("orders-api   REST API GET /orders -> function with a 30 s timeout (API Gateway gives up at 29 s)\n"
@@ -250,7 +254,10 @@ def run_demo() -> int:
         _step(6, "What waits for a human", "safetycatch pending")
         _run_cli("pending")
 
-        _step(7, "The result")
+        _step(7, "Approve on Slack", "an approver clicks Approve (a signed request to POST /slack/actions)")
+        show_and_approve(chat)
+
+        _step(8, "The result")
         console.print(_state_table(account, ["orders-api", "orders-worker", "payments", "checkout", "legacy-batch",
                                              "invoices", "reports"]))
         console.print("Every fix stored its prior value first (undo puts it back); approvals expire after 24 h.")

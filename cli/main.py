@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("function", metavar="FUNCTION", help="function name or ARN")
     restore.add_argument("--policies", metavar="DIR")
     restore.add_argument("--format", choices=("table", "json"), default="table")
+    for verb, what in (("approve", "approve a pending fix and apply it"), ("deny", "deny a pending fix")):
+        decide = sub.add_parser(verb, help=f"{what} (the fallback when Slack is unreachable)")
+        decide.add_argument("id", metavar="ID", help="approval id (safetycatch pending)")
+
+    serve = sub.add_parser("serve", help="serve the bot's Slack routes locally (worker inline)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--policies", metavar="DIR")
     return parser
 
 
@@ -244,8 +251,38 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0 if result["outcome"] in ("restored", "dry-run") else _fail(f"restore: {result['message']}")
 
 
+def cmd_decide(args: argparse.Namespace) -> int:
+    """``approve ID`` / ``deny ID``: the same decision code as the Slack buttons; updates the Slack message."""
+    from chalicelib import approvals, slack_routes
+    from chalicelib.handlers import reset_runtime
+
+    runtime = _runtime(args)
+    if not runtime.table:
+        raise UsageError(f"{args.command}: set SAFETYCATCH_TABLE (approvals live in the state table)")
+    reset_runtime(runtime)
+    actor = "cli:" + str(runtime.clients()("sts").get_caller_identity()["Arn"])
+    outcome = approvals.decide(runtime, args.command, args.id, actor)
+    slack_routes.update_message(runtime, outcome.message_id)
+    if not outcome.ok:
+        raise UsageError(outcome.text)
+    print(outcome.text)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cli.serve import serve
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"serve: --port {args.port} is not a TCP port")
+    try:
+        return serve(args.port, args.policies)
+    except OSError as exc:
+        raise UsageError(f"serve: cannot listen on port {args.port}: {exc.strerror or exc}") from exc
+
+
 COMMANDS = {"scan": cmd_scan, "replay": cmd_replay, "demo": cmd_demo, "lint": cmd_lint, "explain": cmd_explain,
-            "pending": cmd_pending, "init": cmd_init, "kill": cmd_kill, "restore": cmd_restore}
+            "pending": cmd_pending, "init": cmd_init, "kill": cmd_kill, "restore": cmd_restore,
+            "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve}
 
 
 def run() -> None:

@@ -35,7 +35,7 @@ def test_kill_then_restore_a_function_without_reserved_concurrency(aws, runtime)
     restored = killswitch.restore(runtime, "thumbnailer", "alice")
     assert restored["outcome"] == "restored" and restored["fix_id"] == result["fix_id"]
     assert "ReservedConcurrentExecutions" not in aws.client("lambda").get_function_concurrency(FunctionName=arn)
-    assert runtime.store.get_fix(result["fix_id"])["status"] == "restored"
+    assert runtime.store.get_fix(result["fix_id"])["status"] == "undone"
 
 
 def test_restore_puts_back_a_previous_cap(aws, runtime):

@@ -1,0 +1,72 @@
+"""Helpers for the Slack tests: a bot wired to moto and the local Slack, and Slack's side of a click."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from chalice.test import Client
+
+from chalicelib import slack_routes
+from chalicelib.runtime import Runtime
+from cli.slack_local import LocalSlack, Message, block_actions, signed, slash_command
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT_TOKEN = "xoxb-test-0000-safetycatch"
+CHANNEL = "C0SAFETY1"
+APPROVER, GROUP_MEMBER, OUTSIDER = "U0APPROVER", "U0SECTEAM1", "U0INTRUDER"
+GROUP = "S0SECTEAM"
+
+
+def policies_dir(tmp: Path, **modes: str) -> Path:
+    """The repo's policies with approvers set, and ``modes`` ({"apigw_timeout": "approve"}) overridden."""
+    out = tmp / "policies"
+    shutil.copytree(ROOT / "policies", out)
+    settings = (out / "settings.yaml").read_text()
+    settings = settings.replace("approvers: []", f"approvers: [{APPROVER}]")
+    settings = settings.replace("approver_groups: []", f"approver_groups: [{GROUP}]")
+    (out / "settings.yaml").write_text(settings)
+    for policy, mode in modes.items():
+        (out / f"{policy.replace('_', '-')}.yaml").write_text(f"mode: {mode}\n")
+    return out
+
+
+@dataclass
+class Bot:
+    """The deployed bot's shape in one process: routes (chalice test client), worker inline, local Slack."""
+
+    runtime: Runtime
+    slack: LocalSlack
+    client: Client
+
+    def post(self, path: str, body: str, timestamp: Optional[int] = None, secret: str = SIGNING_SECRET,
+             headers: Optional[dict[str, str]] = None) -> Any:
+        response = self.client.http.post(path, headers=headers or signed(body, secret, timestamp), body=body.encode())
+        slack_routes.wait_inline()
+        return response
+
+    def click(self, user: str, action: str, value: str, message: Optional[Message] = None, **kwargs: Any) -> Any:
+        message = message or self.slack.posted()[-1]
+        body = block_actions(user, action, value, message.channel, message.ts,
+                             self.slack.response_url(message.channel, message.ts), message)
+        return self.post("/slack/actions", body, **kwargs)
+
+    def command(self, user: str, text: str) -> Any:
+        return self.post("/slack/commands", slash_command(user, text, CHANNEL, self.slack.response_url(CHANNEL, "0")))
+
+
+def buttons(message: Message) -> list[dict[str, Any]]:
+    return [e for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def text_of(message: Message) -> str:
+    return json.dumps(message.blocks)
+
+
+def create_secret(aws: Any) -> None:
+    aws.client("secretsmanager").create_secret(
+        Name="safetycatch/slack", SecretString=json.dumps({"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}))
