@@ -15,7 +15,10 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
+from botocore.exceptions import ClientError
+
 from chalicelib import events
+from chalicelib.aws import error_code
 from chalicelib.engine import EventReport
 from chalicelib.log import logger
 from chalicelib.runtime import Runtime
@@ -28,6 +31,7 @@ def current_runtime() -> Runtime:
     global _runtime
     if _runtime is None:
         _runtime = Runtime.from_env()
+    _runtime.refresh_mode()  # the operator's switch in SSM (cached briefly); a no-op without one
     return _runtime
 
 
@@ -50,6 +54,12 @@ def _account_from_context(runtime: Runtime, context: Any) -> None:
         runtime.account = m[1]
 
 
+def change_account(change: events.Change) -> str:
+    """The account a change is about: the named function's, else the event's (a member account is read and
+    fixed through its remediation role)."""
+    return change.function.account if change.function and change.function.account else change.account
+
+
 def on_cloudtrail_change(event: Any, context: Any = None, runtime: Optional[Runtime] = None) -> dict[str, Any]:
     """A CloudTrail config change: parse, skip or act once (idempotent on the CloudTrail eventID)."""
     runtime = runtime or current_runtime()
@@ -62,8 +72,14 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Optional[Runt
     runtime.dedupe.register_context(context)
 
     def act(raw: dict[str, Any]) -> dict[str, Any]:
-        engine = runtime.engine(runtime.bot_account(), parsed.region)
-        return engine.handle(parsed).to_json()
+        engine = runtime.engine(change_account(parsed), parsed.region)
+        try:
+            return engine.handle(parsed).to_json()
+        except ClientError as exc:
+            if exc.operation_name != "AssumeRole":
+                raise  # transient AWS trouble: fail, so that EventBridge retries
+            reason = f"cannot assume {runtime.member_role} in account {change_account(parsed)} ({error_code(exc)})"
+            return EventReport(parsed.event_id, parsed.event_name, skipped=reason).to_json()
 
     report = runtime.dedupe.run(event, act)
     if report.get("duplicate"):
