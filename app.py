@@ -6,10 +6,11 @@
 
 from chalice import Chalice
 
-from chalicelib import handlers
+from chalicelib import handlers, observability
 from chalicelib.events import APIGATEWAY_EVENTS, CLOUDTRAIL, LAMBDA_EVENTS
 
 app = Chalice(app_name="safetycatch")
+observability.install(app)  # Powertools Logger context, Tracer and Metrics around every handler
 
 # Lambda event names carry API-version suffixes (UpdateFunctionConfiguration20150331v2): match prefixes.
 CONFIG_CHANGES = {

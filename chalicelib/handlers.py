@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from botocore.exceptions import ClientError
 
-from chalicelib import events
+from chalicelib import events, observability
 from chalicelib.aws import error_code
 from chalicelib.engine import EventReport
 from chalicelib.log import logger
@@ -85,6 +85,7 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Optional[Runt
     if report.get("duplicate"):
         report = {**report, "skipped": report.get("skipped") or "duplicate event (already handled)",
                   "findings": []}
+    observability.record_report(report)
     logger.info("event handled", extra={"event_id": report.get("event_id"), "function": report.get("function"),
                                         "skipped": report.get("skipped"),
                                         "outcomes": [f["outcome"] for f in report.get("findings", [])]})

@@ -1,21 +1,43 @@
-"""Build steps behind ``make package``: compile the policies, then ``chalice package``.
+"""Build steps behind ``make package``: compile the policies, derive IAM, package, slim, check the budget.
 
-``python -m cli.build compile``  validate policies/ and write chalicelib/compiled_policies.json
-``python -m cli.build package``  compile, then ``chalice package`` into build/package (zip + template)
+``python -m cli.build compile``         validate policies/ and write chalicelib/compiled_policies.json
+``python -m cli.build iam``             write .chalice/policy-<stage>.json and deploy/member-account.yaml
+                                        from the code (see cli/iam.py)
+``python -m cli.build package [STAGE]`` all of the above, then ``chalice package --merge-template
+                                        deploy/resources.yaml`` into build/package (deployment.zip +
+                                        sam.yaml), slim the zip and fail if it is over ``BUDGET_BYTES``
+
+The SAM template is then finished so that it deploys the same bot as ``chalice deploy`` in any region:
+function and role names as Chalice names them (``safetycatch-<stage>[-<function>]``, which the bot's
+``self_role_patterns`` recognise), the Powertools layer ARN of the stack's own region, and the Stage
+parameter pinned to the packaged stage.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from chalicelib.settings import COMPILED_PATH, PolicyError, read_dir, validate
+from cli import iam, member_template
+from cli.slim import SlimReport, slim_zip
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "package"
+MERGE_TEMPLATE = ROOT / "deploy" / "resources.yaml"
+BUDGET_BYTES = 400_000  # the Lambda zip (code + slack-sdk); boto3 and Powertools come from the runtime / layer
+LAYER = re.compile(r"^arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<rest>\d{12}:layer:.+)$")
+
+
+class BuildError(Exception):
+    """The build cannot produce a deployable artifact (one line, exit 2)."""
 
 
 def compile_policies(policies_dir: Path = ROOT / "policies", target: Path = COMPILED_PATH) -> dict:
@@ -26,13 +48,66 @@ def compile_policies(policies_dir: Path = ROOT / "policies", target: Path = COMP
     return data
 
 
-def package(out: Path = OUT, stage: str = "dev") -> Path:
-    """Compile policies and run ``chalice package``; returns the deployment zip's path."""
+def write_iam() -> list[Path]:
+    """Derive the IAM policy files and the member-account template from the code."""
+    return [*iam.write_policies(), member_template.write()]
+
+
+def chalice_names(stage: str) -> dict[str, str]:
+    """SAM logical id -> the function name ``chalice deploy`` gives it (``<app>-<stage>[-<name>]``)."""
+    from chalice.utils import to_cfn_resource_name
+
+    sys.path.insert(0, str(ROOT))
+    import app as chalice_app  # noqa: PLC0415 - the app object is the source of truth for its functions
+
+    app, prefix = chalice_app.app, f"{chalice_app.app.app_name}-{stage}"
+    names = {to_cfn_resource_name(source.name): f"{prefix}-{source.name}" for source in app.event_sources}
+    names.update({to_cfn_resource_name(fn.name): f"{prefix}-{fn.name}" for fn in app.pure_lambda_functions})
+    if app.routes:
+        names["APIHandler"] = prefix
+    return names
+
+
+def regional_layer(arn: str) -> Any:
+    """A layer ARN made region-independent: ``Fn::Sub`` on the stack's own region and partition."""
+    m = LAYER.match(arn)
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:{m['rest']}"} if m else arn
+
+
+def finish_template(template: dict[str, Any], stage: str, names: dict[str, str]) -> dict[str, Any]:
+    """Name functions and roles as ``chalice deploy`` does, regionalise layers, pin the Stage parameter."""
+    resources = template["Resources"]
+    for logical, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function":
+            if logical in names:
+                props["FunctionName"] = names[logical]
+            props["Layers"] = [regional_layer(layer) for layer in props.get("Layers", [])]
+        elif resource["Type"] == "AWS::IAM::Role":
+            owner = logical[:-len("Role")] if logical.endswith("Role") else ""
+            props["RoleName"] = names.get(owner) or f"safetycatch-{stage}"
+    stage_param = template.setdefault("Parameters", {}).setdefault("Stage", {"Type": "String"})
+    stage_param.update(Default=stage, AllowedValues=[stage])
+    return template
+
+
+def package(out: Path = OUT, stage: str = "dev") -> tuple[Path, SlimReport]:
+    """Compile, derive IAM, ``chalice package`` with the merge template, finish the template, slim the zip
+    and check its budget. Returns the zip's path and what slimming did."""
     compile_policies()
+    write_iam()
     chalice = Path(sys.executable).with_name("chalice")
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
-    subprocess.run([str(chalice), "package", "--stage", stage, str(out)], cwd=ROOT, check=True, env=env)
-    return out / "deployment.zip"
+    subprocess.run([str(chalice), "package", "--stage", stage, "--merge-template", str(MERGE_TEMPLATE), str(out)],
+                   cwd=ROOT, check=True, env=env, stdout=subprocess.DEVNULL)
+    template_path = out / "sam.yaml"
+    template = finish_template(yaml.safe_load(template_path.read_text()), stage, chalice_names(stage))
+    template_path.write_text(yaml.safe_dump(template, sort_keys=False, width=120))
+    zip_path = out / "deployment.zip"
+    report = slim_zip(zip_path, iam.source_files())
+    if report.after > BUDGET_BYTES:
+        raise BuildError(f"{zip_path.name} is {report.after:,} bytes, over the {BUDGET_BYTES:,}-byte budget")
+    return zip_path, report
 
 
 def main(argv: list[str]) -> int:
@@ -40,13 +115,19 @@ def main(argv: list[str]) -> int:
         if argv[:1] == ["compile"]:
             data = compile_policies()
             print(f"compiled {len(data['policies'])} policies into {COMPILED_PATH.relative_to(ROOT)}")
-        elif argv[:1] == ["package"]:
-            zip_path = package()
-            print(f"{zip_path.relative_to(ROOT)}: {zip_path.stat().st_size:,} bytes")
+        elif argv[:1] == ["iam"]:
+            for path in write_iam():
+                print(f"wrote {path.relative_to(ROOT)}")
+        elif argv[:1] == ["package"] and len(argv) <= 2:
+            stage = argv[1] if len(argv) == 2 else os.environ.get("STAGE", "dev")
+            zip_path, report = package(stage=stage)
+            print(f"{zip_path.relative_to(ROOT)}: {report.after:,} bytes (budget {BUDGET_BYTES:,}; "
+                  f"{report.before:,} before slimming, {len(report.removed)} unused slack-sdk files dropped)")
+            print(f"{(zip_path.parent / 'sam.yaml').relative_to(ROOT)}: stage {stage}")
         else:
-            print("usage: python -m cli.build compile|package", file=sys.stderr)
+            print("usage: python -m cli.build compile|iam|package [STAGE]", file=sys.stderr)
             return 2
-    except PolicyError as exc:
+    except (PolicyError, BuildError) as exc:
         print(f"safetycatch: {exc}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as exc:
