@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+STAGE  ?= dev
 
-.PHONY: setup demo test bench package lint clean
+.PHONY: setup demo test bench package iam lint clean
 
 setup: $(STAMP)
 
@@ -28,7 +29,10 @@ lint: $(STAMP)
 	@$(BIN)/safetycatch lint policies
 
 package: $(STAMP)
-	@$(BIN)/python -m cli.build package
+	@$(BIN)/python -m cli.build package $(STAGE)
+
+iam: $(STAMP)
+	@$(BIN)/python -m cli.build iam
 
 clean:
 	rm -rf $(VENV) build dist chalicelib/compiled_policies.json

@@ -70,6 +70,7 @@ LIBRARY_PERMISSIONS = {
 LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 # Services the bot uses for itself (never granted in member accounts).
 BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "logs", "organizations"}
+BOT_ONLY_ACTIONS = {"lambda:InvokeFunction"}  # the bot invokes its own worker, never a member's function
 MANAGED_ALARMS = "safetycatch-runaway-*"
 
 
@@ -262,7 +263,8 @@ def bot_policy(stage: str, config: Optional[dict[str, Any]] = None,
 
 def member_policy(paths: Optional[Iterable[Path]] = None) -> dict[str, Any]:
     """The member accounts' remediation role: the estate reads and fixes only (no state, secrets, roles)."""
-    actions = {a for a in code_actions(paths) if a.split(":", 1)[0] not in BOT_ONLY_SERVICES}
+    actions = {a for a in code_actions(paths)
+               if a.split(":", 1)[0] not in BOT_ONLY_SERVICES and a not in BOT_ONLY_ACTIONS}
     scopes = {k: v for k, v in resource_scopes({"app": "safetycatch", "stage": "x", "env": {}}).items()
               if k.startswith("cloudwatch:")}
     return build_policy(actions, scopes)
