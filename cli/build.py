@@ -3,6 +3,7 @@
 ``python -m cli.build compile``         validate policies/ and write chalicelib/compiled_policies.json
 ``python -m cli.build iam``             write .chalice/policy-<stage>.json and deploy/member-account.yaml
                                         from the code (see cli/iam.py)
+``python -m cli.build slack-manifest URL``  print deploy/slack-app-manifest.yaml for the API at URL
 ``python -m cli.build package [STAGE]`` all of the above, then ``chalice package --merge-template
                                         deploy/resources.yaml`` into build/package (deployment.zip +
                                         sam.yaml), slim the zip and fail if it is over ``BUDGET_BYTES``
@@ -32,6 +33,8 @@ from cli.slim import SlimReport, slim_zip
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "package"
 MERGE_TEMPLATE = ROOT / "deploy" / "resources.yaml"
+SLACK_MANIFEST = ROOT / "deploy" / "slack-app-manifest.yaml"
+PLACEHOLDER_API = "https://API_ID.execute-api.REGION.amazonaws.com/api"
 BUDGET_BYTES = 400_000  # the Lambda zip (code + slack-sdk); boto3 and Powertools come from the runtime / layer
 LAYER = re.compile(r"^arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<rest>\d{12}:layer:.+)$")
 
@@ -93,6 +96,19 @@ def finish_template(template: dict[str, Any], stage: str, names: dict[str, str])
     return template
 
 
+def slack_manifest(api_url: str) -> str:
+    """The Slack app manifest with the bot's API URL in the slash command and interactivity URLs.
+
+    Example:
+        >>> "https://abc123.execute-api.eu-west-1.amazonaws.com/api/slack/actions" in slack_manifest(
+        ...     "https://abc123.execute-api.eu-west-1.amazonaws.com/api/")
+        True
+    """
+    if not re.fullmatch(r"https://[\w.-]+(:\d+)?(/[\w.-]*)*", api_url.rstrip("/")):
+        raise BuildError(f"slack-manifest: expected the API's https URL, got {api_url[:80]!r}")
+    return SLACK_MANIFEST.read_text().replace(PLACEHOLDER_API, api_url.rstrip("/"))
+
+
 def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True) -> tuple[Path, SlimReport]:
     """Compile, derive IAM (unless ``derive_iam`` is off: tests check the files instead), ``chalice package``
     with the merge template, finish the template, slim the zip and check its budget. Returns the zip's path
@@ -122,6 +138,8 @@ def main(argv: list[str]) -> int:
         elif argv[:1] == ["iam"]:
             for path in write_iam():
                 print(f"wrote {path.relative_to(ROOT)}")
+        elif argv[:1] == ["slack-manifest"] and len(argv) == 2:
+            print(slack_manifest(argv[1]), end="")
         elif argv[:1] == ["package"] and len(argv) <= 2:
             stage = argv[1] if len(argv) == 2 else os.environ.get("STAGE", "dev")
             zip_path, report = package(stage=stage)
@@ -129,7 +147,7 @@ def main(argv: list[str]) -> int:
                   f"{report.before:,} before slimming, {len(report.removed)} unused slack-sdk files dropped)")
             print(f"{(zip_path.parent / 'sam.yaml').relative_to(ROOT)}: stage {stage}")
         else:
-            print("usage: python -m cli.build compile|iam|package [STAGE]", file=sys.stderr)
+            print("usage: python -m cli.build compile | iam | package [STAGE] | slack-manifest URL", file=sys.stderr)
             return 2
     except (PolicyError, BuildError) as exc:
         print(f"safetycatch: {exc}", file=sys.stderr)

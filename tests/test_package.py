@@ -175,3 +175,17 @@ def test_layer_matches_the_runtime_chalice_packages_for():
             assert m, layer
             assert f"-python{major}{minor}-" in layer, f"{stage}: layer for python{major}.{minor} (the Lambda runtime)"
             assert CONFIG.get("lambda_architecture", "x86_64") in layer
+
+
+def test_slack_manifest_is_one_paste():
+    url = "https://abc123.execute-api.eu-west-1.amazonaws.com/api/"
+    manifest = yaml.safe_load(build.slack_manifest(url))
+    (command,) = manifest["features"]["slash_commands"]
+    assert command["command"] == "/safetycatch"
+    assert command["url"] == "https://abc123.execute-api.eu-west-1.amazonaws.com/api/slack/commands"
+    assert manifest["settings"]["interactivity"] == {
+        "is_enabled": True, "request_url": "https://abc123.execute-api.eu-west-1.amazonaws.com/api/slack/actions"}
+    assert {"chat:write", "commands"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    assert manifest["settings"]["socket_mode_enabled"] is False
+    with pytest.raises(build.BuildError):
+        build.slack_manifest("javascript:alert(1)")
