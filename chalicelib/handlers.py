@@ -45,6 +45,7 @@ def _skip(event: Any, reason: str) -> dict[str, Any]:
     name = events.base_name(events.text(events.dig(event, "detail", "eventName")))
     report = EventReport(events.event_id(event), name, skipped=reason).to_json()
     logger.info("skipped", extra={"event_id": report["event_id"], "event_name": name, "reason": reason})
+    observability.record_report(report)
     return report
 
 
