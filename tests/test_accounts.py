@@ -119,3 +119,38 @@ def test_scan_all_accounts_lists_the_organization(aws, capsys):
 def test_scan_scope_flags_reject_bad_input(aws, capsys, argv, message):
     assert main(["scan", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_member_template_forwards_a_change_to_the_bot_which_fixes_it_there(aws, runtime):
+    """The StackSet template deployed on moto in a member account: its rule puts a CloudTrail change on the
+    bot account's bus, where the bot's own rule (app.py's pattern) picks it up; the fix lands in the member."""
+    import app
+    from cli.member_template import PATH as MEMBER_TEMPLATE
+
+    member = member_account()
+    member.client("cloudformation").create_stack(
+        StackName="safetycatch-member", TemplateBody=MEMBER_TEMPLATE.read_text(), Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": "BotAccountId", "ParameterValue": "123456789012"},
+                    {"ParameterKey": "ExternalId", "ParameterValue": "safetycatch-dev"}])
+    role = member.client("iam").get_role(RoleName="safetycatch-remediation")["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]["StringEquals"] == {
+        "sts:ExternalId": "safetycatch-dev"}
+    queue = aws.queue("bot-inbox")
+    bot_bus = aws.client("events")
+    bot_bus.put_rule(Name="on_config_change", EventPattern=json.dumps(app.CONFIG_CHANGES))
+    bot_bus.put_targets(Rule="on_config_change", Targets=[{"Id": "inbox", "Arn": queue}])
+
+    _orders_api(member, timeout=30)
+    change = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "orders-api", "timeout": 30},
+                      account=MEMBER)
+    sent = member.client("events").put_events(Entries=[{
+        "Source": change["source"], "DetailType": change["detail-type"], "Detail": json.dumps(change["detail"])}])
+    assert sent["FailedEntryCount"] == 0
+    url = aws.client("sqs").get_queue_url(QueueName="bot-inbox")["QueueUrl"]
+    (message,) = aws.client("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
+    forwarded = json.loads(message["Body"])
+    assert forwarded["detail"]["recipientAccountId"] == MEMBER
+
+    report = handle_event(forwarded, runtime=runtime)
+    assert [(f["policy"], f["outcome"]) for f in report["findings"]] == [("apigw-timeout", "fixed")]
+    assert member.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 25
