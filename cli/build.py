@@ -144,7 +144,7 @@ def main(argv: list[str]) -> int:
             stage = argv[1] if len(argv) == 2 else os.environ.get("STAGE", "dev")
             zip_path, report = package(stage=stage)
             print(f"{zip_path.relative_to(ROOT)}: {report.after:,} bytes (budget {BUDGET_BYTES:,}; "
-                  f"{report.before:,} before slimming, {len(report.removed)} unused slack-sdk files dropped)")
+                  f"{report.before:,} before slimming, {len(report.removed)} files dropped: unused slack-sdk, stray bytecode)")
             print(f"{(zip_path.parent / 'sam.yaml').relative_to(ROOT)}: stage {stage}")
         else:
             print("usage: python -m cli.build compile | iam | package [STAGE] | slack-manifest URL", file=sys.stderr)

@@ -8,8 +8,10 @@ inside functions count too) of:
 * every ``slack_sdk`` module that app.py or chalicelib/ imports (anywhere, found with ``ast``), and
 * ``BASELINE``: the slack-sdk parts the design commits the bot to.
 
-Everything else of slack-sdk goes, with its ``.dist-info`` bookkeeping (its licence stays). The zip is
-rewritten at the highest compression level.
+Everything else of slack-sdk goes, with its ``.dist-info`` bookkeeping (its licence stays), and so does any
+``__pycache__`` Chalice picked up from the work tree (a test run leaves bytecode there; its timestamps
+never match the zip's, so Lambda would recompile anyway). The zip is rewritten at the highest compression
+level.
 
 Example:
     >>> report = slim_zip(Path("build/package/deployment.zip"), [Path("app.py")])
@@ -45,8 +47,8 @@ def imported_modules(paths: Iterable[Path], package: str = PACKAGE) -> set[str]:
     """Every module of ``package`` the code imports, at module level or inside functions.
 
     Example:
-        >>> imported_modules([Path("chalicelib/slack.py")])
-        {'slack_sdk.signature', 'slack_sdk.web.client'}
+        >>> imported_modules([Path("chalicelib/engine.py")])  # a module that does not use Slack
+        set()
     """
     found: set[str] = set()
     for path in paths:
@@ -75,6 +77,8 @@ def closure(root: Path, entries: Iterable[str], package: str = PACKAGE) -> set[s
 
 
 def _dropped(name: str, keep: set[str], package: str) -> bool:
+    if "__pycache__/" in name or name.endswith((".pyc", ".pyo")):
+        return True  # Chalice zips whatever bytecode a test run left: stale, and Lambda cannot use it
     top = name.split("/", 1)[0]
     if top == LEGACY_SHIM:
         return True

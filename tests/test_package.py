@@ -49,6 +49,7 @@ def test_zip_holds_the_bot_and_only_the_slack_sdk_it_uses(artifact):
     assert not [n for n in names if n.split("/")[0] in ("boto3", "botocore", "aws_lambda_powertools", "moto",
                                                         "cli", "tests", "yaml", "rich")]
     assert [n for n in names if n.endswith("dist-info/licenses/LICENSE")], "slack-sdk's licence ships with it"
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")], "no stale bytecode from test runs"
 
 
 IMPORT_CHECK = """
