@@ -58,18 +58,19 @@ def write_iam() -> list[Path]:
     return [*iam.write_policies(), member_template.write()]
 
 
-def chalice_names(stage: str) -> dict[str, str]:
-    """SAM logical id -> the function name ``chalice deploy`` gives it (``<app>-<stage>[-<name>]``)."""
+def chalice_resources(stage: str) -> dict[str, str]:
+    """SAM logical id -> Chalice's resource name of each function (``on_config_change``, ``api_handler``)."""
     from chalice.utils import to_cfn_resource_name
 
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     import app as chalice_app  # noqa: PLC0415 - the app object is the source of truth for its functions
 
-    app, prefix = chalice_app.app, f"{chalice_app.app.app_name}-{stage}"
-    names = {to_cfn_resource_name(source.name): f"{prefix}-{source.name}" for source in app.event_sources}
-    names.update({to_cfn_resource_name(fn.name): f"{prefix}-{fn.name}" for fn in app.pure_lambda_functions})
+    app = chalice_app.app
+    names = {to_cfn_resource_name(source.name): source.name for source in app.event_sources}
+    names.update({to_cfn_resource_name(fn.name): fn.name for fn in app.pure_lambda_functions})
     if app.routes:
-        names["APIHandler"] = prefix
+        names["APIHandler"] = "api_handler"
     return names
 
 
@@ -79,18 +80,21 @@ def regional_layer(arn: str) -> Any:
     return {"Fn::Sub": f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:{m['rest']}"} if m else arn
 
 
-def finish_template(template: dict[str, Any], stage: str, names: dict[str, str]) -> dict[str, Any]:
-    """Name functions and roles as ``chalice deploy`` does, regionalise layers, pin the Stage parameter."""
-    resources = template["Resources"]
-    for logical, resource in resources.items():
+def finish_template(template: dict[str, Any], stage: str, resources_by_id: dict[str, str],
+                    app_name: str = "safetycatch") -> dict[str, Any]:
+    """Name functions and roles as ``chalice deploy`` does (function ``<app>-<stage>-<name>``, the API handler
+    ``<app>-<stage>``; role ``<app>-<stage>-<name>``), regionalise layers, pin the Stage parameter."""
+    prefix = f"{app_name}-{stage}"
+    for logical, resource in template["Resources"].items():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Function":
-            if logical in names:
-                props["FunctionName"] = names[logical]
+            name = resources_by_id.get(logical)
+            if name:
+                props["FunctionName"] = prefix if name == "api_handler" else f"{prefix}-{name}"
             props["Layers"] = [regional_layer(layer) for layer in props.get("Layers", [])]
         elif resource["Type"] == "AWS::IAM::Role":
-            owner = logical[:-len("Role")] if logical.endswith("Role") else ""
-            props["RoleName"] = names.get(owner) or f"safetycatch-{stage}"
+            owner = resources_by_id.get(logical[:-len("Role")] if logical.endswith("Role") else "")
+            props["RoleName"] = f"{prefix}-{owner}" if owner else f"{prefix}-{logical}"[:64]
     stage_param = template.setdefault("Parameters", {}).setdefault("Stage", {"Type": "String"})
     stage_param.update(Default=stage, AllowedValues=[stage])
     return template
@@ -121,7 +125,7 @@ def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True) -> tup
     subprocess.run([str(chalice), "package", "--stage", stage, "--merge-template", str(MERGE_TEMPLATE), str(out)],
                    cwd=ROOT, check=True, env=env, stdout=subprocess.DEVNULL)
     template_path = out / "sam.yaml"
-    template = finish_template(yaml.safe_load(template_path.read_text()), stage, chalice_names(stage))
+    template = finish_template(yaml.safe_load(template_path.read_text()), stage, chalice_resources(stage))
     template_path.write_text(yaml.safe_dump(template, sort_keys=False, width=120))
     zip_path = out / "deployment.zip"
     report = slim_zip(zip_path, iam.source_files())

@@ -9,7 +9,7 @@ Where the actions come from:
   ``.get_paginator("op")`` and clients kept in a variable, mapped to IAM actions through botocore's service
   models (the HTTP verb for API Gateway, a short table where an IAM name differs from the API name);
 * calls a library makes for the code: Powertools Idempotency (DynamoDB), Parameters (SSM, Secrets Manager),
-  Tracer (X-Ray), and Lambda's own logging.
+  Tracer (X-Ray), botocore's assume-role credentials (STS), and Lambda's own logging.
 
 Resources are scoped by the stage's settings in .chalice/config.json: the state table, the mode parameter,
 the Slack secret, the member role, the bot's own functions, log groups and managed alarms; the estate (any
@@ -66,6 +66,7 @@ LIBRARY_PERMISSIONS = {
     "SecretsProvider": ("secretsmanager:GetSecretValue",),
     "get_secret": ("secretsmanager:GetSecretValue",),
     "Tracer": ("xray:PutTraceSegments", "xray:PutTelemetryRecords"),
+    "AssumeRoleCredentialFetcher": ("sts:AssumeRole",),
 }
 LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 # Services the bot uses for itself (never granted in member accounts).
@@ -255,7 +256,7 @@ def bot_policy(stage: str, config: Optional[dict[str, Any]] = None,
                paths: Optional[Iterable[Path]] = None) -> dict[str, Any]:
     """The bot's execution-role policy for one stage (what .chalice/policy-<stage>.json holds)."""
     settings = stage_settings(stage, config)
-    actions = code_actions(paths) | set(LAMBDA_BASICS) | {"sts:AssumeRole"}
+    actions = code_actions(paths) | set(LAMBDA_BASICS)
     if settings["xray"]:
         actions |= set(LIBRARY_PERMISSIONS["Tracer"])
     return build_policy(actions, resource_scopes(settings))

@@ -190,3 +190,23 @@ def test_slack_manifest_is_one_paste():
     assert manifest["settings"]["socket_mode_enabled"] is False
     with pytest.raises(build.BuildError):
         build.slack_manifest("javascript:alert(1)")
+
+
+def test_template_names_match_chalice_deploy_so_the_bot_knows_its_own_roles():
+    from chalicelib.settings import Settings
+
+    layer = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"
+    template = {"Resources": {
+        "APIHandler": {"Type": "AWS::Serverless::Function", "Properties": {"Layers": [layer]}},
+        "APIHandlerRole": {"Type": "AWS::IAM::Role", "Properties": {}},
+        "Worker": {"Type": "AWS::Serverless::Function", "Properties": {}},
+        "WorkerRole": {"Type": "AWS::IAM::Role", "Properties": {}},
+    }}
+    done = build.finish_template(template, "prod", {"APIHandler": "api_handler", "Worker": "worker"})["Resources"]
+    assert done["APIHandler"]["Properties"]["FunctionName"] == "safetycatch-prod"
+    assert done["Worker"]["Properties"]["FunctionName"] == "safetycatch-prod-worker"
+    assert [done[r]["Properties"]["RoleName"] for r in ("APIHandlerRole", "WorkerRole")] == [
+        "safetycatch-prod-api_handler", "safetycatch-prod-worker"]
+    assert done["APIHandler"]["Properties"]["Layers"] == [{"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:"
+                                                           "017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"}]
+    assert Settings().is_own_role("arn:aws:iam::123456789012:role/safetycatch-prod-api_handler")
