@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+STAGE  ?= dev
 
-.PHONY: setup demo test bench package lint clean
+.PHONY: setup demo test bench package iam deploy lint clean
 
 setup: $(STAMP)
 
@@ -28,7 +29,19 @@ lint: $(STAMP)
 	@$(BIN)/safetycatch lint policies
 
 package: $(STAMP)
-	@$(BIN)/python -m cli.build package
+	@$(BIN)/python -m cli.build package $(STAGE)
+
+iam: $(STAMP)
+	@$(BIN)/python -m cli.build iam
+
+# One command from a clone to a running bot (AWS CLI + credentials): make deploy STAGE=prod BUCKET=my-artifacts
+deploy: package
+	@test -n "$(BUCKET)" || { echo "make deploy: set BUCKET=<an S3 bucket in the target region for the artifact>" >&2; exit 2; }
+	aws cloudformation package --template-file build/package/sam.yaml --s3-bucket $(BUCKET) \
+		--s3-prefix safetycatch/$(STAGE) --output-template-file build/package/packaged.yaml
+	aws cloudformation deploy --template-file build/package/packaged.yaml --stack-name safetycatch-$(STAGE) \
+		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
+		$(if $(ORG_ID),--parameter-overrides OrganizationId=$(ORG_ID))
 
 clean:
 	rm -rf $(VENV) build dist chalicelib/compiled_policies.json

@@ -12,12 +12,13 @@
 
 from chalice import Chalice, Response
 
-from chalicelib import handlers, slack_routes
+from chalicelib import handlers, observability, slack_routes
 from chalicelib.alarms import PREFIX as RUNAWAY_ALARM_PREFIX
 from chalicelib.events import APIGATEWAY_EVENTS, CLOUDTRAIL, EC2_EVENTS, IAM_EVENTS, LAMBDA_EVENTS, S3_EVENTS
 from chalicelib.evidence import ALARM_STATE_CHANGE, HEALTH_EVENT
 
 app = Chalice(app_name="safetycatch")
+observability.install(app)  # Powertools Logger context, Tracer and Metrics around every handler
 
 # Lambda event names carry API-version suffixes (UpdateFunctionConfiguration20150331v2): match prefixes.
 CONFIG_CHANGES = {

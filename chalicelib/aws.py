@@ -24,21 +24,24 @@ RETRY_CONFIG = Config(
     user_agent_appid="safetycatch",
 )
 
+# boto3 sessions are not thread-safe when creating clients; clients themselves are (parallel scans).
+CLIENT_LOCK = threading.RLock()
+
 NOT_FOUND = {"ResourceNotFoundException", "NotFoundException", "NoSuchEntity", "ResourceNotFound"}
 
 
 class Clients:
     """A cache of boto3 clients for one region (and one session, e.g. an assumed role)."""
 
-    def __init__(self, region: Optional[str] = None, session: Optional[boto3.session.Session] = None) -> None:
+    def __init__(self, region: Optional[str] = None, session: Optional[boto3.session.Session] = None,
+                 account: Optional[str] = None) -> None:
         self.session = session or boto3.session.Session()
         self.region = region or self.session.region_name or "us-east-1"
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()  # boto3 sessions must not create clients from two threads at once
+        self._clients: dict[str, Any] = {"_account": account} if account else {}
 
     def __call__(self, service: str) -> Any:
         if service not in self._clients:
-            with self._lock:
+            with CLIENT_LOCK:  # boto3 sessions must not create clients from two threads at once
                 if service not in self._clients:
                     self._clients[service] = self.session.client(service, region_name=self.region,
                                                                  config=RETRY_CONFIG)

@@ -15,7 +15,10 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from chalicelib import events, evidence, killswitch
+from botocore.exceptions import ClientError
+
+from chalicelib import events, evidence, killswitch, observability
+from chalicelib.aws import error_code
 from chalicelib.engine import EventReport
 from chalicelib.log import logger
 from chalicelib.runtime import Runtime
@@ -28,6 +31,7 @@ def current_runtime() -> Runtime:
     global _runtime
     if _runtime is None:
         _runtime = Runtime.from_env()
+    _runtime.refresh_mode()  # the operator's switch in SSM (cached briefly); a no-op without one
     return _runtime
 
 
@@ -41,6 +45,7 @@ def _skip(event: Any, reason: str) -> dict[str, Any]:
     name = events.base_name(events.text(events.dig(event, "detail", "eventName")))
     report = EventReport(events.event_id(event), name, skipped=reason).to_json()
     logger.info("skipped", extra={"event_id": report["event_id"], "event_name": name, "reason": reason})
+    observability.record_report(report)
     return report
 
 
@@ -48,6 +53,12 @@ def _account_from_context(runtime: Runtime, context: Any) -> None:
     arn = getattr(context, "invoked_function_arn", "") or ""
     if not runtime.account and (m := re.match(r"^arn:aws[a-z-]*:lambda:[^:]+:(\d{12}):", arn)):
         runtime.account = m[1]
+
+
+def change_account(change: events.Change) -> str:
+    """The account a change is about: the named function's, else the event's (a member account is read and
+    fixed through its remediation role)."""
+    return change.function.account if change.function and change.function.account else change.account
 
 
 def on_cloudtrail_change(event: Any, context: Any = None, runtime: Optional[Runtime] = None) -> dict[str, Any]:
@@ -62,13 +73,20 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Optional[Runt
     runtime.dedupe.register_context(context)
 
     def act(raw: dict[str, Any]) -> dict[str, Any]:
-        engine = runtime.engine(runtime.bot_account(), parsed.region)
-        return engine.handle(parsed).to_json()
+        engine = runtime.engine(change_account(parsed), parsed.region)
+        try:
+            return engine.handle(parsed).to_json()
+        except ClientError as exc:
+            if exc.operation_name != "AssumeRole":
+                raise  # transient AWS trouble: fail, so that EventBridge retries
+            reason = f"cannot assume {runtime.member_role} in account {change_account(parsed)} ({error_code(exc)})"
+            return EventReport(parsed.event_id, parsed.event_name, skipped=reason).to_json()
 
     report = runtime.dedupe.run(event, act)
     if report.get("duplicate"):
         report = {**report, "skipped": report.get("skipped") or "duplicate event (already handled)",
                   "findings": []}
+    observability.record_report(report)
     logger.info("event handled", extra={"event_id": report.get("event_id"), "function": report.get("function"),
                                         "skipped": report.get("skipped"),
                                         "outcomes": [f["outcome"] for f in report.get("findings", [])]})

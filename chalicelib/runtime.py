@@ -4,6 +4,10 @@
 ``SAFETYCATCH_MODE``           enforce | dry-run | off (default enforce)
 ``SAFETYCATCH_TABLE``          DynamoDB state table; unset: state in memory for this run
 ``SAFETYCATCH_POLICIES``       policies directory (YAML); unset: the compiled policies
+``SAFETYCATCH_MODE_PARAMETER`` SSM parameter whose value overrides ``SAFETYCATCH_MODE`` (deployed
+                               bot; read through Powertools Parameters, cached 60 s)
+``SAFETYCATCH_MEMBER_ROLE``    role assumed in member accounts (default safetycatch-remediation)
+``SAFETYCATCH_EXTERNAL_ID``    external id the member role requires
 ``SAFETYCATCH_SLACK_*``        Slack (see chalicelib/slack.py): with a secret and a channel the
                                notifier posts to Slack, as ``replay`` and ``scan --fix`` do too
 =============================  ===========================================================
@@ -24,12 +28,14 @@ from typing import Any, Optional
 
 import boto3
 
+from chalicelib import accounts
 from chalicelib import settings as settings_module
-from chalicelib.aws import Clients
+from chalicelib.aws import CLIENT_LOCK, RETRY_CONFIG, Clients, error_code
 from chalicelib.dedupe import Deduplicator
 from chalicelib.engine import Engine, LogNotifier, Notifier
 from chalicelib.gateway import Gateway
 from chalicelib.inventory import Inventory
+from chalicelib.log import logger
 from chalicelib.model import GLOBAL_MODES
 from chalicelib.settings import PolicySet
 from chalicelib.state import StateStore, open_store
@@ -46,6 +52,40 @@ def mode_from_env() -> str:
     return mode
 
 
+MODE_MAX_AGE_SECONDS = 60  # how long an operator waits for a mode switch in SSM to take effect
+
+
+def mode_override(parameter: str, default: str, provider: Any, last_known: Optional[str] = None) -> str:
+    """The global mode from the SSM ``parameter`` (cached ``MODE_MAX_AGE_SECONDS`` by the Powertools
+    ``provider``). Fails closed: an invalid value turns the bot ``off``; an unreadable parameter keeps the
+    last value read, or ``off`` if there is none; a missing parameter means ``default`` (the environment).
+
+    Example:
+        >>> from aws_lambda_powertools.utilities.parameters import SSMProvider
+        >>> mode_override("/safetycatch/prod/mode", "enforce", SSMProvider())
+        'dry-run'
+    """
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    try:
+        raw = provider.get(parameter, max_age=MODE_MAX_AGE_SECONDS)
+    except GetParameterError as exc:
+        if error_code(exc.__context__ or exc) == "ParameterNotFound":
+            logger.warning("mode parameter missing; using SAFETYCATCH_MODE",
+                           extra={"parameter": parameter, "mode": default})
+            return default
+        fallback = last_known or "off"
+        logger.error("mode parameter unreadable; failing closed",
+                     extra={"parameter": parameter, "mode": fallback, "error": str(exc)[:300]})
+        return fallback
+    value = str(raw).strip().lower()
+    if value not in GLOBAL_MODES:
+        logger.error("INVALID safetycatch mode in SSM: the bot is OFF until it is fixed",
+                     extra={"parameter": parameter, "value": str(raw)[:40], "expected": list(GLOBAL_MODES)})
+        return "off"
+    return value
+
+
 @dataclass
 class Runtime:
     """Everything a handler needs, built once per Lambda container (or CLI run)."""
@@ -60,6 +100,13 @@ class Runtime:
     _clients: dict[str, Clients] = field(default_factory=dict)
     _store: Optional[StateStore] = None
     _dedupe: Optional[Deduplicator] = None
+    mode_parameter: Optional[str] = None
+    default_mode: str = ""
+    member_role: str = accounts.DEFAULT_MEMBER_ROLE
+    external_id: Optional[str] = None
+    _mode_provider: Any = None
+    _mode_from_parameter: Optional[str] = None
+    _sessions: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, policies_dir: Optional[str] = None, mode: Optional[str] = None,
@@ -71,10 +118,32 @@ class Runtime:
             raise ConfigError(f"SAFETYCATCH_TABLE: {table[:60]!r} is not a DynamoDB table name")
         runtime = cls(policy_set=settings_module.load(policies_dir), mode=mode or mode_from_env(), table=table,
                       session=session)
+        runtime.default_mode = runtime.mode
+        runtime.mode_parameter = os.environ.get("SAFETYCATCH_MODE_PARAMETER", "").strip() or None
+        runtime.member_role, runtime.external_id = accounts.member_role_name(), accounts.external_id()
         from chalicelib.slack_messages import attach_slack
 
         attach_slack(runtime)
         return runtime
+
+    def refresh_mode(self) -> str:
+        """Apply the operator's mode from the SSM parameter, if one is configured (the deployed bot calls
+        this once per invocation; Powertools caches the value). State and idempotency are rebuilt on a
+        change so that a switch to dry-run stops every write at once."""
+        if not self.mode_parameter:
+            return self.mode
+        if self._mode_provider is None:
+            from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+            self._mode_provider = SSMProvider(boto3_session=self.session, boto_config=RETRY_CONFIG)
+        mode = mode_override(self.mode_parameter, self.default_mode or self.mode, self._mode_provider,
+                             self._mode_from_parameter)
+        self._mode_from_parameter = mode
+        if mode != self.mode:
+            logger.warning("safetycatch mode changed", extra={"from": self.mode, "to": mode,
+                                                              "parameter": self.mode_parameter})
+            self.mode, self._store, self._dedupe = mode, None, None
+        return self.mode
 
     @property
     def settings(self) -> settings_module.Settings:
@@ -84,11 +153,24 @@ class Runtime:
     def home_region(self) -> str:
         return self.session.region_name or os.environ.get("AWS_REGION") or "us-east-1"
 
-    def clients(self, region: Optional[str] = None) -> Clients:
+    def clients(self, region: Optional[str] = None, account: Optional[str] = None) -> Clients:
+        """Clients for ``region`` in the bot's account, or in ``account`` through its member role."""
         region = region or self.home_region
-        if region not in self._clients:
-            self._clients[region] = Clients(region, self.session)
-        return self._clients[region]
+        foreign = bool(account) and account != self.bot_account()
+        key = f"{account}/{region}" if foreign else region
+        with CLIENT_LOCK:
+            if key not in self._clients:
+                session = self.member_session(str(account)) if foreign else self.session
+                self._clients[key] = Clients(region, session, account=account if foreign else None)
+            return self._clients[key]
+
+    def member_session(self, account: str) -> Any:
+        """The assumed-role session for a member account (one per account, refreshed by botocore)."""
+        with CLIENT_LOCK:
+            if account not in self._sessions:
+                self._sessions[account] = accounts.assumed_session(
+                    self.session, account, self.member_role, self.external_id, self.home_region)
+            return self._sessions[account]
 
     @property
     def writes_state(self) -> bool:
@@ -114,6 +196,7 @@ class Runtime:
         return self.account
 
     def engine(self, account: str, region: str, max_writes: Optional[int] = None) -> Engine:
-        clients = self.clients(region)
+        """An engine reading and fixing ``account`` / ``region`` (a member account through its role)."""
+        clients = self.clients(region, account)
         gateway = Gateway(clients, dry_run=self.mode == "dry-run", max_writes=max_writes)
         return Engine(self.policy_set, Inventory(clients, account), gateway, self.store, self.mode, self.notifier)

@@ -1,51 +1,152 @@
-"""Build steps behind ``make package``: compile the policies, then ``chalice package``.
+"""Build steps behind ``make package``: compile the policies, derive IAM, package, slim, check the budget.
 
-``python -m cli.build compile``  validate policies/ and write chalicelib/compiled_policies.json
-``python -m cli.build package``  compile, then ``chalice package`` into build/package (zip + template)
+``python -m cli.build compile``         validate policies/ and write chalicelib/compiled_policies.json
+``python -m cli.build iam``             write .chalice/policy-<stage>.json and deploy/member-account.yaml
+                                        from the code (see cli/iam.py)
+``python -m cli.build slack-manifest URL``  print deploy/slack-app-manifest.yaml for the API at URL
+``python -m cli.build package [STAGE]`` all of the above, then ``chalice package --merge-template
+                                        deploy/resources.yaml`` into build/package (deployment.zip +
+                                        sam.yaml), slim the zip and fail if it is over ``BUDGET_BYTES``
+
+The SAM template is then finished so that it deploys the same bot as ``chalice deploy`` in any region:
+function and role names as Chalice names them (``safetycatch-<stage>[-<function>]``, which the bot's
+``self_role_patterns`` recognise), the Powertools layer ARN of the stack's own region, and the Stage
+parameter pinned to the packaged stage.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from chalicelib.settings import COMPILED_PATH, PolicyError, read_dir, validate
+from cli import iam, member_template
+from cli.slim import SlimReport, slim_zip
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "package"
+MERGE_TEMPLATE = ROOT / "deploy" / "resources.yaml"
+SLACK_MANIFEST = ROOT / "deploy" / "slack-app-manifest.yaml"
+PLACEHOLDER_API = "https://API_ID.execute-api.REGION.amazonaws.com/api"
+BUDGET_BYTES = 400_000  # the Lambda zip (code + slack-sdk); boto3 and Powertools come from the runtime / layer
+LAYER = re.compile(r"^arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<rest>\d{12}:layer:.+)$")
+
+
+class BuildError(Exception):
+    """The build cannot produce a deployable artifact (one line, exit 2)."""
 
 
 def compile_policies(policies_dir: Path = ROOT / "policies", target: Path = COMPILED_PATH) -> dict:
-    """Validate the YAML policies and write them as JSON for the Lambda package.
-
-    Example:
-        >>> sorted(compile_policies()["policies"])[:1]
-        ['apigw-timeout']
-    """
+    """Validate the YAML policies and write them as JSON for the Lambda package."""
     policy_set = validate(read_dir(policies_dir))
     data = policy_set.to_json()
-    target.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    staged = target.with_suffix(".tmp")
+    staged.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    staged.replace(target)  # atomic: a process reading the compiled policies never sees half a file
     return data
 
 
-def package(out: Path = OUT, stage: str = "dev") -> Path:
-    """Compile policies and run ``chalice package``; returns the deployment zip's path.
+def write_iam() -> list[Path]:
+    """Derive the IAM policy files and the member-account template from the code."""
+    return [*iam.write_policies(), member_template.write()]
+
+
+def chalice_resources(stage: str) -> dict[str, str]:
+    """SAM logical id -> Chalice's resource name of each function (``on_config_change``, ``api_handler``)."""
+    from chalice.utils import to_cfn_resource_name
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import app as chalice_app  # noqa: PLC0415 - the app object is the source of truth for its functions
+
+    app = chalice_app.app
+    names = {to_cfn_resource_name(source.name): source.name for source in app.event_sources}
+    names.update({to_cfn_resource_name(fn.name): fn.name for fn in app.pure_lambda_functions})
+    if app.routes:
+        names["APIHandler"] = "api_handler"
+    return names
+
+
+def regional_layer(arn: str) -> Any:
+    """A layer ARN made region-independent: ``Fn::Sub`` on the stack's own region and partition."""
+    m = LAYER.match(arn)
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:{m['rest']}"} if m else arn
+
+
+def finish_template(template: dict[str, Any], stage: str, resources_by_id: dict[str, str],
+                    app_name: str = "safetycatch") -> dict[str, Any]:
+    """Name functions and roles as ``chalice deploy`` does (function ``<app>-<stage>-<name>``, the API handler
+    ``<app>-<stage>``; role ``<app>-<stage>-<name>``), regionalise layers, pin the Stage parameter."""
+    prefix = f"{app_name}-{stage}"
+    for logical, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function":
+            name = resources_by_id.get(logical)
+            if name:
+                props["FunctionName"] = prefix if name == "api_handler" else f"{prefix}-{name}"
+            props["Layers"] = [regional_layer(layer) for layer in props.get("Layers", [])]
+        elif resource["Type"] == "AWS::IAM::Role":
+            owner = resources_by_id.get(logical[:-len("Role")] if logical.endswith("Role") else "")
+            props["RoleName"] = f"{prefix}-{owner}" if owner else f"{prefix}-{logical}"[:64]
+    _fix_log_group_refs(template)
+    stage_param = template.setdefault("Parameters", {}).setdefault("Stage", {"Type": "String"})
+    stage_param.update(Default=stage, AllowedValues=[stage])
+    return template
+
+
+def _fix_log_group_refs(template: dict[str, Any]) -> None:
+    """Chalice names the API handler's log group after ``${ApiHandler}`` while the function is ``APIHandler``:
+    point each log group at the function it belongs to, matching the logical id case-insensitively."""
+    by_lower = {logical.lower(): logical for logical in template["Resources"]}
+    for resource in template["Resources"].values():
+        name = resource.get("Properties", {}).get("LogGroupName")
+        if resource["Type"] == "AWS::Logs::LogGroup" and isinstance(name, dict) and "Fn::Sub" in name:
+            resource["Properties"]["LogGroupName"] = {"Fn::Sub": re.sub(
+                r"\$\{(\w+)\}", lambda m: "${" + by_lower.get(m[1].lower(), m[1]) + "}", name["Fn::Sub"])}
+
+
+def slack_manifest(api_url: str) -> str:
+    """The Slack app manifest with the bot's API URL in the slash command and interactivity URLs.
 
     Example:
-        >>> package(Path("build/package")).name
-        'deployment.zip'
+        >>> "https://abc123.execute-api.eu-west-1.amazonaws.com/api/slack/actions" in slack_manifest(
+        ...     "https://abc123.execute-api.eu-west-1.amazonaws.com/api/")
+        True
     """
+    if not re.fullmatch(r"https://[\w.-]+(:\d+)?(/[\w.-]*)*", api_url.rstrip("/")):
+        raise BuildError(f"slack-manifest: expected the API's https URL, got {api_url[:80]!r}")
+    return SLACK_MANIFEST.read_text().replace(PLACEHOLDER_API, api_url.rstrip("/"))
+
+
+def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True) -> tuple[Path, SlimReport]:
+    """Compile, derive IAM (unless ``derive_iam`` is off: tests check the files instead), ``chalice package``
+    with the merge template, finish the template, slim the zip and check its budget. Returns the zip's path
+    and what slimming did."""
     compile_policies()
+    if derive_iam:
+        write_iam()
     chalice = Path(sys.executable).with_name("chalice")
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
     try:
-        subprocess.run([str(chalice), "package", "--stage", stage, str(out)], cwd=ROOT, check=True, env=env)
+        subprocess.run([str(chalice), "package", "--stage", stage, "--merge-template", str(MERGE_TEMPLATE),
+                        str(out)], cwd=ROOT, check=True, env=env, stdout=subprocess.DEVNULL)
     finally:
         COMPILED_PATH.unlink(missing_ok=True)  # only the package carries it; a checkout reads policies/
-    return out / "deployment.zip"
+    template_path = out / "sam.yaml"
+    template = finish_template(yaml.safe_load(template_path.read_text()), stage, chalice_resources(stage))
+    template_path.write_text(yaml.safe_dump(template, sort_keys=False, width=120))
+    zip_path = out / "deployment.zip"
+    report = slim_zip(zip_path, iam.source_files())
+    if report.after > BUDGET_BYTES:
+        raise BuildError(f"{zip_path.name} is {report.after:,} bytes, over the {BUDGET_BYTES:,}-byte budget")
+    return zip_path, report
 
 
 def main(argv: list[str]) -> int:
@@ -53,13 +154,21 @@ def main(argv: list[str]) -> int:
         if argv[:1] == ["compile"]:
             data = compile_policies()
             print(f"compiled {len(data['policies'])} policies into {COMPILED_PATH.relative_to(ROOT)}")
-        elif argv[:1] == ["package"]:
-            zip_path = package()
-            print(f"{zip_path.relative_to(ROOT)}: {zip_path.stat().st_size:,} bytes")
+        elif argv[:1] == ["iam"]:
+            for path in write_iam():
+                print(f"wrote {path.relative_to(ROOT)}")
+        elif argv[:1] == ["slack-manifest"] and len(argv) == 2:
+            print(slack_manifest(argv[1]), end="")
+        elif argv[:1] == ["package"] and len(argv) <= 2:
+            stage = argv[1] if len(argv) == 2 else os.environ.get("STAGE", "dev")
+            zip_path, report = package(stage=stage)
+            print(f"{zip_path.relative_to(ROOT)}: {report.after:,} bytes (budget {BUDGET_BYTES:,}; "
+                  f"{report.before:,} before slimming, {len(report.removed)} files dropped: unused slack-sdk, stray bytecode)")
+            print(f"{(zip_path.parent / 'sam.yaml').relative_to(ROOT)}: stage {stage}")
         else:
-            print("usage: python -m cli.build compile|package", file=sys.stderr)
+            print("usage: python -m cli.build compile | iam | package [STAGE] | slack-manifest URL", file=sys.stderr)
             return 2
-    except PolicyError as exc:
+    except (PolicyError, BuildError) as exc:
         print(f"safetycatch: {exc}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as exc:

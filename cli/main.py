@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--fix", action="store_true", help="act as the deployed bot would (fix / ask / notify)")
     scan.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
                       help=f"exit 1 if a finding is at or above this severity ({', '.join(SEVERITIES)})")
+    who = scan.add_mutually_exclusive_group()
+    who.add_argument("--accounts", metavar="ID,...", help="sweep these accounts (through their remediation role)")
+    who.add_argument("--all-accounts", action="store_true", help="sweep every active account of the organization")
+    scan.add_argument("--regions", metavar="R,...", help="sweep these regions (default: the one region)")
 
     replay = sub.add_parser("replay", help="run saved EventBridge / CloudTrail events through the real handler")
     replay.add_argument("file", metavar="FILE")
@@ -126,10 +130,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if act and runtime.mode == "off":
         print("safetycatch: SAFETYCATCH_MODE=off - reporting only, nothing is changed", file=sys.stderr)
         act = False
-    engine = runtime.engine(runtime.bot_account(), runtime.home_region)
     with render.scan_progress(enabled=args.format == "table") as progress:
-        report = engine.sweep(act=act, progress=progress)
-    data = report.to_json()
+        if args.accounts or args.all_accounts or args.regions:
+            data = _scan_scopes(runtime, args, act, progress)
+        else:
+            engine = runtime.engine(runtime.bot_account(), runtime.home_region)
+            data = engine.sweep(act=act, progress=progress).to_json()
     if args.format == "json":
         print(json.dumps(data, indent=2))
     else:
@@ -138,6 +144,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
                             for f in data["findings"] if f["outcome"] != "exempt"):
         return 1
     return 0
+
+
+def _scan_scopes(runtime: Any, args: argparse.Namespace, act: bool, progress: Any) -> dict[str, Any]:
+    """``scan --accounts/--all-accounts/--regions``: every scope in parallel, one report."""
+    from chalicelib.scopes import parse_accounts, parse_regions, plan_scopes, sweep_scopes
+
+    try:
+        accounts = parse_accounts(args.accounts) if args.accounts else None
+        regions = parse_regions(args.regions) if args.regions else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    scopes = plan_scopes(runtime, accounts=accounts, all_accounts=args.all_accounts, regions=regions)
+    return sweep_scopes(runtime, scopes, act=act, progress=progress)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -69,9 +69,14 @@ def finding_lines(f: dict[str, Any], indent: str = "  ") -> Text:
 def scan_table(data: dict[str, Any], act: bool, mode: str) -> None:
     findings = data["findings"]
     how = "fix" if act else "report only"
-    console.print(f"[bold]safetycatch scan[/] account {data['account']} {data['region']}: "
+    scopes = data.get("scopes") or []
+    where = f"{len(scopes)} scopes" if len(scopes) > 1 else f"account {data['account']} {data['region']}"
+    console.print(f"[bold]safetycatch scan[/] {where}: "
                   f"{data['functions_scanned']} functions, {len(findings)} findings ({how}, mode {mode})")
-    for f in sorted(findings, key=lambda f: (f["function"], f["policy"])):
+    for scope in scopes if len(scopes) > 1 else []:
+        console.print(f"  {scope['account']} {scope['region']}: {scope['functions_scanned']} functions, "
+                      f"{scope['findings']} findings" + (f", {scope['errors']} errors" if scope["errors"] else ""))
+    for f in sorted(findings, key=lambda f: (f.get("account", ""), f.get("region", ""), f["function"], f["policy"])):
         console.print(finding_lines(f))
     for error in data["errors"]:
         errors.print(f"[red]error:[/] {escape(error)}")

@@ -255,7 +255,7 @@ def test_chalice_handlers_are_wired(aws, monkeypatch, tmp_path):
     """Through chalice.test.Client: app.py's alarm and Health handlers reach the kill-switch."""
     import app as chalice_app
 
-    aws.client("dynamodb").create_table(**table_definition("safetycatch-state"))  # .chalice/config.json's table
+    aws.client("dynamodb").create_table(**table_definition("safetycatch-dev"))  # .chalice/config.json, stage dev
     monkeypatch.setenv("SAFETYCATCH_POLICIES", str(policies_with(tmp_path)))
     aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
     aws.function("billing")

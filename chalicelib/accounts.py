@@ -1,0 +1,104 @@
+"""Other accounts of an AWS Organization: the remediation role the bot assumes in each member account.
+
+A member account runs the ``deploy/member-account.yaml`` stack (StackSets): a role named
+``SAFETYCATCH_MEMBER_ROLE`` (default ``safetycatch-remediation``) that trusts only the bot's account and only
+with the external id ``SAFETYCATCH_EXTERNAL_ID``. The bot reads and fixes a member account's functions
+through a boto3 session on that role; botocore refreshes the credentials before they expire.
+
+Example:
+    >>> session = assumed_session(boto3.session.Session(), "111111111111", "safetycatch-remediation",
+    ...                           external_id="safetycatch-prod")
+    >>> Clients("us-east-1", session).account_id()
+    '111111111111'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Iterator, Optional
+
+import boto3
+import botocore.session
+from botocore.credentials import AssumeRoleCredentialFetcher, CredentialProvider, DeferredRefreshableCredentials
+
+from chalicelib.aws import CLIENT_LOCK, RETRY_CONFIG
+
+DEFAULT_MEMBER_ROLE = "safetycatch-remediation"
+SESSION_NAME = "safetycatch"
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+
+
+def member_role_name() -> str:
+    """The role name the bot assumes in member accounts (``SAFETYCATCH_MEMBER_ROLE``)."""
+    return os.environ.get("SAFETYCATCH_MEMBER_ROLE", "").strip() or DEFAULT_MEMBER_ROLE
+
+
+def external_id() -> Optional[str]:
+    """The external id the member role requires (``SAFETYCATCH_EXTERNAL_ID``; None when unset)."""
+    return os.environ.get("SAFETYCATCH_EXTERNAL_ID", "").strip() or None
+
+
+def role_arn(account: str, role_name: str, partition: str = "aws") -> str:
+    """``arn:aws:iam::<account>:role/<role_name>`` (the account is checked: 12 digits)."""
+    if not ACCOUNT_ID.match(account):
+        raise ValueError(f"not an AWS account id: {account[:20]!r}")
+    return f"arn:{partition}:iam::{account}:role/{role_name}"
+
+
+def assumed_session(base: boto3.session.Session, account: str, role_name: str,
+                    external_id: Optional[str] = None, region: Optional[str] = None) -> boto3.session.Session:
+    """A boto3 session on ``role_name`` in ``account``, assumed lazily (on the first call) with ``base``'s
+    credentials and refreshed by botocore before it expires.
+
+    Example:
+        >>> session = assumed_session(boto3.session.Session(), "111111111111", "safetycatch-remediation")
+        >>> session.client("lambda").list_functions()["Functions"]
+        []
+    """
+    source = base.get_credentials()
+    extra: dict[str, Any] = {"RoleSessionName": SESSION_NAME}
+    if external_id:
+        extra["ExternalId"] = external_id
+
+    def create_client(service: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("region_name", base.region_name or region)
+        kwargs.setdefault("config", RETRY_CONFIG)
+        with CLIENT_LOCK:
+            return base.client(service, **kwargs)
+
+    fetcher = AssumeRoleCredentialFetcher(create_client, source, role_arn(account, role_name), extra_args=extra)
+    credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
+    core = botocore.session.Session()
+    core.get_component("credential_provider").insert_before("env", _FixedProvider(credentials))
+    return boto3.session.Session(botocore_session=core, region_name=region or base.region_name)
+
+
+class _FixedProvider(CredentialProvider):
+    """Hands botocore's credential chain the refreshable assumed-role credentials (first in the chain)."""
+
+    METHOD = "assume-role"
+    CANONICAL_NAME = "safetycatch-assume-role"
+
+    def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
+        super().__init__()
+        self.credentials = credentials
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return self.credentials
+
+
+def organization_accounts(session: boto3.session.Session) -> Iterator[str]:
+    """Ids of the organization's active accounts (Organizations ListAccounts; management or delegated
+    administrator account only).
+
+    Example:
+        >>> sorted(organization_accounts(boto3.session.Session()))
+        ['111111111111', '123456789012']
+    """
+    client = session.client("organizations", config=RETRY_CONFIG)
+    for page in client.get_paginator("list_accounts").paginate():
+        for account in page.get("Accounts", []):
+            state = account.get("State") or account.get("Status") or "ACTIVE"
+            if state == "ACTIVE":
+                yield str(account["Id"])

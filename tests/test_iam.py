@@ -1,0 +1,195 @@
+"""Least privilege: the IAM policy files are derived from the code, up to date, wildcard-free, scoped, and
+allow every AWS operation the bot really makes (recorded through botocore while the bot works on moto)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import boto3
+import botocore.client
+import pytest
+
+from chalicelib import fixes, handlers
+from chalicelib.model import FixSpec
+from cli import iam, member_template
+from cli.cloudtrail import api_call
+from cli.provision import init_state_table
+from tests.conftest import EVENTS, POLICIES
+from tests.test_accounts import MEMBER, member_account
+
+CONFIG = json.loads(iam.CONFIG.read_text())
+
+
+def _policy(stage: str) -> dict:
+    return json.loads(iam.policy_path(stage).read_text())
+
+
+def _actions(policy: dict) -> list[str]:
+    return [a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+
+
+@pytest.mark.parametrize("stage", iam.stages())
+def test_policy_files_are_generated_from_the_code_and_up_to_date(stage):
+    assert iam.policy_path(stage).read_text() == iam.render(iam.bot_policy(stage)), \
+        "run `python -m cli.build iam` (or `make package`) and commit the result"
+
+
+def test_member_template_is_up_to_date():
+    assert member_template.PATH.read_text() == member_template.render(), "run `python -m cli.build iam`"
+
+
+def test_chalice_uses_the_policy_files_with_autogen_off():
+    assert CONFIG["autogen_policy"] is False
+    for stage in iam.stages():
+        assert CONFIG["stages"][stage]["iam_policy_file"] == f"policy-{stage}.json"
+        assert iam.policy_path(stage).exists()
+
+
+@pytest.mark.parametrize("policy", [*(f"stage:{s}" for s in iam.stages()), "member"])
+def test_no_wildcard_action_and_no_service_wide_write(policy):
+    document = iam.member_policy() if policy == "member" else _policy(policy.split(":", 1)[1])
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow" and "NotAction" not in statement and "NotResource" not in statement
+    for action in _actions(document):
+        assert action != "*" and ":" in action, action
+        assert "*" not in action and "?" not in action, f"{action}: a wildcard action"
+    writes = [s for s in document["Statement"] if any(not iam.is_read(a) for a in _actions({"Statement": [s]}))]
+    assert writes, "the bot fixes things: there are write statements"
+
+
+def test_every_operation_in_the_code_is_allowed_by_every_stage():
+    operations = iam.code_operations(iam.source_files())
+    assert {("lambda", "GetFunction"), ("dynamodb", "UpdateItem"), ("sts", "GetCallerIdentity")} <= operations
+    needed = {iam.iam_action(s, o) for s, o in operations} | iam.declared_actions() | iam.library_actions(
+        iam.source_files())
+    for stage in iam.stages():
+        missing = sorted(a for a in needed if not iam.allows(_policy(stage), a))
+        assert missing == [], f"policy-{stage}.json lacks {missing}"
+
+
+def test_resources_are_scoped_to_the_stage_settings():
+    for stage in iam.stages():
+        env = {**CONFIG["environment_variables"], **CONFIG["stages"][stage]["environment_variables"]}
+        by_sid = {s["Sid"]: s for s in _policy(stage)["Statement"]}
+        assert by_sid["StateTable"]["Resource"] == [f"arn:aws:dynamodb:*:*:table/{env['SAFETYCATCH_TABLE']}",
+                                                    f"arn:aws:dynamodb:*:*:table/{env['SAFETYCATCH_TABLE']}/index/*"]
+        assert by_sid["ModeSwitch"]["Resource"] == f"arn:aws:ssm:*:*:parameter{env['SAFETYCATCH_MODE_PARAMETER']}"
+        assert by_sid["AssumeMemberRoles"]["Resource"] == f"arn:aws:iam::*:role/{env['SAFETYCATCH_MEMBER_ROLE']}"
+        assert all(r.startswith(f"arn:aws:logs:*:*:log-group:/aws/lambda/safetycatch-{stage}")
+                   for r in by_sid["Logs"]["Resource"])
+        infra = {"StateTable", "ModeSwitch", "AssumeMemberRoles", "Logs", "SlackSecret"}
+        assert all(s["Resource"] != "*" for sid, s in by_sid.items() if sid in infra)
+
+
+def test_new_code_gets_its_permissions_and_scopes(tmp_path):
+    """What the other modules will add (a worker invoke, managed alarms, a Slack secret) is picked up."""
+    module = tmp_path / "extra.py"
+    module.write_text(textwrap.dedent("""
+        from aws_lambda_powertools.utilities import parameters
+
+        def kill(clients, name):
+            clients("cloudwatch").put_metric_alarm(AlarmName=f"safetycatch-runaway-{name}")
+            clients("lambda").invoke(FunctionName="safetycatch-dev-worker", InvocationType="Event")
+            secret = parameters.get_secret("safetycatch/dev/slack", transform="json", max_age=300)
+            client = clients("s3")
+            client.get_bucket_notification_configuration(Bucket="b")
+            return secret
+    """))
+    policy = iam.bot_policy("dev", paths=[*iam.source_files(), module])
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    alarms = by_sid["ManagedAlarms"]
+    assert "cloudwatch:PutMetricAlarm" in alarms["Action"] and alarms["Effect"] == "Allow"
+    assert alarms["Resource"] == "arn:aws:cloudwatch:*:*:alarm:safetycatch-runaway-*"
+    assert by_sid["InvokeOwnFunctions"]["Resource"] == "arn:aws:lambda:*:*:function:safetycatch-dev*"
+    assert by_sid["SlackSecret"]["Resource"] == "arn:aws:secretsmanager:*:*:secret:safetycatch/dev/slack-??????"
+    assert "s3:GetBucketNotification" in by_sid["ReadEstate"]["Action"]
+    member = iam.member_policy(paths=[*iam.source_files(), module])
+    assert iam.allows(member, "cloudwatch:PutMetricAlarm") and not iam.allows(member, "secretsmanager:GetSecretValue")
+    assert not iam.allows(member, "lambda:InvokeFunction"), "the bot invokes only its own functions"
+
+
+def test_member_role_trusts_only_the_bot_account_with_the_external_id():
+    role = member_template.member_template()["Resources"]["RemediationRole"]["Properties"]
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${BotAccountId}:root"}}
+    assert statement["Condition"]["StringEquals"] == {"sts:ExternalId": {"Ref": "ExternalId"}}
+    assert role["Policies"][0]["PolicyDocument"] == iam.member_policy()
+    rule = member_template.member_template()["Resources"]["ForwardConfigChanges"]["Properties"]["EventPattern"]
+    assert rule["source"] == ["aws.apigateway", "aws.ec2", "aws.iam", "aws.lambda", "aws.s3"]
+    names = {p["prefix"] for p in rule["detail"]["eventName"]}
+    assert {"UpdateFunctionConfiguration", "PutIntegration", "PutBucketNotification", "CreateRoute",
+            "PutRolePolicy"} <= names
+
+
+# -- what the bot really calls ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Every (service, operation) any boto3 client makes while ``recorded.on`` is set."""
+
+    class Recorder:
+        on = False
+        seen: set[tuple[str, str]] = set()
+
+    original = botocore.client.BaseClient._make_api_call
+
+    def record(self, operation_name, api_params):
+        if Recorder.on:
+            Recorder.seen.add((self.meta.service_model.service_name, operation_name))
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
+    return Recorder
+
+
+def _estate(aws):
+    arn = aws.function("orders-api", timeout=30, tags={"critical": "true"})
+    aws.rest_api(arn, path="orders")
+    aws.http_api(aws.function("orders-http", timeout=31), route="POST /orders")
+    aws.sqs_mapping(aws.function("orders-worker"), "orders-queue")
+    aws.concurrency_history("orders-api", peak=12)
+
+
+def test_the_policies_allow_every_call_the_bot_makes(aws, recorded, monkeypatch):
+    _estate(aws)
+    _estate(member_account())
+    env = {**CONFIG["environment_variables"], **CONFIG["stages"]["dev"]["environment_variables"]}
+    for key in ("SAFETYCATCH_TABLE", "SAFETYCATCH_MODE_PARAMETER", "SAFETYCATCH_MEMBER_ROLE", "SAFETYCATCH_EXTERNAL_ID"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.setenv("SAFETYCATCH_POLICIES", str(POLICIES))
+    init_state_table(handlers.Runtime.from_env(str(POLICIES)).clients(), env["SAFETYCATCH_TABLE"])
+    boto3.client("ssm").put_parameter(Name=env["SAFETYCATCH_MODE_PARAMETER"], Value="enforce", Type="String")
+
+    recorded.on = True
+    for path in sorted(EVENTS.glob("*.json")):  # the deployed path: runtime from the environment
+        handlers.handle_event(json.loads(path.read_text()))
+    handlers.handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "orders-api"},
+                                   account=MEMBER))
+    runtime = handlers.current_runtime()
+    report = runtime.engine(runtime.bot_account(), "us-east-1").sweep(act=True)
+    for decision in report.decisions:
+        if decision.fix_id:
+            fixes.undo(runtime.engine(runtime.bot_account(), "us-east-1").gateway,
+                       FixSpec.from_json(runtime.store.get_fix(decision.fix_id)["spec"]))
+    recorded.on = False
+
+    seen = recorded.seen
+    assert {("lambda", "UpdateFunctionConfiguration"), ("dynamodb", "PutItem"), ("ssm", "GetParameter"),
+            ("sts", "AssumeRole"), ("cloudwatch", "GetMetricData")} <= seen, seen
+    actions = {iam.iam_action(s, o) for s, o in seen}
+    assert actions <= iam.code_actions(), "the AST scan found every call the bot made"
+    missing = sorted(a for a in actions if not iam.allows(_policy("dev"), a))
+    assert missing == [], f"policy-dev.json lacks {missing}"
+    estate = {a for a in actions if a.split(":")[0] not in iam.BOT_ONLY_SERVICES}
+    assert estate and all(iam.allows(iam.member_policy(), a) for a in estate)
+
+
+def test_allows_matches_like_iam():
+    policy = {"Statement": [{"Effect": "Allow", "Action": ["lambda:Get*", "s3:getobject"]}]}
+    assert iam.allows(policy, "lambda:GetFunction") and iam.allows(policy, "s3:GetObject")
+    assert not iam.allows(policy, "lambda:UpdateFunctionConfiguration")
+    assert not iam.allows({"Statement": [{"Effect": "Deny", "Action": "*"}]}, "lambda:GetFunction")
+    assert Path(iam.policy_path("dev")).name == "policy-dev.json"

@@ -1,0 +1,138 @@
+"""The operator's switch: the deployed bot reads SAFETYCATCH_MODE overrides from SSM (cached briefly) and
+fails closed on a bad value."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from botocore.exceptions import ClientError
+
+from chalicelib import handlers
+from chalicelib.runtime import Runtime, mode_override
+from cli.provision import init_state_table
+from tests.conftest import POLICIES
+
+PARAMETER = "/safetycatch/dev/mode"
+
+
+@pytest.fixture
+def deployed(aws, calls, monkeypatch):
+    """The deployed wiring: settings from the environment, the runtime built by the handlers themselves."""
+    monkeypatch.setenv("SAFETYCATCH_MODE", "enforce")
+    monkeypatch.setenv("SAFETYCATCH_MODE_PARAMETER", PARAMETER)
+    monkeypatch.setenv("SAFETYCATCH_POLICIES", str(POLICIES))
+
+    def build(table: str | None = None) -> Runtime:
+        if table:
+            monkeypatch.setenv("SAFETYCATCH_TABLE", table)
+            init_state_table(_clients(), table)
+        runtime = Runtime.from_env(str(POLICIES), region="us-east-1")
+        runtime.account = "123456789012"
+        calls.watch(runtime.session)
+        handlers.reset_runtime(runtime)
+        return runtime
+
+    return build
+
+
+def _clients():
+    from chalicelib.aws import Clients
+    return Clients("us-east-1")
+
+
+def _set_mode(value: str) -> None:
+    boto3.client("ssm", region_name="us-east-1").put_parameter(Name=PARAMETER, Value=value, Type="String",
+                                                                Overwrite=True)
+
+
+def _orders_api(aws, timeout=30):
+    arn = aws.function("orders-api", timeout=timeout)
+    aws.rest_api(arn, path="orders")
+
+
+def test_dry_run_in_ssm_overrides_enforce_in_the_environment(aws, deployed, calls, event):
+    _orders_api(aws)
+    _set_mode("dry-run")
+    deployed(table="safetycatch-dev")
+    calls.clear()
+    report = handlers.handle_event(event("lambda-UpdateFunctionConfiguration20150331v2"))
+    assert [f["outcome"] for f in report["findings"]] == ["dry-run"]
+    assert calls.writes == [], "dry-run from SSM: no fix, no audit, no idempotency record"
+    assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 30
+
+
+def test_off_in_ssm_skips_every_event(aws, deployed, event):
+    _orders_api(aws)
+    _set_mode("off")
+    deployed()
+    report = handlers.handle_event(event("lambda-UpdateFunctionConfiguration20150331v2"))
+    assert report["skipped"].startswith("safetycatch is off")
+    assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 30
+
+
+def test_invalid_value_fails_closed_and_says_so(aws, deployed, event, caplog):
+    _orders_api(aws)
+    _set_mode("yolo")
+    runtime = deployed()
+    report = handlers.handle_event(event("lambda-UpdateFunctionConfiguration20150331v2"))
+    assert runtime.mode == "off" and report["skipped"].startswith("safetycatch is off")
+    assert any(r.levelname == "ERROR" and "INVALID safetycatch mode" in r.getMessage() for r in caplog.records)
+    assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 30
+
+
+def test_missing_parameter_means_the_environment_default(aws, deployed, event):
+    _orders_api(aws)
+    runtime = deployed()
+    report = handlers.handle_event(event("lambda-UpdateFunctionConfiguration20150331v2"))
+    assert runtime.mode == "enforce" and [f["outcome"] for f in report["findings"]] == ["fixed"]
+
+
+def test_the_parameter_is_cached_between_invocations(aws, deployed, calls):
+    _set_mode("dry-run")
+    runtime = deployed()
+    for _ in range(5):
+        handlers.current_runtime()
+    assert calls.calls.count("ssm.GetParameter") == 1
+    _set_mode("enforce")
+    assert handlers.current_runtime().mode == "dry-run", "within max_age the cached value holds"
+    runtime._mode_provider.clear_cache()  # what max_age expiry does
+    assert handlers.current_runtime().mode == "enforce"
+
+
+def test_switching_back_to_enforce_restores_state_writes(aws, deployed, calls, event):
+    _orders_api(aws)
+    _set_mode("dry-run")
+    runtime = deployed(table="safetycatch-dev")
+    handlers.current_runtime()
+    assert runtime.writes_state is False
+    _set_mode("enforce")
+    runtime._mode_provider.clear_cache()
+    report = handlers.handle_event(event("lambda-UpdateFunctionConfiguration20150331v2"))
+    assert [f["outcome"] for f in report["findings"]] == ["fixed"]
+    assert runtime.writes_state and runtime.store.audit_trail(report["function"]), "audited in DynamoDB again"
+
+
+class _Provider:
+    """Powertools provider double for the failure paths moto cannot produce (AccessDenied on SSM)."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    def get(self, name: str, max_age: int) -> str:
+        try:
+            raise ClientError({"Error": {"Code": self.error, "Message": "x"}}, "GetParameter")
+        except ClientError as exc:
+            raise GetParameterError(str(exc))
+
+
+def test_unreadable_parameter_keeps_the_last_value_or_fails_closed():
+    assert mode_override(PARAMETER, "enforce", _Provider("AccessDeniedException")) == "off"
+    assert mode_override(PARAMETER, "enforce", _Provider("AccessDeniedException"), last_known="dry-run") == "dry-run"
+    assert mode_override(PARAMETER, "enforce", _Provider("ParameterNotFound")) == "enforce"
+
+
+def test_cli_runs_without_a_parameter_never_call_ssm(aws, make_runtime, calls):
+    runtime = make_runtime(mode="dry-run")
+    assert runtime.refresh_mode() == "dry-run"
+    assert not [c for c in calls.calls if c.startswith("ssm.")]

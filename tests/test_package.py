@@ -1,0 +1,222 @@
+"""The real artifact: `make package` builds a slim zip within budget that still imports everything the bot
+needs, and a SAM template that cfn-lint passes and that follows the bot's own advice."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cli import build, iam
+from cli.slim import BASELINE, imported_modules
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
+API_GATEWAY_LIMIT_S = 29
+SECRET_VALUE = re.compile(r"xox[abposr]-|AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|-----BEGIN|^[A-Fa-f0-9]{32,}$|^[A-Za-z0-9+/=_-]{40,}$")
+SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|PRIVATE", re.I)
+SECRET_REFERENCES = {"SAFETYCATCH_SLACK_SECRET"}  # hold a Secrets Manager id, never a value
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("package") / "dev"
+    zip_path, report = build.package(out=out, stage="dev", derive_iam=False)
+    assert report.removed, "slimming removed the unused slack-sdk parts"
+    return out
+
+
+@pytest.mark.slow
+def test_zip_is_within_budget(artifact):
+    size = (artifact / "deployment.zip").stat().st_size
+    assert size <= build.BUDGET_BYTES == 400_000, f"deployment.zip is {size:,} bytes"
+
+
+@pytest.mark.slow
+def test_zip_holds_the_bot_and_only_the_slack_sdk_it_uses(artifact):
+    names = zipfile.ZipFile(artifact / "deployment.zip").namelist()
+    assert "app.py" in names and "chalicelib/engine.py" in names and "chalicelib/compiled_policies.json" in names
+    assert not [n for n in names if n.split("/")[0] == "slack"], "the legacy slack shim is gone"
+    for unused in ("slack_sdk/socket_mode/", "slack_sdk/oauth/", "slack_sdk/rtm", "slack_sdk/scim/",
+                   "slack_sdk/audit_logs/", "slack_sdk/web/async_client.py", "slack_sdk/web/legacy_client.py"):
+        assert not [n for n in names if n.startswith(unused)], unused
+    assert not [n for n in names if n.split("/")[0] in ("boto3", "botocore", "aws_lambda_powertools", "moto",
+                                                        "cli", "tests", "yaml", "rich")]
+    assert [n for n in names if n.endswith("dist-info/licenses/LICENSE")], "slack-sdk's licence ships with it"
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")], "no stale bytecode from test runs"
+
+
+IMPORT_CHECK = """
+import importlib, pkgutil, sys, time
+root = sys.argv[1]
+import app, chalicelib, slack_sdk
+assert slack_sdk.__file__.startswith(root), slack_sdk.__file__
+for info in pkgutil.walk_packages(chalicelib.__path__, "chalicelib."):
+    importlib.import_module(info.name)
+for name in sys.argv[2:]:
+    importlib.import_module(name)
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement, SectionBlock
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.webhook import WebhookClient
+verifier = SignatureVerifier("s3cr3t")
+stamp, body = str(int(time.time())), "payload=%7B%7D"
+assert verifier.is_valid(body, stamp, verifier.generate_signature(timestamp=stamp, body=body))
+WebClient(token="xoxb-test", base_url="http://127.0.0.1:9/", retry_handlers=[RateLimitErrorRetryHandler(),
+          ConnectionErrorRetryHandler()])
+ActionsBlock(elements=[ButtonElement(text="Approve", action_id="approve", value="id", style="primary")]).to_dict()
+SectionBlock(text="hello").to_dict()
+WebhookClient("http://127.0.0.1:9/")
+print("ok", len(sys.modules))
+"""
+
+
+def _is_module(name: str) -> bool:
+    """``from slack_sdk import WebClient`` names a class, not a module: only modules are import-checked."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+def test_the_slim_zip_imports_everything_the_bot_needs(artifact, tmp_path):
+    with zipfile.ZipFile(artifact / "deployment.zip") as archive:
+        archive.extractall(tmp_path)
+    imported = {m for m in imported_modules(iam.source_files()) if "." in m}
+    needed = sorted({*BASELINE, *(m for m in imported if _is_module(m))})
+    result = subprocess.run([sys.executable, "-c", IMPORT_CHECK, str(tmp_path), *needed], cwd=tmp_path,
+                            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("ok")
+
+
+def _template(artifact: Path) -> dict:
+    return yaml.safe_load((artifact / "sam.yaml").read_text())
+
+
+def _functions(template: dict) -> dict:
+    return {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+
+
+@pytest.mark.slow
+def test_cfn_lint_passes_on_every_template(artifact):
+    templates = [artifact / "sam.yaml", ROOT / "deploy" / "resources.yaml", ROOT / "deploy" / "member-account.yaml"]
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(cfn_lint), "--format", "parseable", *map(str, templates)], capture_output=True,
+                            text=True, timeout=300, env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_template_adds_what_the_bot_needs(artifact):
+    resources = _template(artifact)["Resources"]
+    table = resources["StateTable"]["Properties"]
+    env = {**CONFIG["environment_variables"], **CONFIG["stages"]["dev"]["environment_variables"]}
+    assert table["TableName"] == {"Fn::Sub": "safetycatch-${Stage}"}
+    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+    (gsi,) = table["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "gsi1" and [k["AttributeName"] for k in gsi["KeySchema"]] == ["gsi1pk", "gsi1sk"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    from chalicelib.state import table_definition
+    definition = table_definition("x")
+    assert table["KeySchema"] == definition["KeySchema"]
+    assert table["AttributeDefinitions"] == definition["AttributeDefinitions"]
+    assert resources["ModeParameter"]["Properties"]["Name"] == {"Fn::Sub": "/safetycatch/${Stage}/mode"}
+    assert env["SAFETYCATCH_MODE_PARAMETER"] == "/safetycatch/dev/mode" and env["SAFETYCATCH_TABLE"] == "safetycatch-dev"
+    secret = resources["SlackSecret"]["Properties"]
+    assert "SecretString" not in secret, "the template never holds the secret's value"
+    assert _template(artifact)["Parameters"]["Stage"]["AllowedValues"] == ["dev"]
+
+
+@pytest.mark.slow
+def test_bot_follows_its_own_advice(artifact):
+    from chalicelib.settings import Settings
+
+    template = _template(artifact)
+    functions = _functions(template)
+    assert functions, "the template has the bot's functions"
+    for logical, props in functions.items():
+        assert props["ReservedConcurrentExecutions"] >= 1, f"{logical}: reserved concurrency (footgun 9)"
+        assert 256 <= props["MemorySize"] <= 1769, f"{logical}: memory sized (footgun 10)"
+        assert props["Tracing"] == "Active"
+        assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] != CONFIG["app_name"]
+        (layer,) = props["Layers"]
+        assert re.fullmatch(r"arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:017000801446:layer:"
+                            r"AWSLambdaPowertoolsPythonV3-python3\d+-(x86_64|arm64):\d+", layer["Fn::Sub"])
+        assert props["FunctionName"].startswith("safetycatch-dev")
+    for props in (r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"):
+        assert Settings().is_own_role(f"arn:aws:iam::123456789012:role/{props['RoleName']}"), props["RoleName"]
+    api = functions.get("APIHandler")
+    if api:  # the Slack routes: answer well inside API Gateway's 29 s (footgun 2)
+        assert api["Timeout"] <= 25 < API_GATEWAY_LIMIT_S
+    assert CONFIG["lambda_functions"]["api_handler"]["lambda_timeout"] <= 25
+
+
+@pytest.mark.slow
+def test_no_secret_in_any_environment(artifact):
+    environments = [("config", CONFIG.get("environment_variables", {}))]
+    environments += [(f"config:{s}", c.get("environment_variables", {})) for s, c in CONFIG["stages"].items()]
+    environments += [(f"config:{f}", c.get("environment_variables", {}))
+                     for f, c in CONFIG.get("lambda_functions", {}).items()]
+    environments += [(f"sam:{k}", p.get("Environment", {}).get("Variables", {}))
+                     for k, p in _functions(_template(artifact)).items()]
+    for where, variables in environments:
+        for name, value in variables.items():
+            assert isinstance(value, str), f"{where} {name}"
+            assert not SECRET_VALUE.search(value), f"{where} {name} looks like a secret value"
+            if SECRET_NAME.search(name):
+                assert name in SECRET_REFERENCES and re.fullmatch(r"[\w/+=.@-]{1,512}", value), f"{where} {name}"
+
+
+def test_layer_matches_the_runtime_chalice_packages_for():
+    major, minor = sys.version_info[:2]
+    for stage, config in CONFIG["stages"].items():
+        for layer in config["layers"]:
+            m = build.LAYER.match(layer)
+            assert m, layer
+            assert f"-python{major}{minor}-" in layer, f"{stage}: layer for python{major}.{minor} (the Lambda runtime)"
+            assert CONFIG.get("lambda_architecture", "x86_64") in layer
+
+
+def test_slack_manifest_is_one_paste():
+    url = "https://abc123.execute-api.eu-west-1.amazonaws.com/api/"
+    manifest = yaml.safe_load(build.slack_manifest(url))
+    (command,) = manifest["features"]["slash_commands"]
+    assert command["command"] == "/safetycatch"
+    assert command["url"] == "https://abc123.execute-api.eu-west-1.amazonaws.com/api/slack/commands"
+    assert manifest["settings"]["interactivity"] == {
+        "is_enabled": True, "request_url": "https://abc123.execute-api.eu-west-1.amazonaws.com/api/slack/actions"}
+    assert {"chat:write", "commands"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    assert manifest["settings"]["socket_mode_enabled"] is False
+    with pytest.raises(build.BuildError):
+        build.slack_manifest("javascript:alert(1)")
+
+
+def test_template_names_match_chalice_deploy_so_the_bot_knows_its_own_roles():
+    from chalicelib.settings import Settings
+
+    layer = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"
+    template = {"Resources": {
+        "APIHandler": {"Type": "AWS::Serverless::Function", "Properties": {"Layers": [layer]}},
+        "APIHandlerRole": {"Type": "AWS::IAM::Role", "Properties": {}},
+        "Worker": {"Type": "AWS::Serverless::Function", "Properties": {}},
+        "WorkerRole": {"Type": "AWS::IAM::Role", "Properties": {}},
+    }}
+    done = build.finish_template(template, "prod", {"APIHandler": "api_handler", "Worker": "worker"})["Resources"]
+    assert done["APIHandler"]["Properties"]["FunctionName"] == "safetycatch-prod"
+    assert done["Worker"]["Properties"]["FunctionName"] == "safetycatch-prod-worker"
+    assert [done[r]["Properties"]["RoleName"] for r in ("APIHandlerRole", "WorkerRole")] == [
+        "safetycatch-prod-api_handler", "safetycatch-prod-worker"]
+    assert done["APIHandler"]["Properties"]["Layers"] == [{"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:"
+                                                           "017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"}]
+    assert Settings().is_own_role("arn:aws:iam::123456789012:role/safetycatch-prod-api_handler")
