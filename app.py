@@ -6,11 +6,12 @@
   AWS Health notice about Lambda → the kill-switch throttles the runaway function to 0.
 * ``on_dependency_change``: VPC routing, execution-role policy and S3 notification changes → re-evaluate
   the functions they concern (vpc-no-egress, recursive-trigger). IAM events exist in us-east-1 only.
+* ``scheduled_sweep``: every 6 hours, the whole region as ``safetycatch scan --fix`` (metrics, logs, drift).
 * ``slack_actions`` / ``slack_commands``: Slack buttons and ``/safetycatch`` (verified, authorised, handed over).
 * ``slack_worker``: carries a Slack decision out (invoked asynchronously by the routes).
 """
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib import handlers, observability, slack_routes
 from chalicelib.alarms import PREFIX as RUNAWAY_ALARM_PREFIX
@@ -69,6 +70,12 @@ def on_runaway_alarm(event):
 def on_lambda_health(event):
     """AWS Health told us about Lambda (a recursive loop among others): kill the looping function."""
     return handlers.on_runaway_evidence(event.to_dict(), event.context)
+
+
+@app.schedule(Rate(6, unit=Rate.HOURS), name="scheduled_sweep")
+def scheduled_sweep(event):
+    """What no change event announces (utilization, durations, /tmp errors, drift): sweep and enforce."""
+    return handlers.on_schedule(event.to_dict(), event.context)
 
 
 # -- Slack: buttons, slash command, and the worker that carries decisions out ---------------------

@@ -118,6 +118,22 @@ def on_runaway_evidence(event: Any, context: Any = None, runtime: Optional[Runti
     return report
 
 
+def on_schedule(event: Any, context: Any = None, runtime: Optional[Runtime] = None) -> dict[str, Any]:
+    """The periodic sweep: what no config event announces (metrics, logs, drift) is caught here, and
+    approvals Slack could not take are re-sent. Acts exactly as ``safetycatch scan --fix``."""
+    runtime = runtime or current_runtime()
+    if runtime.mode == "off":
+        return _skip(event, "safetycatch is off (SAFETYCATCH_MODE=off)")
+    _account_from_context(runtime, context)
+    report = runtime.engine(runtime.bot_account(), runtime.home_region).sweep(act=True).to_json()
+    outcomes: dict[str, int] = {}
+    for finding in report["findings"]:
+        outcomes[finding["outcome"]] = outcomes.get(finding["outcome"], 0) + 1
+    logger.info("scheduled sweep", extra={"functions": report["functions_scanned"], "outcomes": outcomes,
+                                          "errors": report["errors"][:20]})
+    return {"functions_scanned": report["functions_scanned"], "outcomes": outcomes, "errors": report["errors"]}
+
+
 def handle_event(event: Any, context: Any = None, runtime: Optional[Runtime] = None) -> dict[str, Any]:
     """Dispatch any event the deployed bot subscribes to, by ``detail-type`` (what ``replay`` runs)."""
     kind = events.dig(event, "detail-type")

@@ -141,6 +141,9 @@ def explain(policy_id: Optional[str]) -> None:
     for name in check.fix_actions:
         action = ACTIONS[name]
         console.print(f"fix [bold]{name}[/]: {action.doc} (needs {', '.join(action.permissions)})")
+    if check.triggers:
+        console.print(f"re-evaluated on: {', '.join(sorted(check.triggers))}; CreateFunction, tag changes "
+                      "and the periodic sweep re-evaluate every policy")
     reads = sorted({*check.read_permissions, "lambda:GetFunction"})
     console.print(f"reads: {', '.join(reads)}")
 

@@ -68,3 +68,14 @@ def test_idempotency_records_live_in_the_state_table(aws, make_runtime, event):
     items = aws.client("dynamodb").scan(TableName="safetycatch-state")["Items"]
     kinds = sorted({i["pk"]["S"].split("#")[0] for i in items})
     assert kinds == ["audit", "changes", "fix", "idempotency"]
+
+
+def test_scheduled_sweep_enforces_the_whole_region(client, aws):
+    arn = aws.function("orders-api", timeout=30)
+    aws.rest_api(arn, path="orders")
+    aws.sqs_mapping(aws.function("orders-worker"), "orders-queue")
+    scheduled = client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [
+        "arn:aws:events:us-east-1:123456789012:rule/safetycatch-dev-scheduled_sweep"], region="us-east-1")
+    result = client.lambda_.invoke("scheduled_sweep", scheduled).payload
+    assert result["functions_scanned"] == 2 and result["outcomes"] == {"fixed": 1, "pending-approval": 1}
+    assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 25
