@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Optional
 
 from aws_lambda_powertools import Metrics, Tracer
@@ -32,6 +33,8 @@ SERVICE = "safetycatch-bot"
 NAMESPACE = "safetycatch"
 
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+# An invocation that records nothing (outside Lambda, or a skipped route) flushes nothing; not worth a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 _tracer: Optional[Tracer] = None
 
 # outcome -> metric name (one metric per outcome keeps the EMF dimensions to the service alone)

@@ -8,6 +8,7 @@ awaits approval and what was ignored, including the bot's own change, a failed c
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import tempfile
 import time
@@ -37,6 +38,27 @@ def _run_cli(*argv: str) -> int:
     from cli.main import main
 
     return main(list(argv))
+
+
+def _cli_json(*argv: str) -> Any:
+    """Run the CLI with JSON output and parse it (the demo shows a summary instead)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        _run_cli(*argv)
+    return json.loads(buffer.getvalue())
+
+
+def _outcomes_table(findings: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    for column in ("function", "policy", "outcome", "change"):
+        table.add_column(column, overflow="fold")
+    for f in sorted(findings, key=lambda f: (f["outcome"], f["function"])):
+        fix = f.get("fix") or {}
+        change = ", ".join(f"{k}={v}" for k, v in (fix.get("params") or {}).items()) if fix else ""
+        table.add_row(render.short(f["function"]), f["policy"],
+                      f"[{render.OUTCOME_STYLE.get(f['outcome'], '')}]{f['outcome']}[/]",
+                      f"{fix.get('action', '')} {change}".strip() or "-")
+    return table
 
 
 def _build_account(account: SandboxAccount) -> dict[str, str]:
@@ -248,8 +270,9 @@ def run_demo() -> int:
         events_file.write_text(json.dumps(_developer_day(account, arns), indent=1))
         _run_cli("replay", str(events_file))
 
-        _step(5, "Sweep the rest as the bot would", "safetycatch scan --fix")
-        _run_cli("scan", "--fix")
+        _step(5, "Sweep the rest as the bot would (the messages are those of step 3)",
+              "safetycatch scan --fix --format json")
+        console.print(_outcomes_table(_cli_json("scan", "--fix", "--format", "json")["findings"]))
 
         _step(6, "What waits for a human", "safetycatch pending")
         _run_cli("pending")
