@@ -113,8 +113,8 @@ def code_operations(paths: Iterable[Path]) -> set[tuple[str, str]]:
     """Every ``(service, Operation)`` the code calls, found statically.
 
     Example:
-        >>> sorted(code_operations([ROOT / "chalicelib" / "inventory.py"]))[:2]
-        [('apigateway', 'GetIntegration'), ('apigateway', 'GetResources')]
+        >>> sorted(code_operations([ROOT / "chalicelib" / "inventory" / "apis.py"]))[:2]
+        [('apigateway', 'GetResources'), ('apigateway', 'GetRestApis')]
     """
     found: set[tuple[str, str]] = set()
     for path in paths:

@@ -1,0 +1,134 @@
+"""API Gateway routes of functions: REST (GetResources embed=methods) and HTTP APIs (integrations, routes).
+
+Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from typing import Any, Optional
+
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import is_not_found
+from chalicelib.events import function_from_uri
+from chalicelib.inventory.common import ReaderBase
+from chalicelib.model import ApiRoute, FunctionSnapshot, IntegrationResponse
+
+REST_DEFAULT_TIMEOUT_MS = 29000
+HTTP_DEFAULT_TIMEOUT_MS = 30000
+_SOURCE_API = re.compile(r"^arn:aws[a-z-]*:execute-api:[a-z0-9-]+:\d{12}:(?P<api>[a-z0-9]+)/")
+
+
+class ApiReader(ReaderBase):
+    """API Gateway routes that target functions (REST and HTTP APIs)."""
+
+    def _load_routes(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+        index = self._routes_for_one(snapshots[0]) if not bulk else None
+        if index is None:
+            index = self.route_index()
+        for snapshot in snapshots:
+            snapshot.routes = tuple(index.get(snapshot.arn, ()))
+            snapshot.loaded.add("routes")
+
+    def _routes_for_one(self, snapshot: FunctionSnapshot) -> Optional[dict[str, list[ApiRoute]]]:
+        """Routes of one function via its resource policy: only the APIs allowed to invoke it are read.
+        None when the policy allows API Gateway without naming the API (then the full index is used)."""
+        policy = self.function_policy(snapshot.arn)
+        if policy is None:
+            return {}
+        api_ids: set[str] = set()
+        for statement in policy.get("Statement", []):
+            principal = statement.get("Principal")
+            service = principal.get("Service") if isinstance(principal, dict) else principal
+            if statement.get("Effect") != "Allow" or "apigateway.amazonaws.com" not in json.dumps(service):
+                continue
+            condition = statement.get("Condition") or {}
+            sources = [v for op in condition.values() if isinstance(op, dict)
+                       for k, v in op.items() if k.lower() == "aws:sourcearn"]
+            if not sources:
+                return None
+            for source in sources:
+                for arn in source if isinstance(source, list) else [source]:
+                    m = _SOURCE_API.match(str(arn))
+                    if not m:
+                        return None
+                    api_ids.add(m["api"])
+        index: dict[str, list[ApiRoute]] = defaultdict(list)
+        for api_id in sorted(api_ids):
+            for function_arn, route in self._rest_api_routes(api_id, "") or self._http_api_routes(api_id, ""):
+                index[function_arn].append(route)
+        return index
+
+    def route_index(self) -> dict[str, list[ApiRoute]]:
+        """Every API Gateway integration in the region that targets a Lambda function, by function ARN."""
+        if self._route_index is None:
+            index: dict[str, list[ApiRoute]] = defaultdict(list)
+            for page in self.clients("apigateway").get_paginator("get_rest_apis").paginate():
+                for api in page.get("items", []):
+                    for function_arn, route in self._rest_api_routes(api["id"], api.get("name", "")):
+                        index[function_arn].append(route)
+            for page in self.clients("apigatewayv2").get_paginator("get_apis").paginate():
+                for api in page.get("Items", []):
+                    if api.get("ProtocolType") == "HTTP":
+                        for function_arn, route in self._http_api_routes(api["ApiId"], api.get("Name", "")):
+                            index[function_arn].append(route)
+            self._route_index = dict(index)
+        return self._route_index
+
+    def _rest_api_routes(self, api_id: str, api_name: str) -> list[tuple[str, ApiRoute]]:
+        routes = []
+        try:
+            pages = self.clients("apigateway").get_paginator("get_resources").paginate(
+                restApiId=api_id, embed=["methods"])
+            for page in pages:
+                for resource in page.get("items", []):
+                    for method, spec in (resource.get("resourceMethods") or {}).items():
+                        integration = spec.get("methodIntegration") or {}
+                        if integration.get("type") not in ("AWS", "AWS_PROXY"):
+                            continue
+                        ref = function_from_uri(integration.get("uri"), self.account, self.region)
+                        if ref:
+                            routes.append((ref.arn, ApiRoute(
+                                "rest", api_id, api_name, f"{method} {resource.get('path', '')}",
+                                integration["type"], int(integration.get("timeoutInMillis") or REST_DEFAULT_TIMEOUT_MS),
+                                resource_id=resource["id"], http_method=method,
+                                responses=_integration_responses(integration))))
+        except ClientError as exc:
+            if is_not_found(exc):
+                return []
+            raise
+        return routes
+
+    def _http_api_routes(self, api_id: str, api_name: str) -> list[tuple[str, ApiRoute]]:
+        client = self.clients("apigatewayv2")
+        try:
+            integrations = [i for page in client.get_paginator("get_integrations").paginate(ApiId=api_id)
+                            for i in page.get("Items", [])]
+            route_keys: dict[str, list[str]] = defaultdict(list)
+            for page in client.get_paginator("get_routes").paginate(ApiId=api_id):
+                for route in page.get("Items", []):
+                    target = route.get("Target", "")
+                    if target.startswith("integrations/"):
+                        route_keys[target.split("/", 1)[1]].append(route.get("RouteKey", ""))
+        except ClientError as exc:
+            if is_not_found(exc):
+                return []
+            raise
+        routes = []
+        for integration in integrations:
+            ref = function_from_uri(integration.get("IntegrationUri"), self.account, self.region)
+            if ref and integration.get("IntegrationType") == "AWS_PROXY":
+                keys = route_keys.get(integration["IntegrationId"]) or [f"integration {integration['IntegrationId']}"]
+                routes.append((ref.arn, ApiRoute(
+                    "http", api_id, api_name, ", ".join(sorted(keys)), "AWS_PROXY",
+                    int(integration.get("TimeoutInMillis") or HTTP_DEFAULT_TIMEOUT_MS),
+                    integration_id=integration["IntegrationId"])))
+        return routes
+
+
+def _integration_responses(integration: dict[str, Any]) -> tuple[IntegrationResponse, ...]:
+    return tuple(IntegrationResponse(str(r.get("statusCode") or code), str(r.get("selectionPattern") or ""))
+                 for code, r in sorted((integration.get("integrationResponses") or {}).items()))
+

@@ -1,0 +1,133 @@
+"""Log searches for tmp-storage: Logs Insights over many log groups in a sweep, FilterLogEvents for one function.
+
+Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import is_not_found
+from chalicelib.inventory.common import (_ACCOUNT_PREFIX, DEFAULT_LOG_PREFIX, INSIGHTS_MAX_GROUPS, INSIGHTS_POLL_S,
+                                         INSIGHTS_WAIT_S, MAX_FILTER_PAGES, ReaderBase, _chunks)
+from chalicelib.model import FunctionSnapshot, LogHits, LogSearch
+
+
+class LogReader(ReaderBase):
+    """Log searches (tmp-storage): Logs Insights in a sweep, FilterLogEvents for one function."""
+
+    def _load_logs(self, snapshots: list[FunctionSnapshot], bulk: bool, searches: dict[str, LogSearch]) -> None:
+        by_search: dict[LogSearch, list[FunctionSnapshot]] = defaultdict(list)
+        for snapshot in snapshots:
+            search = searches.get(snapshot.arn)
+            if search:
+                by_search[search].append(snapshot)
+            snapshot.loaded.add("logs")
+        for search, group in by_search.items():
+            if bulk:
+                self._insights(group, search)
+            else:
+                for snapshot in group:
+                    self._filter_log_events(snapshot, search)
+
+    def _filter_log_events(self, snapshot: FunctionSnapshot, search: LogSearch) -> None:
+        now_ms = int(time.time() * 1000)
+        request: dict[str, Any] = {"logGroupName": snapshot.log_group, "startTime": now_ms - search.hours * 3600000,
+                                   "filterPattern": " ".join(f'?"{p}"' for p in search.patterns)}
+        count, last = 0, 0
+        try:
+            for _ in range(MAX_FILTER_PAGES):
+                page = self.clients("logs").filter_log_events(**request)
+                for event in page.get("events", []):
+                    if _mentions(event.get("message", ""), search.patterns):
+                        count, last = count + 1, max(last, int(event.get("timestamp", 0)))
+                request["nextToken"] = page.get("nextToken")
+                if count or not request["nextToken"]:
+                    break
+            else:
+                snapshot.unavailable["logs"] = f"searched the first {MAX_FILTER_PAGES} pages of {snapshot.log_group} only"
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise
+        snapshot.log_hits = LogHits(count, last, snapshot.log_group)
+
+    def _insights(self, snapshots: list[FunctionSnapshot], search: LogSearch) -> None:
+        logs = self.clients("logs")
+        existing = self._existing_log_groups({s.log_group for s in snapshots})
+        groups = sorted({s.log_group for s in snapshots} & existing)
+        end = int(time.time()) + 60
+        query = _insights_query(search.patterns)
+        hits: dict[str, tuple[int, int]] = {}
+        failed: dict[str, str] = {}
+        started = [(chunk, logs.start_query(logGroupNames=chunk, startTime=end - 60 - search.hours * 3600,
+                                            endTime=end, queryString=query, limit=10000)["queryId"])
+                   for chunk in _chunks(groups, INSIGHTS_MAX_GROUPS)]
+        deadline = time.monotonic() + INSIGHTS_WAIT_S
+        for chunk, query_id in started:
+            while True:
+                result = logs.get_query_results(queryId=query_id)
+                status = result.get("status", "")
+                if status not in ("Scheduled", "Running") or time.monotonic() > deadline:
+                    break
+                self.sleep(INSIGHTS_POLL_S)
+            if status != "Complete":
+                failed.update({g: f"Logs Insights query {status or 'did not finish'}" for g in chunk})
+            for row in result.get("results", []):
+                _add_insights_row(hits, row, search.patterns)
+        for snapshot in snapshots:
+            if snapshot.log_group in failed:
+                snapshot.unavailable["logs"] = failed[snapshot.log_group]
+            snapshot.log_hits = LogHits(*hits.get(snapshot.log_group, (0, 0)), snapshot.log_group)
+
+    def _existing_log_groups(self, groups: set[str]) -> set[str]:
+        """Which of ``groups`` exist (a query naming a missing group fails): the /aws/lambda/ prefix is
+        listed once per run, other groups by their own prefix."""
+        paginator = self.clients("logs").get_paginator("describe_log_groups")
+        prefixes = {DEFAULT_LOG_PREFIX} if any(g.startswith(DEFAULT_LOG_PREFIX) for g in groups) else set()
+        prefixes |= {g for g in groups if not g.startswith(DEFAULT_LOG_PREFIX)}
+        for prefix in sorted(prefixes - self._extra.log_prefixes_read):
+            for page in paginator.paginate(logGroupNamePrefix=prefix):
+                self._extra.log_groups.update(g["logGroupName"] for g in page.get("logGroups", []))
+            self._extra.log_prefixes_read.add(prefix)
+        return groups & self._extra.log_groups
+
+
+def _mentions(message: str, patterns: tuple[str, ...]) -> bool:
+    lowered = message.lower()
+    return any(p.lower() in lowered for p in patterns)
+
+
+def _insights_query(patterns: tuple[str, ...]) -> str:
+    """``fields`` first (moto, which runs no ``filter``/``stats``, then returns the raw lines, checked here)."""
+    regex = "|".join(re.escape(p).replace("/", "\\/") for p in patterns)
+    return (f"fields @timestamp, @log, @message | filter @message like /(?i)({regex})/ "
+            f"| stats count(*) as hits, max(@timestamp) as last by @log")
+
+
+def _add_insights_row(hits: dict[str, tuple[int, int]], row: list[dict[str, str]], patterns: tuple[str, ...]) -> None:
+    fields = {f.get("field", ""): f.get("value", "") for f in row}
+    group = _ACCOUNT_PREFIX.sub("", fields.get("@log", ""))
+    if "hits" in fields:
+        count, last = int(float(fields["hits"] or 0)), _timestamp_ms(fields.get("last", ""))
+    elif _mentions(fields.get("@message", ""), patterns):
+        count, last = 1, _timestamp_ms(fields.get("@timestamp", ""))
+    else:
+        return
+    before = hits.get(group, (0, 0))
+    hits[group] = (before[0] + count, max(before[1], last))
+
+
+def _timestamp_ms(value: str) -> int:
+    """Insights timestamps: epoch milliseconds, or ``2025-06-10 14:02:37.412`` (UTC)."""
+    if value.isdigit():
+        return int(value)
+    try:
+        return int(datetime.strptime(value[:23], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp() * 1000)
+    except ValueError:
+        return 0
+

@@ -1,0 +1,190 @@
+"""CloudWatch metrics (GetMetricData, 500 series a call; ListMetrics as a bulk pre-filter), function URLs and
+provisioned-concurrency configs.
+
+Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import is_not_found, is_unsupported
+from chalicelib.inventory.common import ReaderBase
+from chalicelib.model import EACH_PROVISIONED, FunctionSnapshot, MetricQuery, ProvisionedConfig
+
+METRIC_QUERIES_PER_CALL = 500
+# ListMetrics lists series with data in the last two weeks: the sweep's bulk way to find which functions
+# have provisioned concurrency serving requests, and which have a function URL serving requests.
+PROVISIONED_METRIC = "ProvisionedConcurrentExecutions"
+URL_METRIC = "UrlRequestCount"
+
+
+class MetricReader(ReaderBase):
+    """CloudWatch metrics, function URLs and provisioned-concurrency configs."""
+
+    def _load_metrics(self, snapshots: list[FunctionSnapshot], queries: dict[str, set[MetricQuery]]) -> None:
+        wanted = [(snapshot, q) for snapshot in snapshots for q in sorted(queries.get(snapshot.arn, set()), key=repr)
+                  if not q.qualifier]  # per alias / version series are read with the provisioned facet
+        for snapshot, query in wanted:
+            snapshot.metrics[query] = None
+            snapshot.loaded.add("metrics")
+        self._read_metrics(wanted)
+
+    def _read_metrics(self, wanted: list[tuple[FunctionSnapshot, MetricQuery]]) -> None:
+        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        by_days: dict[int, list[tuple[FunctionSnapshot, MetricQuery]]] = defaultdict(list)
+        for item in wanted:
+            by_days[item[1].days].append(item)
+        for days, items in by_days.items():
+            for start in range(0, len(items), METRIC_QUERIES_PER_CALL):
+                self._metric_batch(items[start:start + METRIC_QUERIES_PER_CALL], days, now)
+
+    def _metric_batch(self, items: list[tuple[FunctionSnapshot, MetricQuery]], days: int, now: datetime) -> None:
+        requests = [{
+            "Id": f"m{i}",
+            "MetricStat": {"Metric": {"Namespace": q.namespace, "MetricName": q.metric,
+                                      "Dimensions": _dimensions(s, q)},
+                           "Period": days * 86400, "Stat": q.stat},
+            "ReturnData": True,
+        } for i, (s, q) in enumerate(items)]
+        paginator = self.clients("cloudwatch").get_paginator("get_metric_data")
+        collected: dict[int, list[float]] = defaultdict(list)  # a series' values may span pages
+        for page in paginator.paginate(MetricDataQueries=requests, StartTime=now - timedelta(days=days),
+                                       EndTime=now):
+            for result in page.get("MetricDataResults", []):
+                collected[int(result["Id"][1:])].extend(result.get("Values") or [])
+        for index, values in collected.items():
+            if values:
+                snapshot, query = items[index]
+                snapshot.metrics[query] = _reduce(query.stat, values)
+
+    def metric_index(self, metric: str) -> dict[str, set[str]]:
+        """Functions with ``metric`` series in AWS/Lambda over the last two weeks (ListMetrics, read once per
+        run): function name -> the qualifiers seen in the ``Resource`` dimension."""
+        if metric not in self._metric_index:
+            self._metric_index[metric] = self._list_metrics(metric)
+        return self._metric_index[metric]
+
+    def _list_metrics(self, metric: str, function_name: str = "") -> dict[str, set[str]]:
+        dimensions = [{"Name": "FunctionName", "Value": function_name}] if function_name else []
+        pages = self.clients("cloudwatch").get_paginator("list_metrics").paginate(
+            Namespace="AWS/Lambda", MetricName=metric, Dimensions=dimensions)
+        return _qualifiers([item for page in pages for item in page.get("Metrics", [])])
+
+    def _load_urls(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+        """Function URLs. A sweep: the functions whose URL served requests (one ListMetrics for all). One
+        function: its URL configs, read only when no API route fronts it already (the engine loads facets in
+        name order, so ``routes`` is known here; if it were not, the URL would just be read)."""
+        served = self.metric_index(URL_METRIC) if bulk else {}
+        for snapshot in snapshots:
+            if bulk:
+                snapshot.function_url = "function URL" if snapshot.name in served else ""
+            elif not snapshot.routes:
+                snapshot.function_url = self._read_function_url(snapshot)
+            snapshot.loaded.add("urls")
+
+    def _read_function_url(self, snapshot: FunctionSnapshot) -> str:
+        client = self.clients("lambda")
+        try:
+            configs = [c for page in client.get_paginator("list_function_url_configs").paginate(
+                FunctionName=snapshot.arn) for c in page.get("FunctionUrlConfigs", [])]
+            return str(configs[0]["FunctionUrl"]) if configs else ""
+        except ClientError as exc:
+            if is_not_found(exc):
+                return ""
+            if not is_unsupported(exc):
+                raise
+        try:  # where ListFunctionUrlConfigs is missing: the unqualified URL only
+            return str(client.get_function_url_config(FunctionName=snapshot.arn)["FunctionUrl"])
+        except ClientError as exc:
+            if is_not_found(exc):
+                return ""
+            raise
+
+    def _load_provisioned(self, snapshots: list[FunctionSnapshot], bulk: bool,
+                          queries: dict[str, set[MetricQuery]]) -> None:
+        """Provisioned-concurrency configs, then the per alias / version metrics checks asked for. A sweep
+        reads configs only of functions whose provisioned concurrency served requests (ListMetrics)."""
+        in_use = self.metric_index(PROVISIONED_METRIC) if bulk else None
+        wanted: list[tuple[FunctionSnapshot, MetricQuery]] = []
+        for snapshot in snapshots:
+            if in_use is not None and snapshot.name not in in_use:
+                snapshot.provisioned, snapshot.provisioned_note = (), "none served requests in the last 14 days"
+            else:
+                self._read_provisioned(snapshot, in_use)
+            snapshot.loaded.add("provisioned")
+            for query in queries.get(snapshot.arn, set()):
+                if query.qualifier == EACH_PROVISIONED:
+                    for config in snapshot.provisioned:
+                        concrete = dataclasses.replace(query, qualifier=config.qualifier)
+                        snapshot.metrics[concrete] = None
+                        wanted.append((snapshot, concrete))
+        self._read_metrics(wanted)
+
+    def _read_provisioned(self, snapshot: FunctionSnapshot, in_use: Optional[dict[str, set[str]]]) -> None:
+        """ListProvisionedConcurrencyConfigs; where it is unavailable, the qualifiers CloudWatch shows with
+        provisioned-concurrency metrics (sizes unknown), and ``provisioned_note`` says so."""
+        if not self._provisioned_unavailable:
+            try:
+                pages = self.clients("lambda").get_paginator("list_provisioned_concurrency_configs").paginate(
+                    FunctionName=snapshot.arn)
+                snapshot.provisioned = tuple(_provisioned(item) for page in pages
+                                             for item in page.get("ProvisionedConcurrencyConfigs", []))
+                snapshot.provisioned_note = "read from ListProvisionedConcurrencyConfigs"
+                return
+            except ClientError as exc:
+                if is_not_found(exc):
+                    snapshot.provisioned, snapshot.provisioned_note = (), "the function is gone"
+                    return
+                if not is_unsupported(exc):
+                    raise
+                self._provisioned_unavailable = "unavailable: ListProvisionedConcurrencyConfigs is not supported here"
+        seen = in_use if in_use is not None else self._list_metrics(PROVISIONED_METRIC, snapshot.name)
+        snapshot.provisioned = tuple(ProvisionedConfig(q) for q in sorted(seen.get(snapshot.name, ())))
+        snapshot.provisioned_note = self._provisioned_unavailable
+
+
+def _dimensions(snapshot: FunctionSnapshot, query: MetricQuery) -> list[dict[str, str]]:
+    """CloudWatch dimensions of a function's series; an alias / version adds ``Resource`` = ``name:qualifier``."""
+    dimensions = [{"Name": "FunctionName", "Value": snapshot.name}]
+    if query.qualifier:
+        dimensions.append({"Name": "Resource", "Value": f"{snapshot.name}:{query.qualifier}"})
+    return dimensions
+
+
+def _reduce(stat: str, values: list[float]) -> float:
+    """Combine one series' datapoints over the look-back as its statistic says."""
+    if stat == "Maximum":
+        return max(values)
+    if stat == "Minimum":
+        return min(values)
+    if stat in ("Sum", "SampleCount"):
+        return sum(values)
+    return sum(values) / len(values)
+
+
+def _provisioned(item: dict[str, Any]) -> ProvisionedConfig:
+    def count(key: str) -> Optional[int]:
+        return int(item[key]) if item.get(key) is not None else None
+
+    return ProvisionedConfig(
+        qualifier=str(item.get("FunctionArn", "")).rsplit(":", 1)[-1],
+        requested=count("RequestedProvisionedConcurrentExecutions"),
+        allocated=count("AllocatedProvisionedConcurrentExecutions"),
+        status=str(item.get("Status", "")), last_modified=str(item.get("LastModified", "")))
+
+
+def _qualifiers(metrics: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """ListMetrics items -> function name -> the qualifiers of its ``Resource`` dimension (``name:qualifier``)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for item in metrics:
+        dims = {d["Name"]: d["Value"] for d in item.get("Dimensions", [])}
+        if "FunctionName" in dims:
+            resource = dims.get("Resource", "")
+            found[dims["FunctionName"]].update([resource.split(":", 1)[1]] if ":" in resource else [])
+    return dict(found)
+

@@ -1,0 +1,104 @@
+"""VPC facts for vpc-no-egress: subnets, route tables, NAT gateways, VPC endpoints (once per VPC in play).
+
+Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chalicelib.inventory.common import _ROUTE_TARGETS, EC2_FILTER_VALUES, ReaderBase, VpcResources, _chunks
+from chalicelib.model import FunctionSnapshot, NatGateway, NetworkFacts, Route, SubnetRouting, VpcEndpoint
+
+
+class NetworkReader(ReaderBase):
+    """VPC facts (vpc-no-egress): subnets, route tables, NAT gateways, endpoints."""
+
+    def _load_network(self, snapshots: list[FunctionSnapshot]) -> None:
+        self._describe_subnets({sid for s in snapshots for sid in s.subnet_ids})
+        self._describe_vpcs({self._extra.subnets[sid]["VpcId"] for s in snapshots for sid in s.subnet_ids
+                             if self._extra.subnets.get(sid)})
+        for snapshot in snapshots:
+            snapshot.network = self._network_facts(snapshot)
+            snapshot.loaded.add("network")
+
+    def _describe_subnets(self, subnet_ids: set[str]) -> None:
+        wanted = sorted(subnet_ids - set(self._extra.subnets))
+        paginator = self.clients("ec2").get_paginator("describe_subnets")
+        for chunk in _chunks(wanted, EC2_FILTER_VALUES):
+            for sid in chunk:
+                self._extra.subnets[sid] = {}
+            for page in paginator.paginate(Filters=[{"Name": "subnet-id", "Values": chunk}]):
+                for subnet in page.get("Subnets", []):
+                    self._extra.subnets[subnet["SubnetId"]] = subnet
+
+    def _describe_vpcs(self, vpc_ids: set[str]) -> None:
+        wanted = sorted(vpc_ids - set(self._extra.vpcs))
+        ec2 = self.clients("ec2")
+        for chunk in _chunks(wanted, EC2_FILTER_VALUES):
+            found: dict[str, VpcResources] = {vpc: VpcResources() for vpc in chunk}
+            by_vpc = [{"Name": "vpc-id", "Values": chunk}]
+            for page in ec2.get_paginator("describe_route_tables").paginate(Filters=by_vpc):
+                for table in page.get("RouteTables", []):
+                    found.setdefault(table["VpcId"], VpcResources()).route_tables.append(table)
+            for page in ec2.get_paginator("describe_nat_gateways").paginate(Filter=by_vpc):
+                for nat in page.get("NatGateways", []):
+                    found.setdefault(nat.get("VpcId", ""), VpcResources()).nat_gateways.append(nat)
+            for page in ec2.get_paginator("describe_vpc_endpoints").paginate(Filters=by_vpc):
+                for endpoint in page.get("VpcEndpoints", []):
+                    found.setdefault(endpoint.get("VpcId", ""), VpcResources()).endpoints.append(endpoint)
+            self._extra.vpcs.update(found)
+
+    def _network_facts(self, snapshot: FunctionSnapshot) -> NetworkFacts:
+        vpc, subnets, missing = snapshot.vpc_id, [], []
+        for sid in snapshot.subnet_ids:
+            subnet = self._extra.subnets.get(sid)
+            if not subnet:
+                missing.append(sid)
+                continue
+            vpc = subnet["VpcId"]
+            table = _route_table_of(sid, self._extra.vpcs.get(vpc, VpcResources()).route_tables)
+            subnets.append(SubnetRouting(sid, vpc, table.get("RouteTableId", ""), _is_main(table), _routes(table)))
+        resources = self._extra.vpcs.get(vpc, VpcResources())
+        nats = tuple(NatGateway(n["NatGatewayId"], n.get("State", ""), n.get("ConnectivityType") or "public",
+                                _has_internet_route(_route_table_of(n.get("SubnetId", ""), resources.route_tables)))
+                     for n in resources.nat_gateways)
+        endpoints = tuple(VpcEndpoint(e["VpcEndpointId"], _service_short_name(e.get("ServiceName", "")),
+                                      e.get("VpcEndpointType") or "Gateway", tuple(e.get("RouteTableIds") or ()))
+                          for e in resources.endpoints if str(e.get("State", "available")).lower() == "available")
+        return NetworkFacts(vpc, tuple(subnets), nats, endpoints, tuple(missing))
+
+
+
+
+def _route_table_of(subnet_id: str, tables: list[dict[str, Any]]) -> dict[str, Any]:
+    """The subnet's explicitly associated route table, else the VPC's main table."""
+    for table in tables:
+        if any(a.get("SubnetId") == subnet_id for a in table.get("Associations", [])):
+            return table
+    return next((t for t in tables if _is_main(t)), {})
+
+
+def _is_main(table: dict[str, Any]) -> bool:
+    return any(a.get("Main") for a in table.get("Associations", []))
+
+
+def _routes(table: dict[str, Any]) -> tuple[Route, ...]:
+    routes = []
+    for route in table.get("Routes", []):
+        destination = route.get("DestinationCidrBlock") or route.get("DestinationIpv6CidrBlock") or \
+            route.get("DestinationPrefixListId") or ""
+        target = next((str(route[k]) for k in _ROUTE_TARGETS if route.get(k)), "")
+        routes.append(Route(destination, target, route.get("State", "active")))
+    return tuple(routes)
+
+
+def _has_internet_route(table: dict[str, Any]) -> bool:
+    return any(r.destination == "0.0.0.0/0" and r.target.startswith("igw-") and r.state == "active"
+               for r in _routes(table))
+
+
+def _service_short_name(service: str) -> str:
+    """``com.amazonaws.us-east-1.secretsmanager`` → ``secretsmanager``."""
+    return re.sub(r"^(?:[a-z0-9-]+\.)*?(?:com\.amazonaws|amazonaws\.com)\.(?:[a-z]{2}(?:-[a-z]+)+-\d\.)?", "", service)
+

@@ -1,0 +1,96 @@
+"""Execution-role policies for recursive-trigger: the account's authorization details in a sweep, one role's
+policies for an event.
+
+Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+from urllib.parse import unquote
+
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import is_not_found
+from chalicelib.inventory.common import ReaderBase
+from chalicelib.model import FunctionSnapshot, RolePolicy
+
+
+class RoleReader(ReaderBase):
+    """Execution-role policies (recursive-trigger)."""
+
+    def _load_role_policies(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+        if bulk and not self._extra.authorization_read:
+            self._read_authorization_details()
+        for snapshot in snapshots:
+            name = _role_name(snapshot.role)
+            if name not in self._extra.roles:
+                self._extra.roles[name] = None if self._extra.authorization_read else self._read_role(name)
+            policies = self._extra.roles[name]
+            if policies is None:
+                snapshot.unavailable["role_policies"] = f"execution role {name or snapshot.role!r} not found"
+            snapshot.role_policies = policies or ()
+            snapshot.loaded.add("role_policies")
+
+    def _read_authorization_details(self) -> None:
+        roles: list[dict[str, Any]] = []
+        pages = self.clients("iam").get_paginator("get_account_authorization_details").paginate(
+            Filter=["Role", "LocalManagedPolicy"])
+        for page in pages:
+            roles.extend(page.get("RoleDetailList", []))
+            for policy in page.get("Policies", []):
+                default = next((v for v in policy.get("PolicyVersionList", []) if v.get("IsDefaultVersion")), {})
+                self._extra.managed[policy["Arn"]] = _document(default.get("Document"))
+        for role in roles:
+            inline = tuple(RolePolicy(p["PolicyName"], "inline", _document(p.get("PolicyDocument")))
+                           for p in role.get("RolePolicyList", []))
+            self._extra.roles[role["RoleName"]] = inline + tuple(
+                self._managed_policy(a["PolicyArn"], a.get("PolicyName", "")) for a in role.get("AttachedManagedPolicies", []))
+        self._extra.authorization_read = True
+
+    def _read_role(self, name: str) -> Optional[tuple[RolePolicy, ...]]:
+        iam = self.clients("iam")
+        try:
+            names = [n for page in iam.get_paginator("list_role_policies").paginate(RoleName=name)
+                     for n in page.get("PolicyNames", [])]
+            inline = tuple(RolePolicy(n, "inline", _document(iam.get_role_policy(RoleName=name, PolicyName=n)
+                                                              .get("PolicyDocument"))) for n in names)
+            attached = [a for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
+                        for a in page.get("AttachedPolicies", [])]
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        return inline + tuple(self._managed_policy(a["PolicyArn"], a.get("PolicyName", "")) for a in attached)
+
+    def _managed_policy(self, arn: str, name: str) -> RolePolicy:
+        if arn not in self._extra.managed:
+            iam = self.clients("iam")
+            try:
+                version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+                document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"].get("Document")
+                self._extra.managed[arn] = _document(document)
+            except ClientError as exc:
+                if not is_not_found(exc):
+                    raise
+                self._extra.managed[arn] = {}
+        return RolePolicy(name or arn.rsplit("/", 1)[-1], arn, self._extra.managed[arn])
+
+
+def _role_name(role_arn: str) -> str:
+    return role_arn.rsplit("/", 1)[-1] if ":role/" in role_arn else ""
+
+
+def _document(document: Any) -> dict[str, Any]:
+    """A policy document as a dict (boto3 decodes IAM documents; a URL-encoded string is accepted too)."""
+    if isinstance(document, dict):
+        return document
+    if isinstance(document, str):
+        for text in (document, unquote(document)):
+            try:
+                parsed = json.loads(text)
+                return parsed if isinstance(parsed, dict) else {}
+            except ValueError:
+                continue
+    return {}
+
