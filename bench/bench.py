@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -177,11 +176,10 @@ def bench_burst(n: int, functions: int) -> None:
 
 
 def bench_import() -> None:
-    code = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
-    runs = [float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                                 check=True).stdout) for _ in range(5)]
-    print(f"handler module import (import app, fresh interpreter): median {statistics.median(runs) * 1000:.0f} ms "
-          f"over {len(runs)} runs")
+    from bench.import_time import report
+
+    for line in report(runs=7):
+        print(line)
 
 
 def main() -> int:
