@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Optional
 import boto3
 import pytest
 from botocore.stub import Stubber
+from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 
 from chalicelib import handlers
@@ -29,6 +30,12 @@ from cli.sandbox import FAKE_CREDENTIALS, SandboxAccount
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = Path(__file__).resolve().parent / "events"
 POLICIES = ROOT / "policies"
+
+# Property tests are deterministic by default, so a green suite stays green on CI; explore new examples with
+# HYPOTHESIS_PROFILE=explore make test.
+hypothesis_settings.register_profile("deterministic", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 READ_PREFIXES = ("Get", "List", "Describe", "Query", "Scan", "BatchGet", "Search", "Lookup", "Filter")
 READ_OPERATIONS = {"logs.StartQuery"}  # a Logs Insights query reads logs; it changes nothing
