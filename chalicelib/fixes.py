@@ -108,12 +108,17 @@ def _restart_recursive_loop(gateway: Gateway, spec: FixSpec) -> None:
         _set_reserved(gateway, spec.target, spec.prior.get("ReservedConcurrentExecutions"))
 
 
+def _config_field(name: str, field: str, doc: str) -> FixAction:
+    """A fix that sets one integer field of the function configuration; undo puts the prior value back."""
+    return FixAction(
+        name, doc, ("UpdateFunctionConfiguration",),
+        apply=lambda gw, s: gw.update_function_configuration(s.target, **{field: int(s.params[field])}),
+        undo=lambda gw, s: gw.update_function_configuration(s.target, **{field: int(s.prior[field])}),
+    )
+
+
 ACTIONS: dict[str, FixAction] = {a.name: a for a in (
-    FixAction(
-        "set-timeout", "Set the function's Timeout (seconds).", ("UpdateFunctionConfiguration",),
-        apply=lambda gw, s: gw.update_function_configuration(s.target, Timeout=int(s.params["Timeout"])),
-        undo=lambda gw, s: gw.update_function_configuration(s.target, Timeout=int(s.prior["Timeout"])),
-    ),
+    _config_field("set-timeout", "Timeout", "Set the function's Timeout (seconds)."),
     FixAction(
         "set-reserved-concurrency", "Reserve (and cap) concurrency; undo removes it or restores the old value.",
         ("PutFunctionConcurrency", "DeleteFunctionConcurrency"),
@@ -140,11 +145,7 @@ ACTIONS: dict[str, FixAction] = {a.name: a for a in (
          "PutFunctionRecursionConfig"),
         apply=_kill, undo=_unkill,
     ),
-    FixAction(
-        "set-memory", "Set the function's MemorySize (MB); memory also buys CPU.", ("UpdateFunctionConfiguration",),
-        apply=lambda gw, s: gw.update_function_configuration(s.target, MemorySize=int(s.params["MemorySize"])),
-        undo=lambda gw, s: gw.update_function_configuration(s.target, MemorySize=int(s.prior["MemorySize"])),
-    ),
+    _config_field("set-memory", "MemorySize", "Set the function's MemorySize (MB); memory also buys CPU."),
     FixAction(
         "set-provisioned-concurrency", "Set provisioned concurrency on an alias or version (never below 1).",
         ("PutProvisionedConcurrencyConfig",),
