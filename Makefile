@@ -19,7 +19,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 demo: $(STAMP)
 	@$(BIN)/safetycatch demo
 
+# Pre-merge checks first (style and complexity, types), then the suite.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2
 
 bench: $(STAMP)

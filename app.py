@@ -82,6 +82,14 @@ def scheduled_sweep(event):
 SLACK_FORM = ["application/x-www-form-urlencoded"]
 
 
+def _slack_request() -> tuple[bytes, dict[str, str]]:
+    """The raw body (signatures are over the exact bytes) and headers of the current Slack request."""
+    request = app.current_request
+    assert request is not None, "Chalice sets current_request for every route call"
+    body = request.raw_body
+    return (body if isinstance(body, bytes) else str(body).encode()), dict(request.headers)
+
+
 def _slack_response(answer: dict) -> Response:
     return Response(body=answer["body"], status_code=answer["status_code"], headers=answer["headers"])
 
@@ -89,15 +97,13 @@ def _slack_response(answer: dict) -> Response:
 @app.route("/slack/actions", methods=["POST"], content_types=SLACK_FORM)
 def slack_actions():
     """Approve / Deny / Undo / Restore clicks: verify, authorise, hand to the worker, answer at once."""
-    request = app.current_request
-    return _slack_response(slack_routes.on_actions(request.raw_body, dict(request.headers)))
+    return _slack_response(slack_routes.on_actions(*_slack_request()))
 
 
 @app.route("/slack/commands", methods=["POST"], content_types=SLACK_FORM)
 def slack_commands():
     """``/safetycatch status|kill|restore FUNCTION``: same checks, answered ephemerally."""
-    request = app.current_request
-    return _slack_response(slack_routes.on_commands(request.raw_body, dict(request.headers)))
+    return _slack_response(slack_routes.on_commands(*_slack_request()))
 
 
 @app.lambda_function(name=slack_routes.WORKER_NAME)

@@ -108,7 +108,7 @@ def bench_event() -> None:
     from chalicelib.handlers import handle_event
     from cli.cloudtrail import api_call
 
-    cases = [
+    cases: list[tuple[str, str, dict[str, Any]]] = [
         ("timeout change, typical function", "UpdateFunctionConfiguration20150331v2",
          {"functionName": "fn-00003", "timeout": 20, "environment": {}}),
         ("timeout change, API-fronted critical function", "UpdateFunctionConfiguration20150331v2",
@@ -221,9 +221,12 @@ def main() -> int:
             results[size] = bench_scan(size, args.repeat)
         if len(sizes) > 1:
             small, large = results[sizes[0]], results[sizes[-1]]
-            print(f"growth {sizes[0]} -> {sizes[-1]} functions (x{sizes[-1] / sizes[0]:.0f}): time "
-                  f"x{large['seconds'] / small['seconds']:.1f}, peak memory x{large['peak_mib'] / small['peak_mib']:.1f}, "
-                  f"calls per function {small['calls']:.3f} -> {large['calls']:.3f}")
+            print(
+                f"growth {sizes[0]} -> {sizes[-1]} functions (x{sizes[-1] / sizes[0]:.0f}): time "
+                f"x{large['seconds'] / small['seconds']:.1f}, "
+                f"peak memory x{large['peak_mib'] / small['peak_mib']:.1f}, "
+                f"calls per function {small['calls']:.3f} -> {large['calls']:.3f}"
+            )
         bench_event()
         if args.events:
             bench_burst(args.events, seeded)

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 ZIP = ROOT / "build" / "package" / "deployment.zip"
@@ -46,7 +46,7 @@ def import_time(runs: int = 7, cwd: Path = ROOT, no_bytecode: bool = False) -> d
     return {"runs": runs, "median_ms": statistics.median(samples), "min_ms": min(samples), "max_ms": max(samples)}
 
 
-def zip_import_time(zip_path: Path = ZIP, runs: int = 7) -> Optional[dict[str, Any]]:
+def zip_import_time(zip_path: Path = ZIP, runs: int = 7) -> dict[str, Any] | None:
     """:func:`import_time` from the extracted deployment zip, no bytecode (None if the zip is not built)."""
     if not zip_path.exists():
         return None

@@ -6,17 +6,18 @@ with the external id ``SAFETYCATCH_EXTERNAL_ID``. The bot reads and fixes a memb
 through a boto3 session on that role; botocore refreshes the credentials before they expire.
 
 Example:
-    >>> session = assumed_session(boto3.session.Session(), "111111111111", "safetycatch-remediation",
-    ...                           external_id="safetycatch-prod")
-    >>> Clients("us-east-1", session).account_id()
-    '111111111111'
+    session = assumed_session(boto3.session.Session(), "111111111111", "safetycatch-remediation",
+                              external_id="safetycatch-prod")
+    Clients("us-east-1", session).account_id()
+    # -> '111111111111'
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import botocore.session
@@ -34,7 +35,7 @@ def member_role_name() -> str:
     return os.environ.get("SAFETYCATCH_MEMBER_ROLE", "").strip() or DEFAULT_MEMBER_ROLE
 
 
-def external_id() -> Optional[str]:
+def external_id() -> str | None:
     """The external id the member role requires (``SAFETYCATCH_EXTERNAL_ID``; None when unset)."""
     return os.environ.get("SAFETYCATCH_EXTERNAL_ID", "").strip() or None
 
@@ -47,14 +48,14 @@ def role_arn(account: str, role_name: str, partition: str = "aws") -> str:
 
 
 def assumed_session(base: boto3.session.Session, account: str, role_name: str,
-                    external_id: Optional[str] = None, region: Optional[str] = None) -> boto3.session.Session:
+                    external_id: str | None = None, region: str | None = None) -> boto3.session.Session:
     """A boto3 session on ``role_name`` in ``account``, assumed lazily (on the first call) with ``base``'s
     credentials and refreshed by botocore before it expires.
 
     Example:
-        >>> session = assumed_session(boto3.session.Session(), "111111111111", "safetycatch-remediation")
-        >>> session.client("lambda").list_functions()["Functions"]
-        []
+        session = assumed_session(boto3.session.Session(), "111111111111", "safetycatch-remediation")
+        session.client("lambda").list_functions()["Functions"]
+        # -> []
     """
     source = base.get_credentials()
     extra: dict[str, Any] = {"RoleSessionName": SESSION_NAME}
@@ -93,8 +94,8 @@ def organization_accounts(session: boto3.session.Session) -> Iterator[str]:
     administrator account only).
 
     Example:
-        >>> sorted(organization_accounts(boto3.session.Session()))
-        ['111111111111', '123456789012']
+        sorted(organization_accounts(boto3.session.Session()))
+        # -> ['111111111111', '123456789012']
     """
     client = session.client("organizations", config=RETRY_CONFIG)
     for page in client.get_paginator("list_accounts").paginate():

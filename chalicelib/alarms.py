@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 PREFIX = "safetycatch-runaway-"
 
@@ -47,7 +47,7 @@ class Thresholds:
                 "RecursiveInvocationsDropped": self.recursion_dropped, "Minutes": self.minutes}
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "Thresholds":
+    def from_params(cls, params: dict[str, Any]) -> Thresholds:
         return cls(int(params["InvocationsPerMinute"]), int(params["ConcurrentExecutions"]),
                    bool(params["RecursiveInvocationsDropped"]), int(params["Minutes"]))
 
@@ -57,7 +57,7 @@ def alarm_name(function_name: str) -> str:
     return f"{PREFIX}{function_name}"
 
 
-def function_of_alarm(name: Any) -> Optional[str]:
+def function_of_alarm(name: Any) -> str | None:
     """The function name a managed alarm is for; None when the alarm is not one of ours."""
     if isinstance(name, str) and name.startswith(PREFIX) and len(name) > len(PREFIX):
         return name[len(PREFIX):]
@@ -116,7 +116,7 @@ def put_arguments(described: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def canonical(alarm: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+def canonical(alarm: dict[str, Any] | None) -> dict[str, Any] | None:
     """The parts of an alarm that decide what it does, in one comparable form (put or described)."""
     if alarm is None:
         return None

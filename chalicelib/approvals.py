@@ -14,16 +14,16 @@ apply exactly once:
             ``undone`` (or ``undo-failed``). Refused if the function was changed again since the fix.
 
 Example:
-    >>> outcome = decide(runtime, "approve", approval_id, actor="U0123ABCD")
-    >>> outcome.status, outcome.text
-    ('APPLIED', 'Applied set-timeout on orders-api: Timeout = 30 → Timeout = 25.')
+    outcome = decide(runtime, "approve", approval_id, actor="U0123ABCD")
+    outcome.status, outcome.text
+    # -> ('APPLIED', 'Applied set-timeout on orders-api: Timeout = 30 → Timeout = 25.')
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -54,7 +54,7 @@ def _name(arn: str) -> str:
     return arn.rsplit(":function:", 1)[-1]
 
 
-def _refused(text: str, record: Optional[dict[str, Any]] = None, status: str = "refused") -> Outcome:
+def _refused(text: str, record: dict[str, Any] | None = None, status: str = "refused") -> Outcome:
     record = record or {}
     return Outcome(False, status, text, str(record.get("message_id", "")), str(record.get("function", "")))
 
@@ -183,7 +183,7 @@ def _describe(spec: dict[str, Any]) -> str:
 # -- undo / restore ------------------------------------------------------------------------------
 
 
-def drift(runtime: Any, function_arn: str, spec: FixSpec) -> Optional[str]:
+def drift(runtime: Any, function_arn: str, spec: FixSpec) -> str | None:
     """How the target differs now from what the fix set (None when it still matches or cannot be told).
 
     Undo must not overwrite a change somebody made after the fix.

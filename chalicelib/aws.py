@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -33,8 +33,8 @@ NOT_FOUND = {"ResourceNotFoundException", "NotFoundException", "NoSuchEntity", "
 class Clients:
     """A cache of boto3 clients for one region (and one session, e.g. an assumed role)."""
 
-    def __init__(self, region: Optional[str] = None, session: Optional[boto3.session.Session] = None,
-                 account: Optional[str] = None) -> None:
+    def __init__(self, region: str | None = None, session: boto3.session.Session | None = None,
+                 account: str | None = None) -> None:
         self.session = session or boto3.session.Session()
         self.region = region or self.session.region_name or "us-east-1"
         self._clients: dict[str, Any] = {"_account": account} if account else {}

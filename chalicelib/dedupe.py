@@ -17,13 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import warnings
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLayer, IdempotencyConfig,
-                                                         idempotent_function)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (IdempotencyAlreadyInProgressError,
-                                                                    IdempotencyItemAlreadyExistsError,
-                                                                    IdempotencyItemNotFoundError)
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer, DataRecord
 
 from chalicelib.aws import RETRY_CONFIG
@@ -67,7 +69,7 @@ class MemoryPersistenceLayer(BasePersistenceLayer):
         self.records.pop(data_record.idempotency_key, None)
 
 
-def _mark_duplicate(response: Any, record: DataRecord) -> Any:
+def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     if isinstance(response, dict):
         response = {**response, "duplicate": True}
     return response
@@ -76,7 +78,7 @@ def _mark_duplicate(response: Any, record: DataRecord) -> Any:
 class Deduplicator:
     """Runs a handler at most once per event id; a repeat gets the first result with ``duplicate: True``."""
 
-    def __init__(self, table_name: Optional[str], boto3_session: Any = None) -> None:
+    def __init__(self, table_name: str | None, boto3_session: Any = None) -> None:
         self.persistence: BasePersistenceLayer = (
             DynamoDBPersistenceLayer(table_name=table_name, key_attr="pk", sort_key_attr="sk",
                                      static_pk_value="idempotency#events", boto_config=RETRY_CONFIG,

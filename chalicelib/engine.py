@@ -11,18 +11,19 @@ A function tagged ``<exempt_tag>=true`` (or matched by a policy's ``exempt``) �
 dry-run mode → ``dry-run`` with zero writes; a sweep without ``--fix`` → ``reported``.
 
 Example:
-    >>> engine = Engine(policy_set, inventory, Gateway(clients), store)
-    >>> report = engine.sweep(act=False)
-    >>> report.to_json()["functions_scanned"]
-    12
+    engine = Engine(policy_set, inventory, Gateway(clients), store)
+    report = engine.sweep(act=False)
+    report.to_json()["functions_scanned"]
+    # -> 12
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Protocol
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -36,7 +37,7 @@ from chalicelib.model import AccountFacts, Decision, Finding, FunctionSnapshot, 
 from chalicelib.settings import PolicyConfig, PolicySet
 from chalicelib.state import StateStore
 
-Progress = Callable[[int, Optional[int]], None]
+Progress = Callable[[int, int | None], None]
 
 
 class Notifier(Protocol):
@@ -68,8 +69,8 @@ class EventReport:
 
     event_id: str
     event_name: str
-    function: Optional[str] = None
-    skipped: Optional[str] = None
+    function: str | None = None
+    skipped: str | None = None
     decisions: list[Decision] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     functions: list[str] = field(default_factory=list)
@@ -104,7 +105,7 @@ class Engine:
     """Evaluates policies over snapshots and carries out decisions for one account and region."""
 
     def __init__(self, policy_set: PolicySet, inventory: Inventory, gateway: Gateway, store: StateStore,
-                 mode: str = "enforce", notifier: Optional[Notifier] = None) -> None:
+                 mode: str = "enforce", notifier: Notifier | None = None) -> None:
         self.policy_set, self.inventory, self.gateway, self.store = policy_set, inventory, gateway, store
         self.mode = mode
         self.notifier = notifier or LogNotifier()
@@ -248,8 +249,8 @@ class Engine:
         """Apply a fix a human approved (re-evaluated on a fresh snapshot by the caller); audited.
 
         Example:
-            >>> engine.apply_approved(snapshot, finding, cfg, "approved by U0123 (approval 5f1c...)").outcome
-            'fixed'
+            engine.apply_approved(snapshot, finding, cfg, "approved by U0123 (approval 5f1c...)").outcome
+            # -> 'fixed'
         """
         decision = Decision(finding, cfg.mode, "reported")
         if self.is_exempt(snapshot, cfg):
@@ -327,7 +328,7 @@ class Engine:
             self._notify(snapshot, decisions, context)
         return report
 
-    def sweep(self, act: bool = False, progress: Optional[Progress] = None, batch: int = 500) -> ScanReport:
+    def sweep(self, act: bool = False, progress: Progress | None = None, batch: int = 500) -> ScanReport:
         """Evaluate every function of the region; with ``act`` carry out decisions as the bot would."""
         report = ScanReport(self.inventory.account, self.inventory.region)
         for snapshots in _batches(self.inventory.all_functions(), batch):

@@ -5,7 +5,7 @@ total: any input, however malformed, gives a ``Change`` or a ``Skip`` and never 
 
 Example:
     >>> from chalicelib.settings import Settings
-    >>> parse({"detail-type": "Scheduled Event"}, Settings()).reason
+    >>> parse({"detail-type": "Scheduled Event", "detail": {}}, Settings()).reason
     'not a CloudTrail API call (Scheduled Event)'
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Optional, Union
+from typing import Any
 
 from chalicelib.checks import concerned
 from chalicelib.model import FunctionRef
@@ -23,7 +23,7 @@ CLOUDTRAIL = "AWS API Call via CloudTrail"
 
 # Lambda event names carry API-version suffixes (UpdateFunctionConfiguration20150331v2); these are the
 # base names, which the EventBridge rule in app.py matches as prefixes.
-LAMBDA_EVENTS = (
+LAMBDA_EVENTS: tuple[str, ...] = (
     "CreateFunction", "UpdateFunctionConfiguration", "UpdateFunctionCode", "PutFunctionConcurrency",
     "DeleteFunctionConcurrency", "CreateEventSourceMapping", "UpdateEventSourceMapping", "TagResource",
     "UntagResource", "AddPermission", "PutProvisionedConcurrencyConfig",
@@ -45,7 +45,9 @@ CONCERNS = {"aws.ec2": ("vpc-no-egress",), "aws.iam": ("recursive-trigger",), "a
 
 _SUFFIX = re.compile(r"^(?P<base>[A-Za-z]+?)(?:\d{8}(?:v\d+)?)?$")
 _ASSUMED_ROLE = re.compile(r"^arn:(?P<p>aws[a-z-]*):sts::(?P<acct>\d{12}):assumed-role/(?P<role>[^/]+)/")
-_INVOCATION_URI = re.compile(r"^arn:aws[a-z-]*:apigateway:[a-z0-9-]+:lambda:path/[0-9-]+/functions/(?P<fn>[^/]+)/invocations$")
+_INVOCATION_URI = re.compile(
+    r"^arn:aws[a-z-]*:apigateway:[a-z0-9-]+:lambda:path/[0-9-]+/functions/(?P<fn>[^/]+)/invocations$"
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class Change:
     account: str
     region: str
     actor: str
-    function: Optional[FunctionRef]
+    function: FunctionRef | None
     lookup: tuple[str, ...] = ()
     functions: tuple[FunctionRef, ...] = ()
     policies: tuple[str, ...] = ()
@@ -79,7 +81,7 @@ class Skip:
     reason: str
 
 
-Parsed = Union[Change, Skip]
+Parsed = Change | Skip
 
 
 def base_name(event_name: str) -> str:
@@ -116,7 +118,7 @@ def actor_role(identity: Any) -> str:
     return arn
 
 
-def function_from_uri(uri: Any, account: str, region: str) -> Optional[FunctionRef]:
+def function_from_uri(uri: Any, account: str, region: str) -> FunctionRef | None:
     """The function an API Gateway integration URI points at (REST invocation URI or bare ARN)."""
     if not isinstance(uri, str):
         return None
@@ -174,9 +176,8 @@ def _parse(event: Any, settings: Settings) -> Parsed:
     return found
 
 
-def _lambda_target(change: Change, detail: dict[str, Any]) -> Union[Change, str]:
-    request = detail.get("requestParameters") if isinstance(detail.get("requestParameters"), dict) else {}
-    response = detail.get("responseElements") if isinstance(detail.get("responseElements"), dict) else {}
+def _lambda_target(change: Change, detail: dict[str, Any]) -> Change | str:
+    request, response = _section(detail, "requestParameters"), _section(detail, "responseElements")
     for candidate in (response.get("functionArn"), request.get("functionName"), request.get("resource"),
                       response.get("functionName")):
         if candidate is not None:
@@ -189,14 +190,13 @@ def _lambda_target(change: Change, detail: dict[str, Any]) -> Union[Change, str]
     return "no function named in the event"
 
 
-def _apigateway_target(change: Change, detail: dict[str, Any]) -> Union[Change, str]:
-    request = detail.get("requestParameters") if isinstance(detail.get("requestParameters"), dict) else {}
-    response = detail.get("responseElements") if isinstance(detail.get("responseElements"), dict) else {}
+def _apigateway_target(change: Change, detail: dict[str, Any]) -> Change | str:
+    request, response = _section(detail, "requestParameters"), _section(detail, "responseElements")
     rest_api, http_api = text(request.get("restApiId")), text(request.get("apiId"))
     if rest_api:
         uri = dig(request, "putIntegrationInput", "uri") or response.get("uri")
         resource, method = text(request.get("resourceId")), text(request.get("httpMethod"))
-        lookup = ("rest-integration", rest_api, resource, method) if resource and method else ()
+        lookup: tuple[str, ...] = ("rest-integration", rest_api, resource, method) if resource and method else ()
     elif http_api:
         uri = request.get("integrationUri") or response.get("integrationUri")
         integration = text(request.get("integrationId")) or text(response.get("integrationId"))
@@ -209,7 +209,13 @@ def _apigateway_target(change: Change, detail: dict[str, Any]) -> Union[Change, 
     return _with(change, lookup=lookup) if lookup else "no integration named in the event"
 
 
-def _with(change: Change, function: Optional[FunctionRef] = None, lookup: tuple[str, ...] = ()) -> Change:
+def _section(detail: dict[str, Any], key: str) -> dict[str, Any]:
+    """``requestParameters`` / ``responseElements`` as a dict (CloudTrail writes null for some calls)."""
+    value = detail.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _with(change: Change, function: FunctionRef | None = None, lookup: tuple[str, ...] = ()) -> Change:
     return Change(change.event_id, change.event_name, change.source, change.account, change.region,
                   change.actor, function, lookup)
 
@@ -218,9 +224,9 @@ _EC2_ID = {"route-table": re.compile(r"^rtb-[0-9a-f]{8,17}$"), "nat-gateway": re
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 
 
-def _dependency_target(change: Change, detail: dict[str, Any]) -> Union[Change, str]:
+def _dependency_target(change: Change, detail: dict[str, Any]) -> Change | str:
     """EC2 routing, IAM role policy and S3 notification changes: the functions they concern."""
-    request = detail.get("requestParameters") if isinstance(detail.get("requestParameters"), dict) else {}
+    request = _section(detail, "requestParameters")
     concerns = CONCERNS.get(change.source, ())
     if change.source == "aws.ec2":
         # Newer EC2 APIs wrap the payload: {"DeleteNatGatewayRequest": {"NatGatewayId": ...}}.

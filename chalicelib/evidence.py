@@ -21,7 +21,7 @@ import email.utils
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional, Union
+from typing import Any
 
 from chalicelib import alarms
 from chalicelib.events import Skip, dig, text
@@ -49,10 +49,10 @@ class Evidence:
     region: str
     functions: tuple[FunctionRef, ...]
     reason: str
-    observed_at: Optional[datetime] = None
+    observed_at: datetime | None = None
 
 
-def parse(event: Any) -> Union[Evidence, Skip]:
+def parse(event: Any) -> Evidence | Skip:
     """One EventBridge event → :class:`Evidence` or :class:`Skip`. Never raises."""
     try:
         kind = text(dig(event, "detail-type"))
@@ -65,7 +65,7 @@ def parse(event: Any) -> Union[Evidence, Skip]:
         return Skip(text(dig(event, "id")), "", f"malformed event ({type(exc).__name__})")
 
 
-def _envelope(event: dict[str, Any], name: str, source: str) -> Union[tuple[str, str, str, dict[str, Any]], Skip]:
+def _envelope(event: dict[str, Any], name: str, source: str) -> tuple[str, str, str, dict[str, Any]] | Skip:
     eid = text(event.get("id"))
     if text(event.get("source")) != source:
         return Skip(eid, name, f"not from {source} ({text(event.get('source'))[:40] or 'no source'})")
@@ -78,7 +78,7 @@ def _envelope(event: dict[str, Any], name: str, source: str) -> Union[tuple[str,
     return account, region, eid, detail
 
 
-def _alarm(event: dict[str, Any]) -> Union[Evidence, Skip]:
+def _alarm(event: dict[str, Any]) -> Evidence | Skip:
     name = text(dig(event, "detail", "alarmName"))
     envelope = _envelope(event, name, "aws.cloudwatch")
     if isinstance(envelope, Skip):
@@ -122,7 +122,7 @@ def _alarm(event: dict[str, Any]) -> Union[Evidence, Skip]:
     return Evidence(eid, name, ALARM_STATE_CHANGE, account, region, (ref,), reason, observed)
 
 
-def _health(event: dict[str, Any]) -> Union[Evidence, Skip]:
+def _health(event: dict[str, Any]) -> Evidence | Skip:
     code = text(dig(event, "detail", "eventTypeCode"))
     envelope = _envelope(event, code, "aws.health")
     if isinstance(envelope, Skip):
@@ -159,7 +159,7 @@ def _health(event: dict[str, Any]) -> Union[Evidence, Skip]:
     return Evidence(key, code, HEALTH_EVENT, account, region, tuple(refs), reason, observed)
 
 
-def _time(value: Any) -> Optional[datetime]:
+def _time(value: Any) -> datetime | None:
     """ISO-8601 (EventBridge, CloudWatch ``+0000``) or RFC-1123 (Health) → aware datetime; None if neither."""
     if not isinstance(value, str) or not value:
         return None

@@ -4,18 +4,18 @@ Each action names the gateway writes it uses, so its IAM permissions come from `
 spec carries the prior value it replaces (``spec.prior``); ``undo`` puts exactly that back.
 
 Example:
-    >>> spec = FixSpec("set-timeout", "arn:aws:lambda:us-east-1:123456789012:function:f", {"Timeout": 25},
-    ...                {"Timeout": 30})
-    >>> gateway = Gateway(Clients("us-east-1"), dry_run=True)
-    >>> apply(gateway, spec); undo(gateway, spec)
-    >>> [w.params["Timeout"] for w in gateway.log]
-    [25, 30]
+    spec = FixSpec("set-timeout", "arn:aws:lambda:us-east-1:123456789012:function:f", {"Timeout": 25},
+                   {"Timeout": 30})
+    gateway = Gateway(Clients("us-east-1"), dry_run=True)
+    apply(gateway, spec); undo(gateway, spec)
+    [w.params["Timeout"] for w in gateway.log]
+    # -> [25, 30]
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from botocore.exceptions import ClientError
 

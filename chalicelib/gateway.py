@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -56,7 +56,7 @@ class Gateway:
 
     clients: Clients
     dry_run: bool = False
-    max_writes: Optional[int] = None
+    max_writes: int | None = None
     log: list[WriteRecord] = field(default_factory=list)
     sleep: Any = time.sleep
 

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -23,7 +23,7 @@ from chalicelib.engine import EventReport
 from chalicelib.log import logger
 from chalicelib.runtime import Runtime
 
-_runtime: Optional[Runtime] = None
+_runtime: Runtime | None = None
 
 
 def current_runtime() -> Runtime:
@@ -35,7 +35,7 @@ def current_runtime() -> Runtime:
     return _runtime
 
 
-def reset_runtime(runtime: Optional[Runtime] = None) -> None:
+def reset_runtime(runtime: Runtime | None = None) -> None:
     """Replace the process-wide runtime (the CLI and tests set their own)."""
     global _runtime
     _runtime = runtime
@@ -61,7 +61,7 @@ def change_account(change: events.Change) -> str:
     return change.function.account if change.function and change.function.account else change.account
 
 
-def on_cloudtrail_change(event: Any, context: Any = None, runtime: Optional[Runtime] = None) -> dict[str, Any]:
+def on_cloudtrail_change(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:
     """A CloudTrail config change: parse, skip or act once (idempotent on the CloudTrail eventID)."""
     runtime = runtime or current_runtime()
     if runtime.mode == "off":
@@ -93,7 +93,7 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Optional[Runt
     return report
 
 
-def on_runaway_evidence(event: Any, context: Any = None, runtime: Optional[Runtime] = None) -> dict[str, Any]:
+def on_runaway_evidence(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:
     """A managed runaway alarm went to ALARM, or AWS Health reported a Lambda loop: kill the function(s) once
     (idempotent on the EventBridge id, or the Health event ARN, whose updates are one notice)."""
     runtime = runtime or current_runtime()
@@ -118,7 +118,7 @@ def on_runaway_evidence(event: Any, context: Any = None, runtime: Optional[Runti
     return report
 
 
-def on_schedule(event: Any, context: Any = None, runtime: Optional[Runtime] = None) -> dict[str, Any]:
+def on_schedule(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:
     """The periodic sweep: what no config event announces (metrics, logs, drift) is caught here, and
     approvals Slack could not take are re-sent. Acts exactly as ``safetycatch scan --fix``."""
     runtime = runtime or current_runtime()
@@ -134,7 +134,7 @@ def on_schedule(event: Any, context: Any = None, runtime: Optional[Runtime] = No
     return {"functions_scanned": report["functions_scanned"], "outcomes": outcomes, "errors": report["errors"]}
 
 
-def handle_event(event: Any, context: Any = None, runtime: Optional[Runtime] = None) -> dict[str, Any]:
+def handle_event(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:
     """Dispatch any event the deployed bot subscribes to, by ``detail-type`` (what ``replay`` runs)."""
     kind = events.dig(event, "detail-type")
     if kind == events.CLOUDTRAIL:

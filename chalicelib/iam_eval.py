@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Iterable, Optional, Sequence
+from functools import cache, lru_cache
+from typing import Any
 
 _VARIABLE = re.compile(r"\$\{[^}]*\}")
 
@@ -87,7 +88,7 @@ def glob_intersects(a: str, b: str) -> bool:
     """
     a, b = _VARIABLE.sub("*", a), _VARIABLE.sub("*", b)
 
-    @lru_cache(maxsize=None)
+    @cache
     def walk(i: int, j: int) -> bool:
         if i == len(a) and j == len(b):
             return True
@@ -109,8 +110,10 @@ def glob_covers(pattern: str, target: str) -> bool:
     contains, so a ``?`` or a literal cannot pass for a ``*``.
 
     Example:
-        >>> glob_covers("arn:aws:s3:::b/*", "arn:aws:s3:::b/in/*"), glob_covers("arn:aws:s3:::b/in/x", "arn:aws:s3:::b/in/*")
-        (True, False)
+        >>> glob_covers("arn:aws:s3:::b/*", "arn:aws:s3:::b/in/*")
+        True
+        >>> glob_covers("arn:aws:s3:::b/in/x", "arn:aws:s3:::b/in/*")
+        False
     """
     target = _VARIABLE.sub("*", target)
     if "*" not in target and "?" not in target:
@@ -151,7 +154,7 @@ def can_perform(policies: Iterable[tuple[str, Any]], actions: Sequence[str], tar
     parsed = [(name, s) for name, document in policies for s in statements(document)]
     denied_by = ""
     for action in actions:
-        deny: Optional[str] = next((name for name, s in parsed if s["Effect"] == "Deny" and "Condition" not in s
+        deny: str | None = next((name for name, s in parsed if s["Effect"] == "Deny" and "Condition" not in s
                                     and _applies_to_action(s, action) and _covers(s, target)), None)
         if deny is not None:
             denied_by = denied_by or deny

@@ -12,11 +12,11 @@ state table, taken by conditional write, makes two pieces of evidence for one lo
 killed function is never re-killed (its stored prior would become the zeroed state).
 
 Example:
-    >>> result = kill(runtime, "orders-api", reason="bill spike", actor="alice")
-    >>> result["outcome"], result["fix"]["prior"]["ReservedConcurrentExecutions"]
-    ('fixed', None)
-    >>> restore(runtime, "orders-api", actor="alice")["outcome"]
-    'restored'
+    result = kill(runtime, "orders-api", reason="bill spike", actor="alice")
+    result["outcome"], result["fix"]["prior"]["ReservedConcurrentExecutions"]
+    # -> ('fixed', None)
+    restore(runtime, "orders-api", actor="alice")["outcome"]
+    # -> 'restored'
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -57,21 +57,21 @@ def kill(runtime: Runtime, function_arn: str, reason: str, actor: str, *, automa
     Raises ``KillSwitchError`` for a bad function name, a function that does not exist or the bot being off.
 
     Example:
-        >>> kill(runtime, "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer", "loop", "alice")["outcome"]
-        'fixed'
+        kill(runtime, "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer", "loop", "alice")["outcome"]
+        # -> 'fixed'
     """
     return _kill(runtime, _ref(runtime, function_arn), reason, actor, automatic).to_json()
 
 
-def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: Optional[str] = None) -> dict[str, Any]:
+def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: str | None = None) -> dict[str, Any]:
     """Undo the function's active kill (or the kill ``fix_id``): put back exactly the stored prior state.
 
     Returns ``{"function", "fix_id", "outcome": "restored"|"failed"|"dry-run", "message", "prior"}``. Raises
     ``KillSwitchError`` when there is no kill to restore or another restore is under way.
 
     Example:
-        >>> restore(runtime, "thumbnailer", actor="alice")["message"]
-        'thumbnailer restored: reserved concurrency unset again, 1 mapping re-enabled, RecursiveLoop unchanged.'
+        restore(runtime, "thumbnailer", actor="alice")["message"]
+        # -> 'thumbnailer restored: reserved concurrency unset again, 1 mapping re-enabled, RecursiveLoop unchanged.'
     """
     ref = _ref(runtime, function_arn)
     engine = runtime.engine(ref.account, ref.region)
@@ -197,7 +197,7 @@ class _Kill:
         self.reason, self.actor = reason, actor
         self.context = f"{reason[:200]} ({actor})"
 
-    def end(self, outcome: str, message: str, detail: str = "", spec: Optional[FixSpec] = None, fix_id: str = "",
+    def end(self, outcome: str, message: str, detail: str = "", spec: FixSpec | None = None, fix_id: str = "",
             notify: bool = True) -> Decision:
         finding = Finding(POLICY, self.ref.arn, "critical", message, spec, {"reason": self.reason, "actor": self.actor})
         decision = Decision(finding, self.mode, outcome, detail, fix_id=fix_id)
@@ -216,7 +216,7 @@ class _Kill:
 
 
 def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic: bool,
-          observed_at: Optional[datetime] = None) -> Decision:
+          observed_at: datetime | None = None) -> Decision:
     cfg = _config(runtime)
     engine = runtime.engine(ref.account, ref.region)
     inventory, store = engine.inventory, engine.store
@@ -284,7 +284,7 @@ def _already(attempt: _Kill, lock: dict[str, Any]) -> Decision:
                        f"already killed by fix {fix_id or '(in progress)'}", fix_id=fix_id, notify=False)
 
 
-def _plan(engine: Engine, snapshot: FunctionSnapshot, current: Optional[int]) -> tuple[FixSpec, str]:
+def _plan(engine: Engine, snapshot: FunctionSnapshot, current: int | None) -> tuple[FixSpec, str]:
     """The kill's fix spec with the exact prior state, read fresh, and a sentence about what it changes."""
     running = [m for m in engine.inventory.function_mappings(snapshot) if m.state in RUNNING_STATES]
     recursion, why = engine.inventory.recursion_config(snapshot.ref)
@@ -301,12 +301,13 @@ def _plan(engine: Engine, snapshot: FunctionSnapshot, current: Optional[int]) ->
     return FixSpec("kill", snapshot.arn, params, prior), notes
 
 
-def _active_kill(engine: Engine, ref: FunctionRef, fix_id: Optional[str]) -> Optional[dict[str, Any]]:
+def _active_kill(engine: Engine, ref: FunctionRef, fix_id: str | None) -> dict[str, Any] | None:
     store = engine.store
     if fix_id:
         fix = store.get_fix(fix_id)
-        ok = fix and fix.get("function") == ref.arn and fix["spec"].get("action") == "kill"
-        return fix if ok and fix["status"] in RESTORABLE else None
+        if fix is None or fix.get("function") != ref.arn or fix["spec"].get("action") != "kill":
+            return None
+        return fix if fix["status"] in RESTORABLE else None
     lock = store.kill_lock(ref.arn)
     if lock and lock["status"] == "killed" and lock.get("fix_id"):
         fix = store.get_fix(str(lock["fix_id"]))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 MODES: tuple[str, ...] = ("auto", "approve", "notify", "off")
@@ -54,7 +54,7 @@ class FunctionRef:
         return f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:{self.name}"
 
     @classmethod
-    def parse(cls, text: Any, account: str, region: str) -> Optional["FunctionRef"]:
+    def parse(cls, text: Any, account: str, region: str) -> FunctionRef | None:
         """Parse every form AWS accepts for ``FunctionName``; None when it is not one.
 
         Example:
@@ -120,7 +120,7 @@ class ApiRoute:
     resource_id: str = ""
     http_method: str = ""
     integration_id: str = ""
-    responses: tuple["IntegrationResponse", ...] = ()
+    responses: tuple[IntegrationResponse, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,8 +145,8 @@ class ProvisionedConfig:
     (the configs API unavailable: only the metrics showed the qualifier has provisioned concurrency)."""
 
     qualifier: str
-    requested: Optional[int] = None
-    allocated: Optional[int] = None
+    requested: int | None = None
+    allocated: int | None = None
     status: str = ""
     last_modified: str = ""
 
@@ -259,8 +259,8 @@ class LogHits:
 class AccountFacts:
     """Account-wide numbers some checks need; None where AWS would not tell us."""
 
-    concurrency_limit: Optional[int] = None
-    unreserved_concurrency: Optional[int] = None
+    concurrency_limit: int | None = None
+    unreserved_concurrency: int | None = None
     unavailable: str = ""
 
 
@@ -289,11 +289,11 @@ class FunctionSnapshot:
     subnet_ids: tuple[str, ...] = ()
     ephemeral_mb: int = 512
     package_type: str = "Zip"
-    reserved_concurrency: Optional[int] = None
+    reserved_concurrency: int | None = None
     mappings: tuple[EventSourceMapping, ...] = ()
     routes: tuple[ApiRoute, ...] = ()
-    metrics: dict[MetricQuery, Optional[float]] = field(default_factory=dict)
-    alarm: Optional[dict[str, Any]] = None
+    metrics: dict[MetricQuery, float | None] = field(default_factory=dict)
+    alarm: dict[str, Any] | None = None
     flagged_by: set[str] = field(default_factory=set)
     loaded: set[str] = field(default_factory=set)
     architectures: tuple[str, ...] = ("x86_64",)
@@ -302,11 +302,11 @@ class FunctionSnapshot:
     provisioned_note: str = ""  # how ``provisioned`` was read, or why it could not be
     # Facets of vpc-no-egress, recursive-trigger and tmp-storage (read by inventory only when needed).
     custom_log_group: str = ""
-    network: Optional[NetworkFacts] = None
+    network: NetworkFacts | None = None
     role_policies: tuple[RolePolicy, ...] = ()
     triggers: tuple[Trigger, ...] = ()
-    recursive_loop: Optional[str] = None
-    log_hits: Optional[LogHits] = None
+    recursive_loop: str | None = None
+    log_hits: LogHits | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -340,7 +340,7 @@ class FixSpec:
                 "prior": dict(self.prior)}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "FixSpec":
+    def from_json(cls, data: dict[str, Any]) -> FixSpec:
         return cls(data["action"], data["target"], dict(data["params"]), dict(data["prior"]))
 
 
@@ -352,7 +352,7 @@ class Finding:
     function_arn: str
     severity: str
     message: str
-    fix: Optional[FixSpec] = None
+    fix: FixSpec | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
 
 

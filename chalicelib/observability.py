@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -35,7 +35,7 @@ NAMESPACE = "safetycatch"
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # An invocation that records nothing (outside Lambda, or a skipped route) flushes nothing; not worth a warning.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
-_tracer: Optional[Tracer] = None
+_tracer: Tracer | None = None
 
 # outcome -> metric name (one metric per outcome keeps the EMF dimensions to the service alone)
 OUTCOME_METRICS = {"fixed": "FindingsFixed", "pending-approval": "ApprovalsRequested", "notified": "FindingsNotified",

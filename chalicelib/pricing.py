@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 PRICE_LIST = "AWS list prices, us-east-1"  # the label every estimate carries
 HOURS_PER_MONTH = 730

@@ -15,8 +15,8 @@
 Dry-run makes zero AWS writes: the gateway only records, and state and idempotency stay in memory.
 
 Example:
-    >>> runtime = Runtime.from_env()
-    >>> engine = runtime.engine("123456789012", "us-east-1")
+    runtime = Runtime.from_env()
+    engine = runtime.engine("123456789012", "us-east-1")
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import boto3
 
@@ -55,15 +55,15 @@ def mode_from_env() -> str:
 MODE_MAX_AGE_SECONDS = 60  # how long an operator waits for a mode switch in SSM to take effect
 
 
-def mode_override(parameter: str, default: str, provider: Any, last_known: Optional[str] = None) -> str:
+def mode_override(parameter: str, default: str, provider: Any, last_known: str | None = None) -> str:
     """The global mode from the SSM ``parameter`` (cached ``MODE_MAX_AGE_SECONDS`` by the Powertools
     ``provider``). Fails closed: an invalid value turns the bot ``off``; an unreadable parameter keeps the
     last value read, or ``off`` if there is none; a missing parameter means ``default`` (the environment).
 
     Example:
-        >>> from aws_lambda_powertools.utilities.parameters import SSMProvider
-        >>> mode_override("/safetycatch/prod/mode", "enforce", SSMProvider())
-        'dry-run'
+        from aws_lambda_powertools.utilities.parameters import SSMProvider
+        mode_override("/safetycatch/prod/mode", "enforce", SSMProvider())
+        # -> 'dry-run'
     """
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
@@ -92,25 +92,25 @@ class Runtime:
 
     policy_set: PolicySet
     mode: str = "enforce"
-    table: Optional[str] = None
+    table: str | None = None
     session: Any = None
     notifier: Notifier = field(default_factory=LogNotifier)
     slack: Any = None  # chalicelib.slack.Slack when SAFETYCATCH_SLACK_SECRET is set
     account: str = ""
     _clients: dict[str, Clients] = field(default_factory=dict)
-    _store: Optional[StateStore] = None
-    _dedupe: Optional[Deduplicator] = None
-    mode_parameter: Optional[str] = None
+    _store: StateStore | None = None
+    _dedupe: Deduplicator | None = None
+    mode_parameter: str | None = None
     default_mode: str = ""
     member_role: str = accounts.DEFAULT_MEMBER_ROLE
-    external_id: Optional[str] = None
+    external_id: str | None = None
     _mode_provider: Any = None
-    _mode_from_parameter: Optional[str] = None
+    _mode_from_parameter: str | None = None
     _sessions: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, policies_dir: Optional[str] = None, mode: Optional[str] = None,
-                 region: Optional[str] = None) -> "Runtime":
+    def from_env(cls, policies_dir: str | None = None, mode: str | None = None,
+                 region: str | None = None) -> Runtime:
         """Read the contract settings; raise ``ConfigError`` / ``PolicyError`` with one clear line."""
         session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
         table = os.environ.get("SAFETYCATCH_TABLE") or None
@@ -153,7 +153,7 @@ class Runtime:
     def home_region(self) -> str:
         return self.session.region_name or os.environ.get("AWS_REGION") or "us-east-1"
 
-    def clients(self, region: Optional[str] = None, account: Optional[str] = None) -> Clients:
+    def clients(self, region: str | None = None, account: str | None = None) -> Clients:
         """Clients for ``region`` in the bot's account, or in ``account`` through its member role."""
         region = region or self.home_region
         foreign = bool(account) and account != self.bot_account()
@@ -195,7 +195,7 @@ class Runtime:
             self.account = self.clients().account_id()
         return self.account
 
-    def engine(self, account: str, region: str, max_writes: Optional[int] = None) -> Engine:
+    def engine(self, account: str, region: str, max_writes: int | None = None) -> Engine:
         """An engine reading and fixing ``account`` / ``region`` (a member account through its role)."""
         clients = self.clients(region, account)
         gateway = Gateway(clients, dry_run=self.mode == "dry-run", max_writes=max_writes)

@@ -10,19 +10,20 @@ The merged report keeps the single-region JSON contract (``account`` and ``regio
 each finding and a ``scopes`` list with each scope's figures.
 
 Example:
-    >>> scopes = plan_scopes(runtime, accounts=["111111111111"], regions=["us-east-1", "eu-west-1"])
-    >>> report = sweep_scopes(runtime, scopes, act=False)
-    >>> [s["region"] for s in report["scopes"]]
-    ['us-east-1', 'eu-west-1']
+    scopes = plan_scopes(runtime, accounts=["111111111111"], regions=["us-east-1", "eu-west-1"])
+    report = sweep_scopes(runtime, scopes, act=False)
+    [s["region"] for s in report["scopes"]]
+    # -> ['us-east-1', 'eu-west-1']
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 DEFAULT_WORKERS = 8
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-Progress = Callable[[int, Optional[int]], None]
+Progress = Callable[[int, int | None], None]
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ def parse_regions(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def plan_scopes(runtime: "Runtime", accounts: Optional[Iterable[str]] = None, all_accounts: bool = False,
-                regions: Optional[Iterable[str]] = None) -> list[Scope]:
+def plan_scopes(runtime: Runtime, accounts: Iterable[str] | None = None, all_accounts: bool = False,
+                regions: Iterable[str] | None = None) -> list[Scope]:
     """Every (account, region) pair to sweep: the listed accounts, or the organization's active accounts
     (Organizations ListAccounts), or the bot's own; in the listed regions, or the home region."""
     if all_accounts:
@@ -79,8 +80,8 @@ def plan_scopes(runtime: "Runtime", accounts: Optional[Iterable[str]] = None, al
     return [Scope(account, region) for account in ids for region in names]
 
 
-def sweep_scopes(runtime: "Runtime", scopes: list[Scope], act: bool = False, workers: int = DEFAULT_WORKERS,
-                 progress: Optional[Progress] = None) -> dict[str, Any]:
+def sweep_scopes(runtime: Runtime, scopes: list[Scope], act: bool = False, workers: int = DEFAULT_WORKERS,
+                 progress: Progress | None = None) -> dict[str, Any]:
     """Sweep every scope (in parallel, at most ``workers`` at a time) and merge the reports in scope order.
     A scope that fails (role not assumable, region disabled) becomes an error line, never an exception."""
     lock, scanned = threading.Lock(), {scope: 0 for scope in scopes}
@@ -89,7 +90,7 @@ def sweep_scopes(runtime: "Runtime", scopes: list[Scope], act: bool = False, wor
         runtime.store  # noqa: B018 - open the shared state store once, before the threads start
 
     def one(scope: Scope) -> dict[str, Any]:
-        def counted(done: int, total: Optional[int]) -> None:
+        def counted(done: int, total: int | None) -> None:
             with lock:
                 scanned[scope] = done
                 if progress:
@@ -111,7 +112,7 @@ def merge(account: str, region: str, scopes: list[Scope], reports: list[dict[str
     """One report from per-scope reports (the single-region contract plus ``scopes``)."""
     merged: dict[str, Any] = {"account": account, "region": region, "functions_scanned": 0, "findings": [],
                               "errors": [], "scopes": []}
-    for scope, report in zip(scopes, reports):
+    for scope, report in zip(scopes, reports, strict=False):
         merged["functions_scanned"] += report["functions_scanned"]
         merged["findings"].extend({**f, "account": scope.account, "region": scope.region}
                                   for f in report["findings"])

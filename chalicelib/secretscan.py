@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Optional
 
 # Value shapes that are credentials whatever the variable is called: (regex, what it is).
 CREDENTIAL_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), what) for p, what in (
@@ -119,7 +118,7 @@ def high_entropy(value: str) -> bool:
     return sum(map(len, runs)) / len(runs) <= 4.0
 
 
-def credential_shape(value: str, random_tokens: bool = True) -> Optional[str]:
+def credential_shape(value: str, random_tokens: bool = True) -> str | None:
     """What credential the value looks like (``"a Slack token (xox*)"``), or None. ``random_tokens=False``
     leaves out the high-entropy rule (for names that say the value is an id, a hash, a version...).
 
@@ -144,7 +143,7 @@ def is_about_a_secret(name: str) -> bool:
     return bool(parts) and (parts[-1] in _ABOUT_SUFFIXES or "_".join(parts[-2:]) in _ABOUT_SUFFIXES)
 
 
-def secret_name(name: str) -> Optional[str]:
+def secret_name(name: str) -> str | None:
     """The word that makes ``name`` look secret (``"PASSWORD"``), or None - also None when the name ends in a
     word saying it is *about* a secret (``SECRET_ARN``, ``TOKEN_TTL``).
 
@@ -155,7 +154,7 @@ def secret_name(name: str) -> Optional[str]:
     parts = words(name)
     if not parts or is_about_a_secret(name):
         return None
-    for first, second in zip(parts, parts[1:]):
+    for first, second in zip(parts, parts[1:], strict=False):
         if (first, second) in _SECRET_PAIRS:
             return f"{first}_{second}"
     for part in parts:
@@ -165,7 +164,7 @@ def secret_name(name: str) -> Optional[str]:
     return next((s for s in _SECRET_SUBSTRINGS if s in joined), None)
 
 
-def classify(name: str, value: object) -> Optional[str]:
+def classify(name: str, value: object) -> str | None:
     """Why the variable ``name=value`` holds a secret in plain text, or None. The reason never quotes the value.
 
     Example:

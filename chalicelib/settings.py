@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from chalicelib.checks import REGISTRY, Check
 from chalicelib.model import MODES, SEVERITIES
@@ -92,12 +92,21 @@ class PolicySet:
         """Checks to run, in id order, with their configuration (mode ``off`` left out)."""
         return [(REGISTRY[pid], cfg) for pid, cfg in sorted(self.policies.items()) if cfg.mode != "off"]
 
+    def only(self, *policy_ids: str) -> PolicySet:
+        """The same settings with just these policies (those that are configured).
+
+        Example:
+            >>> sorted(load().only("apigw-timeout", "memory-cpu").policies)
+            ['apigw-timeout', 'memory-cpu']
+        """
+        return PolicySet(self.settings, {pid: cfg for pid, cfg in self.policies.items() if pid in policy_ids})
+
     def to_json(self) -> dict[str, Any]:
         return {"settings": asdict(self.settings),
                 "policies": {pid: asdict(cfg) for pid, cfg in sorted(self.policies.items())}}
 
 
-def _strings(file: str, key: str, value: Any, pattern: Optional[re.Pattern[str]] = None) -> tuple[str, ...]:
+def _strings(file: str, key: str, value: Any, pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -199,7 +208,7 @@ def validate(documents: dict[str, Any]) -> PolicySet:
     Example:
         >>> validate({"apigw-timeout.yaml": {"mode": "sometimes"}})
         Traceback (most recent call last):
-        chalicelib.settings.PolicyError: apigw-timeout.yaml: mode: expected one of auto, approve, notify, off, got 'sometimes'
+        chalicelib.settings.PolicyError: apigw-timeout.yaml: mode: expected one of auto, approve, ... got 'sometimes'
     """
     settings = _settings(documents.get(SETTINGS_FILE))
     policies = {}
@@ -223,7 +232,7 @@ def from_json(data: dict[str, Any]) -> PolicySet:
     return validate(documents)
 
 
-def load(policies_dir: Optional[str] = None) -> PolicySet:
+def load(policies_dir: str | None = None) -> PolicySet:
     """The policy set to run with: ``policies_dir`` (or ``SAFETYCATCH_POLICIES``) if given; else the repo's
     ``policies/`` when it is there (a checkout); else the compiled JSON shipped in the Lambda package.
 

@@ -17,10 +17,10 @@ and connection errors are retried by slack-sdk's own retry handlers; what still 
 :class:`SlackUnavailable` and the caller keeps the approval PENDING and unposted (re-sent next time).
 
 Example:
-    >>> slack = Slack.from_env(session)
-    >>> ts = slack.post("C0123", "safetycatch: orders-api", blocks)
-    >>> slack.verify(body, headers)
-    True
+    slack = Slack.from_env(session)
+    ts = slack.post("C0123", "safetycatch: orders-api", blocks)
+    slack.verify(body, headers)
+    # -> True
 """
 
 from __future__ import annotations
@@ -28,16 +28,20 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import (ConnectionErrorRetryHandler, RateLimitErrorRetryHandler,
-                                                   ServerErrorRetryHandler)
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
 from slack_sdk.models.blocks import Block
-from slack_sdk.signature import SignatureVerifier
+from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from chalicelib.log import logger
@@ -58,7 +62,7 @@ class SlackNotConfigured(RuntimeError):
     """``SAFETYCATCH_SLACK_SECRET`` is not set: the Slack routes cannot verify anything."""
 
 
-def api_base_url(url: Optional[str]) -> str:
+def api_base_url(url: str | None) -> str:
     """``WebClient.base_url`` for ``SAFETYCATCH_SLACK_API_URL``.
 
     Example:
@@ -86,8 +90,8 @@ def load_credentials(secret_id: str, session: Any = None, max_age: int = SECRET_
     """Read ``{"bot_token", "signing_secret"}`` from Secrets Manager through Powertools Parameters (cached).
 
     Example:
-        >>> load_credentials("safetycatch/slack").signing_secret != ""
-        True
+        load_credentials("safetycatch/slack").signing_secret != ""
+        # -> True
     """
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
@@ -113,7 +117,7 @@ class Slack:
     work only, never the event handler.
     """
 
-    def __init__(self, secret_id: str, channel: str = "", api_url: Optional[str] = None, session: Any = None,
+    def __init__(self, secret_id: str, channel: str = "", api_url: str | None = None, session: Any = None,
                  clock: Any = time.time) -> None:
         self.secret_id, self.channel, self.api_url, self.session = secret_id, channel, api_url, session
         self.clock = clock
@@ -122,7 +126,7 @@ class Slack:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_env(cls, session: Any = None) -> Optional["Slack"]:
+    def from_env(cls, session: Any = None) -> Slack | None:
         """The configured Slack, or None without ``SAFETYCATCH_SLACK_SECRET``."""
         secret = os.environ.get("SAFETYCATCH_SLACK_SECRET", "").strip()
         if not secret:
@@ -223,7 +227,7 @@ class Slack:
         return users
 
 
-class _Clock:
+class _Clock(Clock):
     """SignatureVerifier's clock protocol over an injectable ``time.time``."""
 
     def __init__(self, now: Any) -> None:

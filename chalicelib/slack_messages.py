@@ -9,9 +9,9 @@ Buttons carry only an opaque id in ``value`` (``action_id`` says what it is): ``
 approval id, ``undo`` / ``restore`` a fix id. What they do is read from the state table, never the request.
 
 Example:
-    >>> notifier = SlackNotifier(slack, "C0SAFETY", lambda: store)
-    >>> notifier.notify(snapshot, decisions, "UpdateFunctionConfiguration by alice (e1)")
-    >>> text, blocks = render(store, store.get_message(message_id))
+    notifier = SlackNotifier(slack, "C0SAFETY", lambda: store)
+    notifier.notify(snapshot, decisions, "UpdateFunctionConfiguration by alice (e1)")
+    text, blocks = render(store, store.get_message(message_id))
 """
 
 from __future__ import annotations
@@ -19,11 +19,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Any
 
-from slack_sdk.models.blocks import (ActionsBlock, Block, ButtonElement, ConfirmObject, ContextBlock, DividerBlock,
-                                     HeaderBlock, MarkdownTextObject, PlainTextObject, SectionBlock)
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
 
 from chalicelib.log import logger
 from chalicelib.model import Decision, FunctionRef, FunctionSnapshot
@@ -101,13 +112,13 @@ def _clip(text: str, limit: int = SECTION_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _button(label: str, action_id: str, value: str, style: Optional[str] = None,
-            confirm: Optional[ConfirmObject] = None) -> ButtonElement:
+def _button(label: str, action_id: str, value: str, style: str | None = None,
+            confirm: ConfirmObject | None = None) -> ButtonElement:
     return ButtonElement(text=PlainTextObject(text=label, emoji=True), action_id=action_id, value=value,
                          style=style, confirm=confirm)
 
 
-def _finding_blocks(policy: str, severity: str, message: str, spec: Optional[dict[str, Any]],
+def _finding_blocks(policy: str, severity: str, message: str, spec: dict[str, Any] | None,
                     function_arn: str) -> list[Block]:
     mark = SEVERITY_MARK.get(severity, ":white_circle:")
     why = why_it_matters(policy)
@@ -162,9 +173,10 @@ def _fix_state_blocks(fix: dict[str, Any], automatic: bool = False) -> list[Bloc
         "applied": done,
         "failed": f":warning: Fix failed: {fix.get('reason', '')}",
         "skipped": f":pause_button: Not applied: {fix.get('reason', '')}",
-        "undoing": f":leftwards_arrow_with_hook: {'Restore' if kill else 'Undo'} requested by {_who(fix.get('undo_by'))}",
+        "undoing": f":leftwards_arrow_with_hook: {'Restore' if kill else 'Undo'} requested by "
+        f"{_who(fix.get('undo_by'))}",
         "undone": f":leftwards_arrow_with_hook: {'Restored' if kill else 'Undone'} by {_who(fix.get('undo_by'))} "
-                  f"{_when(fix.get('undo_at'))} · prior value is back",
+        f"{_when(fix.get('undo_at'))} · prior value is back",
         "undo-failed": f":warning: {'Restore' if kill else 'Undo'} failed: {fix.get('reason', '')}",
     }.get(status, status)
     blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(text=_clip(state))])]

@@ -17,9 +17,9 @@ the route answers (local runs, tests, the demo); a function name or ARN invokes 
 ``<app>-<stage>-slack_worker``, and outside Lambda it runs inline.
 
 Example:
-    >>> answer = on_actions(raw_body, headers)   # what app.py's route returns
-    >>> answer["status_code"]
-    200
+    answer = on_actions(raw_body, headers)   # what app.py's route returns
+    answer["status_code"]
+    # -> 200
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import hashlib
 import json
 import os
 import threading
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qs
 
 from chalicelib import approvals
@@ -66,9 +67,9 @@ def _text(value: Any, limit: int = 300) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
-def _gate(runtime: Any, body: bytes, headers: Mapping[str, str]) -> Optional[dict[str, Any]]:
+def _gate(runtime: Any, body: bytes, headers: Mapping[str, str]) -> dict[str, Any] | None:
     """None when the request is Slack's and new; else the answer that refuses it (no side effect)."""
-    slack: Optional[Slack] = getattr(runtime, "slack", None)
+    slack: Slack | None = getattr(runtime, "slack", None)
     if slack is None:
         logger.warning("slack request but SAFETYCATCH_SLACK_SECRET is not set")
         return _answer(503, {"error": "Slack is not configured"})

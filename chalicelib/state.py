@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -58,12 +58,12 @@ class Table(Protocol):
     """The few table operations the store needs; ``DynamoTable`` and ``MemoryTable`` implement them."""
 
     def put(self, item: dict[str, Any]) -> None: ...
-    def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]: ...
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
     def update_if(self, pk: str, sk: str, changes: dict[str, Any], expect: dict[str, Any]) -> bool: ...
     def query_index(self, gsi1pk: str, prefix: str = "") -> list[dict[str, Any]]: ...
     def query_pk(self, pk: str) -> list[dict[str, Any]]: ...
     def increment_below(self, pk: str, sk: str, limit: int, expiration: int) -> bool: ...
-    def put_new(self, item: dict[str, Any], now: Optional[int] = None) -> bool: ...
+    def put_new(self, item: dict[str, Any], now: int | None = None) -> bool: ...
 
 
 class MemoryTable:
@@ -77,7 +77,7 @@ class MemoryTable:
         with self._lock:
             self.items[(item["pk"], item["sk"])] = dict(item)
 
-    def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]:
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         item = self.items.get((pk, sk))
         return dict(item) if item else None
 
@@ -105,7 +105,7 @@ class MemoryTable:
             item["count"] += 1
             return True
 
-    def put_new(self, item: dict[str, Any], now: Optional[int] = None) -> bool:
+    def put_new(self, item: dict[str, Any], now: int | None = None) -> bool:
         """Write ``item`` unless it exists (with ``now``: unless it exists and has not expired)."""
         with self._lock:
             existing = self.items.get((item["pk"], item["sk"]))
@@ -132,7 +132,7 @@ class DynamoTable:
     def put(self, item: dict[str, Any]) -> None:
         self.client.put_item(TableName=self.name, Item=self._dump(item))
 
-    def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]:
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         raw = self.client.get_item(TableName=self.name, Key=self._dump({"pk": pk, "sk": sk}), ConsistentRead=True)
         return self._load(raw["Item"]) if "Item" in raw else None
 
@@ -184,7 +184,7 @@ class DynamoTable:
             raise
         return True
 
-    def put_new(self, item: dict[str, Any], now: Optional[int] = None) -> bool:
+    def put_new(self, item: dict[str, Any], now: int | None = None) -> bool:
         """Conditional put: only if absent (with ``now``: or expired)."""
         condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         if now is not None:
@@ -259,7 +259,7 @@ class StateStore:
     def mark_fix(self, fix_id: str, status: str, expect: str, **attrs: Any) -> bool:
         return self.table.update_if(f"fix#{fix_id}", "fix", {"status": status, **attrs}, {"status": expect})
 
-    def get_fix(self, fix_id: str) -> Optional[dict[str, Any]]:
+    def get_fix(self, fix_id: str) -> dict[str, Any] | None:
         item = self.table.get(f"fix#{fix_id}", "fix")
         return _decode(item) if item else None
 
@@ -283,7 +283,7 @@ class StateStore:
         self.table.put(item)
         return _decode(item)
 
-    def get_approval(self, approval_id: str) -> Optional[dict[str, Any]]:
+    def get_approval(self, approval_id: str) -> dict[str, Any] | None:
         item = self.table.get(f"approval#{approval_id}", "approval")
         return _decode(item) if item else None
 
@@ -317,7 +317,7 @@ class StateStore:
                         **{k: v for k, v in attrs.items() if isinstance(v, (str, int))}})
         return message_id
 
-    def get_message(self, message_id: str) -> Optional[dict[str, Any]]:
+    def get_message(self, message_id: str) -> dict[str, Any] | None:
         item = self.table.get(f"message#{message_id}", "message")
         if not item:
             return None
@@ -349,11 +349,11 @@ class StateStore:
 
     # -- kill-switch -----------------------------------------------------------------------------
 
-    def kill_lock(self, function_arn: str) -> Optional[dict[str, Any]]:
+    def kill_lock(self, function_arn: str) -> dict[str, Any] | None:
         """The kill-switch's lock item for one function (None: never killed)."""
         return self.table.get(f"kill#{function_arn}", "kill")
 
-    def claim_kill(self, function_arn: str, seen: Optional[dict[str, Any]]) -> Optional[str]:
+    def claim_kill(self, function_arn: str, seen: dict[str, Any] | None) -> str | None:
         """Take the function's kill lock, as ``seen`` just before; returns the claim token, or None when another
         kill got there first. ``seen`` None creates the lock; otherwise it is taken over only if unchanged."""
         token = uuid.uuid4().hex
@@ -381,6 +381,6 @@ def _decode(item: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def open_store(clients: Clients, table_name: Optional[str]) -> StateStore:
+def open_store(clients: Clients, table_name: str | None) -> StateStore:
     """The DynamoDB store when ``table_name`` is set, else an in-memory one for this run."""
     return StateStore(DynamoTable(clients, table_name) if table_name else MemoryTable())

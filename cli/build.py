@@ -64,7 +64,7 @@ def chalice_resources(stage: str) -> dict[str, str]:
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    import app as chalice_app  # noqa: PLC0415 - the app object is the source of truth for its functions
+    import app as chalice_app
 
     app = chalice_app.app
     names = {to_cfn_resource_name(source.name): source.name for source in app.event_sources}
@@ -109,7 +109,7 @@ def _fix_log_group_refs(template: dict[str, Any]) -> None:
         name = resource.get("Properties", {}).get("LogGroupName")
         if resource["Type"] == "AWS::Logs::LogGroup" and isinstance(name, dict) and "Fn::Sub" in name:
             resource["Properties"]["LogGroupName"] = {"Fn::Sub": re.sub(
-                r"\$\{(\w+)\}", lambda m: "${" + by_lower.get(m[1].lower(), m[1]) + "}", name["Fn::Sub"])}
+                r"\$\{(\w+)\}", lambda m: "${" + by_lower.get(m[1].lower(), str(m[1])) + "}", name["Fn::Sub"])}
 
 
 def slack_manifest(api_url: str) -> str:
@@ -162,8 +162,11 @@ def main(argv: list[str]) -> int:
         elif argv[:1] == ["package"] and len(argv) <= 2:
             stage = argv[1] if len(argv) == 2 else os.environ.get("STAGE", "dev")
             zip_path, report = package(stage=stage)
-            print(f"{zip_path.relative_to(ROOT)}: {report.after:,} bytes (budget {BUDGET_BYTES:,}; "
-                  f"{report.before:,} before slimming, {len(report.removed)} files dropped: unused slack-sdk, stray bytecode)")
+            print(
+                f"{zip_path.relative_to(ROOT)}: {report.after:,} bytes (budget {BUDGET_BYTES:,}; "
+                f"{report.before:,} before slimming, {len(report.removed)} files dropped: "
+                "unused slack-sdk, stray bytecode)"
+            )
             print(f"{(zip_path.parent / 'sam.yaml').relative_to(ROOT)}: stage {stage}")
         else:
             print("usage: python -m cli.build compile | iam | package [STAGE] | slack-manifest URL", file=sys.stderr)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -40,7 +40,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def api_call(event_name: str, request: Optional[dict[str, Any]], response: Optional[dict[str, Any]] = None,
+def api_call(event_name: str, request: dict[str, Any] | None, response: dict[str, Any] | None = None,
              service: str = "lambda", role: str = "dev-role", session: str = "alice", account: str = ACCOUNT,
              region: str = REGION, error_code: str = "", event_id: str = "") -> dict[str, Any]:
     """One EventBridge event for a CloudTrail management API call."""

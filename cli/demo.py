@@ -123,10 +123,18 @@ def _infrastructure_footguns(account: SandboxAccount) -> dict[str, str]:
                                      "Resource": "arn:aws:s3:::demo-uploads-123456789012/*"}]}
     lam = account.client("lambda")
     arns = {
-        "geo-lookup": account.function("geo-lookup", VpcConfig={"SubnetIds": network["subnets"], "SecurityGroupIds": []}),
-        "uploads-processor": str(lam.create_function(
-            FunctionName="uploads-processor", Runtime="python3.12", Handler="app.handler", Code={"ZipFile": account._zip},
-            Role=account.execution_role("uploads-processor-role", {"write-uploads": writes_uploads}))["FunctionArn"]),
+        "geo-lookup": account.function(
+            "geo-lookup", VpcConfig={"SubnetIds": network["subnets"], "SecurityGroupIds": []}
+        ),
+        "uploads-processor": str(
+            lam.create_function(
+                FunctionName="uploads-processor",
+                Runtime="python3.12",
+                Handler="app.handler",
+                Code={"ZipFile": account._zip},
+                Role=account.execution_role("uploads-processor-role", {"write-uploads": writes_uploads}),
+            )["FunctionArn"]
+        ),
         "legacy-orders": account.function("legacy-orders", timeout=20),
         "thumbnails": account.function("thumbnails", timeout=20),
     }
@@ -232,10 +240,14 @@ def _runaway_loop(account: SandboxAccount, tmp: str, number: int) -> None:
 
 def run_demo() -> int:
     started = time.monotonic()
-    console.print(Panel.fit(
-        "[bold]safetycatch[/] keeps AWS Lambda functions out of the classic footguns.\n"
-        "This tour runs on an embedded AWS (a moto server) and a local Slack - no account, nothing leaves this machine.",
-        border_style="cyan"))
+    console.print(
+        Panel.fit(
+            "[bold]safetycatch[/] keeps AWS Lambda functions out of the classic footguns.\n"
+            "This tour runs on an embedded AWS (a moto server) and a local Slack - "
+            "no account, nothing leaves this machine.",
+            border_style="cyan",
+        )
+    )
     with moto_server() as endpoint, tempfile.TemporaryDirectory() as tmp, \
             patched_env(SAFETYCATCH_TABLE="safetycatch-demo-state", SAFETYCATCH_MODE="enforce"), \
             contextlib.ExitStack() as stack:
@@ -243,15 +255,17 @@ def run_demo() -> int:
         chat = stack.enter_context(local_slack_bot(account))
         _step(1, f"An account with footguns (moto at {endpoint})")
         arns = _build_account(account)
-        console.print("orders-api   REST API GET /orders -> function with a 30 s timeout (API Gateway gives up at 29 s)\n"
-                      "orders-worker SQS batch of 10, no ReportBatchItemFailures\n"
-                      "payments     tagged critical=true, peak 42 concurrent, no reserved concurrency\n"
-                      "legacy-batch critical too, but tagged safetycatch:exempt=true\n"
-                      "geo-lookup   in a VPC whose only default route is an internet gateway (no egress for Lambda)\n"
-                      "uploads-processor  writes to the bucket prefix that triggers it (a recursive loop)\n"
-                      "legacy-orders  REST API non-proxy integration: unhandled errors answer 200\n"
-                      "thumbnails   'No space left on device' in its logs (/tmp fills up)\n"
-                      "reports, checkout, invoices  healthy (for now)")
+        console.print(
+            "orders-api   REST API GET /orders -> function with a 30 s timeout (API Gateway gives up at 29 s)\n"
+            "orders-worker SQS batch of 10, no ReportBatchItemFailures\n"
+            "payments     tagged critical=true, peak 42 concurrent, no reserved concurrency\n"
+            "legacy-batch critical too, but tagged safetycatch:exempt=true\n"
+            "geo-lookup   in a VPC whose only default route is an internet gateway (no egress for Lambda)\n"
+            "uploads-processor  writes to the bucket prefix that triggers it (a recursive loop)\n"
+            "legacy-orders  REST API non-proxy integration: unhandled errors answer 200\n"
+            "thumbnails   'No space left on device' in its logs (/tmp fills up)\n"
+            "reports, checkout, invoices  healthy (for now)"
+        )
         console.print(MORE_FOOTGUNS)
 
         _step(2, "Create the state table", "safetycatch init")

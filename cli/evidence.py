@@ -6,9 +6,9 @@ health-AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION.json: in alarm events ``dimen
 are ``...+0000`` and ``reasonData`` is a JSON string; Health times are RFC 1123 and page fields are strings.
 
 Example:
-    >>> alarm = cloudwatch.describe_alarms(AlarmNames=["safetycatch-runaway-thumbnailer"])["MetricAlarms"][0]
-    >>> alarm_state_change(alarm)["detail"]["configuration"]["metrics"][1]["metricStat"]["metric"]["dimensions"]
-    {'FunctionName': 'thumbnailer'}
+    alarm = cloudwatch.describe_alarms(AlarmNames=["safetycatch-runaway-thumbnailer"])["MetricAlarms"][0]
+    alarm_state_change(alarm)["detail"]["configuration"]["metrics"][1]["metricStat"]["metric"]["dimensions"]
+    # -> {'FunctionName': 'thumbnailer'}
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import uuid
 from datetime import datetime, timezone
 from email.utils import format_datetime
-from typing import Any, Optional
+from typing import Any
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -43,7 +43,7 @@ def _metric(metric: dict[str, Any]) -> dict[str, Any]:
 
 
 def alarm_state_change(alarm: dict[str, Any], state: str = "ALARM", previous: str = "OK", reason: str = "",
-                       datapoints: Optional[list[float]] = None, account: str = ACCOUNT,
+                       datapoints: list[float] | None = None, account: str = ACCOUNT,
                        region: str = REGION) -> dict[str, Any]:
     """The EventBridge event CloudWatch emits when ``alarm`` (a DescribeAlarms item) changes state."""
     now = datetime.now(timezone.utc)

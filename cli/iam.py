@@ -32,8 +32,9 @@ import ast
 import fnmatch
 import functools
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 import botocore.session
 from botocore import xform_name
@@ -84,23 +85,23 @@ def source_files() -> list[Path]:
 # -- AWS operations in the code ------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _services() -> frozenset[str]:
     return frozenset(botocore.session.get_session().get_available_services())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(service: str) -> Any:
     return botocore.session.get_session().get_service_model(service)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _operations(service: str) -> dict[str, str]:
     """boto3 method name -> operation name for one service."""
     return {xform_name(op): op for op in _model(service).operation_names}
 
 
-def _service_of(node: ast.AST) -> Optional[str]:
+def _service_of(node: ast.AST) -> str | None:
     """``X("lambda")`` (a call whose first argument is a known service name) -> "lambda"."""
     if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
         value = node.args[0].value
@@ -123,8 +124,9 @@ def code_operations(paths: Iterable[Path]) -> set[tuple[str, str]]:
         for node in ast.walk(tree):
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
                 for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                    pairs = zip(target.elts, node.value.elts) if isinstance(target, ast.Tuple) and isinstance(
-                        node.value, ast.Tuple) else [(target, node.value)]
+                    pairs: Any = [(target, node.value)]
+                    if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                        pairs = zip(target.elts, node.value.elts, strict=False)
                     for name, value in pairs:
                         if service := _service_of(value):
                             held[ast.unparse(name)] = service
@@ -186,7 +188,7 @@ def declared_actions() -> set[str]:
     return {action for _, _, action in WRITES.values()} | {a for c in REGISTRY.values() for a in c.read_permissions}
 
 
-def code_actions(paths: Optional[Iterable[Path]] = None) -> set[str]:
+def code_actions(paths: Iterable[Path] | None = None) -> set[str]:
     """Every IAM action the deployed code needs: declared, called, and called by libraries for it."""
     paths = list(paths or source_files())
     return declared_actions() | {iam_action(s, o) for s, o in code_operations(paths)} | library_actions(paths)
@@ -195,7 +197,7 @@ def code_actions(paths: Optional[Iterable[Path]] = None) -> set[str]:
 # -- policies --------------------------------------------------------------------------------------------
 
 
-def stage_settings(stage: str, config: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def stage_settings(stage: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """The stage's environment (top level merged with the stage's) and its other settings."""
     config = config or json.loads(CONFIG.read_text())
     stage_config = config.get("stages", {}).get(stage, {})
@@ -218,7 +220,9 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         "cloudwatch:PutMetricAlarm": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
         "cloudwatch:DeleteAlarms": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
         "logs:*": (_arn("logs", f"log-group:/aws/lambda/{own}*"), _arn("logs", f"log-group:/aws/lambda/{own}*:*")),
-        "sts:AssumeRole": (f"arn:{PARTITION}:iam::*:role/{env.get('SAFETYCATCH_MEMBER_ROLE', 'safetycatch-remediation')}",),
+        "sts:AssumeRole": (
+            f"arn:{PARTITION}:iam::*:role/{env.get('SAFETYCATCH_MEMBER_ROLE', 'safetycatch-remediation')}",
+        ),
     }
     if env.get("SAFETYCATCH_MODE_PARAMETER"):
         scopes["ssm:*"] = (_arn("ssm", "parameter/" + env["SAFETYCATCH_MODE_PARAMETER"].lstrip("/")),)
@@ -253,8 +257,8 @@ def build_policy(actions: Iterable[str], scopes: dict[str, tuple[str, ...]]) -> 
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def bot_policy(stage: str, config: Optional[dict[str, Any]] = None,
-               paths: Optional[Iterable[Path]] = None) -> dict[str, Any]:
+def bot_policy(stage: str, config: dict[str, Any] | None = None,
+               paths: Iterable[Path] | None = None) -> dict[str, Any]:
     """The bot's execution-role policy for one stage (what .chalice/policy-<stage>.json holds)."""
     settings = stage_settings(stage, config)
     actions = code_actions(paths) | set(LAMBDA_BASICS)
@@ -263,7 +267,7 @@ def bot_policy(stage: str, config: Optional[dict[str, Any]] = None,
     return build_policy(actions, resource_scopes(settings))
 
 
-def member_policy(paths: Optional[Iterable[Path]] = None) -> dict[str, Any]:
+def member_policy(paths: Iterable[Path] | None = None) -> dict[str, Any]:
     """The member accounts' remediation role: the estate reads and fixes only (no state, secrets, roles)."""
     actions = {a for a in code_actions(paths)
                if a.split(":", 1)[0] not in BOT_ONLY_SERVICES and a not in BOT_ONLY_ACTIONS}
@@ -282,12 +286,12 @@ def allows(policy: dict[str, Any], action: str) -> bool:
     return False
 
 
-def stages(config: Optional[dict[str, Any]] = None) -> list[str]:
+def stages(config: dict[str, Any] | None = None) -> list[str]:
     config = config or json.loads(CONFIG.read_text())
     return sorted(config.get("stages", {}))
 
 
-def policy_path(stage: str, config: Optional[dict[str, Any]] = None) -> Path:
+def policy_path(stage: str, config: dict[str, Any] | None = None) -> Path:
     config = config or json.loads(CONFIG.read_text())
     stage_config = config.get("stages", {}).get(stage, {})
     return CONFIG.parent / (stage_config.get("iam_policy_file") or config.get("iam_policy_file")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
@@ -86,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (``safetycatch`` calls ``sys.exit(main())``)."""
     args = _parser().parse_args(argv)
     if not args.verbose:
@@ -115,7 +116,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _runtime(args: argparse.Namespace, mode: Optional[str] = None) -> Any:
+def _runtime(args: argparse.Namespace, mode: str | None = None) -> Any:
     from chalicelib.runtime import Runtime
 
     return Runtime.from_env(getattr(args, "policies", None), mode=mode, region=getattr(args, "region", None))

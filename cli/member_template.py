@@ -79,51 +79,108 @@ def member_template() -> dict[str, Any]:
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "safetycatch member account - remediation role and event forwarding to the bot account",
         "Parameters": {
-            "BotAccountId": {"Type": "String", "AllowedPattern": r"^\d{12}$",
-                             "Description": "The account the safetycatch bot runs in"},
-            "BotRegion": {"Type": "String", "Default": "us-east-1", "AllowedPattern": r"^[a-z]{2}(-[a-z]+)+-\d$",
-                          "Description": "The bot's region (its default event bus receives the forwarded events)"},
-            "ExternalId": {"Type": "String", "MinLength": 2, "MaxLength": 1224, "AllowedPattern": r"^[\w+=,.@:/-]+$",
-                           "Description": "Must equal the bot's SAFETYCATCH_EXTERNAL_ID"},
-            "RoleName": {"Type": "String", "Default": DEFAULT_MEMBER_ROLE, "AllowedPattern": r"^safetycatch-[\w+=,.@-]+$",
-                         "Description": "Must equal the bot's SAFETYCATCH_MEMBER_ROLE (and match its self_role_patterns)"},
+            "BotAccountId": {
+                "Type": "String",
+                "AllowedPattern": r"^\d{12}$",
+                "Description": "The account the safetycatch bot runs in",
+            },
+            "BotRegion": {
+                "Type": "String",
+                "Default": "us-east-1",
+                "AllowedPattern": r"^[a-z]{2}(-[a-z]+)+-\d$",
+                "Description": "The bot's region (its default event bus receives the forwarded events)",
+            },
+            "ExternalId": {
+                "Type": "String",
+                "MinLength": 2,
+                "MaxLength": 1224,
+                "AllowedPattern": r"^[\w+=,.@:/-]+$",
+                "Description": "Must equal the bot's SAFETYCATCH_EXTERNAL_ID",
+            },
+            "RoleName": {
+                "Type": "String",
+                "Default": DEFAULT_MEMBER_ROLE,
+                "AllowedPattern": r"^safetycatch-[\w+=,.@-]+$",
+                "Description": "Must equal the bot's SAFETYCATCH_MEMBER_ROLE (and match its self_role_patterns)",
+            },
         },
         "Resources": {
-            "RemediationRole": {"Type": "AWS::IAM::Role", "Properties": {
-                "RoleName": {"Ref": "RoleName"},
-                "Description": "Assumed by the safetycatch bot to read and fix this account's Lambda functions",
-                "MaxSessionDuration": 3600,
-                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                    "Effect": "Allow", "Action": "sts:AssumeRole",
-                    "Principal": {"AWS": _sub("arn:${AWS::Partition}:iam::${BotAccountId}:root")},
-                    "Condition": {
-                        "StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}},
-                        "ArnLike": {"aws:PrincipalArn": _sub("arn:${AWS::Partition}:iam::${BotAccountId}:role/safetycatch-*")},
+            "RemediationRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "RoleName": {"Ref": "RoleName"},
+                    "Description": "Assumed by the safetycatch bot to read and fix this account's Lambda functions",
+                    "MaxSessionDuration": 3600,
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": "sts:AssumeRole",
+                                "Principal": {"AWS": _sub("arn:${AWS::Partition}:iam::${BotAccountId}:root")},
+                                "Condition": {
+                                    "StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}},
+                                    "ArnLike": {
+                                        "aws:PrincipalArn": _sub(
+                                            "arn:${AWS::Partition}:iam::${BotAccountId}:role/safetycatch-*"
+                                        )
+                                    },
+                                },
+                            }
+                        ],
                     },
-                }]},
-                "Policies": [{"PolicyName": "safetycatch-remediation", "PolicyDocument": member_policy()}],
-            }},
-            "ForwardRole": {"Type": "AWS::IAM::Role", "Properties": {
-                "Description": "Lets EventBridge put this account's watched events on the bot's bus",
-                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                    "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "events.amazonaws.com"}}]},
-                "Policies": [{"PolicyName": "put-on-bot-bus", "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                    "Effect": "Allow", "Action": "events:PutEvents", "Resource": _sub(BUS)}]}}],
-            }},
+                    "Policies": [{"PolicyName": "safetycatch-remediation", "PolicyDocument": member_policy()}],
+                },
+            },
+            "ForwardRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "Description": "Lets EventBridge put this account's watched events on the bot's bus",
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": "sts:AssumeRole",
+                                "Principal": {"Service": "events.amazonaws.com"},
+                            }
+                        ],
+                    },
+                    "Policies": [
+                        {
+                            "PolicyName": "put-on-bot-bus",
+                            "PolicyDocument": {
+                                "Version": "2012-10-17",
+                                "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": _sub(BUS)}],
+                            },
+                        }
+                    ],
+                },
+            },
             "ForwardConfigChanges": _forward_rule(
-                "safetycatch: forward Lambda, API Gateway, S3, EC2 route and IAM role policy changes", {
-                    "source": list(changes), "detail-type": [CLOUDTRAIL],
+                "safetycatch: forward Lambda, API Gateway, S3, EC2 route and IAM role policy changes",
+                {
+                    "source": list(changes),
+                    "detail-type": [CLOUDTRAIL],
                     "detail": {"eventName": [{"prefix": name} for name in names], "errorCode": [{"exists": False}]},
-                }),
+                },
+            ),
             "ForwardRunawayAlarms": _forward_rule(
-                "safetycatch: forward state changes of the bot's managed runaway alarms", {
-                    "source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
+                "safetycatch: forward state changes of the bot's managed runaway alarms",
+                {
+                    "source": ["aws.cloudwatch"],
+                    "detail-type": ["CloudWatch Alarm State Change"],
                     "detail": {"alarmName": [{"prefix": RUNAWAY_ALARM_PREFIX}]},
-                }),
+                },
+            ),
             "ForwardLambdaHealth": _forward_rule(
-                "safetycatch: forward AWS Health notices about Lambda", {
-                    "source": ["aws.health"], "detail-type": ["AWS Health Event"], "detail": {"service": ["LAMBDA"]},
-                }),
+                "safetycatch: forward AWS Health notices about Lambda",
+                {
+                    "source": ["aws.health"],
+                    "detail-type": ["AWS Health Event"],
+                    "detail": {"service": ["LAMBDA"]},
+                },
+            ),
         },
         "Outputs": {"RemediationRoleArn": {"Value": {"Fn::GetAtt": ["RemediationRole", "Arn"]}}},
     }

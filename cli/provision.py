@@ -1,8 +1,8 @@
 """``safetycatch init``: create what local runs need, idempotently.
 
 Example:
-    >>> init_state_table(Clients("us-east-1"), "safetycatch-state")
-    True
+    init_state_table(Clients("us-east-1"), "safetycatch-state")
+    # -> True
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
 """Human output for the CLI (rich tables on stdout, progress on stderr). JSON output does not come here.
 
 Example:
-    >>> scan_table({"account": "123456789012", "region": "us-east-1", "functions_scanned": 0,
-    ...             "findings": [], "errors": []}, act=False, mode="enforce")
+    scan_table({"account": "123456789012", "region": "us-east-1", "functions_scanned": 0,
+                "findings": [], "errors": []}, act=False, mode="enforce")
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -34,12 +35,12 @@ def iso(epoch: Any) -> str:
         return str(epoch)
 
 
-def short(arn: Optional[str]) -> str:
+def short(arn: str | None) -> str:
     """The function name of an ARN (tables are for people)."""
     return (arn or "-").rsplit(":function:", 1)[-1]
 
 
-def _fix_text(fix: Optional[dict[str, Any]]) -> str:
+def _fix_text(fix: dict[str, Any] | None) -> str:
     if not fix:
         return ""
     params = ", ".join(f"{k}={v}" for k, v in fix["params"].items())
@@ -112,7 +113,7 @@ def pending_table(approvals: list[dict[str, Any]]) -> None:
                                     (a["status"], "magenta"), f"  expires {a['expires_at']}"))
 
 
-def explain(policy_id: Optional[str]) -> None:
+def explain(policy_id: str | None) -> None:
     from chalicelib.checks import REGISTRY
     from chalicelib.fixes import ACTIONS
 
@@ -149,7 +150,7 @@ def explain(policy_id: Optional[str]) -> None:
 
 
 @contextlib.contextmanager
-def scan_progress(enabled: bool) -> Iterator[Optional[Callable[[int, Optional[int]], None]]]:
+def scan_progress(enabled: bool) -> Iterator[Callable[[int, int | None], None] | None]:
     """A progress bar on stderr while a scan runs (only when stderr is a terminal)."""
     if not enabled or not errors.is_terminal:
         yield None

@@ -4,9 +4,9 @@
 Dev-only (moto is not in the Lambda package).
 
 Example:
-    >>> with moto_server() as endpoint:
-    ...     account = SandboxAccount()
-    ...     account.function("orders-api", timeout=30)
+    with moto_server() as endpoint:
+        account = SandboxAccount()
+        account.function("orders-api", timeout=30)
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import json
 import os
 import socket
 import zipfile
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import boto3
 
@@ -35,7 +36,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def patched_env(**values: Optional[str]) -> Iterator[None]:
+def patched_env(**values: str | None) -> Iterator[None]:
     """Set (or, with None, unset) environment variables for the duration of the block."""
     saved = {k: os.environ.get(k) for k in values}
     try:
@@ -82,11 +83,11 @@ def tiny_zip(body: str = "def handler(event, context):\n    return {'statusCode'
 class SandboxAccount:
     """Builds functions and their surroundings in whatever AWS the environment points at (moto)."""
 
-    def __init__(self, region: str = REGION, session: Optional[boto3.session.Session] = None) -> None:
+    def __init__(self, region: str = REGION, session: boto3.session.Session | None = None) -> None:
         self.session = session or boto3.session.Session(region_name=region)
         self.region = region
         self._clients: dict[str, Any] = {}
-        self._role: Optional[str] = None
+        self._role: str | None = None
         self._zip = tiny_zip()
 
     def client(self, service: str) -> Any:
@@ -106,7 +107,7 @@ class SandboxAccount:
                                              '"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}')["Role"]["Arn"]
         return self._role
 
-    def function(self, name: str, timeout: int = 10, memory: int = 512, tags: Optional[dict[str, str]] = None,
+    def function(self, name: str, timeout: int = 10, memory: int = 512, tags: dict[str, str] | None = None,
                  **extra: Any) -> str:
         """Create a function; returns its ARN."""
         response = self.client("lambda").create_function(
@@ -115,7 +116,7 @@ class SandboxAccount:
         return str(response["FunctionArn"])
 
     def rest_api(self, function_arn: str, path: str = "orders", method: str = "GET", name: str = "",
-                 timeout_ms: Optional[int] = None, grant: bool = True) -> str:
+                 timeout_ms: int | None = None, grant: bool = True) -> str:
         """A REST API with ``method /path`` → the function (AWS_PROXY) and the invoke permission."""
         api = self.client("apigateway")
         api_id = api.create_rest_api(name=name or f"{path}-api")["id"]
@@ -134,7 +135,7 @@ class SandboxAccount:
                 SourceArn=f"arn:aws:execute-api:{self.region}:{ACCOUNT}:{api_id}/*/{method}/{path}")
         return str(api_id)
 
-    def http_api(self, function_arn: str, route: str = "POST /orders", timeout_ms: Optional[int] = None,
+    def http_api(self, function_arn: str, route: str = "POST /orders", timeout_ms: int | None = None,
                  grant: bool = True) -> str:
         """An HTTP API with one route → the function (payload 2.0) and the invoke permission."""
         api = self.client("apigatewayv2")
@@ -145,8 +146,12 @@ class SandboxAccount:
         api.create_route(ApiId=api_id, RouteKey=route, Target=f"integrations/{integration}")
         if grant:
             self.client("lambda").add_permission(
-                FunctionName=function_arn, StatementId=f"apigw-{api_id}", Action="lambda:InvokeFunction",
-                Principal="apigateway.amazonaws.com", SourceArn=f"arn:aws:execute-api:{self.region}:{ACCOUNT}:{api_id}/*")
+                FunctionName=function_arn,
+                StatementId=f"apigw-{api_id}",
+                Action="lambda:InvokeFunction",
+                Principal="apigateway.amazonaws.com",
+                SourceArn=f"arn:aws:execute-api:{self.region}:{ACCOUNT}:{api_id}/*",
+            )
         return str(api_id)
 
     def queue(self, name: str) -> str:
@@ -160,15 +165,28 @@ class SandboxAccount:
         """An SQS → function mapping; returns its UUID. (By name: moto filters ListEventSourceMappings on
         the FunctionName exactly as it was given at creation; AWS accepts either form.)"""
         kwargs = {"FunctionResponseTypes": ["ReportBatchItemFailures"]} if report_failures else {}
-        return str(self.client("lambda").create_event_source_mapping(
-            EventSourceArn=self.queue(queue_name), FunctionName=function_arn.rsplit(":", 1)[-1], BatchSize=batch_size, **kwargs)["UUID"])
+        return str(
+            self.client("lambda").create_event_source_mapping(
+                EventSourceArn=self.queue(queue_name),
+                FunctionName=function_arn.rsplit(":", 1)[-1],
+                BatchSize=batch_size,
+                **kwargs,
+            )["UUID"]
+        )
 
     def concurrency_history(self, function_name: str, peak: float, days: int = 3) -> None:
         """Record ConcurrentExecutions datapoints (hourly, peaking at ``peak``) for the function."""
         now = datetime.now(timezone.utc)
-        points = [{"MetricName": "ConcurrentExecutions", "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
-                   "Timestamp": now - timedelta(hours=h), "Value": peak if h == 5 else max(1.0, peak / 3),
-                   "Unit": "Count"} for h in range(1, days * 24)]
+        points = [
+            {
+                "MetricName": "ConcurrentExecutions",
+                "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+                "Timestamp": now - timedelta(hours=h),
+                "Value": peak if h == 5 else max(1.0, peak / 3),
+                "Unit": "Count",
+            }
+            for h in range(1, days * 24)
+        ]
         for start in range(0, len(points), 500):
             self.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=points[start:start + 500])
 
@@ -187,7 +205,7 @@ class SandboxAccount:
                                                                     AuthType="NONE")["FunctionUrl"])
 
     def metric_history(self, function_name: str, metric: str, value: float, hours: int = 48, qualifier: str = "",
-                       unit: str = "None", peak: Optional[float] = None) -> None:
+                       unit: str = "None", peak: float | None = None) -> None:
         """Hourly datapoints of an AWS/Lambda metric (``peak`` once, ``value`` otherwise); ``qualifier`` adds
         the alias / version ``Resource`` dimension as Lambda publishes it."""
         dimensions = [{"Name": "FunctionName", "Value": function_name}]
@@ -233,7 +251,7 @@ class SandboxAccount:
                                                              else {"SubnetIds": private[:1]}))
         return {"vpc": vpc, "subnets": private, "route_table": table, "nat": nat}
 
-    def execution_role(self, name: str, inline: Optional[dict[str, Any]] = None,
+    def execution_role(self, name: str, inline: dict[str, Any] | None = None,
                        managed: tuple[dict[str, Any], ...] = ()) -> str:
         """A Lambda execution role with inline policies (name → document) and customer-managed policies
         (documents, created and attached); returns its ARN."""
@@ -242,9 +260,13 @@ class SandboxAccount:
                               '"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
                               )["Role"]["Arn"]
         for policy_name, document in (inline or {}).items():
-            iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps({"Version": "2012-10-17", **document}))
+            iam.put_role_policy(
+                RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps({"Version": "2012-10-17", **document})
+            )
         for i, document in enumerate(managed):
-            policy = iam.create_policy(PolicyName=f"{name}-managed-{i}", PolicyDocument=json.dumps({"Version": "2012-10-17", **document}))
+            policy = iam.create_policy(
+                PolicyName=f"{name}-managed-{i}", PolicyDocument=json.dumps({"Version": "2012-10-17", **document})
+            )
             iam.attach_role_policy(RoleName=name, PolicyArn=policy["Policy"]["Arn"])
         return str(arn)
 

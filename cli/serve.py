@@ -5,8 +5,8 @@ It uses whatever ``AWS_ENDPOINT_URL`` / the boto3 chain and ``SAFETYCATCH_SLACK_
 Request URL (through a tunnel) or the demo's signed clicks reach exactly the deployed code path.
 
 Example:
-    >>> with local_routes(port=0, policies="policies") as url:
-    ...     urllib.request.urlopen(url + "/slack/actions", data=body)
+    with local_routes(port=0, policies="policies") as url:
+        urllib.request.urlopen(url + "/slack/actions", data=body)
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from cli.sandbox import free_port, patched_env
 
 
 @contextlib.contextmanager
-def local_routes(port: int = 0, policies: Optional[str] = None, host: str = "127.0.0.1",
+def local_routes(port: int = 0, policies: str | None = None, host: str = "127.0.0.1",
                  quiet: bool = False) -> Iterator[str]:
     """Serve the routes on ``host:port`` (0: a free port) in a background thread; yields the base URL.
     ``quiet`` drops the per-request access log lines (the demo)."""
@@ -44,7 +45,7 @@ def local_routes(port: int = 0, policies: Optional[str] = None, host: str = "127
         config = Config.create(chalice_stage="dev", app_name="safetycatch")
         server = create_local_server(app_module.app, config, host, port)
         if quiet:
-            server.server.RequestHandlerClass = functools.partial(  # type: ignore[assignment]
+            server.server.RequestHandlerClass = functools.partial(
                 _quiet_handler(), app_object=app_module.app, config=config)
         thread = threading.Thread(target=server.server.serve_forever, name="safetycatch-serve", daemon=True)
         thread.start()
@@ -60,7 +61,7 @@ def _quiet_handler() -> Any:
     from chalice.local import ChaliceRequestHandler
 
     class QuietHandler(ChaliceRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     return QuietHandler
@@ -74,7 +75,7 @@ def chalice_app_module() -> Any:
     return importlib.import_module("app")
 
 
-def serve(port: int, policies: Optional[str]) -> int:
+def serve(port: int, policies: str | None) -> int:
     """Serve until interrupted (Ctrl-C)."""
     with local_routes(port, policies) as url:
         slack = "Slack settings found" if os.environ.get("SAFETYCATCH_SLACK_SECRET") else \

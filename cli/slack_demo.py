@@ -15,9 +15,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 from chalicelib.slack_messages import builder_link
 from cli import render
@@ -58,7 +58,7 @@ def local_slack_bot(account: SandboxAccount) -> Iterator[SlackDemo]:
 
 
 def _click(url: str, demo: SlackDemo, message: Message, user: str, approval_id: str,
-           secret: Optional[str] = None) -> tuple[int, float]:
+           secret: str | None = None) -> tuple[int, float]:
     body = block_actions(user, "approve", approval_id, message.channel, message.ts,
                          demo.slack.response_url(message.channel, message.ts), message)
     request = urllib.request.Request(url + "/slack/actions", data=body.encode(), method="POST",
@@ -96,7 +96,9 @@ def show_and_approve(demo: SlackDemo) -> None:
     with local_routes(port=0, quiet=True) as url:
         console.print(f"\nThe real route, served locally: [bold]POST {url}/slack/actions[/] (worker inline)")
         status, ms = _click(url, demo, message, APPROVER, approval_id, secret="a-forged-signing-secret")
-        console.print(f"  a forged click (wrong signing secret)          → [bold red]{status}[/] in {ms:.0f} ms, nothing changed")
+        console.print(
+            f"  a forged click (wrong signing secret)          → [bold red]{status}[/] in {ms:.0f} ms, nothing changed"
+        )
         status, ms = _click(url, demo, message, OUTSIDER, approval_id)
         console.print(f"  {OUTSIDER} (not an approver) clicks Approve     → {status} in {ms:.0f} ms, "
                       "an ephemeral 'not authorised', nothing changed")

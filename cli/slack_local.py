@@ -10,8 +10,8 @@ It also plays Slack's side of a click: :func:`signed` signs a body exactly as Sl
 build the form bodies Slack sends.
 
 Example:
-    >>> with LocalSlack(token="xoxb-test") as slack:
-    ...     os.environ["SAFETYCATCH_SLACK_API_URL"] = slack.url
+    with LocalSlack(token="xoxb-test") as slack:
+        os.environ["SAFETYCATCH_SLACK_API_URL"] = slack.url
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 from cli.sandbox import free_port
@@ -51,7 +51,7 @@ class Message:
 @dataclass
 class Fault:
     status: int
-    retry_after: Optional[int] = None
+    retry_after: int | None = None
     methods: tuple[str, ...] = ()
 
 
@@ -71,12 +71,12 @@ class _State:
 class LocalSlack:
     """The local Slack server; a context manager that starts it on a free loopback port."""
 
-    def __init__(self, token: str = "xoxb-local-test-token", groups: Optional[dict[str, list[str]]] = None,
+    def __init__(self, token: str = "xoxb-local-test-token", groups: dict[str, list[str]] | None = None,
                  port: int = 0) -> None:
         self.state = _State(token=token, groups=dict(groups or {}))
         self.port = port or free_port()
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -84,7 +84,7 @@ class LocalSlack:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def up(self) -> "LocalSlack":
+    def up(self) -> LocalSlack:
         """Start (or restart, on the same port) serving."""
         if self._server is None:
             handler = type("Handler", (_Handler,), {"state": self.state, "base": self.url})
@@ -101,7 +101,7 @@ class LocalSlack:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "LocalSlack":
+    def __enter__(self) -> LocalSlack:
         return self.up()
 
     def __exit__(self, *exc: Any) -> None:
@@ -109,12 +109,12 @@ class LocalSlack:
 
     # -- faults and inspection -----------------------------------------------------------------------
 
-    def fail(self, status: int, retry_after: Optional[int] = None, times: int = 1, methods: tuple[str, ...] = ()) -> None:
+    def fail(self, status: int, retry_after: int | None = None, times: int = 1, methods: tuple[str, ...] = ()) -> None:
         """The next ``times`` API calls (of ``methods``, or any) answer ``status`` (with Retry-After)."""
         with self.state.lock:
             self.state.faults.extend(Fault(status, retry_after, methods) for _ in range(times))
 
-    def calls(self, method: Optional[str] = None) -> list[Call]:
+    def calls(self, method: str | None = None) -> list[Call]:
         return [c for c in self.state.calls if method is None or c.method == method]
 
     def posted(self) -> list[Message]:
@@ -140,10 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
     base: str
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
-    def _reply(self, status: int, body: Any, headers: Optional[dict[str, str]] = None) -> None:
+    def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = (body if isinstance(body, str) else json.dumps(body)).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8" if not isinstance(body, str)
@@ -162,10 +162,10 @@ class _Handler(BaseHTTPRequestHandler):
             return {**query, **(json.loads(raw) if raw else {})}
         return {**query, **{k: v[0] for k, v in parse_qs(raw).items()}}
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.do_POST()
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         path = urlparse(self.path).path
         args = self._args()
         if path.startswith("/response/"):
@@ -199,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
         return {"ok": True, "url": self.base + "/", "team": "safetycatch-local", "user": "safetycatch",
                 "team_id": TEAM, "user_id": "U0SAFEBOT", "bot_id": "B0SAFEBOT"}
 
-    def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:  # noqa: N802 - Slack's name
+    def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel, blocks = args.get("channel"), _blocks(args.get("blocks"))
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
@@ -221,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
             message.versions += 1
         return {"ok": True, "channel": key[0], "ts": key[1], "text": message.text}
 
-    def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:  # noqa: N802 - Slack's name
+    def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("channel") or not args.get("user"):
             return {"ok": False, "error": "user_not_in_channel"}
         self.state.ephemerals.append({"channel": args["channel"], "user": args["user"], "text": args.get("text", ""),
@@ -261,7 +261,7 @@ def _blocks(value: Any) -> list[dict[str, Any]]:
 # -- Slack's side of a request -------------------------------------------------------------------
 
 
-def signed(body: str, signing_secret: str, timestamp: Optional[int] = None) -> dict[str, str]:
+def signed(body: str, signing_secret: str, timestamp: int | None = None) -> dict[str, str]:
     """Headers Slack sends with ``body``: X-Slack-Request-Timestamp and X-Slack-Signature (v0, HMAC-SHA256)."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     digest = hmac.new(signing_secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
@@ -270,7 +270,7 @@ def signed(body: str, signing_secret: str, timestamp: Optional[int] = None) -> d
 
 
 def block_actions(user: str, action_id: str, value: str, channel: str, ts: str, response_url: str = "",
-                  message: Optional[Message] = None) -> str:
+                  message: Message | None = None) -> str:
     """The form body of a button click (``payload=<block_actions JSON>``), as Slack posts it."""
     now = f"{time.time():.6f}"
     payload = {

@@ -4,7 +4,7 @@ Slack mrkdwn becomes rich markup: ``*bold*``, ``_italic_``, ```code```, user men
 and the few emoji codes the bot uses; buttons are drawn as ``[ Approve ]`` in their style's colour.
 
 Example:
-    >>> render.console.print(message_panel(blocks, channel="#safetycatch"))
+    render.console.print(message_panel(blocks, channel="#safetycatch"))
 """
 
 from __future__ import annotations

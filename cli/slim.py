@@ -14,9 +14,9 @@ never match the zip's, so Lambda would recompile anyway). The zip is rewritten a
 level.
 
 Example:
-    >>> report = slim_zip(Path("build/package/deployment.zip"), [Path("app.py")])
-    >>> report.after < report.before
-    True
+    report = slim_zip(Path("build/package/deployment.zip"), [Path("app.py")])
+    report.after < report.before
+    # -> True
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import ast
 import modulefinder
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 PACKAGE = "slack_sdk"
 LEGACY_SHIM = "slack"
@@ -71,8 +71,9 @@ def closure(root: Path, entries: Iterable[str], package: str = PACKAGE) -> set[s
             continue  # a name imported from a module, not a submodule
     files = set()
     for name, module in finder.modules.items():
-        if name.split(".")[0] == package and module.__file__:
-            files.add(Path(module.__file__).resolve().relative_to(root.resolve()).as_posix())
+        path = getattr(module, "__file__", None)
+        if name.split(".")[0] == package and path:
+            files.add(Path(path).resolve().relative_to(root.resolve()).as_posix())
     return files
 
 

@@ -14,8 +14,9 @@ import copy
 import io
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import boto3
 import pytest
@@ -120,7 +121,7 @@ class OnlyStubber(Stubber):
     the same client through to moto. Stubbed calls are added to ``recorder`` (the stub answers before the
     recorder's hook would see them)."""
 
-    def __init__(self, client: Any, *operations: str, recorder: Optional["CallRecorder"] = None) -> None:
+    def __init__(self, client: Any, *operations: str, recorder: CallRecorder | None = None) -> None:
         super().__init__(client)
         self.operations = set(operations)
         self.recorder = recorder

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import boto3
 import yaml
@@ -17,8 +17,8 @@ POLICIES = Path(__file__).resolve().parent.parent / "policies"
 RECURSION_OPERATIONS = ("get_function_recursion_config", "put_function_recursion_config")
 
 
-def policies_with(tmp_path: Path, settings: Optional[dict[str, Any]] = None,
-                  runaway: Optional[dict[str, Any]] = None, drop: tuple[str, ...] = ()) -> Path:
+def policies_with(tmp_path: Path, settings: dict[str, Any] | None = None,
+                  runaway: dict[str, Any] | None = None, drop: tuple[str, ...] = ()) -> Path:
     """A copy of the repo's policies with ``settings.yaml`` keys and runaway-loop params/mode overridden."""
     target = tmp_path / "policies"
     shutil.copytree(POLICIES, target)

@@ -6,7 +6,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from chalice.test import Client
 
@@ -43,13 +43,13 @@ class Bot:
     slack: LocalSlack
     client: Client
 
-    def post(self, path: str, body: str, timestamp: Optional[int] = None, secret: str = SIGNING_SECRET,
-             headers: Optional[dict[str, str]] = None) -> Any:
+    def post(self, path: str, body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET,
+             headers: dict[str, str] | None = None) -> Any:
         response = self.client.http.post(path, headers=headers or signed(body, secret, timestamp), body=body.encode())
         slack_routes.wait_inline()
         return response
 
-    def click(self, user: str, action: str, value: str, message: Optional[Message] = None, **kwargs: Any) -> Any:
+    def click(self, user: str, action: str, value: str, message: Message | None = None, **kwargs: Any) -> Any:
         message = message or self.slack.posted()[-1]
         body = block_actions(user, action, value, message.channel, message.ts,
                              self.slack.response_url(message.channel, message.ts), message)

@@ -24,8 +24,12 @@ def member_account(account: str = MEMBER, region: str = "us-east-1") -> SandboxA
     """A sandbox in another account: moto maps an assumed role's credentials to the role's account."""
     creds = boto3.client("sts", region_name=region).assume_role(
         RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="setup")["Credentials"]
-    session = boto3.session.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                                    aws_session_token=creds["SessionToken"], region_name=region)
+    session = boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
     return SandboxAccount(region=region, session=session)
 
 

@@ -61,7 +61,9 @@ def test_idempotency_records_live_in_the_state_table(aws, make_runtime, event):
         # a cold container (fresh runtime, same table) gets the same event again: it must not act twice
         handlers.reset_runtime(make_runtime(table="safetycatch-state"))
         aws.client("lambda").update_function_configuration(FunctionName="orders-api", Timeout=31)
-        second = chalice_client.lambda_.invoke("on_config_change", event("lambda-UpdateFunctionConfiguration20150331v2"))
+        second = chalice_client.lambda_.invoke(
+            "on_config_change", event("lambda-UpdateFunctionConfiguration20150331v2")
+        )
     assert first.payload["findings"][0]["outcome"] == "fixed"
     assert second.payload["skipped"] == "duplicate event (already handled)"
     assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 31

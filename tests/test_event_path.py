@@ -17,7 +17,11 @@ def test_timeout_over_rest_integration_is_fixed_to_25s(aws, runtime, event):
     report = handle_event(event("lambda-UpdateFunctionConfiguration20150331v2"), runtime=runtime)
     assert report["skipped"] is None
     (finding,) = report["findings"]
-    assert (finding["policy"], finding["outcome"], finding["fix"]["params"]) == ("apigw-timeout", "fixed", {"Timeout": 25})
+    assert (finding["policy"], finding["outcome"], finding["fix"]["params"]) == (
+        "apigw-timeout",
+        "fixed",
+        {"Timeout": 25},
+    )
     assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 25
     fix = runtime.store.get_fix(finding["fix_id"])
     assert fix["status"] == "applied" and fix["spec"]["prior"] == {"Timeout": 30}

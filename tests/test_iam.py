@@ -157,7 +157,12 @@ def test_the_policies_allow_every_call_the_bot_makes(aws, recorded, monkeypatch)
     _estate(aws)
     _estate(member_account())
     env = {**CONFIG["environment_variables"], **CONFIG["stages"]["dev"]["environment_variables"]}
-    for key in ("SAFETYCATCH_TABLE", "SAFETYCATCH_MODE_PARAMETER", "SAFETYCATCH_MEMBER_ROLE", "SAFETYCATCH_EXTERNAL_ID"):
+    for key in (
+        "SAFETYCATCH_TABLE",
+        "SAFETYCATCH_MODE_PARAMETER",
+        "SAFETYCATCH_MEMBER_ROLE",
+        "SAFETYCATCH_EXTERNAL_ID",
+    ):
         monkeypatch.setenv(key, env[key])
     monkeypatch.setenv("SAFETYCATCH_POLICIES", str(POLICIES))
     init_state_table(handlers.Runtime.from_env(str(POLICIES)).clients(), env["SAFETYCATCH_TABLE"])

@@ -123,7 +123,7 @@ class _Provider:
         try:
             raise ClientError({"Error": {"Code": self.error, "Message": "x"}}, "GetParameter")
         except ClientError as exc:
-            raise GetParameterError(str(exc))
+            raise GetParameterError(str(exc)) from exc
 
 
 def test_unreadable_parameter_keeps_the_last_value_or_fails_closed():

@@ -30,7 +30,9 @@ def test_handler_invocation_logs_with_context_and_flushes_metrics(aws, runtime, 
     logger.setLevel("INFO")
     try:
         with Client(app.app) as client:
-            client.lambda_.invoke("on_config_change", event("lambda-UpdateFunctionConfiguration20150331v2-AccessDenied"))
+            client.lambda_.invoke(
+                "on_config_change", event("lambda-UpdateFunctionConfiguration20150331v2-AccessDenied")
+            )
     finally:
         logger.setLevel("WARNING")
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]

@@ -20,7 +20,9 @@ from cli.slim import BASELINE, imported_modules
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 API_GATEWAY_LIMIT_S = 29
-SECRET_VALUE = re.compile(r"xox[abposr]-|AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|-----BEGIN|^[A-Fa-f0-9]{32,}$|^[A-Za-z0-9+/=_-]{40,}$")
+SECRET_VALUE = re.compile(
+    r"xox[abposr]-|AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|-----BEGIN|^[A-Fa-f0-9]{32,}$|^[A-Za-z0-9+/=_-]{40,}$"
+)
 SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|PRIVATE", re.I)
 SECRET_REFERENCES = {"SAFETYCATCH_SLACK_SECRET"}  # hold a Secrets Manager id, never a value
 
@@ -93,9 +95,14 @@ def test_the_slim_zip_imports_everything_the_bot_needs(artifact, tmp_path):
         archive.extractall(tmp_path)
     imported = {m for m in imported_modules(iam.source_files()) if "." in m}
     needed = sorted({*BASELINE, *(m for m in imported if _is_module(m))})
-    result = subprocess.run([sys.executable, "-c", IMPORT_CHECK, str(tmp_path), *needed], cwd=tmp_path,
-                            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_CHECK, str(tmp_path), *needed],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("ok")
 
@@ -132,7 +139,9 @@ def test_template_adds_what_the_bot_needs(artifact):
     assert table["KeySchema"] == definition["KeySchema"]
     assert table["AttributeDefinitions"] == definition["AttributeDefinitions"]
     assert resources["ModeParameter"]["Properties"]["Name"] == {"Fn::Sub": "/safetycatch/${Stage}/mode"}
-    assert env["SAFETYCATCH_MODE_PARAMETER"] == "/safetycatch/dev/mode" and env["SAFETYCATCH_TABLE"] == "safetycatch-dev"
+    assert (
+        env["SAFETYCATCH_MODE_PARAMETER"] == "/safetycatch/dev/mode" and env["SAFETYCATCH_TABLE"] == "safetycatch-dev"
+    )
     secret = resources["SlackSecret"]["Properties"]
     assert "SecretString" not in secret, "the template never holds the secret's value"
     assert _template(artifact)["Parameters"]["Stage"]["AllowedValues"] == ["dev"]

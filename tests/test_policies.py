@@ -25,23 +25,47 @@ def test_repo_policies_are_valid_and_cover_registered_checks():
     assert set(policy_set.policies) == set(REGISTRY)
 
 
-@pytest.mark.parametrize("files, expected", [
-    ({"apigw-timeout.yaml": "mode: sometimes\n"}, "apigw-timeout.yaml: mode: expected one of auto, approve, notify, off"),
-    ({"apigw-timeout.yaml": "params:\n  buffer_seconds: four\n"}, "apigw-timeout.yaml: params.buffer_seconds: expected int"),
-    ({"apigw-timeout.yaml": "params:\n  buffer_seconds: -1\n"}, "apigw-timeout.yaml: params.buffer_seconds: must be >= 0"),
-    ({"apigw-timeout.yaml": "params:\n  bufer_seconds: 4\n"}, "apigw-timeout.yaml: params.bufer_seconds: unknown param"),
-    ({"apigw-timeout.yaml": "mode: auto\nmode: off\n"}, "apigw-timeout.yaml: line 2: invalid YAML: duplicate key 'mode'"),
-    ({"apigw-timeout.yaml": "mode: [auto\n"}, "apigw-timeout.yaml: line"),
-    ({"apigw-timeout.yaml": "- auto\n"}, "apigw-timeout.yaml: expected a mapping"),
-    ({"apigw-timeout.yaml": "moed: auto\n"}, "apigw-timeout.yaml: moed: unknown key"),
-    ({"no-such-check.yaml": "mode: auto\n"}, "no-such-check.yaml: no check named 'no-such-check'"),
-    ({"batch-partial-failure.yaml": "severity: urgent\n"}, "batch-partial-failure.yaml: severity: expected one of"),
-    ({"settings.yaml": "approvers: [alice]\n"}, "settings.yaml: approvers: 'alice' is not a valid id"),
-    ({"settings.yaml": "approval_ttl_hours: 0\n"}, "settings.yaml: approval_ttl_hours: expected a number"),
-    ({"settings.yaml": "self_role_pattern: x\n"}, "settings.yaml: self_role_pattern: unknown setting"),
-    ({"reserved-concurrency.yaml": "params:\n  headroom: 0.5\n"}, "reserved-concurrency.yaml: params.headroom: must be >= 1.0"),
-    ({"apigw-timeout.yaml": "!!python/object/apply:os.system ['true']\n"}, "apigw-timeout.yaml: line 1: invalid YAML"),
-])
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        (
+            {"apigw-timeout.yaml": "mode: sometimes\n"},
+            "apigw-timeout.yaml: mode: expected one of auto, approve, notify, off",
+        ),
+        (
+            {"apigw-timeout.yaml": "params:\n  buffer_seconds: four\n"},
+            "apigw-timeout.yaml: params.buffer_seconds: expected int",
+        ),
+        (
+            {"apigw-timeout.yaml": "params:\n  buffer_seconds: -1\n"},
+            "apigw-timeout.yaml: params.buffer_seconds: must be >= 0",
+        ),
+        (
+            {"apigw-timeout.yaml": "params:\n  bufer_seconds: 4\n"},
+            "apigw-timeout.yaml: params.bufer_seconds: unknown param",
+        ),
+        (
+            {"apigw-timeout.yaml": "mode: auto\nmode: off\n"},
+            "apigw-timeout.yaml: line 2: invalid YAML: duplicate key 'mode'",
+        ),
+        ({"apigw-timeout.yaml": "mode: [auto\n"}, "apigw-timeout.yaml: line"),
+        ({"apigw-timeout.yaml": "- auto\n"}, "apigw-timeout.yaml: expected a mapping"),
+        ({"apigw-timeout.yaml": "moed: auto\n"}, "apigw-timeout.yaml: moed: unknown key"),
+        ({"no-such-check.yaml": "mode: auto\n"}, "no-such-check.yaml: no check named 'no-such-check'"),
+        ({"batch-partial-failure.yaml": "severity: urgent\n"}, "batch-partial-failure.yaml: severity: expected one of"),
+        ({"settings.yaml": "approvers: [alice]\n"}, "settings.yaml: approvers: 'alice' is not a valid id"),
+        ({"settings.yaml": "approval_ttl_hours: 0\n"}, "settings.yaml: approval_ttl_hours: expected a number"),
+        ({"settings.yaml": "self_role_pattern: x\n"}, "settings.yaml: self_role_pattern: unknown setting"),
+        (
+            {"reserved-concurrency.yaml": "params:\n  headroom: 0.5\n"},
+            "reserved-concurrency.yaml: params.headroom: must be >= 1.0",
+        ),
+        (
+            {"apigw-timeout.yaml": "!!python/object/apply:os.system ['true']\n"},
+            "apigw-timeout.yaml: line 1: invalid YAML",
+        ),
+    ],
+)
 def test_invalid_policies_fail_with_one_line(tmp_path, capsys, files, expected):
     with pytest.raises(PolicyError) as err:
         validate(read_dir(write(tmp_path, files)))

@@ -54,7 +54,9 @@ def test_bucket_notification_event_names_the_loop_and_asks_approval(aws, runtime
         f"orders-api → writes s3://{BUCKET}/incoming/ → triggers orders-api (s3:ObjectCreated:*; s3:PutObject "
         f"allowed by orders-api-write-uploads)")
     # moto has no recursion API: the fix says so and keeps to the concurrency cap
-    assert "RecursiveLoop=Terminate: unavailable (GetFunctionRecursionConfig is not available here)" in finding["message"]
+    assert (
+        "RecursiveLoop=Terminate: unavailable (GetFunctionRecursionConfig is not available here)" in finding["message"]
+    )
     assert finding["fix"]["action"] == "stop-recursive-loop"
     assert finding["fix"]["params"] == {"ReservedConcurrentExecutions": 10}
     assert finding["fix"]["prior"] == {"ReservedConcurrentExecutions": None}
@@ -62,27 +64,68 @@ def test_bucket_notification_event_names_the_loop_and_asks_approval(aws, runtime
     assert approval["id"] == finding["approval_id"] and approval["policy"] == "recursive-trigger"
 
 
-@pytest.mark.parametrize("policy, loops", [
-    (WRITE_UPLOADS, True),
-    ({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}, True),
-    ({"Statement": [{"Effect": "Allow", "NotAction": ["iam:*", "sts:*"], "Resource": "*"}]}, True),
-    ({"Statement": [{"Effect": "Allow", "Action": "S3:Put*", "Resource": f"arn:aws:s3:::{BUCKET}/incoming/*"}]}, True),
-    ({"Statement": {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::orders-*/in*"}}, True),
-    # writes only under outgoing/, the notification fires on incoming/: no loop
-    ({"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/outgoing/*"}]}, False),
-    # an explicit Deny on the bucket wins over s3:*
-    ({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
-                    {"Effect": "Deny", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}]}, False),
-    # a Deny on part of the triggering keys does not close the loop
-    ({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
-                    {"Effect": "Deny", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/incoming/x/*"}]}, True),
-    # a conditional Deny may not apply: still a loop
-    ({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
-                    {"Effect": "Deny", "Action": "s3:*", "Resource": "*",
-                     "Condition": {"StringNotEquals": {"s3:x-amz-acl": "private"}}}]}, True),
-    ({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}, False),
-    ({"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "NotResource": f"arn:aws:s3:::{BUCKET}/*"}]}, False),
-])
+@pytest.mark.parametrize(
+    "policy, loops",
+    [
+        (WRITE_UPLOADS, True),
+        ({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}, True),
+        ({"Statement": [{"Effect": "Allow", "NotAction": ["iam:*", "sts:*"], "Resource": "*"}]}, True),
+        (
+            {"Statement": [{"Effect": "Allow", "Action": "S3:Put*", "Resource": f"arn:aws:s3:::{BUCKET}/incoming/*"}]},
+            True,
+        ),
+        ({"Statement": {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::orders-*/in*"}}, True),
+        # writes only under outgoing/, the notification fires on incoming/: no loop
+        (
+            {
+                "Statement": [
+                    {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/outgoing/*"}
+                ]
+            },
+            False,
+        ),
+        # an explicit Deny on the bucket wins over s3:*
+        (
+            {
+                "Statement": [
+                    {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                    {"Effect": "Deny", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"},
+                ]
+            },
+            False,
+        ),
+        # a Deny on part of the triggering keys does not close the loop
+        (
+            {
+                "Statement": [
+                    {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                    {"Effect": "Deny", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/incoming/x/*"},
+                ]
+            },
+            True,
+        ),
+        # a conditional Deny may not apply: still a loop
+        (
+            {
+                "Statement": [
+                    {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                    {
+                        "Effect": "Deny",
+                        "Action": "s3:*",
+                        "Resource": "*",
+                        "Condition": {"StringNotEquals": {"s3:x-amz-acl": "private"}},
+                    },
+                ]
+            },
+            True,
+        ),
+        ({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}, False),
+        (
+            {"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "NotResource": f"arn:aws:s3:::{BUCKET}/*"}]},
+            False,
+        ),
+    ],
+)
 def test_role_policy_shapes(aws, runtime, policy, loops):
     _orders_api(aws, policy)
     assert ("orders-api" in _scan(runtime)) is loops
@@ -111,11 +154,17 @@ def test_put_role_policy_event_fixture(aws, runtime, event):
 
 
 def test_sqs_sns_and_dynamodb_stream_loops(aws, runtime):
-    policy = {"Statement": [
-        {"Effect": "Allow", "Action": "sqs:SendMessage*", "Resource": "arn:aws:sqs:us-east-1:123456789012:jobs"},
-        {"Effect": "Allow", "Action": "sns:Publish", "Resource": "arn:aws:sns:us-east-1:123456789012:events"},
-        {"Effect": "Allow", "Action": ["dynamodb:UpdateItem"], "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/orders"},
-    ]}
+    policy = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "sqs:SendMessage*", "Resource": "arn:aws:sqs:us-east-1:123456789012:jobs"},
+            {"Effect": "Allow", "Action": "sns:Publish", "Resource": "arn:aws:sns:us-east-1:123456789012:events"},
+            {
+                "Effect": "Allow",
+                "Action": ["dynamodb:UpdateItem"],
+                "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/orders",
+            },
+        ]
+    }
     role = aws.execution_role("worker-role", {"writes": policy})
     worker = _function_with_role(aws, "worker", role)
     aws.sqs_mapping(worker, "jobs")
@@ -187,7 +236,9 @@ def test_fix_terminates_the_loop_caps_concurrency_and_undo_restores_both(aws, ma
 
     recursion_api.add_response("put_function_recursion_config", {"RecursiveLoop": "Allow"},
                                {"FunctionName": arn, "RecursiveLoop": "Allow"})
-    fixes.undo(Gateway(runtime.clients("us-east-1")), FixSpec.from_json(runtime.store.get_fix(finding["fix_id"])["spec"]))
+    fixes.undo(
+        Gateway(runtime.clients("us-east-1")), FixSpec.from_json(runtime.store.get_fix(finding["fix_id"])["spec"])
+    )
     assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName="orders-api")
 
 
@@ -227,8 +278,10 @@ def test_notification_listing_several_functions(aws, runtime, event):
     recorded = event("s3-PutBucketNotification")
     config = recorded["detail"]["requestParameters"]["NotificationConfiguration"]
     single = config["CloudFunctionConfiguration"]
-    config["CloudFunctionConfiguration"] = [single, {**single, "Id": "thumbs",
-                                                     "CloudFunction": single["CloudFunction"].replace("orders-api", "thumbnails")}]
+    config["CloudFunctionConfiguration"] = [
+        single,
+        {**single, "Id": "thumbs", "CloudFunction": single["CloudFunction"].replace("orders-api", "thumbnails")},
+    ]
     report = handle_event(recorded, runtime=runtime)
     assert [f.rsplit(":", 1)[-1] for f in report["functions"]] == ["orders-api", "thumbnails"]
     assert [f["function"].rsplit(":", 1)[-1] for f in report["findings"]] == ["orders-api"]

@@ -8,8 +8,7 @@ import dataclasses
 import pytest
 
 from chalicelib import alarms, fixes
-from chalicelib.checks import REGISTRY, Check
-from chalicelib.checks import runaway_loop
+from chalicelib.checks import REGISTRY, Check, runaway_loop
 from chalicelib.gateway import Gateway
 from chalicelib.handlers import handle_event
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionRef, FunctionSnapshot

@@ -8,14 +8,26 @@ import time
 
 import pytest
 from chalice.test import Client
+from slack_helpers import (
+    APPROVER,
+    BOT_TOKEN,
+    CHANNEL,
+    GROUP,
+    GROUP_MEMBER,
+    OUTSIDER,
+    SIGNING_SECRET,
+    Bot,
+    buttons,
+    create_secret,
+    policies_dir,
+    text_of,
+)
 
 import app as app_module
 from chalicelib import handlers, slack_routes
 from chalicelib.handlers import handle_event
 from cli.cloudtrail import api_call
 from cli.slack_local import LocalSlack, block_actions, signed
-from slack_helpers import (APPROVER, BOT_TOKEN, CHANNEL, GROUP, GROUP_MEMBER, OUTSIDER, SIGNING_SECRET, Bot, buttons,
-                           create_secret, policies_dir, text_of)
 
 
 @pytest.fixture
@@ -312,7 +324,9 @@ def test_undo_of_an_auto_fix_restores_the_prior_value(make_bot, aws):
     (finding,) = handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": arn}),
                               runtime=bot.runtime)["findings"]
     lam = aws.client("lambda")
-    assert finding["outcome"] == "fixed" and lam.get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 25
+    assert (
+        finding["outcome"] == "fixed" and lam.get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 25
+    )
     (undo,) = buttons(bot.slack.posted()[0])
     assert (undo["action_id"], undo["value"]) == ("undo", finding["fix_id"])
     bot.click(OUTSIDER, "undo", finding["fix_id"])
@@ -390,7 +404,9 @@ def test_status_command_answers_through_response_url(bot, aws):
     response = bot.command(APPROVER, "status orders-worker")
     assert response.status_code == 200 and "working on it" in response.json_body["text"]
     (answer,) = bot.slack.ephemerals
-    assert "orders-worker" in answer["text"] and approval_id in answer["text"] and "1 awaiting approval" in answer["text"]
+    assert (
+        "orders-worker" in answer["text"] and approval_id in answer["text"] and "1 awaiting approval" in answer["text"]
+    )
 
 
 def test_commands_check_the_approver_and_the_usage(bot, aws):

@@ -8,6 +8,17 @@ import urllib.error
 import urllib.request
 
 import pytest
+from slack_helpers import (
+    APPROVER,
+    BOT_TOKEN,
+    CHANNEL,
+    OUTSIDER,
+    SIGNING_SECRET,
+    buttons,
+    create_secret,
+    policies_dir,
+    text_of,
+)
 
 from chalicelib import handlers
 from chalicelib.handlers import handle_event
@@ -15,8 +26,6 @@ from cli.cloudtrail import api_call
 from cli.main import main
 from cli.provision import init_state_table
 from cli.slack_local import LocalSlack, block_actions, signed
-from slack_helpers import (APPROVER, BOT_TOKEN, CHANNEL, OUTSIDER, SIGNING_SECRET, buttons, create_secret,
-                           policies_dir, text_of)
 
 TABLE = "safetycatch-test-state"
 

@@ -52,9 +52,19 @@ def test_proxy_integrations_are_not_flagged(aws, runtime):
 def test_event_path_reads_the_integration_responses(aws, runtime):
     arn = aws.function("orders-api", timeout=10)
     api_id = aws.custom_rest_api(arn, responses=(("200", ""),))
-    event = api_call("PutIntegration", {"restApiId": api_id, "resourceId": "abc123", "httpMethod": "POST",
-                                        "putIntegrationInput": {"type": "AWS", "uri": f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{arn}/invocations"}},
-                     service="apigateway")
+    event = api_call(
+        "PutIntegration",
+        {
+            "restApiId": api_id,
+            "resourceId": "abc123",
+            "httpMethod": "POST",
+            "putIntegrationInput": {
+                "type": "AWS",
+                "uri": f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{arn}/invocations",
+            },
+        },
+        service="apigateway",
+    )
     report = handle_event(event, runtime=runtime)
     assert [f["policy"] for f in report["findings"]] == ["sync-error-status"]
     assert report["findings"][0]["outcome"] == "notified" and report["findings"][0]["fix"] is None
@@ -124,8 +134,7 @@ def test_insights_stats_rows_as_aws_returns_them(aws, runtime):
 
     for name in ("thumbnails", "resizer"):
         aws.function(name)
-    inventory = Inventory(runtime.clients("us-east-1"), "123456789012")
-    inventory.sleep = lambda seconds: None
+    inventory = Inventory(runtime.clients("us-east-1"), "123456789012", sleep=lambda seconds: None)
     snapshots = list(inventory.all_functions())
     logs = boto3.client("logs", region_name="us-east-1")
     inventory.clients._clients["logs"] = logs
@@ -153,3 +162,33 @@ def test_insights_stats_rows_as_aws_returns_them(aws, runtime):
         stub.add_response("get_query_results", {"status": "Failed", "results": []}, {"queryId": "q2"})
         inventory.load({"logs": snapshots}, {}, {s.arn: LogSearch(("ENOSPC",), 24) for s in snapshots})
     assert {s.unavailable.get("logs") for s in snapshots} == {"Logs Insights query Failed"}
+
+
+def test_a_sweep_waits_for_a_running_insights_query_as_wired_in_production(aws, runtime):
+    """On AWS a Logs Insights query is always Scheduled or Running at first. The sweep must wait for it with
+    the inventory exactly as the runtime builds it (nothing patched; it really sleeps twice): this raised
+    AttributeError ('sleep') before the readers declared their effects. Only the logs calls are stubbed
+    (moto answers every query Complete at once)."""
+    import boto3
+    from botocore.stub import Stubber
+
+    for name in ("thumbnails", "resizer"):
+        aws.function(name)
+    runtime.policy_set = runtime.policy_set.only("tmp-storage")
+    engine = runtime.engine("123456789012", "us-east-1")
+    logs = boto3.client("logs", region_name="us-east-1")
+    engine.inventory.clients._clients["logs"] = logs
+    groups = [{"logGroupName": "/aws/lambda/thumbnails"}, {"logGroupName": "/aws/lambda/resizer"}]
+    with Stubber(logs) as stub:
+        stub.add_response("describe_log_groups", {"logGroups": groups}, {"logGroupNamePrefix": "/aws/lambda/"})
+        stub.add_response("start_query", {"queryId": "q1"})
+        stub.add_response("get_query_results", {"status": "Scheduled", "results": []}, {"queryId": "q1"})
+        stub.add_response("get_query_results", {"status": "Running", "results": []}, {"queryId": "q1"})
+        stub.add_response("get_query_results", {"status": "Complete", "results": [[
+            {"field": "@log", "value": "123456789012:/aws/lambda/thumbnails"}, {"field": "hits", "value": "3"},
+            {"field": "last", "value": "2025-06-10 14:02:37.412"}]]}, {"queryId": "q1"})
+        report = engine.sweep(act=False).to_json()
+        stub.assert_no_pending_responses()
+    assert report["errors"] == []
+    assert [(f["policy"], f["function"].rsplit(":", 1)[-1]) for f in report["findings"]] == [
+        ("tmp-storage", "thumbnails")]

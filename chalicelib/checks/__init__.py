@@ -11,8 +11,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from chalicelib.model import AccountFacts, Finding, FunctionSnapshot, LogSearch, MetricQuery
 
@@ -33,8 +34,8 @@ class Param:
     kind: type
     default: Any
     doc: str
-    minimum: Optional[float] = None
-    maximum: Optional[float] = None
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Check:
     # such as the values a fix must store as its prior); the check then runs again with them.
     finding_needs: frozenset[str] = frozenset()
     # The log search the ``logs`` facet runs for this check (patterns, look-back), from its params.
-    log_search: Callable[[Params], Optional[LogSearch]] = lambda params: None
+    log_search: Callable[[Params], LogSearch | None] = lambda params: None
     # The CloudTrail changes that can alter this check's verdict: base event names, or
     # ``UpdateFunctionConfiguration:<requestParameter>`` for one field. A Lambda or API Gateway event
     # evaluates only the checks it concerns (see ``concerned``); empty means every change concerns it.
@@ -101,9 +102,21 @@ def concerned(event_name: str, request: Any) -> tuple[str, ...]:
 
 
 def _load() -> dict[str, Check]:
-    from chalicelib.checks import apigw_timeout, batch_partial_failure, reserved_concurrency
-    from chalicelib.checks import cold_start_latency, env_secrets, memory_cpu, package_size, provisioned_idle
-    from chalicelib.checks import recursive_trigger, runaway_loop, sync_error_status, tmp_storage, vpc_no_egress
+    from chalicelib.checks import (
+        apigw_timeout,
+        batch_partial_failure,
+        cold_start_latency,
+        env_secrets,
+        memory_cpu,
+        package_size,
+        provisioned_idle,
+        recursive_trigger,
+        reserved_concurrency,
+        runaway_loop,
+        sync_error_status,
+        tmp_storage,
+        vpc_no_egress,
+    )
 
     checks = [module.CHECK for module in (apigw_timeout, batch_partial_failure, reserved_concurrency)]
     checks += [module.CHECK for module in (vpc_no_egress, recursive_trigger, package_size, env_secrets,

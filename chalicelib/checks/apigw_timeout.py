@@ -51,10 +51,26 @@ CHECK = Check(
     default_mode="auto",
     default_severity="high",
     evaluate=evaluate,
-    params=(Param("buffer_seconds", int, 4, "Seconds kept between the function timeout and the "
-                  "integration timeout.", minimum=0, maximum=60),),
+    params=(
+        Param(
+            "buffer_seconds",
+            int,
+            4,
+            "Seconds kept between the function timeout and the integration timeout.",
+            minimum=0,
+            maximum=60,
+        ),
+    ),
     needs=frozenset({"routes"}),
     fix_actions=("set-timeout",),
     read_permissions=("lambda:GetPolicy", "apigateway:GET"),
-    triggers=frozenset(("UpdateFunctionConfiguration:timeout", "AddPermission", "PutIntegration", "UpdateIntegration", "CreateIntegration")),
+    triggers=frozenset(
+        (
+            "UpdateFunctionConfiguration:timeout",
+            "AddPermission",
+            "PutIntegration",
+            "UpdateIntegration",
+            "CreateIntegration",
+        )
+    ),
 )

@@ -14,10 +14,18 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+
 from chalicelib import pricing
 from chalicelib.checks import Check, Param, Params
-from chalicelib.model import (EACH_PROVISIONED, AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery,
-                              ProvisionedConfig)
+from chalicelib.model import (
+    EACH_PROVISIONED,
+    AccountFacts,
+    Finding,
+    FixSpec,
+    FunctionSnapshot,
+    MetricQuery,
+    ProvisionedConfig,
+)
 
 
 def metrics(params: Params) -> list[MetricQuery]:

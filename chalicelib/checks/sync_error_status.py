@@ -97,9 +97,24 @@ CHECK = Check(
     default_mode="notify",
     default_severity="medium",
     evaluate=evaluate,
-    params=(Param("error_samples", list, DEFAULT_SAMPLES, "Unhandled-error messages an error "
-                  "selectionPattern must catch (matched against the whole message, as API Gateway does)."),),
+    params=(
+        Param(
+            "error_samples",
+            list,
+            DEFAULT_SAMPLES,
+            "Unhandled-error messages an error "
+            "selectionPattern must catch (matched against the whole message, as API Gateway does).",
+        ),
+    ),
     needs=frozenset({"routes"}),
     read_permissions=("lambda:GetPolicy", "apigateway:GET"),
-    triggers=frozenset(("PutIntegration", "UpdateIntegration", "PutIntegrationResponse", "UpdateIntegrationResponse", "DeleteIntegrationResponse")),
+    triggers=frozenset(
+        (
+            "PutIntegration",
+            "UpdateIntegration",
+            "PutIntegrationResponse",
+            "UpdateIntegrationResponse",
+            "DeleteIntegrationResponse",
+        )
+    ),
 )

@@ -14,13 +14,12 @@ invocation genuinely needs more space.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Optional
 
 from chalicelib.checks import Check, Param, Params
 from chalicelib.model import AccountFacts, Finding, FunctionSnapshot, LogSearch
 
 
-def log_search(params: Params) -> Optional[LogSearch]:
+def log_search(params: Params) -> LogSearch | None:
     patterns = tuple(p for p in params["patterns"] if p.strip())
     return LogSearch(patterns, params["lookback_hours"]) if patterns else None
 

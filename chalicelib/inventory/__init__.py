@@ -8,9 +8,9 @@ Two reading strategies, chosen by how many functions are asked for:
   ListEventSourceMappings pages, every API's integrations once, metrics 500 series per GetMetricData call.
 
 Example:
-    >>> inventory = Inventory(Clients("us-east-1"), "123456789012")
-    >>> snapshot = inventory.function(FunctionRef("orders-api", "123456789012", "us-east-1"))
-    >>> inventory.load({"routes": [snapshot]}, {})
+    inventory = Inventory(Clients("us-east-1"), "123456789012")
+    snapshot = inventory.function(FunctionRef("orders-api", "123456789012", "us-east-1"))
+    inventory.load({"routes": [snapshot]}, {})
 
 The readers of each facet live in their own module (apis, metrics, lambda_reads, network, roles,
 triggers, logs); :class:`Inventory` combines them.
@@ -19,7 +19,9 @@ triggers, logs); :class:`Inventory` combines them.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Optional
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -35,7 +37,6 @@ from chalicelib.inventory.roles import RoleReader, _role_name
 from chalicelib.inventory.triggers import TriggerReader
 from chalicelib.model import (
     AccountFacts,
-    ApiRoute,
     EventSourceMapping,
     FunctionRef,
     FunctionSnapshot,
@@ -50,19 +51,20 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
                 LogReader):
     """Reads one account and region. Caches what does not change within a run (APIs, account facts)."""
 
-    def __init__(self, clients: Clients, account: str) -> None:
+    def __init__(self, clients: Clients, account: str, sleep: Callable[[float], None] = time.sleep) -> None:
         self.clients = clients
         self.account = account
         self.region = clients.region
-        self._account_facts: Optional[AccountFacts] = None
-        self._route_index: Optional[dict[str, list[ApiRoute]]] = None
-        self._mapping_index: Optional[dict[str, list[EventSourceMapping]]] = None
-        self._alarm_index: Optional[dict[str, dict[str, Any]]] = None
-        self._metric_index: dict[str, dict[str, set[str]]] = {}
+        self.sleep = sleep
+        self._account_facts: AccountFacts | None = None
+        self._route_index = None
+        self._mapping_index = None
+        self._alarm_index = None
+        self._metric_index = {}
         self._provisioned_unavailable = ""
         self._extra = InventoryCaches()
 
-    def function(self, ref: FunctionRef) -> Optional[FunctionSnapshot]:
+    def function(self, ref: FunctionRef) -> FunctionSnapshot | None:
         """Re-read one function (config, tags and reserved concurrency in one call); None if it is gone."""
         try:
             response = self.clients("lambda").get_function(FunctionName=ref.arn)
@@ -75,7 +77,7 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
         snapshot.loaded.update({"tags", "concurrency"})
         return snapshot
 
-    def mapping(self, uuid: str) -> Optional[EventSourceMapping]:
+    def mapping(self, uuid: str) -> EventSourceMapping | None:
         """Re-read one event source mapping; None if it is gone."""
         try:
             return _mapping(self.clients("lambda").get_event_source_mapping(UUID=uuid))
@@ -84,9 +86,11 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
                 return None
             raise
 
-    def reserved_concurrency(self, ref: FunctionRef) -> Optional[int]:
+    def reserved_concurrency(self, ref: FunctionRef) -> int | None:
         """The function's reserved concurrency (GetFunctionConcurrency: exact, 0 included); None if unset."""
-        value = self.clients("lambda").get_function_concurrency(FunctionName=ref.arn).get("ReservedConcurrentExecutions")
+        value = (
+            self.clients("lambda").get_function_concurrency(FunctionName=ref.arn).get("ReservedConcurrentExecutions")
+        )
         return None if value is None else int(value)
 
     def all_functions(self) -> Iterator[FunctionSnapshot]:
@@ -106,7 +110,7 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
                 tags[_unqualified(item["ResourceARN"])] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
         return tags
 
-    def resolve(self, change: Change) -> Optional[FunctionRef]:
+    def resolve(self, change: Change) -> FunctionRef | None:
         """The function a change is about: named in the event, or looked up (mapping, integration)."""
         if change.function:
             return change.function
@@ -131,7 +135,7 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
         return None
 
     def load(self, needs: dict[str, list[FunctionSnapshot]], queries: dict[str, set[MetricQuery]],
-             searches: Optional[dict[str, LogSearch]] = None) -> None:
+             searches: dict[str, LogSearch] | None = None) -> None:
         """Read the facets the checks need: ``needs`` maps a facet to the snapshots that need it and
         ``queries`` a function ARN to the metric series its checks asked for (``searches``: the log
         search its checks asked for). More than one function switches to the account-wide bulk reads."""
@@ -168,7 +172,7 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
                 self._account_facts = AccountFacts(unavailable=reason)
         return self._account_facts
 
-    def function_policy(self, function_arn: str) -> Optional[dict[str, Any]]:
+    def function_policy(self, function_arn: str) -> dict[str, Any] | None:
         """The function's resource policy (GetPolicy, once per run); None when it has none."""
         cache = self._extra.policies
         if function_arn not in cache:
@@ -198,9 +202,9 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
         table or NAT gateway, the functions running as a role; else :meth:`resolve`'s one function.
 
         Example:
-            >>> inventory.resolve_all(Change("id", "CreateRoute", "aws.ec2", "123456789012", "us-east-1",
-            ...                              "", None, ("route-table", "rtb-0a9d8c7b6e5f4a321")))
-            [FunctionRef(name='orders-api', account='123456789012', region='us-east-1', partition='aws')]
+            inventory.resolve_all(Change("id", "CreateRoute", "aws.ec2", "123456789012", "us-east-1",
+                                         "", None, ("route-table", "rtb-0a9d8c7b6e5f4a321")))
+            # -> [FunctionRef(name='orders-api', account='123456789012', region='us-east-1', partition='aws')]
         """
         if change.functions:
             return list(change.functions)
@@ -208,7 +212,7 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
         ec2 = self.clients("ec2")
         try:
             if kind == "route-table":
-                vpcs: Optional[set[str]] = {t["VpcId"] for t in ec2.describe_route_tables(
+                vpcs: set[str] | None = {t["VpcId"] for t in ec2.describe_route_tables(
                     Filters=[{"Name": "route-table-id", "Values": args[:1]}]).get("RouteTables", [])}
             elif kind == "nat-gateway":
                 vpcs = {n.get("VpcId", "") for n in ec2.describe_nat_gateways(
@@ -227,7 +231,7 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
             raise
         return self._functions_in_vpcs(vpcs)
 
-    def _functions_in_vpcs(self, vpcs: Optional[set[str]]) -> list[FunctionRef]:
+    def _functions_in_vpcs(self, vpcs: set[str] | None) -> list[FunctionRef]:
         configs = [c for c in self._function_configs() if (c.get("VpcConfig") or {}).get("SubnetIds")]
         if any(not c["VpcConfig"].get("VpcId") for c in configs):
             self._describe_subnets({sid for c in configs for sid in c["VpcConfig"]["SubnetIds"]})

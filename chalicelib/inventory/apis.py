@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from typing import Any, Optional
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -32,7 +32,7 @@ class ApiReader(ReaderBase):
             snapshot.routes = tuple(index.get(snapshot.arn, ()))
             snapshot.loaded.add("routes")
 
-    def _routes_for_one(self, snapshot: FunctionSnapshot) -> Optional[dict[str, list[ApiRoute]]]:
+    def _routes_for_one(self, snapshot: FunctionSnapshot) -> dict[str, list[ApiRoute]] | None:
         """Routes of one function via its resource policy: only the APIs allowed to invoke it are read.
         None when the policy allows API Gateway without naming the API (then the full index is used)."""
         policy = self.function_policy(snapshot.arn)

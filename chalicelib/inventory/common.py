@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from chalicelib.aws import Clients
-from chalicelib.model import EventSourceMapping, FunctionRef, FunctionSnapshot, Layer, RolePolicy, Trigger
+from chalicelib.model import ApiRoute, EventSourceMapping, FunctionRef, FunctionSnapshot, Layer, RolePolicy, Trigger
 
 EC2_FILTER_VALUES = 200
 MAX_FILTER_PAGES = 10
@@ -22,7 +23,7 @@ _ROUTE_TARGETS = ("NatGatewayId", "TransitGatewayId", "NetworkInterfaceId", "Ins
 _ACCOUNT_PREFIX = re.compile(r"^\d{12}:")
 
 
-def snapshot_from_config(config: dict[str, Any], tags: Optional[dict[str, str]] = None) -> FunctionSnapshot:
+def snapshot_from_config(config: dict[str, Any], tags: dict[str, str] | None = None) -> FunctionSnapshot:
     """Build a snapshot from a GetFunction / ListFunctions configuration dict.
 
     Example:
@@ -87,27 +88,39 @@ class InventoryCaches:
     """What the network / IAM / trigger / log reads keep for the run (many functions share a VPC, a role,
     a bucket)."""
 
-    policies: dict[str, Optional[dict[str, Any]]] = field(default_factory=dict)
+    policies: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     subnets: dict[str, dict[str, Any]] = field(default_factory=dict)
     vpcs: dict[str, VpcResources] = field(default_factory=dict)
-    roles: dict[str, Optional[tuple[RolePolicy, ...]]] = field(default_factory=dict)
+    roles: dict[str, tuple[RolePolicy, ...] | None] = field(default_factory=dict)
     managed: dict[str, dict[str, Any]] = field(default_factory=dict)
     authorization_read: bool = False
     buckets: dict[str, list[tuple[str, Trigger]]] = field(default_factory=dict)
     all_buckets_read: bool = False
     unreadable_buckets: set[str] = field(default_factory=set)
-    all_subscriptions: Optional[dict[str, list[Trigger]]] = None
+    all_subscriptions: dict[str, list[Trigger]] | None = None
     topics: dict[str, list[tuple[str, Trigger]]] = field(default_factory=dict)
     log_groups: set[str] = field(default_factory=set)
     log_prefixes_read: set[str] = field(default_factory=set)
-    configs: Optional[list[dict[str, Any]]] = None
+    configs: list[dict[str, Any]] | None = None
 
 
 class ReaderBase:
-    """What every reader mixin relies on; :class:`chalicelib.inventory.Inventory` sets it in ``__init__``."""
+    """What every reader mixin relies on; :class:`chalicelib.inventory.Inventory` sets all of it in
+    ``__init__``: the clients, the scope, the per-run caches, and the effects a reader needs beyond AWS
+    calls (``sleep`` while a Logs Insights query runs)."""
 
     clients: Clients
     account: str
     region: str
+    sleep: Callable[[float], None]
     _extra: InventoryCaches
+    _route_index: dict[str, list[ApiRoute]] | None
+    _mapping_index: dict[str, list[EventSourceMapping]] | None
+    _alarm_index: dict[str, dict[str, Any]] | None
+    _metric_index: dict[str, dict[str, set[str]]]
+    _provisioned_unavailable: str
+
+    def function_policy(self, function_arn: str) -> dict[str, Any] | None:
+        """The function's resource policy (see :meth:`chalicelib.inventory.Inventory.function_policy`)."""
+        raise NotImplementedError
 

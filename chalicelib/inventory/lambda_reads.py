@@ -5,7 +5,7 @@ Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventor
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Optional
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -30,7 +30,7 @@ class LambdaReader(ReaderBase):
             self._mapping_index = self._read_mappings(None)
         return self._mapping_index
 
-    def _read_mappings(self, function_name: Optional[str]) -> dict[str, list[EventSourceMapping]]:
+    def _read_mappings(self, function_name: str | None) -> dict[str, list[EventSourceMapping]]:
         paginator = self.clients("lambda").get_paginator("list_event_source_mappings")
         by_function: dict[str, list[EventSourceMapping]] = defaultdict(list)
         for page in paginator.paginate(**({"FunctionName": function_name} if function_name else {})):
@@ -60,7 +60,7 @@ class LambdaReader(ReaderBase):
                     found[name] = alarms.put_arguments(alarm)
         return found
 
-    def alarm_state(self, alarm_name: str) -> Optional[str]:
+    def alarm_state(self, alarm_name: str) -> str | None:
         """``OK`` / ``ALARM`` / ``INSUFFICIENT_DATA`` of one metric alarm; None when there is no such alarm."""
         found = self.clients("cloudwatch").describe_alarms(AlarmNames=[alarm_name], AlarmTypes=["MetricAlarm"])
         return next((str(a.get("StateValue")) for a in found.get("MetricAlarms", [])), None)

@@ -13,8 +13,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import is_not_found
-from chalicelib.inventory.common import (_ACCOUNT_PREFIX, DEFAULT_LOG_PREFIX, INSIGHTS_MAX_GROUPS, INSIGHTS_POLL_S,
-                                         INSIGHTS_WAIT_S, MAX_FILTER_PAGES, ReaderBase, _chunks)
+from chalicelib.inventory.common import (
+    _ACCOUNT_PREFIX,
+    DEFAULT_LOG_PREFIX,
+    INSIGHTS_MAX_GROUPS,
+    INSIGHTS_POLL_S,
+    INSIGHTS_WAIT_S,
+    MAX_FILTER_PAGES,
+    ReaderBase,
+    _chunks,
+)
 from chalicelib.model import FunctionSnapshot, LogHits, LogSearch
 
 
@@ -50,7 +58,9 @@ class LogReader(ReaderBase):
                 if count or not request["nextToken"]:
                     break
             else:
-                snapshot.unavailable["logs"] = f"searched the first {MAX_FILTER_PAGES} pages of {snapshot.log_group} only"
+                snapshot.unavailable["logs"] = (
+                    f"searched the first {MAX_FILTER_PAGES} pages of {snapshot.log_group} only"
+                )
         except ClientError as exc:
             if not is_not_found(exc):
                 raise
@@ -127,7 +137,9 @@ def _timestamp_ms(value: str) -> int:
     if value.isdigit():
         return int(value)
     try:
-        return int(datetime.strptime(value[:23], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp() * 1000)
+        return int(
+            datetime.strptime(value[:23], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp() * 1000
+        )
     except ValueError:
         return 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -125,7 +125,7 @@ class MetricReader(ReaderBase):
                         wanted.append((snapshot, concrete))
         self._read_metrics(wanted)
 
-    def _read_provisioned(self, snapshot: FunctionSnapshot, in_use: Optional[dict[str, set[str]]]) -> None:
+    def _read_provisioned(self, snapshot: FunctionSnapshot, in_use: dict[str, set[str]] | None) -> None:
         """ListProvisionedConcurrencyConfigs; where it is unavailable, the qualifiers CloudWatch shows with
         provisioned-concurrency metrics (sizes unknown), and ``provisioned_note`` says so."""
         if not self._provisioned_unavailable:
@@ -168,7 +168,7 @@ def _reduce(stat: str, values: list[float]) -> float:
 
 
 def _provisioned(item: dict[str, Any]) -> ProvisionedConfig:
-    def count(key: str) -> Optional[int]:
+    def count(key: str) -> int | None:
         return int(item[key]) if item.get(key) is not None else None
 
     return ProvisionedConfig(

@@ -6,7 +6,7 @@ Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventor
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
@@ -39,16 +39,19 @@ class RoleReader(ReaderBase):
         for page in pages:
             roles.extend(page.get("RoleDetailList", []))
             for policy in page.get("Policies", []):
-                default = next((v for v in policy.get("PolicyVersionList", []) if v.get("IsDefaultVersion")), {})
+                versions = policy.get("PolicyVersionList", [])
+                default: dict[str, Any] = next((v for v in versions if v.get("IsDefaultVersion")), {})
                 self._extra.managed[policy["Arn"]] = _document(default.get("Document"))
         for role in roles:
             inline = tuple(RolePolicy(p["PolicyName"], "inline", _document(p.get("PolicyDocument")))
                            for p in role.get("RolePolicyList", []))
             self._extra.roles[role["RoleName"]] = inline + tuple(
-                self._managed_policy(a["PolicyArn"], a.get("PolicyName", "")) for a in role.get("AttachedManagedPolicies", []))
+                self._managed_policy(a["PolicyArn"], a.get("PolicyName", ""))
+                for a in role.get("AttachedManagedPolicies", [])
+            )
         self._extra.authorization_read = True
 
-    def _read_role(self, name: str) -> Optional[tuple[RolePolicy, ...]]:
+    def _read_role(self, name: str) -> tuple[RolePolicy, ...] | None:
         iam = self.clients("iam")
         try:
             names = [n for page in iam.get_paginator("list_role_policies").paginate(RoleName=name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, Optional
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -32,14 +32,17 @@ class TriggerReader(ReaderBase):
                                                     + ", ".join(sorted(self._extra.unreadable_buckets)[:5]))
             snapshot.loaded.add("triggers")
 
-    def _bucket_triggers(self, sources: Optional[set[str]]) -> dict[str, list[Trigger]]:
+    def _bucket_triggers(self, sources: set[str] | None) -> dict[str, list[Trigger]]:
         """Function ARN → its S3 triggers, over ``sources`` (bucket ARNs) or, with None, every bucket of the
         region (ListBuckets, then one GetBucketNotificationConfiguration per bucket, once per run)."""
         if sources is None:
             if not self._extra.all_buckets_read:
                 pages = self.clients("s3").get_paginator("list_buckets").paginate(BucketRegion=self.region)
                 for bucket in (b for page in pages for b in page.get("Buckets", [])):
-                    if bucket.get("BucketRegion", self.region) == self.region and bucket["Name"] not in self._extra.buckets:
+                    if (
+                        bucket.get("BucketRegion", self.region) == self.region
+                        and bucket["Name"] not in self._extra.buckets
+                    ):
                         self._read_bucket(bucket["Name"])
                 self._extra.all_buckets_read = True
             names = set(self._extra.buckets)
@@ -71,7 +74,7 @@ class TriggerReader(ReaderBase):
                 rules.get("suffix", ""), item.get("Id", ""))))
         self._extra.buckets[name] = found
 
-    def _subscription_triggers(self, sources: Optional[set[str]]) -> dict[str, list[Trigger]]:
+    def _subscription_triggers(self, sources: set[str] | None) -> dict[str, list[Trigger]]:
         """Function ARN → its SNS subscriptions: ListSubscriptions once per run, or the named topics only."""
         sns = self.clients("sns")
         if sources is None:
@@ -98,7 +101,7 @@ class TriggerReader(ReaderBase):
         return index
 
 
-def _invoke_sources(policy: dict[str, Any], service: str) -> Optional[set[str]]:
+def _invoke_sources(policy: dict[str, Any], service: str) -> set[str] | None:
     """The SourceArns a resource policy lets ``service`` invoke the function from; None when a statement
     allows the service without naming its source (then every source must be read)."""
     sources: set[str] = set()
@@ -119,6 +122,9 @@ def _invoke_sources(policy: dict[str, Any], service: str) -> Optional[set[str]]:
 
 
 def _lambda_subscriptions(subscriptions: list[dict[str, Any]]) -> list[tuple[str, Trigger]]:
-    return [(_unqualified(s.get("Endpoint", "")), Trigger("sns", s.get("TopicArn", ""), id=s.get("SubscriptionArn", "")))
-            for s in subscriptions if s.get("Protocol") == "lambda"]
+    return [
+        (_unqualified(s.get("Endpoint", "")), Trigger("sns", s.get("TopicArn", ""), id=s.get("SubscriptionArn", "")))
+        for s in subscriptions
+        if s.get("Protocol") == "lambda"
+    ]
 
