@@ -11,68 +11,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.model import AccountFacts, Finding, FunctionSnapshot, LogSearch, MetricQuery
+from chalicelib.checks.base import FACETS, Check, Evaluate, Param, Params
 
-Params = dict[str, Any]
-Evaluate = Callable[[FunctionSnapshot, Params, AccountFacts], list[Finding]]
-
-# Facets a check may read beyond the function configuration (see inventory.Inventory.load).
-FACETS = frozenset({"concurrency", "mappings", "routes", "metrics", "account", "alarms",
-                    "network", "role_policies", "triggers", "logs", "recursion"})
-FACETS |= frozenset({"urls", "provisioned"})  # function URLs; provisioned-concurrency configs
-
-
-@dataclass(frozen=True)
-class Param:
-    """One tunable of a check, validated by ``settings`` when policies are loaded."""
-
-    name: str
-    kind: type
-    default: Any
-    doc: str
-    minimum: float | None = None
-    maximum: float | None = None
-
-
-@dataclass(frozen=True)
-class Check:
-    """A footgun check: ``evaluate(snapshot, params, account) -> [Finding]``, pure, no AWS calls.
-
-    ``in_scope`` is a cheap pre-filter over the base snapshot (config and tags); facets are read only for
-    functions in scope, which keeps sweeps to bulk reads. ``metrics(params)`` names the CloudWatch series.
-    """
-
-    id: str
-    footgun: str
-    title: str
-    doc: str
-    default_mode: str
-    default_severity: str
-    evaluate: Evaluate
-    params: tuple[Param, ...] = ()
-    needs: frozenset[str] = frozenset()
-    in_scope: Callable[[FunctionSnapshot, Params], bool] = lambda snapshot, params: True
-    metrics: Callable[[Params], list[MetricQuery]] = lambda params: []
-    fix_actions: tuple[str, ...] = ()
-    read_permissions: tuple[str, ...] = field(default=())
-    after: frozenset[str] = frozenset()  # policy ids whose findings this check reads (snapshot.flagged_by)
-    # Facets read only for the functions this check flagged (per-function reads AWS has no bulk call for,
-    # such as the values a fix must store as its prior); the check then runs again with them.
-    finding_needs: frozenset[str] = frozenset()
-    # The log search the ``logs`` facet runs for this check (patterns, look-back), from its params.
-    log_search: Callable[[Params], LogSearch | None] = lambda params: None
-    # The CloudTrail changes that can alter this check's verdict: base event names, or
-    # ``UpdateFunctionConfiguration:<requestParameter>`` for one field. A Lambda or API Gateway event
-    # evaluates only the checks it concerns (see ``concerned``); empty means every change concerns it.
-    triggers: frozenset[str] = frozenset()
-
-    def defaults(self) -> Params:
-        return {p.name: p.default for p in self.params}
-
+__all__ = ["EVERY_POLICY", "FACETS", "REGISTRY", "Check", "Evaluate", "Param", "Params", "concerned"]
 
 # Changes after which every policy is re-evaluated: a new function, and tags (exempt / critical / kill-switch).
 EVERY_POLICY = frozenset({"CreateFunction", "TagResource", "UntagResource"})

@@ -7,7 +7,7 @@ below the tightest integration timeout that targets it. A function with no API i
 
 from __future__ import annotations
 
-from chalicelib.checks import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
 
 

@@ -8,7 +8,7 @@ which is why the default mode asks a human first.
 
 from __future__ import annotations
 
-from chalicelib.checks import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
 
 BATCH_SOURCES = {"sqs": "SQS queue", "kinesis": "Kinesis stream", "dynamodb": "DynamoDB stream"}

@@ -12,7 +12,7 @@ requests in the last two weeks (UrlRequestCount); the event path reads the URL c
 from __future__ import annotations
 
 from chalicelib import pricing
-from chalicelib.checks import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params
 from chalicelib.model import AccountFacts, Finding, FunctionSnapshot
 
 MB = 1024 * 1024

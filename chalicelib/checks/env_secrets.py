@@ -12,7 +12,7 @@ and the kind of secret only. CloudTrail logs ``environment`` as ``{}``, so the f
 
 from __future__ import annotations
 
-from chalicelib.checks import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params
 from chalicelib.model import AccountFacts, Finding, FunctionSnapshot
 from chalicelib.secretscan import classify
 

@@ -12,7 +12,7 @@ published prices (``chalicelib/pricing.py``), assuming the work is CPU-bound, wi
 from __future__ import annotations
 
 from chalicelib import pricing
-from chalicelib.checks import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
 
 

@@ -10,7 +10,7 @@ measured (AWS does not report their size here and caches their layers).
 
 from __future__ import annotations
 
-from chalicelib.checks import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params
 from chalicelib.model import AccountFacts, Finding, FunctionSnapshot
 
 MB = 1024 * 1024

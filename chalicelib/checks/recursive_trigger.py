@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from chalicelib.checks import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params
 from chalicelib.iam_eval import Verdict, can_perform
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
 

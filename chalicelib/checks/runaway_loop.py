@@ -15,7 +15,7 @@ import fnmatch
 import math
 
 from chalicelib import alarms
-from chalicelib.checks import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
 
 LOOP_RISK_POLICIES = frozenset({"recursive-trigger"})

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.checks import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params
 from chalicelib.model import AccountFacts, ApiRoute, Finding, FunctionSnapshot
 
 DEFAULT_SAMPLES = [

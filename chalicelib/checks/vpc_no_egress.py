@@ -15,7 +15,7 @@ configuration when the function needs no private resource.
 
 from __future__ import annotations
 
-from chalicelib.checks import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params
 from chalicelib.model import AccountFacts, Finding, FunctionSnapshot, NatGateway, NetworkFacts, SubnetRouting
 
 DEFAULT_ROUTE = "0.0.0.0/0"
