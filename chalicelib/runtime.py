@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,37 +54,52 @@ def mode_from_env() -> str:
 
 
 MODE_MAX_AGE_SECONDS = 60  # how long an operator waits for a mode switch in SSM to take effect
+# A value read from SSM is kept this long when the parameter later cannot be read (deleted, denied, throttled):
+# the Powertools cache (MODE_MAX_AGE_SECONDS) plus a grace, so one SSM hiccup does not switch a healthy bot off.
+MODE_LAST_KNOWN_SECONDS = 5 * MODE_MAX_AGE_SECONDS
 
 
-def mode_override(parameter: str, default: str, provider: Any, last_known: str | None = None) -> str:
-    """The global mode from the SSM ``parameter`` (cached ``MODE_MAX_AGE_SECONDS`` by the Powertools
-    ``provider``). Fails closed: an invalid value turns the bot ``off``; an unreadable parameter keeps the
-    last value read, or ``off`` if there is none; a missing parameter means ``default`` (the environment).
-
-    Example:
-        from aws_lambda_powertools.utilities.parameters import SSMProvider
-        mode_override("/safetycatch/prod/mode", "enforce", SSMProvider())
-        # -> 'dry-run'
-    """
+def read_mode(parameter: str, provider: Any) -> str | None:
+    """The mode in the SSM ``parameter`` through the Powertools ``provider`` (cached ``MODE_MAX_AGE_SECONDS``):
+    ``off`` for an invalid value (fail closed), None when the parameter is missing or cannot be read."""
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
     try:
         raw = provider.get(parameter, max_age=MODE_MAX_AGE_SECONDS)
     except GetParameterError as exc:
-        if error_code(exc.__context__ or exc) == "ParameterNotFound":
-            logger.warning("mode parameter missing; using SAFETYCATCH_MODE",
-                           extra={"parameter": parameter, "mode": default})
-            return default
-        fallback = last_known or "off"
-        logger.error("mode parameter unreadable; failing closed",
-                     extra={"parameter": parameter, "mode": fallback, "error": str(exc)[:300]})
-        return fallback
+        logger.error("mode parameter missing or unreadable; failing closed",
+                     extra={"parameter": parameter, "error_code": error_code(exc.__context__ or exc),
+                            "error": str(exc)[:300]})
+        return None
     value = str(raw).strip().lower()
     if value not in GLOBAL_MODES:
         logger.error("INVALID safetycatch mode in SSM: the bot is OFF until it is fixed",
                      extra={"parameter": parameter, "value": str(raw)[:40], "expected": list(GLOBAL_MODES)})
         return "off"
     return value
+
+
+def mode_override(parameter: str, provider: Any, last_known: tuple[str, float] | None = None,
+                  now: float | None = None) -> str:
+    """The global mode from the SSM ``parameter``. Fails closed: an invalid value turns the bot ``off``; a
+    parameter that is configured but missing (deleted) or unreadable keeps the last value read
+    (``last_known``: ``(mode, read_at)``) for ``MODE_LAST_KNOWN_SECONDS``, else ``off``. It never falls back
+    to ``SAFETYCATCH_MODE`` (``enforce``) by itself.
+
+    Example:
+        from aws_lambda_powertools.utilities.parameters import SSMProvider
+        mode_override("/safetycatch/prod/mode", SSMProvider())
+        # -> 'dry-run'
+    """
+    value = read_mode(parameter, provider)
+    return value if value is not None else fallback_mode(last_known, time.time() if now is None else now)
+
+
+def fallback_mode(last_known: tuple[str, float] | None, now: float) -> str:
+    """The last mode read if it was read at most ``MODE_LAST_KNOWN_SECONDS`` before ``now``, else ``off``."""
+    if last_known is not None and now - last_known[1] <= MODE_LAST_KNOWN_SECONDS:
+        return last_known[0]
+    return "off"
 
 
 @dataclass
@@ -101,11 +117,11 @@ class Runtime:
     _store: StateStore | None = None
     _dedupe: Deduplicator | None = None
     mode_parameter: str | None = None
-    default_mode: str = ""
     member_role: str = accounts.DEFAULT_MEMBER_ROLE
     external_id: str | None = None
     _mode_provider: Any = None
-    _mode_from_parameter: str | None = None
+    _mode_last_read: tuple[str, float] | None = None  # (mode, when) of the last valid value read from SSM
+    clock: Any = time.time
     _sessions: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -118,7 +134,6 @@ class Runtime:
             raise ConfigError(f"SAFETYCATCH_TABLE: {table[:60]!r} is not a DynamoDB table name")
         runtime = cls(policy_set=settings_module.load(policies_dir), mode=mode or mode_from_env(), table=table,
                       session=session)
-        runtime.default_mode = runtime.mode
         runtime.mode_parameter = os.environ.get("SAFETYCATCH_MODE_PARAMETER", "").strip() or None
         runtime.member_role, runtime.external_id = accounts.member_role_name(), accounts.external_id()
         from chalicelib.slack_messages import attach_slack
@@ -136,9 +151,11 @@ class Runtime:
             from aws_lambda_powertools.utilities.parameters import SSMProvider
 
             self._mode_provider = SSMProvider(boto3_session=self.session, boto_config=RETRY_CONFIG)
-        mode = mode_override(self.mode_parameter, self.default_mode or self.mode, self._mode_provider,
-                             self._mode_from_parameter)
-        self._mode_from_parameter = mode
+        now = self.clock()
+        value = read_mode(self.mode_parameter, self._mode_provider)
+        if value is not None:
+            self._mode_last_read = (value, now)
+        mode = value if value is not None else fallback_mode(self._mode_last_read, now)
         if mode != self.mode:
             logger.warning("safetycatch mode changed", extra={"from": self.mode, "to": mode,
                                                               "parameter": self.mode_parameter})

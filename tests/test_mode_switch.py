@@ -81,11 +81,35 @@ def test_invalid_value_fails_closed_and_says_so(aws, deployed, event, caplog):
     assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 30
 
 
-def test_missing_parameter_means_the_environment_default(aws, deployed, event):
+def test_a_configured_parameter_that_is_missing_means_off_never_enforce(aws, deployed, event):
+    """Attack: delete the mode parameter (ssm:DeleteParameter) so the bot falls back to SAFETYCATCH_MODE=enforce."""
     _orders_api(aws)
     runtime = deployed()
     report = handlers.handle_event(event("lambda-UpdateFunctionConfiguration20150331v2"))
-    assert runtime.mode == "enforce" and [f["outcome"] for f in report["findings"]] == ["fixed"]
+    assert runtime.mode == "off" and report["skipped"].startswith("safetycatch is off")
+    assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 30
+
+
+def test_deleting_the_parameter_keeps_the_last_value_then_fails_closed(aws, deployed, event):
+    """The operator set dry-run; someone deletes the parameter: the last value read holds for the grace period,
+    then the bot is off - it never falls back to enforce."""
+    from chalicelib.runtime import MODE_LAST_KNOWN_SECONDS
+
+    _orders_api(aws)
+    _set_mode("dry-run")
+    runtime = deployed()
+    now = [1_000_000.0]
+    runtime.clock = lambda: now[0]
+    assert handlers.current_runtime().mode == "dry-run"
+    boto3.client("ssm", region_name="us-east-1").delete_parameter(Name=PARAMETER)
+    runtime._mode_provider.clear_cache()  # what max_age expiry does
+    now[0] += MODE_LAST_KNOWN_SECONDS - 1
+    assert handlers.current_runtime().mode == "dry-run", "the last value read is kept for a while"
+    runtime._mode_provider.clear_cache()
+    now[0] += 2
+    report = handlers.handle_event(event("lambda-UpdateFunctionConfiguration20150331v2"))
+    assert runtime.mode == "off" and report["skipped"].startswith("safetycatch is off")
+    assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 30
 
 
 def test_the_parameter_is_cached_between_invocations(aws, deployed, calls):
@@ -127,9 +151,13 @@ class _Provider:
 
 
 def test_unreadable_parameter_keeps_the_last_value_or_fails_closed():
-    assert mode_override(PARAMETER, "enforce", _Provider("AccessDeniedException")) == "off"
-    assert mode_override(PARAMETER, "enforce", _Provider("AccessDeniedException"), last_known="dry-run") == "dry-run"
-    assert mode_override(PARAMETER, "enforce", _Provider("ParameterNotFound")) == "enforce"
+    from chalicelib.runtime import MODE_LAST_KNOWN_SECONDS
+
+    for code in ("AccessDeniedException", "ParameterNotFound", "ThrottlingException"):
+        assert mode_override(PARAMETER, _Provider(code)) == "off"
+        assert mode_override(PARAMETER, _Provider(code), last_known=("dry-run", 100.0), now=101.0) == "dry-run"
+        assert mode_override(PARAMETER, _Provider(code), last_known=("enforce", 100.0),
+                             now=100.0 + MODE_LAST_KNOWN_SECONDS + 1) == "off"
 
 
 def test_cli_runs_without_a_parameter_never_call_ssm(aws, make_runtime, calls):
