@@ -171,9 +171,25 @@ def _parse(event: Any, settings: Settings) -> Parsed:
     found = target(change, detail)
     if isinstance(found, str):
         return Skip(eid, raw_name, found)
+    found = _own_account_only(found)
+    if isinstance(found, str):
+        return Skip(eid, raw_name, found)
     if source in ("aws.lambda", "aws.apigateway") and not found.policies:
         found = replace(found, policies=concerned(name, detail.get("requestParameters")))
     return found
+
+
+def _own_account_only(change: Change) -> Change | str:
+    """An event acts only on functions in its own account (the envelope's ``account``): a request naming another
+    account's function (a full ARN) must not make the bot read or change that account."""
+    named = [ref for ref in (change.function, *change.functions) if ref is not None]
+    own = tuple(ref for ref in named if ref.account == change.account)
+    if named and not own:
+        return (f"the event from account {change.account} names a function in account {named[0].account}: "
+                "not acting")
+    if len(own) == len(named):
+        return change
+    return replace(change, function=own[0], functions=own if change.functions else ())
 
 
 def _lambda_target(change: Change, detail: dict[str, Any]) -> Change | str:

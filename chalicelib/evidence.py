@@ -113,7 +113,7 @@ def _alarm(event: dict[str, Any]) -> Evidence | Skip:
     if function_name != expected:
         return Skip(eid, name, f"alarm {name[:120]} watches FunctionName {function_name[:80]!r}, not {expected[:80]!r}")
     ref = FunctionRef.parse(function_name, account, region)
-    if ref is None:
+    if ref is None or ref.account != account:
         return Skip(eid, name, f"malformed FunctionName dimension {function_name[:80]!r}")
     if not eid:
         return Skip("", name, "malformed event: no id")
@@ -134,9 +134,9 @@ def _health(event: dict[str, Any]) -> Evidence | Skip:
         return Skip(eid, code, f"Health event {code[:80] or '(no code)'} is not about a recursive loop")
     if text(detail.get("statusCode")).lower() == "closed":
         return Skip(eid, code, "the Health event is closed (the loop it reported is over)")
-    account = text(detail.get("affectedAccount")) or account
-    if not _ACCOUNT.match(account):
-        return Skip(eid, code, "malformed event: affectedAccount is not an account id")
+    affected = text(detail.get("affectedAccount")) or account
+    if affected != account:
+        return Skip(eid, code, f"the notice from account {account} is about account {affected[:20]}: not acting")
     candidates = [text(dig(e, "entityValue")) for e in detail.get("affectedEntities") or [] if isinstance(e, dict)]
     if not any(candidates):
         candidates = [text(r) for r in event.get("resources") or []]
@@ -147,6 +147,9 @@ def _health(event: dict[str, Any]) -> Evidence | Skip:
             refs.append(ref)
     if not refs:
         return Skip(eid, code, "no Lambda function among the Health event's affected entities")
+    if foreign := next((ref for ref in refs if ref.account != account), None):
+        return Skip(eid, code, f"the event from account {account} names a function in account {foreign.account}: "
+                               "not acting")
     if len(refs) > MAX_FUNCTIONS_PER_EVENT:
         return Skip(eid, code, f"{len(refs)} affected functions: more than {MAX_FUNCTIONS_PER_EVENT}, not acting")
     key = text(detail.get("eventArn")) or eid

@@ -56,9 +56,9 @@ def _account_from_context(runtime: Runtime, context: Any) -> None:
 
 
 def change_account(change: events.Change) -> str:
-    """The account a change is about: the named function's, else the event's (a member account is read and
-    fixed through its remediation role)."""
-    return change.function.account if change.function and change.function.account else change.account
+    """The account a change is about: the event's own (``events.parse`` refuses a request naming a function of
+    another account); a member account is read and fixed through its remediation role."""
+    return change.account
 
 
 def on_cloudtrail_change(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:

@@ -183,7 +183,7 @@ def test_health_variations(aws, runtime, calls, event):
         "service": (variant(service="EC2"), "Health event for EC2, not LAMBDA"),
         "code": (variant(eventTypeCode="AWS_LAMBDA_PLANNED_LIFECYCLE_EVENT"), "Health event AWS_LAMBDA_PLANNED"),
         "closed": (variant(statusCode="closed"), "the Health event is closed"),
-        "account": (variant(affectedAccount="x"), "malformed event: affectedAccount"),
+        "account": (variant(affectedAccount="x"), f"the notice from account {ACCOUNT} is about account x"),
         "nothing": ({**variant(affectedEntities=[{"entityValue": f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0a"}]),
                      "resources": []}, "no Lambda function among"),
         "many": (variant(affectedEntities=[{"entityValue": f"fn-{i}"} for i in range(21)]), "21 affected functions"),
@@ -219,7 +219,8 @@ def test_health_notice_of_a_loop_older_than_the_restore_does_not_kill_again(aws,
 def test_evidence_for_a_deleted_function_or_another_account_is_skipped(aws, runtime):
     assert handle_event(health_event([_arn("ghost")]), runtime=runtime)["skipped"].startswith("no function ghost")
     foreign = health_event(["arn:aws:lambda:us-east-1:999999999999:function:x"])
-    assert "not this bot's account" in handle_event(foreign, runtime=runtime)["skipped"]
+    assert handle_event(foreign, runtime=runtime)["skipped"] == (
+        f"the event from account {ACCOUNT} names a function in account 999999999999: not acting")
 
 
 def test_policy_off_or_missing_skips_evidence(aws, make_runtime, tmp_path, calls):
@@ -256,6 +257,7 @@ def test_chalice_handlers_are_wired(aws, monkeypatch, tmp_path):
     import app as chalice_app
 
     aws.client("dynamodb").create_table(**table_definition("safetycatch-dev"))  # .chalice/config.json, stage dev
+    aws.client("ssm").put_parameter(Name="/safetycatch/dev/mode", Value="enforce", Type="String")  # as deployed
     monkeypatch.setenv("SAFETYCATCH_POLICIES", str(policies_with(tmp_path)))
     aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
     aws.function("billing")
