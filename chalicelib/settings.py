@@ -30,6 +30,8 @@ MAX_FILE_BYTES = 64 * 1024
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _SLACK_GROUP = re.compile(r"^S[A-Z0-9]{2,20}$")
+_SLACK_TEAM = re.compile(r"^[TE][A-Z0-9]{2,20}$")
+_SLACK_APP = re.compile(r"^A[A-Z0-9]{2,20}$")
 _POLICY_KEYS = {"mode", "severity", "params", "exempt", "description"}
 
 
@@ -58,6 +60,13 @@ class Settings:
     never_kill: tuple[str, ...] = ()
     approval_ttl_hours: float = 24
     max_changes_per_hour: int = 20
+    max_changes_per_function_per_hour: int = 5
+    max_changes_per_policy_per_hour: int = 10
+    max_auto_reservation_share: float = 0.1
+    max_reapply: int = 2
+    fight_window_hours: float = 24
+    slack_team_ids: tuple[str, ...] = ()
+    slack_app_id: str = ""
 
     def is_own_role(self, role_arn: str) -> bool:
         """True when ``role_arn`` is one of the bot's roles (its own change).
@@ -138,17 +147,39 @@ def _settings(doc: Any) -> Settings:
         if not isinstance(doc["exempt_tag"], str) or not 0 < len(doc["exempt_tag"]) <= 128:
             raise PolicyError(file, "exempt_tag", "expected a tag key (1-128 characters)")
         out["exempt_tag"] = doc["exempt_tag"]
-    if "approval_ttl_hours" in doc:
-        ttl = doc["approval_ttl_hours"]
-        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= 24 * 30:
-            raise PolicyError(file, "approval_ttl_hours", "expected a number of hours between 0 and 720")
-        out["approval_ttl_hours"] = ttl
-    if "max_changes_per_hour" in doc:
-        cap = doc["max_changes_per_hour"]
-        if isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= 10000:
-            raise PolicyError(file, "max_changes_per_hour", "expected a whole number of changes between 0 and 10000")
-        out["max_changes_per_hour"] = cap
+    for key, (kind, low, high, unit) in _NUMBERS.items():
+        if key in doc:
+            out[key] = _number(file, key, doc[key], kind, low, high, unit)
+    if "slack_team_ids" in doc:
+        out["slack_team_ids"] = _strings(file, "slack_team_ids", doc["slack_team_ids"], _SLACK_TEAM)
+    if "slack_app_id" in doc:
+        app_id = doc["slack_app_id"]
+        if not isinstance(app_id, str) or app_id and not _SLACK_APP.match(app_id):
+            raise PolicyError(file, "slack_app_id", "expected a Slack app id (A...)")
+        out["slack_app_id"] = doc["slack_app_id"]
     return Settings(**out)
+
+
+# Numeric settings: key -> (type, lowest, highest, what the number counts), bounds inclusive except a lowest of 0
+# for a float (which must be above it).
+_NUMBERS: dict[str, tuple[type, float, float, str]] = {
+    "approval_ttl_hours": (float, 0, 24 * 30, "hours"),
+    "max_changes_per_hour": (int, 0, 10000, "changes"),
+    "max_changes_per_function_per_hour": (int, 0, 10000, "changes"),
+    "max_changes_per_policy_per_hour": (int, 0, 10000, "changes"),
+    "max_auto_reservation_share": (float, 0, 1, "share of the account concurrency limit"),
+    "max_reapply": (int, 0, 100, "re-applications"),
+    "fight_window_hours": (float, 0, 24 * 30, "hours"),
+}
+
+
+def _number(file: str, key: str, value: Any, kind: type, low: float, high: float, unit: str) -> Any:
+    """A whole number (``int``) or any number (``float``, above ``low``) within the bounds, or a PolicyError."""
+    number = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
+    if not number or not (low < value <= high if kind is float else low <= value <= high):
+        what = "a whole number of" if kind is int else "a number of"
+        raise PolicyError(file, key, f"expected {what} {unit} between {low:g} and {high:g}")
+    return value
 
 
 def _param(file: str, check: Check, name: str, value: Any) -> Any:

@@ -62,6 +62,17 @@ class SlackNotConfigured(RuntimeError):
     """``SAFETYCATCH_SLACK_SECRET`` is not set: the Slack routes cannot verify anything."""
 
 
+def escape(value: Any) -> str:
+    """``value`` as text Slack shows literally: ``&``, ``<`` and ``>`` escaped, so a name, a reason or a tag value
+    can never become a link, a mention or a ``<!channel>`` ping in mrkdwn.
+
+    Example:
+        >>> escape("<!channel> <https://evil.example|Restore> & co")
+        '&lt;!channel&gt; &lt;https://evil.example|Restore&gt; &amp; co'
+    """
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def api_base_url(url: str | None) -> str:
     """``WebClient.base_url`` for ``SAFETYCATCH_SLACK_API_URL``.
 

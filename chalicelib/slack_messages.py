@@ -38,7 +38,7 @@ from slack_sdk.models.blocks import (
 
 from chalicelib.log import logger
 from chalicelib.model import Decision, FunctionRef, FunctionSnapshot
-from chalicelib.slack import Slack, SlackUnavailable
+from chalicelib.slack import Slack, SlackUnavailable, escape
 from chalicelib.state import StateStore
 
 MAX_ITEMS_PER_MESSAGE = 10   # ≤ 4 blocks per item: well under Block Kit's 50 blocks per message
@@ -89,14 +89,14 @@ def describe_change(spec: dict[str, Any]) -> tuple[str, str]:
 
 def _who(actor: Any) -> str:
     actor = str(actor or "someone")
-    return f"<@{actor}>" if re.fullmatch(r"[UW][A-Z0-9]{2,20}", actor) else f"`{actor[:80]}`"
+    return f"<@{actor}>" if re.fullmatch(r"[UW][A-Z0-9]{2,20}", actor) else f"`{escape(actor[:80])}`"
 
 
 def _when(iso: Any) -> str:
     try:
         stamp = datetime.fromisoformat(str(iso))
     except ValueError:
-        return str(iso or "")
+        return escape(iso or "")
     fallback = stamp.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(stamp.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
@@ -105,7 +105,7 @@ def _epoch(epoch: Any) -> str:
     try:
         return _when(datetime.fromtimestamp(int(epoch), timezone.utc).isoformat())
     except (TypeError, ValueError, OverflowError):
-        return str(epoch)
+        return escape(epoch)
 
 
 def _clip(text: str, limit: int = SECTION_LIMIT) -> str:
@@ -122,16 +122,17 @@ def _finding_blocks(policy: str, severity: str, message: str, spec: dict[str, An
                     function_arn: str) -> list[Block]:
     mark = SEVERITY_MARK.get(severity, ":white_circle:")
     why = why_it_matters(policy)
-    text = f"{mark} *{policy}* · {severity or 'info'}\n{message}" + (f"\n_Why it matters:_ {why}" if why else "")
+    text = f"{mark} *{escape(policy)}* · {escape(severity or 'info')}\n{escape(message)}" + (
+        f"\n_Why it matters:_ {escape(why)}" if why else "")
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=_clip(text)))]
     if spec:
-        current, proposed = describe_change(spec)
+        current, proposed = (escape(side) for side in describe_change(spec))
         fields = [MarkdownTextObject(text=_clip(f"*Current*\n```{current}```", 1900)),
                   MarkdownTextObject(text=_clip(f"*Proposed*\n```{proposed}```", 1900))]
         blocks.append(SectionBlock(fields=fields))
         if spec.get("target") and spec["target"] != function_arn:
-            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"on `{spec['target']}` · "
-                                                                         f"fix `{spec.get('action', '')}`")]))
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"on `{escape(spec['target'])}` · "
+                                                                         f"fix `{escape(spec.get('action', ''))}`")]))
     return blocks
 
 
@@ -144,10 +145,10 @@ def _approval_blocks(approval: dict[str, Any], store: StateStore) -> list[Block]
         "PENDING": f":hourglass_flowing_sand: Waiting for an approver · expires {_epoch(approval.get('expires_at'))}",
         "APPROVED": f":white_check_mark: Approved by {who} {when} · applying…",
         "APPLIED": f":white_check_mark: Approved by {who} {when} · *applied*",
-        "FAILED": f":warning: Approved by {who} {when} · not applied: {approval.get('reason', 'failed')}",
+        "FAILED": f":warning: Approved by {who} {when} · not applied: {escape(approval.get('reason', 'failed'))}",
         "DENIED": f":no_entry_sign: Denied by {who} {when} · nothing changed",
         "EXPIRED": f":hourglass: Expired {_epoch(approval.get('expires_at'))} · nothing changed",
-    }.get(status, status)
+    }.get(status, escape(status))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(state))]))
     if status == "PENDING":
         deny_confirm = ConfirmObject(title="Deny this fix?", text="Nothing will change; the finding stays open.",
@@ -171,19 +172,20 @@ def _fix_state_blocks(fix: dict[str, Any], automatic: bool = False) -> list[Bloc
     state = {
         "stored": ":gear: Applying…",
         "applied": done,
-        "failed": f":warning: Fix failed: {fix.get('reason', '')}",
-        "skipped": f":pause_button: Not applied: {fix.get('reason', '')}",
+        "failed": f":warning: Fix failed: {escape(fix.get('reason', ''))}",
+        "skipped": f":pause_button: Not applied: {escape(fix.get('reason', ''))}",
         "undoing": f":leftwards_arrow_with_hook: {'Restore' if kill else 'Undo'} requested by "
         f"{_who(fix.get('undo_by'))}",
         "undone": f":leftwards_arrow_with_hook: {'Restored' if kill else 'Undone'} by {_who(fix.get('undo_by'))} "
         f"{_when(fix.get('undo_at'))} · prior value is back",
-        "undo-failed": f":warning: {'Restore' if kill else 'Undo'} failed: {fix.get('reason', '')}",
-    }.get(status, status)
+        "undo-failed": f":warning: {'Restore' if kill else 'Undo'} failed: {escape(fix.get('reason', ''))}",
+    }.get(status, escape(status))
     blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(text=_clip(state))])]
     if status == "applied":
         label, action = ("Restore", "restore") if kill else ("Undo", "undo")
         confirm = ConfirmObject(title=f"{label} this change?", text=_clip(
-            "Puts back the value stored before the change: " + describe_change(spec)[0].replace("\n", ", "), 290),
+            "Puts back the value stored before the change: " + escape(describe_change(spec)[0].replace("\n", ", ")),
+            290),
             confirm=label, deny="Cancel")
         blocks.append(ActionsBlock(block_id=f"fix-{str(fix['id'])[:24]}", elements=[
             _button(label, action, str(fix["id"]), style="primary" if kill else None, confirm=confirm)]))
@@ -199,7 +201,8 @@ def render(store: StateStore, message: dict[str, Any]) -> tuple[str, list[Block]
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=_clip(f"safetycatch · {name}", 150))),
         ContextBlock(elements=[MarkdownTextObject(text=_clip(
-            f"`{function}` · {where}" + (f" · {message['context']}" if message.get("context") else ""), 1900))]),
+            f"`{escape(function)}` · {escape(where)}" + (f" · {escape(message['context'])}" if message.get("context")
+                                                         else ""), 1900))]),
     ]
     counts: dict[str, int] = {}
     for item in message.get("items", []):
@@ -217,12 +220,12 @@ def render(store: StateStore, message: dict[str, Any]) -> tuple[str, list[Block]
             blocks.extend(_finding_blocks(item.get("policy", ""), item.get("severity", ""), item.get("message", ""),
                                           None, function))
             note = ":information_source: Notify only · nothing changed" if item.get("outcome") == "notified" \
-                else f":warning: {item.get('outcome', '')}: {item.get('detail', '')}"
+                else f":warning: {escape(item.get('outcome', ''))}: {escape(item.get('detail', ''))}"
             blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(note))]))
             counts["note"] = counts.get("note", 0) + 1
     parts = [f"{counts[k]} {label}" for k, label in (("approval", "awaiting approval"), ("fix", "fixed"),
                                                        ("note", "to know")) if counts.get(k)]
-    return f"safetycatch · {name}: " + (", ".join(parts) or "updated"), blocks
+    return f"safetycatch · {escape(name)}: " + (", ".join(parts) or "updated"), blocks
 
 
 def refresh(store: StateStore, slack: Slack, message_id: str) -> bool:

@@ -35,7 +35,7 @@ from urllib.parse import parse_qs
 from chalicelib import approvals
 from chalicelib.log import logger
 from chalicelib.model import FunctionRef
-from chalicelib.slack import SIGNATURE_WINDOW_SECONDS, Slack, SlackUnavailable
+from chalicelib.slack import SIGNATURE_WINDOW_SECONDS, Slack, SlackUnavailable, escape
 from chalicelib.slack_messages import BUTTON_ACTIONS, refresh
 
 WORKER_NAME = "slack_worker"
@@ -73,8 +73,8 @@ def _gate(runtime: Any, body: bytes, headers: Mapping[str, str]) -> dict[str, An
     if slack is None:
         logger.warning("slack request but SAFETYCATCH_SLACK_SECRET is not set")
         return _answer(503, {"error": "Slack is not configured"})
-    if not isinstance(body, (bytes, str)) or len(body) > MAX_BODY_BYTES:
-        return _answer(401, {"error": "invalid request"})
+    if not isinstance(body, (bytes, str)) or len(body) > MAX_BODY_BYTES or not _utf8(body):
+        return _answer(401, {"error": "invalid request"})  # Slack sends UTF-8; anything else is not Slack
     try:
         valid = slack.verify(body, headers)
     except SlackUnavailable as exc:
@@ -83,12 +83,39 @@ def _gate(runtime: Any, body: bytes, headers: Mapping[str, str]) -> dict[str, An
     if not valid:
         logger.warning("slack request refused: bad or stale signature")
         return _answer(401, {"error": "invalid signature"})
+    if stranger := _foreign_workspace_or_app(runtime.settings, body):
+        logger.warning("slack request refused: not the pinned workspace / app", extra={"from": stranger})
+        return _answer(403, {"error": "this workspace or app is not allowed"})
     signature = next((v for k, v in headers.items() if k.lower() == "x-slack-signature"), "")
     if not runtime.store.claim("slack-request#" + hashlib.sha256(signature.encode()).hexdigest(),
                                REPLAY_TTL_SECONDS):
         logger.warning("slack request refused: replayed")
         return _answer(401, {"error": "replayed request"})
     return None
+
+
+def _utf8(body: bytes | str) -> bool:
+    try:
+        body.decode("utf-8") if isinstance(body, bytes) else body.encode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+def _foreign_workspace_or_app(settings: Any, body: bytes | str) -> str:
+    """'' when the request comes from a pinned workspace (``slack_team_ids``) and app (``slack_app_id``), or when
+    nothing is pinned; else the workspace / app it names. A signature proves the request is for this app, not
+    that it comes from the workspace the bot serves (a distributed app shares its signing secret)."""
+    form = {k: v[0] for k, v in parse_qs(_decode(body)).items() if v}
+    payload = _payload(body) if "payload" in form else {}
+    team_object = payload.get("team")
+    team = _text(form.get("team_id") or (team_object.get("id") if isinstance(team_object, dict) else ""), 40)
+    app_id = _text(form.get("api_app_id") or payload.get("api_app_id"), 40)
+    if settings.slack_team_ids and team not in settings.slack_team_ids:
+        return f"workspace {team or '(none)'}"
+    if settings.slack_app_id and app_id != settings.slack_app_id:
+        return f"app {app_id or '(none)'}"
+    return ""
 
 
 def authorised(runtime: Any, user: str) -> bool:
@@ -147,7 +174,7 @@ def on_commands(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
         dispatch(runtime, {"kind": "command", "command": words[0].lower(), "arg": words[1], "user": user,
                            "channel": _text(form.get("channel_id"), 40),
                            "response_url": _text(form.get("response_url"), 500)})
-        return _ephemeral(f"safetycatch: {words[0].lower()} {words[1]} - working on it…")
+        return _ephemeral(f"safetycatch: {words[0].lower()} {escape(words[1])} - working on it…")
     except Exception:  # noqa: BLE001 - hostile input never raises out of a handler
         logger.exception("slack command failed")
         return _answer(500, {"error": "internal error"})
@@ -228,7 +255,7 @@ def run_worker(task: Any, runtime: Any = None) -> dict[str, Any]:
         outcome = approvals.decide(runtime, _text(task.get("verb"), 20), _text(task.get("id"), 80), actor=user)
         update_message(runtime, outcome.message_id)
         if not outcome.ok:
-            runtime.slack.tell(user, outcome.text, channel, response_url)
+            runtime.slack.tell(user, escape(outcome.text), channel, response_url)
         logger.info("slack decision", extra={"user": user, "verb": task.get("verb"), "status": outcome.status,
                                              "function": outcome.function})
         return {"ok": outcome.ok, "status": outcome.status, "text": outcome.text}
@@ -251,23 +278,26 @@ def run_command(runtime: Any, command: str, arg: str, user: str) -> str:
     """``status`` / ``kill`` / ``restore`` FUNCTION, as text for the person who asked."""
     ref = FunctionRef.parse(arg, runtime.bot_account(), runtime.home_region)
     if ref is None:
-        return f"`{arg[:80]}` is not a Lambda function name or ARN."
+        return f"`{escape(arg[:80])}` is not a Lambda function name or ARN."
     if command == "status":
         return status_text(runtime, ref)
     from chalicelib import killswitch
 
-    if command == "kill":
-        result = killswitch.kill(runtime, ref.arn, reason=f"/safetycatch kill by {user}", actor=user)
-    else:
-        result = killswitch.restore(runtime, ref.arn, actor=user)
+    try:
+        if command == "kill":
+            result = killswitch.kill(runtime, ref.arn, reason=f"/safetycatch kill by {user}", actor=user)
+        else:
+            result = killswitch.restore(runtime, ref.arn, actor=user)
+    except killswitch.KillSwitchError as exc:  # a refusal is an answer, never silence
+        return f"{command} {escape(ref.name)} refused: {escape(exc)}"
     return _result_text(command, ref, result)
 
 
 def _result_text(command: str, ref: FunctionRef, result: Any) -> str:
     if isinstance(result, dict) and isinstance(result.get("message"), str):
-        return result["message"]
+        return escape(result["message"])
     facts = ", ".join(f"{k}: {v}" for k, v in (result or {}).items() if isinstance(v, (str, int, float, bool)))
-    return f"{command} {ref.name}: {facts or 'done'}"
+    return escape(f"{command} {ref.name}: {facts or 'done'}")
 
 
 def status_text(runtime: Any, ref: FunctionRef) -> str:
@@ -275,7 +305,7 @@ def status_text(runtime: Any, ref: FunctionRef) -> str:
     from chalicelib.slack_messages import describe_change
 
     snapshot = runtime.engine(ref.account, ref.region).inventory.function(ref)
-    lines = [f"*{ref.name}* `{ref.arn}`"]
+    lines = [f"*{escape(ref.name)}* `{escape(ref.arn)}`"]
     if snapshot is None:
         lines.append("The function does not exist.")
     else:
@@ -287,10 +317,10 @@ def status_text(runtime: Any, ref: FunctionRef) -> str:
     lines.append(f"{len(pending)} awaiting approval" + (":" if pending else ""))
     for a in pending[:10]:
         current, proposed = describe_change(a.get("spec") or {})
-        lines.append(f"• {a['policy']}: {current} → {proposed} (`{a['id']}`)".replace("\n", ", "))
+        lines.append(escape(f"• {a['policy']}: {current} → {proposed} (`{a['id']}`)".replace("\n", ", ")))
     recent = runtime.store.fixes_for(ref.arn)[:5]
     if recent:
         lines.append("recent fixes:")
-        lines.extend(f"• {f.get('policy')}: {(f.get('spec') or {}).get('action')} {f.get('status')} "
-                     f"{str(f.get('created_at', ''))[:16]}" for f in recent)
+        lines.extend(escape(f"• {f.get('policy')}: {(f.get('spec') or {}).get('action')} {f.get('status')} "
+                            f"{str(f.get('created_at', ''))[:16]}") for f in recent)
     return "\n".join(lines)

@@ -296,7 +296,8 @@ class StateStore:
 
     def approvals(self, status: str = "PENDING", function_arn: str = "") -> list[dict[str, Any]]:
         """Approvals in ``status`` (optionally for one function), newest first."""
-        return [_decode(i) for i in self.table.query_index(f"approvals#{status}", function_arn)]
+        prefix = f"{function_arn}#" if function_arn else ""  # exact: orders must not match orders-api
+        return [_decode(i) for i in self.table.query_index(f"approvals#{status}", prefix)]
 
     def link_message(self, kind: str, item_id: str, message_id: str, channel: str, ts: str) -> bool:
         """Remember on an approval / fix (``kind``) which Slack message shows it (the "posted" mark)."""

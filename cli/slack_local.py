@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 from cli.sandbox import free_port
 
 TEAM = "T0SAFETY1"
+APP = "A0SAFETY1"
 
 
 @dataclass
@@ -270,13 +271,13 @@ def signed(body: str, signing_secret: str, timestamp: int | None = None) -> dict
 
 
 def block_actions(user: str, action_id: str, value: str, channel: str, ts: str, response_url: str = "",
-                  message: Message | None = None) -> str:
+                  message: Message | None = None, team: str = TEAM, app_id: str = APP) -> str:
     """The form body of a button click (``payload=<block_actions JSON>``), as Slack posts it."""
     now = f"{time.time():.6f}"
     payload = {
-        "type": "block_actions", "team": {"id": TEAM, "domain": "safetycatch-local"},
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
-        "api_app_id": "A0SAFETY1", "token": "deprecated-verification-token",
+        "type": "block_actions", "team": {"id": team, "domain": "safetycatch-local"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
+        "api_app_id": app_id, "token": "deprecated-verification-token",
         "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
         "trigger_id": f"{int(time.time())}.{abs(hash((user, value))) % 10**12}.abcdef",
         "channel": {"id": channel, "name": "safetycatch"},
@@ -289,10 +290,11 @@ def block_actions(user: str, action_id: str, value: str, channel: str, ts: str, 
     return urlencode({"payload": json.dumps(payload)})
 
 
-def slash_command(user: str, text: str, channel: str = "C0SAFETY1", response_url: str = "") -> str:
+def slash_command(user: str, text: str, channel: str = "C0SAFETY1", response_url: str = "", team: str = TEAM,
+                  app_id: str = APP) -> str:
     """The form body of ``/safetycatch <text>``."""
-    return urlencode({"token": "deprecated-verification-token", "team_id": TEAM, "team_domain": "safetycatch-local",
+    return urlencode({"token": "deprecated-verification-token", "team_id": team, "team_domain": "safetycatch-local",
                       "channel_id": channel, "channel_name": "safetycatch", "user_id": user,
                       "user_name": user.lower(), "command": "/safetycatch", "text": text,
-                      "api_app_id": "A0SAFETY1", "response_url": response_url,
+                      "api_app_id": app_id, "response_url": response_url,
                       "trigger_id": f"{int(time.time())}.1.abcdef"})

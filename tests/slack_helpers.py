@@ -22,13 +22,15 @@ APPROVER, GROUP_MEMBER, OUTSIDER = "U0APPROVER", "U0SECTEAM1", "U0INTRUDER"
 GROUP = "S0SECTEAM"
 
 
-def policies_dir(tmp: Path, **modes: str) -> Path:
-    """The repo's policies with approvers set, and ``modes`` ({"apigw_timeout": "approve"}) overridden."""
+def policies_dir(tmp: Path, settings_extra: dict[str, Any] | None = None, **modes: str) -> Path:
+    """The repo's policies with approvers set, ``settings_extra`` added to settings.yaml, and ``modes``
+    ({"apigw_timeout": "approve"}) overridden."""
     out = tmp / "policies"
-    shutil.copytree(ROOT / "policies", out)
+    shutil.copytree(ROOT / "policies", out, dirs_exist_ok=True)
     settings = (out / "settings.yaml").read_text()
     settings = settings.replace("approvers: []", f"approvers: [{APPROVER}]")
     settings = settings.replace("approver_groups: []", f"approver_groups: [{GROUP}]")
+    settings += "".join(f"\n{key}: {json.dumps(value)}" for key, value in (settings_extra or {}).items())
     (out / "settings.yaml").write_text(settings)
     for policy, mode in modes.items():
         (out / f"{policy.replace('_', '-')}.yaml").write_text(f"mode: {mode}\n")
