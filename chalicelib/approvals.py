@@ -28,6 +28,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import fixes
+from chalicelib.drift import drift as drift_of
 from chalicelib.gateway import WriteCapReached
 from chalicelib.log import logger
 from chalicelib.model import FixSpec, FunctionRef
@@ -184,34 +185,13 @@ def _describe(spec: dict[str, Any]) -> str:
 
 
 def drift(runtime: Any, function_arn: str, spec: FixSpec) -> str | None:
-    """How the target differs now from what the fix set (None when it still matches or cannot be told).
-
-    Undo must not overwrite a change somebody made after the fix.
+    """How the target differs now from what the fix set (None when it still matches), for every fix kind
+    (``chalicelib.drift``). Undo must not overwrite a change somebody made after the fix.
     """
     ref = FunctionRef.parse(function_arn, "", "")
     if ref is None:
-        return None
-    inventory = runtime.engine(ref.account, ref.region).inventory
-    current: dict[str, Any] = {}
-    if "FunctionResponseTypes" in spec.params:
-        mapping = inventory.mapping(spec.target)
-        if mapping is None:
-            return f"mapping {spec.target} no longer exists"
-        current["FunctionResponseTypes"] = list(mapping.response_types)
-    else:
-        snapshot = inventory.function(ref)
-        if snapshot is None:
-            return "the function no longer exists"
-        current = {"Timeout": snapshot.timeout_s, "MemorySize": snapshot.memory_mb}
-        if "ReservedConcurrentExecutions" in spec.params:
-            current["ReservedConcurrentExecutions"] = inventory.reserved_concurrency(ref)
-    changed = [f"{key} is now {current[key]}, the fix set {value}" for key, value in spec.params.items()
-               if key in current and _norm(current[key]) != _norm(value)]
-    return "; ".join(changed) or None
-
-
-def _norm(value: Any) -> Any:
-    return sorted(map(str, value)) if isinstance(value, (list, tuple)) else value
+        return f"{function_arn[:80]!r} is not a function ARN"
+    return drift_of(runtime.engine(ref.account, ref.region).inventory, ref, spec)
 
 
 def undo(runtime: Any, fix_id: str, actor: str) -> Outcome:

@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import alarms, fixes
 from chalicelib.checks import REGISTRY
+from chalicelib.drift import drift
 from chalicelib.engine import Engine, EventReport, _reason
 from chalicelib.evidence import ALARM_STATE_CHANGE, Evidence
 from chalicelib.log import logger
@@ -82,6 +83,11 @@ def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: str | No
         raise KillSwitchError(f"{ref.name} has no kill to restore{hint}")
     spec = FixSpec.from_json(fix["spec"])
     result: dict[str, Any] = {"function": ref.arn, "fix_id": fix["id"], "prior": spec.prior, "actor": actor}
+    # a retry after a half-failed restore finds the restore's own writes, not somebody else's change
+    changed = drift(engine.inventory, ref, spec) if fix["status"] == "applied" else None
+    if changed:
+        raise KillSwitchError(f"{ref.name} NOT restored: it was changed after the kill ({changed}); putting the "
+                              "prior state back would overwrite that change")
     if runtime.mode == "dry-run":
         return {**result, "outcome": "dry-run", "message": f"would restore {ref.name}: {_describe_prior(spec)}"}
     if not store.mark_fix(fix["id"], "undoing", fix["status"], undo_by=actor[:200], undo_at=now_iso()):

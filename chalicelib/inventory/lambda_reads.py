@@ -60,10 +60,15 @@ class LambdaReader(ReaderBase):
                     found[name] = alarms.put_arguments(alarm)
         return found
 
+    def alarm(self, alarm_name: str) -> dict[str, Any] | None:
+        """One metric alarm as DescribeAlarms returns it, read fresh (state, definition); None when there is none."""
+        found = self.clients("cloudwatch").describe_alarms(AlarmNames=[alarm_name], AlarmTypes=["MetricAlarm"])
+        return next(iter(found.get("MetricAlarms", [])), None)
+
     def alarm_state(self, alarm_name: str) -> str | None:
         """``OK`` / ``ALARM`` / ``INSUFFICIENT_DATA`` of one metric alarm; None when there is no such alarm."""
-        found = self.clients("cloudwatch").describe_alarms(AlarmNames=[alarm_name], AlarmTypes=["MetricAlarm"])
-        return next((str(a.get("StateValue")) for a in found.get("MetricAlarms", [])), None)
+        described = self.alarm(alarm_name)
+        return str(described.get("StateValue")) if described else None
 
     def recursion_config(self, ref: FunctionRef) -> tuple[str, str]:
         """Lambda's recursive loop setting (``Allow`` / ``Terminate``), or ``("unavailable", why)``."""
