@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import fixes
+from chalicelib import fixes, limits
 from chalicelib.checks import Check
 from chalicelib.events import Change
 from chalicelib.gateway import Gateway, WriteCapReached
@@ -209,8 +209,9 @@ class Engine:
         return snapshot.tags.get(tag, "").strip().lower() == "true" or cfg.exempts(snapshot.name)
 
     def decide(self, snapshot: FunctionSnapshot, finding: Finding, cfg: PolicyConfig, act: bool,
-               context: str = "") -> Decision:
-        """Carry out one finding according to its policy mode; every decision is audited."""
+               context: str = "", actor: str = "") -> Decision:
+        """Carry out one finding according to its policy mode; every decision is audited. ``actor``: who made
+        the change that led here (the CloudTrail identity), named if the fix turns into a fight."""
         decision = Decision(finding, cfg.mode, "reported")
         if self.is_exempt(snapshot, cfg):
             decision.outcome, decision.detail = "exempt", "function is exempt; nothing changed"
@@ -223,13 +224,18 @@ class Engine:
             decision.outcome, decision.detail = "dry-run", f"would {verb} {finding.fix.action} {finding.fix.params}"
         elif cfg.mode == "approve":
             self._request_approval(snapshot, finding, decision)
+        elif fight := limits.fight(self.store, self.policy_set.settings, snapshot, finding, actor):
+            self._request_approval(snapshot, finding, decision, note=fight)
         else:
-            self._apply(finding, decision)
+            self._apply(finding, decision, automatic=True, trigger=actor)
         self._audit(snapshot, decision, context)
         return decision
 
-    def _request_approval(self, snapshot: FunctionSnapshot, finding: Finding, decision: Decision) -> None:
+    def _request_approval(self, snapshot: FunctionSnapshot, finding: Finding, decision: Decision,
+                          note: str = "") -> None:
+        """A PENDING approval (or the one already open for the same fix); ``note`` says why a human must decide."""
         assert finding.fix is not None
+        decision.detail = note
         spec = finding.fix.to_json()
         for existing in self.store.approvals("PENDING", snapshot.arn):
             if existing["expires_at"] <= self.store.clock():  # expired: ask afresh rather than reuse it
@@ -237,11 +243,11 @@ class Engine:
                 continue
             if existing["policy"] == finding.policy and existing["spec"] == spec:
                 decision.outcome, decision.approval_id = "pending-approval", existing["id"]
-                decision.detail = "already awaiting approval"
+                decision.detail = f"{note} Already awaiting approval.".strip()
                 return
         approval = self.store.create_approval(
             snapshot.arn, finding.policy, spec, self.policy_set.settings.approval_ttl_hours,
-            severity=finding.severity, message=finding.message)
+            severity=finding.severity, message=f"{note} {finding.message}".strip())
         decision.outcome, decision.approval_id = "pending-approval", approval["id"]
 
     def apply_approved(self, snapshot: FunctionSnapshot, finding: Finding, cfg: PolicyConfig,
@@ -258,20 +264,21 @@ class Engine:
         elif self.mode != "enforce":
             decision.outcome, decision.detail = "dry-run", f"safetycatch is in {self.mode} mode; nothing changed"
         else:
-            self._apply(finding, decision)
+            self._apply(finding, decision, automatic=False)
         self._audit(snapshot, decision, context)
         return decision
 
-    def _apply(self, finding: Finding, decision: Decision) -> None:
+    def _apply(self, finding: Finding, decision: Decision, automatic: bool, trigger: str = "") -> None:
+        """Store the prior, apply, record the outcome. ``automatic`` changes count against the hourly caps
+        (``limits.take_slots``); a fix a human approved does not."""
         assert finding.fix is not None
-        cap = self.policy_set.settings.max_changes_per_hour
-        if not self.store.take_change_slot(self.inventory.account, cap):
-            decision.outcome = "notified"
-            decision.detail = (f"not applied: blast-radius cap of {cap} changes per hour reached in account "
-                               f"{self.inventory.account}; notify only until the hour turns")
-            logger.warning("blast-radius cap reached", extra={"account": self.inventory.account, "cap": cap})
+        if automatic and (refused := limits.take_slots(self.store, self.policy_set.settings, self.inventory.account,
+                                                        finding)):
+            decision.outcome, decision.detail = "notified", refused
+            logger.warning("blast-radius cap reached", extra={"function": finding.function_arn, "detail": refused})
             return
-        fix_id = self.store.store_fix(finding.function_arn, finding.policy, finding.fix.to_json())
+        fix_id = self.store.store_fix(finding.function_arn, finding.policy, finding.fix.to_json(),
+                                      trigger=trigger[:300])
         decision.fix_id = fix_id
         try:
             fixes.apply(self.gateway, finding.fix)
@@ -322,7 +329,8 @@ class Engine:
         found = self.evaluate(snapshots, report.errors, only=change.policies)
         context = f"{change.event_name} by {change.actor or 'unknown'} ({change.event_id})"
         for snapshot in snapshots:
-            decisions = [self.decide(snapshot, f, cfg, act=True, context=context)
+            decisions = [self.decide(snapshot, f, cfg, act=True, context=context,
+                                     actor=change.identity or change.actor)
                          for f, cfg in found.get(snapshot.arn, [])]
             report.decisions.extend(decisions)
             self._notify(snapshot, decisions, context)

@@ -70,6 +70,7 @@ class Change:
     lookup: tuple[str, ...] = ()
     functions: tuple[FunctionRef, ...] = ()
     policies: tuple[str, ...] = ()
+    identity: str = ""  # who made the call, as CloudTrail names it (the session's ARN), for people to read
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,20 @@ def actor_role(identity: Any) -> str:
     if m := _ASSUMED_ROLE.match(arn):
         return f"arn:{m['p']}:iam::{m['acct']}:role/{m['role']}"
     return arn
+
+
+def caller(identity: Any) -> str:
+    """Who made the call, as precisely as CloudTrail says: the session ARN (``assumed-role/<role>/<session>``),
+    else the user or role ARN, else the principal id / invoking service.
+
+    Example:
+        >>> caller({"arn": "arn:aws:sts::123456789012:assumed-role/deploy/ci", "principalId": "AROA:ci"})
+        'arn:aws:sts::123456789012:assumed-role/deploy/ci'
+    """
+    for value in (dig(identity, "arn"), dig(identity, "principalId"), dig(identity, "invokedBy")):
+        if isinstance(value, str) and value:
+            return value[:300]
+    return actor_role(identity)
 
 
 def function_from_uri(uri: Any, account: str, region: str) -> FunctionRef | None:
@@ -166,7 +181,7 @@ def _parse(event: Any, settings: Settings) -> Parsed:
     region = text(event.get("region")) or text(detail.get("awsRegion"))
     if not re.fullmatch(r"\d{12}", account) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
         return Skip(eid, raw_name, "malformed event: no account or region")
-    change = Change(eid, name, source, account, region, actor, None)
+    change = Change(eid, name, source, account, region, actor, None, identity=caller(detail.get("userIdentity")))
     target = {"aws.lambda": _lambda_target, "aws.apigateway": _apigateway_target}.get(source, _dependency_target)
     found = target(change, detail)
     if isinstance(found, str):
@@ -232,8 +247,7 @@ def _section(detail: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _with(change: Change, function: FunctionRef | None = None, lookup: tuple[str, ...] = ()) -> Change:
-    return Change(change.event_id, change.event_name, change.source, change.account, change.region,
-                  change.actor, function, lookup)
+    return replace(change, function=function, lookup=lookup)
 
 
 _EC2_ID = {"route-table": re.compile(r"^rtb-[0-9a-f]{8,17}$"), "nat-gateway": re.compile(r"^nat-[0-9a-f]{8,17}$")}

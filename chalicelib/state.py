@@ -10,6 +10,8 @@ approval   ``approval#<id>``          approval  ``approvals#<STATUS>``    ``<fun
 fix        ``fix#<id>``               fix       ``fixes#<function>``      ``<created>#<id>``
 audit      ``audit#<function>``       ``<ts>``  —                         —
 counter    ``changes#<account>``      ``<hour>``  —                       —
+counter    ``changes-function#<fn>``  ``<hour>``  —                       —
+counter    ``changes-policy#<a>#<p>`` ``<hour>``  —                       —
 kill       ``kill#<function>``        kill      —                         —
 kills      ``kills#<account>``        ``<hour>``  —                       —
 =========  =========================  ========  ========================  ==========================
@@ -247,13 +249,16 @@ class StateStore:
 
     # -- fixes (prior values) --------------------------------------------------------------------
 
-    def store_fix(self, function_arn: str, policy: str, spec: dict[str, Any]) -> str:
-        """Store a fix and the prior value it replaces *before* it is applied; returns the fix id."""
-        fix_id, stamp = uuid.uuid4().hex, now_iso()
+    def store_fix(self, function_arn: str, policy: str, spec: dict[str, Any], **attrs: Any) -> str:
+        """Store a fix and the prior value it replaces *before* it is applied; returns the fix id. ``attrs``
+        (strings) are kept with it, e.g. ``trigger``: who made the change the fix answers."""
+        fix_id = uuid.uuid4().hex
+        stamp = datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="milliseconds")
         self.table.put({"pk": f"fix#{fix_id}", "sk": "fix", "kind": "fix", "id": fix_id,
                         "function": function_arn, "policy": policy, "spec": json.dumps(spec),
                         "status": "stored", "created_at": stamp,
-                        "gsi1pk": f"fixes#{function_arn}", "gsi1sk": f"{stamp}#{fix_id}"})
+                        "gsi1pk": f"fixes#{function_arn}", "gsi1sk": f"{stamp}#{fix_id}",
+                        **{k: v for k, v in attrs.items() if isinstance(v, str) and v}})
         return fix_id
 
     def mark_fix(self, fix_id: str, status: str, expect: str, **attrs: Any) -> bool:

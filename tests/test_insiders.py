@@ -43,3 +43,95 @@ def test_evidence_from_one_account_never_kills_in_another(aws, runtime, calls):
     assert calls.writes == []
     concurrency = aws.client("lambda").get_function_concurrency(FunctionName="orders-api")
     assert "ReservedConcurrentExecutions" not in concurrency
+
+
+# -- 3. no fights ----------------------------------------------------------------------------------------
+
+
+def _orders_api(aws, name: str = "orders-api", tags: dict | None = None) -> str:
+    arn = aws.function(name, timeout=30, tags=tags or {})
+    aws.rest_api(arn, path=name)
+    return arn
+
+
+def _revert(aws, name: str = "orders-api", session: str = "ci") -> dict:
+    """The deploy puts Timeout 30 back, as CloudTrail reports it."""
+    aws.client("lambda").update_function_configuration(FunctionName=name, Timeout=30)
+    return api_call("UpdateFunctionConfiguration20150331v2", {"functionName": name, "timeout": 30},
+                    role="deploy-role", session=session)
+
+
+def _timeout(aws, name: str = "orders-api") -> int:
+    return aws.client("lambda").get_function(FunctionName=name)["Configuration"]["Timeout"]
+
+
+def test_a_deploy_that_keeps_reverting_a_fix_is_not_fought_forever(aws, make_runtime, tmp_path):
+    """Attack (or just a pipeline): every deploy puts Timeout 30 back; the bot answered with 25 every time, each
+    round spending the account's hourly cap. After max_reapply re-applications it stops, names who keeps
+    reverting, and waits for a human (an approval), asking once."""
+    from tests.runaway_support import policies_with
+
+    runtime = make_runtime(policies=policies_with(tmp_path, settings={"max_reapply": 2}))
+    _orders_api(aws)
+    outcomes = []
+    for _ in range(6):
+        (finding,) = handle_event(_revert(aws), runtime=runtime)["findings"]
+        outcomes.append(finding["outcome"])
+    assert outcomes == ["fixed"] * 3 + ["pending-approval"] * 3
+    assert _timeout(aws) == 30, "the fourth round changed nothing"
+    (approval,) = runtime.store.approvals("PENDING", _arn("orders-api"))
+    assert "arn:aws:sts::123456789012:assumed-role/deploy-role/ci" in approval["message"]
+    assert "3 times" in approval["message"]
+    applied = [f for f in runtime.store.fixes_for(_arn("orders-api")) if f["status"] == "applied"]
+    assert len(applied) == 3
+
+
+def test_a_fight_with_a_cloudformation_stack_says_change_the_template(aws, make_runtime, tmp_path):
+    from tests.runaway_support import policies_with
+
+    runtime = make_runtime(policies=policies_with(tmp_path, settings={"max_reapply": 0}))
+    _orders_api(aws, tags={"aws:cloudformation:stack-name": "orders-stack",
+                           "aws:cloudformation:logical-id": "OrdersApiFunction"})
+    first = handle_event(_revert(aws), runtime=runtime)["findings"][0]
+    second = handle_event(_revert(aws, session="cloudformation"), runtime=runtime)["findings"][0]
+    assert (first["outcome"], second["outcome"]) == ("fixed", "pending-approval")
+    assert "CloudFormation stack orders-stack (resource OrdersApiFunction): change the template" in second["detail"]
+
+
+def test_caps_count_per_function_and_per_policy_not_only_per_account(aws, make_runtime, tmp_path):
+    """A fight on one function (or one policy gone wrong everywhere) must not spend the whole account's hourly cap:
+    other functions' and other policies' fixes still happen."""
+    from tests.runaway_support import policies_with
+
+    settings = {"max_reapply": 100, "max_changes_per_hour": 20, "max_changes_per_function_per_hour": 3,
+                "max_changes_per_policy_per_hour": 5}
+    runtime = make_runtime(policies=policies_with(tmp_path, settings=settings))
+    _orders_api(aws)
+    rounds = [handle_event(_revert(aws), runtime=runtime)["findings"][0]["outcome"] for _ in range(5)]
+    assert rounds == ["fixed"] * 3 + ["notified"] * 2
+    others = []
+    for index in range(3):
+        _orders_api(aws, f"api-{index}")
+        event = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": f"api-{index}"})
+        others.append(handle_event(event, runtime=runtime)["findings"][0]["outcome"])
+    assert others == ["fixed", "fixed", "notified"], "the policy's 5 an hour"
+    critical = aws.function("payments", tags={"critical": "true"})
+    tagged = api_call("TagResource20170331v2", {"resource": critical, "tags": {"critical": "true"}})
+    (reserve,) = [f for f in handle_event(tagged, runtime=runtime)["findings"] if f["policy"] == "reserved-concurrency"]
+    assert reserve["outcome"] == "fixed", "another policy still acts: the account's 20 are not spent"
+
+
+def test_an_approved_fix_is_never_refused_by_the_automatic_cap(aws, make_runtime, tmp_path):
+    """A human approved it: the hourly caps on *automatic* changes used to turn it into a FAILED approval."""
+    from chalicelib import approvals
+    from tests.runaway_support import policies_with
+
+    runtime = make_runtime(policies=policies_with(tmp_path, settings={"max_changes_per_hour": 0}))
+    arn = aws.function("orders-worker")
+    uuid = aws.sqs_mapping(arn, "orders-queue")
+    event = api_call("UpdateEventSourceMapping20150331", {"uUID": uuid, "batchSize": 10})
+    (finding,) = handle_event(event, runtime=runtime)["findings"]
+    outcome = approvals.decide(runtime, "approve", finding["approval_id"], actor="U0APPROVER")
+    assert (outcome.ok, outcome.status) == (True, "APPLIED"), outcome.text
+    assert aws.client("lambda").get_event_source_mapping(UUID=uuid)["FunctionResponseTypes"] == [
+        "ReportBatchItemFailures"]
