@@ -224,12 +224,19 @@ class Engine:
             decision.outcome, decision.detail = "dry-run", f"would {verb} {finding.fix.action} {finding.fix.params}"
         elif cfg.mode == "approve":
             self._request_approval(snapshot, finding, decision)
-        elif fight := limits.fight(self.store, self.policy_set.settings, snapshot, finding, actor):
-            self._request_approval(snapshot, finding, decision, note=fight)
+        elif note := self._needs_a_human(snapshot, finding, actor):
+            self._request_approval(snapshot, finding, decision, note=note)
         else:
             self._apply(finding, decision, automatic=True, trigger=actor)
         self._audit(snapshot, decision, context)
         return decision
+
+    def _needs_a_human(self, snapshot: FunctionSnapshot, finding: Finding, actor: str) -> str:
+        """Why an ``auto`` fix must wait for an approval this time ('' when it need not): too large a share of the
+        account, or a fight (``limits``)."""
+        settings = self.policy_set.settings
+        return limits.over_automatic_bound(settings, finding) or limits.fight(self.store, settings, snapshot,
+                                                                               finding, actor)
 
     def _request_approval(self, snapshot: FunctionSnapshot, finding: Finding, decision: Decision,
                           note: str = "") -> None:

@@ -4,6 +4,8 @@
   ``max_changes_per_hour`` (per account), each an atomic counter per clock hour in the state table. A fight on
   one function or one policy gone wrong cannot spend the account's hour: other fixes still happen. Only
   automatic changes count: a fix a human approved is never refused by them.
+* Share: an automatic reservation takes at most ``max_auto_reservation_share`` of the account concurrency
+  limit; a larger one waits for a human (tagging a function ``critical`` must not drain the pool by itself).
 * Fights: when the same fix (policy, action and values) was already applied to the same function more than
   ``max_reapply`` times within ``fight_window_hours``, something keeps undoing it (a deploy, a pipeline, a
   person). Re-applying forever helps nobody: the bot stops, names who keeps reverting it (the CloudTrail
@@ -18,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from typing import Any
 
@@ -65,6 +68,22 @@ def fight(store: StateStore, settings: Settings, snapshot: FunctionSnapshot, fin
         logical = snapshot.tags.get(LOGICAL_ID_TAG, "?")
         message += f" It belongs to CloudFormation stack {stack} (resource {logical}): change the template."
     return message
+
+
+def over_automatic_bound(settings: Settings, finding: Finding) -> str:
+    """'' when ``finding``'s fix may be applied without a human; else why a human must approve it. A reservation
+    larger than ``max_auto_reservation_share`` of the account concurrency limit (the check's evidence
+    ``account_limit``) takes slots every other function may need: a tag alone must not buy that."""
+    fix = finding.fix
+    value = fix.params.get("ReservedConcurrentExecutions") if fix and fix.action == "set-reserved-concurrency" else None
+    limit = finding.evidence.get("account_limit")
+    if not isinstance(value, int) or not isinstance(limit, int) or limit <= 0:
+        return ""
+    bound = math.floor(settings.max_auto_reservation_share * limit)
+    if value <= bound:
+        return ""
+    return (f"Reserving {value} is more than max_auto_reservation_share {settings.max_auto_reservation_share:g} of "
+            f"the account limit {limit} ({bound}): it waits for a human.")
 
 
 def _same_fix(stored: dict[str, Any], spec: dict[str, Any]) -> bool:

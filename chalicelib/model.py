@@ -132,6 +132,7 @@ class MetricQuery:
     days: int
     namespace: str = "AWS/Lambda"
     qualifier: str = ""  # an alias / version (the ``Resource`` dimension); EACH_PROVISIONED: every PC one
+    period: int = 0  # 0: the statistic over the whole window; else seconds: the busiest such period's statistic
 
 
 # A check asks for a metric of every alias / version with provisioned concurrency with this qualifier;

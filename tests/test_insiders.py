@@ -135,3 +135,94 @@ def test_an_approved_fix_is_never_refused_by_the_automatic_cap(aws, make_runtime
     assert (outcome.ok, outcome.status) == (True, "APPLIED"), outcome.text
     assert aws.client("lambda").get_event_source_mapping(UUID=uuid)["FunctionResponseTypes"] == [
         "ReportBatchItemFailures"]
+
+
+# -- 2. tags cannot buy unbounded writes -----------------------------------------------------------------
+
+
+def _account_settings(stub_only, runtime, limit: int = 1000, unreserved: int = 1000):
+    """moto has no GetAccountSettings: the Stubber answers that call only (every other call goes to moto)."""
+    stubber = stub_only(runtime.clients()("lambda"), "GetAccountSettings")
+    stubber.add_response("get_account_settings", {"AccountLimit": {
+        "ConcurrentExecutions": limit, "UnreservedConcurrentExecutions": unreserved}, "AccountUsage": {}})
+    return stubber
+
+
+def test_a_critical_tag_cannot_reserve_most_of_the_account(aws, runtime, stub_only):
+    """Attack: tag a function that peaked at 700 ``critical=true``: the bot reserved 900 of a 1,000 limit by itself,
+    leaving every other function 100. An automatic reservation takes at most max_auto_reservation_share (10 %) of
+    the account limit; above it, a human approves."""
+    arn = aws.function("payments", tags={"critical": "true"})
+    aws.concurrency_history("payments", peak=700)
+    stubber = _account_settings(stub_only, runtime)
+    event = api_call("TagResource20170331v2", {"resource": arn, "tags": {"critical": "true"}})
+    (finding,) = [f for f in handle_event(event, runtime=runtime)["findings"] if f["policy"] == "reserved-concurrency"]
+    stubber.assert_no_pending_responses()
+    assert finding["outcome"] == "pending-approval", finding
+    assert finding["fix"]["params"] == {"ReservedConcurrentExecutions": 900}
+    assert "more than max_auto_reservation_share 0.1 of the account limit 1000 (100)" in finding["detail"]
+    assert "ReservedConcurrentExecutions" not in aws.client("lambda").get_function_concurrency(FunctionName="payments")
+
+
+def test_a_small_reservation_is_still_automatic(aws, runtime, stub_only):
+    arn = aws.function("payments", tags={"critical": "true"})
+    aws.concurrency_history("payments", peak=40)
+    _account_settings(stub_only, runtime)
+    event = api_call("TagResource20170331v2", {"resource": arn, "tags": {"critical": "true"}})
+    (finding,) = [f for f in handle_event(event, runtime=runtime)["findings"] if f["policy"] == "reserved-concurrency"]
+    assert finding["outcome"] == "fixed" and finding["fix"]["params"] == {"ReservedConcurrentExecutions": 60}
+
+
+def _thresholds(aws) -> str:
+    (alarm,) = aws.client("cloudwatch").describe_alarms(AlarmNames=["safetycatch-runaway-orders-api"])["MetricAlarms"]
+    return next(m["Expression"] for m in alarm["Metrics"] if m.get("Expression"))
+
+
+def test_kill_switch_thresholds_come_from_the_functions_own_baseline(aws, runtime):
+    """Attack: tag a busy, healthy function ``safetycatch:kill-switch=true``: its normal 8,000 invocations a minute
+    crossed the default 5,000 threshold, so the bot would kill it on an ordinary day. Thresholds are 10 x its
+    busiest minute (and concurrency) over 14 days, never below the defaults."""
+    arn = aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
+    aws.metric_history("orders-api", "Invocations", 2000, hours=14 * 24, peak=8000, unit="Count")
+    aws.metric_history("orders-api", "ConcurrentExecutions", 40, hours=14 * 24, peak=300, unit="Count")
+    event = api_call("TagResource20170331v2", {"resource": arn, "tags": {"safetycatch:kill-switch": "true"}})
+    handle_event(event, runtime=runtime)
+    assert _thresholds(aws) == "IF(inv > 80000 OR conc > 3000 OR rec > 0, 1, 0)"
+
+
+def test_a_quiet_function_keeps_the_default_thresholds(aws, runtime):
+    arn = aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
+    aws.metric_history("orders-api", "Invocations", 20, hours=48, unit="Count")
+    event = api_call("TagResource20170331v2", {"resource": arn, "tags": {"safetycatch:kill-switch": "true"}})
+    handle_event(event, runtime=runtime)
+    assert _thresholds(aws) == "IF(inv > 5000 OR conc > 500 OR rec > 0, 1, 0)"
+
+
+def test_the_example_scp_protects_every_tag_key_the_bot_acts_on():
+    """deploy/scp-protect-tags.yaml: a Deny on tagging calls that set or remove the keys the policies read
+    (``critical``, ``safetycatch:*``), except for named tag administrators. cfn-lint validates the template
+    (tests/test_package.py); SCPs cannot be evaluated here, so this checks what it says against the policies."""
+    import fnmatch
+
+    import yaml
+
+    from chalicelib.settings import load
+    from tests.conftest import POLICIES, ROOT
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: {suffix: loader.construct_scalar(node)})
+    template = yaml.load((ROOT / "deploy" / "scp-protect-tags.yaml").read_text(), Loader=Loader)
+    policy = template["Resources"]["ProtectSafetycatchTags"]["Properties"]
+    assert policy["Type"] == "SERVICE_CONTROL_POLICY"
+    (statement,) = policy["Content"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Resource"] == "*"
+    assert set(statement["Action"]) == {"lambda:TagResource", "lambda:UntagResource", "lambda:CreateFunction"}
+    protected = statement["Condition"]["ForAnyValue:StringLike"]["aws:TagKeys"]
+    assert statement["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == {"Ref": "TagAdminRoleArns"}
+    policy_set = load(str(POLICIES))
+    keys = {policy_set.settings.exempt_tag, policy_set.policies["reserved-concurrency"].params["tag_key"],
+            policy_set.policies["runaway-loop"].params["tag_key"]}
+    assert keys == {"safetycatch:exempt", "critical", "safetycatch:kill-switch"}
+    assert all(any(fnmatch.fnmatchcase(key, glob) for glob in protected) for key in keys)

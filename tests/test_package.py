@@ -117,7 +117,8 @@ def _functions(template: dict) -> dict:
 
 @pytest.mark.slow
 def test_cfn_lint_passes_on_every_template(artifact):
-    templates = [artifact / "sam.yaml", ROOT / "deploy" / "resources.yaml", ROOT / "deploy" / "member-account.yaml"]
+    templates = [artifact / "sam.yaml", *(ROOT / "deploy" / name for name in (
+        "resources.yaml", "member-account.yaml", "scp-protect-tags.yaml"))]
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run([str(cfn_lint), "--format", "parseable", *map(str, templates)], capture_output=True,
                             text=True, timeout=300, env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"})

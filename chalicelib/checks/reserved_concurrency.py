@@ -50,7 +50,8 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     seen = (f"peak {peak} concurrent over {params['lookback_days']} days" if peak_value is not None
             else f"no ConcurrentExecutions data over {params['lookback_days']} days")
     head = f"Critical function has no reserved concurrency: a spike elsewhere can throttle it ({seen}; {pool_note})."
-    evidence = {"peak": peak_value, "pool": pool, "ceiling": ceiling}
+    evidence = {"peak": peak_value, "pool": pool, "ceiling": ceiling,
+                "account_limit": account.concurrency_limit or params["account_limit"]}
     if ceiling < max(peak, 1):
         return [Finding(CHECK.id, snapshot.arn, "", head + f" No safe cap: reserving {max(peak, 1)} would "
                         f"leave the unreserved pool under {params['min_unreserved']}.", None, evidence)]

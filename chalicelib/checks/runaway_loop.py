@@ -6,7 +6,8 @@ A recursive loop (footgun 4) costs money by the minute; AWS's loop detection cov
 RecursiveInvocationsDropped. When it goes to ALARM (or an AWS Health notice reports a loop) the kill-switch
 throttles the function to 0, disables its event source mappings and turns Lambda's loop detection to
 Terminate, after storing the exact prior state; ``safetycatch restore`` puts it back. A function with a
-recursive-trigger finding gets a sensitive alarm (thresholds divided by ``sensitivity``, one minute).
+recursive-trigger finding gets a sensitive alarm (thresholds divided by ``sensitivity``, one minute). Thresholds
+never go under ``baseline_multiplier`` x the function's own busiest minute over ``baseline_days``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 
 from chalicelib import alarms
 from chalicelib.checks.base import Check, Param, Params
-from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
+from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
 
 LOOP_RISK_POLICIES = frozenset({"recursive-trigger"})
 
@@ -33,21 +34,44 @@ def _listed(snapshot: FunctionSnapshot, params: Params) -> bool:
     return tagged or any(fnmatch.fnmatchcase(snapshot.name, glob) for glob in params["functions"])
 
 
+def metrics(params: Params) -> list[MetricQuery]:
+    """The function's own baseline: its busiest minute of Invocations and its peak ConcurrentExecutions."""
+    return [MetricQuery("Invocations", "Sum", params["baseline_days"], period=60),
+            MetricQuery("ConcurrentExecutions", "Maximum", params["baseline_days"])]
+
+
 def wanted_thresholds(snapshot: FunctionSnapshot, params: Params) -> alarms.Thresholds | None:
     """The alarm the function should have, or None when it is out of scope.
+
+    Thresholds come from the policy and from the function's own baseline, whichever is higher: ``baseline_multiplier``
+    x its busiest minute (and its peak concurrency) over ``baseline_days``, so tagging a busy, healthy function
+    does not get it killed on an ordinary day. A recursive-trigger finding divides the policy's thresholds by
+    ``sensitivity`` (one minute), but never goes under twice the function's own busiest minute.
 
     Example:
         >>> from chalicelib.model import FunctionRef
         >>> fn = FunctionSnapshot(FunctionRef("f", "123456789012", "us-east-1"), flagged_by={"recursive-trigger"})
         >>> wanted_thresholds(fn, CHECK.defaults())
         Thresholds(invocations_per_minute=500, concurrent_executions=50, recursion_dropped=True, minutes=1)
+        >>> fn.metrics[metrics(CHECK.defaults())[0]] = 8000.0
+        >>> fn.flagged_by.clear()
+        >>> wanted_thresholds(fn, {**CHECK.defaults(), "tag_key": "x", "functions": ["f"]}).invocations_per_minute
+        80000
     """
     risky = bool(snapshot.flagged_by & LOOP_RISK_POLICIES)
     if not (_listed(snapshot, params) or (risky and params["alarm_recursive_triggers"])):
         return None
     divisor = params["sensitivity"] if risky else 1
-    return alarms.Thresholds(math.ceil(params["invocations_per_minute"] / divisor),
-                             math.ceil(params["concurrent_executions"] / divisor),
+    factor = max(2.0, params["baseline_multiplier"] / divisor) if risky else params["baseline_multiplier"]
+    busiest_minute, peak = (snapshot.metrics.get(q) or 0.0 for q in metrics(params))
+
+    def threshold(policy_value: int, baseline: float) -> int:
+        if not policy_value:
+            return 0  # not watched
+        return max(math.ceil(policy_value / divisor), math.ceil(baseline * factor))
+
+    return alarms.Thresholds(threshold(params["invocations_per_minute"], busiest_minute),
+                             threshold(params["concurrent_executions"], peak),
                              params["watch_recursion_dropped"], 1 if risky else params["minutes"])
 
 
@@ -100,6 +124,10 @@ CHECK = Check(
             minimum=1,
             maximum=1000,
         ),
+        Param("baseline_multiplier", int, 10, "Thresholds are at least this many times the function's busiest "
+              "minute (and peak concurrency) over baseline_days.", minimum=1, maximum=1000),
+        Param("baseline_days", int, 14, "Days of the function's own metrics its baseline is taken from "
+              "(per-minute data is kept 15 days).", minimum=1, maximum=14),
         Param(
             "max_kills_per_hour",
             int,
@@ -109,11 +137,13 @@ CHECK = Check(
             maximum=100,
         ),
     ),
-    needs=frozenset({"alarms"}),
+    needs=frozenset({"alarms", "metrics"}),
     in_scope=in_scope,
+    metrics=metrics,
     fix_actions=("put-runaway-alarm", "kill"),
     read_permissions=(
         "cloudwatch:DescribeAlarms",
+        "cloudwatch:GetMetricData",
         "lambda:GetFunctionConcurrency",
         "lambda:ListEventSourceMappings",
         "lambda:GetFunctionRecursionConfig",

@@ -36,19 +36,23 @@ class MetricReader(ReaderBase):
 
     def _read_metrics(self, wanted: list[tuple[FunctionSnapshot, MetricQuery]]) -> None:
         now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-        by_days: dict[int, list[tuple[FunctionSnapshot, MetricQuery]]] = defaultdict(list)
+        by_window: dict[tuple[int, int], list[tuple[FunctionSnapshot, MetricQuery]]] = defaultdict(list)
         for item in wanted:
-            by_days[item[1].days].append(item)
-        for days, items in by_days.items():
-            for start in range(0, len(items), METRIC_QUERIES_PER_CALL):
-                self._metric_batch(items[start:start + METRIC_QUERIES_PER_CALL], days, now)
+            by_window[(item[1].days, item[1].period)].append(item)
+        for (days, period), items in by_window.items():
+            # GetMetricData answers at most 100,800 datapoints a call; a per-minute series over 14 days is 20,160,
+            # so those go 5 to a call (the paginator would page them anyway, this keeps each page whole)
+            per_call = min(METRIC_QUERIES_PER_CALL, max(1, 100_800 // (days * 86400 // period))) if period else \
+                METRIC_QUERIES_PER_CALL
+            for start in range(0, len(items), per_call):
+                self._metric_batch(items[start:start + per_call], days, now)
 
     def _metric_batch(self, items: list[tuple[FunctionSnapshot, MetricQuery]], days: int, now: datetime) -> None:
         requests = [{
             "Id": f"m{i}",
             "MetricStat": {"Metric": {"Namespace": q.namespace, "MetricName": q.metric,
                                       "Dimensions": _dimensions(s, q)},
-                           "Period": days * 86400, "Stat": q.stat},
+                           "Period": q.period or days * 86400, "Stat": q.stat},
             "ReturnData": True,
         } for i, (s, q) in enumerate(items)]
         paginator = self.clients("cloudwatch").get_paginator("get_metric_data")
@@ -60,7 +64,7 @@ class MetricReader(ReaderBase):
         for index, values in collected.items():
             if values:
                 snapshot, query = items[index]
-                snapshot.metrics[query] = _reduce(query.stat, values)
+                snapshot.metrics[query] = max(values) if query.period else _reduce(query.stat, values)
 
     def metric_index(self, metric: str) -> dict[str, set[str]]:
         """Functions with ``metric`` series in AWS/Lambda over the last two weeks (ListMetrics, read once per
