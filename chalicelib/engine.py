@@ -285,7 +285,7 @@ class Engine:
             logger.warning("blast-radius cap reached", extra={"function": finding.function_arn, "detail": refused})
             return
         fix_id = self.store.store_fix(finding.function_arn, finding.policy, finding.fix.to_json(),
-                                      trigger=trigger[:300])
+                                      trigger=trigger[:300], **fixes.record(finding.fix))
         decision.fix_id = fix_id
         try:
             fixes.apply(self.gateway, finding.fix)

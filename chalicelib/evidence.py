@@ -20,7 +20,7 @@ from __future__ import annotations
 import email.utils
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from chalicelib import alarms
@@ -174,3 +174,113 @@ def _time(value: Any) -> datetime | None:
         except (TypeError, ValueError):
             return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+# -- verifying an alarm before it may kill ------------------------------------------------------------------
+
+EXTRA_MINUTES = 3  # looked at around the alarm's window: CloudWatch evaluates datapoints that arrive late
+
+
+@dataclass(frozen=True)
+class AlarmVerdict:
+    """Whether an ALARM change is evidence enough to kill. ``reason`` says why not (``kind``: ``not-alarm``,
+    ``not-ours``, ``edited``, ``gone``, ``out-of-scope``, ``no-breach``), or what the metrics showed."""
+
+    ok: bool
+    reason: str
+    kind: str = ""
+
+
+def verify_alarm_evidence(evidence: Evidence, recorded: dict[str, Any] | None, inventory: Any,
+                          policy_set: Any) -> AlarmVerdict:
+    """An alarm state is not evidence by itself: anyone with ``cloudwatch:PutMetricAlarm`` or ``SetAlarmState``
+    can make an alarm named ``safetycatch-runaway-*`` go to ALARM. The ALARM change of ``evidence`` may kill only
+    when, all read fresh through ``inventory``:
+
+    1. the alarm exists and is in ALARM now;
+    2. it is the alarm the bot put: ``recorded`` (``{"params": Thresholds params, "canonical": alarm}``, stored
+       when the bot put it; None when it never did) equals the alarm as it is now;
+    3. the function exists and is in kill-switch scope (tagged, listed, or a recursive-trigger finding);
+    4. the function's own metrics (GetMetricData, AWS/Lambda, which only Lambda publishes) cross the recorded
+       thresholds for the alarm's number of consecutive minutes, in the window ending at its state change.
+
+    Example:
+        verdict = verify_alarm_evidence(evidence, recorded_alarm(store, arn), inventory, policy_set)
+        verdict.ok, verdict.reason
+        # -> (True, 'confirmed from the metrics: 3 minutes over Invocations > 5000, ... (Invocations 9000; ...)')
+    """
+    (ref,) = evidence.functions[:1]
+    name = evidence.event_name
+    described = inventory.alarm(name)
+    state = described.get("StateValue") if described else None
+    if state != "ALARM":
+        return AlarmVerdict(False, f"alarm {name} is {state or 'not there'} now, not ALARM", "not-alarm")
+    if recorded is None:
+        return AlarmVerdict(False, f"{name} is not an alarm safetycatch put (no record of putting it)", "not-ours")
+    if alarms.canonical(alarms.put_arguments(described)) != recorded["canonical"]:
+        return AlarmVerdict(False, f"{name} differs from the alarm safetycatch put (edited since)", "edited")
+    snapshot = inventory.function(ref)
+    if snapshot is None:
+        return AlarmVerdict(False, f"no function {ref.name} in {ref.account} {ref.region}", "gone")
+    if not in_kill_switch_scope(snapshot, inventory, policy_set):
+        return AlarmVerdict(False, f"{ref.name} is not in kill-switch scope now", "out-of-scope")
+    changed = described.get("StateTransitionedTimestamp") or described.get("StateUpdatedTimestamp")
+    end = changed.astimezone(timezone.utc) if isinstance(changed, datetime) else datetime.now(timezone.utc)
+    return confirmed_breach(inventory, ref.name, alarms.Thresholds.from_params(recorded["params"]), end)
+
+
+def in_kill_switch_scope(snapshot: Any, inventory: Any, policy_set: Any) -> bool:
+    """The runaway-loop policy covers ``snapshot`` as read now: tagged or listed, or (``alarm_recursive_triggers``)
+    the recursive-trigger check still finds a loop risk on it (its facets read through ``inventory``)."""
+    from chalicelib.checks import REGISTRY, runaway_loop
+    from chalicelib.model import AccountFacts
+
+    cfg = policy_set.policies.get(runaway_loop.CHECK.id)
+    params = cfg.params if cfg else runaway_loop.CHECK.defaults()
+    if runaway_loop.in_scope(snapshot, params):
+        return True
+    risk_cfg = policy_set.policies.get("recursive-trigger")
+    check = REGISTRY["recursive-trigger"]
+    if not params["alarm_recursive_triggers"] or risk_cfg is None or risk_cfg.mode == "off" or \
+            not check.in_scope(snapshot, risk_cfg.params):
+        return False
+    inventory.load({facet: [snapshot] for facet in check.needs if facet != "account"}, {}, {})
+    return bool(check.evaluate(snapshot, risk_cfg.params, AccountFacts()))
+
+
+def confirmed_breach(inventory: Any, function_name: str, thresholds: alarms.Thresholds,
+                     end: datetime) -> AlarmVerdict:
+    """Whether ``function_name``'s per-minute metrics cross ``thresholds`` for ``thresholds.minutes`` consecutive
+    minutes in the alarm's window ending at ``end`` (a few minutes either side for late datapoints)."""
+    watched = [(metric, stat, limit) for metric, stat, limit in (
+        ("Invocations", "Sum", thresholds.invocations_per_minute),
+        ("ConcurrentExecutions", "Maximum", thresholds.concurrent_executions),
+        ("RecursiveInvocationsDropped", "Sum", 0 if thresholds.recursion_dropped else None))
+        if limit is not None and (limit or metric == "RecursiveInvocationsDropped")]
+    stop = end.replace(second=0, microsecond=0) + timedelta(minutes=2)
+    start = stop - timedelta(minutes=thresholds.minutes + EXTRA_MINUTES + 2)
+    series = inventory.metric_series(function_name, [(m, s) for m, s, _ in watched], start, stop)
+    over: dict[datetime, list[str]] = {}
+    for metric, _, limit in watched:
+        for stamp, value in series.get(metric, {}).items():
+            if value > limit:
+                over.setdefault(stamp.replace(second=0, microsecond=0), []).append(f"{metric} {value:g}")
+    run, best = _longest_run(sorted(over))
+    limits = ", ".join(f"{m} > {lim}" for m, _, lim in watched)
+    if best >= thresholds.minutes:
+        shown = "; ".join(", ".join(over[stamp]) for stamp in run[-thresholds.minutes:])
+        return AlarmVerdict(True, f"confirmed from the metrics: {best} minute{'s' if best != 1 else ''} over "
+                                  f"{limits} ({shown})")
+    return AlarmVerdict(False, f"the metrics do not show a breach of {limits} for {thresholds.minutes} minute"
+                               f"{'s' if thresholds.minutes != 1 else ''} (over in {best})", "no-breach")
+
+
+def _longest_run(minutes: list[datetime]) -> tuple[list[datetime], int]:
+    """The longest run of consecutive minutes in sorted ``minutes`` (the run, its length)."""
+    best: list[datetime] = []
+    current: list[datetime] = []
+    for stamp in minutes:
+        current = current + [stamp] if current and stamp - current[-1] == timedelta(minutes=1) else [stamp]
+        if len(current) > len(best):
+            best = current
+    return best, len(best)

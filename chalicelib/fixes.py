@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ class FixAction:
     writes: tuple[str, ...]
     apply: Callable[[Gateway, FixSpec], None]
     undo: Callable[[Gateway, FixSpec], None]
+    record: Callable[[FixSpec], dict[str, str]] = lambda spec: {}  # kept with the fix record (what was put)
 
     @property
     def permissions(self) -> tuple[str, ...]:
@@ -52,6 +54,13 @@ class PartialFix(RuntimeError):
 def _put_alarm(gateway: Gateway, spec: FixSpec) -> None:
     params = spec.params
     gateway.put_metric_alarm(**alarms.alarm_spec(params["FunctionName"], alarms.Thresholds.from_params(params)))
+
+
+def _alarm_definition(spec: FixSpec) -> dict[str, str]:
+    """The alarm exactly as the bot puts it (canonical form), recorded with the fix: the kill-switch later
+    compares a firing alarm with it (an alarm state alone is not evidence)."""
+    put = alarms.alarm_spec(spec.params["FunctionName"], alarms.Thresholds.from_params(spec.params))
+    return {"alarm_definition": json.dumps(alarms.canonical(put), sort_keys=True)}
 
 
 def _restore_alarm(gateway: Gateway, spec: FixSpec) -> None:
@@ -136,7 +145,7 @@ ACTIONS: dict[str, FixAction] = {a.name: a for a in (
     FixAction(
         "put-runaway-alarm", "Create or update the function's safetycatch-runaway-<function> alarm; undo deletes "
         "it or puts the previous alarm back.", ("PutMetricAlarm", "DeleteAlarms"),
-        apply=_put_alarm, undo=_restore_alarm,
+        apply=_put_alarm, undo=_restore_alarm, record=_alarm_definition,
     ),
     FixAction(
         "kill", "Throttle a runaway function to 0, disable its enabled event source mappings and set RecursiveLoop="
@@ -166,6 +175,11 @@ ACTIONS: dict[str, FixAction] = {a.name: a for a in (
 def apply(gateway: Gateway, spec: FixSpec) -> None:
     """Apply ``spec`` through ``gateway`` (which may be in dry-run)."""
     ACTIONS[spec.action].apply(gateway, spec)
+
+
+def record(spec: FixSpec) -> dict[str, str]:
+    """What to keep with the fix record besides the spec (for ``put-runaway-alarm``: the alarm's definition)."""
+    return ACTIONS[spec.action].record(spec)
 
 
 def undo(gateway: Gateway, spec: FixSpec) -> None:

@@ -22,6 +22,8 @@ Example:
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import os
 from datetime import datetime, timezone
 from typing import Any
@@ -32,11 +34,12 @@ from chalicelib import alarms, fixes
 from chalicelib.checks import REGISTRY
 from chalicelib.drift import drift
 from chalicelib.engine import Engine, EventReport, _reason
-from chalicelib.evidence import ALARM_STATE_CHANGE, Evidence
+from chalicelib.evidence import ALARM_STATE_CHANGE, AlarmVerdict, Evidence, verify_alarm_evidence
 from chalicelib.log import logger
 from chalicelib.model import Decision, Finding, FixSpec, FunctionRef, FunctionSnapshot
 from chalicelib.runtime import Runtime
 from chalicelib.settings import PolicyConfig
+from chalicelib.slack_messages import NOTE_REPEAT_SECONDS
 from chalicelib.state import now_iso
 
 POLICY = "runaway-loop"
@@ -127,12 +130,14 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
         report.skipped = f"the {POLICY} policy is off (no policies/{POLICY}.yaml, or mode off)"
         return report
     account = runtime.bot_account()
-    if evidence.kind == ALARM_STATE_CHANGE:
-        # never trust the event: the alarm must exist, be ours, and still be in ALARM
-        state = runtime.engine(evidence.account, evidence.region).inventory.alarm_state(evidence.event_name)
-        if state != "ALARM":
-            report.skipped = f"alarm {evidence.event_name} is {state or 'not there'} now, not ALARM: nothing killed"
+    confirmed = ""
+    if evidence.kind == ALARM_STATE_CHANGE and evidence.account == account:
+        # never trust the event, nor the alarm state alone: verify it is our alarm, in scope, over its thresholds
+        verdict = verify_alarm(runtime, evidence)
+        if not verdict.ok:
+            report.function, report.skipped = evidence.functions[0].arn, _refuse_alarm(runtime, evidence, verdict)
             return report
+        confirmed = verdict.reason
     for ref in evidence.functions:
         report.function = report.function or ref.arn
         if ref.account != account:
@@ -141,7 +146,7 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
         failed = False
         try:
             decision = _kill(runtime, ref, evidence.reason, "safetycatch", automatic=True,
-                             observed_at=evidence.observed_at)
+                             observed_at=evidence.observed_at, confirmed=confirmed)
             report.decisions.append(decision)
             failed = decision.outcome == "failed"
         except KillSwitchError as exc:
@@ -156,6 +161,59 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
     if not report.decisions and len(report.errors) == 1:
         report.skipped = report.errors.pop()
     return report
+
+
+def recorded_alarm(store: Any, function_arn: str) -> dict[str, Any] | None:
+    """The runaway alarm safetycatch put on the function, as it recorded it when it put it: the newest applied
+    ``put-runaway-alarm`` fix (``{"params": thresholds, "canonical": the alarm}``); None when it never put one
+    (or its last one was undone). Only the bot writes fix records.
+
+    Example:
+        recorded_alarm(runtime.store, "arn:aws:lambda:us-east-1:123456789012:function:orders-api")["params"]
+        # -> {'AlarmName': 'safetycatch-runaway-orders-api', 'FunctionName': 'orders-api', ...}
+    """
+    for fix in store.fixes_for(function_arn):
+        spec = fix.get("spec") or {}
+        if spec.get("action") != "put-runaway-alarm" or fix.get("status") != "applied":
+            continue
+        params = spec.get("params") or {}
+        definition = fix.get("alarm_definition")  # older records: the definition follows from the thresholds
+        canonical = json.loads(definition) if isinstance(definition, str) else alarms.canonical(
+            alarms.alarm_spec(str(params.get("FunctionName")), alarms.Thresholds.from_params(params)))
+        return {"params": params, "canonical": canonical}
+    return None
+
+
+def verify_alarm(runtime: Runtime, evidence: Evidence) -> AlarmVerdict:
+    """``evidence.verify_alarm_evidence`` of an alarm change in this runtime: the record from the state table,
+    everything else read fresh in the evidence's account and region."""
+    engine = runtime.engine(evidence.account, evidence.region)
+    recorded = recorded_alarm(engine.store, evidence.functions[0].arn)
+    return verify_alarm_evidence(evidence, recorded, engine.inventory, runtime.policy_set)
+
+
+def _refuse_alarm(runtime: Runtime, evidence: Evidence, verdict: AlarmVerdict) -> str:
+    """An alarm change that is not evidence: a recovered alarm is just skipped; anything else (not ours, edited,
+    out of scope, no breach) is audited and posted once a day per alarm and kind. The kill cap is not touched."""
+    name = evidence.event_name
+    if verdict.kind == "not-alarm":
+        return f"{verdict.reason}: nothing killed"
+    ref = evidence.functions[0]
+    engine = runtime.engine(ref.account, ref.region)
+    message = f"Runaway alarm {name} in ALARM, {ref.name} NOT killed: {verdict.reason}."
+    logger.warning("runaway alarm refused", extra={"alarm": name, "function": ref.arn, "kind": verdict.kind,
+                                                   "reason": verdict.reason})
+    if runtime.mode != "dry-run":
+        engine.store.audit(ref.arn, {"policy": POLICY, "mode": "auto", "outcome": "refused", "severity": "high",
+                                     "message": message, "detail": verdict.kind, "context": evidence.key})
+    claim = hashlib.sha256(f"{evidence.account}|{evidence.region}|{name}|{verdict.kind}".encode()).hexdigest()
+    if engine.store.claim(f"refused-alarm#{claim}", NOTE_REPEAT_SECONDS):
+        try:
+            engine.notifier.notify_kill(ref.arn, "", {"outcome": "refused", "message": message,
+                                                      "detail": verdict.reason}, f"{name} ({evidence.key})")
+        except Exception as exc:  # noqa: BLE001 - a notification failure changes nothing here
+            logger.warning("refusal notification failed", extra={"alarm": name, "error": _reason(exc)})
+    return f"alarm {name} refused: {verdict.reason}: nothing killed"
 
 
 # -- the kill ------------------------------------------------------------------------------------
@@ -222,7 +280,7 @@ class _Kill:
 
 
 def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic: bool,
-          observed_at: datetime | None = None) -> Decision:
+          observed_at: datetime | None = None, confirmed: str = "") -> Decision:
     cfg = _config(runtime)
     engine = runtime.engine(ref.account, ref.region)
     inventory, store = engine.inventory, engine.store
@@ -279,7 +337,8 @@ def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic
                            f"({_reason(exc)}).", _reason(exc), spec, fix_id)
     store.mark_fix(fix_id, "applied", "stored", **({"reason": partial} if partial else {}))
     store.set_kill(ref.arn, token, "killed", fix_id)
-    message = f"Runaway loop stopped: {name} throttled to 0. {notes} Undo: safetycatch restore {name}"
+    evidence = f" Evidence {confirmed}." if confirmed else ""
+    message = f"Runaway loop stopped: {name} throttled to 0.{evidence} {notes} Undo: safetycatch restore {name}"
     return attempt.end("fixed", " ".join(message.split()), partial, spec, fix_id)
 
 

@@ -133,6 +133,7 @@ class MetricQuery:
     namespace: str = "AWS/Lambda"
     qualifier: str = ""  # an alias / version (the ``Resource`` dimension); EACH_PROVISIONED: every PC one
     period: int = 0  # 0: the statistic over the whole window; else seconds: the busiest such period's statistic
+    lag_days: int = 0  # the window ends this many days ago (a baseline that leaves out what is happening now)
 
 
 # A check asks for a metric of every alias / version with provisioned concurrency with this qualifier;

@@ -277,6 +277,12 @@ class SlackNotifier:
         """The kill-switch throttled ``function_arn`` to zero: say why, with a Restore button (fix ``fix_id``)."""
         facts = ", ".join(f"{k}: {v}" for k, v in sorted((detail or {}).items())
                           if isinstance(v, (str, int, float)) and not isinstance(v, bool))
+        if not fix_id:  # nothing was killed (held back, exempt, refused evidence): say what and why
+            self._post(function_arn, [{"kind": "note", "policy": "runaway-loop", "severity": "critical",
+                                       "message": str(detail.get("message", ""))[:1500],
+                                       "outcome": str(detail.get("outcome", "")),
+                                       "detail": str(detail.get("detail", ""))[:300]}], context)
+            return
         fix = self.store.get_fix(fix_id)
         items = [{"kind": "fix", "id": fix_id, "severity": "critical",
                   "message": (fix or {}).get("reason") or f"runaway invocation loop - {facts}"[:1500]}]

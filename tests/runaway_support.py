@@ -4,6 +4,7 @@ two Lambda operations moto lacks (Get/PutFunctionRecursionConfig) while every ot
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,13 @@ def stub_recursion(runtime: Runtime, region: str = "us-east-1") -> Stubber:
     stubber.activate()
     clients._clients["lambda"] = _SplitLambda(clients("lambda"), stubbed)
     return stubber
+
+
+def loop_metrics(aws: Any, name: str, per_minute: float = 9000.0, minutes: int = 3) -> None:
+    """What Lambda publishes while ``name`` loops: ``per_minute`` Invocations in each of the last ``minutes``
+    minutes (moto's GetMetricData aggregates these as CloudWatch does)."""
+    now = datetime.now(timezone.utc)
+    aws.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=[
+        {"MetricName": "Invocations", "Dimensions": [{"Name": "FunctionName", "Value": name}],
+         "Timestamp": now - timedelta(seconds=20 + 60 * k), "Value": per_minute, "Unit": "Count"}
+        for k in range(minutes)])

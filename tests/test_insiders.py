@@ -173,6 +173,17 @@ def test_a_small_reservation_is_still_automatic(aws, runtime, stub_only):
     assert finding["outcome"] == "fixed" and finding["fix"]["params"] == {"ReservedConcurrentExecutions": 60}
 
 
+def _busy_day(aws, metric: str, peak: float, days_ago: int) -> None:
+    """A busy minute ``days_ago`` days ago among quieter ones, as Lambda publishes them."""
+    from datetime import datetime, timedelta, timezone
+
+    moment = datetime.now(timezone.utc) - timedelta(days=days_ago, minutes=30)
+    aws.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=[
+        {"MetricName": metric, "Dimensions": [{"Name": "FunctionName", "Value": "orders-api"}],
+         "Timestamp": moment - timedelta(minutes=k), "Value": peak if k == 0 else peak / 4, "Unit": "Count"}
+        for k in range(5)])
+
+
 def _thresholds(aws) -> str:
     (alarm,) = aws.client("cloudwatch").describe_alarms(AlarmNames=["safetycatch-runaway-orders-api"])["MetricAlarms"]
     return next(m["Expression"] for m in alarm["Metrics"] if m.get("Expression"))
@@ -183,8 +194,9 @@ def test_kill_switch_thresholds_come_from_the_functions_own_baseline(aws, runtim
     crossed the default 5,000 threshold, so the bot would kill it on an ordinary day. Thresholds are 10 x its
     busiest minute (and concurrency) over 14 days, never below the defaults."""
     arn = aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
-    aws.metric_history("orders-api", "Invocations", 2000, hours=14 * 24, peak=8000, unit="Count")
-    aws.metric_history("orders-api", "ConcurrentExecutions", 40, hours=14 * 24, peak=300, unit="Count")
+    _busy_day(aws, "Invocations", 8000, days_ago=3)
+    _busy_day(aws, "ConcurrentExecutions", 300, days_ago=5)
+    _busy_day(aws, "Invocations", 60000, days_ago=0)  # today's loop is no baseline
     event = api_call("TagResource20170331v2", {"resource": arn, "tags": {"safetycatch:kill-switch": "true"}})
     handle_event(event, runtime=runtime)
     assert _thresholds(aws) == "IF(inv > 80000 OR conc > 3000 OR rec > 0, 1, 0)"
@@ -216,7 +228,9 @@ def test_the_example_scp_protects_every_tag_key_the_bot_acts_on():
     template = yaml.load((ROOT / "deploy" / "scp-protect-tags.yaml").read_text(), Loader=Loader)
     policy = template["Resources"]["ProtectSafetycatchTags"]["Properties"]
     assert policy["Type"] == "SERVICE_CONTROL_POLICY"
-    (statement,) = policy["Content"]["Statement"]
+    statement, metrics = policy["Content"]["Statement"]
+    assert (metrics["Effect"], metrics["Action"]) == ("Deny", "cloudwatch:PutMetricData")
+    assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": "AWS/*"}}, "kill evidence is Lambda's own"
     assert statement["Effect"] == "Deny" and statement["Resource"] == "*"
     assert set(statement["Action"]) == {"lambda:TagResource", "lambda:UntagResource", "lambda:CreateFunction"}
     protected = statement["Condition"]["ForAnyValue:StringLike"]["aws:TagKeys"]

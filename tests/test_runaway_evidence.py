@@ -15,7 +15,7 @@ from chalicelib.handlers import handle_event
 from chalicelib.state import table_definition
 from cli.cloudtrail import api_call
 from cli.evidence import alarm_state_change, health_event
-from tests.runaway_support import policies_with
+from tests.runaway_support import loop_metrics, policies_with
 
 ACCOUNT = "123456789012"
 
@@ -36,6 +36,8 @@ def _managed_alarm_event(aws, runtime, name="orders-api", **kwargs):
     cloudwatch = aws.client("cloudwatch")
     assert cloudwatch.describe_alarms(AlarmNames=[f"safetycatch-runaway-{name}"])["MetricAlarms"], \
         "the bot created the managed alarm"
+    if kwargs.pop("loop", True):
+        loop_metrics(aws, name)  # the loop itself, in the function's own metrics
     cloudwatch.set_alarm_state(AlarmName=f"safetycatch-runaway-{name}", StateValue=kwargs.get("state", "ALARM"),
                                StateReason="Threshold Crossed")
     described = cloudwatch.describe_alarms(AlarmNames=[f"safetycatch-runaway-{name}"])["MetricAlarms"]
@@ -265,6 +267,7 @@ def test_chalice_handlers_are_wired(aws, monkeypatch, tmp_path):
         tag = api_call("TagResource20170331v2", {"resource": _arn("orders-api"),
                                                  "tags": {"safetycatch:kill-switch": "true"}})
         client.lambda_.invoke("on_config_change", tag)
+        loop_metrics(aws, "orders-api")
         aws.client("cloudwatch").set_alarm_state(AlarmName="safetycatch-runaway-orders-api", StateValue="ALARM",
                                                  StateReason="Threshold Crossed")
         described = aws.client("cloudwatch").describe_alarms(

@@ -34,18 +34,24 @@ def _listed(snapshot: FunctionSnapshot, params: Params) -> bool:
     return tagged or any(fnmatch.fnmatchcase(snapshot.name, glob) for glob in params["functions"])
 
 
+BASELINE_LAG_DAYS = 1  # the baseline leaves out the last day: a loop running now must not raise its own threshold
+
+
 def metrics(params: Params) -> list[MetricQuery]:
-    """The function's own baseline: its busiest minute of Invocations and its peak ConcurrentExecutions."""
-    return [MetricQuery("Invocations", "Sum", params["baseline_days"], period=60),
-            MetricQuery("ConcurrentExecutions", "Maximum", params["baseline_days"])]
+    """The function's own baseline: its busiest minute of Invocations and its peak ConcurrentExecutions over
+    ``baseline_days`` up to a day ago."""
+    days = params["baseline_days"] - BASELINE_LAG_DAYS
+    return [MetricQuery("Invocations", "Sum", days, period=60, lag_days=BASELINE_LAG_DAYS),
+            MetricQuery("ConcurrentExecutions", "Maximum", days, lag_days=BASELINE_LAG_DAYS)]
 
 
 def wanted_thresholds(snapshot: FunctionSnapshot, params: Params) -> alarms.Thresholds | None:
     """The alarm the function should have, or None when it is out of scope.
 
     Thresholds come from the policy and from the function's own baseline, whichever is higher: ``baseline_multiplier``
-    x its busiest minute (and its peak concurrency) over ``baseline_days``, so tagging a busy, healthy function
-    does not get it killed on an ordinary day. A recursive-trigger finding divides the policy's thresholds by
+    x its busiest minute (and its peak concurrency) over ``baseline_days`` up to a day ago, so tagging a busy,
+    healthy function does not get it killed on an ordinary day, and a loop running now does not raise its own
+    threshold. A recursive-trigger finding divides the policy's thresholds by
     ``sensitivity`` (one minute), but never goes under twice the function's own busiest minute.
 
     Example:
@@ -126,8 +132,8 @@ CHECK = Check(
         ),
         Param("baseline_multiplier", int, 10, "Thresholds are at least this many times the function's busiest "
               "minute (and peak concurrency) over baseline_days.", minimum=1, maximum=1000),
-        Param("baseline_days", int, 14, "Days of the function's own metrics its baseline is taken from "
-              "(per-minute data is kept 15 days).", minimum=1, maximum=14),
+        Param("baseline_days", int, 14, "Days of the function's own metrics its baseline is taken from, up to a "
+              "day ago (per-minute data is kept 15 days).", minimum=2, maximum=14),
         Param(
             "max_kills_per_hour",
             int,

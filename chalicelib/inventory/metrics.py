@@ -36,16 +36,16 @@ class MetricReader(ReaderBase):
 
     def _read_metrics(self, wanted: list[tuple[FunctionSnapshot, MetricQuery]]) -> None:
         now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-        by_window: dict[tuple[int, int], list[tuple[FunctionSnapshot, MetricQuery]]] = defaultdict(list)
+        by_window: dict[tuple[int, int, int], list[tuple[FunctionSnapshot, MetricQuery]]] = defaultdict(list)
         for item in wanted:
-            by_window[(item[1].days, item[1].period)].append(item)
-        for (days, period), items in by_window.items():
+            by_window[(item[1].days, item[1].period, item[1].lag_days)].append(item)
+        for (days, period, lag), items in by_window.items():
             # GetMetricData answers at most 100,800 datapoints a call; a per-minute series over 14 days is 20,160,
             # so those go 5 to a call (the paginator would page them anyway, this keeps each page whole)
             per_call = min(METRIC_QUERIES_PER_CALL, max(1, 100_800 // (days * 86400 // period))) if period else \
                 METRIC_QUERIES_PER_CALL
             for start in range(0, len(items), per_call):
-                self._metric_batch(items[start:start + per_call], days, now)
+                self._metric_batch(items[start:start + per_call], days, now - timedelta(days=lag))
 
     def _metric_batch(self, items: list[tuple[FunctionSnapshot, MetricQuery]], days: int, now: datetime) -> None:
         requests = [{
@@ -65,6 +65,28 @@ class MetricReader(ReaderBase):
             if values:
                 snapshot, query = items[index]
                 snapshot.metrics[query] = max(values) if query.period else _reduce(query.stat, values)
+
+    def metric_series(self, function_name: str, stats: list[tuple[str, str]], start: datetime, end: datetime,
+                      period: int = 60) -> dict[str, dict[datetime, float]]:
+        """One function's AWS/Lambda series, ``period`` by ``period`` between ``start`` and ``end`` (one
+        GetMetricData): metric name -> period start -> value. ``stats``: (metric, statistic) pairs.
+
+        Example:
+            inventory.metric_series("orders-api", [("Invocations", "Sum")], start, end)["Invocations"]
+            # -> {datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc): 9000.0, ...}
+        """
+        queries = [{"Id": f"m{i}", "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": "AWS/Lambda", "MetricName": metric,
+                       "Dimensions": [{"Name": "FunctionName", "Value": function_name}]},
+            "Period": period, "Stat": stat}} for i, (metric, stat) in enumerate(stats)]
+        found: dict[str, dict[datetime, float]] = {metric: {} for metric, _ in stats}
+        paginator = self.clients("cloudwatch").get_paginator("get_metric_data")
+        for page in paginator.paginate(MetricDataQueries=queries, StartTime=start, EndTime=end):
+            for result in page.get("MetricDataResults", []):
+                metric = stats[int(result["Id"][1:])][0]
+                for stamp, value in zip(result.get("Timestamps") or [], result.get("Values") or [], strict=False):
+                    found[metric][stamp.astimezone(timezone.utc)] = float(value)
+        return found
 
     def metric_index(self, metric: str) -> dict[str, set[str]]:
         """Functions with ``metric`` series in AWS/Lambda over the last two weeks (ListMetrics, read once per
