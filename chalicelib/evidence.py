@@ -268,7 +268,7 @@ def confirmed_breach(inventory: Any, function_name: str, thresholds: alarms.Thre
     run, best = _longest_run(sorted(over))
     limits = ", ".join(f"{m} > {lim}" for m, _, lim in watched)
     if best >= thresholds.minutes:
-        shown = "; ".join(", ".join(over[stamp]) for stamp in run[-thresholds.minutes:])
+        shown = "; ".join(", ".join(over[stamp]) for stamp in run[-10:])
         return AlarmVerdict(True, f"confirmed from the metrics: {best} minute{'s' if best != 1 else ''} over "
                                   f"{limits} ({shown})")
     return AlarmVerdict(False, f"the metrics do not show a breach of {limits} for {thresholds.minutes} minute"
