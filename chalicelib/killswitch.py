@@ -6,7 +6,8 @@ sets reserved concurrency to 0, disables the enabled mappings and sets Recursive
 exists, all through the gateway; it audits and notifies (``Notifier.notify_kill``). ``restore`` is
 ``fixes.undo`` of that record.
 
-Blast radius: never a ``never_kill`` function, the bot's own functions or an exempt-tagged one; at most
+Blast radius: never a ``never_kill`` function, the bot's own functions (``own_functions``: exact ARNs, and the
+function this runs in) or an exempt-tagged one; at most
 ``max_kills_per_hour`` automatic kills per account (beyond: notify only, loudly). A per-function lock in the
 state table, taken by conditional write, makes two pieces of evidence for one loop one kill, and an already
 killed function is never re-killed (its stored prior would become the zeroed state).
@@ -244,12 +245,17 @@ def _refusal(runtime: Runtime, snapshot: FunctionSnapshot) -> str:
     glob = next((g for g in settings.never_kill if fnmatch.fnmatchcase(snapshot.name, g)), None)
     if glob:
         return f"it is in never_kill ({glob})"
-    if (snapshot.role and settings.is_own_role(snapshot.role)) or \
-            snapshot.name == os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    if settings.is_own_function(snapshot.arn) or snapshot.arn == _running_function_arn(runtime):
         return "it is one of safetycatch's own functions"
     if snapshot.tags.get(settings.exempt_tag, "").strip().lower() == "true":
         return f"it is tagged {settings.exempt_tag}=true"
     return ""
+
+
+def _running_function_arn(runtime: Runtime) -> str:
+    """The exact ARN of the function this code runs in ('' outside Lambda): never killed, whatever its settings."""
+    name, region = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""), os.environ.get("AWS_REGION", "")
+    return f"arn:aws:lambda:{region}:{runtime.bot_account()}:function:{name}" if name and region else ""
 
 
 class _Kill:

@@ -32,6 +32,7 @@ _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _SLACK_GROUP = re.compile(r"^S[A-Z0-9]{2,20}$")
 _SLACK_TEAM = re.compile(r"^[TE][A-Z0-9]{2,20}$")
 _SLACK_APP = re.compile(r"^A[A-Z0-9]{2,20}$")
+_FUNCTION_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[\w-]{1,64}$")
 _POLICY_KEYS = {"mode", "severity", "params", "exempt", "description"}
 
 
@@ -67,6 +68,7 @@ class Settings:
     fight_window_hours: float = 24
     slack_team_ids: tuple[str, ...] = ()
     slack_app_id: str = ""
+    own_functions: tuple[str, ...] = ()  # the bot's own function ARNs, exact (written by `make package`)
 
     def is_own_role(self, role_arn: str) -> bool:
         """True when ``role_arn`` is one of the bot's roles (its own change).
@@ -76,6 +78,16 @@ class Settings:
             True
         """
         return any(fnmatch.fnmatchcase(role_arn, pattern) for pattern in self.self_role_patterns)
+
+    def is_own_function(self, function_arn: str) -> bool:
+        """True when ``function_arn`` is exactly one of the bot's own functions (``own_functions``).
+
+        Example:
+            >>> Settings(own_functions=("arn:aws:lambda:us-east-1:123456789012:function:safetycatch-prod",)
+            ...          ).is_own_function("arn:aws:lambda:us-east-1:999999999999:function:safetycatch-prod")
+            False
+        """
+        return function_arn in self.own_functions
 
 
 @dataclass(frozen=True)
@@ -135,14 +147,7 @@ def _settings(doc: Any) -> Settings:
     for key in doc:
         if key not in known:
             raise PolicyError(file, str(key), f"unknown setting (known: {', '.join(sorted(known))})")
-    out: dict[str, Any] = {}
-    for key in ("self_role_patterns", "never_kill"):
-        if key in doc:
-            out[key] = _strings(file, key, doc[key])
-    if "approvers" in doc:
-        out["approvers"] = _strings(file, "approvers", doc["approvers"], _SLACK_USER)
-    if "approver_groups" in doc:
-        out["approver_groups"] = _strings(file, "approver_groups", doc["approver_groups"], _SLACK_GROUP)
+    out: dict[str, Any] = {key: _strings(file, key, doc[key], pattern) for key, pattern in _LISTS.items() if key in doc}
     if "exempt_tag" in doc:
         if not isinstance(doc["exempt_tag"], str) or not 0 < len(doc["exempt_tag"]) <= 128:
             raise PolicyError(file, "exempt_tag", "expected a tag key (1-128 characters)")
@@ -150,8 +155,6 @@ def _settings(doc: Any) -> Settings:
     for key, (kind, low, high, unit) in _NUMBERS.items():
         if key in doc:
             out[key] = _number(file, key, doc[key], kind, low, high, unit)
-    if "slack_team_ids" in doc:
-        out["slack_team_ids"] = _strings(file, "slack_team_ids", doc["slack_team_ids"], _SLACK_TEAM)
     if "slack_app_id" in doc:
         app_id = doc["slack_app_id"]
         if not isinstance(app_id, str) or app_id and not _SLACK_APP.match(app_id):
@@ -159,6 +162,12 @@ def _settings(doc: Any) -> Settings:
         out["slack_app_id"] = doc["slack_app_id"]
     return Settings(**out)
 
+
+# List settings: key -> the pattern every item must match (None: any non-empty string).
+_LISTS: dict[str, re.Pattern[str] | None] = {
+    "self_role_patterns": None, "never_kill": None, "own_functions": _FUNCTION_ARN, "approvers": _SLACK_USER,
+    "approver_groups": _SLACK_GROUP, "slack_team_ids": _SLACK_TEAM,
+}
 
 # Numeric settings: key -> (type, lowest, highest, what the number counts), bounds inclusive except a lowest of 0
 # for a float (which must be above it).

@@ -1,10 +1,13 @@
 """Build steps behind ``make package``: compile the policies, derive IAM, package, slim, check the budget.
 
-``python -m cli.build compile``         validate policies/ and write chalicelib/compiled_policies.json
+``python -m cli.build compile [STAGE]`` validate policies/ and write chalicelib/compiled_policies.json (with
+                                        STAGE: the bot's exact identities, as ``package`` does)
 ``python -m cli.build iam``             write .chalice/policy-<stage>.json and deploy/member-account.yaml
                                         from the code (see cli/iam.py)
 ``python -m cli.build slack-manifest URL``  print deploy/slack-app-manifest.yaml for the API at URL
-``python -m cli.build package [STAGE]`` all of the above, then ``chalice package --merge-template
+``python -m cli.build package [STAGE]`` all of the above (the settings with the bot's exact roles and
+                                        functions in ``ACCOUNT`` and the region, else the credentials'
+                                        account), then ``chalice package --merge-template
                                         deploy/resources.yaml`` into build/package (deployment.zip +
                                         sam.yaml), slim the zip and fail if it is over ``BUDGET_BYTES``
 
@@ -25,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.settings import COMPILED_PATH, PolicyError, read_dir, validate
-from cli import iam, member_template
+from chalicelib.accounts import DEFAULT_MEMBER_ROLE
+from chalicelib.settings import COMPILED_PATH, PolicyError, from_json, read_dir, validate
+from cli import iam, identities, member_template
 from cli.slim import SlimReport, slim_zip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,14 +48,45 @@ class BuildError(Exception):
     """The build cannot produce a deployable artifact (one line, exit 2)."""
 
 
-def compile_policies(policies_dir: Path = ROOT / "policies", target: Path = COMPILED_PATH) -> dict:
-    """Validate the YAML policies and write them as JSON for the Lambda package."""
+def compile_policies(policies_dir: Path = ROOT / "policies", target: Path = COMPILED_PATH, stage: str | None = None,
+                     account: str | None = None, region: str | None = None) -> dict:
+    """Validate the YAML policies and write them as JSON for the Lambda package. With the ``stage``, ``account``
+    and ``region`` the package is for, the bot's own identities become exact: ``self_role_patterns`` lists its
+    execution roles' ARNs (and the member role by its exact name), ``own_functions`` its functions' ARNs - not
+    ``arn:aws:iam::*:role/safetycatch-*``, which anyone able to create such a role could hide behind."""
     policy_set = validate(read_dir(policies_dir))
     data = policy_set.to_json()
+    if stage and account and region:
+        member_role = iam.stage_settings(stage)["env"].get("SAFETYCATCH_MEMBER_ROLE", DEFAULT_MEMBER_ROLE)
+        data["settings"]["self_role_patterns"] = [
+            *identities.role_arns(account, stage),
+            # in member accounts the bot acts as the member role, which trusts only the roles above
+            f"arn:{identities.PARTITION}:iam::*:role/{member_role}"]
+        data["settings"]["own_functions"] = identities.function_arns(account, region, stage)
+        from_json(data)  # still valid
     staged = target.with_suffix(".tmp")
     staged.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     staged.replace(target)  # atomic: a process reading the compiled policies never sees half a file
     return data
+
+
+def package_identity(account: str | None = None, region: str | None = None) -> tuple[str, str]:
+    """The account and region the package is for: given, else ``ACCOUNT`` / ``AWS_REGION`` (or
+    ``AWS_DEFAULT_REGION``), else the AWS credentials' account (STS) and the session's region."""
+    import boto3
+
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or \
+        boto3.session.Session().region_name or "us-east-1"
+    account = account or os.environ.get("ACCOUNT", "").strip()
+    if not account:
+        try:
+            account = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
+        except (BotoCoreError, ClientError) as exc:  # no credentials, no network: one line, exit 2
+            raise BuildError("cannot tell which account the package is for: set ACCOUNT=<12 digits> or AWS "
+                             f"credentials ({type(exc).__name__})") from exc
+    if not re.fullmatch(r"\d{12}", account):
+        raise BuildError(f"ACCOUNT: expected 12 digits, got {account[:20]!r}")
+    return account, region
 
 
 def write_iam() -> list[Path]:
@@ -60,18 +96,7 @@ def write_iam() -> list[Path]:
 
 def chalice_resources(stage: str) -> dict[str, str]:
     """SAM logical id -> Chalice's resource name of each function (``on_config_change``, ``api_handler``)."""
-    from chalice.utils import to_cfn_resource_name
-
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import app as chalice_app
-
-    app = chalice_app.app
-    names = {to_cfn_resource_name(source.name): source.name for source in app.event_sources}
-    names.update({to_cfn_resource_name(fn.name): fn.name for fn in app.pure_lambda_functions})
-    if app.routes:
-        names["APIHandler"] = "api_handler"
-    return names
+    return identities.chalice_resources()
 
 
 def regional_layer(arn: str) -> Any:
@@ -93,7 +118,9 @@ def finish_template(template: dict[str, Any], stage: str, resources_by_id: dict[
                 props["FunctionName"] = prefix if name == "api_handler" else f"{prefix}-{name}"
             props["Layers"] = [regional_layer(layer) for layer in props.get("Layers", [])]
         elif resource["Type"] == "AWS::IAM::Role":
-            owner = resources_by_id.get(logical[:-len("Role")] if logical.endswith("Role") else "")
+            # Chalice calls the API handler's role ApiHandlerRole while the function is APIHandler: match case-blind
+            by_lower = {key.lower(): value for key, value in resources_by_id.items()}
+            owner = by_lower.get(logical[:-len("Role")].lower() if logical.endswith("Role") else "")
             props["RoleName"] = f"{prefix}-{owner}" if owner else f"{prefix}-{logical}"[:64]
     _fix_log_group_refs(template)
     stage_param = template.setdefault("Parameters", {}).setdefault("Stage", {"Type": "String"})
@@ -125,11 +152,13 @@ def slack_manifest(api_url: str) -> str:
     return SLACK_MANIFEST.read_text().replace(PLACEHOLDER_API, api_url.rstrip("/"))
 
 
-def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True) -> tuple[Path, SlimReport]:
-    """Compile, derive IAM (unless ``derive_iam`` is off: tests check the files instead), ``chalice package``
-    with the merge template, finish the template, slim the zip and check its budget. Returns the zip's path
-    and what slimming did."""
-    compile_policies()
+def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True, account: str | None = None,
+            region: str | None = None) -> tuple[Path, SlimReport]:
+    """Compile (the bot's exact identities for ``account`` / ``region``, see ``package_identity``), derive IAM
+    (unless ``derive_iam`` is off: tests check the files instead), ``chalice package`` with the merge template,
+    finish the template, slim the zip and check its budget. Returns the zip's path and what slimming did."""
+    account, region = package_identity(account, region)
+    compile_policies(stage=stage, account=account, region=region)
     if derive_iam:
         write_iam()
     chalice = Path(sys.executable).with_name("chalice")
@@ -151,8 +180,10 @@ def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True) -> tup
 
 def main(argv: list[str]) -> int:
     try:
-        if argv[:1] == ["compile"]:
-            data = compile_policies()
+        if argv[:1] == ["compile"] and len(argv) <= 2:
+            stage = argv[1] if len(argv) == 2 else None
+            account, region = package_identity() if stage else (None, None)
+            data = compile_policies(stage=stage, account=account, region=region)
             print(f"compiled {len(data['policies'])} policies into {COMPILED_PATH.relative_to(ROOT)}")
         elif argv[:1] == ["iam"]:
             for path in write_iam():
@@ -169,7 +200,8 @@ def main(argv: list[str]) -> int:
             )
             print(f"{(zip_path.parent / 'sam.yaml').relative_to(ROOT)}: stage {stage}")
         else:
-            print("usage: python -m cli.build compile | iam | package [STAGE] | slack-manifest URL", file=sys.stderr)
+            print("usage: python -m cli.build compile [STAGE] | iam | package [STAGE] | slack-manifest URL",
+                  file=sys.stderr)
             return 2
     except (PolicyError, BuildError) as exc:
         print(f"safetycatch: {exc}", file=sys.stderr)

@@ -12,7 +12,8 @@ Where the actions come from:
   Tracer (X-Ray), botocore's assume-role credentials (STS), and Lambda's own logging.
 
 Resources are scoped by the stage's settings in .chalice/config.json: the state table, the mode parameter,
-the Slack secret, the member role, the bot's own functions, log groups and managed alarms; the estate (any
+the Slack secret, the member role (in the bot's organisation only), the bot's worker (exactly, in its own
+account), log groups and managed alarms; the estate (any
 function in the account) stays ``*`` because the bot must be able to fix any function. No action is ever a
 wildcard.
 
@@ -75,6 +76,7 @@ LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEven
 BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "logs", "organizations"}
 BOT_ONLY_ACTIONS = {"lambda:InvokeFunction"}  # the bot invokes its own worker, never a member's function
 MANAGED_ALARMS = "safetycatch-runaway-*"
+WORKER = "slack_worker"  # chalicelib.slack_routes.WORKER_NAME: the only function the bot invokes
 
 
 def source_files() -> list[Path]:
@@ -216,7 +218,8 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     table = env.get("SAFETYCATCH_TABLE", own)
     scopes: dict[str, tuple[str, ...]] = {
         "dynamodb:*": (_arn("dynamodb", f"table/{table}"), _arn("dynamodb", f"table/{table}/index/*")),
-        "lambda:InvokeFunction": (_arn("lambda", f"function:{own}*"),),
+        # only the bot's own worker (in this account: see CONDITIONS)
+        "lambda:InvokeFunction": (_arn("lambda", f"function:{own}-{WORKER}"),),
         "cloudwatch:PutMetricAlarm": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
         "cloudwatch:DeleteAlarms": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
         "logs:*": (_arn("logs", f"log-group:/aws/lambda/{own}*"), _arn("logs", f"log-group:/aws/lambda/{own}*:*")),
@@ -230,6 +233,13 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         scopes["secretsmanager:*"] = (_arn("secretsmanager", f"secret:{env['SAFETYCATCH_SLACK_SECRET']}-??????"),)
     return scopes
 
+
+# Conditions by statement (global condition keys, usable as policy variables): the member roles the bot may
+# assume are in its own organisation only; the worker it invokes is in its own account only.
+CONDITIONS: dict[str, dict[str, Any]] = {
+    "AssumeMemberRoles": {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}},
+    "InvokeOwnFunctions": {"StringEquals": {"aws:ResourceAccount": "${aws:PrincipalAccount}"}},
+}
 
 SIDS = {"dynamodb": "StateTable", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret", "logs": "Logs",
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
@@ -252,8 +262,9 @@ def build_policy(actions: Iterable[str], scopes: dict[str, tuple[str, ...]]) -> 
         grouped.setdefault(_statement_for(action, scopes), set()).add(action)
     statements = []
     for (sid, resources), names in sorted(grouped.items()):
-        statements.append({"Sid": sid, "Effect": "Allow", "Action": sorted(names),
-                           "Resource": resources[0] if len(resources) == 1 else list(resources)})
+        statement = {"Sid": sid, "Effect": "Allow", "Action": sorted(names),
+                     "Resource": resources[0] if len(resources) == 1 else list(resources)}
+        statements.append({**statement, "Condition": CONDITIONS[sid]} if sid in CONDITIONS else statement)
     return {"Version": "2012-10-17", "Statement": statements}
 
 

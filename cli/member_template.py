@@ -2,9 +2,10 @@
 
 What a member account of the organization needs so that the bot, running in its own account, covers it:
 
-* ``RemediationRole``: the role the bot assumes. It trusts only the bot's account, only the bot's own roles
-  there (``safetycatch-*``), and only with the external id. Its policy is ``iam.member_policy()``: the
-  estate's reads and fixes the code needs, nothing of the bot's own (state, secrets, other roles).
+* ``RemediationRole``: the role the bot assumes. It trusts only the bot's account, only the bot's exact
+  execution roles there (``safetycatch-<stage>-<function>``, not a name pattern), and only with the external
+  id. Its policy is ``iam.member_policy()``: the estate's reads and fixes the code needs, nothing of the bot's
+  own (state, secrets, other roles).
 * EventBridge rules forwarding to the bot account's default bus what the bot reacts to: CloudTrail changes
   of Lambda, API Gateway, S3 notifications, EC2 routes and IAM role policies, the bot's managed runaway
   alarms, and AWS Health notices for Lambda. (CloudTrail records IAM calls in us-east-1 only: deploy the
@@ -27,6 +28,7 @@ import yaml
 
 from chalicelib.accounts import DEFAULT_MEMBER_ROLE
 from chalicelib.events import CLOUDTRAIL, WATCHED
+from cli import identities
 from cli.iam import ROOT, member_policy
 
 PATH = ROOT / "deploy" / "member-account.yaml"
@@ -55,6 +57,13 @@ def forwarded_changes() -> dict[str, list[str]]:
         for source, names in table.items():
             merged.setdefault(source, set()).update(names)
     return {source: sorted(names) for source, names in sorted(merged.items())}
+
+
+def trusted_roles() -> list[dict[str, str]]:
+    """The bot's execution roles that act in member accounts, by exact ARN (``Fn::Sub`` on the stack's
+    parameters): every function's but the HTTP-facing API handler's, which only hands work to the worker."""
+    return [_sub(f"arn:${{AWS::Partition}}:iam::${{BotAccountId}}:role/{identities.role_name('${BotStage}', name)}")
+            for name in identities.chalice_names() if name != identities.API_HANDLER]
 
 
 def _sub(text: str) -> dict[str, str]:
@@ -97,11 +106,17 @@ def member_template() -> dict[str, Any]:
                 "AllowedPattern": r"^[\w+=,.@:/-]+$",
                 "Description": "Must equal the bot's SAFETYCATCH_EXTERNAL_ID",
             },
+            "BotStage": {
+                "Type": "String",
+                "Default": "prod",
+                "AllowedPattern": r"^[a-z0-9-]{1,20}$",
+                "Description": "The bot's Chalice stage: its execution roles are safetycatch-<stage>-<function>",
+            },
             "RoleName": {
                 "Type": "String",
                 "Default": DEFAULT_MEMBER_ROLE,
                 "AllowedPattern": r"^safetycatch-[\w+=,.@-]+$",
-                "Description": "Must equal the bot's SAFETYCATCH_MEMBER_ROLE (and match its self_role_patterns)",
+                "Description": "Must equal the bot's SAFETYCATCH_MEMBER_ROLE (its packaged settings name it exactly)",
             },
         },
         "Resources": {
@@ -120,11 +135,7 @@ def member_template() -> dict[str, Any]:
                                 "Principal": {"AWS": _sub("arn:${AWS::Partition}:iam::${BotAccountId}:root")},
                                 "Condition": {
                                     "StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}},
-                                    "ArnLike": {
-                                        "aws:PrincipalArn": _sub(
-                                            "arn:${AWS::Partition}:iam::${BotAccountId}:role/safetycatch-*"
-                                        )
-                                    },
+                                    "ArnEquals": {"aws:PrincipalArn": trusted_roles()},
                                 },
                             }
                         ],

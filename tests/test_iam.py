@@ -102,7 +102,7 @@ def test_new_code_gets_its_permissions_and_scopes(tmp_path):
     alarms = by_sid["ManagedAlarms"]
     assert "cloudwatch:PutMetricAlarm" in alarms["Action"] and alarms["Effect"] == "Allow"
     assert alarms["Resource"] == "arn:aws:cloudwatch:*:*:alarm:safetycatch-runaway-*"
-    assert by_sid["InvokeOwnFunctions"]["Resource"] == "arn:aws:lambda:*:*:function:safetycatch-dev*"
+    assert by_sid["InvokeOwnFunctions"]["Resource"] == "arn:aws:lambda:*:*:function:safetycatch-dev-slack_worker"
     assert by_sid["SlackSecret"]["Resource"] == "arn:aws:secretsmanager:*:*:secret:safetycatch/dev/slack-??????"
     assert "s3:GetBucketNotification" in by_sid["ReadEstate"]["Action"]
     member = iam.member_policy(paths=[*iam.source_files(), module])

@@ -30,7 +30,8 @@ SECRET_REFERENCES = {"SAFETYCATCH_SLACK_SECRET"}  # hold a Secrets Manager id, n
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("package") / "dev"
-    zip_path, report = build.package(out=out, stage="dev", derive_iam=False)
+    zip_path, report = build.package(out=out, stage="dev", derive_iam=False, account="123456789012",
+                                     region="us-east-1")
     assert report.removed, "slimming removed the unused slack-sdk parts"
     return out
 
@@ -218,15 +219,31 @@ def test_template_names_match_chalice_deploy_so_the_bot_knows_its_own_roles():
     layer = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"
     template = {"Resources": {
         "APIHandler": {"Type": "AWS::Serverless::Function", "Properties": {"Layers": [layer]}},
-        "APIHandlerRole": {"Type": "AWS::IAM::Role", "Properties": {}},
+        "ApiHandlerRole": {"Type": "AWS::IAM::Role", "Properties": {}},  # as chalice package spells it
         "Worker": {"Type": "AWS::Serverless::Function", "Properties": {}},
         "WorkerRole": {"Type": "AWS::IAM::Role", "Properties": {}},
     }}
     done = build.finish_template(template, "prod", {"APIHandler": "api_handler", "Worker": "worker"})["Resources"]
     assert done["APIHandler"]["Properties"]["FunctionName"] == "safetycatch-prod"
     assert done["Worker"]["Properties"]["FunctionName"] == "safetycatch-prod-worker"
-    assert [done[r]["Properties"]["RoleName"] for r in ("APIHandlerRole", "WorkerRole")] == [
+    assert [done[r]["Properties"]["RoleName"] for r in ("ApiHandlerRole", "WorkerRole")] == [
         "safetycatch-prod-api_handler", "safetycatch-prod-worker"]
     assert done["APIHandler"]["Properties"]["Layers"] == [{"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:"
                                                            "017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"}]
     assert Settings().is_own_role("arn:aws:iam::123456789012:role/safetycatch-prod-api_handler")
+
+
+@pytest.mark.slow
+def test_the_packaged_settings_name_exactly_the_roles_and_functions_the_template_deploys(artifact):
+    """The zip's compiled settings recognise the bot by the exact ARNs of what sam.yaml creates in the account it
+    was packaged for (issue 11): no ``safetycatch-*`` role pattern, no function recognised by its role's name."""
+    with zipfile.ZipFile(artifact / "deployment.zip") as archive:
+        settings = json.loads(archive.read("chalicelib/compiled_policies.json"))["settings"]
+    resources = _template(artifact)["Resources"].values()
+    roles = {f"arn:aws:iam::123456789012:role/{r['Properties']['RoleName']}" for r in resources
+             if r["Type"] == "AWS::IAM::Role" and r["Properties"]["RoleName"].startswith("safetycatch-dev")}
+    functions = {f"arn:aws:lambda:us-east-1:123456789012:function:{r['Properties']['FunctionName']}"
+                 for r in resources if r["Type"] == "AWS::Serverless::Function"}
+    assert roles and roles == set(settings["self_role_patterns"][:-1])
+    assert settings["self_role_patterns"][-1] == "arn:aws:iam::*:role/safetycatch-remediation"
+    assert functions == set(settings["own_functions"])
