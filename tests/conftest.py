@@ -6,6 +6,8 @@
 * ``event``     load a recorded EventBridge fixture from tests/events/ (deep copy, safe to edit)
 * ``stub_only`` botocore Stubber on a real client for the operations moto lacks, and only those
 * ``captured_log`` the bot's structured log lines during a test
+* ``local_slack`` / ``slack_bot`` the local Slack, and the bot configured for it as deployed (repo policies with
+  approvers)
 """
 
 from __future__ import annotations
@@ -168,3 +170,27 @@ def captured_log() -> Iterator[io.StringIO]:
     yield buffer
     handler.setStream(previous_stream)
     logger.setLevel(previous_level)
+
+
+@pytest.fixture
+def local_slack() -> Iterator[Any]:
+    """The local Slack API server (tests/slack_helpers.py has Slack's side of a click)."""
+    from slack_helpers import BOT_TOKEN, GROUP, GROUP_MEMBER
+
+    from cli.slack_local import LocalSlack
+
+    with LocalSlack(token=BOT_TOKEN, groups={GROUP: [GROUP_MEMBER]}) as slack:
+        yield slack
+
+
+@pytest.fixture
+def slack_bot(aws: SandboxAccount, make_runtime: Callable[..., Runtime], local_slack: Any,
+              monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    """The bot with Slack configured as deployed (the repo's policies with approvers), worker inline."""
+    from slack_helpers import configure_slack, deployed_bot, policies_dir
+
+    from chalicelib import slack_routes
+
+    configure_slack(aws, monkeypatch, local_slack)
+    yield deployed_bot(make_runtime, local_slack, policies_dir(tmp_path))
+    slack_routes.wait_inline()

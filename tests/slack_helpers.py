@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from chalice.test import Client
 
-from chalicelib import slack_routes
+import app as app_module
+from chalicelib import handlers, slack_routes
 from chalicelib.runtime import Runtime
 from cli.slack_local import LocalSlack, Message, block_actions, signed, slash_command
 
@@ -27,11 +29,9 @@ def policies_dir(tmp: Path, settings_extra: dict[str, Any] | None = None, **mode
     ({"apigw_timeout": "approve"}) overridden."""
     out = tmp / "policies"
     shutil.copytree(ROOT / "policies", out, dirs_exist_ok=True)
-    settings = (out / "settings.yaml").read_text()
-    settings = settings.replace("approvers: []", f"approvers: [{APPROVER}]")
-    settings = settings.replace("approver_groups: []", f"approver_groups: [{GROUP}]")
-    settings += "".join(f"\n{key}: {json.dumps(value)}" for key, value in (settings_extra or {}).items())
-    (out / "settings.yaml").write_text(settings)
+    settings = yaml.safe_load((out / "settings.yaml").read_text())
+    settings.update(approvers=[APPROVER], approver_groups=[GROUP], **(settings_extra or {}))
+    (out / "settings.yaml").write_text(yaml.safe_dump(settings))
     for policy, mode in modes.items():
         (out / f"{policy.replace('_', '-')}.yaml").write_text(f"mode: {mode}\n")
     return out
@@ -67,6 +67,22 @@ def buttons(message: Message) -> list[dict[str, Any]]:
 
 def text_of(message: Message) -> str:
     return json.dumps(message.blocks)
+
+
+def configure_slack(aws: Any, monkeypatch: Any, slack: LocalSlack) -> None:
+    """Slack settings as deployed: the credentials in Secrets Manager, the channel, the local Slack, the worker
+    inline."""
+    create_secret(aws)
+    for key, value in {"SAFETYCATCH_SLACK_SECRET": "safetycatch/slack", "SAFETYCATCH_SLACK_CHANNEL": CHANNEL,
+                       "SAFETYCATCH_SLACK_API_URL": slack.url, "SAFETYCATCH_WORKER": "inline"}.items():
+        monkeypatch.setenv(key, value)
+
+
+def deployed_bot(make_runtime: Any, slack: LocalSlack, policies: Path) -> Bot:
+    """The bot as deployed, over ``policies``, after ``configure_slack``: its runtime is the handlers' own."""
+    runtime = make_runtime(policies=policies)
+    handlers.reset_runtime(runtime)
+    return Bot(runtime, slack, Client(app_module.app))
 
 
 def create_secret(aws: Any) -> None:

@@ -6,16 +6,12 @@ alarm's window cross its thresholds. A refused alarm is audited, posted once, an
 
 from __future__ import annotations
 
-import pytest
-from chalice.test import Client
-from slack_helpers import BOT_TOKEN, CHANNEL, Bot, create_secret, policies_dir, text_of
+from slack_helpers import text_of
 
-import app as app_module
-from chalicelib import alarms, handlers, slack_routes
+from chalicelib import alarms
 from chalicelib.handlers import handle_event
 from cli.cloudtrail import api_call
 from cli.evidence import alarm_state_change
-from cli.slack_local import LocalSlack
 from tests.runaway_support import loop_metrics, policies_with
 
 ACCOUNT = "123456789012"
@@ -119,19 +115,6 @@ def test_junk_alarms_do_not_use_up_the_kill_cap(aws, make_runtime, tmp_path):
     (finding,) = handle_event(_alarm_event(aws, "looping"), runtime=runtime)["findings"]
     assert finding["outcome"] == "fixed" and _reserved(aws, "looping") == 0
     assert [_reserved(aws, name) for name in ("a", "b", "c")] == [None, None, None]
-
-
-@pytest.fixture
-def slack_bot(aws, make_runtime, monkeypatch, tmp_path):
-    create_secret(aws)
-    with LocalSlack(token=BOT_TOKEN) as slack:
-        for key, value in {"SAFETYCATCH_SLACK_SECRET": "safetycatch/slack", "SAFETYCATCH_SLACK_CHANNEL": CHANNEL,
-                           "SAFETYCATCH_SLACK_API_URL": slack.url, "SAFETYCATCH_WORKER": "inline"}.items():
-            monkeypatch.setenv(key, value)
-        runtime = make_runtime(policies=policies_dir(tmp_path))
-        handlers.reset_runtime(runtime)
-        yield Bot(runtime, slack, Client(app_module.app))
-        slack_routes.wait_inline()
 
 
 def test_a_refused_alarm_is_posted_once(slack_bot, aws):

@@ -122,13 +122,12 @@ def test_missing_and_foreign_functions_are_refused(aws, runtime):
 
 
 def test_never_kill_own_and_exempt_functions_are_not_killed(aws, make_runtime, tmp_path, calls):
-    runtime = make_runtime(policies=policies_with(tmp_path, settings={"never_kill": ["payments-*"]}))
+    own = _arn("safetycatch-dev-worker")  # the bot's own functions are named exactly (`make package` lists them)
+    runtime = make_runtime(policies=policies_with(tmp_path, settings={"never_kill": ["payments-*"],
+                                                                      "own_functions": [own]}))
     aws.function("payments-api")
     aws.function("legacy", tags={"safetycatch:exempt": "true"})
-    iam = aws.client("iam")
-    bot_role = iam.create_role(RoleName="safetycatch-dev", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    aws.client("lambda").create_function(FunctionName="safetycatch-dev-worker", Runtime="python3.12", Role=bot_role,
-                                         Handler="app.handler", Code={"ZipFile": aws._zip})
+    aws.function("safetycatch-dev-worker")
     calls.clear()
     outcomes = {name: killswitch.kill(runtime, name, "alarm", "safetycatch", automatic=True)
                 for name in ("payments-api", "legacy", "safetycatch-dev-worker")}

@@ -16,9 +16,10 @@ from slack_helpers import (
     GROUP_MEMBER,
     OUTSIDER,
     SIGNING_SECRET,
-    Bot,
     buttons,
+    configure_slack,
     create_secret,
+    deployed_bot,
     policies_dir,
     text_of,
 )
@@ -27,31 +28,16 @@ import app as app_module
 from chalicelib import handlers, slack_routes
 from chalicelib.handlers import handle_event
 from cli.cloudtrail import api_call
-from cli.slack_local import LocalSlack, block_actions, signed
-
-
-@pytest.fixture
-def local_slack():
-    with LocalSlack(token=BOT_TOKEN, groups={GROUP: [GROUP_MEMBER]}) as slack:
-        yield slack
+from cli.slack_local import block_actions, signed
 
 
 @pytest.fixture
 def make_bot(aws, make_runtime, local_slack, monkeypatch, tmp_path):
     """``make_bot(batch_partial_failure="approve")``: the bot with Slack configured, as deployed."""
-    create_secret(aws)
-    monkeypatch.setenv("SAFETYCATCH_SLACK_SECRET", "safetycatch/slack")
-    monkeypatch.setenv("SAFETYCATCH_SLACK_CHANNEL", CHANNEL)
-    monkeypatch.setenv("SAFETYCATCH_SLACK_API_URL", local_slack.url)
-    monkeypatch.setenv("SAFETYCATCH_WORKER", "inline")
-    clients = []
+    configure_slack(aws, monkeypatch, local_slack)
 
     def build(**modes):
-        runtime = make_runtime(policies=policies_dir(tmp_path, **modes))
-        handlers.reset_runtime(runtime)
-        client = Client(app_module.app)
-        clients.append(client)
-        return Bot(runtime, local_slack, client)
+        return deployed_bot(make_runtime, local_slack, policies_dir(tmp_path, **modes))
 
     yield build
     slack_routes.wait_inline()

@@ -9,26 +9,14 @@ import re
 import time
 
 import pytest
-from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from slack_helpers import (
-    APPROVER,
-    BOT_TOKEN,
-    CHANNEL,
-    GROUP,
-    GROUP_MEMBER,
-    SIGNING_SECRET,
-    Bot,
-    create_secret,
-    policies_dir,
-)
+from slack_helpers import APPROVER, CHANNEL, SIGNING_SECRET, configure_slack, deployed_bot, policies_dir
 
-import app as app_module
 from chalicelib import handlers, slack_routes
 from chalicelib.slack_messages import render
 from chalicelib.state import MemoryTable, StateStore
-from cli.slack_local import LocalSlack, block_actions, slash_command
+from cli.slack_local import block_actions, slash_command
 
 HOSTILE = "<!channel> <https://evil.example|Restore here> & <@U0APPROVER> <!subteam^S0SECTEAM>"
 OUR_MARKUP = re.compile(r"<@[UW][A-Z0-9]{2,20}>|<!date\^\d+\^\{date_short_pretty\} \{time\}\|[^<>]*>|"
@@ -37,21 +25,10 @@ PINS = {"slack_team_ids": ["T0SAFETY1"], "slack_app_id": "A0SAFETY1"}
 
 
 @pytest.fixture
-def local_slack():
-    with LocalSlack(token=BOT_TOKEN, groups={GROUP: [GROUP_MEMBER]}) as slack:
-        yield slack
-
-
-@pytest.fixture
 def pinned_bot(aws, make_runtime, local_slack, monkeypatch, tmp_path):
     """The bot with Slack configured as deployed, pinned to the local workspace and app."""
-    create_secret(aws)
-    for key, value in {"SAFETYCATCH_SLACK_SECRET": "safetycatch/slack", "SAFETYCATCH_SLACK_CHANNEL": CHANNEL,
-                       "SAFETYCATCH_SLACK_API_URL": local_slack.url, "SAFETYCATCH_WORKER": "inline"}.items():
-        monkeypatch.setenv(key, value)
-    runtime = make_runtime(policies=policies_dir(tmp_path, settings_extra=PINS))
-    handlers.reset_runtime(runtime)
-    yield Bot(runtime, local_slack, Client(app_module.app))
+    configure_slack(aws, monkeypatch, local_slack)
+    yield deployed_bot(make_runtime, local_slack, policies_dir(tmp_path, settings_extra=PINS))
     slack_routes.wait_inline()
 
 

@@ -4,15 +4,12 @@ made after the fix; the Undo of batch-partial-failure and reserved-concurrency f
 from __future__ import annotations
 
 import pytest
-from chalice.test import Client
-from slack_helpers import APPROVER, BOT_TOKEN, CHANNEL, GROUP, GROUP_MEMBER, Bot, buttons, create_secret, policies_dir
+from slack_helpers import APPROVER, buttons
 
-import app as app_module
-from chalicelib import alarms, approvals, handlers, killswitch, slack_routes
+from chalicelib import alarms, approvals, killswitch
 from chalicelib.handlers import handle_event
 from chalicelib.model import Finding, FixSpec, FunctionRef
 from cli.cloudtrail import api_call
-from cli.slack_local import LocalSlack
 from tests.runaway_support import stub_recursion
 
 ACCOUNT = "123456789012"
@@ -123,19 +120,6 @@ def test_restore_of_a_kill_refuses_over_a_later_concurrency_change(aws, runtime)
 
 
 # -- the real Undo flow (Slack button → worker → decision) ------------------------------------------------
-
-
-@pytest.fixture
-def slack_bot(aws, make_runtime, monkeypatch, tmp_path):
-    create_secret(aws)
-    with LocalSlack(token=BOT_TOKEN, groups={GROUP: [GROUP_MEMBER]}) as slack:
-        for key, value in {"SAFETYCATCH_SLACK_SECRET": "safetycatch/slack", "SAFETYCATCH_SLACK_CHANNEL": CHANNEL,
-                           "SAFETYCATCH_SLACK_API_URL": slack.url, "SAFETYCATCH_WORKER": "inline"}.items():
-            monkeypatch.setenv(key, value)
-        runtime = make_runtime(policies=policies_dir(tmp_path))
-        handlers.reset_runtime(runtime)
-        yield Bot(runtime, slack, Client(app_module.app))
-        slack_routes.wait_inline()
 
 
 def test_undo_of_batch_partial_failure_through_slack(slack_bot, aws):
