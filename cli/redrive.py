@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from chalicelib.aws import error_code
 
@@ -169,7 +169,7 @@ def handle(letter: Letter, runtime: Any, handler: Callable[..., dict[str, Any]])
         return Outcome(problem="the record's requestPayload is not an event safetycatch knows")
     try:
         return Outcome(handler(letter.payload, runtime=runtime), handled=True)
-    except (ClientError, BotoCoreError) as exc:
+    except Exception as exc:  # noqa: BLE001 - one event failing again must not stop the others: kept, reported
         code = error_code(exc) or type(exc).__name__
         event = letter.payload
         entry = _entry(letter, str((event.get("detail") or {}).get("eventID") or event.get("id", "")),
@@ -230,10 +230,13 @@ def receive(sqs: Any, url: str) -> Iterator[list[dict[str, Any]]]:
         yield fresh
 
 
-def _batched(sqs: Any, method: str, url: str, entries: list[dict[str, Any]]) -> None:
+def _batched(sqs: Any, method: str, url: str, entries: list[dict[str, Any]]) -> int:
+    """``delete_message_batch`` / ``change_message_visibility_batch`` by tens; returns how many succeeded."""
+    done = 0
     for start in range(0, len(entries), 10):
         chunk = [{**e, "Id": str(i)} for i, e in enumerate(entries[start:start + 10])]
-        getattr(sqs, method)(QueueUrl=url, Entries=chunk)
+        done += len(getattr(sqs, method)(QueueUrl=url, Entries=chunk).get("Successful", []))
+    return done
 
 
 def redrive(runtime: Any, sqs: Any, url: str, acting: bool,
@@ -259,10 +262,11 @@ def redrive(runtime: Any, sqs: Any, url: str, acting: bool,
                 done.append({"ReceiptHandle": letter.receipt})
             else:
                 release.append({"ReceiptHandle": letter.receipt, "VisibilityTimeout": 0})
-        _batched(sqs, "delete_message_batch", url, done)  # handled: gone for good
-        run.deleted += len(done)
+        deleted = _batched(sqs, "delete_message_batch", url, done)  # handled: gone for good
+        run.deleted += deleted
+        run.kept += len(done) - deleted  # a delete that failed leaves the message; its event is a duplicate next time
     _batched(sqs, "change_message_visibility_batch", url, release)  # kept: visible again for the next run
-    run.kept = len(release)
+    run.kept += len(release)
     return run
 
 
