@@ -242,6 +242,8 @@ def bench_storm(functions: int, concurrency: int = 10) -> None:
 
 
 def _print_storm(report: Any, run: Any, deliveries: int, unique: int, functions: int, concurrency: int) -> None:
+    from cli import storm
+
     acted = report.acted()
     problems = report.problems(run.injector.writes)
     ms = [x * 1000 for x in report.latencies]
@@ -255,6 +257,11 @@ def _print_storm(report: Any, run: Any, deliveries: int, unique: int, functions:
           f"{report.retries} retries ({run.injector.injected} throttled reads injected); "
           f"{run.injector.calls / max(1, len(report.latencies)):.1f} AWS calls per invocation")
     print("  " + ("nothing dropped, nothing written twice" if not problems else "PROBLEMS: " + "; ".join(problems)))
+    lambda_ops = [f"{op[len('lambda.'):]} {n:,}" for op, n in run.injector.operations.most_common()
+                  if op.startswith("lambda.")]
+    floor, quota = storm.quota_floor(run.injector.operations)
+    print(f"  Lambda API calls: {', '.join(lambda_ops)}; on AWS the quotas alone need >= {floor:,.0f} s ({quota}) "
+          "for this backlog, whatever the concurrency")
     print(f"  on AWS Lambda also waits ~1 then ~2 min before retries: the last retried event ends ~3 min after its "
           f"first failure, far inside the {run.settings.max_age_s // 60} min event age")
 

@@ -152,6 +152,7 @@ class Injector:
         self.plan, self.local = plan, threading.local()
         self.lock = threading.Lock()
         self.injected, self.calls = 0, 0
+        self.operations: Counter[str] = Counter()  # "lambda.GetPolicy" -> calls
         self.writes: Counter[tuple[str, str]] = Counter()
 
     def watch(self, session: Any) -> None:
@@ -175,6 +176,7 @@ class Injector:
         failing, attempt = getattr(self.local, "current", None) or (0, 0)
         with self.lock:
             self.calls += 1
+            self.operations[f"{model.service_model.service_name}.{model.name}"] += 1
             if model.service_model.service_name == "lambda" and model.name.startswith(READ_PREFIXES) \
                     and attempt and attempt <= failing:
                 self.injected += 1
@@ -199,6 +201,28 @@ def invocation_record(event: dict[str, Any], function_arn: str, condition: str, 
         record["responseContext"] = {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
         record["responsePayload"] = {"errorType": type(error).__name__, "errorMessage": str(error)[:1000]}
     return record
+
+
+# Lambda API quotas per account and region (Lambda developer guide, "Lambda quotas"; none can be increased):
+# GetFunction 100 requests/s, GetPolicy 15/s, and 15/s across every other control-plane API together.
+LAMBDA_API_QUOTAS = {"GetFunction": 100.0, "GetPolicy": 15.0}
+LAMBDA_CONTROL_PLANE_QUOTA = 15.0
+
+
+def quota_floor(operations: Counter[str]) -> tuple[float, str]:
+    """The least time Lambda's API quotas allow for these calls on AWS, whatever the concurrency, and which quota
+    sets it. (The deploy that causes the storm spends the same control-plane budget, so the real floor is higher.)
+
+    Example:
+        >>> quota_floor(Counter({"lambda.GetFunction": 1000, "lambda.GetPolicy": 300, "dynamodb.PutItem": 9}))
+        (20.0, 'GetPolicy at 15/s')
+    """
+    lambda_calls = Counter({op.split(".", 1)[1]: n for op, n in operations.items() if op.startswith("lambda.")})
+    floors = {f"{op} at {rate:g}/s": lambda_calls.get(op, 0) / rate for op, rate in LAMBDA_API_QUOTAS.items()}
+    rest = sum(n for op, n in lambda_calls.items() if op not in LAMBDA_API_QUOTAS)
+    floors[f"other Lambda control-plane calls at {LAMBDA_CONTROL_PLANE_QUOTA:g}/s"] = rest / LAMBDA_CONTROL_PLANE_QUOTA
+    name = max(floors, key=lambda k: floors[k])
+    return floors[name], name
 
 
 @dataclass
