@@ -21,8 +21,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from chalicelib.model import SEVERITIES, severity_rank
 from chalicelib.runtime import ConfigError
 from chalicelib.settings import PolicyError
-from cli import render
+from cli import check, render
 from cli.events import EventFileError, load_events
+from cli.templates import TemplateError
 
 
 class UsageError(Exception):
@@ -81,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         decide = sub.add_parser(verb, help=f"{what} (the fallback when Slack is unreachable)")
         decide.add_argument("id", metavar="ID", help="approval id (safetycatch pending)")
 
+    check.add_parser(sub)
+
     serve = sub.add_parser("serve", help="serve the bot's Slack routes locally (worker inline)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--policies", metavar="DIR")
@@ -95,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.setLevel("WARNING")
     try:
         return int(COMMANDS[args.command](args) or 0)
-    except (UsageError, PolicyError, ConfigError, EventFileError) as exc:
+    except (UsageError, PolicyError, ConfigError, EventFileError, TemplateError) as exc:
         return _fail(str(exc))
     except NoCredentialsError:
         return _fail("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
@@ -302,7 +305,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 COMMANDS = {"scan": cmd_scan, "replay": cmd_replay, "demo": cmd_demo, "lint": cmd_lint, "explain": cmd_explain,
             "pending": cmd_pending, "init": cmd_init, "kill": cmd_kill, "restore": cmd_restore,
-            "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve}
+            "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve, "check": check.run}
 
 
 def run() -> None:
