@@ -264,7 +264,7 @@ def _environment(resolver: Resolver, props: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _sam_event(links: _Links, logical: str, name: str, event: Any, fn: TemplateFunction) -> None:
+def _sam_event(links: _Links, logical: str, name: str, event: Any, fn: TemplateFunction, at: int) -> None:
     """One SAM ``Events`` entry: an API route, a batch mapping or a push trigger of the function."""
     resolver, snapshot = links.resolver, fn.snapshot
     kind = str(event.get("Type", "")) if isinstance(event, dict) else ""
@@ -284,7 +284,7 @@ def _sam_event(links: _Links, logical: str, name: str, event: Any, fn: TemplateF
                                      _int(resolver.text(props.get("BatchSize")), BATCH_DEFAULTS[kind]),
                                      tuple(resolver.value(props.get("FunctionResponseTypes")) or ()), state)
         snapshot.mappings += (mapping,)
-        fn.lines[f"mapping:{mapping.uuid}"] = line(event) or fn.line
+        fn.lines[f"mapping:{mapping.uuid}"] = at
         fn.mapping_paths[mapping.uuid] = (f"Resources.{logical}.Properties.Events.{name}.Properties."
                                           "FunctionResponseTypes")
     elif kind == "S3":
@@ -360,14 +360,16 @@ def _code(links: _Links, props: dict[str, Any], fn: TemplateFunction) -> None:
     snapshot.layers = tuple(layers)
 
 
-def _snapshot(links: _Links, logical: str, props: dict[str, Any], where: int) -> TemplateFunction:
+def _snapshot(links: _Links, logical: str, props: dict[str, Any], where: int, own: dict[str, Any]) -> TemplateFunction:
+    """The snapshot of the function's configuration; ``own`` are its properties before SAM Globals were merged
+    (a merged key keeps the Globals' line even where the function overrides the value)."""
     resolver = links.resolver
     text = resolver.text
     snapshot = FunctionSnapshot(FunctionRef(resolver.name_of(logical), ACCOUNT, REGION))
     fn = TemplateFunction(snapshot, logical, str(links.path), where)
     for key in ("Timeout", "MemorySize", "CodeUri", "Code", "Environment", "ReservedConcurrentExecutions", "VpcConfig",
                 "Tags", "ProvisionedConcurrencyConfig", "Events", "Policies", "Role"):
-        if (at := line(props, key)) is not None:
+        if (at := line(own, key) or line(props, key)) is not None:
             fn.lines[key] = at
     snapshot.runtime = text(props.get("Runtime")) or ""
     snapshot.timeout_s = _int(text(props.get("Timeout")), 3)
@@ -387,13 +389,13 @@ def _snapshot(links: _Links, logical: str, props: dict[str, Any], where: int) ->
 def _function(links: _Links, logical: str, resource: Any, sam_globals: Any, where: int) -> TemplateFunction:
     resolver = links.resolver
     sam = resource.get("Type") == "AWS::Serverless::Function"
-    props = _dict(resource.get("Properties"))
+    own = props = _dict(resource.get("Properties"))
     if sam and sam_globals is not None:
         props = sam_globals.merge("AWS::Serverless::Function", props, logical)
-    fn = _snapshot(links, logical, props, where)
+    fn = _snapshot(links, logical, props, where, own)
     snapshot = fn.snapshot
     for name, event in _dict(props.get("Events")).items() if sam else []:
-        _sam_event(links, logical, str(name), event, fn)
+        _sam_event(links, logical, str(name), event, fn, line(name) or fn.line)
     for mapping, at, path in links.mappings.get(logical, []):
         snapshot.mappings += (mapping,)
         fn.lines[f"mapping:{mapping.uuid}"], fn.mapping_paths[mapping.uuid] = at or fn.line, path
