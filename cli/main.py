@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="evaluate every function in the region (changes nothing without --fix)")
     scan.add_argument("--region")
     scan.add_argument("--policies", metavar="DIR")
-    scan.add_argument("--format", choices=("table", "json"), default="table")
+    scan.add_argument("--format", choices=("table", "json", "ocsf"), default="table",
+                      help="ocsf: one OCSF Compliance Finding per line, for SIEMs")
     scan.add_argument("--fix", action="store_true", help="act as the deployed bot would (fix / ask / notify)")
     scan.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
                       help=f"exit 1 if a finding is at or above this severity ({', '.join(SEVERITIES)})")
@@ -134,7 +135,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if act and runtime.mode == "off":
         print("safetycatch: SAFETYCATCH_MODE=off - reporting only, nothing is changed", file=sys.stderr)
         act = False
-    with render.scan_progress(enabled=args.format == "table") as progress:
+    with render.scan_progress(enabled=args.format == "table") as progress:  # json / ocsf: stdout stays data
         if args.accounts or args.all_accounts or args.regions:
             data = _scan_scopes(runtime, args, act, progress)
         else:
@@ -142,6 +143,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
             data = engine.sweep(act=act, progress=progress).to_json()
     if args.format == "json":
         print(json.dumps(data, indent=2))
+    elif args.format == "ocsf":
+        from chalicelib.export import ocsf
+
+        stamp = int(runtime.store.clock() * 1000)
+        for finding in data["findings"]:
+            print(json.dumps(ocsf(finding, stamp), separators=(",", ":")))
     else:
         render.scan_table(data, act=act, mode=runtime.mode)
     if args.fail_on and any(severity_rank(f["severity"]) >= severity_rank(args.fail_on)

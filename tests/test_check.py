@@ -34,8 +34,9 @@ def workspace(tmp_path_factory) -> Path:
     (root / "src" / "light" / "app.py").write_text("def handler(event, context):\n    return {}\n")
     (root / "build" / "heavy").mkdir(parents=True)
     (root / "build" / "heavy" / "model.bin").write_bytes(random.Random(13).randbytes(HEAVY_BYTES))
-    for name, source in (("heavy.zip", root / "build" / "heavy" / "model.bin"), ("light.zip", root / "src/light/app.py")):
-        target = root / ("build" if name == "heavy.zip" else "src") / name
+    zips = ((root / "build" / "heavy.zip", root / "build" / "heavy" / "model.bin"),
+            (root / "src" / "light.zip", root / "src" / "light" / "app.py"))
+    for target, source in zips:
         with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
             archive.write(source, source.name)
     policies = root / "policies"
@@ -73,8 +74,10 @@ CASES = {
     "vpc-no-egress": (["reporter"], ["good_fetcher"]),
 }
 MORE_LOOKALIKES = {  # look-alikes only one format has
-    ("sam.yaml", "recursive-trigger"): ["good_forwarder"], ("cloudformation.json", "recursive-trigger"): ["good_notifier"],
-    ("terraform-plan.json", "recursive-trigger"): ["good_forwarder"], ("sam.yaml", "batch-partial-failure"): ["good_forwarder"],
+    ("sam.yaml", "recursive-trigger"): ["good_forwarder"],
+    ("cloudformation.json", "recursive-trigger"): ["good_notifier"],
+    ("terraform-plan.json", "recursive-trigger"): ["good_forwarder"],
+    ("sam.yaml", "batch-partial-failure"): ["good_forwarder"],
 }
 FORMATS = {"sam.yaml": lambda n: camel(n if n.startswith("good_") else f"bad_{n}"),
            "cloudformation.json": lambda n: camel(n if n.startswith("good_") else f"bad_{n}"),
@@ -236,7 +239,8 @@ def test_check_uses_no_credentials_and_no_network(capsys, workspace, monkeypatch
 
 def test_exempt_functions_are_reported_but_do_not_fail_the_build(capsys, tmp_path):
     template = tmp_path / "template.yaml"
-    template.write_text(TINY.replace("      Timeout: 60\n", "      Timeout: 60\n      Tags: {safetycatch:exempt: 'true'}\n"))
+    exempt = "      Timeout: 60\n      Tags: {safetycatch:exempt: 'true'}\n"
+    template.write_text(TINY.replace("      Timeout: 60\n", exempt))
     code, out, _ = run_check(capsys, str(template), "--fail-on", "low", "--format", "json")
     (finding,) = json.loads(out)["findings"]
     assert code == 0 and finding["exempt"] is True
