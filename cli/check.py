@@ -198,7 +198,9 @@ def render_text(report: CheckReport, out: Any = None) -> None:
         print(f"error: {error}", file=out)
     counts = {s: sum(1 for f in report.findings if f["severity"] == s) for s in reversed(SEVERITIES)}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
-    print(f"{report.functions} functions in {len(report.files)} files: {summary}.", file=out)
+    plural = {"functions": "" if report.functions == 1 else "s", "files": "" if len(report.files) == 1 else "s"}
+    print(f"{report.functions} function{plural['functions']} in {len(report.files)} file{plural['files']}: {summary}.",
+          file=out)
     if report.not_run:
         print("Not run before deploy: " + "; ".join(f"{n['policy']} ({n['reason']})" for n in report.not_run) + ".",
               file=out)
