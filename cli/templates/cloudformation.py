@@ -37,7 +37,7 @@ from chalicelib.model import (
     VpcEndpoint,
 )
 from cli.templates.intrinsics import ACCOUNT, REGION, Resolver
-from cli.templates.model import NetworkModel, TemplateError, TemplateFunction, zipped_size
+from cli.templates.model import NetworkModel, TemplateError, TemplateFunction, as_dict, as_list, zipped_size
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 BATCH_DEFAULTS = {"SQS": 10, "Kinesis": 100, "DynamoDB": 100}
@@ -50,14 +50,6 @@ NO_TRIGGER_WRITES = ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecution
 # Every facet a template states (or states the absence of): checks read them as read.
 TEMPLATE_FACETS = frozenset({"routes", "mappings", "triggers", "role_policies", "network", "urls", "provisioned",
                              "concurrency"})
-
-def _dict(node: Any) -> dict[str, Any]:
-    return node if isinstance(node, dict) else {}
-
-
-def _list(node: Any) -> list[Any]:
-    return node if isinstance(node, list) else []
-
 
 
 def line(node: Any, key: str | None = None) -> int | None:
@@ -115,7 +107,7 @@ class _Links:
             if not isinstance(resource, dict):
                 continue
             kind = str(resource.get("Type", ""))
-            props = _dict(resource.get("Properties"))
+            props = as_dict(resource.get("Properties"))
             if kind in handlers:
                 handlers[kind](str(logical), props, resource)
             elif kind.startswith("AWS::EC2::"):
@@ -157,7 +149,7 @@ class _Links:
                 self.triggers[fn].append(Trigger("sns", self.resolver.ref(logical)))
 
     def _rest_method(self, logical: str, props: dict[str, Any], resource: Any) -> None:
-        integration = _dict(props.get("Integration"))
+        integration = as_dict(props.get("Integration"))
         fn = self.function(integration.get("Uri"))
         if not fn:
             return
@@ -191,7 +183,7 @@ class _Links:
 
     def _policy(self, logical: str, props: dict[str, Any], resource: Any) -> None:
         document = self.resolver.value(props.get("PolicyDocument"))
-        roles = _list(props.get("Roles"))
+        roles = as_list(props.get("Roles"))
         for role in roles:
             role_id = self.resolver.logical_id(role)
             if role_id and isinstance(document, dict):
@@ -268,7 +260,7 @@ def _sam_event(links: _Links, logical: str, name: str, event: Any, fn: TemplateF
     """One SAM ``Events`` entry: an API route, a batch mapping or a push trigger of the function."""
     resolver, snapshot = links.resolver, fn.snapshot
     kind = str(event.get("Type", "")) if isinstance(event, dict) else ""
-    props = _dict(_dict(event).get("Properties"))
+    props = as_dict(as_dict(event).get("Properties"))
     timeout = resolver.text(props.get("TimeoutInMillis"))
     if kind in ("Api", "HttpApi"):
         api_key = "RestApiId" if kind == "Api" else "ApiId"
@@ -389,12 +381,12 @@ def _snapshot(links: _Links, logical: str, props: dict[str, Any], where: int, ow
 def _function(links: _Links, logical: str, resource: Any, sam_globals: Any, where: int) -> TemplateFunction:
     resolver = links.resolver
     sam = resource.get("Type") == "AWS::Serverless::Function"
-    own = props = _dict(resource.get("Properties"))
+    own = props = as_dict(resource.get("Properties"))
     if sam and sam_globals is not None:
         props = sam_globals.merge("AWS::Serverless::Function", props, logical)
     fn = _snapshot(links, logical, props, where, own)
     snapshot = fn.snapshot
-    for name, event in _dict(props.get("Events")).items() if sam else []:
+    for name, event in as_dict(props.get("Events")).items() if sam else []:
         _sam_event(links, logical, str(name), event, fn, line(name) or fn.line)
     for mapping, at, path in links.mappings.get(logical, []):
         snapshot.mappings += (mapping,)

@@ -15,11 +15,22 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chalicelib.model import FunctionSnapshot, NatGateway, NetworkFacts, Route, SubnetRouting, VpcEndpoint
 from cli.templates.intrinsics import ACCOUNT, REGION
 
-__all__ = ["ACCOUNT", "REGION", "NetworkModel", "TemplateError", "TemplateFunction", "zipped_size"]
+__all__ = ["ACCOUNT", "REGION", "NetworkModel", "TemplateError", "TemplateFunction", "as_dict", "as_list",
+           "zipped_size"]
+
+
+def as_dict(node: Any) -> dict[str, Any]:
+    """``node`` when it is a mapping, else ``{}`` (templates are hostile input: any key may hold anything)."""
+    return node if isinstance(node, dict) else {}
+
+
+def as_list(node: Any) -> list[Any]:
+    return node if isinstance(node, list) else []
 
 
 class TemplateError(Exception):

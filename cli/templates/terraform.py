@@ -33,7 +33,7 @@ from chalicelib.model import (
     VpcEndpoint,
 )
 from cli.templates.intrinsics import ACCOUNT, REGION, _identities
-from cli.templates.model import NetworkModel, TemplateError, TemplateFunction, zipped_size
+from cli.templates.model import NetworkModel, TemplateError, TemplateFunction, as_dict, zipped_size
 
 # Terraform type -> the CloudFormation type whose stand-in identities it shares; attribute -> CFN attribute.
 CFN_TYPES = {"aws_sqs_queue": "AWS::SQS::Queue", "aws_sns_topic": "AWS::SNS::Topic", "aws_s3_bucket": "AWS::S3::Bucket",
@@ -51,14 +51,6 @@ ROUTE_TARGETS = ("nat_gateway_id", "gateway_id", "transit_gateway_id", "vpc_peer
                  "network_interface_id", "vpc_endpoint_id")
 BATCH_DEFAULTS = {"sqs": 10, "kinesis": 100, "dynamodb": 100}
 
-def _dict(node: Any) -> dict[str, Any]:
-    return node if isinstance(node, dict) else {}
-
-
-def _list(node: Any) -> list[Any]:
-    return node if isinstance(node, list) else []
-
-
 
 def is_plan(document: Any) -> bool:
     """A ``terraform show -json`` plan (or state) document.
@@ -74,7 +66,7 @@ def is_plan(document: Any) -> bool:
 def _module_resources(module: Any, found: dict[str, tuple[str, dict[str, Any]]]) -> None:
     for resource in module.get("resources", []) if isinstance(module, dict) else []:
         if isinstance(resource, dict) and resource.get("mode", "managed") == "managed":
-            values = _dict(resource.get("values"))
+            values = as_dict(resource.get("values"))
             found[str(resource.get("address"))] = (str(resource.get("type")), values)
     for child in module.get("child_modules", []) if isinstance(module, dict) else []:
         _module_resources(child, found)
