@@ -227,6 +227,9 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         "sts:AssumeRole": (
             f"arn:{PARTITION}:iam::*:role/{env.get('SAFETYCATCH_MEMBER_ROLE', 'safetycatch-remediation')}",
         ),
+        # The Security Hub sink: import into the account's own default product, read the hub's findings.
+        "securityhub:BatchImportFindings": (_arn("securityhub", "product/*/default"),),
+        "securityhub:GetFindings": (_arn("securityhub", "hub/default"),),
     }
     if env.get("SAFETYCATCH_DLQ"):
         scopes["sqs:SendMessage"] = (_arn("sqs", env["SAFETYCATCH_DLQ"].rstrip("/").rsplit("/", 1)[-1]),)
@@ -240,6 +243,7 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
 SIDS = {"dynamodb": "StateTable", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret", "logs": "Logs",
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
+        "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings",
         "sqs:SendMessage": "DeadLetterQueue"}
 
 
@@ -281,7 +285,7 @@ def member_policy(paths: Iterable[Path] | None = None) -> dict[str, Any]:
     actions = {a for a in code_actions(paths)
                if a.split(":", 1)[0] not in BOT_ONLY_SERVICES and a not in BOT_ONLY_ACTIONS}
     scopes = {k: v for k, v in resource_scopes({"app": "safetycatch", "stage": "x", "env": {}}).items()
-              if k.startswith("cloudwatch:")}
+              if k.startswith(("cloudwatch:", "securityhub:"))}
     return build_policy(actions, scopes)
 
 
