@@ -20,6 +20,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,16 +30,19 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import fixes, limits
+from chalicelib.aws import is_transient
 from chalicelib.checks import Check
 from chalicelib.events import Change
 from chalicelib.gateway import Gateway, WriteCapReached
 from chalicelib.inventory import Inventory
 from chalicelib.log import logger
 from chalicelib.model import AccountFacts, Decision, Finding, FunctionSnapshot, LogSearch, MetricQuery
+from chalicelib.securityhub import SecurityHubSink, SecurityHubUnavailable
 from chalicelib.settings import PolicyConfig, PolicySet
 from chalicelib.state import StateStore
 
 Progress = Callable[[int, int | None], None]
+APPLY_CLAIM_SECONDS = 300  # > the bot's Lambda timeout (60 s): outlives any concurrent twin's read-to-write
 
 
 class Notifier(Protocol):
@@ -110,6 +115,8 @@ class Engine:
         self.mode = mode
         self.notifier = notifier or LogNotifier()
         self.gateway.dry_run = self.gateway.dry_run or mode == "dry-run"
+        self.sink: SecurityHubSink | None = None  # SAFETYCATCH_SECURITYHUB=on (see Runtime.engine)
+        self.unevaluated: set[str] = set()  # policies that could not run in the last evaluate (facet, error)
 
     # -- evaluation ------------------------------------------------------------------------------
 
@@ -123,6 +130,7 @@ class Engine:
         filled in, so their facets are read only for the functions that end up in their scope.
         """
         only = set(only)
+        self.unevaluated = set()
         enabled = [(c, cfg) for c, cfg in self.policy_set.enabled() if not only or c.id in only]
         results: dict[str, list[tuple[Finding, PolicyConfig]]] = defaultdict(list)
         for phase in ([c for c in enabled if not c[0].after], [c for c in enabled if c[0].after]):
@@ -150,11 +158,13 @@ class Engine:
         for snapshot in snapshots:
             for check, cfg in plan.get(snapshot.arn, []):
                 if check.needs & set(failed):
+                    self.unevaluated.add(check.id)
                     continue
                 try:
                     found = check.evaluate(snapshot, cfg.params, account)
                 except Exception as exc:  # noqa: BLE001 - one broken check must not stop the others
                     errors.append(f"{check.id} failed on {snapshot.name}: {_reason(exc)}")
+                    self.unevaluated.add(check.id)
                     continue
                 results[snapshot.arn].extend((dataclasses.replace(f, severity=cfg.severity), cfg) for f in found)
         self._follow_up(snapshots, plan, results, queries, searches, account, errors)
@@ -172,6 +182,8 @@ class Engine:
             try:
                 self.inventory.load({facet: wanted}, queries, searches)
             except (ClientError, BotoCoreError) as exc:
+                if self.inventory.transient_raises and is_transient(exc):
+                    raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
                 failed[facet] = _reason(exc)
                 errors.append(f"could not read {facet}: {failed[facet]}")
         return failed
@@ -226,6 +238,8 @@ class Engine:
             self._request_approval(snapshot, finding, decision)
         elif note := self._needs_a_human(snapshot, finding, actor):
             self._request_approval(snapshot, finding, decision, note=note)
+        elif not self._first_to_apply(snapshot, finding):
+            decision.detail = "a concurrent event about the same change is applying this fix; nothing more to do"
         else:
             self._apply(finding, decision, automatic=True, trigger=actor)
         self._audit(snapshot, decision, context)
@@ -237,6 +251,23 @@ class Engine:
         settings = self.policy_set.settings
         return limits.over_automatic_bound(settings, finding) or limits.fight(self.store, settings, snapshot,
                                                                                finding, actor)
+
+    def _first_to_apply(self, snapshot: FunctionSnapshot, finding: Finding) -> bool:
+        """True for the one event that applies this fix to the function as it was read.
+
+        Several events about one function (a deploy's UpdateFunctionCode, UpdateFunctionConfiguration and
+        TagResource) run concurrently under the bot's reserved concurrency and may all read the function before
+        any of them fixes it; each would then write the same fix. The claim (a conditional put in the state
+        table, atomic in DynamoDB) lets exactly one of them write. It is keyed on what was read (the function's
+        RevisionId and the prior value the fix replaces), so a later deploy (a new revision) is decided afresh;
+        it expires after ``APPLY_CLAIM_SECONDS``, longer than one invocation can take between its read and its
+        write. An approval needs no claim: ``_request_approval`` reuses a pending one.
+        """
+        assert finding.fix is not None
+        fix = finding.fix
+        spec = json.dumps([finding.policy, fix.action, fix.params, fix.prior], sort_keys=True, default=str)
+        key = hashlib.sha256(f"{snapshot.arn}|{snapshot.revision_id}|{spec}".encode()).hexdigest()
+        return self.store.claim(f"apply#{key}", APPLY_CLAIM_SECONDS)
 
     def _request_approval(self, snapshot: FunctionSnapshot, finding: Finding, decision: Decision,
                           note: str = "") -> None:
@@ -313,8 +344,10 @@ class Engine:
     # -- entry points ----------------------------------------------------------------------------
 
     def handle(self, change: Change) -> EventReport:
-        """Serve one change: resolve and re-read the function, evaluate, decide, notify."""
+        """Serve one change: resolve and re-read the function, evaluate, decide, notify. A read that fails
+        transiently raises (see :func:`chalicelib.aws.is_transient`); a permanent one is recorded in ``errors``."""
         report = EventReport(change.event_id, change.event_name)
+        self.inventory.transient_raises = True
         refs = self.inventory.resolve_all(change)
         if not refs:
             report.skipped = ("no function is affected by this change" if change.policies else
@@ -341,6 +374,7 @@ class Engine:
                          for f, cfg in found.get(snapshot.arn, [])]
             report.decisions.extend(decisions)
             self._notify(snapshot, decisions, context)
+        self._export(snapshots, report.decisions, change.policies, report.errors)
         return report
 
     def sweep(self, act: bool = False, progress: Progress | None = None, batch: int = 500) -> ScanReport:
@@ -348,16 +382,33 @@ class Engine:
         report = ScanReport(self.inventory.account, self.inventory.region)
         for snapshots in _batches(self.inventory.all_functions(), batch):
             findings = self.evaluate(snapshots, report.errors)
+            done = len(report.decisions)
             for snapshot in snapshots:
                 decisions = [self.decide(snapshot, f, cfg, act=act, context="scan")
                              for f, cfg in findings.get(snapshot.arn, [])]
                 report.decisions.extend(decisions)
                 if act:
                     self._notify(snapshot, decisions, "scan")
+            if act:
+                self._export(snapshots, report.decisions[done:], (), report.errors)
             report.functions_scanned += len(snapshots)
             if progress:
                 progress(report.functions_scanned, None)
         return report
+
+    def _export(self, snapshots: list[FunctionSnapshot], decisions: list[Decision], only: Iterable[str],
+                errors: list[str]) -> None:
+        """Hand the decisions to the Security Hub sink (when on, and only when acting in enforce mode). Only the
+        policies that really ran can resolve an earlier finding; a sink failure never undoes a decision."""
+        if self.sink is None or self.mode != "enforce" or not snapshots:
+            return
+        only = set(only)
+        ran = {c.id for c, _ in self.policy_set.enabled() if not only or c.id in only} - self.unevaluated
+        try:
+            self.sink.publish([d.to_json() for d in decisions], {s.arn: set(ran) for s in snapshots})
+        except SecurityHubUnavailable as exc:
+            errors.append(str(exc))
+            logger.warning("security hub export failed", extra={"error": str(exc)})
 
     def _notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> None:
         if not decisions:

@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.accounts import DEFAULT_MEMBER_ROLE
 from chalicelib.settings import COMPILED_PATH, PolicyError, from_json, read_dir, validate
-from cli import iam, identities, member_template
+from cli import dead_letters, iam, identities, member_template
 from cli.slim import SlimReport, slim_zip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +123,7 @@ def finish_template(template: dict[str, Any], stage: str, resources_by_id: dict[
             owner = by_lower.get(logical[:-len("Role")].lower() if logical.endswith("Role") else "")
             props["RoleName"] = f"{prefix}-{owner}" if owner else f"{prefix}-{logical}"[:64]
     _fix_log_group_refs(template)
+    _reference_slack_secret(template)
     stage_param = template.setdefault("Parameters", {}).setdefault("Stage", {"Type": "String"})
     stage_param.update(Default=stage, AllowedValues=[stage])
     return template
@@ -137,6 +138,19 @@ def _fix_log_group_refs(template: dict[str, Any]) -> None:
         if resource["Type"] == "AWS::Logs::LogGroup" and isinstance(name, dict) and "Fn::Sub" in name:
             resource["Properties"]["LogGroupName"] = {"Fn::Sub": re.sub(
                 r"\$\{(\w+)\}", lambda m: "${" + by_lower.get(m[1].lower(), str(m[1])) + "}", name["Fn::Sub"])}
+
+
+def _reference_slack_secret(template: dict[str, Any]) -> None:
+    """Point ``SAFETYCATCH_SLACK_SECRET`` at the ARN of the secret the stack creates (``!Ref SlackSecret``) instead of
+    its name: the environment then holds a reference that the bot's own env-secrets check (before deploy and in the
+    sweep) recognises, and the name is no longer written in two places. The IAM scope (``secret:<name>-??????``)
+    matches the ARN."""
+    if template["Resources"].get("SlackSecret", {}).get("Type") != "AWS::SecretsManager::Secret":
+        return
+    for resource in template["Resources"].values():
+        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        if resource["Type"] == "AWS::Serverless::Function" and "SAFETYCATCH_SLACK_SECRET" in variables:
+            variables["SAFETYCATCH_SLACK_SECRET"] = {"Ref": "SlackSecret"}
 
 
 def slack_manifest(api_url: str) -> str:
@@ -169,7 +183,9 @@ def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True, accoun
     finally:
         COMPILED_PATH.unlink(missing_ok=True)  # only the package carries it; a checkout reads policies/
     template_path = out / "sam.yaml"
-    template = finish_template(yaml.safe_load(template_path.read_text()), stage, chalice_resources(stage))
+    resources_by_id = chalice_resources(stage)
+    template = finish_template(yaml.safe_load(template_path.read_text()), stage, resources_by_id)
+    template = dead_letters.add_dead_letters(template, resources_by_id)  # never lose an event
     template_path.write_text(yaml.safe_dump(template, sort_keys=False, width=120))
     zip_path = out / "deployment.zip"
     report = slim_zip(zip_path, iam.source_files())
