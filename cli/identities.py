@@ -60,6 +60,11 @@ def role_arns(account: str, stage: str, names: list[str] | None = None) -> list[
     return [f"arn:{PARTITION}:iam::{account}:role/{role_name(stage, n)}" for n in (names or chalice_names())]
 
 
+# Functions of deploy/resources.yaml (named safetycatch-<stage>-<name> there): not Chalice's, still the bot's own.
+TEMPLATE_FUNCTIONS = ("dead-letter-notifier",)
+
+
 def function_arns(account: str, region: str, stage: str) -> list[str]:
-    """Exact ARNs of the bot's functions in ``account`` / ``region``."""
-    return [f"arn:{PARTITION}:lambda:{region}:{account}:function:{function_name(stage, n)}" for n in chalice_names()]
+    """Exact ARNs of the bot's functions in ``account`` / ``region`` (Chalice's and the template's)."""
+    names = [function_name(stage, n) for n in chalice_names()] + [f"{APP}-{stage}-{n}" for n in TEMPLATE_FUNCTIONS]
+    return [f"arn:{PARTITION}:lambda:{region}:{account}:function:{name}" for name in names]

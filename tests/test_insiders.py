@@ -54,8 +54,23 @@ def _orders_api(aws, name: str = "orders-api", tags: dict | None = None) -> str:
     return arn
 
 
-def _revert(aws, name: str = "orders-api", session: str = "ci") -> dict:
+class Deploys:
+    """The state table's clock, one deploy every ``minutes`` from the top of an hour (moto gives functions no
+    RevisionId, so two reverts to the same value look alike to the engine's concurrent-apply claim unless they are
+    minutes apart, as deploys are)."""
+
+    def __init__(self, runtime, minutes: int = 6) -> None:
+        self.now, self.step = 1_800_000_000.0, minutes * 60  # 1,800,000,000 s is the top of an hour
+        runtime.store.clock = lambda: self.now
+
+    def next(self) -> None:
+        self.now += self.step
+
+
+def _revert(aws, name: str = "orders-api", session: str = "ci", deploys: Deploys | None = None) -> dict:
     """The deploy puts Timeout 30 back, as CloudTrail reports it."""
+    if deploys:
+        deploys.next()
     aws.client("lambda").update_function_configuration(FunctionName=name, Timeout=30)
     return api_call("UpdateFunctionConfiguration20150331v2", {"functionName": name, "timeout": 30},
                     role="deploy-role", session=session)
@@ -72,10 +87,11 @@ def test_a_deploy_that_keeps_reverting_a_fix_is_not_fought_forever(aws, make_run
     from tests.runaway_support import policies_with
 
     runtime = make_runtime(policies=policies_with(tmp_path, settings={"max_reapply": 2}))
+    deploys = Deploys(runtime)
     _orders_api(aws)
     outcomes = []
     for _ in range(6):
-        (finding,) = handle_event(_revert(aws), runtime=runtime)["findings"]
+        (finding,) = handle_event(_revert(aws, deploys=deploys), runtime=runtime)["findings"]
         outcomes.append(finding["outcome"])
     assert outcomes == ["fixed"] * 3 + ["pending-approval"] * 3
     assert _timeout(aws) == 30, "the fourth round changed nothing"
@@ -92,8 +108,9 @@ def test_a_fight_with_a_cloudformation_stack_says_change_the_template(aws, make_
     runtime = make_runtime(policies=policies_with(tmp_path, settings={"max_reapply": 0}))
     _orders_api(aws, tags={"aws:cloudformation:stack-name": "orders-stack",
                            "aws:cloudformation:logical-id": "OrdersApiFunction"})
-    first = handle_event(_revert(aws), runtime=runtime)["findings"][0]
-    second = handle_event(_revert(aws, session="cloudformation"), runtime=runtime)["findings"][0]
+    deploys = Deploys(runtime)
+    first = handle_event(_revert(aws, deploys=deploys), runtime=runtime)["findings"][0]
+    second = handle_event(_revert(aws, session="cloudformation", deploys=deploys), runtime=runtime)["findings"][0]
     assert (first["outcome"], second["outcome"]) == ("fixed", "pending-approval")
     assert "CloudFormation stack orders-stack (resource OrdersApiFunction): change the template" in second["detail"]
 
@@ -107,7 +124,9 @@ def test_caps_count_per_function_and_per_policy_not_only_per_account(aws, make_r
                 "max_changes_per_policy_per_hour": 5}
     runtime = make_runtime(policies=policies_with(tmp_path, settings=settings))
     _orders_api(aws)
-    rounds = [handle_event(_revert(aws), runtime=runtime)["findings"][0]["outcome"] for _ in range(5)]
+    deploys = Deploys(runtime)
+    rounds = [handle_event(_revert(aws, deploys=deploys), runtime=runtime)["findings"][0]["outcome"]
+              for _ in range(5)]
     assert rounds == ["fixed"] * 3 + ["notified"] * 2
     others = []
     for index in range(3):

@@ -253,11 +253,14 @@ def test_the_packaged_settings_name_exactly_the_roles_and_functions_the_template
     was packaged for (issue 11): no ``safetycatch-*`` role pattern, no function recognised by its role's name."""
     with zipfile.ZipFile(artifact / "deployment.zip") as archive:
         settings = json.loads(archive.read("chalicelib/compiled_policies.json"))["settings"]
-    resources = _template(artifact)["Resources"].values()
-    roles = {f"arn:aws:iam::123456789012:role/{r['Properties']['RoleName']}" for r in resources
-             if r["Type"] == "AWS::IAM::Role" and r["Properties"]["RoleName"].startswith("safetycatch-dev")}
-    functions = {f"arn:aws:lambda:us-east-1:123456789012:function:{r['Properties']['FunctionName']}"
-                 for r in resources if r["Type"] == "AWS::Serverless::Function"}
+    resources = _template(artifact)["Resources"]
+    chalice = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    roles = {f"arn:aws:iam::123456789012:role/{resources[p['Role']['Fn::GetAtt'][0]]['Properties']['RoleName']}"
+             for p in chalice}  # the roles that act (the dead-letter notifier's only posts to Slack)
+    functions = {f"arn:aws:lambda:us-east-1:123456789012:function:{p['FunctionName']}" for p in chalice} | {
+        "arn:aws:lambda:us-east-1:123456789012:function:"
+        + r["Properties"]["FunctionName"]["Fn::Sub"].replace("${Stage}", "dev")
+        for r in resources.values() if r["Type"] == "AWS::Lambda::Function"}
     assert roles and roles == set(settings["self_role_patterns"][:-1])
     assert settings["self_role_patterns"][-1] == "arn:aws:iam::*:role/safetycatch-remediation"
     assert functions == set(settings["own_functions"])
