@@ -177,7 +177,9 @@ def _parse(event: Any, settings: Settings) -> Parsed:
     actor = actor_role(detail.get("userIdentity"))
     if actor and settings.is_own_role(actor):
         return Skip(eid, raw_name, f"the bot's own change ({actor})")
-    account = text(event.get("account")) or text(detail.get("recipientAccountId"))
+    # the envelope's account, or (a CloudTrail record without an envelope) the recipient's: never a fallback
+    # from an envelope account that is there but malformed
+    account = text(event["account"]) if "account" in event else text(detail.get("recipientAccountId"))
     region = text(event.get("region")) or text(detail.get("awsRegion"))
     if not re.fullmatch(r"\d{12}", account) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
         return Skip(eid, raw_name, "malformed event: no account or region")

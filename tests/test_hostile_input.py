@@ -139,7 +139,8 @@ def _check(fuzz: Fuzz, event: Any, report: dict[str, Any], dry_run: bool, calls:
     assert isinstance(report, dict) and "skipped" in report
     json.dumps(report)
     # the event's own account: the envelope's (CloudTrail's recipientAccountId when the envelope has none)
-    envelope = (event.get("account") or dig(event, "detail", "recipientAccountId")) if isinstance(event, dict) else None
+    envelope = (event["account"] if "account" in event else dig(event, "detail", "recipientAccountId")) \
+        if isinstance(event, dict) else None
     writes = fuzz.ledger.writes()
     if dry_run:  # (assuming a member account's role reads credentials, it changes nothing)
         assert all(w[3] for w in writes) and [c for c in calls.writes if c != "sts.AssumeRole"] == [], "dry-run"
