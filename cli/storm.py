@@ -94,13 +94,17 @@ def seed_stack(account: Any, n: int, api_every: int = 20) -> tuple[list[str], se
 
 
 def storm_policies(target: Any, source: Any) -> Any:
-    """A copy of the policies with the blast-radius cap out of the way, so that every fix the storm needs is made
+    """A copy of the policies with the blast-radius caps out of the way, so that every fix the storm needs is made
     (and a second write of any of them would show)."""
     import shutil
 
     shutil.copytree(source, target, dirs_exist_ok=True)
     settings = target / "settings.yaml"
-    settings.write_text(settings.read_text().replace("max_changes_per_hour: 20", "max_changes_per_hour: 10000"))
+    text = settings.read_text()
+    for key, value in (("max_changes_per_hour", 20), ("max_changes_per_function_per_hour", 5),
+                       ("max_changes_per_policy_per_hour", 10)):
+        text = text.replace(f"{key}: {value}\n", f"{key}: 10000\n")  # the per-function and per-policy caps too
+    settings.write_text(text)
     return target
 
 
