@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import fixes
+from chalicelib.aws import describe_error
 from chalicelib.checks import Check
 from chalicelib.events import Change
 from chalicelib.gateway import Gateway, WriteCapReached
@@ -94,11 +95,7 @@ class ScanReport:
                 "findings": [d.to_json() for d in self.decisions], "errors": list(self.errors)}
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {str(error.get('Message', ''))[:200]}"
-    return f"{type(exc).__name__}: {str(exc)[:200]}"
+_reason = describe_error  # one line for an error, in findings, audit records and logs
 
 
 class Engine:
@@ -163,17 +160,12 @@ class Engine:
 
     def _load_facets(self, needs: dict[str, dict[str, FunctionSnapshot]], queries: dict[str, set[MetricQuery]],
                      searches: dict[str, LogSearch], errors: list[str]) -> dict[str, str]:
-        """Read each needed facet once (a later phase re-reads only metrics and logs, whose queries differ)."""
-        failed: dict[str, str] = {}
-        for facet in sorted(set(needs) - {"account"}):
-            wanted = [s for s in needs[facet].values() if facet not in s.loaded or facet in ("metrics", "logs")]
-            if not wanted:
-                continue
-            try:
-                self.inventory.load({facet: wanted}, queries, searches)
-            except (ClientError, BotoCoreError) as exc:
-                failed[facet] = _reason(exc)
-                errors.append(f"could not read {facet}: {failed[facet]}")
+        """Read each needed facet once, all at once (a later phase re-reads only metrics and logs, whose queries
+        differ); the account facts are a facet too, read with the others."""
+        wanted = {facet: [s for s in group.values() if facet not in s.loaded or facet in ("metrics", "logs")]
+                  for facet, group in needs.items()}
+        failed = self.inventory.load({facet: group for facet, group in wanted.items() if group}, queries, searches)
+        errors.extend(f"could not read {facet}: {reason}" for facet, reason in sorted(failed.items()))
         return failed
 
     def _follow_up(self, snapshots: list[FunctionSnapshot], plan: dict[str, list[tuple[Check, PolicyConfig]]],

@@ -34,7 +34,7 @@ from chalicelib.aws import CLIENT_LOCK, RETRY_CONFIG, Clients, error_code
 from chalicelib.dedupe import Deduplicator
 from chalicelib.engine import Engine, LogNotifier, Notifier
 from chalicelib.gateway import Gateway
-from chalicelib.inventory import Inventory
+from chalicelib.inventory import AccountFactsCache, Inventory
 from chalicelib.log import logger
 from chalicelib.model import GLOBAL_MODES
 from chalicelib.settings import PolicySet
@@ -107,6 +107,7 @@ class Runtime:
     _mode_provider: Any = None
     _mode_from_parameter: str | None = None
     _sessions: dict[str, Any] = field(default_factory=dict)
+    account_facts: AccountFactsCache = field(default_factory=AccountFactsCache)  # per container, a few minutes
 
     @classmethod
     def from_env(cls, policies_dir: str | None = None, mode: str | None = None,
@@ -199,4 +200,5 @@ class Runtime:
         """An engine reading and fixing ``account`` / ``region`` (a member account through its role)."""
         clients = self.clients(region, account)
         gateway = Gateway(clients, dry_run=self.mode == "dry-run", max_writes=max_writes)
-        return Engine(self.policy_set, Inventory(clients, account), gateway, self.store, self.mode, self.notifier)
+        inventory = Inventory(clients, account, facts=self.account_facts)
+        return Engine(self.policy_set, inventory, gateway, self.store, self.mode, self.notifier)

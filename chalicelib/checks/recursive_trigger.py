@@ -199,7 +199,7 @@ CHECK = Check(
     read_permissions=(
         "lambda:ListEventSourceMappings",
         "lambda:GetPolicy",
-        "lambda:GetFunctionConcurrency",
+        "lambda:GetFunction",
         "lambda:GetFunctionRecursionConfig",
         "s3:ListAllMyBuckets",
         "s3:GetBucketNotification",

@@ -86,7 +86,7 @@ CHECK = Check(
     in_scope=in_scope,
     metrics=metrics,
     fix_actions=("set-reserved-concurrency",),
-    read_permissions=("lambda:GetFunctionConcurrency", "lambda:GetAccountSettings",
+    read_permissions=("lambda:GetFunction", "lambda:GetAccountSettings",
                       "cloudwatch:GetMetricData"),
     triggers=frozenset(("PutFunctionConcurrency", "DeleteFunctionConcurrency")),
 )

@@ -1,7 +1,7 @@
 """CloudWatch metrics (GetMetricData, 500 series a call; ListMetrics as a bulk pre-filter), function URLs and
 provisioned-concurrency configs.
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import is_not_found, is_unsupported
-from chalicelib.inventory.common import ReaderBase
+from chalicelib.inventory.common import ReadContext, Reader
 from chalicelib.model import EACH_PROVISIONED, FunctionSnapshot, MetricQuery, ProvisionedConfig
 
 METRIC_QUERIES_PER_CALL = 500
@@ -23,10 +23,15 @@ PROVISIONED_METRIC = "ProvisionedConcurrentExecutions"
 URL_METRIC = "UrlRequestCount"
 
 
-class MetricReader(ReaderBase):
+class MetricReader(Reader):
     """CloudWatch metrics, function URLs and provisioned-concurrency configs."""
 
-    def _load_metrics(self, snapshots: list[FunctionSnapshot], queries: dict[str, set[MetricQuery]]) -> None:
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx)
+        self._metric_index: dict[str, dict[str, set[str]]] = {}
+        self._provisioned_unavailable = ""
+
+    def load_metrics(self, snapshots: list[FunctionSnapshot], queries: dict[str, set[MetricQuery]]) -> None:
         wanted = [(snapshot, q) for snapshot in snapshots for q in sorted(queries.get(snapshot.arn, set()), key=repr)
                   if not q.qualifier]  # per alias / version series are read with the provisioned facet
         for snapshot, query in wanted:
@@ -39,9 +44,9 @@ class MetricReader(ReaderBase):
         by_days: dict[int, list[tuple[FunctionSnapshot, MetricQuery]]] = defaultdict(list)
         for item in wanted:
             by_days[item[1].days].append(item)
-        for days, items in by_days.items():
-            for start in range(0, len(items), METRIC_QUERIES_PER_CALL):
-                self._metric_batch(items[start:start + METRIC_QUERIES_PER_CALL], days, now)
+        batches = [(items[start:start + METRIC_QUERIES_PER_CALL], days) for days, items in by_days.items()
+                   for start in range(0, len(items), METRIC_QUERIES_PER_CALL)]
+        self.ctx.parallel("cloudwatch", lambda batch: self._metric_batch(*batch, now), batches)
 
     def _metric_batch(self, items: list[tuple[FunctionSnapshot, MetricQuery]], days: int, now: datetime) -> None:
         requests = [{
@@ -75,16 +80,18 @@ class MetricReader(ReaderBase):
             Namespace="AWS/Lambda", MetricName=metric, Dimensions=dimensions)
         return _qualifiers([item for page in pages for item in page.get("Metrics", [])])
 
-    def _load_urls(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+    def load_urls(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
         """Function URLs. A sweep: the functions whose URL served requests (one ListMetrics for all). One
-        function: its URL configs, read only when no API route fronts it already (the engine loads facets in
-        name order, so ``routes`` is known here; if it were not, the URL would just be read)."""
+        function: its URL configs, read only when no API route fronts it already (``urls`` is declared
+        after ``routes`` in the inventory's facet order, so ``routes`` is known here when it was needed)."""
         served = self.metric_index(URL_METRIC) if bulk else {}
+        unrouted = [s for s in snapshots if not bulk and not s.routes]
+        for snapshot, url in zip(unrouted, self.ctx.parallel("lambda", self._read_function_url, unrouted),
+                                 strict=True):
+            snapshot.function_url = url
         for snapshot in snapshots:
             if bulk:
                 snapshot.function_url = "function URL" if snapshot.name in served else ""
-            elif not snapshot.routes:
-                snapshot.function_url = self._read_function_url(snapshot)
             snapshot.loaded.add("urls")
 
     def _read_function_url(self, snapshot: FunctionSnapshot) -> str:
@@ -105,17 +112,17 @@ class MetricReader(ReaderBase):
                 return ""
             raise
 
-    def _load_provisioned(self, snapshots: list[FunctionSnapshot], bulk: bool,
-                          queries: dict[str, set[MetricQuery]]) -> None:
+    def load_provisioned(self, snapshots: list[FunctionSnapshot], bulk: bool,
+                         queries: dict[str, set[MetricQuery]]) -> None:
         """Provisioned-concurrency configs, then the per alias / version metrics checks asked for. A sweep
         reads configs only of functions whose provisioned concurrency served requests (ListMetrics)."""
         in_use = self.metric_index(PROVISIONED_METRIC) if bulk else None
         wanted: list[tuple[FunctionSnapshot, MetricQuery]] = []
+        serving = [s for s in snapshots if in_use is None or s.name in in_use]
+        self.ctx.parallel("lambda", lambda snapshot: self._read_provisioned(snapshot, in_use), serving)
         for snapshot in snapshots:
             if in_use is not None and snapshot.name not in in_use:
                 snapshot.provisioned, snapshot.provisioned_note = (), "none served requests in the last 14 days"
-            else:
-                self._read_provisioned(snapshot, in_use)
             snapshot.loaded.add("provisioned")
             for query in queries.get(snapshot.arn, set()):
                 if query.qualifier == EACH_PROVISIONED:
