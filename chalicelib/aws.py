@@ -37,7 +37,7 @@ R = TypeVar("R")
 # 25-50/s; IAM 20/s per account; S3 and SNS reads in the thousands. At a 50-100 ms round trip, N in flight
 # make 10-20 N requests a second: Lambda's 8 stay near GetFunction's 100/s, API Gateway's 3 within its burst.
 IN_FLIGHT = {"lambda": 8, "apigateway": 3, "apigatewayv2": 3, "cloudwatch": 4, "iam": 2, "s3": 8, "sns": 4,
-             "logs": 4, "ec2": 4}
+             "logs": 4, "ec2": 4, "resourcegroupstaggingapi": 4}
 DEFAULT_IN_FLIGHT = 4
 REQUEST_THREADS = int(os.environ.get("SAFETYCATCH_REQUEST_THREADS", "64"))
 

@@ -323,7 +323,8 @@ class Engine:
     def sweep(self, act: bool = False, progress: Progress | None = None, batch: int = 500) -> ScanReport:
         """Evaluate every function of the region; with ``act`` carry out decisions as the bot would."""
         report = ScanReport(self.inventory.account, self.inventory.region)
-        for snapshots in _batches(self.inventory.all_functions(), batch):
+        self.inventory.read_ahead({facet for check, _ in self.policy_set.enabled() for facet in check.needs})
+        for snapshots in self.inventory.function_batches(batch):
             findings = self.evaluate(snapshots, report.errors)
             for snapshot in snapshots:
                 decisions = [self.decide(snapshot, f, cfg, act=act, context="scan")
@@ -344,13 +345,3 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - a notification failure never undoes a decision
             logger.warning("notification failed", extra={"function": snapshot.arn, "error": _reason(exc)})
 
-
-def _batches(items: Iterable[FunctionSnapshot], size: int) -> Iterable[list[FunctionSnapshot]]:
-    batch: list[FunctionSnapshot] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

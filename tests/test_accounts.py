@@ -14,7 +14,7 @@ from chalicelib import accounts
 from chalicelib.handlers import handle_event
 from cli.cloudtrail import api_call
 from cli.main import main
-from cli.sandbox import SandboxAccount
+from cli.sandbox import SandboxAccount, member_sandbox
 
 MEMBER = "111111111111"
 OTHER = "222222222222"
@@ -22,15 +22,7 @@ OTHER = "222222222222"
 
 def member_account(account: str = MEMBER, region: str = "us-east-1") -> SandboxAccount:
     """A sandbox in another account: moto maps an assumed role's credentials to the role's account."""
-    creds = boto3.client("sts", region_name=region).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="setup")["Credentials"]
-    session = boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=region,
-    )
-    return SandboxAccount(region=region, session=session)
+    return member_sandbox(account, region)
 
 
 def _orders_api(sandbox: SandboxAccount, timeout: int = 30) -> str:

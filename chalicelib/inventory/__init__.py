@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -33,10 +34,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.aws import CLIENT_LOCK, Clients, describe_error, is_not_found
 from chalicelib.events import Change, function_from_uri
 from chalicelib.inventory.apis import ApiReader
-from chalicelib.inventory.common import FEW_FUNCTIONS, ReadContext, _unqualified, snapshot_from_config
+from chalicelib.inventory.common import FEW_FUNCTIONS, ReadContext, _chunks, _unqualified, snapshot_from_config
 from chalicelib.inventory.lambda_reads import AccountFactsCache, LambdaReader
 from chalicelib.inventory.logs import LogReader
-from chalicelib.inventory.metrics import MetricReader
+from chalicelib.inventory.metrics import PROVISIONED_METRIC, URL_METRIC, MetricReader
 from chalicelib.inventory.network import NetworkReader
 from chalicelib.inventory.roles import RoleReader, _role_name
 from chalicelib.inventory.triggers import TriggerReader
@@ -51,6 +52,7 @@ from chalicelib.model import (
 
 __all__ = ["FACETS", "AccountFactsCache", "Facet", "FacetRequest", "Inventory", "snapshot_from_config"]
 
+TAG_ARNS_PER_CALL = 100  # GetResources: at most 100 ARNs in ResourceARNList
 FACET_THREADS = 32  # facets of every scope being read at once (each waits on its own requests)
 
 
@@ -67,27 +69,35 @@ class FacetRequest:
 
 @dataclass(frozen=True)
 class Facet:
-    """How one facet is read (``read(inventory, request)``) and which facets must be read before it."""
+    """How one facet is read (``read(inventory, request)``), which facets must be read before it, and the
+    account-wide index a sweep can read ahead, before it knows which functions need the facet (``warm``)."""
 
     read: Callable[[Inventory, FacetRequest], Any]
     after: frozenset[str] = frozenset()
+    warm: Callable[[Inventory], Any] | None = None
 
 
 # The facet order, explicit: a facet waits only for those named in its ``after``; the rest read at once.
 FACETS: dict[str, Facet] = {
-    "account": Facet(lambda inv, r: inv.lambdas.account_facts()),
+    "account": Facet(lambda inv, r: inv.lambdas.account_facts(), warm=lambda inv: inv.lambdas.account_facts()),
     "concurrency": Facet(lambda inv, r: inv.lambdas.load_concurrency(r.snapshots)),
-    "mappings": Facet(lambda inv, r: inv.lambdas.load_mappings(r.snapshots, r.bulk)),
-    "alarms": Facet(lambda inv, r: inv.lambdas.load_alarms(r.snapshots, r.bulk)),
+    "mappings": Facet(lambda inv, r: inv.lambdas.load_mappings(r.snapshots, r.bulk),
+                      warm=lambda inv: inv.lambdas.mapping_index()),
+    "alarms": Facet(lambda inv, r: inv.lambdas.load_alarms(r.snapshots, r.bulk),
+                    warm=lambda inv: inv.lambdas.alarm_index()),
     "recursion": Facet(lambda inv, r: inv.lambdas.load_recursion(r.snapshots)),
-    "routes": Facet(lambda inv, r: inv.apis.load_routes(r.snapshots, r.bulk)),
+    "routes": Facet(lambda inv, r: inv.apis.load_routes(r.snapshots, r.bulk), warm=lambda inv: inv.apis.route_index()),
     # one function: its URL is read only when no API route fronts it, so routes come first
-    "urls": Facet(lambda inv, r: inv.metrics.load_urls(r.snapshots, r.bulk), after=frozenset({"routes"})),
+    "urls": Facet(lambda inv, r: inv.metrics.load_urls(r.snapshots, r.bulk), after=frozenset({"routes"}),
+                  warm=lambda inv: inv.metrics.metric_index(URL_METRIC)),
     "metrics": Facet(lambda inv, r: inv.metrics.load_metrics(r.snapshots, r.queries)),
-    "provisioned": Facet(lambda inv, r: inv.metrics.load_provisioned(r.snapshots, r.bulk, r.queries)),
+    "provisioned": Facet(lambda inv, r: inv.metrics.load_provisioned(r.snapshots, r.bulk, r.queries),
+                         warm=lambda inv: inv.metrics.metric_index(PROVISIONED_METRIC)),
     "network": Facet(lambda inv, r: inv.network.load_network(r.snapshots)),
-    "role_policies": Facet(lambda inv, r: inv.roles.load_role_policies(r.snapshots, r.bulk)),
-    "triggers": Facet(lambda inv, r: inv.triggers.load_triggers(r.snapshots, r.bulk)),
+    "role_policies": Facet(lambda inv, r: inv.roles.load_role_policies(r.snapshots, r.bulk),
+                           warm=lambda inv: inv.roles.warm()),
+    "triggers": Facet(lambda inv, r: inv.triggers.load_triggers(r.snapshots, r.bulk),
+                      warm=lambda inv: inv.triggers.warm()),
     "logs": Facet(lambda inv, r: inv.logs.load_logs(r.snapshots, r.bulk, r.searches)),
 }
 
@@ -115,7 +125,8 @@ def read_in_order(tasks: Mapping[str, Callable[[], Any]], after: Mapping[str, fr
         >>> done
         ['a', 'b']
     """
-    pending, running = dict(tasks), {}  # type: tuple[dict[str, Callable[[], Any]], dict[Future[Any], str]]
+    pending: dict[str, Callable[[], Any]] = dict(tasks)
+    running: dict[Future[Any], str] = {}
     failed: dict[str, BaseException] = {}
     while pending or running:
         for name in [n for n in pending if not (after.get(n, frozenset()) & (set(pending) | set(running)))]:
@@ -195,23 +206,55 @@ class Inventory:
         return self.ctx.function_policy(function_arn)
 
     def all_functions(self) -> Iterator[FunctionSnapshot]:
-        """Every function in the region with its tags: the tagging API's pages are read while ListFunctions
-        pages, and snapshots are yielded page by page."""
-        tags: Future[dict[str, dict[str, str]]] = _facets_pool().submit(self._all_tags)
-        for page in self.clients("lambda").get_paginator("list_functions").paginate():
-            by_arn = tags.result()
-            for config in page["Functions"]:
-                snapshot = snapshot_from_config(config, by_arn.get(_unqualified(config["FunctionArn"])))
-                snapshot.loaded.add("tags")
-                yield snapshot
+        """Every function in the region with its tags (see :meth:`function_batches`)."""
+        for batch in self.function_batches():
+            yield from batch
 
-    def _all_tags(self) -> dict[str, dict[str, str]]:
-        tags: dict[str, dict[str, str]] = {}
-        paginator = self.clients("resourcegroupstaggingapi").get_paginator("get_resources")
-        for page in paginator.paginate(ResourceTypeFilters=["lambda:function"], ResourcesPerPage=100):
-            for item in page.get("ResourceTagMappingList", []):
-                tags[_unqualified(item["ResourceARN"])] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
-        return tags
+    def function_batches(self, size: int = 500) -> Iterator[list[FunctionSnapshot]]:
+        """Every function in the region with its tags, ``size`` at a time, read one batch ahead: while the
+        caller works on a batch, the next one's ListFunctions pages and tags are read. Tags come from the
+        tagging API by ARN (up to 100 a call, in parallel), so memory stays that of a batch or two.
+
+        Example:
+            for batch in inventory.function_batches(500):
+                engine.evaluate(batch, errors)
+        """
+        pages = self.clients("lambda").get_paginator("list_functions").paginate()
+        configs = (config for page in pages for config in page.get("Functions", []))
+
+        def next_batch() -> list[FunctionSnapshot]:
+            return self._with_tags(list(itertools.islice(configs, size)))
+
+        ahead = _facets_pool().submit(next_batch)
+        while batch := ahead.result():
+            ahead = _facets_pool().submit(next_batch)
+            yield batch
+
+    def _with_tags(self, configs: list[dict[str, Any]]) -> list[FunctionSnapshot]:
+        tags = self.tags_of([_unqualified(config["FunctionArn"]) for config in configs])
+        snapshots = [snapshot_from_config(config, tags.get(_unqualified(config["FunctionArn"]))) for config in configs]
+        for snapshot in snapshots:
+            snapshot.loaded.add("tags")
+        return snapshots
+
+    def tags_of(self, arns: list[str]) -> dict[str, dict[str, str]]:
+        """Tags of these functions (tagging API GetResources by ResourceARNList: 100 ARNs a call, in parallel;
+        a function without tags is absent)."""
+        found = self.ctx.parallel("resourcegroupstaggingapi", self._tag_mappings,
+                                  _chunks(sorted(set(arns)), TAG_ARNS_PER_CALL))
+        return {_unqualified(item["ResourceARN"]): {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+                for items in found for item in items}
+
+    def _tag_mappings(self, arns: list[str]) -> list[dict[str, Any]]:
+        """AWS answers a ResourceARNList in one page (the API takes no pagination parameter with it); moto pages
+        it at 50 and returns a PaginationToken, followed here so that both are read whole."""
+        client, items = self.clients("resourcegroupstaggingapi"), []
+        response = client.get_resources(ResourceARNList=arns)
+        items.extend(response.get("ResourceTagMappingList", []))
+        while response.get("PaginationToken"):
+            response = client.get_resources(PaginationToken=response["PaginationToken"])
+            items.extend(response.get("ResourceTagMappingList", []))
+        return items
 
     def resolve(self, change: Change) -> FunctionRef | None:
         """The function a change is about: named in the event, or looked up (mapping, integration)."""
@@ -236,6 +279,15 @@ class Inventory:
                 return None
             raise
         return None
+
+    def read_ahead(self, facets: set[str]) -> None:
+        """Start reading the account-wide indexes of ``facets`` now, in the background (a sweep calls this
+        before it lists the functions, so the indexes are read while the functions are). A failure here is
+        left to the facet read itself, which retries and reports it."""
+        for facet in sorted(facets & set(FACETS)):
+            warm = FACETS[facet].warm
+            if warm is not None:
+                _facets_pool().submit(warm, self)
 
     def load(self, needs: dict[str, list[FunctionSnapshot]], queries: dict[str, set[MetricQuery]],
              searches: dict[str, LogSearch] | None = None) -> dict[str, str]:
@@ -315,14 +367,7 @@ class Inventory:
         """Re-read several functions: GetFunction each for a few, the listing and tagging API for more."""
         if len(refs) <= FEW_FUNCTIONS:
             return [s for s in (self.function(ref) for ref in refs) if s is not None]
-        wanted, tags = {ref.arn for ref in refs}, self._all_tags()
-        snapshots = []
-        for config in self._function_configs():
-            arn = _unqualified(config["FunctionArn"])
-            if arn in wanted:
-                snapshot = snapshot_from_config(config, tags.get(arn))
-                snapshot.loaded.add("tags")
-                snapshots.append(snapshot)
-        return snapshots
+        wanted = {ref.arn for ref in refs}
+        return self._with_tags([c for c in self._function_configs() if _unqualified(c["FunctionArn"]) in wanted])
 
 

@@ -26,7 +26,6 @@ class ApiReader(Reader):
 
     def __init__(self, ctx: ReadContext) -> None:
         super().__init__(ctx)
-        self._route_index: dict[str, list[ApiRoute]] | None = None
 
     def load_routes(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
         """The ``routes`` facet: every API route that targets each function."""
@@ -68,19 +67,19 @@ class ApiReader(Reader):
         return index
 
     def route_index(self) -> dict[str, list[ApiRoute]]:
-        """Every API Gateway integration in the region that targets a Lambda function, by function ARN."""
-        if self._route_index is None:
-            rest, http = self.ctx.parallel("apigateway", lambda list_apis: list_apis(),
-                                           [self._rest_apis, self._http_apis])
-            found = self.ctx.parallel("apigateway", lambda api: self._rest_api_routes(api["id"], api.get("name", "")),
-                                      rest)
-            found += self.ctx.parallel("apigatewayv2", lambda api: self._http_api_routes(
-                api["ApiId"], api.get("Name", "")), http)
-            index: dict[str, list[ApiRoute]] = defaultdict(list)
-            for function_arn, route in (item for routes in found for item in routes):
-                index[function_arn].append(route)
-            self._route_index = dict(index)
-        return self._route_index
+        """Every API Gateway integration in the region that targets a Lambda function, by function ARN (read
+        once per run: every API's routes, in parallel)."""
+        return self.ctx.once("route_index", self._read_route_index)
+
+    def _read_route_index(self) -> dict[str, list[ApiRoute]]:
+        rest, http = self.ctx.parallel("apigateway", lambda list_apis: list_apis(), [self._rest_apis, self._http_apis])
+        found = self.ctx.parallel("apigateway", lambda api: self._rest_api_routes(api["id"], api.get("name", "")), rest)
+        found += self.ctx.parallel("apigatewayv2", lambda api: self._http_api_routes(
+            api["ApiId"], api.get("Name", "")), http)
+        index: dict[str, list[ApiRoute]] = defaultdict(list)
+        for function_arn, route in (item for routes in found for item in routes):
+            index[function_arn].append(route)
+        return dict(index)
 
     def _rest_apis(self) -> list[dict[str, Any]]:
         return [api for page in self.clients("apigateway").get_paginator("get_rest_apis").paginate()

@@ -17,6 +17,7 @@ from chalicelib.model import EventSourceMapping, FunctionRef, FunctionSnapshot, 
 
 T = TypeVar("T")
 R = TypeVar("R")
+_UNSET = object()
 
 EC2_FILTER_VALUES = 200
 MAX_FILTER_PAGES = 10
@@ -115,6 +116,23 @@ class ReadContext:
         self.sleep = sleep
         self.shared = SharedCaches()
         self._lock = threading.Lock()
+        self._once: dict[str, list[Any]] = {}
+
+    def once(self, key: str, build: Callable[[], R]) -> R:
+        """``build()`` once per run for ``key`` (an account-wide index): a caller that comes while another
+        builds it waits for that build instead of reading AWS again; a failed build is retried by the next.
+
+        Example:
+            >>> ctx = ReadContext(Clients("us-east-1"), "123456789012", sleep=lambda s: None)
+            >>> [ctx.once("index", lambda: len(ctx._once)) for _ in range(2)]
+            [1, 1]
+        """
+        with self._lock:
+            entry = self._once.setdefault(key, [threading.Lock(), _UNSET])
+        with entry[0]:
+            if entry[1] is _UNSET:
+                entry[1] = build()
+            return entry[1]
 
     def parallel(self, service: str, read: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Read ``items`` in parallel within the scope's limit for ``service`` (see ``Clients.parallel``)."""

@@ -57,8 +57,6 @@ class LambdaReader(Reader):
 
     def __init__(self, ctx: ReadContext, facts: AccountFactsCache | None = None) -> None:
         super().__init__(ctx)
-        self._mapping_index: dict[str, list[EventSourceMapping]] | None = None
-        self._alarm_index: dict[str, dict[str, Any]] | None = None
         self._facts = facts or AccountFactsCache()
         self._run_facts: AccountFacts | None = None
 
@@ -111,9 +109,7 @@ class LambdaReader(Reader):
 
     def mapping_index(self) -> dict[str, list[EventSourceMapping]]:
         """Every event source mapping in the region, by unqualified function ARN (read once per run)."""
-        if self._mapping_index is None:
-            self._mapping_index = self._read_mappings(None)
-        return self._mapping_index
+        return self.ctx.once("mapping_index", lambda: self._read_mappings(None))
 
     def _read_mappings(self, function_name: str | None) -> dict[str, list[EventSourceMapping]]:
         paginator = self.clients("lambda").get_paginator("list_event_source_mappings")
@@ -131,9 +127,7 @@ class LambdaReader(Reader):
 
     def alarm_index(self) -> dict[str, dict[str, Any]]:
         """Every managed runaway alarm in the region (one DescribeAlarms by prefix), by function name."""
-        if self._alarm_index is None:
-            self._alarm_index = self._read_alarms(AlarmNamePrefix=alarms.PREFIX)
-        return self._alarm_index
+        return self.ctx.once("alarm_index", lambda: self._read_alarms(AlarmNamePrefix=alarms.PREFIX))
 
     def _read_alarms(self, **selector: Any) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}

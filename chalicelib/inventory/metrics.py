@@ -28,7 +28,6 @@ class MetricReader(Reader):
 
     def __init__(self, ctx: ReadContext) -> None:
         super().__init__(ctx)
-        self._metric_index: dict[str, dict[str, set[str]]] = {}
         self._provisioned_unavailable = ""
 
     def load_metrics(self, snapshots: list[FunctionSnapshot], queries: dict[str, set[MetricQuery]]) -> None:
@@ -70,9 +69,7 @@ class MetricReader(Reader):
     def metric_index(self, metric: str) -> dict[str, set[str]]:
         """Functions with ``metric`` series in AWS/Lambda over the last two weeks (ListMetrics, read once per
         run): function name -> the qualifiers seen in the ``Resource`` dimension."""
-        if metric not in self._metric_index:
-            self._metric_index[metric] = self._list_metrics(metric)
-        return self._metric_index[metric]
+        return self.ctx.once(f"metric_index:{metric}", lambda: self._list_metrics(metric))
 
     def _list_metrics(self, metric: str, function_name: str = "") -> dict[str, set[str]]:
         dimensions = [{"Name": "FunctionName", "Value": function_name}] if function_name else []

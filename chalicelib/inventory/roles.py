@@ -27,8 +27,8 @@ class RoleReader(Reader):
 
     def load_role_policies(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
         """The ``role_policies`` facet: each function's execution-role policies (inline and managed)."""
-        if bulk and not self._authorization_read:
-            self._read_authorization_details()
+        if bulk:
+            self.warm()
         for snapshot in snapshots:
             name = _role_name(snapshot.role)
             if name not in self._roles:
@@ -38,6 +38,10 @@ class RoleReader(Reader):
                 snapshot.unavailable["role_policies"] = f"execution role {name or snapshot.role!r} not found"
             snapshot.role_policies = policies or ()
             snapshot.loaded.add("role_policies")
+
+    def warm(self) -> None:
+        """Read the account's role and managed-policy documents (GetAccountAuthorizationDetails), once a run."""
+        self.ctx.once("authorization_details", self._read_authorization_details)
 
     def _read_authorization_details(self) -> None:
         roles: list[dict[str, Any]] = []

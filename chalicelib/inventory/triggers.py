@@ -21,9 +21,7 @@ class TriggerReader(Reader):
     def __init__(self, ctx: ReadContext) -> None:
         super().__init__(ctx)
         self._buckets: dict[str, list[tuple[str, Trigger]]] = {}
-        self._all_buckets_read = False
         self._unreadable_buckets: set[str] = set()
-        self._all_subscriptions: dict[str, list[Trigger]] | None = None
         self._topics: dict[str, list[tuple[str, Trigger]]] = {}
 
     def load_triggers(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
@@ -45,12 +43,7 @@ class TriggerReader(Reader):
         """Function ARN → its S3 triggers, over ``sources`` (bucket ARNs) or, with None, every bucket of the
         region (ListBuckets, then one GetBucketNotificationConfiguration per bucket, once per run)."""
         if sources is None:
-            if not self._all_buckets_read:
-                pages = self.clients("s3").get_paginator("list_buckets").paginate(BucketRegion=self.region)
-                self.ctx.parallel("s3", self._read_bucket, [
-                    b["Name"] for page in pages for b in page.get("Buckets", [])
-                    if b.get("BucketRegion", self.region) == self.region and b["Name"] not in self._buckets])
-                self._all_buckets_read = True
+            self.ctx.once("all_buckets", self._read_all_buckets)
             names = set(self._buckets)
         else:
             names = {arn.split(":::", 1)[1].split("/", 1)[0] for arn in sources if arn.startswith("arn:aws")
@@ -61,6 +54,17 @@ class TriggerReader(Reader):
             for function_arn, trigger in self._buckets.get(name, []):
                 index[function_arn].append(trigger)
         return index
+
+    def warm(self) -> None:
+        """Read every bucket's notifications and every SNS subscription of the region, once a run."""
+        self.ctx.once("all_buckets", self._read_all_buckets)
+        self._subscription_triggers(None)
+
+    def _read_all_buckets(self) -> None:
+        pages = self.clients("s3").get_paginator("list_buckets").paginate(BucketRegion=self.region)
+        self.ctx.parallel("s3", self._read_bucket, [
+            b["Name"] for page in pages for b in page.get("Buckets", [])
+            if b.get("BucketRegion", self.region) == self.region and b["Name"] not in self._buckets])
 
     def _read_bucket(self, name: str) -> None:
         try:
@@ -83,14 +87,8 @@ class TriggerReader(Reader):
         """Function ARN → its SNS subscriptions: ListSubscriptions once per run, or the named topics only."""
         sns = self.clients("sns")
         if sources is None:
-            if self._all_subscriptions is None:
-                index: dict[str, list[Trigger]] = defaultdict(list)
-                for page in sns.get_paginator("list_subscriptions").paginate():
-                    for function_arn, trigger in _lambda_subscriptions(page.get("Subscriptions", [])):
-                        index[function_arn].append(trigger)
-                self._all_subscriptions = index
-            return self._all_subscriptions
-        index = defaultdict(list)
+            return self.ctx.once("all_subscriptions", self._read_all_subscriptions)
+        index: dict[str, list[Trigger]] = defaultdict(list)
         for topic in sorted(t for t in sources if t.split(":")[3:4] == [self.region]):
             if topic not in self._topics:
                 try:
@@ -102,6 +100,13 @@ class TriggerReader(Reader):
                     subs = []
                 self._topics[topic] = _lambda_subscriptions(subs)
             for function_arn, trigger in self._topics[topic]:
+                index[function_arn].append(trigger)
+        return index
+
+    def _read_all_subscriptions(self) -> dict[str, list[Trigger]]:
+        index: dict[str, list[Trigger]] = defaultdict(list)
+        for page in self.clients("sns").get_paginator("list_subscriptions").paginate():
+            for function_arn, trigger in _lambda_subscriptions(page.get("Subscriptions", [])):
                 index[function_arn].append(trigger)
         return index
 
