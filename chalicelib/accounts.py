@@ -72,6 +72,9 @@ def assumed_session(base: boto3.session.Session, account: str, role_name: str,
     credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
     core = botocore.session.Session()
     core.get_component("credential_provider").insert_before("env", _FixedProvider(credentials))
+    # Service models and endpoint rules are the same for every account: share the base session's loader (it
+    # caches what it parsed), so a member's clients are built in milliseconds, not a third of a second each.
+    core.register_component("data_loader", base._session.get_component("data_loader"))
     return boto3.session.Session(botocore_session=core, region_name=region or base.region_name)
 
 
