@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 import botocore.session
 from botocore.credentials import AssumeRoleCredentialFetcher, CredentialProvider, DeferredRefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import CLIENT_LOCK, RETRY_CONFIG
 
@@ -90,6 +91,21 @@ class _FixedProvider(CredentialProvider):
 
     def load(self) -> DeferredRefreshableCredentials:
         return self.credentials
+
+
+def account_name(session: boto3.session.Session, account: str) -> str:
+    """The account's name in the organization (Organizations DescribeAccount, from the management or a
+    delegated administrator account); '' where it cannot be read (not an organization, no permission).
+
+    Example:
+        account_name(boto3.session.Session(), "111111111111")
+        # -> 'payments-prod'
+    """
+    try:
+        client = session.client("organizations", config=RETRY_CONFIG)
+        return str(client.describe_account(AccountId=account)["Account"].get("Name") or "")[:64]
+    except (ClientError, BotoCoreError):
+        return ""
 
 
 def organization_accounts(session: boto3.session.Session) -> Iterator[str]:

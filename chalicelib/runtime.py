@@ -111,6 +111,7 @@ class Runtime:
     _sessions: dict[str, Any] = field(default_factory=dict)
     account_facts: AccountFactsCache = field(default_factory=AccountFactsCache)  # per container, a few minutes
     securityhub: bool = False
+    _account_names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, policies_dir: str | None = None, mode: str | None = None,
@@ -193,6 +194,16 @@ class Runtime:
         if self._dedupe is None:
             self._dedupe = Deduplicator(self.table if self.writes_state else None, self.session)
         return self._dedupe
+
+    def account_label(self, account: str) -> str:
+        """How messages name an account: '' for the bot's own; else ``account 111111111111 (its name)``, the
+        name from Organizations where readable (once per container)."""
+        if not account or account == self.bot_account():
+            return ""
+        if account not in self._account_names:
+            self._account_names[account] = accounts.account_name(self.session, account)
+        name = self._account_names[account]
+        return f"account {account}" + (f" ({name})" if name else "")
 
     def bot_account(self) -> str:
         """This bot's account: set from the Lambda context when deployed, else asked of STS once."""

@@ -41,16 +41,10 @@ class NetworkReader(Reader):
 
     def _describe_vpcs(self, vpc_ids: set[str]) -> None:
         wanted = sorted(vpc_ids - set(self._vpcs))
-        ec2 = self.clients("ec2")
         for chunk in _chunks(wanted, EC2_FILTER_VALUES):
             found: dict[str, VpcResources] = {vpc: VpcResources() for vpc in chunk}
             by_vpc = [{"Name": "vpc-id", "Values": chunk}]
-            reads = [("describe_route_tables", {"Filters": by_vpc}, "RouteTables"),
-                     ("describe_nat_gateways", {"Filter": by_vpc}, "NatGateways"),
-                     ("describe_vpc_endpoints", {"Filters": by_vpc}, "VpcEndpoints")]
-            tables, nats, endpoints = self.ctx.parallel("ec2", lambda read: [
-                item for page in ec2.get_paginator(read[0]).paginate(**read[1]) for item in page.get(read[2], [])
-            ], reads)
+            tables, nats, endpoints = self._vpc_resources(by_vpc)
             for table in tables:
                 found.setdefault(table["VpcId"], VpcResources()).route_tables.append(table)
             for nat in nats:
@@ -58,6 +52,17 @@ class NetworkReader(Reader):
             for endpoint in endpoints:
                 found.setdefault(endpoint.get("VpcId", ""), VpcResources()).endpoints.append(endpoint)
             self._vpcs.update(found)
+
+    def _vpc_resources(self, by_vpc: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Route tables, NAT gateways and VPC endpoints of these VPCs: three reads at once."""
+        ec2 = self.clients("ec2")
+        return self.ctx.parallel("ec2", lambda read: read(), [
+            lambda: [t for page in ec2.get_paginator("describe_route_tables").paginate(Filters=by_vpc)
+                     for t in page.get("RouteTables", [])],
+            lambda: [n for page in ec2.get_paginator("describe_nat_gateways").paginate(Filter=by_vpc)
+                     for n in page.get("NatGateways", [])],
+            lambda: [e for page in ec2.get_paginator("describe_vpc_endpoints").paginate(Filters=by_vpc)
+                     for e in page.get("VpcEndpoints", [])]])
 
     def _network_facts(self, snapshot: FunctionSnapshot) -> NetworkFacts:
         vpc, subnets, missing = snapshot.vpc_id, [], []
