@@ -97,6 +97,7 @@ def finish_template(template: dict[str, Any], stage: str, resources_by_id: dict[
             props["RoleName"] = f"{prefix}-{owner}" if owner else f"{prefix}-{logical}"[:64]
     _fix_log_group_refs(template)
     _reference_slack_secret(template)
+    _wire_sweep_queue(template)
     stage_param = template.setdefault("Parameters", {}).setdefault("Stage", {"Type": "String"})
     stage_param.update(Default=stage, AllowedValues=[stage])
     return template
@@ -124,6 +125,25 @@ def _reference_slack_secret(template: dict[str, Any]) -> None:
         variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
         if resource["Type"] == "AWS::Serverless::Function" and "SAFETYCATCH_SLACK_SECRET" in variables:
             variables["SAFETYCATCH_SLACK_SECRET"] = {"Ref": "SlackSecret"}
+
+
+def _wire_sweep_queue(template: dict[str, Any]) -> None:
+    """The organisation sweep (chalicelib/fanout.py): point the sweep worker's SQS event source at the stack's
+    ``SweepQueue`` (Chalice names a queue by a fixed name), report partial batch failures, and give every
+    function the queue's URL in ``SAFETYCATCH_SWEEP_QUEUE`` (the schedule sends to it)."""
+    if template["Resources"].get("SweepQueue", {}).get("Type") != "AWS::SQS::Queue":
+        return
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource.setdefault("Properties", {})
+        for event in (props.get("Events") or {}).values():
+            if event.get("Type") == "SQS":
+                event["Properties"]["Queue"] = {"Fn::GetAtt": ["SweepQueue", "Arn"]}
+                event["Properties"]["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
+        variables = props.get("Environment", {}).get("Variables", {})
+        if "SAFETYCATCH_SWEEP_QUEUE" in variables:
+            variables["SAFETYCATCH_SWEEP_QUEUE"] = {"Ref": "SweepQueue"}
 
 
 def slack_manifest(api_url: str) -> str:

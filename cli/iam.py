@@ -56,6 +56,7 @@ IAM_RENAMES = {
     ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
     ("s3", "HeadBucket"): "s3:ListBucket",
     ("s3", "HeadObject"): "s3:GetObject",
+    ("sqs", "SendMessageBatch"): "sqs:SendMessage",
 }
 HTTP_VERB_SERVICES = {"apigateway", "apigatewayv2"}  # IAM authorises API Gateway by HTTP verb on a path
 # Calls made by libraries on the code's behalf: a name used in the code -> the IAM actions behind it.
@@ -69,10 +70,12 @@ LIBRARY_PERMISSIONS = {
     "get_secret": ("secretsmanager:GetSecretValue",),
     "Tracer": ("xray:PutTraceSegments", "xray:PutTelemetryRecords"),
     "AssumeRoleCredentialFetcher": ("sts:AssumeRole",),
+    # Lambda's SQS event source polls with the function's role (the sweep worker, app.py)
+    "on_sqs_message": ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
 }
 LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 # Services the bot uses for itself (never granted in member accounts).
-BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "logs", "organizations"}
+BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "logs", "organizations", "sqs"}
 BOT_ONLY_ACTIONS = {"lambda:InvokeFunction"}  # the bot invokes its own worker, never a member's function
 MANAGED_ALARMS = "safetycatch-runaway-*"
 
@@ -227,6 +230,7 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         "securityhub:BatchImportFindings": (_arn("securityhub", "product/*/default"),),
         "securityhub:GetFindings": (_arn("securityhub", "hub/default"),),
     }
+    scopes.update(sweep_queue_scopes(env))
     if env.get("SAFETYCATCH_MODE_PARAMETER"):
         scopes["ssm:*"] = (_arn("ssm", "parameter/" + env["SAFETYCATCH_MODE_PARAMETER"].lstrip("/")),)
     if env.get("SAFETYCATCH_SLACK_SECRET"):
@@ -234,7 +238,15 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     return scopes
 
 
-SIDS = {"dynamodb": "StateTable", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret", "logs": "Logs",
+def sweep_queue_scopes(env: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """The organisation sweep's queue (chalicelib/fanout.py): the schedule sends to it, the worker's event source
+    reads it; nothing else. Without ``SAFETYCATCH_SWEEP_QUEUE`` the stage's default name."""
+    queue = env.get("SAFETYCATCH_SWEEP_QUEUE") or "safetycatch-*-sweep"
+    return {"sqs:*": (_arn("sqs", queue),)}
+
+
+SIDS = {"dynamodb": "StateTable", "sqs": "SweepQueue", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret",
+        "logs": "Logs",
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
         "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings"}

@@ -73,11 +73,16 @@ def test_idempotency_records_live_in_the_state_table(aws, make_runtime, event):
 
 
 def test_scheduled_sweep_enforces_the_whole_region(client, aws):
+    """The dev stage has a sweep queue: the schedule queues its own scope, and the sweep worker enforces it."""
+    url = aws.client("sqs").create_queue(QueueName="safetycatch-dev-sweep")["QueueUrl"]
     arn = aws.function("orders-api", timeout=30)
     aws.rest_api(arn, path="orders")
     aws.sqs_mapping(aws.function("orders-worker"), "orders-queue")
     scheduled = client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [
         "arn:aws:events:us-east-1:123456789012:rule/safetycatch-dev-scheduled_sweep"], region="us-east-1")
-    result = client.lambda_.invoke("scheduled_sweep", scheduled).payload
-    assert result["functions_scanned"] == 2 and result["outcomes"] == {"fixed": 1, "pending-approval": 1}
+    assert client.lambda_.invoke("scheduled_sweep", scheduled).payload["scopes"] == 1
+    (message,) = aws.client("sqs").receive_message(QueueUrl=url, AttributeNames=["All"])["Messages"]
+    work = client.events.generate_sqs_event([message["Body"]], queue_name="safetycatch-dev-sweep")
+    assert client.lambda_.invoke("sweep_worker", work).payload == {"batchItemFailures": []}
     assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 25
+    assert handlers.current_runtime().store.approvals("PENDING"), "the mapping's fix awaits approval"
