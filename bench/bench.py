@@ -262,6 +262,7 @@ def main() -> int:
         bench_import()
         if table:
             table.finish()
+        compare.alarm_costs()
         run_organisations(args, endpoint)
     finally:
         server.terminate()

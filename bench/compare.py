@@ -231,3 +231,31 @@ def large_org(delay: float, members: int, regions: list[str], per_scope: int) ->
     print(f"  safetycatch at {delay * 1000:.0f} ms: {seconds:.1f} s wall, {requests:,} requests "
           f"({requests / scopes:.0f} per scope, {requests / total:.3f} per function), "
           f"{len(report['errors'])} errors; projection to 1,000 accounts x 4 regions: docs/organisation-scale.md")
+
+
+# CloudWatch list prices, US East (N. Virginia), from https://aws.amazon.com/cloudwatch/pricing/ (Alarms):
+# a standard-resolution (60 s) alarm costs $0.10 per alarm metric a month, and an alarm on a Metrics Insights
+# query is charged for each metric the query analyzes, at the same rate. The first 10 alarm metrics a month are
+# free for standard alarms only (left out here: per 1,000 functions it is noise).
+USD_PER_ALARM_METRIC = 0.10
+
+
+def alarm_costs(functions: int = 1000, reserved_share: float = 0.1) -> None:
+    """Alarms and monthly alarm cost for ``functions`` functions under the kill-switch: one metric-math alarm
+    each (chalicelib/alarms.py) against the sentinels (chalicelib/sentinel.py). Per-function ConcurrentExecutions
+    series exist only for functions with reserved concurrency (``reserved_share`` of them)."""
+    from chalicelib import alarms, sentinel
+
+    spec = alarms.alarm_spec("f", alarms.Thresholds(5000, 500, True, 2))
+    per_alarm = sum(1 for m in spec["Metrics"] if "MetricStat" in m)
+    sentinels = sentinel.sentinel_specs(5000, 500, 2)
+    analyzed = functions + int(functions * reserved_share)  # Invocations of each, ConcurrentExecutions of some
+    rows = [("per-function alarms", functions, functions * per_alarm),
+            ("sentinel alarms", len(sentinels), analyzed)]
+    print(f"\nkill-switch alarms per {functions:,} functions (CloudWatch list price, us-east-1, "
+          f"${USD_PER_ALARM_METRIC:.2f} per alarm metric a month; https://aws.amazon.com/cloudwatch/pricing/):")
+    for label, count, metrics in rows:
+        print(f"  {label:<22}{count:>6,} alarms {metrics:>7,} alarm metrics  ${metrics * USD_PER_ALARM_METRIC:>8,.2f}"
+              " a month")
+    print(f"  a sentinel query analyzes up to 10,000 metrics and returns the {sentinel.SERIES_PER_ALARM} busiest "
+          "series; 200 Metrics Insights alarms per account and region")

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import observability
+from chalicelib import observability, sentinel
 from chalicelib.accounts import ACCOUNT_ID
 from chalicelib.aws import describe_error
 from chalicelib.log import logger
@@ -137,7 +137,9 @@ def sweep_scope(runtime: Runtime, run: str, scope: Scope, last_try: bool = False
 
 
 def _sweep(runtime: Runtime, scope: Scope) -> dict[str, Any]:
-    report = runtime.engine(scope.account, scope.region).sweep(act=True).to_json()
+    engine = runtime.engine(scope.account, scope.region)
+    sentinel.ensure_policy(runtime.policy_set, engine)
+    report = engine.sweep(act=True).to_json()
     by_policy = Counter(f["policy"] for f in report["findings"])
     _metric(scope, "FunctionsSwept", report["functions_scanned"])
     _metric(scope, "Findings", len(report["findings"]))

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import events, evidence, fanout, killswitch, observability
+from chalicelib import events, evidence, fanout, killswitch, observability, sentinel
 from chalicelib.aws import error_code
 from chalicelib.engine import EventReport
 from chalicelib.log import logger
@@ -129,7 +129,9 @@ def on_schedule(event: Any, context: Any = None, runtime: Runtime | None = None)
     url = fanout.queue_url(runtime)
     if url:
         return fanout.start_run(runtime, url)
-    report = runtime.engine(runtime.bot_account(), runtime.home_region).sweep(act=True).to_json()
+    engine = runtime.engine(runtime.bot_account(), runtime.home_region)
+    sentinel.ensure_policy(runtime.policy_set, engine)
+    report = engine.sweep(act=True).to_json()
     outcomes: dict[str, int] = {}
     for finding in report["findings"]:
         outcomes[finding["outcome"]] = outcomes.get(finding["outcome"], 0) + 1

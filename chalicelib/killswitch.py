@@ -28,10 +28,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import alarms, fixes
+from chalicelib import alarms, fixes, sentinel
 from chalicelib.checks import REGISTRY
 from chalicelib.engine import Engine, EventReport, _reason
-from chalicelib.evidence import ALARM_STATE_CHANGE, Evidence
+from chalicelib.evidence import ALARM_STATE_CHANGE, MAX_FUNCTIONS_PER_EVENT, Evidence
+from chalicelib.inventory.metrics import ContributorsUnavailable
 from chalicelib.log import logger
 from chalicelib.model import Decision, Finding, FixSpec, FunctionRef, FunctionSnapshot
 from chalicelib.runtime import Runtime
@@ -130,7 +131,10 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
         if state != "ALARM":
             report.skipped = f"alarm {evidence.event_name} is {state or 'not there'} now, not ALARM: nothing killed"
             return report
-    for ref in evidence.functions:
+    suspects = [(ref, evidence.reason) for ref in evidence.functions]
+    if sentinel.is_sentinel(evidence.event_name):
+        suspects = _sentinel_suspects(runtime, engine, evidence, report)
+    for ref, reason in suspects:
         report.function = report.function or ref.arn
         if (ref.account, ref.region) != (evidence.account, evidence.region):
             report.errors.append(f"{ref.arn} is not in the event's own account and region ({evidence.account} "
@@ -138,7 +142,7 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
             continue
         failed = False
         try:
-            decision = _kill(runtime, ref, evidence.reason, "safetycatch", automatic=True,
+            decision = _kill(runtime, ref, reason, "safetycatch", automatic=True,
                              observed_at=evidence.observed_at, engine=engine)
             report.decisions.append(decision)
             failed = decision.outcome == "failed"
@@ -154,6 +158,33 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
     if not report.decisions and len(report.errors) == 1:
         report.skipped = report.errors.pop()
     return report
+
+
+def _sentinel_suspects(runtime: Runtime, engine: Engine, evidence: Evidence,
+                       report: EventReport) -> list[tuple[FunctionRef, str]]:
+    """The functions a sentinel in ALARM names (its contributors in ALARM) that its confirmation holds to be loops
+    (``sentinel.confirm_against_baseline``), each with the reason to give; the others are reported, not killed."""
+    params = _config(runtime).params
+    threshold = float(params[sentinel.watched_metric(evidence.event_name)[3]])
+    try:
+        contributors = engine.inventory.alarm_contributors(evidence.event_name)
+    except ContributorsUnavailable as exc:
+        report.errors.append(str(exc))
+        return []
+    suspects = []
+    for attributes in contributors[:MAX_FUNCTIONS_PER_EVENT]:
+        name = str(attributes.get("FunctionName") or "")
+        ref = FunctionRef.parse(name, evidence.account, evidence.region) if name else None
+        if ref is None or ref.arn.split(":function:", 1)[1] != name:
+            report.errors.append(f"sentinel contributor without a plain function name: {str(attributes)[:120]}")
+            continue
+        confirmed, why = sentinel.confirm_against_baseline(engine.inventory, name, evidence.event_name, threshold,
+                                                           int(params["minutes"]))
+        if confirmed:
+            suspects.append((ref, f"{evidence.reason}; confirmed: {why}"))
+        else:
+            report.errors.append(f"not killed: {why}")
+    return suspects
 
 
 # -- the kill ------------------------------------------------------------------------------------

@@ -91,6 +91,8 @@ CHECK = Check(
         ),
         Param("concurrent_executions", int, 500, "Concurrent executions that mean a loop (0: not watched).", minimum=0),
         Param("watch_recursion_dropped", bool, True, "Alarm when Lambda drops a recursive invocation."),
+        Param("sentinel", bool, False, "Also watch every function through a few Metrics Insights alarms per "
+              "account and region (chalicelib/sentinel.py); a contributor is killed once confirmed a loop."),
         Param("minutes", int, 2, "Consecutive minutes over a threshold before the alarm fires.", minimum=1, maximum=60),
         Param(
             "sensitivity",
@@ -114,6 +116,8 @@ CHECK = Check(
     fix_actions=("put-runaway-alarm", "kill"),
     read_permissions=(
         "cloudwatch:DescribeAlarms",
+        "cloudwatch:DescribeAlarmContributors",
+        "cloudwatch:GetMetricData",
         "lambda:GetFunctionConcurrency",
         "lambda:ListEventSourceMappings",
         "lambda:GetFunctionRecursionConfig",

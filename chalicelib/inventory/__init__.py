@@ -197,6 +197,19 @@ class Inventory:
         """The function's event source mappings, read fresh (never from the run's bulk index)."""
         return self.lambdas.function_mappings(snapshot)
 
+    def sentinel_alarms(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """The sentinel alarms of the scope, by name (see ``chalicelib.sentinel``)."""
+        return self.metrics.sentinel_alarms(prefix)
+
+    def alarm_contributors(self, alarm_name: str) -> list[dict[str, str]]:
+        """The attributes of a multi-time-series alarm's contributors in ALARM (DescribeAlarmContributors)."""
+        return self.metrics.alarm_contributors(alarm_name)
+
+    def recent_and_baseline(self, function_name: str, metric: str, stat: str, minutes: int,
+                            days: int) -> tuple[list[float], float]:
+        """A function's last minutes of ``metric`` and its average minute over ``days`` (GetMetricData)."""
+        return self.metrics.recent_and_baseline(function_name, metric, stat, minutes, days)
+
     def account_facts(self) -> AccountFacts:
         """Concurrency limit and unreserved pool; ``unavailable`` says why when AWS will not tell."""
         return self.lambdas.account_facts()

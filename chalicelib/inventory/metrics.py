@@ -12,6 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import alarms
 from chalicelib.aws import is_not_found, is_unsupported
 from chalicelib.inventory.common import ReadContext, Reader
 from chalicelib.model import EACH_PROVISIONED, FunctionSnapshot, MetricQuery, ProvisionedConfig
@@ -129,6 +130,53 @@ class MetricReader(Reader):
                         wanted.append((snapshot, concrete))
         self._read_metrics(wanted)
 
+    def alarm_contributors(self, alarm_name: str) -> list[dict[str, str]]:
+        """The contributor attributes (``{"FunctionName": ...}``) of a multi-time-series alarm's series in ALARM
+        (DescribeAlarmContributors, every page). Raises ``ContributorsUnavailable`` where the API is missing."""
+        client, token = self.clients("cloudwatch"), None
+        found: list[dict[str, str]] = []
+        while True:
+            try:
+                paging: dict[str, str] = {"NextToken": token} if token else {}
+                page = client.describe_alarm_contributors(AlarmName=alarm_name, **paging)
+            except (ClientError, NotImplementedError) as exc:  # moto in-process raises NotImplementedError
+                if isinstance(exc, NotImplementedError) or is_unsupported(exc):
+                    raise ContributorsUnavailable("DescribeAlarmContributors is not available here: the sentinel "
+                                                  "cannot name the function; use per-function alarms") from exc
+                raise
+            found.extend(dict(c.get("ContributorAttributes") or {}) for c in page.get("AlarmContributors", []))
+            token = page.get("NextToken")
+            if not token:
+                return found
+
+    def sentinel_alarms(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """The sentinel alarms of the scope (DescribeAlarms by prefix), as PutMetricAlarm arguments, by name."""
+        pages = self.clients("cloudwatch").get_paginator("describe_alarms").paginate(
+            AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm"])
+        return {a["AlarmName"]: alarms.put_arguments(a) for page in pages for a in page.get("MetricAlarms", [])}
+
+    def recent_and_baseline(self, function_name: str, metric: str, stat: str, minutes: int,
+                            days: int) -> tuple[list[float], float]:
+        """One function's ``metric`` for each of the last ``minutes`` minutes (oldest first) and its average
+        minute over the last ``days`` days (one GetMetricData call, two queries)."""
+        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        dims = [{"Name": "FunctionName", "Value": function_name}]
+        queries = [{"Id": "recent", "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": metric,
+                                                              "Dimensions": dims}, "Period": 60, "Stat": stat}},
+                   {"Id": "baseline", "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": metric,
+                                                                "Dimensions": dims}, "Period": 3600, "Stat": stat}}]
+        response = self.clients("cloudwatch").get_metric_data(
+            MetricDataQueries=queries, StartTime=now - timedelta(days=days), EndTime=now, ScanBy="TimestampAscending")
+        series = {r["Id"]: r for r in response.get("MetricDataResults", [])}
+        cutoff = now - timedelta(minutes=minutes)
+        recent = [v for t, v in zip(series.get("recent", {}).get("Timestamps", []),
+                                    series.get("recent", {}).get("Values", []), strict=False) if t >= cutoff]
+        hourly = series.get("baseline", {}).get("Values", [])
+        per_minute = [v / 60 for v in hourly] if stat == "Sum" else list(hourly)
+        baseline = sum(per_minute) / (days * 24) if stat == "Sum" else (sum(per_minute) / len(per_minute)
+                                                                           if per_minute else 0.0)
+        return recent[-minutes:], baseline
+
     def _read_provisioned(self, snapshot: FunctionSnapshot, in_use: dict[str, set[str]] | None) -> None:
         """ListProvisionedConcurrencyConfigs; where it is unavailable, the qualifiers CloudWatch shows with
         provisioned-concurrency metrics (sizes unknown), and ``provisioned_note`` says so."""
@@ -150,6 +198,10 @@ class MetricReader(Reader):
         seen = in_use if in_use is not None else self._list_metrics(PROVISIONED_METRIC, snapshot.name)
         snapshot.provisioned = tuple(ProvisionedConfig(q) for q in sorted(seen.get(snapshot.name, ())))
         snapshot.provisioned_note = self._provisioned_unavailable
+
+
+class ContributorsUnavailable(RuntimeError):
+    """DescribeAlarmContributors is missing where the bot runs (moto, an old partition)."""
 
 
 def _dimensions(snapshot: FunctionSnapshot, query: MetricQuery) -> list[dict[str, str]]:
