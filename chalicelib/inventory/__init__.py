@@ -225,8 +225,9 @@ class Inventory:
 
     def function_batches(self, size: int = 500) -> Iterator[list[FunctionSnapshot]]:
         """Every function in the region with its tags, ``size`` at a time, read one batch ahead: while the
-        caller works on a batch, the next one's ListFunctions pages and tags are read. Tags come from the
-        tagging API by ARN (up to 100 a call, in parallel), so memory stays that of a batch or two.
+        caller works on a batch, the next one's ListFunctions pages are read. The tagging API's pages (100
+        functions each, against ListFunctions' 50) are read meanwhile, from the start: its chain of pages is the
+        shorter one, and the tags are all the sweep keeps of the functions it is not working on.
 
         Example:
             for batch in inventory.function_batches(500):
@@ -234,17 +235,28 @@ class Inventory:
         """
         pages = self.clients("lambda").get_paginator("list_functions").paginate()
         configs = (config for page in pages for config in page.get("Functions", []))
+        tags = _facets_pool().submit(self._all_tags)
 
         def next_batch() -> list[FunctionSnapshot]:
-            return self._with_tags(list(itertools.islice(configs, size)))
+            return self._with_tags(list(itertools.islice(configs, size)), tags.result())
 
         ahead = _facets_pool().submit(next_batch)
         while batch := ahead.result():
             ahead = _facets_pool().submit(next_batch)
             yield batch
 
-    def _with_tags(self, configs: list[dict[str, Any]]) -> list[FunctionSnapshot]:
-        tags = self.tags_of([_unqualified(config["FunctionArn"]) for config in configs])
+    def _all_tags(self) -> dict[str, dict[str, str]]:
+        tags: dict[str, dict[str, str]] = {}
+        paginator = self.clients("resourcegroupstaggingapi").get_paginator("get_resources")
+        for page in paginator.paginate(ResourceTypeFilters=["lambda:function"], ResourcesPerPage=100):
+            for item in page.get("ResourceTagMappingList", []):
+                tags[_unqualified(item["ResourceARN"])] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+        return tags
+
+    def _with_tags(self, configs: list[dict[str, Any]], tags: dict[str, dict[str, str]] | None = None
+                   ) -> list[FunctionSnapshot]:
+        if tags is None:
+            tags = self.tags_of([_unqualified(config["FunctionArn"]) for config in configs])
         snapshots = [snapshot_from_config(config, tags.get(_unqualified(config["FunctionArn"]))) for config in configs]
         for snapshot in snapshots:
             snapshot.loaded.add("tags")
