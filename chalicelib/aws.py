@@ -54,16 +54,21 @@ CLIENT_LOCK = threading.RLock()
 
 NOT_FOUND = {"ResourceNotFoundException", "NotFoundException", "NoSuchEntity", "ResourceNotFound"}
 
-_pool: ThreadPoolExecutor | None = None
+_pools: dict[str, ThreadPoolExecutor] = {}
+
+
+def named_pool(name: str, threads: int) -> ThreadPoolExecutor:
+    """A process-wide thread pool by name, created on first use (each kind of task has its own pool, so a task
+    never waits for one queued behind it in the same pool)."""
+    with CLIENT_LOCK:
+        if name not in _pools:
+            _pools[name] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        return _pools[name]
 
 
 def request_pool() -> ThreadPoolExecutor:
     """The process-wide pool single AWS requests run on (never a task that waits for another task)."""
-    global _pool
-    with CLIENT_LOCK:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=REQUEST_THREADS, thread_name_prefix="aws-read")
-        return _pool
+    return named_pool("aws-read", REQUEST_THREADS)
 
 
 class Clients:

@@ -78,12 +78,18 @@ def _envelope(event: dict[str, Any], name: str, source: str) -> tuple[str, str, 
     return account, region, eid, detail
 
 
-def _alarm(event: dict[str, Any]) -> Evidence | Skip:
+def _alarm_envelope(event: dict[str, Any]) -> tuple[str, str, str, str, dict[str, Any]] | Skip:
+    """An alarm state change's name, account, region, id and detail (or why it is not one)."""
     name = text(dig(event, "detail", "alarmName"))
     envelope = _envelope(event, name, "aws.cloudwatch")
+    return envelope if isinstance(envelope, Skip) else (name, *envelope)
+
+
+def _alarm(event: dict[str, Any]) -> Evidence | Skip:
+    envelope = _alarm_envelope(event)
     if isinstance(envelope, Skip):
         return envelope
-    account, region, eid, detail = envelope
+    name, account, region, eid, detail = envelope
     if not name:
         return Skip(eid, "", "malformed alarm event: no alarmName")
     expected = alarms.function_of_alarm(name)
@@ -124,11 +130,10 @@ def _alarm(event: dict[str, Any]) -> Evidence | Skip:
 
 def _sentinel(event: dict[str, Any]) -> Evidence | Skip:
     """A sentinel in ALARM: no function yet; the kill-switch reads its contributors and confirms each."""
-    name = text(dig(event, "detail", "alarmName"))
-    envelope = _envelope(event, name, "aws.cloudwatch")
+    envelope = _alarm_envelope(event)
     if isinstance(envelope, Skip):
         return envelope
-    account, region, eid, detail = envelope
+    name, account, region, eid, detail = envelope
     try:
         sentinel.watched_metric(name)
     except ValueError:

@@ -31,7 +31,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws import CLIENT_LOCK, Clients, describe_error, is_not_found
+from chalicelib.aws import Clients, describe_error, is_not_found, named_pool
 from chalicelib.events import Change, function_from_uri
 from chalicelib.inventory.apis import ApiReader
 from chalicelib.inventory.common import FEW_FUNCTIONS, ReadContext, _chunks, _unqualified, snapshot_from_config
@@ -101,16 +101,9 @@ FACETS: dict[str, Facet] = {
     "logs": Facet(lambda inv, r: inv.logs.load_logs(r.snapshots, r.bulk, r.searches)),
 }
 
-_facet_pool: ThreadPoolExecutor | None = None
-
-
 def _facets_pool() -> ThreadPoolExecutor:
     """Process-wide pool for facet reads (apart from the request pool their requests run on: no deadlock)."""
-    global _facet_pool
-    with CLIENT_LOCK:
-        if _facet_pool is None:
-            _facet_pool = ThreadPoolExecutor(max_workers=FACET_THREADS, thread_name_prefix="facet")
-        return _facet_pool
+    return named_pool("facet", FACET_THREADS)
 
 
 def read_in_order(tasks: Mapping[str, Callable[[], Any]], after: Mapping[str, frozenset[str]]
