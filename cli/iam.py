@@ -74,9 +74,13 @@ LIBRARY_PERMISSIONS = {
     "on_sqs_message": ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
 }
 LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+# What Lambda does with the function's own role: an asynchronous invocation that fails for good is sent to the
+# on-failure destination, the stage's dead-letter queue (cli/dead_letters.py). No code calls it, so the AST scan
+# cannot find it; the Lambda developer guide names the permission (sqs:SendMessage on the queue).
+DESTINATION_ACTIONS = ("sqs:SendMessage",)
 # Services the bot uses for itself (never granted in member accounts).
 BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "logs", "organizations", "sqs"}
-BOT_ONLY_ACTIONS = {"lambda:InvokeFunction"}  # the bot invokes its own worker, never a member's function
+BOT_ONLY_ACTIONS = {"lambda:InvokeFunction", *DESTINATION_ACTIONS}  # own worker, own dead-letter queue
 MANAGED_ALARMS = "safetycatch-runaway-*"
 
 
@@ -230,7 +234,9 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         "securityhub:BatchImportFindings": (_arn("securityhub", "product/*/default"),),
         "securityhub:GetFindings": (_arn("securityhub", "hub/default"),),
     }
-    scopes.update(sweep_queue_scopes(env))
+    if env.get("SAFETYCATCH_DLQ"):
+        scopes["sqs:SendMessage"] = (_arn("sqs", env["SAFETYCATCH_DLQ"].rstrip("/").rsplit("/", 1)[-1]),)
+    scopes.update(sweep_queue_scopes(env, scopes.get("sqs:SendMessage", ())))
     if env.get("SAFETYCATCH_MODE_PARAMETER"):
         scopes["ssm:*"] = (_arn("ssm", "parameter/" + env["SAFETYCATCH_MODE_PARAMETER"].lstrip("/")),)
     if env.get("SAFETYCATCH_SLACK_SECRET"):
@@ -238,18 +244,20 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     return scopes
 
 
-def sweep_queue_scopes(env: dict[str, str]) -> dict[str, tuple[str, ...]]:
+def sweep_queue_scopes(env: dict[str, str], send_to: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
     """The organisation sweep's queue (chalicelib/fanout.py): the schedule sends to it, the worker's event source
-    reads it; nothing else. Without ``SAFETYCATCH_SWEEP_QUEUE`` the stage's default name."""
-    queue = env.get("SAFETYCATCH_SWEEP_QUEUE") or "safetycatch-*-sweep"
-    return {"sqs:*": (_arn("sqs", queue),)}
+    reads it; nothing else (``send_to``: the other queues the bot sends to, its dead-letter queue). Without
+    ``SAFETYCATCH_SWEEP_QUEUE`` the stage's default name."""
+    queue = _arn("sqs", env.get("SAFETYCATCH_SWEEP_QUEUE") or "safetycatch-*-sweep")
+    return {"sqs:*": (queue,), "sqs:SendMessage": (*send_to, queue)}
 
 
 SIDS = {"dynamodb": "StateTable", "sqs": "SweepQueue", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret",
         "logs": "Logs",
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
-        "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings"}
+        "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings",
+        "sqs:SendMessage": "SendToOwnQueues"}
 
 
 def _statement_for(action: str, scopes: dict[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...]]:
@@ -278,6 +286,8 @@ def bot_policy(stage: str, config: dict[str, Any] | None = None,
     """The bot's execution-role policy for one stage (what .chalice/policy-<stage>.json holds)."""
     settings = stage_settings(stage, config)
     actions = code_actions(paths) | set(LAMBDA_BASICS)
+    if settings["env"].get("SAFETYCATCH_DLQ"):
+        actions |= set(DESTINATION_ACTIONS)
     if settings["xray"]:
         actions |= set(LIBRARY_PERMISSIONS["Tracer"])
     return build_policy(actions, resource_scopes(settings))

@@ -83,6 +83,27 @@ def test_resources_are_scoped_to_the_stage_settings():
         assert all(s["Resource"] != "*" for sid, s in by_sid.items() if sid in infra)
 
 
+def test_dead_letter_destination_grows_the_policy_by_one_action_on_one_queue():
+    """The on-failure destination needs sqs:SendMessage on the stage's queue, and nothing else: no other SQS
+    action, no other queue, and never in member accounts. (The organisation sweep's queue, issue 12, has its own
+    reads and is the only other queue the bot sends to.)"""
+    for stage in iam.stages():
+        env = {**CONFIG["environment_variables"], **CONFIG["stages"][stage]["environment_variables"]}
+        policy = _policy(stage)
+        sqs = {s["Sid"]: s for s in policy["Statement"] if any(a.startswith("sqs:") for a in s["Action"])}
+        sweep = f"arn:aws:sqs:*:*:{env['SAFETYCATCH_SWEEP_QUEUE']}"
+        assert sqs["SendToOwnQueues"] == {"Sid": "SendToOwnQueues", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                                          "Resource": [f"arn:aws:sqs:*:*:{env['SAFETYCATCH_DLQ']}", sweep]}
+        assert sqs["SweepQueue"]["Resource"] == sweep and set(sqs) == {"SendToOwnQueues", "SweepQueue"}
+        assert env["SAFETYCATCH_DLQ"] == f"safetycatch-{stage}-dead-letters"  # deploy/resources.yaml's QueueName
+        without = iam.bot_policy(stage, config={**CONFIG, "stages": {stage: {
+            **CONFIG["stages"][stage], "environment_variables": {
+                k: v for k, v in CONFIG["stages"][stage]["environment_variables"].items() if k != "SAFETYCATCH_DLQ"}}}})
+        (send,) = [s for s in without["Statement"] if "sqs:SendMessage" in s["Action"]]
+        assert set(_actions(policy)) == set(_actions(without)) and send["Resource"] == sweep
+    assert not iam.allows(iam.member_policy(), "sqs:SendMessage")
+
+
 def test_new_code_gets_its_permissions_and_scopes(tmp_path):
     """What the other modules will add (a worker invoke, managed alarms, a Slack secret) is picked up."""
     module = tmp_path / "extra.py"

@@ -31,7 +31,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws import Clients, describe_error, is_not_found, named_pool
+from chalicelib.aws import Clients, describe_error, is_not_found, is_transient, named_pool
 from chalicelib.events import Change, function_from_uri
 from chalicelib.inventory.apis import ApiReader
 from chalicelib.inventory.common import FEW_FUNCTIONS, ReadContext, _chunks, _unqualified, snapshot_from_config
@@ -156,6 +156,16 @@ class Inventory:
         self.roles = RoleReader(self.ctx)
         self.triggers = TriggerReader(self.ctx)
         self.logs = LogReader(self.ctx)
+
+    @property
+    def transient_raises(self) -> bool:
+        """Inside one event (``Engine.handle``) a transient read error raises, so that Lambda retries the event
+        (chalicelib/aws.py, the one rule); a sweep records it and goes on."""
+        return self.ctx.transient_raises
+
+    @transient_raises.setter
+    def transient_raises(self, value: bool) -> None:
+        self.ctx.transient_raises = value
 
     def function(self, ref: FunctionRef) -> FunctionSnapshot | None:
         """Re-read one function (config, tags and reserved concurrency in one call); None if it is gone."""
@@ -322,7 +332,7 @@ class Inventory:
         tasks = {facet: functools.partial(FACETS[facet].read, self, request[facet]) for facet in request}
         failed = read_in_order(tasks, {facet: FACETS[facet].after for facet in request})
         for exc in failed.values():
-            if not isinstance(exc, (ClientError, BotoCoreError)):
+            if not isinstance(exc, (ClientError, BotoCoreError)) or (self.transient_raises and is_transient(exc)):
                 raise exc
         return {facet: describe_error(exc) for facet, exc in failed.items()}
 

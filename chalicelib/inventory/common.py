@@ -59,6 +59,7 @@ def snapshot_from_config(config: dict[str, Any], tags: dict[str, str] | None = N
         package_type=config.get("PackageType", "Zip"),
         architectures=tuple(config.get("Architectures") or ("x86_64",)),
         custom_log_group=_custom_log_group(config),
+        revision_id=str(config.get("RevisionId") or ""),
     )
 
 
@@ -115,6 +116,7 @@ class ReadContext:
         self.region = clients.region
         self.sleep = sleep
         self.shared = SharedCaches()
+        self.transient_raises = False  # inside one event (Engine.handle): a transient read error raises
         self._lock = threading.Lock()
         self._once: dict[str, list[Any]] = {}
 

@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib import alarms
-from chalicelib.aws import error_code, is_not_found, is_unsupported
+from chalicelib.aws import error_code, is_not_found, is_transient, is_unsupported
 from chalicelib.inventory.common import ReadContext, Reader, _mapping, _unqualified
 from chalicelib.model import AccountFacts, EventSourceMapping, FunctionRef, FunctionSnapshot
 
@@ -71,6 +71,8 @@ class LambdaReader(Reader):
         try:
             limits = self.clients("lambda").get_account_settings().get("AccountLimit", {})
         except ClientError as exc:
+            if self.ctx.transient_raises and is_transient(exc):
+                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
             return AccountFacts(unavailable=UNSUPPORTED if is_unsupported(exc) else
                                 f"GetAccountSettings failed: {error_code(exc) or 'error'}")
         return AccountFacts(limits.get("ConcurrentExecutions"), limits.get("UnreservedConcurrentExecutions"))
