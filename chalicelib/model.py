@@ -368,7 +368,7 @@ def finding_id(function_arn: str, policy: str, part: str = "") -> str:
     (``part`` tells apart several findings of one policy on one function: a mapping, an alias).
 
     Example:
-        >>> arn = "arn:aws:lambda:us-east-1:123456789012:function:example-orders-api"
+        >>> arn = "arn:aws:lambda:us-east-1:123456789012:function:example-fn"
         >>> finding_id(arn, "apigw-timeout") == finding_id(arn, "apigw-timeout")
         True
         >>> len(finding_id(arn, "apigw-timeout")), finding_id(arn, "apigw-timeout") != finding_id(arn, "memory-cpu")

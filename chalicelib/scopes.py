@@ -121,7 +121,7 @@ def merge(account: str, region: str, scopes: list[Scope], reports: list[dict[str
         merged["functions_scanned"] += report["functions_scanned"]
         merged["findings"].extend({**f, "account": scope.account, "region": scope.region}
                                   for f in report["findings"])
-        merged["errors"].extend(f"{scope.account}/{scope.region}: {e}" for e in report["errors"])
+        merged["errors"].extend(f"{scope.account}/{scope.region}: {e}" if not one else e for e in report["errors"])
         merged["scopes"].append({"account": scope.account, "region": scope.region,
                                  "functions_scanned": report["functions_scanned"],
                                  "findings": len(report["findings"]), "errors": len(report["errors"])})

@@ -26,6 +26,7 @@ errors = Console(stderr=True, highlight=False)
 def adapt_to_output() -> None:
     """On a terminal, text wraps to its width; piped or redirected, lines are never wrapped or cut."""
     console.soft_wrap = not console.is_terminal
+    errors.soft_wrap = not errors.is_terminal
 
 
 def plural(count: int, word: str, many: str = "") -> str:

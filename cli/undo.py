@@ -8,7 +8,7 @@ id restores the function exactly (``safetycatch restore`` by fix id). FIX_ID is 
 
 Example:
     $ safetycatch undo 5f1c0d8e2b7a4c6e9d3f1a2b3c4d5e6f
-    Undone set-timeout on example-orders-api: Timeout = 30 again.
+    Undone set-timeout on example-fn: Timeout = 30 again.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     undo = sub.add_parser("undo", parents=parents,
                           help="put back the prior value of one fix (refuses over a later change)")
     undo.add_argument("fix_id", metavar="FIX_ID", help="fix.id from scan/replay --fix or kill, fix_id in history")
+    undo.add_argument("--policies", metavar="DIR")
     undo.add_argument("--format", choices=("table", "json"), default="table")
 
 

@@ -9,12 +9,12 @@ import pytest
 
 from cli.main import main
 
-ORDERS = "arn:aws:lambda:us-east-1:123456789012:function:example-orders-api"
+ORDERS = "arn:aws:lambda:us-east-1:123456789012:function:example-fn"
 
 
 @pytest.fixture
 def estate(aws):
-    arn = aws.function("example-orders-api", timeout=30)
+    arn = aws.function("example-fn", timeout=30)
     aws.rest_api(arn, path="orders")
     aws.sqs_mapping(aws.function("orders-worker"), "orders-queue")
     aws.function("healthy", timeout=3)
@@ -38,14 +38,14 @@ def test_scan_json_contract_and_changes_nothing(estate, capsys):
     assert timeout["function"] == ORDERS and timeout["severity"] == "high" and timeout["mode"] == "auto"
     assert timeout["outcome"] == "reported" and timeout["fix"]["action"] == "set-timeout"
     assert timeout["fix"]["params"] == {"Timeout": 25} and timeout["message"]
-    assert estate.client("lambda").get_function(FunctionName="example-orders-api")["Configuration"]["Timeout"] == 30
+    assert estate.client("lambda").get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 30
 
 
 def test_scan_fix_acts_like_the_bot(estate, capsys):
     code, data, _ = run_json(capsys, "scan", "--fix", "--no-state", "--format", "json")
     outcomes = {f["policy"]: f["outcome"] for f in data["findings"]}
     assert outcomes == {"apigw-timeout": "fixed", "batch-partial-failure": "pending-approval"}
-    assert estate.client("lambda").get_function(FunctionName="example-orders-api")["Configuration"]["Timeout"] == 25
+    assert estate.client("lambda").get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 25
 
 
 def test_fail_on_sets_exit_code(estate, capsys):
@@ -57,7 +57,7 @@ def test_fail_on_sets_exit_code(estate, capsys):
 def test_scan_table_is_readable(estate, capsys):
     assert main(["scan"]) == 0
     out = capsys.readouterr().out
-    assert "3 functions, 2 findings" in out and "example-orders-api" in out and "set-timeout" in out
+    assert "3 functions, 2 findings" in out and "example-fn" in out and "set-timeout" in out
 
 
 def test_replay_json_contract_for_a_cloudtrail_log_file(estate, event, tmp_path, capsys):
@@ -79,7 +79,7 @@ def test_replay_dry_run_changes_nothing(estate, event, tmp_path, capsys):
     path.write_text(json.dumps([event("lambda-UpdateFunctionConfiguration20150331v2")]))
     code, data, _ = run_json(capsys, "replay", str(path), "--format", "json", "--dry-run")
     assert [f["outcome"] for f in data["events"][0]["findings"]] == ["dry-run"]
-    assert estate.client("lambda").get_function(FunctionName="example-orders-api")["Configuration"]["Timeout"] == 30
+    assert estate.client("lambda").get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 30
 
 
 @pytest.mark.parametrize("argv, content, message", [

@@ -32,25 +32,25 @@ def _scan(runtime, policy):
     ((("200", ""), ("500", "(unclosed")), True, "reaches clients as 200"),
 ])
 def test_integration_responses(aws, runtime, responses, flagged, text):
-    arn = aws.function("example-orders-api")
+    arn = aws.function("example-fn")
     aws.custom_rest_api(arn, responses=responses)
     found = _scan(runtime, "sync-error-status")
-    assert ("example-orders-api" in found) is flagged
+    assert ("example-fn" in found) is flagged
     if flagged:
-        message = found["example-orders-api"]["message"]
+        message = found["example-fn"]["message"]
         assert text in message and "POST /orders" in message
         assert "selectionPattern '.+' mapped to 500, or switch to AWS_PROXY" in message
 
 
 def test_proxy_integrations_are_not_flagged(aws, runtime):
-    arn = aws.function("example-orders-api")
+    arn = aws.function("example-fn")
     aws.rest_api(arn, path="orders")  # AWS_PROXY
     aws.http_api(arn, route="GET /reports")
     assert _scan(runtime, "sync-error-status") == {}
 
 
 def test_event_path_reads_the_integration_responses(aws, runtime):
-    arn = aws.function("example-orders-api", timeout=10)
+    arn = aws.function("example-fn", timeout=10)
     api_id = aws.custom_rest_api(arn, responses=(("200", ""),))
     event = api_call(
         "PutIntegration",
