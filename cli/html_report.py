@@ -64,6 +64,12 @@ def monthly_saving(findings: list[dict[str, Any]]) -> dict[str, float]:
     return totals
 
 
+def money(amount: float) -> str:
+    """``money(12.5) == "$12.50"``, ``money(-3) == "-$3.00"`` (a cost, not a saving), never ``$-0.00``."""
+    cents = round(amount, 2) + 0.0
+    return f"-${-cents:,.2f}" if cents < 0 else f"${cents:,.2f}"
+
+
 def _fix(f: dict[str, Any]) -> str:
     fix = f.get("fix") or {}
     if not fix:
@@ -89,7 +95,7 @@ def _header(data: dict[str, Any], act: bool, mode: str) -> str:
     findings = data["findings"]
     saving = monthly_saving(findings)
     cards = [("functions scanned", str(data["functions_scanned"])), ("findings", str(len(findings)))]
-    cards += [(f"est. saving/month ({policy})", f"${amount:,.2f}") for policy, amount in saving.items()]
+    cards += [(f"est. saving/month ({policy})", money(amount)) for policy, amount in saving.items()]
     card_html = "".join(f'<div class="card">{escape(label)}<b>{escape(value)}</b></div>' for label, value in cards)
     return (f"<h1>safetycatch scan</h1><p class=\"meta\">{escape(plural(len(findings), 'finding'))} in "
             f"{escape(plural(data['functions_scanned'], 'function'))} · scopes: {escape(scopes or '-')} · "

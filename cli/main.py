@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from chalicelib.runtime import ConfigError
 from chalicelib.settings import PolicyError
 from cli import explain, history, render, replay, scan, undo
-from cli.common import UsageError, actor, refuse_acting_without_state, require_table, runtime_for
+from cli.common import UsageError, actor, require_table, runtime_for
 from cli.events import EventFileError
 
 __all__ = ["COMMANDS", "UsageError", "main"]
@@ -56,23 +56,28 @@ def _aws() -> argparse.ArgumentParser:
     return parent
 
 
-def _add_small_commands(sub: Any, local: list[argparse.ArgumentParser], remote: list[argparse.ArgumentParser]) -> None:
-    demo = sub.add_parser("demo", parents=local, help="a self-contained tour on an embedded AWS (moto) - no account "
-                          "needed")
-    demo.add_argument("--keep", action="store_true", help="leave the demo account running and print its endpoint")
-    lint = sub.add_parser("lint", parents=local, help="validate policy files and the mutelist (every problem)")
-    lint.add_argument("dir", nargs="?", default="policies", metavar="DIR")
+def _add_state_commands(sub: Any, remote: list[argparse.ArgumentParser]) -> None:
     pending = sub.add_parser("pending", parents=remote, help="approvals waiting for a decision, with the change "
                              "each proposes (needs SAFETYCATCH_TABLE)")
     pending.add_argument("--format", choices=("table", "json"), default="table")
-    sub.add_parser("init", parents=remote, help="create what local runs need (the SAFETYCATCH_TABLE state table), "
-                   "idempotently")
     for verb, what in (("approve", "approve a pending fix and apply it"), ("deny", "deny a pending fix")):
         decide = sub.add_parser(verb, parents=remote, help=f"{what} (the fallback when Slack is unreachable)")
         decide.add_argument("id", metavar="ID", help="approval id (safetycatch pending)")
+
+
+def _add_local_commands(sub: Any, local: list[argparse.ArgumentParser],
+                        remote: list[argparse.ArgumentParser]) -> None:
+    lint = sub.add_parser("lint", parents=local, help="validate policy files and the mutelist (every problem)")
+    lint.add_argument("dir", nargs="?", default="policies", metavar="DIR")
+    explain.add_parser(sub, local)
+    sub.add_parser("init", parents=remote, help="create what local runs need (the SAFETYCATCH_TABLE state table), "
+                   "idempotently")
     serve = sub.add_parser("serve", parents=remote, help="serve the bot's Slack routes locally (worker inline)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--policies", metavar="DIR")
+    demo = sub.add_parser("demo", parents=local, help="a self-contained tour on an embedded AWS (moto) - no account "
+                          "needed")
+    demo.add_argument("--keep", action="store_true", help="leave the demo account running and print its endpoint")
 
 
 def _add_kill_commands(sub: Any, remote: list[argparse.ArgumentParser]) -> None:
@@ -98,11 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     local, remote = [_verbose()], [_verbose(), _aws()]
     scan.add_parser(sub, remote)
     replay.add_parser(sub, remote)
-    _add_small_commands(sub, local, remote)
-    explain.add_parser(sub, local)
-    _add_kill_commands(sub, remote)
     undo.add_parser(sub, remote)
     history.add_parser(sub, remote)
+    _add_state_commands(sub, remote)
+    _add_kill_commands(sub, remote)
+    _add_local_commands(sub, local, remote)
     return parser
 
 
@@ -216,7 +221,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _kill_runtime(args: argparse.Namespace) -> Any:
     runtime = runtime_for(args)
-    refuse_acting_without_state(runtime, args.command, no_state=False)
+    if runtime.mode == "enforce" and not runtime.writes_state:
+        raise UsageError(f"{args.command}: set SAFETYCATCH_TABLE to the state table: the kill's prior state must "
+                         "outlive this run to be restored")
     return runtime
 
 
