@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,24 +16,11 @@ import yaml
 from chalicelib.runtime import Runtime
 from chalicelib.state import table_definition
 from cli.main import main
+from tests.cli_helpers import one_line_error, run_json
 from tests.conftest import EVENTS, POLICIES
 
 TABLE = "safetycatch-acting-state"
 UPLOADS = "example-uploads-123456789012"
-
-
-def run_json(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    return json.loads(out.out)
-
-
-def fails(capsys, *argv) -> str:
-    code = main(list(argv))
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and err.startswith("safetycatch: ") and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture
@@ -101,7 +87,7 @@ def test_undo_puts_back_every_fix_kind_and_history_shows_it(aws, table, tmp_path
         assert capsys.readouterr().out.startswith(f"Undone {action} on ")
     assert state(aws) == before
     timeout_fix = dict(applied)["set-timeout"]
-    err = fails(capsys, "undo", timeout_fix, "--policies", str(policies))
+    err = one_line_error(capsys, "undo", timeout_fix, "--policies", str(policies))
     assert "Nothing to undo: this fix is undone by cli:arn:aws:sts::123456789012:user/moto" in err
 
     history = run_json(capsys, "history", "--format", "json", "--since", "1h")
@@ -122,7 +108,7 @@ def test_undo_refuses_over_a_later_change(aws, table, capsys):
     data = run_json(capsys, "scan", "--fix", "--format", "json")
     (fix_id,) = [f["fix"]["id"] for f in data["findings"] if f["policy"] == "apigw-timeout"]
     aws.client("lambda").update_function_configuration(FunctionName="api", Timeout=20)  # someone's later change
-    err = fails(capsys, "undo", fix_id)
+    err = one_line_error(capsys, "undo", fix_id)
     assert "Not undone: the function was changed after the fix (Timeout is now 20, the fix set 25)" in err
     assert aws.client("lambda").get_function(FunctionName="api")["Configuration"]["Timeout"] == 20
     assert run_json(capsys, "history", "--format", "json")["records"][0]["outcome"] == "fixed"  # no undo audited
@@ -197,7 +183,7 @@ def test_replay_changes_nothing_without_fix(aws, table, capsys, calls):
     assert lam.get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 30
     items = aws.client("dynamodb").scan(TableName=TABLE)["Items"]
     assert items == []  # not even the bot's own state: a dry run keeps it in memory
-    fails(capsys, "replay", event, "--fix", "--dry-run")
+    one_line_error(capsys, "replay", event, "--fix", "--dry-run")
     data = run_json(capsys, "replay", event, "--format", "json", "--fix")
     assert [f["outcome"] for f in data["events"][0]["findings"]] == ["fixed"]
     assert lam.get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 25
@@ -207,7 +193,7 @@ def test_replay_changes_nothing_without_fix(aws, table, capsys, calls):
 def test_acting_without_a_state_table_refuses_unless_no_state(aws, capsys, command):
     aws.rest_api(aws.function("example-fn", timeout=30), path="orders")
     lam = aws.client("lambda")
-    err = fails(capsys, *command)
+    err = one_line_error(capsys, *command)
     assert f"{command[0]} --fix: set SAFETYCATCH_TABLE" in err and "--no-state acts anyway" in err
     assert lam.get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 30
     assert main([*command, "--no-state", "--format", "json"]) == 0
@@ -243,13 +229,13 @@ def test_history_since_reads_only_that_window(aws, table, capsys):
     assert run_json(capsys, "history", "--since", "2d", "--format", "json")["records"] == []
     (record,) = run_json(capsys, "history", "--since", "4d", "--format", "json")["records"]
     assert record["at"] == stamp and record["outcome"] == "fixed"
-    assert "expected a duration such as 30m" in fails(capsys, "history", "--since", "yesterday")
-    assert "keeps 90 days" in fails(capsys, "history", "--since", "20w")
+    assert "expected a duration such as 30m" in one_line_error(capsys, "history", "--since", "yesterday")
+    assert "keeps 90 days" in one_line_error(capsys, "history", "--since", "20w")
 
 
 def test_history_and_undo_need_the_state_table(aws, capsys):
-    assert "history: set SAFETYCATCH_TABLE" in fails(capsys, "history")
-    assert "undo: set SAFETYCATCH_TABLE" in fails(capsys, "undo", "0" * 32)
+    assert "history: set SAFETYCATCH_TABLE" in one_line_error(capsys, "history")
+    assert "undo: set SAFETYCATCH_TABLE" in one_line_error(capsys, "undo", "0" * 32)
 
 
 def test_sample_events_name_no_plausible_real_function():

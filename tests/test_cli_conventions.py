@@ -16,25 +16,8 @@ import pytest
 from chalicelib.checks import REGISTRY
 from chalicelib.state import MemoryTable, StateStore
 from cli.main import main
+from tests.cli_helpers import one_line_error, run, run_json
 from tests.conftest import EVENTS, POLICIES, ROOT
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def run_json(capsys, *argv):
-    code, out, err = run(capsys, *argv)
-    assert code == 0, err
-    return json.loads(out)
-
-
-def one_line_error(capsys, *argv) -> str:
-    code, _, err = run(capsys, *argv)
-    assert code == 2 and err.count("\n") == 1 and err.startswith("safetycatch: "), err
-    return err
 
 
 @pytest.fixture
@@ -183,13 +166,15 @@ def test_replay_takes_several_files_and_directories(aws, tmp_path, capsys):
     more = tmp_path / "trail" / "2025" / "06" / "10"
     more.mkdir(parents=True)
     shutil.copy(EVENTS / "lambda-TagResource20170331v2.json", more / "a.json")
-    (more / "notes.txt").write_text("not an event")
+    (more / "notes.txt").write_text("not an event")  # not .json: not read
     data = run_json(capsys, "replay", str(EVENTS), str(EVENTS / "lambda-CreateFunction20150331.json"),
                     str(tmp_path / "trail"), "--format", "json")
     assert len(data["events"]) == len(list(EVENTS.glob("*.json"))) + 2
-    assert "no .json or .json.gz files" in one_line_error(capsys, "replay", str(tmp_path / "trail" / "2025" / "06"
-                                                                                / "10" / "notes.txt"),
-                                                           str(ROOT / "docs"))
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("not an event")
+    err = one_line_error(capsys, "replay", str(EVENTS), str(notes))
+    assert f"replay: {notes}: no .json or .json.gz files in this directory" in err  # checked before any is run
 
 
 def test_a_closed_pipe_ends_quietly(tmp_path):

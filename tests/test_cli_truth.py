@@ -13,27 +13,17 @@ from slack_helpers import BOT_TOKEN, CHANNEL, create_secret
 
 from cli.main import main
 from cli.slack_local import LocalSlack
+from tests.cli_helpers import one_line_error, run
 from tests.test_accounts import MEMBER, member_account
 
 NOT_CONFIGURED = "not notified: Slack is not configured (set SAFETYCATCH_SLACK_SECRET and SAFETYCATCH_SLACK_CHANNEL)"
 
 
-def run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def run_json(capsys, *argv):
+    """The JSON and the stderr of a successful run."""
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     return json.loads(out), err
-
-
-def one_line_error(capsys, *argv) -> str:
-    code, _, err = run(capsys, *argv)
-    assert code == 2 and err.count("\n") == 1 and err.startswith("safetycatch: "), err
-    return err
 
 
 @pytest.fixture

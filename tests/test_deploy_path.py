@@ -16,7 +16,7 @@ from chalicelib.fixes import ACTIONS
 from chalicelib.model import OUTCOMES
 from chalicelib.state import table_definition
 from cli.build import BuildError, check_python, layer_python
-from cli.main import main
+from tests.cli_helpers import run_json
 from tests.conftest import EVENTS, ROOT
 
 SCHEMA = json.loads((ROOT / "docs" / "output-schema.json").read_text())
@@ -26,13 +26,6 @@ TABLE = "safetycatch-schema-state"
 def validator(kind: str) -> Draft202012Validator:
     Draft202012Validator.check_schema(SCHEMA)
     return Draft202012Validator({"$schema": SCHEMA["$schema"], "$defs": SCHEMA["$defs"], "$ref": f"#/$defs/{kind}"})
-
-
-def output(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    return json.loads(out.out)
 
 
 def test_the_schema_names_every_policy_outcome_and_fix_action():
@@ -48,16 +41,16 @@ def test_real_output_validates_against_the_schema(aws, capsys, monkeypatch):
     aws.rest_api(aws.function("example-fn", timeout=30), path="orders")
     aws.sqs_mapping(aws.function("worker"), "worker-queue")
     aws.function("mailer", Environment={"Variables": {"SMTP_PASSWORD": "not-a-real-password-0000"}})
-    report = output(capsys, "scan", "--fix", "--format", "json")
+    report = run_json(capsys, "scan", "--fix", "--format", "json")
     validator("scan").validate(report)
     assert {f["outcome"] for f in report["findings"]} == {"fixed", "pending-approval", "reported"}
-    validator("replay").validate(output(capsys, "replay", str(EVENTS), "--format", "json"))
-    validator("pending").validate(output(capsys, "pending", "--format", "json"))
-    validator("history").validate(output(capsys, "history", "--format", "json"))
+    validator("replay").validate(run_json(capsys, "replay", str(EVENTS), "--format", "json"))
+    validator("pending").validate(run_json(capsys, "pending", "--format", "json"))
+    validator("history").validate(run_json(capsys, "history", "--format", "json"))
     fix_id = next(f["fix"]["id"] for f in report["findings"] if f["outcome"] == "fixed")
-    validator("undo").validate(output(capsys, "undo", fix_id, "--format", "json"))
-    validator("explain").validate(output(capsys, "explain", "--format", "json"))
-    several = output(capsys, "scan", "--regions", "us-east-1,eu-west-1", "--format", "json")
+    validator("undo").validate(run_json(capsys, "undo", fix_id, "--format", "json"))
+    validator("explain").validate(run_json(capsys, "explain", "--format", "json"))
+    several = run_json(capsys, "scan", "--regions", "us-east-1,eu-west-1", "--format", "json")
     validator("scan").validate(several)
     assert (several["account"], several["region"]) == (None, None)
     with pytest.raises(Exception, match="is not one of"):
