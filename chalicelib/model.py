@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -363,19 +362,18 @@ def utc_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def finding_id(function_arn: str, policy: str, part: str = "") -> str:
-    """A finding's stable id: the same account, region, function and policy give the same id in every run
-    (``part`` tells apart several findings of one policy on one function: a mapping, an alias).
+def finding_id(policy: str, function_arn: str, part: str = "") -> str:
+    """A finding's stable id: the same policy on the same function (its ARN names account and region) gives the
+    same id in every run, in the JSON output, Security Hub and OCSF alike; ``part`` tells apart several findings
+    of one policy on one function (a mapping, an alias).
 
     Example:
-        >>> arn = "arn:aws:lambda:us-east-1:123456789012:function:example-fn"
-        >>> finding_id(arn, "apigw-timeout") == finding_id(arn, "apigw-timeout")
-        True
-        >>> len(finding_id(arn, "apigw-timeout")), finding_id(arn, "apigw-timeout") != finding_id(arn, "memory-cpu")
-        (32, True)
+        >>> finding_id("apigw-timeout", "arn:aws:lambda:us-east-1:123456789012:function:example-fn")
+        'safetycatch/apigw-timeout/arn:aws:lambda:us-east-1:123456789012:function:example-fn'
+        >>> finding_id("batch-partial-failure", "arn:aws:lambda:us-east-1:123456789012:function:f", "5e1f-uuid")
+        'safetycatch/batch-partial-failure/arn:aws:lambda:us-east-1:123456789012:function:f/5e1f-uuid'
     """
-    key = "|".join((function_arn, policy, part) if part else (function_arn, policy))
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"safetycatch/{policy}/{function_arn}" + (f"/{part}" if part else "")
 
 
 @dataclass
@@ -395,7 +393,7 @@ class Decision:
         """Stable for account, region, function and policy (see :func:`finding_id`)."""
         f = self.finding
         part = f.fix.target if f.fix and f.fix.target != f.function_arn else str(f.evidence.get("qualifier") or "")
-        return finding_id(f.function_arn, f.policy, part)
+        return finding_id(f.policy, f.function_arn, part)
 
     def to_json(self) -> dict[str, Any]:
         f = self.finding

@@ -23,9 +23,10 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from chalicelib.runtime import ConfigError
 from chalicelib.settings import PolicyError
-from cli import explain, history, render, replay, scan, undo
+from cli import check, explain, history, render, replay, scan, undo
 from cli.common import UsageError, actor, require_table, runtime_for
 from cli.events import EventFileError
+from cli.templates import TemplateError
 
 __all__ = ["COMMANDS", "UsageError", "main"]
 
@@ -107,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     history.add_parser(sub, remote)
     _add_state_commands(sub, remote)
     _add_kill_commands(sub, remote)
+    check.add_parser(sub, local)
     _add_local_commands(sub, local, remote)
     return parser
 
@@ -124,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return _closed_pipe()
-    except (UsageError, PolicyError, ConfigError, EventFileError, explain.UnknownPolicy) as exc:
+    except (UsageError, PolicyError, ConfigError, EventFileError, TemplateError, explain.UnknownPolicy) as exc:
         return _fail(str(exc))
     except NoCredentialsError:
         return _fail("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
@@ -290,7 +292,7 @@ COMMANDS: dict[str, Command] = {
     "scan": scan.cmd_scan, "replay": replay.cmd_replay, "demo": cmd_demo, "lint": cmd_lint,
     "explain": explain.cmd_explain, "pending": cmd_pending, "init": cmd_init, "kill": cmd_kill,
     "restore": cmd_restore, "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve, "undo": undo.cmd_undo,
-    "history": history.cmd_history,
+    "history": history.cmd_history, "check": check.run,
 }
 
 

@@ -27,8 +27,9 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                           help="evaluate every function in the region (changes nothing without --fix)")
     scan.add_argument("--region", help="the region to scan (default: the boto3 chain's)")
     scan.add_argument("--policies", metavar="DIR")
-    scan.add_argument("--format", choices=("table", "json", "html"), default="table",
-                      help="html: one self-contained page on stdout")
+    scan.add_argument("--format", choices=("table", "json", "html", "ocsf"), default="table",
+                      help="html: one self-contained page on stdout; ocsf: one OCSF Compliance Finding per line, "
+                           "for SIEMs")
     scan.add_argument("--fix", action="store_true", help="act as the deployed bot would (fix / ask / notify)")
     scan.add_argument("--no-state", action="store_true",
                       help="allow --fix without SAFETYCATCH_TABLE (prior values are then lost: no undo)")
@@ -101,6 +102,23 @@ def _plan(runtime: Any, args: argparse.Namespace) -> list[Any]:
     return scopes
 
 
+def _print(data: dict[str, Any], form: str, act: bool, runtime: Any) -> None:
+    if form == "json":
+        print(json.dumps(data, indent=2))
+    elif form == "ocsf":
+        from chalicelib.export import ocsf
+
+        stamp = int(runtime.store.clock() * 1000)
+        for finding in data["findings"]:
+            print(json.dumps(ocsf(finding, stamp), separators=(",", ":")))
+    elif form == "html":
+        from cli.html_report import html_page
+
+        print(html_page(data, act=act, mode=runtime.mode))
+    else:
+        render.scan_table(data, act=act, mode=runtime.mode)
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     from chalicelib.handlers import reset_runtime
     from chalicelib.scopes import sweep_scopes
@@ -115,16 +133,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         refuse_acting_without_state(runtime, "scan --fix", args.no_state)
     reset_runtime(runtime)
     scopes = _plan(runtime, args)
-    with render.scan_progress(enabled=args.format != "json") as progress:
+    with render.scan_progress(enabled=args.format == "table") as progress:  # json / ocsf / html: stdout is data
         data = sweep_scopes(runtime, scopes, act=act, progress=progress, select=function_filter(args.function))
-    if args.format == "json":
-        print(json.dumps(data, indent=2))
-    elif args.format == "html":
-        from cli.html_report import html_page
-
-        print(html_page(data, act=act, mode=runtime.mode))
-    else:
-        render.scan_table(data, act=act, mode=runtime.mode)
+    _print(data, args.format, act, runtime)
     if args.fail_on and any(severity_rank(f["severity"]) >= severity_rank(args.fail_on)
                             for f in data["findings"] if f["outcome"] not in NOT_COUNTED):
         return 1

@@ -82,7 +82,9 @@ def test_findings_carry_stable_ids_times_names_and_the_scan_its_scopes(aws, caps
     assert [(s["account"], s["region"]) for s in first["scopes"]] == [("123456789012", "us-east-1")]
     ids = {f["policy"]: f["id"] for f in first["findings"]}
     assert ids == {f["policy"]: f["id"] for f in again["findings"]}  # stable across runs
-    assert len(set(ids.values())) == 2
+    assert ids["apigw-timeout"] == "safetycatch/apigw-timeout/arn:aws:lambda:us-east-1:123456789012:function:api"
+    assert ids["batch-partial-failure"].startswith(
+        "safetycatch/batch-partial-failure/arn:aws:lambda:us-east-1:123456789012:function:worker/")  # + mapping
     for finding in first["findings"]:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", finding["time"])
         assert finding["function_name"] == finding["function"].rsplit(":", 1)[-1]
