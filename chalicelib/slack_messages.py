@@ -262,7 +262,7 @@ class SlackNotifier:
             elif d.outcome in ("notified", "failed"):
                 key = hashlib.sha256(f"{snapshot.arn}|{f.policy}|{f.message}".encode()).hexdigest()
                 if self.store.claim(f"note#{key}", NOTE_REPEAT_SECONDS):
-                    items.append({"kind": "note", "policy": f.policy, "severity": f.severity,
+                    items.append({"kind": "note", "policy": f.policy, "severity": f.severity, "claim": f"note#{key}",
                                   "message": f.message[:1500], "outcome": d.outcome, "detail": d.detail[:300]})
         return items
 
@@ -292,6 +292,9 @@ class SlackNotifier:
             except SlackUnavailable as exc:
                 logger.info("slack post failed; approvals stay pending and are re-sent",
                             extra={"function": function_arn, "error": str(exc)})
+                for item in items[start:]:  # notes not sent are not "already posted today": the next run sends them
+                    if item.get("claim"):
+                        self.store.release(str(item["claim"]))
                 return f"not notified: {exc}"
             self.store.posted_message(message_id, self.channel, ts)
             for item in chunk:

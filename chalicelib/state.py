@@ -364,6 +364,16 @@ class StateStore:
         return self.table.put_new({"pk": f"claim#{key}", "sk": "claim", "kind": "claim", "at": now_iso(),
                                    "expiration": now + int(ttl_seconds)}, now)
 
+    def release(self, key: str) -> None:
+        """Give a claim back (what it guarded did not happen after all): the next ``claim`` of ``key`` wins.
+
+        Example:
+            >>> store = StateStore(MemoryTable())
+            >>> store.claim("note#abc", 600), store.release("note#abc"), store.claim("note#abc", 600)
+            (True, None, True)
+        """
+        self.table.put({"pk": f"claim#{key}", "sk": "claim", "kind": "claim", "at": now_iso(), "expiration": 0})
+
     def expire_due(self) -> int:
         """Mark PENDING approvals past their expiry EXPIRED; returns how many."""
         now = self.clock()

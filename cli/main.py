@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -182,8 +183,6 @@ def cmd_lint(args: argparse.Namespace) -> int:
     mutes = len(policy_set.mutes.mutes)
     print(f"{args.dir}: OK - {render.plural(len(policy_set.policies), 'policy', 'policies')} ({ids}), settings"
           + (f" and {render.plural(mutes, 'mute')}" if mutes else ""))
-    import time
-
     for mute in policy_set.mutes.expired(time.time()):
         print(f"note: a mute of {mute.policy} / {mute.function} expired on {mute.expires}: its findings are back")
     return 0

@@ -72,6 +72,25 @@ def test_a_delivered_notification_is_notified(aws, mailer, capsys, monkeypatch):
     assert [f["outcome"] for f in data["findings"]] == ["notified"] and data["errors"] == []
 
 
+def test_a_note_slack_refused_is_sent_by_the_next_run(aws, mailer, capsys, monkeypatch):
+    """With the state table, a notify-only note is posted at most once a day; one Slack refused is not "posted"."""
+    from chalicelib.state import table_definition
+
+    aws.client("dynamodb").create_table(**table_definition("safetycatch-truth"))
+    monkeypatch.setenv("SAFETYCATCH_TABLE", "safetycatch-truth")
+    create_secret(aws)
+    outcomes = []
+    for token in ("xoxb-some-other-workspace", BOT_TOKEN, BOT_TOKEN):
+        with LocalSlack(token=token) as slack:
+            for key, value in {"SAFETYCATCH_SLACK_SECRET": "safetycatch/slack", "SAFETYCATCH_SLACK_CHANNEL": CHANNEL,
+                               "SAFETYCATCH_SLACK_API_URL": slack.url}.items():
+                monkeypatch.setenv(key, value)
+            data, _ = run_json(capsys, "scan", "--fix", "--checks", "env-secrets", "--format", "json")
+            outcomes.append((data["findings"][0]["outcome"], len(slack.posted())))
+    # refused: reported; then delivered; then already posted today (notified once, not posted twice)
+    assert outcomes == [("reported", 0), ("notified", 1), ("notified", 0)]
+
+
 def test_findings_carry_stable_ids_times_names_and_the_scan_its_scopes(aws, capsys):
     aws.rest_api(aws.function("api", timeout=30), path="api")
     aws.sqs_mapping(aws.function("worker"), "worker-queue")
