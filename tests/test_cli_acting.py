@@ -189,7 +189,9 @@ def test_replay_changes_nothing_without_fix(aws, table, capsys, calls):
     assert lam.get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 25
 
 
-@pytest.mark.parametrize("command", [["scan", "--fix"], ["replay", str(EVENTS), "--fix"]])
+@pytest.mark.parametrize("command", [["scan", "--fix"],
+                                     ["replay", str(EVENTS / "lambda-UpdateFunctionConfiguration20150331v2.json"),
+                                      "--fix"]])
 def test_acting_without_a_state_table_refuses_unless_no_state(aws, capsys, command):
     aws.rest_api(aws.function("example-fn", timeout=30), path="orders")
     lam = aws.client("lambda")

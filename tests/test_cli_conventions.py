@@ -163,13 +163,17 @@ def test_lint_reports_every_mutelist_problem(tmp_path, capsys):
 
 
 def test_replay_takes_several_files_and_directories(aws, tmp_path, capsys):
-    more = tmp_path / "trail" / "2025" / "06" / "10"
-    more.mkdir(parents=True)
-    shutil.copy(EVENTS / "lambda-TagResource20170331v2.json", more / "a.json")
-    (more / "notes.txt").write_text("not an event")  # not .json: not read
-    data = run_json(capsys, "replay", str(EVENTS), str(EVENTS / "lambda-CreateFunction20150331.json"),
+    flat, nested = tmp_path / "events", tmp_path / "trail" / "2025" / "06" / "10"
+    for directory in (flat, nested):
+        directory.mkdir(parents=True)
+    for name in ("lambda-TagResource20170331v2.json", "lambda-CreateFunction20150331.json"):
+        shutil.copy(EVENTS / name, flat / name)
+    shutil.copy(EVENTS / "lambda-PutFunctionConcurrency20171031.json", nested / "a.json")
+    (nested / "notes.txt").write_text("not an event")  # not .json: not read
+    data = run_json(capsys, "replay", str(flat), str(EVENTS / "lambda-UpdateFunctionCode20150331v2.json"),
                     str(tmp_path / "trail"), "--format", "json")
-    assert len(data["events"]) == len(list(EVENTS.glob("*.json"))) + 2
+    assert [e["event_name"] for e in data["events"]] == ["CreateFunction", "TagResource", "UpdateFunctionCode",
+                                                         "PutFunctionConcurrency"]
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "notes.txt").write_text("not an event")
