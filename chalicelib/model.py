@@ -309,6 +309,7 @@ class FunctionSnapshot:
     recursive_loop: str | None = None
     log_hits: LogHits | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
+    revision_id: str = ""  # Lambda's RevisionId as read: changes with every code or configuration update
 
     @property
     def arn(self) -> str:

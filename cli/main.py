@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from chalicelib.runtime import ConfigError
 from chalicelib.settings import PolicyError
-from cli import check, explain, history, render, replay, scan, undo
+from cli import check, explain, history, redrive, render, replay, scan, undo
 from cli.common import UsageError, actor, require_table, runtime_for
 from cli.events import EventFileError
 from cli.templates import TemplateError
@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     history.add_parser(sub, remote)
     _add_state_commands(sub, remote)
     _add_kill_commands(sub, remote)
+    redrive.add_parser(sub, remote)
     check.add_parser(sub, local)
     _add_local_commands(sub, local, remote)
     return parser
@@ -290,8 +291,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Command] = {
     "scan": scan.cmd_scan, "replay": replay.cmd_replay, "demo": cmd_demo, "lint": cmd_lint,
     "explain": explain.cmd_explain, "pending": cmd_pending, "init": cmd_init, "kill": cmd_kill,
-    "restore": cmd_restore, "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve, "undo": undo.cmd_undo,
-    "history": history.cmd_history, "check": check.run,
+    "restore": cmd_restore, "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve,
+    "undo": undo.cmd_undo, "history": history.cmd_history, "check": check.run, "redrive": redrive.cmd_redrive,
 }
 
 
