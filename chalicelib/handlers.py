@@ -105,7 +105,8 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Runtime | Non
     observability.record_report(report)
     logger.info("event handled", extra={"event_id": report.get("event_id"), "function": report.get("function"),
                                         "skipped": report.get("skipped"),
-                                        "outcomes": [f["outcome"] for f in report.get("findings", [])]})
+                                        "outcomes": [f["outcome"] for f in report.get("findings", [])],
+                                        "errors": report.get("errors", [])[:5]})
     return report
 
 

@@ -115,9 +115,10 @@ class Runtime:
 
     @classmethod
     def from_env(cls, policies_dir: str | None = None, mode: str | None = None,
-                 region: str | None = None) -> Runtime:
-        """Read the contract settings; raise ``ConfigError`` / ``PolicyError`` with one clear line."""
-        session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
+                 region: str | None = None, profile: str | None = None) -> Runtime:
+        """Read the contract settings; raise ``ConfigError`` / ``PolicyError`` with one clear line.
+        ``region`` / ``profile`` override the boto3 chain's (the CLI's ``--region`` / ``--profile``)."""
+        session = boto3.session.Session(region_name=region or None, profile_name=profile or None)
         table = os.environ.get("SAFETYCATCH_TABLE") or None
         if table and not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", table):
             raise ConfigError(f"SAFETYCATCH_TABLE: {table[:60]!r} is not a DynamoDB table name")

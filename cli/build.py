@@ -4,6 +4,8 @@
 ``python -m cli.build iam``             write .chalice/policy-<stage>.json and deploy/member-account.yaml
                                         from the code (see cli/iam.py)
 ``python -m cli.build slack-manifest URL``  print deploy/slack-app-manifest.yaml for the API at URL
+``python -m cli.build check-python [STAGE]``  fail unless this Python is the one the stage's Powertools
+                                        layer is built for (``make package`` / ``make deploy`` run it first)
 ``python -m cli.build package [STAGE]`` all of the above, then ``chalice package --merge-template
                                         deploy/resources.yaml`` into build/package (deployment.zip +
                                         sam.yaml), slim the zip and fail if it is over ``BUDGET_BYTES``
@@ -41,6 +43,40 @@ LAYER = re.compile(r"^arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+
 
 class BuildError(Exception):
     """The build cannot produce a deployable artifact (one line, exit 2)."""
+
+
+LAYER_PYTHON = re.compile(r"-python(?P<major>3)(?P<minor>\d{1,2})-")
+
+
+def layer_python(stage: str, config: dict[str, Any] | None = None) -> tuple[int, int]:
+    """The Python (major, minor) of the stage's Powertools layer, from its ARN in .chalice/config.json.
+
+    Example:
+        >>> layer_python("dev")
+        (3, 11)
+    """
+    config = config or json.loads((ROOT / ".chalice" / "config.json").read_text())
+    layers = [*config.get("layers", []), *config.get("stages", {}).get(stage, {}).get("layers", [])]
+    for arn in layers:
+        if m := LAYER_PYTHON.search(arn):
+            return int(m["major"]), int(m["minor"])
+    raise BuildError(f"stage {stage}: no Powertools layer with a python version in .chalice/config.json")
+
+
+def check_python(stage: str, running: tuple[int, int] = sys.version_info[:2]) -> None:
+    """``chalice package`` builds for the Python that runs it: it must be the layer's, or the deployed bot and
+    its layer disagree (a wheel or the layer itself fails to import). BuildError (one line) when they differ.
+
+    Example:
+        >>> check_python("dev", (3, 12))
+        Traceback (most recent call last):
+        cli.build.BuildError: .venv runs Python 3.12 but stage dev's Powertools layer is for Python 3.11: ...
+    """
+    wanted = layer_python(stage)
+    if tuple(running) != wanted:
+        raise BuildError(f".venv runs Python {running[0]}.{running[1]} but stage {stage}'s Powertools layer is for "
+                         f"Python {wanted[0]}.{wanted[1]}: make clean, then make package PYTHON=python"
+                         f"{wanted[0]}.{wanted[1]}")
 
 
 def compile_policies(policies_dir: Path = ROOT / "policies", target: Path = COMPILED_PATH) -> dict:
@@ -193,6 +229,8 @@ def main(argv: list[str]) -> int:
         elif argv[:1] == ["iam"]:
             for path in write_iam():
                 print(f"wrote {path.relative_to(ROOT)}")
+        elif argv[:1] == ["check-python"] and len(argv) <= 2:
+            check_python(argv[1] if len(argv) == 2 else os.environ.get("STAGE", "dev"))
         elif argv[:1] == ["slack-manifest"] and len(argv) == 2:
             print(slack_manifest(argv[1]), end="")
         elif argv[:1] == ["package"] and len(argv) <= 2:
@@ -205,7 +243,8 @@ def main(argv: list[str]) -> int:
             )
             print(f"{(zip_path.parent / 'sam.yaml').relative_to(ROOT)}: stage {stage}")
         else:
-            print("usage: python -m cli.build compile | iam | package [STAGE] | slack-manifest URL", file=sys.stderr)
+            print("usage: python -m cli.build compile | iam | package [STAGE] | check-python [STAGE] | "
+                  "slack-manifest URL", file=sys.stderr)
             return 2
     except (PolicyError, BuildError) as exc:
         print(f"safetycatch: {exc}", file=sys.stderr)

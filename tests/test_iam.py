@@ -167,11 +167,11 @@ def recorded(monkeypatch):
 
 
 def _estate(aws):
-    arn = aws.function("orders-api", timeout=30, tags={"critical": "true"})
+    arn = aws.function("example-fn", timeout=30, tags={"critical": "true"})
     aws.rest_api(arn, path="orders")
     aws.http_api(aws.function("orders-http", timeout=31), route="POST /orders")
     aws.sqs_mapping(aws.function("orders-worker"), "orders-queue")
-    aws.concurrency_history("orders-api", peak=12)
+    aws.concurrency_history("example-fn", peak=12)
 
 
 def test_the_policies_allow_every_call_the_bot_makes(aws, recorded, monkeypatch):
@@ -192,7 +192,7 @@ def test_the_policies_allow_every_call_the_bot_makes(aws, recorded, monkeypatch)
     recorded.on = True
     for path in sorted(EVENTS.glob("*.json")):  # the deployed path: runtime from the environment
         handlers.handle_event(json.loads(path.read_text()))
-    handlers.handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "orders-api"},
+    handlers.handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "example-fn"},
                                    account=MEMBER))
     runtime = handlers.current_runtime()
     report = runtime.engine(runtime.bot_account(), "us-east-1").sweep(act=True)
