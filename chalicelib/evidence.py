@@ -17,13 +17,14 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib import alarms
+from chalicelib import alarms, sentinel
 from chalicelib.events import Skip, dig, text
 from chalicelib.model import FunctionRef
 
@@ -57,7 +58,7 @@ def parse(event: Any) -> Evidence | Skip:
     try:
         kind = text(dig(event, "detail-type"))
         if kind == ALARM_STATE_CHANGE:
-            return _alarm(event)
+            return _sentinel(event) if sentinel.is_sentinel(dig(event, "detail", "alarmName")) else _alarm(event)
         if kind == HEALTH_EVENT:
             return _health(event)
         return Skip(text(dig(event, "id")), "", f"not runaway evidence ({kind[:80] or 'no detail-type'})")
@@ -78,12 +79,18 @@ def _envelope(event: dict[str, Any], name: str, source: str) -> tuple[str, str, 
     return account, region, eid, detail
 
 
-def _alarm(event: dict[str, Any]) -> Evidence | Skip:
+def _alarm_envelope(event: dict[str, Any]) -> tuple[str, str, str, str, dict[str, Any]] | Skip:
+    """An alarm state change's name, account, region, id and detail (or why it is not one)."""
     name = text(dig(event, "detail", "alarmName"))
     envelope = _envelope(event, name, "aws.cloudwatch")
+    return envelope if isinstance(envelope, Skip) else (name, *envelope)
+
+
+def _alarm(event: dict[str, Any]) -> Evidence | Skip:
+    envelope = _alarm_envelope(event)
     if isinstance(envelope, Skip):
         return envelope
-    account, region, eid, detail = envelope
+    name, account, region, eid, detail = envelope
     if not name:
         return Skip(eid, "", "malformed alarm event: no alarmName")
     expected = alarms.function_of_alarm(name)
@@ -120,6 +127,26 @@ def _alarm(event: dict[str, Any]) -> Evidence | Skip:
     reason = f"alarm {name} in ALARM: {text(dig(detail, 'state', 'reason'))[:240] or 'no reason given'}"
     observed = _time(dig(detail, "state", "timestamp")) or _time(event.get("time"))
     return Evidence(eid, name, ALARM_STATE_CHANGE, account, region, (ref,), reason, observed)
+
+
+def _sentinel(event: dict[str, Any]) -> Evidence | Skip:
+    """A sentinel in ALARM: no function yet; the kill-switch reads its contributors and confirms each."""
+    envelope = _alarm_envelope(event)
+    if isinstance(envelope, Skip):
+        return envelope
+    name, account, region, eid, detail = envelope
+    try:
+        sentinel.watched_metric(name)
+    except ValueError:
+        return Skip(eid, name, f"alarm {name[:120]} is not a sentinel safetycatch manages")
+    state = text(dig(detail, "state", "value"))
+    if state != "ALARM":
+        return Skip(eid, name, f"alarm state is {state[:20] or 'missing'}, not ALARM")
+    if not eid:
+        return Skip("", name, "malformed event: no id")
+    reason = f"sentinel {name} in ALARM: {text(dig(detail, 'state', 'reason'))[:200] or 'no reason given'}"
+    observed = _time(dig(detail, "state", "timestamp")) or _time(event.get("time"))
+    return Evidence(eid, name, ALARM_STATE_CHANGE, account, region, (), reason, observed)
 
 
 def _health(event: dict[str, Any]) -> Evidence | Skip:
@@ -184,11 +211,13 @@ EXTRA_MINUTES = 3  # looked at around the alarm's window: CloudWatch evaluates d
 @dataclass(frozen=True)
 class AlarmVerdict:
     """Whether an ALARM change is evidence enough to kill. ``reason`` says why not (``kind``: ``not-alarm``,
-    ``not-ours``, ``edited``, ``gone``, ``out-of-scope``, ``no-breach``), or what the metrics showed."""
+    ``not-ours``, ``edited``, ``gone``, ``out-of-scope``, ``no-breach``), or what the metrics showed. ``at``: when
+    the alarm went to ALARM, as CloudWatch says now (the end of the window the metrics are read over)."""
 
     ok: bool
     reason: str
     kind: str = ""
+    at: datetime | None = None
 
 
 def verify_alarm_evidence(evidence: Evidence, recorded: dict[str, Any] | None, inventory: Any,
@@ -211,10 +240,9 @@ def verify_alarm_evidence(evidence: Evidence, recorded: dict[str, Any] | None, i
     """
     (ref,) = evidence.functions[:1]
     name = evidence.event_name
-    described = inventory.alarm(name)
-    state = described.get("StateValue") if described else None
-    if state != "ALARM":
-        return AlarmVerdict(False, f"alarm {name} is {state or 'not there'} now, not ALARM", "not-alarm")
+    described, verdict = _in_alarm(inventory, name)
+    if not verdict.ok:
+        return verdict
     if recorded is None:
         return AlarmVerdict(False, f"{name} is not an alarm safetycatch put (no record of putting it)", "not-ours")
     if alarms.canonical(alarms.put_arguments(described)) != recorded["canonical"]:
@@ -224,9 +252,62 @@ def verify_alarm_evidence(evidence: Evidence, recorded: dict[str, Any] | None, i
         return AlarmVerdict(False, f"no function {ref.name} in {ref.account} {ref.region}", "gone")
     if not in_kill_switch_scope(snapshot, inventory, policy_set):
         return AlarmVerdict(False, f"{ref.name} is not in kill-switch scope now", "out-of-scope")
+    assert verdict.at is not None
+    return confirmed_breach(inventory, ref.name, alarms.Thresholds.from_params(recorded["params"]), verdict.at)
+
+
+def verify_sentinel_evidence(evidence: Evidence, inventory: Any, params: dict[str, Any]) -> AlarmVerdict:
+    """A sentinel's ALARM change names no function; it may lead to kills only when the sentinel is in ALARM now
+    and is exactly the sentinel safetycatch puts with the ``runaway-loop`` ``params`` (``sentinel`` on; its query
+    and thresholds as :func:`chalicelib.sentinel.sentinel_specs` makes them). Each contributor is then confirmed
+    on its own by :func:`verify_contributor`. ``at`` of an ``ok`` verdict ends the contributors' window."""
+    name = evidence.event_name
+    described, verdict = _in_alarm(inventory, name)
+    if not verdict.ok:
+        return verdict
+    if not params.get("sentinel"):
+        return AlarmVerdict(False, f"{name} is not a sentinel safetycatch put (the runaway-loop policy's sentinel "
+                                   "is off)", "not-ours")
+    wanted = {spec["AlarmName"]: spec for spec in sentinel.sentinel_specs(
+        int(params["invocations_per_minute"]), int(params["concurrent_executions"]), int(params["minutes"]))}
+    if alarms.canonical(alarms.put_arguments(described)) != alarms.canonical(wanted.get(name)):
+        return AlarmVerdict(False, f"{name} differs from the sentinel safetycatch puts (edited since; the next "
+                                   "sweep puts it back)", "edited")
+    return verdict
+
+
+def verify_contributor(inventory: Any, ref: FunctionRef, params: dict[str, Any], end: datetime) -> AlarmVerdict:
+    """A sentinel's contributor is confirmed exactly as any kill: the function read fresh, the thresholds its own
+    runaway alarm would get (the policy's, raised by its own baseline: ``runaway_loop.kill_thresholds``), and its
+    own metrics crossing them for the policy's consecutive minutes in the window ending at ``end``.
+
+    Example:
+        verify_contributor(inventory, FunctionRef.parse("looper", account, region), params, verdict.at).ok
+        # -> True
+    """
+    from chalicelib.checks import runaway_loop
+
+    snapshot = inventory.function(ref)
+    if snapshot is None:
+        return AlarmVerdict(False, f"no function {ref.name} in {ref.account} {ref.region}", "gone")
+    inventory.load({"metrics": [snapshot]}, {snapshot.arn: set(runaway_loop.metrics(params))}, {})
+    thresholds = runaway_loop.kill_thresholds(snapshot, params)
+    verdict = confirmed_breach(inventory, ref.name, thresholds, end)
+    if not verdict.ok and thresholds.invocations_per_minute > int(params["invocations_per_minute"]):
+        return dataclasses.replace(verdict, reason=f"{verdict.reason}: within {params['baseline_multiplier']} x its "
+                                                   "own busiest minute, busy, not a loop")
+    return verdict
+
+
+def _in_alarm(inventory: Any, name: str) -> tuple[dict[str, Any], AlarmVerdict]:
+    """The alarm ``name`` read fresh, and an ``ok`` verdict (``at``: its state change) when it is in ALARM now."""
+    described = inventory.alarm(name) or {}
+    state = described.get("StateValue")
+    if state != "ALARM":
+        return described, AlarmVerdict(False, f"alarm {name} is {state or 'not there'} now, not ALARM", "not-alarm")
     changed = described.get("StateTransitionedTimestamp") or described.get("StateUpdatedTimestamp")
-    end = changed.astimezone(timezone.utc) if isinstance(changed, datetime) else datetime.now(timezone.utc)
-    return confirmed_breach(inventory, ref.name, alarms.Thresholds.from_params(recorded["params"]), end)
+    at = changed.astimezone(timezone.utc) if isinstance(changed, datetime) else datetime.now(timezone.utc)
+    return described, AlarmVerdict(True, "", at=at)
 
 
 def in_kill_switch_scope(snapshot: Any, inventory: Any, policy_set: Any) -> bool:

@@ -31,11 +31,20 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import alarms, fixes
+from chalicelib import alarms, fixes, sentinel
 from chalicelib.checks import REGISTRY
 from chalicelib.drift import drift
 from chalicelib.engine import Engine, EventReport, _reason
-from chalicelib.evidence import ALARM_STATE_CHANGE, AlarmVerdict, Evidence, verify_alarm_evidence
+from chalicelib.evidence import (
+    ALARM_STATE_CHANGE,
+    MAX_FUNCTIONS_PER_EVENT,
+    AlarmVerdict,
+    Evidence,
+    verify_alarm_evidence,
+    verify_contributor,
+    verify_sentinel_evidence,
+)
+from chalicelib.inventory.metrics import ContributorsUnavailable
 from chalicelib.log import logger
 from chalicelib.model import Decision, Finding, FixSpec, FunctionRef, FunctionSnapshot
 from chalicelib.runtime import Runtime
@@ -79,35 +88,36 @@ def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: str | No
         # -> 'thumbnailer restored: reserved concurrency unset again, 1 mapping re-enabled, RecursiveLoop unchanged.'
     """
     ref = _ref(runtime, function_arn)
+    name = _named(runtime, ref)[0]
     engine = runtime.engine(ref.account, ref.region)
     store = engine.store
     fix = _active_kill(engine, ref, fix_id)
     if fix is None:
         hint = "" if runtime.writes_state else " (state is in memory for this run: set SAFETYCATCH_TABLE)"
-        raise KillSwitchError(f"{ref.name} has no kill to restore{hint}")
+        raise KillSwitchError(f"{name} has no kill to restore{hint}")
     spec = FixSpec.from_json(fix["spec"])
     result: dict[str, Any] = {"function": ref.arn, "fix_id": fix["id"], "prior": spec.prior, "actor": actor}
     # a retry after a half-failed restore finds the restore's own writes, not somebody else's change
     changed = drift(engine.inventory, ref, spec) if fix["status"] == "applied" else None
     if changed:
-        raise KillSwitchError(f"{ref.name} NOT restored: it was changed after the kill ({changed}); putting the "
+        raise KillSwitchError(f"{name} NOT restored: it was changed after the kill ({changed}); putting the "
                               "prior state back would overwrite that change")
     if runtime.mode == "dry-run":
-        return {**result, "outcome": "dry-run", "message": f"would restore {ref.name}: {_describe_prior(spec)}"}
+        return {**result, "outcome": "dry-run", "message": f"would restore {name}: {_describe_prior(spec)}"}
     if not store.mark_fix(fix["id"], "undoing", fix["status"], undo_by=actor[:200], undo_at=now_iso()):
-        raise KillSwitchError(f"{ref.name}: kill {fix['id']} is already being restored")
+        raise KillSwitchError(f"{name}: kill {fix['id']} is already being restored")
     try:
         fixes.undo(engine.gateway, spec)
     except (ClientError, BotoCoreError) as exc:
         store.mark_fix(fix["id"], "undo-failed", "undoing", reason=_reason(exc))
-        result.update(outcome="failed", message=f"{ref.name} NOT fully restored: {_reason(exc)}; retry the restore")
+        result.update(outcome="failed", message=f"{name} NOT fully restored: {_reason(exc)}; retry the restore")
     else:
         store.mark_fix(fix["id"], "undone", "undoing")
         lock = store.kill_lock(ref.arn)
         if lock and lock.get("fix_id") == fix["id"]:
             store.set_kill(ref.arn, str(lock["token"]), "restored")
         rearmed = _rearm(engine, ref, actor)
-        result.update(outcome="restored", message=f"{ref.name} restored: {_describe_prior(spec)}{rearmed}.")
+        result.update(outcome="restored", message=f"{name} restored: {_describe_prior(spec)}{rearmed}.")
     store.audit(ref.arn, {"policy": POLICY, "mode": "manual", "outcome": result["outcome"],
                           "message": result["message"], "context": f"restore by {actor}", "fix_id": fix["id"]})
     logger.info("kill-switch restore", extra={"function": ref.arn, "fix_id": fix["id"],
@@ -124,30 +134,26 @@ def restore_fix(runtime: Runtime, fix_id: str, actor: str) -> dict[str, Any]:
 
 
 def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
-    """Kill every function the evidence names (automatic: policy mode, cap and blast radius apply)."""
+    """Kill every function the evidence names and confirms (automatic: policy mode, cap and blast radius apply),
+    in the evidence's own account and region only: the bot's, or a member's through the member role. One engine
+    serves the whole piece of evidence (the alarm's re-read, its verification, the kills, the re-arming)."""
     report = EventReport(evidence.key, evidence.event_name)
     cfg = runtime.policy_set.policies.get(POLICY)
     if cfg is None or cfg.mode == "off":
         report.skipped = f"the {POLICY} policy is off (no policies/{POLICY}.yaml, or mode off)"
         return report
-    account = runtime.bot_account()
-    confirmed = ""
-    if evidence.kind == ALARM_STATE_CHANGE and evidence.account == account:
-        # never trust the event, nor the alarm state alone: verify it is our alarm, in scope, over its thresholds
-        verdict = verify_alarm(runtime, evidence)
-        if not verdict.ok:
-            report.function, report.skipped = evidence.functions[0].arn, _refuse_alarm(runtime, evidence, verdict)
-            return report
-        confirmed = verdict.reason
-    for ref in evidence.functions:
+    engine = runtime.engine(evidence.account, evidence.region)
+    for ref, confirmed in _suspects(runtime, engine, evidence, report):
         report.function = report.function or ref.arn
-        if ref.account != account:
-            report.errors.append(f"{ref.arn} is in account {ref.account}, not this bot's account {account}")
+        if (ref.account, ref.region) != (evidence.account, evidence.region):
+            report.errors.append(f"{ref.arn} is not in the event's own account and region ({evidence.account} "
+                                 f"{evidence.region}): an event acts only there")
             continue
         failed = False
         try:
             decision = _kill(runtime, ref, evidence.reason, "safetycatch", automatic=True,
-                             observed_at=evidence.observed_at, confirmed=confirmed)
+                             observed_at=evidence.observed_at, confirmed=confirmed, engine=engine,
+                             errors=report.errors)
             report.decisions.append(decision)
             failed = decision.outcome == "failed"
         except KillSwitchError as exc:
@@ -157,11 +163,59 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
             failed = True
         if failed and evidence.kind == ALARM_STATE_CHANGE:
             # the alarm stays in ALARM and would never fire again: back to OK, so the next period retries the kill
-            rearmed = _rearm(runtime.engine(ref.account, ref.region), ref, "safetycatch, after a failed kill")
+            rearmed = _rearm(engine, ref, "safetycatch, after a failed kill")
             report.errors.append(f"{ref.name}: the kill failed{rearmed or '; alarm not in ALARM'}")
-    if not report.decisions and len(report.errors) == 1:
+    if not report.decisions and report.skipped is None and len(report.errors) == 1:
         report.skipped = report.errors.pop()
     return report
+
+
+def _suspects(runtime: Runtime, engine: Engine, evidence: Evidence,
+              report: EventReport) -> list[tuple[FunctionRef, str]]:
+    """The functions the evidence may kill, each with what the bot verified ('' for an AWS Health notice: AWS's
+    own word). Never the event's word alone: an alarm is verified (``evidence.verify_alarm_evidence``), a
+    sentinel's contributors confirmed one by one; what is refused is set in ``report``."""
+    if evidence.kind != ALARM_STATE_CHANGE:
+        return [(ref, "") for ref in evidence.functions]
+    if sentinel.is_sentinel(evidence.event_name):
+        return _sentinel_suspects(runtime, engine, evidence, report)
+    (ref,) = evidence.functions[:1]
+    verdict = verify_alarm_evidence(evidence, recorded_alarm(engine.store, ref.arn), engine.inventory,
+                                    runtime.policy_set)
+    if not verdict.ok:
+        report.function, report.skipped = ref.arn, _refuse_alarm(runtime, engine, evidence, verdict, report)
+        return []
+    return [(ref, verdict.reason)]
+
+
+def _sentinel_suspects(runtime: Runtime, engine: Engine, evidence: Evidence,
+                       report: EventReport) -> list[tuple[FunctionRef, str]]:
+    """The contributors (in ALARM) of a sentinel the bot put, each confirmed exactly as any kill
+    (``evidence.verify_contributor``: the function's own metrics over its own alarm's thresholds); the others are
+    reported in ``report.errors``, not killed."""
+    params = _config(runtime).params
+    verdict = verify_sentinel_evidence(evidence, engine.inventory, params)
+    if not verdict.ok or verdict.at is None:
+        report.skipped = _refuse_alarm(runtime, engine, evidence, verdict, report)
+        return []
+    try:
+        contributors = engine.inventory.alarm_contributors(evidence.event_name)
+    except ContributorsUnavailable as exc:
+        report.errors.append(str(exc))
+        return []
+    suspects = []
+    for attributes in contributors[:MAX_FUNCTIONS_PER_EVENT]:
+        name = str(attributes.get("FunctionName") or "")
+        ref = FunctionRef.parse(name, evidence.account, evidence.region) if name else None
+        if ref is None or ref.arn.split(":function:", 1)[1] != name:
+            report.errors.append(f"sentinel contributor without a plain function name: {str(attributes)[:120]}")
+            continue
+        confirmed = verify_contributor(engine.inventory, ref, params, verdict.at)
+        if confirmed.ok:
+            suspects.append((ref, confirmed.reason))
+        else:
+            report.errors.append(f"{name} not killed: {confirmed.reason}")
+    return suspects
 
 
 def recorded_alarm(store: Any, function_arn: str) -> dict[str, Any] | None:
@@ -185,35 +239,31 @@ def recorded_alarm(store: Any, function_arn: str) -> dict[str, Any] | None:
     return None
 
 
-def verify_alarm(runtime: Runtime, evidence: Evidence) -> AlarmVerdict:
-    """``evidence.verify_alarm_evidence`` of an alarm change in this runtime: the record from the state table,
-    everything else read fresh in the evidence's account and region."""
-    engine = runtime.engine(evidence.account, evidence.region)
-    recorded = recorded_alarm(engine.store, evidence.functions[0].arn)
-    return verify_alarm_evidence(evidence, recorded, engine.inventory, runtime.policy_set)
-
-
-def _refuse_alarm(runtime: Runtime, evidence: Evidence, verdict: AlarmVerdict) -> str:
+def _refuse_alarm(runtime: Runtime, engine: Engine, evidence: Evidence, verdict: AlarmVerdict,
+                  report: EventReport) -> str:
     """An alarm change that is not evidence: a recovered alarm is just skipped; anything else (not ours, edited,
-    out of scope, no breach) is audited and posted once a day per alarm and kind. The kill cap is not touched."""
+    out of scope, no breach) is audited and posted once a day per alarm and kind (a post Slack did not take is
+    not "posted": its claim is given back and why goes to ``report.errors``). The kill cap is not touched."""
     name = evidence.event_name
     if verdict.kind == "not-alarm":
         return f"{verdict.reason}: nothing killed"
-    ref = evidence.functions[0]
-    engine = runtime.engine(ref.account, ref.region)
-    message = f"Runaway alarm {name} in ALARM, {ref.name} NOT killed: {verdict.reason}."
-    logger.warning("runaway alarm refused", extra={"alarm": name, "function": ref.arn, "kind": verdict.kind,
+    # a sentinel names no function: its refusal is filed under the alarm's own ARN
+    subject = evidence.functions[0].arn if evidence.functions else \
+        f"arn:aws:cloudwatch:{evidence.region}:{evidence.account}:alarm:{name}"
+    what = f"{evidence.functions[0].name} NOT killed" if evidence.functions else "nothing killed"
+    message = f"Runaway alarm {name} in ALARM, {what}: {verdict.reason}."
+    logger.warning("runaway alarm refused", extra={"alarm": name, "function": subject, "kind": verdict.kind,
                                                    "reason": verdict.reason})
     if runtime.mode != "dry-run":
-        engine.store.audit(ref.arn, {"policy": POLICY, "mode": "auto", "outcome": "refused", "severity": "high",
+        engine.store.audit(subject, {"policy": POLICY, "mode": "auto", "outcome": "refused", "severity": "high",
                                      "message": message, "detail": verdict.kind, "context": evidence.key})
     claim = hashlib.sha256(f"{evidence.account}|{evidence.region}|{name}|{verdict.kind}".encode()).hexdigest()
     if engine.store.claim(f"refused-alarm#{claim}", NOTE_REPEAT_SECONDS):
-        try:
-            engine.notifier.notify_kill(ref.arn, "", {"outcome": "refused", "message": message,
-                                                      "detail": verdict.reason}, f"{name} ({evidence.key})")
-        except Exception as exc:  # noqa: BLE001 - a notification failure changes nothing here
-            logger.warning("refusal notification failed", extra={"alarm": name, "error": _reason(exc)})
+        problem = _tell(engine, subject, "", {"outcome": "refused", "message": message, "detail": verdict.reason},
+                        f"{name} ({evidence.key})")
+        if problem:
+            engine.store.release(f"refused-alarm#{claim}")
+            report.errors.append(problem)
     return f"alarm {name} refused: {verdict.reason}: nothing killed"
 
 
@@ -221,16 +271,23 @@ def _refuse_alarm(runtime: Runtime, evidence: Evidence, verdict: AlarmVerdict) -
 
 
 def _ref(runtime: Runtime, function_arn: Any) -> FunctionRef:
+    """A function name (the bot's account and home region) or a full ARN (any account: a member's is reached
+    through the member role)."""
     if runtime.mode == "off":
         raise KillSwitchError("safetycatch is off (SAFETYCATCH_MODE=off): nothing changed")
-    account = runtime.bot_account()
-    ref = FunctionRef.parse(function_arn.strip() if isinstance(function_arn, str) else function_arn, account,
-                            runtime.home_region)
+    ref = FunctionRef.parse(function_arn.strip() if isinstance(function_arn, str) else function_arn,
+                            runtime.bot_account(), runtime.home_region)
     if ref is None:
         raise KillSwitchError(f"{str(function_arn)[:80]!r} is not a Lambda function name or ARN")
-    if ref.account != account:
-        raise KillSwitchError(f"{ref.arn} is in account {ref.account}, not this bot's account {account}")
     return ref
+
+
+def _named(runtime: Runtime, ref: FunctionRef) -> tuple[str, str]:
+    """How messages name the function (with its account when it is a member's), and what ``restore`` takes."""
+    where = runtime.account_label(ref.account)
+    if not where and ref.region == runtime.home_region:
+        return ref.name, ref.name
+    return f"{ref.name} ({', '.join(filter(None, [where, ref.region]))})", ref.arn
 
 
 def _config(runtime: Runtime) -> PolicyConfig:
@@ -258,50 +315,63 @@ def _running_function_arn(runtime: Runtime) -> str:
     return f"arn:aws:lambda:{region}:{runtime.bot_account()}:function:{name}" if name and region else ""
 
 
+def _tell(engine: Engine, function_arn: str, fix_id: str, detail: dict[str, Any], context: str) -> str | None:
+    """``Notifier.notify_kill``; None when delivered, else why not (a failure to tell never undoes anything)."""
+    try:
+        return engine.notifier.notify_kill(function_arn, fix_id, detail, context)
+    except Exception as exc:  # noqa: BLE001 - a notification failure never undoes a kill
+        return f"notification failed: {_reason(exc)}"
+
+
 class _Kill:
-    """One kill attempt: shared state of the steps, and how each ends (audit + notify)."""
+    """One kill attempt: shared state of the steps, and how each ends (audit + notify). ``errors``: where a
+    notification that was not delivered is reported (the event's report), once."""
 
     def __init__(self, runtime: Runtime, engine: Engine, ref: FunctionRef, reason: str, actor: str,
-                 mode: str) -> None:
+                 mode: str, errors: list[str] | None = None) -> None:
         self.runtime, self.engine, self.ref, self.mode = runtime, engine, ref, mode
-        self.reason, self.actor = reason, actor
+        self.reason, self.actor, self.errors = reason, actor, errors
         self.context = f"{reason[:200]} ({actor})"
 
     def end(self, outcome: str, message: str, detail: str = "", spec: FixSpec | None = None, fix_id: str = "",
             notify: bool = True) -> Decision:
         finding = Finding(POLICY, self.ref.arn, "critical", message, spec, {"reason": self.reason, "actor": self.actor})
         decision = Decision(finding, self.mode, outcome, detail, fix_id=fix_id)
+        problem = _tell(self.engine, self.ref.arn, fix_id if outcome == "fixed" else "",
+                        {**decision.to_json(), "reason": self.reason, "actor": self.actor},
+                        self.context) if notify else None
+        if problem:  # the engine's rule: ``notified`` only when somebody was told
+            logger.info("not notified", extra={"function": self.ref.arn, "error": problem})
+            if decision.outcome == "notified":
+                decision.outcome = "reported"
+                decision.detail = "; ".join(filter(None, (detail, "not delivered (see errors)")))
+            if self.errors is not None and problem not in self.errors:
+                self.errors.append(problem)
         if self.runtime.mode != "dry-run":
             self.engine.store.audit(self.ref.arn, {
-                "policy": POLICY, "mode": self.mode, "outcome": outcome, "severity": "critical", "message": message,
-                "detail": detail, "context": self.context, "fix_id": fix_id})
-        if notify:
-            try:
-                self.engine.notifier.notify_kill(self.ref.arn, fix_id if outcome == "fixed" else "",
-                                                 {**decision.to_json(), "reason": self.reason, "actor": self.actor},
-                                                 self.context)
-            except Exception as exc:  # noqa: BLE001 - a notification failure never undoes a kill
-                logger.warning("kill notification failed", extra={"function": self.ref.arn, "error": _reason(exc)})
+                "policy": POLICY, "mode": self.mode, "outcome": decision.outcome, "severity": "critical",
+                "message": message, "detail": decision.detail, "context": self.context, "fix_id": fix_id})
         return decision
 
 
 def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic: bool,
-          observed_at: datetime | None = None, confirmed: str = "") -> Decision:
+          observed_at: datetime | None = None, confirmed: str = "", engine: Engine | None = None,
+          errors: list[str] | None = None) -> Decision:
     cfg = _config(runtime)
-    engine = runtime.engine(ref.account, ref.region)
+    engine = engine or runtime.engine(ref.account, ref.region)
     inventory, store = engine.inventory, engine.store
     snapshot = inventory.function(ref)
     if snapshot is None:
         raise KillSwitchError(f"no function {ref.name} in {ref.account} {ref.region}")
-    attempt = _Kill(runtime, engine, ref, reason, actor, cfg.mode if automatic else "manual")
-    name = ref.name
+    attempt = _Kill(runtime, engine, ref, reason, actor, cfg.mode if automatic else "manual", errors)
+    name, handle = _named(runtime, ref)
     refusal = _refusal(runtime, snapshot)
     if refusal:
         return attempt.end("exempt", f"Runaway loop reported on {name}, NOT killed: {refusal}.", refusal,
                            notify=automatic)
     if automatic and cfg.mode != "auto":
         return attempt.end("notified", f"Runaway loop on {name}: the {POLICY} policy is in {cfg.mode} mode, so it "
-                           f"is NOT killed. Kill it: safetycatch kill {name}", f"mode {cfg.mode}")
+                           f"is NOT killed. Kill it: safetycatch kill {handle}", f"mode {cfg.mode}")
     lock = store.kill_lock(ref.arn)
     current = inventory.reserved_concurrency(ref)
     now = store.clock()
@@ -326,7 +396,7 @@ def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic
             store.set_kill(ref.arn, token, "released")
             logger.error("kill-switch rate cap reached", extra={"function": ref.arn, "max_kills_per_hour": limit})
             return attempt.end("notified", f"RUNAWAY LOOP on {name} NOT KILLED: this hour's {limit} kills "
-                               f"reached max_kills_per_hour={limit}. Kill it by hand: safetycatch kill {name}",
+                               f"reached max_kills_per_hour={limit}. Kill it by hand: safetycatch kill {handle}",
                                f"rate cap: {limit} kills this hour", spec)
     fix_id = store.store_fix(ref.arn, POLICY, spec.to_json())
     if lock and lock.get("fix_id") and lock["status"] == "killed":
@@ -344,7 +414,7 @@ def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic
     store.mark_fix(fix_id, "applied", "stored", **({"reason": partial} if partial else {}))
     store.set_kill(ref.arn, token, "killed", fix_id)
     evidence = f" Evidence {confirmed}." if confirmed else ""
-    message = f"Runaway loop stopped: {name} throttled to 0.{evidence} {notes} Undo: safetycatch restore {name}"
+    message = f"Runaway loop stopped: {name} throttled to 0.{evidence} {notes} Undo: safetycatch restore {handle}"
     return attempt.end("fixed", " ".join(message.split()), partial, spec, fix_id)
 
 

@@ -32,7 +32,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from chalicelib import approvals
+from chalicelib.aws import describe_error
 from chalicelib.log import logger
 from chalicelib.model import FunctionRef
 from chalicelib.slack import SIGNATURE_WINDOW_SECONDS, Slack, SlackUnavailable, escape
@@ -290,6 +293,8 @@ def run_command(runtime: Any, command: str, arg: str, user: str) -> str:
             result = killswitch.restore(runtime, ref.arn, actor=user)
     except killswitch.KillSwitchError as exc:  # a refusal is an answer, never silence
         return f"{command} {escape(ref.name)} refused: {escape(exc)}"
+    except (ClientError, BotoCoreError) as exc:  # AWS said no (a member role it may not assume): an answer too
+        return f"{command} {escape(ref.name)} failed: {escape(describe_error(exc))}"
     return _result_text(command, ref, result)
 
 

@@ -1,7 +1,7 @@
 """An account with a function for every footgun (plus an exempt one and a never_kill one), and a ledger of every
 write the bot makes and every prior value it stores - what the hostile-input tests check their invariants on.
 
-Each recorded fixture event names ``orders-api``; the fuzz swaps that name for any function of the estate, so a
+Each recorded fixture event names ``example-fn``; the fuzz swaps that name for any function of the estate, so a
 mutation that keeps a valid target reaches the engine, finds a footgun and (in enforce mode) writes.
 """
 

@@ -36,8 +36,8 @@ FIXTURES = [json.loads(p.read_text()) for p in sorted(EVENTS_DIR.glob("*.json"))
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=40),
                     st.just("x" * 100_000), st.text(alphabet="\u202e\u0000\ud7ff\U0001f4a5é", max_size=20),
-                    st.sampled_from(["orders-api", "arn:aws:lambda:us-east-1:123456789012:function:orders-api",
-                                     "123456789012:function:orders-api:live", "../../x", "*", "arn:aws:iam::*:role/x"]))
+                    st.sampled_from(["example-fn", "arn:aws:lambda:us-east-1:123456789012:function:example-fn",
+                                     "123456789012:function:example-fn:live", "../../x", "*", "arn:aws:iam::*:role/x"]))
 json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                             st.dictionaries(st.text(max_size=12), inner, max_size=4)),
                            max_leaves=12)
@@ -103,9 +103,9 @@ def fuzz(aws, make_runtime, tmp_path_factory, monkeypatch):
 
 
 def _retarget(event: Any, name: str, ids: tuple[str, str], account: str, scope: str) -> Any:
-    """The fixture about ``name`` instead of orders-api, with fresh ids (never answered from the idempotency
+    """The fixture about ``name`` instead of example-fn, with fresh ids (never answered from the idempotency
     cache), and for ``scope`` ``envelope`` / ``all`` another account in the envelope only / everywhere."""
-    text = json.dumps(event).replace("orders-api", name)
+    text = json.dumps(event).replace("example-fn", name)
     if scope == "all":
         text = text.replace(ACCOUNT, account)
     out = json.loads(text)

@@ -3,6 +3,8 @@ a member account's events), each performed through the real handlers on moto. Is
 
 from __future__ import annotations
 
+from slack_helpers import text_of
+
 from chalicelib.handlers import handle_event
 from cli.cloudtrail import api_call
 
@@ -115,6 +117,29 @@ def test_a_fight_with_a_cloudformation_stack_says_change_the_template(aws, make_
     assert "CloudFormation stack orders-stack (resource OrdersApiFunction): change the template" in second["detail"]
 
 
+def test_the_fight_message_is_told_honestly_and_posted_once(aws, make_runtime, local_slack, monkeypatch, tmp_path):
+    """Issue 16's honest ``notified`` on the fight message: while Slack is down the report says nobody was told
+    and the approval keeps no message; the next round posts it, once."""
+    from slack_helpers import configure_slack, deployed_bot, policies_dir
+
+    configure_slack(aws, monkeypatch, local_slack)
+    bot = deployed_bot(make_runtime, local_slack, policies_dir(tmp_path, {"max_reapply": 0}))
+    _orders_api(aws)
+    deploys = Deploys(bot.runtime)
+    bot.slack.down()
+    rounds = [handle_event(_revert(aws, deploys=deploys), runtime=bot.runtime) for _ in range(2)]
+    assert [r["findings"][0]["outcome"] for r in rounds] == ["fixed", "pending-approval"]
+    assert all(r["errors"] and r["errors"][0].startswith("not notified: Slack") for r in rounds)
+    (approval,) = bot.runtime.store.approvals("PENDING", _arn("orders-api"))
+    assert not approval.get("ts"), "not posted"
+    bot.slack.up()
+    for _ in range(2):
+        (again,) = handle_event(_revert(aws, deploys=deploys), runtime=bot.runtime)["findings"]
+        assert again["outcome"] == "pending-approval" and again["approval_id"] == approval["id"]
+    (message,) = [m for m in bot.slack.posted() if "Fight stopped" in text_of(m)]
+    assert "deploy-role/ci" in text_of(message)
+
+
 def test_caps_count_per_function_and_per_policy_not_only_per_account(aws, make_runtime, tmp_path):
     """A fight on one function (or one policy gone wrong everywhere) must not spend the whole account's hourly cap:
     other functions' and other policies' fixes still happen."""
@@ -127,13 +152,13 @@ def test_caps_count_per_function_and_per_policy_not_only_per_account(aws, make_r
     deploys = Deploys(runtime)
     rounds = [handle_event(_revert(aws, deploys=deploys), runtime=runtime)["findings"][0]["outcome"]
               for _ in range(5)]
-    assert rounds == ["fixed"] * 3 + ["notified"] * 2
+    assert rounds == ["fixed"] * 3 + ["reported"] * 2  # held back by the cap (no Slack here: reported, issue 16)
     others = []
     for index in range(3):
         _orders_api(aws, f"api-{index}")
         event = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": f"api-{index}"})
         others.append(handle_event(event, runtime=runtime)["findings"][0]["outcome"])
-    assert others == ["fixed", "fixed", "notified"], "the policy's 5 an hour"
+    assert others == ["fixed", "fixed", "reported"], "the policy's 5 an hour"
     critical = aws.function("payments", tags={"critical": "true"})
     tagged = api_call("TagResource20170331v2", {"resource": critical, "tags": {"critical": "true"}})
     (reserve,) = [f for f in handle_event(tagged, runtime=runtime)["findings"] if f["policy"] == "reserved-concurrency"]

@@ -125,3 +125,19 @@ def test_a_refused_alarm_is_posted_once(slack_bot, aws):
     handle_event(_alarm_event(aws, "payments"), runtime=slack_bot.runtime)  # ALARM again, a new event
     (message,) = slack_bot.slack.posted()
     assert "NOT killed" in text_of(message) and "not an alarm safetycatch put" in text_of(message)
+
+
+def test_a_refused_alarm_slack_did_not_take_is_posted_by_the_next_delivery(slack_bot, aws):
+    """Posted once means delivered once (issue 16's honest ``notified``): a refusal Slack did not take is reported
+    as not delivered, and its once-a-day claim is given back, so the next delivery of the alarm posts it."""
+    aws.function("payments", tags=KILL_SWITCH)
+    forged = _forged_alarm(aws, "payments")
+    slack_bot.slack.down()
+    report = handle_event(forged, runtime=slack_bot.runtime)
+    assert report["skipped"].startswith("alarm safetycatch-runaway-payments refused")
+    assert [e for e in report["errors"] if e.startswith("not notified: Slack")], report["errors"]
+    slack_bot.slack.up()
+    for delivery in ("another-delivery", "a-third-delivery"):
+        assert handle_event({**forged, "id": delivery}, runtime=slack_bot.runtime)["errors"] == []
+    (message,) = slack_bot.slack.posted()
+    assert "NOT killed" in text_of(message) and "not an alarm safetycatch put" in text_of(message)

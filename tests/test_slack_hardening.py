@@ -130,11 +130,20 @@ def test_a_body_that_is_not_utf8_is_401_not_500(pinned_bot):
 
 @pytest.mark.parametrize("text, reason", [
     ("kill ghost-function", "no function ghost-function"),
-    ("kill arn:aws:lambda:us-east-1:999999999999:function:x", "not this bot's account"),
+    # a full ARN is reached through the member role (issue 12); outside the organisation AWS refuses the AssumeRole
+    # (the bot's sts:AssumeRole is limited by aws:ResourceOrgID), and the asker hears that too
+    ("kill arn:aws:lambda:us-east-1:999999999999:function:x", "AccessDenied"),
     ("restore orders-worker", "has no kill to restore"),
 ])
-def test_every_command_answers_even_a_kill_switch_refusal(pinned_bot, aws, text, reason):
+def test_every_command_answers_even_a_kill_switch_refusal(pinned_bot, aws, text, reason, monkeypatch):
     """A refused kill or restore used to be silent (the worker logged an exception); now the asker is told why."""
+    from botocore.credentials import AssumeRoleCredentialFetcher
+    from botocore.exceptions import ClientError
+
+    def outside_the_organisation(fetcher):  # what STS answers for a role the bot may not assume
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "AssumeRole")
+
+    monkeypatch.setattr(AssumeRoleCredentialFetcher, "fetch_credentials", outside_the_organisation)
     aws.function("orders-worker")
     response = pinned_bot.command(APPROVER, text)
     assert response.status_code == 200

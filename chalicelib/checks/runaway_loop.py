@@ -16,7 +16,7 @@ import fnmatch
 import math
 
 from chalicelib import alarms
-from chalicelib.checks.base import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params, Rule
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
 
 LOOP_RISK_POLICIES = frozenset({"recursive-trigger"})
@@ -46,13 +46,7 @@ def metrics(params: Params) -> list[MetricQuery]:
 
 
 def wanted_thresholds(snapshot: FunctionSnapshot, params: Params) -> alarms.Thresholds | None:
-    """The alarm the function should have, or None when it is out of scope.
-
-    Thresholds come from the policy and from the function's own baseline, whichever is higher: ``baseline_multiplier``
-    x its busiest minute (and its peak concurrency) over ``baseline_days`` up to a day ago, so tagging a busy,
-    healthy function does not get it killed on an ordinary day, and a loop running now does not raise its own
-    threshold. A recursive-trigger finding divides the policy's thresholds by
-    ``sensitivity`` (one minute), but never goes under twice the function's own busiest minute.
+    """The alarm the function should have, or None when it is out of scope (:func:`kill_thresholds`).
 
     Example:
         >>> from chalicelib.model import FunctionRef
@@ -67,6 +61,27 @@ def wanted_thresholds(snapshot: FunctionSnapshot, params: Params) -> alarms.Thre
     risky = bool(snapshot.flagged_by & LOOP_RISK_POLICIES)
     if not (_listed(snapshot, params) or (risky and params["alarm_recursive_triggers"])):
         return None
+    return kill_thresholds(snapshot, params)
+
+
+def kill_thresholds(snapshot: FunctionSnapshot, params: Params) -> alarms.Thresholds:
+    """What a kill of the function needs its own metrics to cross: its alarm's thresholds, and what a sentinel's
+    contributor is confirmed against (chalicelib/evidence.py), so both kills follow one rule.
+
+    Thresholds come from the policy and from the function's own baseline (``metrics``, read into the snapshot),
+    whichever is higher: ``baseline_multiplier`` x its busiest minute (and its peak concurrency) over
+    ``baseline_days`` up to a day ago, so tagging a busy, healthy function does not get it killed on an ordinary
+    day, and a loop running now does not raise its own threshold. A recursive-trigger finding divides the policy's
+    thresholds by ``sensitivity`` (one minute), but never goes under twice the function's own busiest minute.
+
+    Example:
+        >>> from chalicelib.model import FunctionRef
+        >>> fn = FunctionSnapshot(FunctionRef("f", "123456789012", "us-east-1"))
+        >>> fn.metrics[metrics(CHECK.defaults())[0]] = 300.0
+        >>> kill_thresholds(fn, CHECK.defaults()).invocations_per_minute
+        5000
+    """
+    risky = bool(snapshot.flagged_by & LOOP_RISK_POLICIES)
     divisor = params["sensitivity"] if risky else 1
     factor = max(2.0, params["baseline_multiplier"] / divisor) if risky else params["baseline_multiplier"]
     busiest_minute, peak = (snapshot.metrics.get(q) or 0.0 for q in metrics(params))
@@ -103,6 +118,24 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
                     {"sensitive": bool(risky), "existing": snapshot.alarm is not None})]
 
 
+# A kill throttles a function to 0: an alarm that fires on ordinary traffic would turn the kill-switch into an
+# outage. These floors hold for the sensitive alarm too (thresholds divided by ``sensitivity``).
+MIN_INVOCATIONS_PER_MINUTE = 50
+MIN_CONCURRENT_EXECUTIONS = 5
+RULES = (
+    Rule(f"invocations_per_minute / sensitivity >= {MIN_INVOCATIONS_PER_MINUTE} (or 0: not watched): an alarm "
+         "must not fire on ordinary traffic", ("invocations_per_minute", "sensitivity"),
+         lambda p: p["invocations_per_minute"] == 0
+         or p["invocations_per_minute"] >= MIN_INVOCATIONS_PER_MINUTE * p["sensitivity"]),
+    Rule(f"concurrent_executions / sensitivity >= {MIN_CONCURRENT_EXECUTIONS} (or 0: not watched): an alarm "
+         "must not fire on ordinary traffic", ("concurrent_executions", "sensitivity"),
+         lambda p: p["concurrent_executions"] == 0
+         or p["concurrent_executions"] >= MIN_CONCURRENT_EXECUTIONS * p["sensitivity"]),
+    Rule("the alarm watches something: invocations_per_minute, concurrent_executions or watch_recursion_dropped",
+         ("invocations_per_minute", "concurrent_executions", "watch_recursion_dropped"),
+         lambda p: bool(p["invocations_per_minute"] or p["concurrent_executions"] or p["watch_recursion_dropped"])),
+)
+
 CHECK = Check(
     id="runaway-loop",
     footgun="4",
@@ -116,11 +149,13 @@ CHECK = Check(
         Param("tag_value", str, "true", "Tag value that puts a function under the kill-switch (case-insensitive)."),
         Param("functions", list, [], "Function names or globs under the kill-switch without a tag."),
         Param("alarm_recursive_triggers", bool, True, "Also alarm every function with a recursive-trigger finding."),
-        Param(
-            "invocations_per_minute", int, 5000, "Invocations per minute that mean a loop (0: not watched).", minimum=0
-        ),
-        Param("concurrent_executions", int, 500, "Concurrent executions that mean a loop (0: not watched).", minimum=0),
+        Param("invocations_per_minute", int, 5000, "Invocations per minute that mean a loop (0: not watched).",
+              minimum=0, maximum=10_000_000),
+        Param("concurrent_executions", int, 500, "Concurrent executions that mean a loop (0: not watched).",
+              minimum=0, maximum=100_000),
         Param("watch_recursion_dropped", bool, True, "Alarm when Lambda drops a recursive invocation."),
+        Param("sentinel", bool, False, "Also watch every function through a few Metrics Insights alarms per "
+              "account and region (chalicelib/sentinel.py); a contributor is killed once confirmed a loop."),
         Param("minutes", int, 2, "Consecutive minutes over a threshold before the alarm fires.", minimum=1, maximum=60),
         Param(
             "sensitivity",
@@ -143,12 +178,14 @@ CHECK = Check(
             maximum=100,
         ),
     ),
+    rules=RULES,
     needs=frozenset({"alarms", "metrics"}),
     in_scope=in_scope,
     metrics=metrics,
     fix_actions=("put-runaway-alarm", "kill"),
     read_permissions=(
         "cloudwatch:DescribeAlarms",
+        "cloudwatch:DescribeAlarmContributors",
         "cloudwatch:GetMetricData",
         "lambda:GetFunctionConcurrency",
         "lambda:ListEventSourceMappings",
