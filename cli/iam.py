@@ -70,11 +70,21 @@ LIBRARY_PERMISSIONS = {
     "Tracer": ("xray:PutTraceSegments", "xray:PutTelemetryRecords"),
     "AssumeRoleCredentialFetcher": ("sts:AssumeRole",),
 }
+# Permissions an API checks beyond its own action, as its API reference documents them (the service
+# authorization reference lists none of these as dependent actions). Each is granted on the same resource.
+DEPENDENT_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    # GetFunction returns the function's Tags only with an explicit allow of lambda:ListTags; without it the
+    # response carries TagsError instead, and every function would read as untagged (botocore: GetFunction).
+    "lambda:GetFunction": ("lambda:ListTags",),
+}
 LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 # Services the bot uses for itself (never granted in member accounts).
-BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "logs", "organizations"}
-BOT_ONLY_ACTIONS = {"lambda:InvokeFunction"}  # the bot invokes its own worker, never a member's function
+BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "organizations"}
+BOT_ONLY_ACTIONS = {"lambda:InvokeFunction", *LAMBDA_BASICS}  # its own worker and its own log groups
 MANAGED_ALARMS = "safetycatch-runaway-*"
+# tmp-storage reads any function's logs: AWS authorises these on the log group searched, which a function's
+# LoggingConfig.LogGroup may name freely, so any log group (DescribeLogGroups has no resource-level permission).
+ESTATE_LOG_READS = ("logs:FilterLogEvents", "logs:StartQuery", "logs:GetQueryResults")
 
 
 def source_files() -> list[Path]:
@@ -191,7 +201,8 @@ def declared_actions() -> set[str]:
 def code_actions(paths: Iterable[Path] | None = None) -> set[str]:
     """Every IAM action the deployed code needs: declared, called, and called by libraries for it."""
     paths = list(paths or source_files())
-    return declared_actions() | {iam_action(s, o) for s, o in code_operations(paths)} | library_actions(paths)
+    actions = declared_actions() | {iam_action(s, o) for s, o in code_operations(paths)} | library_actions(paths)
+    return actions | {d for a in actions for d in DEPENDENT_PERMISSIONS.get(a, ())}
 
 
 # -- policies --------------------------------------------------------------------------------------------
@@ -219,6 +230,9 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         "lambda:InvokeFunction": (_arn("lambda", f"function:{own}*"),),
         "cloudwatch:PutMetricAlarm": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
         "cloudwatch:DeleteAlarms": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
+        "cloudwatch:SetAlarmState": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
+        **{action: (_arn("logs", "log-group:*"),) for action in ESTATE_LOG_READS},
+        "logs:DescribeLogGroups": ("*",),
         "logs:*": (_arn("logs", f"log-group:/aws/lambda/{own}*"), _arn("logs", f"log-group:/aws/lambda/{own}*:*")),
         "sts:AssumeRole": (
             f"arn:{PARTITION}:iam::*:role/{env.get('SAFETYCATCH_MEMBER_ROLE', 'safetycatch-remediation')}",
@@ -233,7 +247,9 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
 
 SIDS = {"dynamodb": "StateTable", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret", "logs": "Logs",
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
-        "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms"}
+        "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
+        "cloudwatch:SetAlarmState": "ManagedAlarms", "logs:DescribeLogGroups": "ReadEstate",
+        **{action: "ReadLogs" for action in ESTATE_LOG_READS}}
 
 
 def _statement_for(action: str, scopes: dict[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...]]:
@@ -268,11 +284,12 @@ def bot_policy(stage: str, config: dict[str, Any] | None = None,
 
 
 def member_policy(paths: Iterable[Path] | None = None) -> dict[str, Any]:
-    """The member accounts' remediation role: the estate reads and fixes only (no state, secrets, roles)."""
+    """The member accounts' remediation role: the estate reads and fixes only (no state, secrets, roles, and
+    no log group of its own)."""
     actions = {a for a in code_actions(paths)
                if a.split(":", 1)[0] not in BOT_ONLY_SERVICES and a not in BOT_ONLY_ACTIONS}
     scopes = {k: v for k, v in resource_scopes({"app": "safetycatch", "stage": "x", "env": {}}).items()
-              if k.startswith("cloudwatch:")}
+              if k.startswith("cloudwatch:") or k in (*ESTATE_LOG_READS, "logs:DescribeLogGroups")}
     return build_policy(actions, scopes)
 
 
