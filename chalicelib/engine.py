@@ -212,7 +212,9 @@ class Engine:
                context: str = "") -> Decision:
         """Carry out one finding according to its policy mode; every decision is audited."""
         decision = Decision(finding, cfg.mode, "reported")
-        if self.is_exempt(snapshot, cfg):
+        if snapshot.tags_unreadable and act:
+            decision.outcome, decision.detail = "failed", _tags_unknown(snapshot)
+        elif self.is_exempt(snapshot, cfg):
             decision.outcome, decision.detail = "exempt", "function is exempt; nothing changed"
         elif not act:
             return decision
@@ -253,7 +255,9 @@ class Engine:
             # -> 'fixed'
         """
         decision = Decision(finding, cfg.mode, "reported")
-        if self.is_exempt(snapshot, cfg):
+        if snapshot.tags_unreadable:
+            decision.outcome, decision.detail = "failed", _tags_unknown(snapshot)
+        elif self.is_exempt(snapshot, cfg):
             decision.outcome, decision.detail = "exempt", "function is exempt; nothing changed"
         elif self.mode != "enforce":
             decision.outcome, decision.detail = "dry-run", f"safetycatch is in {self.mode} mode; nothing changed"
@@ -319,7 +323,8 @@ class Engine:
         if not snapshots:
             report.skipped = "the function no longer exists"
             return report
-        found = self.evaluate(snapshots, report.errors, only=change.policies)
+        snapshots = readable(snapshots, report.errors)
+        found = self.evaluate(snapshots, report.errors, only=change.policies) if snapshots else {}
         context = f"{change.event_name} by {change.actor or 'unknown'} ({change.event_id})"
         for snapshot in snapshots:
             decisions = [self.decide(snapshot, f, cfg, act=True, context=context)
@@ -331,15 +336,16 @@ class Engine:
     def sweep(self, act: bool = False, progress: Progress | None = None, batch: int = 500) -> ScanReport:
         """Evaluate every function of the region; with ``act`` carry out decisions as the bot would."""
         report = ScanReport(self.inventory.account, self.inventory.region)
-        for snapshots in _batches(self.inventory.all_functions(), batch):
-            findings = self.evaluate(snapshots, report.errors)
+        for listed in _batches(self.inventory.all_functions(), batch):
+            snapshots = readable(listed, report.errors)
+            findings = self.evaluate(snapshots, report.errors) if snapshots else {}
             for snapshot in snapshots:
                 decisions = [self.decide(snapshot, f, cfg, act=act, context="scan")
                              for f, cfg in findings.get(snapshot.arn, [])]
                 report.decisions.extend(decisions)
                 if act:
                     self._notify(snapshot, decisions, "scan")
-            report.functions_scanned += len(snapshots)
+            report.functions_scanned += len(listed)
             if progress:
                 progress(report.functions_scanned, None)
         return report
@@ -351,6 +357,19 @@ class Engine:
             self.notifier.notify(snapshot, decisions, context)
         except Exception as exc:  # noqa: BLE001 - a notification failure never undoes a decision
             logger.warning("notification failed", extra={"function": snapshot.arn, "error": _reason(exc)})
+
+
+def readable(snapshots: list[FunctionSnapshot], errors: list[str]) -> list[FunctionSnapshot]:
+    """The snapshots whose tags were read; each other one becomes an error line and is not evaluated (its tags
+    decide exemption, ``critical`` and kill-switch scope, so nothing may be decided on it)."""
+    for snapshot in snapshots:
+        if snapshot.tags_unreadable:
+            errors.append(f"{snapshot.name}: {_tags_unknown(snapshot)}")
+    return [s for s in snapshots if not s.tags_unreadable]
+
+
+def _tags_unknown(snapshot: FunctionSnapshot) -> str:
+    return f"tags unreadable ({snapshot.tags_unreadable}): not evaluated, nothing changed"
 
 
 def _batches(items: Iterable[FunctionSnapshot], size: int) -> Iterable[list[FunctionSnapshot]]:

@@ -75,6 +75,8 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
         snapshot = snapshot_from_config(response["Configuration"], response.get("Tags"))
         snapshot.reserved_concurrency = (response.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
         snapshot.loaded.update({"tags", "concurrency"})
+        if error := response.get("TagsError"):  # GetFunction allowed but lambda:ListTags not: no tags returned
+            snapshot.unavailable["tags"] = f"{error.get('ErrorCode', 'error')}: {str(error.get('Message', ''))[:300]}"
         return snapshot
 
     def mapping(self, uuid: str) -> EventSourceMapping | None:
@@ -95,20 +97,24 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
 
     def all_functions(self) -> Iterator[FunctionSnapshot]:
         """Every function in the region with its tags (ListFunctions + tagging API pages)."""
-        tags = self._all_tags()
+        tags, unreadable = self._all_tags()
         for page in self.clients("lambda").get_paginator("list_functions").paginate():
             for config in page["Functions"]:
-                snapshot = snapshot_from_config(config, tags.get(_unqualified(config["FunctionArn"])))
-                snapshot.loaded.add("tags")
-                yield snapshot
+                yield _tagged(snapshot_from_config(config, tags.get(_unqualified(config["FunctionArn"]))), unreadable)
 
-    def _all_tags(self) -> dict[str, dict[str, str]]:
+    def _all_tags(self) -> tuple[dict[str, dict[str, str]], str]:
+        """Function ARN -> tags, and why they could not be read ('' when they were): a refused tagging API
+        leaves every function's tags unknown, never empty."""
         tags: dict[str, dict[str, str]] = {}
         paginator = self.clients("resourcegroupstaggingapi").get_paginator("get_resources")
-        for page in paginator.paginate(ResourceTypeFilters=["lambda:function"], ResourcesPerPage=100):
-            for item in page.get("ResourceTagMappingList", []):
-                tags[_unqualified(item["ResourceARN"])] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
-        return tags
+        try:
+            for page in paginator.paginate(ResourceTypeFilters=["lambda:function"], ResourcesPerPage=100):
+                for item in page.get("ResourceTagMappingList", []):
+                    tags[_unqualified(item["ResourceARN"])] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            return {}, f"tag:GetResources: {error.get('Code', 'error')}: {str(error.get('Message', ''))[:300]}"
+        return tags, ""
 
     def resolve(self, change: Change) -> FunctionRef | None:
         """The function a change is about: named in the event, or looked up (mapping, integration)."""
@@ -255,13 +261,19 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
         """Re-read several functions: GetFunction each for a few, the listing and tagging API for more."""
         if len(refs) <= FEW_FUNCTIONS:
             return [s for s in (self.function(ref) for ref in refs) if s is not None]
-        wanted, tags = {ref.arn for ref in refs}, self._all_tags()
+        wanted, (tags, unreadable) = {ref.arn for ref in refs}, self._all_tags()
         snapshots = []
         for config in self._function_configs():
             arn = _unqualified(config["FunctionArn"])
             if arn in wanted:
-                snapshot = snapshot_from_config(config, tags.get(arn))
-                snapshot.loaded.add("tags")
-                snapshots.append(snapshot)
+                snapshots.append(_tagged(snapshot_from_config(config, tags.get(arn)), unreadable))
         return snapshots
+
+
+def _tagged(snapshot: FunctionSnapshot, unreadable: str) -> FunctionSnapshot:
+    """Mark the snapshot's tags as read, or as unreadable with the reason."""
+    snapshot.loaded.add("tags")
+    if unreadable:
+        snapshot.unavailable["tags"] = unreadable
+    return snapshot
 
