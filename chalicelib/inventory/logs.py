@@ -5,17 +5,20 @@ Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventor
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import is_not_found
+from chalicelib.aws import error_code, is_not_found
 from chalicelib.inventory.common import (
     _ACCOUNT_PREFIX,
     DEFAULT_LOG_PREFIX,
+    INSIGHTS_MAX_CONCURRENT,
     INSIGHTS_MAX_GROUPS,
     INSIGHTS_POLL_S,
     INSIGHTS_WAIT_S,
@@ -67,24 +70,15 @@ class LogReader(ReaderBase):
         snapshot.log_hits = LogHits(count, last, snapshot.log_group)
 
     def _insights(self, snapshots: list[FunctionSnapshot], search: LogSearch) -> None:
-        logs = self.clients("logs")
         existing = self._existing_log_groups({s.log_group for s in snapshots})
-        groups = sorted({s.log_group for s in snapshots} & existing)
         end = int(time.time()) + 60
-        query = _insights_query(search.patterns)
+        query = {"startTime": end - 60 - search.hours * 3600, "endTime": end,
+                 "queryString": _insights_query(search.patterns), "limit": 10000}
+        chunks = _chunks(sorted({s.log_group for s in snapshots} & existing), INSIGHTS_MAX_GROUPS)
         hits: dict[str, tuple[int, int]] = {}
         failed: dict[str, str] = {}
-        started = [(chunk, logs.start_query(logGroupNames=chunk, startTime=end - 60 - search.hours * 3600,
-                                            endTime=end, queryString=query, limit=10000)["queryId"])
-                   for chunk in _chunks(groups, INSIGHTS_MAX_GROUPS)]
-        deadline = time.monotonic() + INSIGHTS_WAIT_S
-        for chunk, query_id in started:
-            while True:
-                result = logs.get_query_results(queryId=query_id)
-                status = result.get("status", "")
-                if status not in ("Scheduled", "Running") or time.monotonic() > deadline:
-                    break
-                self.sleep(INSIGHTS_POLL_S)
+        for chunk, result in self._run_queries(chunks, query):
+            status = result.get("status", "")
             if status != "Complete":
                 failed.update({g: f"Logs Insights query {status or 'did not finish'}" for g in chunk})
             for row in result.get("results", []):
@@ -93,6 +87,53 @@ class LogReader(ReaderBase):
             if snapshot.log_group in failed:
                 snapshot.unavailable["logs"] = failed[snapshot.log_group]
             snapshot.log_hits = LogHits(*hits.get(snapshot.log_group, (0, 0)), snapshot.log_group)
+
+    def _run_queries(self, chunks: list[list[str]], query: dict[str, Any]) -> Iterator[tuple[list[str], dict]]:
+        """Run one Logs Insights query per chunk of log groups, at most ``INSIGHTS_MAX_CONCURRENT`` at a time in
+        this account (shared by every region swept in this process), queueing the rest; yields (chunk, final
+        GetQueryResults answer). A query AWS refuses as over its own limit (other queries of the account) waits
+        for one of ours to finish; past ``INSIGHTS_WAIT_S`` what has not finished or started is reported."""
+        logs, slots = self.clients("logs"), insights_slots(self.account)
+        queue, running = deque(chunks), deque[tuple[list[str], str]]()
+        deadline = time.monotonic() + INSIGHTS_WAIT_S
+        try:
+            while queue or running:
+                late = time.monotonic() > deadline
+                if queue and not late and self._start_query(logs, slots, queue, running, query):
+                    continue
+                if not running:
+                    if late or not queue:
+                        yield from ((chunk, {"status": "not started (Logs Insights busy)"}) for chunk in queue)
+                        return
+                    self.sleep(INSIGHTS_POLL_S)
+                    continue
+                result = logs.get_query_results(queryId=running[0][1])
+                if result.get("status", "") in ("Scheduled", "Running") and not late:
+                    self.sleep(INSIGHTS_POLL_S)
+                    continue
+                chunk, _ = running.popleft()
+                slots.release()
+                yield chunk, result
+        finally:
+            for _ in running:  # an error mid-way: give back the slots of the queries left behind
+                slots.release()
+
+    @staticmethod
+    def _start_query(logs: Any, slots: threading.BoundedSemaphore, queue: deque[list[str]],
+                     running: deque[tuple[list[str], str]], query: dict[str, Any]) -> bool:
+        """Start the next queued query if a slot is free (waiting for one only when none of ours runs); False
+        when none is free or AWS says the account is at its limit."""
+        if not (slots.acquire(blocking=False) if running else slots.acquire(timeout=INSIGHTS_WAIT_S)):
+            return False
+        try:
+            running.append((queue[0], logs.start_query(logGroupNames=queue[0], **query)["queryId"]))
+        except ClientError as exc:
+            slots.release()
+            if error_code(exc) != "LimitExceededException":
+                raise
+            return False
+        queue.popleft()
+        return True
 
     def _existing_log_groups(self, groups: set[str]) -> set[str]:
         """Which of ``groups`` exist (a query naming a missing group fails): the /aws/lambda/ prefix is
@@ -105,6 +146,21 @@ class LogReader(ReaderBase):
                 self._extra.log_groups.update(g["logGroupName"] for g in page.get("logGroups", []))
             self._extra.log_prefixes_read.add(prefix)
         return groups & self._extra.log_groups
+
+
+_SLOTS: dict[str, threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def insights_slots(account: str) -> threading.BoundedSemaphore:
+    """The account's Logs Insights query slots in this process (``INSIGHTS_MAX_CONCURRENT``).
+
+    Example:
+        >>> insights_slots("123456789012") is insights_slots("123456789012")
+        True
+    """
+    with _SLOTS_LOCK:
+        return _SLOTS.setdefault(account, threading.BoundedSemaphore(INSIGHTS_MAX_CONCURRENT))
 
 
 def _mentions(message: str, patterns: tuple[str, ...]) -> bool:

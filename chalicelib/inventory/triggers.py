@@ -14,6 +14,8 @@ from chalicelib.aws import error_code, is_not_found
 from chalicelib.inventory.common import ReaderBase, _unqualified
 from chalicelib.model import FunctionSnapshot, Trigger
 
+LIST_BUCKETS_PAGE = 1000  # MaxBuckets: 1 to 10,000
+
 
 class TriggerReader(ReaderBase):
     """What invokes a function: S3 bucket notifications and SNS subscriptions."""
@@ -37,7 +39,10 @@ class TriggerReader(ReaderBase):
         region (ListBuckets, then one GetBucketNotificationConfiguration per bucket, once per run)."""
         if sources is None:
             if not self._extra.all_buckets_read:
-                pages = self.clients("s3").get_paginator("list_buckets").paginate(BucketRegion=self.region)
+                # Paginated on purpose: AWS refuses unpaginated ListBuckets in accounts whose bucket quota is
+                # above 10,000 (botocore's ListBuckets documentation); MaxBuckets is the paginator's page size.
+                pages = self.clients("s3").get_paginator("list_buckets").paginate(
+                    BucketRegion=self.region, PaginationConfig={"PageSize": LIST_BUCKETS_PAGE})
                 for bucket in (b for page in pages for b in page.get("Buckets", [])):
                     if (
                         bucket.get("BucketRegion", self.region) == self.region
