@@ -75,6 +75,19 @@ class EventReport:
     errors: list[str] = field(default_factory=list)
     functions: list[str] = field(default_factory=list)
 
+    @classmethod
+    def merge(cls, reports: list[EventReport]) -> EventReport:
+        """One report for one event handled in several regions (an IAM change concerns every region's
+        functions): skipped only when every region skipped it."""
+        acted = [r for r in reports if not r.skipped]
+        first = (acted or reports)[0]
+        merged = cls(first.event_id, first.event_name, first.function, None if acted else first.skipped)
+        for report in acted:
+            merged.decisions.extend(report.decisions)
+            merged.functions.extend(report.functions)
+        merged.errors = [e for r in reports for e in r.errors]
+        return merged
+
     def to_json(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "event_name": self.event_name, "function": self.function,
                 "skipped": self.skipped, "findings": [d.to_json() for d in self.decisions],

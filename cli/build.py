@@ -1,8 +1,8 @@
 """Build steps behind ``make package``: compile the policies, derive IAM, package, slim, check the budget.
 
 ``python -m cli.build compile``         validate policies/ and write chalicelib/compiled_policies.json
-``python -m cli.build iam``             write .chalice/policy-<stage>.json and deploy/member-account.yaml
-                                        from the code (see cli/iam.py)
+``python -m cli.build iam``             write .chalice/policy-<stage>.json, deploy/member-account.yaml and
+                                        deploy/iam-forwarder.yaml from the code (see cli/iam.py)
 ``python -m cli.build slack-manifest URL``  print deploy/slack-app-manifest.yaml for the API at URL
 ``python -m cli.build package [STAGE]`` all of the above, then ``chalice package --merge-template
                                         deploy/resources.yaml`` into build/package (deployment.zip +
@@ -55,7 +55,7 @@ def compile_policies(policies_dir: Path = ROOT / "policies", target: Path = COMP
 
 def write_iam() -> list[Path]:
     """Derive the IAM policy files and the member-account template from the code."""
-    return [*iam.write_policies(), member_template.write()]
+    return [*iam.write_policies(), member_template.write(), member_template.write_iam_forwarder()]
 
 
 def chalice_resources(stage: str) -> dict[str, str]:

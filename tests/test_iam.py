@@ -119,9 +119,10 @@ def test_member_role_trusts_only_the_bot_account_with_the_external_id():
     assert role["Policies"][0]["PolicyDocument"] == iam.member_policy()
     rule = member_template.member_template()["Resources"]["ForwardConfigChanges"]["Properties"]["EventPattern"]
     assert rule["source"] == ["aws.apigateway", "aws.ec2", "aws.iam", "aws.lambda", "aws.s3"]
-    names = {p["prefix"] for p in rule["detail"]["eventName"]}
+    names = {p["prefix"] if isinstance(p, dict) else p for p in rule["detail"]["eventName"]}
     assert {"UpdateFunctionConfiguration", "PutIntegration", "PutBucketNotification", "CreateRoute",
-            "PutRolePolicy"} <= names
+            "PutRolePolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion"} <= names
+    assert not {"DeleteRolePolicy", "DetachRolePolicy", "PutBucketNotificationConfiguration"} & names
 
 
 # -- what the bot really calls, on the resources it calls them on ------------------------------------------

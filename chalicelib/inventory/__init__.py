@@ -205,7 +205,8 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
 
     def resolve_all(self, change: Change) -> list[FunctionRef]:
         """Every function a change concerns: those named in the event, the VPC functions behind a route
-        table or NAT gateway, the functions running as a role; else :meth:`resolve`'s one function.
+        table or NAT gateway, the functions running as a role (or as any role attaching a managed policy); else
+        :meth:`resolve`'s one function.
 
         Example:
             inventory.resolve_all(Change("id", "CreateRoute", "aws.ec2", "123456789012", "us-east-1",
@@ -226,8 +227,9 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
             elif kind == "vpc":
                 vpcs = set(args) or None
             elif kind == "role":
-                return [ref for config in self._function_configs() if _role_name(config.get("Role", "")) == args[0]
-                        for ref in [FunctionRef.parse(config["FunctionArn"], self.account, self.region)] if ref]
+                return self._functions_running_as({args[0]})
+            elif kind == "policy":
+                return self._functions_running_as(self.roles_attaching(args[0]))
             else:
                 ref = self.resolve(change)
                 return [ref] if ref else []
@@ -236,6 +238,11 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
                 return []
             raise
         return self._functions_in_vpcs(vpcs)
+
+    def _functions_running_as(self, roles: set[str]) -> list[FunctionRef]:
+        """The region's functions whose execution role is one of ``roles`` (names)."""
+        return [ref for config in self._function_configs() if _role_name(config.get("Role", "")) in roles
+                for ref in [FunctionRef.parse(config["FunctionArn"], self.account, self.region)] if ref]
 
     def _functions_in_vpcs(self, vpcs: set[str] | None) -> list[FunctionRef]:
         configs = [c for c in self._function_configs() if (c.get("VpcConfig") or {}).get("SubnetIds")]
