@@ -4,14 +4,16 @@
 ``python -m cli.build iam``             write .chalice/policy-<stage>.json, deploy/member-account.yaml and
                                         deploy/iam-forwarder.yaml from the code (see cli/iam.py)
 ``python -m cli.build slack-manifest URL``  print deploy/slack-app-manifest.yaml for the API at URL
+``python -m cli.build chalice-deploy STAGE REGION``  ``chalice deploy`` with the Powertools layer resolved in
+                                        REGION (see cli/layer.py)
 ``python -m cli.build package [STAGE]`` all of the above, then ``chalice package --merge-template
                                         deploy/resources.yaml`` into build/package (deployment.zip +
                                         sam.yaml), slim the zip and fail if it is over ``BUDGET_BYTES``
 
 The SAM template is then finished so that it deploys the same bot as ``chalice deploy`` in any region:
 function and role names as Chalice names them (``safetycatch-<stage>[-<function>]``, which the bot's
-``self_role_patterns`` recognise), the Powertools layer ARN of the stack's own region, and the Stage
-parameter pinned to the packaged stage.
+``self_role_patterns`` recognise), the Powertools layer of the stack's own region (the pinned release's public
+SSM mapping, resolved by CloudFormation; see cli/layer.py), and the Stage parameter pinned to the packaged stage.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import yaml
 
 from chalicelib.settings import COMPILED_PATH, PolicyError, read_dir, validate
-from cli import iam, member_template
+from cli import iam, layer, member_template
 from cli.slim import SlimReport, slim_zip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,8 +56,10 @@ def compile_policies(policies_dir: Path = ROOT / "policies", target: Path = COMP
 
 
 def write_iam() -> list[Path]:
-    """Derive the IAM policy files and the member-account template from the code."""
-    return [*iam.write_policies(), member_template.write(), member_template.write_iam_forwarder()]
+    """Derive the IAM policy files, the member-account and IAM-forwarder templates, and the stages' Powertools
+    layer (cli/layer.py) from the code."""
+    return [*iam.write_policies(), member_template.write(), member_template.write_iam_forwarder(),
+            layer.write_config(iam.CONFIG)]
 
 
 def chalice_resources(stage: str) -> dict[str, str]:
@@ -149,6 +153,24 @@ def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True) -> tup
     return zip_path, report
 
 
+def chalice_deploy(stage: str, region: str) -> int:
+    """``chalice deploy`` with the pinned Powertools layer resolved in ``region`` (the API needs a concrete ARN;
+    .chalice/config.json holds the region-independent reference and is put back afterwards)."""
+    import boto3
+
+    found = layer.resolve(boto3.client("ssm", region_name=region))
+    if found.status != "ok":
+        raise BuildError(f"chalice-deploy: no Powertools {layer.POWERTOOLS_VERSION} layer in {region}: {found.detail}")
+    original = iam.CONFIG.read_text()
+    layer.write_config(iam.CONFIG, [found.arn])
+    try:
+        chalice = Path(sys.executable).with_name("chalice")
+        env = {**os.environ, "AWS_DEFAULT_REGION": region}
+        return subprocess.run([str(chalice), "deploy", "--stage", stage], cwd=ROOT, env=env, check=False).returncode
+    finally:
+        iam.CONFIG.write_text(original)
+
+
 def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["compile"]:
@@ -168,8 +190,12 @@ def main(argv: list[str]) -> int:
                 "unused slack-sdk, stray bytecode)"
             )
             print(f"{(zip_path.parent / 'sam.yaml').relative_to(ROOT)}: stage {stage}")
+        elif argv[:1] == ["chalice-deploy"] and len(argv) == 3:
+            compile_policies()
+            return chalice_deploy(argv[1], argv[2])
         else:
-            print("usage: python -m cli.build compile | iam | package [STAGE] | slack-manifest URL", file=sys.stderr)
+            print("usage: python -m cli.build compile | iam | package [STAGE] | slack-manifest URL | "
+                  "chalice-deploy STAGE REGION", file=sys.stderr)
             return 2
     except (PolicyError, BuildError) as exc:
         print(f"safetycatch: {exc}", file=sys.stderr)
