@@ -82,6 +82,9 @@ LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEven
 BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "organizations"}
 BOT_ONLY_ACTIONS = {"lambda:InvokeFunction", *LAMBDA_BASICS}  # its own worker and its own log groups
 MANAGED_ALARMS = "safetycatch-runaway-*"
+# What `safetycatch doctor --all-accounts` reads through a member's remediation role: the role itself (it can be
+# assumed and exists) and the member's forwarding rules (their names are CloudFormation's).
+DOCTOR_MEMBER_READS = ("iam:GetRole", "events:ListRuleNamesByTarget", "events:DescribeRule")
 # tmp-storage reads any function's logs: AWS authorises these on the log group searched, which a function's
 # LoggingConfig.LogGroup may name freely, so any log group (DescribeLogGroups has no resource-level permission).
 ESTATE_LOG_READS = ("logs:FilterLogEvents", "logs:StartQuery", "logs:GetQueryResults")
@@ -246,7 +249,8 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
 
 
 SIDS = {"dynamodb": "StateTable", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret", "logs": "Logs",
-        "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
+        "iam:GetRole": "DoctorOwnRole", "events:DescribeRule": "DoctorForwardingRules", "xray": "Tracing",
+        "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
         "cloudwatch:SetAlarmState": "ManagedAlarms", "logs:DescribeLogGroups": "ReadEstate",
         **{action: "ReadLogs" for action in ESTATE_LOG_READS}}
@@ -287,9 +291,11 @@ def member_policy(paths: Iterable[Path] | None = None) -> dict[str, Any]:
     """The member accounts' remediation role: the estate reads and fixes only (no state, secrets, roles, and
     no log group of its own)."""
     actions = {a for a in code_actions(paths)
-               if a.split(":", 1)[0] not in BOT_ONLY_SERVICES and a not in BOT_ONLY_ACTIONS}
+               if a.split(":", 1)[0] not in BOT_ONLY_SERVICES and a not in BOT_ONLY_ACTIONS} | set(DOCTOR_MEMBER_READS)
     scopes = {k: v for k, v in resource_scopes({"app": "safetycatch", "stage": "x", "env": {}}).items()
               if k.startswith("cloudwatch:") or k in (*ESTATE_LOG_READS, "logs:DescribeLogGroups")}
+    scopes["iam:GetRole"] = (f"arn:{PARTITION}:iam::*:role/safetycatch-*",)  # the RoleName parameter's pattern
+    scopes["events:DescribeRule"] = (_arn("events", "rule/*"),)
     return build_policy(actions, scopes)
 
 

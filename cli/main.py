@@ -81,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
         decide = sub.add_parser(verb, help=f"{what} (the fallback when Slack is unreachable)")
         decide.add_argument("id", metavar="ID", help="approval id (safetycatch pending)")
 
+    doctor = sub.add_parser("doctor", help="check what a real account needs (trail, rules, table, mode, Slack, "
+                                           "layer, member roles); exit 1 when something is missing")
+    doctor.add_argument("--stage", help="the stage whose resources to check (default dev; without it the "
+                                        "SAFETYCATCH_* settings override the stage's names)")
+    doctor.add_argument("--all-accounts", action="store_true",
+                        help="also check every member account's role and forwarding rules")
+    doctor.add_argument("--format", choices=("table", "json"), default="table")
+
     serve = sub.add_parser("serve", help="serve the bot's Slack routes locally (worker inline)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--policies", metavar="DIR")
@@ -289,6 +297,25 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Exit 0 when every item is present (``cannot-check`` items are listed, not failed), 1 when one is missing."""
+    import boto3
+
+    from cli import doctor
+
+    try:
+        target = doctor.Target.for_stage(args.stage or "dev", use_environment=not args.stage)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    items = doctor.run(boto3.session.Session(), target, all_accounts=args.all_accounts)
+    data = doctor.to_json(items)
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        render.doctor_table(data["checks"])
+    return 1 if any(item.status == "missing" for item in items) else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from cli.serve import serve
 
@@ -302,7 +329,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 COMMANDS = {"scan": cmd_scan, "replay": cmd_replay, "demo": cmd_demo, "lint": cmd_lint, "explain": cmd_explain,
             "pending": cmd_pending, "init": cmd_init, "kill": cmd_kill, "restore": cmd_restore,
-            "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve}
+            "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve, "doctor": cmd_doctor}
 
 
 def run() -> None:

