@@ -114,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message', '')}")
     except BotoCoreError as exc:
         return _fail(f"AWS: {exc}")
+    except ModuleNotFoundError as exc:  # an installed CLI without the demo extra (moto, chalice) or a checkout
+        return _fail(f"{args.command}: needs {exc.name}, which this installation lacks: pipx install "
+                     "'safetycatch[demo]' (or run it from a checkout: make demo)")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
