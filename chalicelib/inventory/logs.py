@@ -92,24 +92,30 @@ class LogReader(ReaderBase):
         """Run one Logs Insights query per chunk of log groups, at most ``INSIGHTS_MAX_CONCURRENT`` at a time in
         this account (shared by every region swept in this process), queueing the rest; yields (chunk, final
         GetQueryResults answer). A query AWS refuses as over its own limit (other queries of the account) waits
-        for one of ours to finish; past ``INSIGHTS_WAIT_S`` what has not finished or started is reported."""
+        for one of ours to finish; after ``INSIGHTS_WAIT_S`` worth of waits what has not finished or started is
+        reported."""
         logs, slots = self.clients("logs"), insights_slots(self.account)
         queue, running = deque(chunks), deque[tuple[list[str], str]]()
-        deadline = time.monotonic() + INSIGHTS_WAIT_S
+        waits = int(INSIGHTS_WAIT_S / INSIGHTS_POLL_S)  # the budget counts waits, not the clock: same on any machine
         try:
             while queue or running:
-                late = time.monotonic() > deadline
-                if queue and not late and self._start_query(logs, slots, queue, running, query):
-                    continue
+                late = waits <= 0
+                if queue and not late:
+                    outcome = self._start_query(logs, slots, queue, running, query, block=not running)
+                    if outcome == "started":
+                        continue
+                    if not running:  # nothing of ours to wait for: wait for a slot, or for AWS's limit
+                        if outcome == "limit":
+                            self.sleep(INSIGHTS_POLL_S)
+                        waits -= 1
+                        continue
                 if not running:
-                    if late or not queue:
-                        yield from ((chunk, {"status": "not started (Logs Insights busy)"}) for chunk in queue)
-                        return
-                    self.sleep(INSIGHTS_POLL_S)
-                    continue
+                    yield from ((chunk, {"status": "not started (Logs Insights busy)"}) for chunk in queue)
+                    return
                 result = logs.get_query_results(queryId=running[0][1])
                 if result.get("status", "") in ("Scheduled", "Running") and not late:
                     self.sleep(INSIGHTS_POLL_S)
+                    waits -= 1
                     continue
                 chunk, _ = running.popleft()
                 slots.release()
@@ -120,20 +126,21 @@ class LogReader(ReaderBase):
 
     @staticmethod
     def _start_query(logs: Any, slots: threading.BoundedSemaphore, queue: deque[list[str]],
-                     running: deque[tuple[list[str], str]], query: dict[str, Any]) -> bool:
-        """Start the next queued query if a slot is free (waiting for one only when none of ours runs); False
-        when none is free or AWS says the account is at its limit."""
-        if not (slots.acquire(blocking=False) if running else slots.acquire(timeout=INSIGHTS_WAIT_S)):
-            return False
+                     running: deque[tuple[list[str], str]], query: dict[str, Any], block: bool) -> str:
+        """Start the next queued query: ``started``; ``busy`` when no slot is free (with ``block``, after waiting
+        up to one poll interval for another region of the account to free one); ``limit`` when AWS says the
+        account is at its own limit."""
+        if not (slots.acquire(timeout=INSIGHTS_POLL_S) if block else slots.acquire(blocking=False)):
+            return "busy"
         try:
             running.append((queue[0], logs.start_query(logGroupNames=queue[0], **query)["queryId"]))
         except ClientError as exc:
             slots.release()
             if error_code(exc) != "LimitExceededException":
                 raise
-            return False
+            return "limit"
         queue.popleft()
-        return True
+        return "started"
 
     def _existing_log_groups(self, groups: set[str]) -> set[str]:
         """Which of ``groups`` exist (a query naming a missing group fails): the /aws/lambda/ prefix is
