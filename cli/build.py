@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -129,20 +131,34 @@ def slack_manifest(api_url: str) -> str:
     return SLACK_MANIFEST.read_text().replace(PLACEHOLDER_API, api_url.rstrip("/"))
 
 
+def stage_project(target: Path) -> Path:
+    """A private copy of what ``chalice package`` reads (app.py, chalicelib/, requirements.txt, the stage
+    config and IAM policy files): builds running at once never share a file, and no stray bytecode or local
+    state of the checkout is packaged."""
+    target.mkdir(parents=True)
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy2(ROOT / name, target / name)
+    shutil.copytree(ROOT / "chalicelib", target / "chalicelib",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", COMPILED_PATH.name))
+    (target / ".chalice").mkdir()
+    for config in [iam.CONFIG, *iam.CONFIG.parent.glob("policy-*.json")]:
+        shutil.copy2(config, target / ".chalice" / config.name)
+    return target
+
+
 def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True) -> tuple[Path, SlimReport]:
     """Compile, derive IAM (unless ``derive_iam`` is off: tests check the files instead), ``chalice package``
     with the merge template, finish the template, slim the zip and check its budget. Returns the zip's path
     and what slimming did."""
-    compile_policies()
     if derive_iam:
         write_iam()
     chalice = Path(sys.executable).with_name("chalice")
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
-    try:
+    with tempfile.TemporaryDirectory(prefix="safetycatch-build-") as staging:
+        project = stage_project(Path(staging) / "project")
+        compile_policies(target=project / "chalicelib" / COMPILED_PATH.name)  # only the package carries it
         subprocess.run([str(chalice), "package", "--stage", stage, "--merge-template", str(MERGE_TEMPLATE),
-                        str(out)], cwd=ROOT, check=True, env=env, stdout=subprocess.DEVNULL)
-    finally:
-        COMPILED_PATH.unlink(missing_ok=True)  # only the package carries it; a checkout reads policies/
+                        str(out.resolve())], cwd=project, check=True, env=env, stdout=subprocess.DEVNULL)
     template_path = out / "sam.yaml"
     template = finish_template(yaml.safe_load(template_path.read_text()), stage, chalice_resources(stage))
     template_path.write_text(yaml.safe_dump(template, sort_keys=False, width=120))

@@ -147,6 +147,10 @@ def _estate(aws):
     aws.sqs_mapping(aws.function("orders-worker"), "orders-queue")
     aws.concurrency_history("orders-api", peak=12)
     aws.function("thumbnails")  # no log group yet: FilterLogEvents answers ResourceNotFound, still authorised
+    iam = aws.client("iam")  # a customer managed policy on the functions' role, for a managed-policy edit
+    policy = iam.create_policy(PolicyName="app-queues", PolicyDocument=json.dumps({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "*"}]}))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="app-role", PolicyArn=policy)
     aws.log_lines("orders-api", ["[ERROR] OSError: [Errno 28] No space left on device: '/tmp/a'"])
 
 
@@ -178,6 +182,9 @@ def test_the_policies_allow_every_call_the_bot_makes_on_its_resources(aws, recor
             handlers.handle_event(api_call("UpdateFunctionConfiguration20150331v2",
                                            {"functionName": name, "ephemeralStorage": {"size": 1024}},
                                            account=account))
+        handlers.handle_event(api_call("SetDefaultPolicyVersion", {"policyArn": f"arn:aws:iam::{account}:policy/"
+                                                                               "app-queues", "versionId": "v1"},
+                                       service="iam", account=account))
     runtime = handlers.current_runtime()
     for account in (BOT_ACCOUNT, MEMBER):
         engine = runtime.engine(account, "us-east-1")
@@ -192,7 +199,8 @@ def test_the_policies_allow_every_call_the_bot_makes_on_its_resources(aws, recor
     assert {("bot", "lambda", "UpdateFunctionConfiguration"), ("bot", "dynamodb", "PutItem"),
             ("bot", "ssm", "GetParameter"), ("bot", "sts", "AssumeRole"), ("member", "lambda", "GetFunction"),
             ("member", "logs", "FilterLogEvents"), ("member", "logs", "StartQuery"),
-            ("bot", "logs", "FilterLogEvents"), ("bot", "logs", "GetQueryResults")} <= seen, seen
+            ("bot", "logs", "FilterLogEvents"), ("bot", "logs", "GetQueryResults"),
+            ("bot", "iam", "ListEntitiesForPolicy"), ("member", "iam", "ListEntitiesForPolicy")} <= seen, seen
     actions = {iam.iam_action(c.service, c.operation) for c in calls}
     assert actions <= iam.code_actions(), "the AST scan found every call the bot made"
     assert all(authz.action_exists(a) for a in actions | {d for ds in iam.DEPENDENT_PERMISSIONS.values() for d in ds})
