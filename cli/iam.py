@@ -240,6 +240,9 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         "sts:AssumeRole": (
             f"arn:{PARTITION}:iam::*:role/{env.get('SAFETYCATCH_MEMBER_ROLE', 'safetycatch-remediation')}",
         ),
+        # The Security Hub sink: import into the account's own default product, read the hub's findings.
+        "securityhub:BatchImportFindings": (_arn("securityhub", "product/*/default"),),
+        "securityhub:GetFindings": (_arn("securityhub", "hub/default"),),
     }
     if env.get("SAFETYCATCH_MODE_PARAMETER"):
         scopes["ssm:*"] = (_arn("ssm", "parameter/" + env["SAFETYCATCH_MODE_PARAMETER"].lstrip("/")),)
@@ -253,6 +256,7 @@ SIDS = {"dynamodb": "StateTable", "ssm": "ModeSwitch", "secretsmanager": "SlackS
         "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
         "cloudwatch:SetAlarmState": "ManagedAlarms", "logs:DescribeLogGroups": "ReadEstate",
+        "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings",
         **{action: "ReadLogs" for action in ESTATE_LOG_READS}}
 
 
@@ -293,7 +297,7 @@ def member_policy(paths: Iterable[Path] | None = None) -> dict[str, Any]:
     actions = {a for a in code_actions(paths)
                if a.split(":", 1)[0] not in BOT_ONLY_SERVICES and a not in BOT_ONLY_ACTIONS} | set(DOCTOR_MEMBER_READS)
     scopes = {k: v for k, v in resource_scopes({"app": "safetycatch", "stage": "x", "env": {}}).items()
-              if k.startswith("cloudwatch:") or k in (*ESTATE_LOG_READS, "logs:DescribeLogGroups")}
+              if k.startswith(("cloudwatch:", "securityhub:")) or k in (*ESTATE_LOG_READS, "logs:DescribeLogGroups")}
     scopes["iam:GetRole"] = (f"arn:{PARTITION}:iam::*:role/safetycatch-*",)  # the RoleName parameter's pattern
     scopes["events:DescribeRule"] = (_arn("events", "rule/*"),)
     return build_policy(actions, scopes)
