@@ -6,9 +6,9 @@ the Powertools team publishes the mapping in two forms:
 
 * the documented layer ARNs (docs/includes/_layer_homepage_x86.md and docs/index.md in
   github.com/aws-powertools/powertools-lambda-python), updated after each release: ``PUBLISHED`` below keeps the
-  rows that can be read there (3.0.x -> 1, 3.1.0 -> 2, 3.2.0 -> 3 from the repository's history up to its
-  October 2024 snapshot; 3.23.0 -> 27 from issue #7689 and pull request #7757). The snapshot has no row for
-  3.37.0;
+  rows that can be read there (3.1.0 -> 2 and 3.2.0 -> 3 from the commits "docs(layer): update layer version
+  number" in the repository's history up to its October 2024 snapshot; 3.23.0 -> 27 from issue #7689 and pull
+  request #7757). The snapshot has no row for 3.37.0;
 * public SSM parameters ``/aws/service/powertools/python/<arch>/<python>/<version>`` in every region the layer
   is published in, whose value is that region's layer ARN for that exact release (written by the release
   workflow .github/workflows/update_ssm.yml, pull request #5754).
@@ -40,7 +40,7 @@ PYTHON = "python3.11"  # the Lambda runtime chalice packages for (the Python tha
 ARCHITECTURE = "x86_64"
 PUBLISHER_ACCOUNT = "017000801446"  # the Powertools team's layer account in the aws partition
 # Release -> layer version, as the published tables show it (see the module docstring for the sources).
-PUBLISHED = {"3.0.0": 1, "3.1.0": 2, "3.2.0": 3, "3.23.0": 27}
+PUBLISHED = {"3.1.0": 2, "3.2.0": 3, "3.23.0": 27}
 
 
 def layer_name(python: str = PYTHON, architecture: str = ARCHITECTURE) -> str:
