@@ -7,7 +7,9 @@
 * ``on_dependency_change``: VPC routing, execution-role / managed policy and S3 notification changes →
   re-evaluate the functions they concern (vpc-no-egress, recursive-trigger). IAM events exist in us-east-1
   only: a bot elsewhere gets them through a forwarding rule there, and re-evaluates every region it covers.
-* ``scheduled_sweep``: every 6 hours, the whole region as ``safetycatch scan --fix`` (metrics, logs, drift).
+* ``scheduled_sweep``: every 6 hours, the whole region as ``safetycatch scan --fix`` (metrics, logs, drift), or,
+  with a sweep queue, one SQS message per (account, region) of the organisation to ``sweep_worker``.
+* ``sweep_worker``: sweeps one scope per message (partial batch failures, dead-letter queue, a digest per run).
 * ``slack_actions`` / ``slack_commands``: Slack buttons and ``/safetycatch`` (verified, authorised, handed over).
 * ``slack_worker``: carries a Slack decision out (invoked asynchronously by the routes).
 """
@@ -19,6 +21,8 @@ from chalicelib.events import CLOUDTRAIL_RULES
 from chalicelib.evidence import EVIDENCE_RULES
 
 app = Chalice(app_name="safetycatch")
+SWEEP_QUEUE = "safetycatch-sweep"
+SWEEP_CONCURRENCY = 10
 observability.install(app)  # Powertools Logger context, Tracer and Metrics around every handler
 
 # Every rule pattern comes from chalicelib: the one list of watched CloudTrail changes (chalicelib/events.py,
@@ -53,8 +57,17 @@ def on_lambda_health(event):
 
 @app.schedule(Rate(6, unit=Rate.HOURS), name="scheduled_sweep")
 def scheduled_sweep(event):
-    """What no change event announces (utilization, durations, /tmp errors, drift): sweep and enforce."""
+    """What no change event announces (utilization, durations, /tmp errors, drift): sweep and enforce, or fan the
+    organisation out to the sweep worker, one SQS message per (account, region)."""
     return handlers.on_schedule(event.to_dict(), event.context)
+
+
+# The queue is the stack's SweepQueue (cli/build.py points the event source at it); reserved concurrency in
+# .chalice/config.json and the event source's maximum concurrency bound the fan-out.
+@app.on_sqs_message(queue=SWEEP_QUEUE, batch_size=1, name="sweep_worker", maximum_concurrency=SWEEP_CONCURRENCY)
+def sweep_worker(event):
+    """One scope (account, region) of a sweep run per message; failed scopes come back as partial batch failures."""
+    return handlers.on_sweep_work(event.to_dict(), event.context)
 
 
 # -- Slack: buttons, slash command, and the worker that carries decisions out ---------------------

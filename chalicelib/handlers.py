@@ -18,8 +18,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import events, evidence, killswitch, observability
-from chalicelib.aws import error_code
+from chalicelib import events, evidence, fanout, killswitch, observability, sentinel
+from chalicelib.aws import error_code, is_transient
 from chalicelib.engine import EventReport
 from chalicelib.log import logger
 from chalicelib.runtime import Runtime
@@ -62,6 +62,25 @@ def change_account(change: events.Change) -> str:
     return change.function.account if change.function and change.function.account else change.account
 
 
+def permanent_failure(runtime: Runtime, parsed: events.Change, exc: ClientError) -> dict[str, Any]:
+    """The rule of :func:`chalicelib.aws.is_transient` at the event boundary: a transient failure raises (Lambda
+    retries the event; its on-failure destination keeps it after the last attempt), a permanent one (access
+    denied, a role that cannot be assumed) is recorded as the event's ``skipped`` reason and the event returns."""
+    if is_transient(exc):
+        logger.warning("transient AWS failure: the event fails and Lambda retries it",
+                       extra={"event_id": parsed.event_id, "operation": exc.operation_name, "error": error_code(exc)})
+        raise exc
+    account = change_account(parsed)
+    if exc.operation_name == "AssumeRole":
+        reason = f"cannot assume {runtime.member_role} in account {account} ({error_code(exc)})"
+    else:
+        reason = f"cannot read what changed: {exc.operation_name} failed ({error_code(exc) or 'error'})"
+    logger.error("permanent AWS failure: recorded, not retried", extra={"event_id": parsed.event_id,
+                 "operation": exc.operation_name, "error": error_code(exc), "account": account})
+    return EventReport(parsed.event_id, parsed.event_name, skipped=reason,
+                       errors=[f"{exc.operation_name}: {error_code(exc) or 'error'}"]).to_json()
+
+
 def on_cloudtrail_change(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:
     """A CloudTrail config change: parse, skip or act once (idempotent on the CloudTrail eventID)."""
     runtime = runtime or current_runtime()
@@ -80,10 +99,7 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Runtime | Non
             return EventReport.merge([runtime.engine(change_account(parsed), region).handle(
                 dataclasses.replace(parsed, region=region)) for region in regions]).to_json()
         except ClientError as exc:
-            if exc.operation_name != "AssumeRole":
-                raise  # transient AWS trouble: fail, so that EventBridge retries
-            reason = f"cannot assume {runtime.member_role} in account {change_account(parsed)} ({error_code(exc)})"
-            return EventReport(parsed.event_id, parsed.event_name, skipped=reason).to_json()
+            return permanent_failure(runtime, parsed, exc)
 
     report = runtime.dedupe.run(event, act)
     if report.get("duplicate"):
@@ -92,7 +108,8 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Runtime | Non
     observability.record_report(report)
     logger.info("event handled", extra={"event_id": report.get("event_id"), "function": report.get("function"),
                                         "skipped": report.get("skipped"),
-                                        "outcomes": [f["outcome"] for f in report.get("findings", [])]})
+                                        "outcomes": [f["outcome"] for f in report.get("findings", [])],
+                                        "errors": report.get("errors", [])[:5]})
     return report
 
 
@@ -123,18 +140,35 @@ def on_runaway_evidence(event: Any, context: Any = None, runtime: Runtime | None
 
 def on_schedule(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:
     """The periodic sweep: what no config event announces (metrics, logs, drift) is caught here, and
-    approvals Slack could not take are re-sent. Acts exactly as ``safetycatch scan --fix``."""
+    approvals Slack could not take are re-sent. Acts exactly as ``safetycatch scan --fix``. With a sweep queue
+    (``SAFETYCATCH_SWEEP_QUEUE``) it fans out one message per (account, region) to the sweep worker instead."""
     runtime = runtime or current_runtime()
     if runtime.mode == "off":
         return _skip(event, "safetycatch is off (SAFETYCATCH_MODE=off)")
     _account_from_context(runtime, context)
-    report = runtime.engine(runtime.bot_account(), runtime.home_region).sweep(act=True).to_json()
+    url = fanout.queue_url(runtime)
+    if url:
+        return fanout.start_run(runtime, url)
+    engine = runtime.engine(runtime.bot_account(), runtime.home_region)
+    sentinel.ensure_policy(runtime.policy_set, engine)
+    report = engine.sweep(act=True).to_json()
     outcomes: dict[str, int] = {}
     for finding in report["findings"]:
         outcomes[finding["outcome"]] = outcomes.get(finding["outcome"], 0) + 1
     logger.info("scheduled sweep", extra={"functions": report["functions_scanned"], "outcomes": outcomes,
                                           "errors": report["errors"][:20]})
     return {"functions_scanned": report["functions_scanned"], "outcomes": outcomes, "errors": report["errors"]}
+
+
+def on_sweep_work(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:
+    """The sweep worker: an SQS batch of (run, account, region) work items; returns the partial batch failures.
+    With the bot off, every item fails back to the queue (retried later, then dead-lettered), none is swept."""
+    runtime = runtime or current_runtime()
+    records = [r for r in (events.dig(event, "Records") or []) if isinstance(r, dict)]
+    if runtime.mode == "off":
+        return {"batchItemFailures": [{"itemIdentifier": str(r.get("messageId", ""))} for r in records]}
+    _account_from_context(runtime, context)
+    return fanout.sweep_batch(runtime, records, context)
 
 
 def handle_event(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:

@@ -8,9 +8,9 @@
                                bot; read through Powertools Parameters, cached 60 s)
 ``SAFETYCATCH_MEMBER_ROLE``    role assumed in member accounts (default safetycatch-remediation)
 ``SAFETYCATCH_EXTERNAL_ID``    external id the member role requires
-``SAFETYCATCH_REGIONS``        regions the bot covers (comma-separated; default its own): an IAM
-                               change, recorded in us-east-1 only, re-evaluates the role's
-                               functions in each
+``SAFETYCATCH_SWEEP_REGIONS``  regions the bot covers (comma-separated; default its own): swept on
+                               schedule (chalicelib/fanout.py), and an IAM change, recorded in
+                               us-east-1 only, re-evaluates the role's functions in each
 ``SAFETYCATCH_SLACK_*``        Slack (see chalicelib/slack.py): with a secret and a channel the
                                notifier posts to Slack, as ``replay`` and ``scan --fix`` do too
 ``SAFETYCATCH_SECURITYHUB``    on | off (default off): import findings into Security Hub as ASFF
@@ -39,7 +39,7 @@ from chalicelib.aws import CLIENT_LOCK, RETRY_CONFIG, Clients, error_code
 from chalicelib.dedupe import Deduplicator
 from chalicelib.engine import Engine, LogNotifier, Notifier
 from chalicelib.gateway import Gateway
-from chalicelib.inventory import Inventory
+from chalicelib.inventory import AccountFactsCache, Inventory
 from chalicelib.log import logger
 from chalicelib.model import GLOBAL_MODES
 from chalicelib.settings import PolicySet
@@ -58,14 +58,14 @@ def mode_from_env() -> str:
 
 
 def regions_from_env() -> tuple[str, ...]:
-    """``SAFETYCATCH_REGIONS`` as region names (empty when unset); a malformed name is a ``ConfigError``."""
+    """``SAFETYCATCH_SWEEP_REGIONS`` as region names (empty when unset); a malformed name is a ``ConfigError``."""
     from chalicelib.scopes import parse_regions
 
-    raw = os.environ.get("SAFETYCATCH_REGIONS", "").strip()
+    raw = os.environ.get("SAFETYCATCH_SWEEP_REGIONS", "").strip()
     try:
         return tuple(parse_regions(raw)) if raw else ()
     except ValueError as exc:
-        raise ConfigError(str(exc).replace("--regions", "SAFETYCATCH_REGIONS")) from None
+        raise ConfigError(str(exc).replace("--regions", "SAFETYCATCH_SWEEP_REGIONS")) from None
 
 
 MODE_MAX_AGE_SECONDS = 60  # how long an operator waits for a mode switch in SSM to take effect
@@ -124,13 +124,16 @@ class Runtime:
     _mode_from_parameter: str | None = None
     _sessions: dict[str, Any] = field(default_factory=dict)
     regions: tuple[str, ...] = ()
+    account_facts: AccountFactsCache = field(default_factory=AccountFactsCache)  # per container, a few minutes
     securityhub: bool = False
+    _account_names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, policies_dir: str | None = None, mode: str | None = None,
-                 region: str | None = None) -> Runtime:
-        """Read the contract settings; raise ``ConfigError`` / ``PolicyError`` with one clear line."""
-        session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
+                 region: str | None = None, profile: str | None = None) -> Runtime:
+        """Read the contract settings; raise ``ConfigError`` / ``PolicyError`` with one clear line.
+        ``region`` / ``profile`` override the boto3 chain's (the CLI's ``--region`` / ``--profile``)."""
+        session = boto3.session.Session(region_name=region or None, profile_name=profile or None)
         table = os.environ.get("SAFETYCATCH_TABLE") or None
         if table and not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", table):
             raise ConfigError(f"SAFETYCATCH_TABLE: {table[:60]!r} is not a DynamoDB table name")
@@ -175,7 +178,7 @@ class Runtime:
 
     @property
     def covered_regions(self) -> tuple[str, ...]:
-        """The regions whose functions the bot looks after: ``SAFETYCATCH_REGIONS``, else its own."""
+        """The regions whose functions the bot looks after: ``SAFETYCATCH_SWEEP_REGIONS``, else its own."""
         return self.regions or (self.home_region,)
 
     def clients(self, region: str | None = None, account: str | None = None) -> Clients:
@@ -214,6 +217,16 @@ class Runtime:
             self._dedupe = Deduplicator(self.table if self.writes_state else None, self.session)
         return self._dedupe
 
+    def account_label(self, account: str) -> str:
+        """How messages name an account: '' for the bot's own; else ``account 111111111111 (its name)``, the
+        name from Organizations where readable (once per container)."""
+        if not account or account == self.bot_account():
+            return ""
+        if account not in self._account_names:
+            self._account_names[account] = accounts.account_name(self.session, account)
+        name = self._account_names[account]
+        return f"account {account}" + (f" ({name})" if name else "")
+
     def bot_account(self) -> str:
         """This bot's account: set from the Lambda context when deployed, else asked of STS once."""
         if not self.account:
@@ -224,7 +237,8 @@ class Runtime:
         """An engine reading and fixing ``account`` / ``region`` (a member account through its role)."""
         clients = self.clients(region, account)
         gateway = Gateway(clients, dry_run=self.mode == "dry-run", max_writes=max_writes)
-        engine = Engine(self.policy_set, Inventory(clients, account), gateway, self.store, self.mode, self.notifier)
+        inventory = Inventory(clients, account, facts=self.account_facts)
+        engine = Engine(self.policy_set, inventory, gateway, self.store, self.mode, self.notifier)
         if self.securityhub:
             engine.sink = securityhub.SecurityHubSink(clients, account)
         return engine

@@ -21,8 +21,10 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -370,3 +372,39 @@ def _member_rules(checker: Checker, session: Any, account: str) -> Item:
 def to_json(items: list[Item]) -> dict[str, Any]:
     """The contract: ``{"checks": [{"id", "status", "detail", "fix"}]}``."""
     return {"checks": [asdict(item) for item in items]}
+
+
+# -- the command ---------------------------------------------------------------------------------------------
+
+
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """``safetycatch doctor [--stage S] [--all-accounts] [--format table|json]`` (and ``--profile``)."""
+    doctor = sub.add_parser("doctor", parents=parents, help="check what a real account needs (trail, rules, "
+                            "table, mode, Slack, layer, member roles); exit 1 when something is missing")
+    doctor.add_argument("--stage", help="the stage whose resources to check (default dev; without it the "
+                                        "SAFETYCATCH_* settings override the stage's names)")
+    doctor.add_argument("--all-accounts", action="store_true",
+                        help="also check every member account's role and forwarding rules")
+    doctor.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Exit 0 when every item is present (``cannot-check`` items are listed, not failed), 1 when one is missing."""
+    import boto3
+
+    from cli import render
+    from cli.common import UsageError
+
+    try:
+        target = Target.for_stage(args.stage or "dev", use_environment=not args.stage)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    items = run(boto3.session.Session(profile_name=getattr(args, "profile", None) or None), target,
+                all_accounts=args.all_accounts)
+    data = to_json(items)
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        render.doctor_table(data["checks"])
+    sys.stdout.flush()
+    return 1 if any(item.status == "missing" for item in items) else 0

@@ -56,6 +56,7 @@ IAM_RENAMES = {
     ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
     ("s3", "HeadBucket"): "s3:ListBucket",
     ("s3", "HeadObject"): "s3:GetObject",
+    ("sqs", "SendMessageBatch"): "sqs:SendMessage",
 }
 HTTP_VERB_SERVICES = {"apigateway", "apigatewayv2"}  # IAM authorises API Gateway by HTTP verb on a path
 # Calls made by libraries on the code's behalf: a name used in the code -> the IAM actions behind it.
@@ -69,6 +70,8 @@ LIBRARY_PERMISSIONS = {
     "get_secret": ("secretsmanager:GetSecretValue",),
     "Tracer": ("xray:PutTraceSegments", "xray:PutTelemetryRecords"),
     "AssumeRoleCredentialFetcher": ("sts:AssumeRole",),
+    # Lambda's SQS event source polls with the function's role (the sweep worker, app.py)
+    "on_sqs_message": ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
 }
 # Permissions an API checks beyond its own action, as its API reference documents them (the service
 # authorization reference lists none of these as dependent actions). Each is granted on the same resource.
@@ -78,9 +81,14 @@ DEPENDENT_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "lambda:GetFunction": ("lambda:ListTags",),
 }
 LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+# What Lambda does with the function's own role: an asynchronous invocation that fails for good is sent to the
+# on-failure destination, the stage's dead-letter queue (cli/dead_letters.py). No code calls it, so the AST scan
+# cannot find it; the Lambda developer guide names the permission (sqs:SendMessage on the queue).
+DESTINATION_ACTIONS = ("sqs:SendMessage",)
 # Services the bot uses for itself (never granted in member accounts).
-BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "organizations"}
-BOT_ONLY_ACTIONS = {"lambda:InvokeFunction", *LAMBDA_BASICS}  # its own worker and its own log groups
+BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "organizations", "sqs"}
+# its own worker, its own dead-letter queue, its own log groups
+BOT_ONLY_ACTIONS = {"lambda:InvokeFunction", *DESTINATION_ACTIONS, *LAMBDA_BASICS}
 MANAGED_ALARMS = "safetycatch-runaway-*"
 # What `safetycatch doctor --all-accounts` reads through a member's remediation role: the role itself (it can be
 # assumed and exists) and the member's forwarding rules (their names are CloudFormation's).
@@ -244,6 +252,9 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         "securityhub:BatchImportFindings": (_arn("securityhub", "product/*/default"),),
         "securityhub:GetFindings": (_arn("securityhub", "hub/default"),),
     }
+    if env.get("SAFETYCATCH_DLQ"):
+        scopes["sqs:SendMessage"] = (_arn("sqs", env["SAFETYCATCH_DLQ"].rstrip("/").rsplit("/", 1)[-1]),)
+    scopes.update(sweep_queue_scopes(env, scopes.get("sqs:SendMessage", ())))
     if env.get("SAFETYCATCH_MODE_PARAMETER"):
         scopes["ssm:*"] = (_arn("ssm", "parameter/" + env["SAFETYCATCH_MODE_PARAMETER"].lstrip("/")),)
     if env.get("SAFETYCATCH_SLACK_SECRET"):
@@ -251,13 +262,21 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     return scopes
 
 
-SIDS = {"dynamodb": "StateTable", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret", "logs": "Logs",
-        "iam:GetRole": "DoctorOwnRole", "events:DescribeRule": "DoctorForwardingRules", "xray": "Tracing",
-        "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
+def sweep_queue_scopes(env: dict[str, str], send_to: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """The organisation sweep's queue (chalicelib/fanout.py): the schedule sends to it, the worker's event source
+    reads it; nothing else (``send_to``: the other queues the bot sends to, its dead-letter queue). Without
+    ``SAFETYCATCH_SWEEP_QUEUE`` the stage's default name."""
+    queue = _arn("sqs", env.get("SAFETYCATCH_SWEEP_QUEUE") or "safetycatch-*-sweep")
+    return {"sqs:*": (queue,), "sqs:SendMessage": (*send_to, queue)}
+
+
+SIDS = {"dynamodb": "StateTable", "sqs": "SweepQueue", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret",
+        "logs": "Logs", "iam:GetRole": "DoctorOwnRole", "events:DescribeRule": "DoctorForwardingRules",
+        "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
         "cloudwatch:SetAlarmState": "ManagedAlarms", "logs:DescribeLogGroups": "ReadEstate",
         "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings",
-        **{action: "ReadLogs" for action in ESTATE_LOG_READS}}
+        "sqs:SendMessage": "SendToOwnQueues", **{action: "ReadLogs" for action in ESTATE_LOG_READS}}
 
 
 def _statement_for(action: str, scopes: dict[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...]]:
@@ -286,6 +305,8 @@ def bot_policy(stage: str, config: dict[str, Any] | None = None,
     """The bot's execution-role policy for one stage (what .chalice/policy-<stage>.json holds)."""
     settings = stage_settings(stage, config)
     actions = code_actions(paths) | set(LAMBDA_BASICS)
+    if settings["env"].get("SAFETYCATCH_DLQ"):
+        actions |= set(DESTINATION_ACTIONS)
     if settings["xray"]:
         actions |= set(LIBRARY_PERMISSIONS["Tracer"])
     return build_policy(actions, resource_scopes(settings))

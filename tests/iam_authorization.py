@@ -99,6 +99,8 @@ def _values(params: dict[str, Any], variable: str) -> list[str]:
             found.extend(str(v) for v in (value if isinstance(value, list) else [value]) if isinstance(v, (str, int)))
     if variable.lower() == "parameternamewithoutleadingslash":
         found = [v.lstrip("/") for v in found]
+    # a call that selects by name prefix (DescribeAlarms AlarmNamePrefix) touches every name the prefix starts
+    found += [f"{v}*" for k, v in params.items() if k.lower() == f"{variable.lower()}prefix" and isinstance(v, str)]
     return found
 
 

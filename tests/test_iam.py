@@ -83,6 +83,27 @@ def test_resources_are_scoped_to_the_stage_settings():
         assert all(s["Resource"] != "*" for sid, s in by_sid.items() if sid in infra)
 
 
+def test_dead_letter_destination_grows_the_policy_by_one_action_on_one_queue():
+    """The on-failure destination needs sqs:SendMessage on the stage's queue, and nothing else: no other SQS
+    action, no other queue, and never in member accounts. (The organisation sweep's queue, issue 12, has its own
+    reads and is the only other queue the bot sends to.)"""
+    for stage in iam.stages():
+        env = {**CONFIG["environment_variables"], **CONFIG["stages"][stage]["environment_variables"]}
+        policy = _policy(stage)
+        sqs = {s["Sid"]: s for s in policy["Statement"] if any(a.startswith("sqs:") for a in s["Action"])}
+        sweep = f"arn:aws:sqs:*:*:{env['SAFETYCATCH_SWEEP_QUEUE']}"
+        assert sqs["SendToOwnQueues"] == {"Sid": "SendToOwnQueues", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                                          "Resource": [f"arn:aws:sqs:*:*:{env['SAFETYCATCH_DLQ']}", sweep]}
+        assert sqs["SweepQueue"]["Resource"] == sweep and set(sqs) == {"SendToOwnQueues", "SweepQueue"}
+        assert env["SAFETYCATCH_DLQ"] == f"safetycatch-{stage}-dead-letters"  # deploy/resources.yaml's QueueName
+        without = iam.bot_policy(stage, config={**CONFIG, "stages": {stage: {
+            **CONFIG["stages"][stage], "environment_variables": {
+                k: v for k, v in CONFIG["stages"][stage]["environment_variables"].items() if k != "SAFETYCATCH_DLQ"}}}})
+        (send,) = [s for s in without["Statement"] if "sqs:SendMessage" in s["Action"]]
+        assert set(_actions(policy)) == set(_actions(without)) and send["Resource"] == sweep
+    assert not iam.allows(iam.member_policy(), "sqs:SendMessage")
+
+
 def test_new_code_gets_its_permissions_and_scopes(tmp_path):
     """What the other modules will add (a worker invoke, managed alarms, a Slack secret) is picked up."""
     module = tmp_path / "extra.py"
@@ -141,17 +162,17 @@ def recorded(monkeypatch):
 
 
 def _estate(aws):
-    arn = aws.function("orders-api", timeout=30, tags={"critical": "true"})
+    arn = aws.function("example-fn", timeout=30, tags={"critical": "true"})
     aws.rest_api(arn, path="orders")
     aws.http_api(aws.function("orders-http", timeout=31), route="POST /orders")
     aws.sqs_mapping(aws.function("orders-worker"), "orders-queue")
-    aws.concurrency_history("orders-api", peak=12)
+    aws.concurrency_history("example-fn", peak=12)
     aws.function("thumbnails")  # no log group yet: FilterLogEvents answers ResourceNotFound, still authorised
     iam = aws.client("iam")  # a customer managed policy on the functions' role, for a managed-policy edit
     policy = iam.create_policy(PolicyName="app-queues", PolicyDocument=json.dumps({"Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "*"}]}))["Policy"]["Arn"]
     iam.attach_role_policy(RoleName="app-role", PolicyArn=policy)
-    aws.log_lines("orders-api", ["[ERROR] OSError: [Errno 28] No space left on device: '/tmp/a'"])
+    aws.log_lines("example-fn", ["[ERROR] OSError: [Errno 28] No space left on device: '/tmp/a'"])
 
 
 def _unauthorised(calls: list[authz.Call], policies: dict[str, dict]) -> list[str]:
@@ -178,7 +199,7 @@ def test_the_policies_allow_every_call_the_bot_makes_on_its_resources(aws, recor
     for path in sorted(EVENTS.glob("*.json")):  # the deployed path: runtime from the environment
         handlers.handle_event(json.loads(path.read_text()))
     for account in (BOT_ACCOUNT, MEMBER):
-        for name in ("orders-api", "thumbnails"):  # an /tmp change: tmp-storage reads the function's logs
+        for name in ("example-fn", "thumbnails"):  # an /tmp change: tmp-storage reads the function's logs
             handlers.handle_event(api_call("UpdateFunctionConfiguration20150331v2",
                                            {"functionName": name, "ephemeralStorage": {"size": 1024}},
                                            account=account))

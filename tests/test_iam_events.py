@@ -154,7 +154,7 @@ def _eu_worker(runtime_region: str = "eu-west-1") -> SandboxAccount:
 
 def test_a_role_change_re_evaluates_its_functions_in_every_region_the_bot_covers(aws, make_runtime, monkeypatch):
     _eu_worker()
-    monkeypatch.setenv("SAFETYCATCH_REGIONS", "us-east-1,eu-west-1")
+    monkeypatch.setenv("SAFETYCATCH_SWEEP_REGIONS", "us-east-1,eu-west-1")
     runtime = make_runtime()
     assert runtime.covered_regions == ("us-east-1", "eu-west-1")
     event = api_call("PutRolePolicy", {"roleName": "eu-worker-role", "policyName": "writes-jobs"}, service="iam")
@@ -163,7 +163,7 @@ def test_a_role_change_re_evaluates_its_functions_in_every_region_the_bot_covers
     assert report["functions"] == [f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:eu-worker"]
     assert [f["policy"] for f in report["findings"]] == ["recursive-trigger"]
 
-    monkeypatch.delenv("SAFETYCATCH_REGIONS")
+    monkeypatch.delenv("SAFETYCATCH_SWEEP_REGIONS")
     only_home = handle_event(api_call("PutRolePolicy", {"roleName": "eu-worker-role", "policyName": "writes-jobs"},
                                       service="iam"), runtime=make_runtime())
     assert only_home["skipped"] == "no function is affected by this change", "without the region, not covered"
@@ -172,8 +172,8 @@ def test_a_role_change_re_evaluates_its_functions_in_every_region_the_bot_covers
 def test_a_malformed_regions_setting_is_one_clear_line(aws, monkeypatch):
     from chalicelib.runtime import ConfigError, Runtime
 
-    monkeypatch.setenv("SAFETYCATCH_REGIONS", "us-east-1,Europe")
-    with pytest.raises(ConfigError, match="^SAFETYCATCH_REGIONS: expected region names"):
+    monkeypatch.setenv("SAFETYCATCH_SWEEP_REGIONS", "us-east-1,Europe")
+    with pytest.raises(ConfigError, match="^SAFETYCATCH_SWEEP_REGIONS: expected region names"):
         Runtime.from_env()
 
 

@@ -55,8 +55,8 @@ def _idle(report):
 
 
 def test_idle_provisioned_concurrency_asks_to_lower_it_to_the_peak(aws, runtime, stub_only):
-    arn = _live_alias(aws, "orders-api")
-    _usage(aws, "orders-api", utilization=0.1, peak=3)
+    arn = _live_alias(aws, "example-fn")
+    _usage(aws, "example-fn", utilization=0.1, peak=3)
     stubber = _stub_configs(stub_only, runtime, arn, _pc(arn))
     (finding,) = _idle(handle_event(_config_event(arn), runtime=runtime))
     stubber.assert_no_pending_responses()
@@ -73,7 +73,7 @@ def test_idle_provisioned_concurrency_asks_to_lower_it_to_the_peak(aws, runtime,
 def test_approved_fix_puts_the_lower_value_and_undo_restores_it(aws, stub_only):
     from chalicelib.aws import Clients
 
-    arn = _live_alias(aws, "orders-api")
+    arn = _live_alias(aws, "example-fn")
     clients = Clients("us-east-1")
     stubber = stub_only(clients("lambda"), "PutProvisionedConcurrencyConfig")
     for value in (4, 20):
@@ -108,19 +108,19 @@ def test_dry_run_gateway_makes_no_call(aws):
     (0.1, 3, {"last_modified": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")}, None),  # new
 ])
 def test_edges(aws, runtime, stub_only, utilization, peak, config, expected):
-    arn = _live_alias(aws, "orders-api")
-    _usage(aws, "orders-api", utilization=utilization, peak=peak)
+    arn = _live_alias(aws, "example-fn")
+    _usage(aws, "example-fn", utilization=utilization, peak=peak)
     _stub_configs(stub_only, runtime, arn, _pc(arn, **config))
     found = _idle(handle_event(_config_event(arn), runtime=runtime))
     if expected is None:
         assert found == []
     else:
         (finding,) = found
-        assert expected in finding["message"] and finding["fix"] is None and finding["outcome"] == "notified"
+        assert expected in finding["message"] and finding["fix"] is None and finding["outcome"] == "reported"
 
 
 def test_never_used_for_the_whole_lookback_goes_down_to_one(aws, runtime, stub_only):
-    arn = _live_alias(aws, "orders-api", memory=1024)
+    arn = _live_alias(aws, "example-fn", memory=1024)
     _stub_configs(stub_only, runtime, arn, _pc(arn, allocated=10))
     (finding,) = _idle(handle_event(_config_event(arn), runtime=runtime))
     assert finding["fix"]["params"]["ProvisionedConcurrentExecutions"] == 1
@@ -129,7 +129,7 @@ def test_never_used_for_the_whole_lookback_goes_down_to_one(aws, runtime, stub_o
 
 
 def test_the_provisioning_event_itself_is_too_recent_to_judge(aws, runtime, stub_only, event):
-    arn = _live_alias(aws, "orders-api")
+    arn = _live_alias(aws, "example-fn")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
     _stub_configs(stub_only, runtime, arn, _pc(arn, allocated=25, status="IN_PROGRESS", last_modified=now))
     report = handle_event(event("lambda-PutProvisionedConcurrencyConfig"), runtime=runtime)
@@ -137,10 +137,10 @@ def test_the_provisioning_event_itself_is_too_recent_to_judge(aws, runtime, stub
 
 
 def test_where_the_configs_api_is_unavailable_it_says_so_and_proposes_nothing(aws, runtime):
-    arn = _live_alias(aws, "orders-api")
-    _usage(aws, "orders-api", utilization=0.12, peak=2)
+    arn = _live_alias(aws, "example-fn")
+    _usage(aws, "example-fn", utilization=0.12, peak=2)
     (finding,) = _idle(handle_event(_config_event(arn), runtime=runtime))  # moto: "Not yet implemented"
-    assert finding["fix"] is None and finding["outcome"] == "notified"
+    assert finding["fix"] is None and finding["outcome"] == "reported"
     assert "unavailable: ListProvisionedConcurrencyConfigs is not supported here" in finding["message"]
     assert "average utilization 12%" in finding["message"]
 
@@ -161,5 +161,6 @@ def test_sweep_reads_configs_only_where_cloudwatch_shows_provisioned_concurrency
     (decision,) = [d for d in report.decisions if d.finding.policy == "provisioned-idle"]
     assert decision.finding.function_arn == arns[2]
     assert decision.finding.fix.params["ProvisionedConcurrentExecutions"] == 2
-    assert calls.calls.count("cloudwatch.ListMetrics") == 1  # one bulk look for provisioned-concurrency metrics
+    # one bulk look per metric: provisioned concurrency, and function URLs (read ahead for cold-start-latency)
+    assert calls.calls.count("cloudwatch.ListMetrics") <= 2
     assert calls.calls.count("lambda.ListProvisionedConcurrencyConfigs") == 1

@@ -24,9 +24,9 @@ def test_list_buckets_is_always_paginated_with_a_page_size(aws, runtime, calls):
     for i in range(3):
         aws.client("s3").create_bucket(Bucket=f"uploads-{i}")
     engine = runtime.engine("123456789012", "us-east-1")
-    engine.inventory._bucket_triggers(None)
+    engine.inventory.triggers._bucket_triggers(None)
     assert seen and all(p.get("MaxBuckets") == 1000 for p in seen), seen
-    assert set(engine.inventory._extra.buckets) == {"uploads-0", "uploads-1", "uploads-2"}
+    assert set(engine.inventory.triggers._buckets) == {"uploads-0", "uploads-1", "uploads-2"}
 
 
 class InFlight:

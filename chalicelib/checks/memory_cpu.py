@@ -12,7 +12,7 @@ published prices (``chalicelib/pricing.py``), assuming the work is CPU-bound, wi
 from __future__ import annotations
 
 from chalicelib import pricing
-from chalicelib.checks.base import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params, Rule
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
 
 
@@ -60,7 +60,10 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     evidence = {"avg_duration_ms": round(duration, 1), "invocations": invocations,
                 "estimate_per_million_usd": {"before": round(before, 4), "after_cpu_bound": round(after, 4),
                                              "after_if_not_cpu_bound": round(worst, 4)},
-                "estimated_duration_ms": round(faster, 1)}
+                "estimated_duration_ms": round(faster, 1),
+                # if CPU-bound: the cost per million saved, at the look-back's rate of invocations over 30 days
+                "estimated_monthly_saving_usd": round((before - after) * invocations * 30 / params["lookback_days"]
+                                                      / 1e6, 2)}
     return [Finding(CHECK.id, snapshot.arn, "", message,
                     FixSpec("set-memory", snapshot.arn, {"MemorySize": target}, {"MemorySize": memory}), evidence)]
 
@@ -77,13 +80,15 @@ CHECK = Check(
         Param("max_memory_mb", int, 256, "Functions at or below this MemorySize are checked.",
               minimum=128, maximum=10240),
         Param("min_avg_duration_ms", int, 1000, "Average Duration (ms) above which the function is flagged.",
-              minimum=1),
+              minimum=1, maximum=900_000),
         Param("target_memory_mb", int, 1024, "MemorySize the fix sets (must be above max_memory_mb).",
               minimum=129, maximum=10240),
         Param("lookback_days", int, 7, "Days of Duration history to average.", minimum=1, maximum=63),
         Param("min_invocations", int, 100, "Fewer invocations than this over the look-back: too little data.",
-              minimum=1),
+              minimum=1, maximum=1_000_000_000),
     ),
+    rules=(Rule("target_memory_mb > max_memory_mb: the fix raises memory, never lowers it",
+                ("target_memory_mb", "max_memory_mb"), lambda p: p["target_memory_mb"] > p["max_memory_mb"]),),
     needs=frozenset({"metrics"}),
     in_scope=in_scope,
     metrics=metrics,

@@ -1,6 +1,6 @@
 """Log searches for tmp-storage: Logs Insights over many log groups in a sweep, FilterLogEvents for one function.
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches."""
 
 from __future__ import annotations
 
@@ -23,16 +23,23 @@ from chalicelib.inventory.common import (
     INSIGHTS_POLL_S,
     INSIGHTS_WAIT_S,
     MAX_FILTER_PAGES,
-    ReaderBase,
+    ReadContext,
+    Reader,
     _chunks,
 )
 from chalicelib.model import FunctionSnapshot, LogHits, LogSearch
 
 
-class LogReader(ReaderBase):
+class LogReader(Reader):
     """Log searches (tmp-storage): Logs Insights in a sweep, FilterLogEvents for one function."""
 
-    def _load_logs(self, snapshots: list[FunctionSnapshot], bulk: bool, searches: dict[str, LogSearch]) -> None:
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx)
+        self._log_groups: set[str] = set()
+        self._log_prefixes_read: set[str] = set()
+
+    def load_logs(self, snapshots: list[FunctionSnapshot], bulk: bool, searches: dict[str, LogSearch]) -> None:
+        """The ``logs`` facet: the hits of each function's log search (``searches``: by function ARN)."""
         by_search: dict[LogSearch, list[FunctionSnapshot]] = defaultdict(list)
         for snapshot in snapshots:
             search = searches.get(snapshot.arn)
@@ -106,7 +113,7 @@ class LogReader(ReaderBase):
                         continue
                     if not running:  # nothing of ours to wait for: wait for a slot, or for AWS's limit
                         if outcome == "limit":
-                            self.sleep(INSIGHTS_POLL_S)
+                            self.ctx.sleep(INSIGHTS_POLL_S)
                         waits -= 1
                         continue
                 if not running:
@@ -114,7 +121,7 @@ class LogReader(ReaderBase):
                     return
                 result = logs.get_query_results(queryId=running[0][1])
                 if result.get("status", "") in ("Scheduled", "Running") and not late:
-                    self.sleep(INSIGHTS_POLL_S)
+                    self.ctx.sleep(INSIGHTS_POLL_S)
                     waits -= 1
                     continue
                 chunk, _ = running.popleft()
@@ -148,11 +155,11 @@ class LogReader(ReaderBase):
         paginator = self.clients("logs").get_paginator("describe_log_groups")
         prefixes = {DEFAULT_LOG_PREFIX} if any(g.startswith(DEFAULT_LOG_PREFIX) for g in groups) else set()
         prefixes |= {g for g in groups if not g.startswith(DEFAULT_LOG_PREFIX)}
-        for prefix in sorted(prefixes - self._extra.log_prefixes_read):
+        for prefix in sorted(prefixes - self._log_prefixes_read):
             for page in paginator.paginate(logGroupNamePrefix=prefix):
-                self._extra.log_groups.update(g["logGroupName"] for g in page.get("logGroups", []))
-            self._extra.log_prefixes_read.add(prefix)
-        return groups & self._extra.log_groups
+                self._log_groups.update(g["logGroupName"] for g in page.get("logGroups", []))
+            self._log_prefixes_read.add(prefix)
+        return groups & self._log_groups
 
 
 _SLOTS: dict[str, threading.BoundedSemaphore] = {}
