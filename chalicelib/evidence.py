@@ -31,6 +31,13 @@ from chalicelib.model import FunctionRef
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 HEALTH_EVENT = "AWS Health Event"
 KINDS = (ALARM_STATE_CHANGE, HEALTH_EVENT)
+# The evidence rules by handler name (app.py subscribes them, member accounts forward what they match, and
+# ``safetycatch doctor`` checks them): a managed runaway alarm going to ALARM, AWS Health notices about Lambda.
+EVIDENCE_RULES: dict[str, dict[str, Any]] = {
+    "on_runaway_alarm": {"source": ["aws.cloudwatch"], "detail-type": [ALARM_STATE_CHANGE],
+                         "detail": {"alarmName": [{"prefix": alarms.PREFIX}], "state": {"value": ["ALARM"]}}},
+    "on_lambda_health": {"source": ["aws.health"], "detail-type": [HEALTH_EVENT], "detail": {"service": ["LAMBDA"]}},
+}
 MAX_FUNCTIONS_PER_EVENT = 20
 _LOOP_CODE = re.compile(r"RECURSI|RUNAWAY|LOOP")
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -250,6 +257,9 @@ def verify_alarm_evidence(evidence: Evidence, recorded: dict[str, Any] | None, i
     snapshot = inventory.function(ref)
     if snapshot is None:
         return AlarmVerdict(False, f"no function {ref.name} in {ref.account} {ref.region}", "gone")
+    if snapshot.tags_unreadable:  # the tags decide the scope: unknown is never in it (fail closed)
+        return AlarmVerdict(False, f"the tags of {ref.name} cannot be read, so whether it is in kill-switch scope is "
+                                   f"unknown ({snapshot.tags_unreadable})", "out-of-scope")
     if not in_kill_switch_scope(snapshot, inventory, policy_set):
         return AlarmVerdict(False, f"{ref.name} is not in kill-switch scope now", "out-of-scope")
     assert verdict.at is not None

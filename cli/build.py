@@ -2,11 +2,13 @@
 
 ``python -m cli.build compile [STAGE]`` validate policies/ and write chalicelib/compiled_policies.json (with
                                         STAGE: the bot's exact identities, as ``package`` does)
-``python -m cli.build iam``             write .chalice/policy-<stage>.json and deploy/member-account.yaml
-                                        from the code (see cli/iam.py)
+``python -m cli.build iam``             write .chalice/policy-<stage>.json, deploy/member-account.yaml and
+                                        deploy/iam-forwarder.yaml from the code (see cli/iam.py)
 ``python -m cli.build slack-manifest URL``  print deploy/slack-app-manifest.yaml for the API at URL
 ``python -m cli.build check-python [STAGE]``  fail unless this Python is the one the stage's Powertools
                                         layer is built for (``make package`` / ``make deploy`` run it first)
+``python -m cli.build chalice-deploy STAGE REGION``  ``chalice deploy`` with the Powertools layer resolved in
+                                        REGION (see cli/layer.py), the settings with the bot's exact identities
 ``python -m cli.build package [STAGE]`` all of the above (the settings with the bot's exact roles and
                                         functions in ``ACCOUNT`` and the region, else the credentials'
                                         account), then ``chalice package --merge-template
@@ -15,20 +17,19 @@
 
 The SAM template is then finished so that it deploys the same bot as ``chalice deploy`` in any region:
 function and role names as Chalice names them (``safetycatch-<stage>[-<function>]``, which the bot's
-``self_role_patterns`` recognise), the Powertools layer ARN of the stack's own region, and the Stage
-parameter pinned to the packaged stage.
+``self_role_patterns`` recognise), the Powertools layer of the stack's own region (the pinned release's public
+SSM mapping, resolved by CloudFormation; see cli/layer.py), and the Stage parameter pinned to the packaged stage.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.accounts import DEFAULT_MEMBER_ROLE
 from chalicelib.settings import COMPILED_PATH, PolicyError, from_json, read_dir, validate
-from cli import dead_letters, iam, identities, member_template
+from cli import dead_letters, iam, identities, layer, member_template
 from cli.slim import SlimReport, slim_zip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,8 @@ class BuildError(Exception):
     """The build cannot produce a deployable artifact (one line, exit 2)."""
 
 
-LAYER_PYTHON = re.compile(r"-python(?P<major>3)(?P<minor>\d{1,2})-")
+# the Python in a layer ARN (-python311-) or in the published SSM mapping cli/layer.py pins (/python3.11/)
+LAYER_PYTHON = re.compile(r"[-/]python(?P<major>3)\.?(?P<minor>\d{1,2})[-/]")
 
 
 def layer_python(stage: str, config: dict[str, Any] | None = None) -> tuple[int, int]:
@@ -129,8 +131,10 @@ def package_identity(account: str | None = None, region: str | None = None) -> t
 
 
 def write_iam() -> list[Path]:
-    """Derive the IAM policy files and the member-account template from the code."""
-    return [*iam.write_policies(), member_template.write()]
+    """Derive the IAM policy files, the member-account and IAM-forwarder templates, and the stages' Powertools
+    layer (cli/layer.py) from the code."""
+    return [*iam.write_policies(), member_template.write(), member_template.write_iam_forwarder(),
+            layer.write_config(iam.CONFIG)]
 
 
 def chalice_resources(stage: str) -> dict[str, str]:
@@ -225,19 +229,19 @@ def slack_manifest(api_url: str) -> str:
     return SLACK_MANIFEST.read_text().replace(PLACEHOLDER_API, api_url.rstrip("/"))
 
 
-@contextlib.contextmanager
-def _one_build_at_a_time() -> Iterator[None]:
-    """Builds of one checkout share chalicelib/compiled_policies.json and Chalice's package cache
-    (.chalice/deployments, keyed by a hash of the app's files): a build that removed the compiled policies while
-    another was packaging left a cached zip without them, reused by every later build. One build at a time
-    (an exclusive lock on build/.package.lock; two test workers package at once)."""
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT.parent / ".package.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def stage_project(target: Path) -> Path:
+    """A private copy of what ``chalice package`` reads (app.py, chalicelib/, requirements.txt, the stage
+    config and IAM policy files): builds running at once never share a file, and no stray bytecode or local
+    state of the checkout is packaged."""
+    target.mkdir(parents=True)
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy2(ROOT / name, target / name)
+    shutil.copytree(ROOT / "chalicelib", target / "chalicelib",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", COMPILED_PATH.name))
+    (target / ".chalice").mkdir()
+    for config in [iam.CONFIG, *iam.CONFIG.parent.glob("policy-*.json")]:
+        shutil.copy2(config, target / ".chalice" / config.name)
+    return target
 
 
 def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True, account: str | None = None,
@@ -246,17 +250,16 @@ def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True, accoun
     (unless ``derive_iam`` is off: tests check the files instead), ``chalice package`` with the merge template,
     finish the template, slim the zip and check its budget. Returns the zip's path and what slimming did."""
     account, region = package_identity(account, region)
-    with _one_build_at_a_time():
-        compile_policies(stage=stage, account=account, region=region)
-        if derive_iam:
-            write_iam()
-        chalice = Path(sys.executable).with_name("chalice")
-        env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
-        try:
-            subprocess.run([str(chalice), "package", "--stage", stage, "--merge-template", str(MERGE_TEMPLATE),
-                            str(out)], cwd=ROOT, check=True, env=env, stdout=subprocess.DEVNULL)
-        finally:
-            COMPILED_PATH.unlink(missing_ok=True)  # only the package carries it; a checkout reads policies/
+    if derive_iam:
+        write_iam()
+    chalice = Path(sys.executable).with_name("chalice")
+    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    with tempfile.TemporaryDirectory(prefix="safetycatch-build-") as staging:
+        project = stage_project(Path(staging) / "project")
+        compile_policies(target=project / "chalicelib" / COMPILED_PATH.name,  # only the package carries it
+                         stage=stage, account=account, region=region)
+        subprocess.run([str(chalice), "package", "--stage", stage, "--merge-template", str(MERGE_TEMPLATE),
+                        str(out.resolve())], cwd=project, check=True, env=env, stdout=subprocess.DEVNULL)
     template_path = out / "sam.yaml"
     resources_by_id = chalice_resources(stage)
     template = finish_template(yaml.safe_load(template_path.read_text()), stage, resources_by_id)
@@ -267,6 +270,24 @@ def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True, accoun
     if report.after > BUDGET_BYTES:
         raise BuildError(f"{zip_path.name} is {report.after:,} bytes, over the {BUDGET_BYTES:,}-byte budget")
     return zip_path, report
+
+
+def chalice_deploy(stage: str, region: str) -> int:
+    """``chalice deploy`` with the pinned Powertools layer resolved in ``region`` (the API needs a concrete ARN;
+    .chalice/config.json holds the region-independent reference and is put back afterwards)."""
+    import boto3
+
+    found = layer.resolve(boto3.client("ssm", region_name=region))
+    if found.status != "ok":
+        raise BuildError(f"chalice-deploy: no Powertools {layer.POWERTOOLS_VERSION} layer in {region}: {found.detail}")
+    original = iam.CONFIG.read_text()
+    layer.write_config(iam.CONFIG, [found.arn])
+    try:
+        chalice = Path(sys.executable).with_name("chalice")
+        env = {**os.environ, "AWS_DEFAULT_REGION": region}
+        return subprocess.run([str(chalice), "deploy", "--stage", stage], cwd=ROOT, env=env, check=False).returncode
+    finally:
+        iam.CONFIG.write_text(original)
 
 
 def main(argv: list[str]) -> int:
@@ -292,9 +313,12 @@ def main(argv: list[str]) -> int:
                 "unused slack-sdk, stray bytecode)"
             )
             print(f"{(zip_path.parent / 'sam.yaml').relative_to(ROOT)}: stage {stage}")
+        elif argv[:1] == ["chalice-deploy"] and len(argv) == 3:
+            compile_policies(stage=argv[1], account=package_identity(region=argv[2])[0], region=argv[2])
+            return chalice_deploy(argv[1], argv[2])
         else:
             print("usage: python -m cli.build compile [STAGE] | iam | package [STAGE] | check-python [STAGE] | "
-                  "slack-manifest URL", file=sys.stderr)
+                  "slack-manifest URL | chalice-deploy STAGE REGION", file=sys.stderr)
             return 2
     except (PolicyError, BuildError) as exc:
         print(f"safetycatch: {exc}", file=sys.stderr)

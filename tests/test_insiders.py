@@ -243,7 +243,7 @@ def test_kill_switch_thresholds_come_from_the_functions_own_baseline(aws, runtim
     _busy_day(aws, "Invocations", 60000, days_ago=0)  # today's loop is no baseline
     event = api_call("TagResource20170331v2", {"resource": arn, "tags": {"safetycatch:kill-switch": "true"}})
     handle_event(event, runtime=runtime)
-    assert _thresholds(aws) == "IF(inv > 80000 OR conc > 3000 OR rec > 0, 1, 0)"
+    assert _thresholds(aws) == "IF(FILL(inv, 0) > 80000 OR FILL(conc, 0) > 3000 OR FILL(rec, 0) > 0, 1, 0)"
 
 
 def test_a_quiet_function_keeps_the_default_thresholds(aws, runtime):
@@ -251,7 +251,7 @@ def test_a_quiet_function_keeps_the_default_thresholds(aws, runtime):
     aws.metric_history("orders-api", "Invocations", 20, hours=48, unit="Count")
     event = api_call("TagResource20170331v2", {"resource": arn, "tags": {"safetycatch:kill-switch": "true"}})
     handle_event(event, runtime=runtime)
-    assert _thresholds(aws) == "IF(inv > 5000 OR conc > 500 OR rec > 0, 1, 0)"
+    assert _thresholds(aws) == "IF(FILL(inv, 0) > 5000 OR FILL(conc, 0) > 500 OR FILL(rec, 0) > 0, 1, 0)"
 
 
 def test_the_example_scp_protects_every_tag_key_the_bot_acts_on():

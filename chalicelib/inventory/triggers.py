@@ -14,6 +14,8 @@ from chalicelib.aws import error_code, is_not_found, is_transient
 from chalicelib.inventory.common import ReadContext, Reader, _unqualified
 from chalicelib.model import FunctionSnapshot, Trigger
 
+LIST_BUCKETS_PAGE = 1000  # MaxBuckets: 1 to 10,000
+
 
 class TriggerReader(Reader):
     """What invokes a function: S3 bucket notifications and SNS subscriptions."""
@@ -61,7 +63,10 @@ class TriggerReader(Reader):
         self._subscription_triggers(None)
 
     def _read_all_buckets(self) -> None:
-        pages = self.clients("s3").get_paginator("list_buckets").paginate(BucketRegion=self.region)
+        # Paginated on purpose: AWS refuses unpaginated ListBuckets in accounts whose bucket quota is above 10,000
+        # (botocore's ListBuckets documentation); MaxBuckets is the paginator's page size.
+        pages = self.clients("s3").get_paginator("list_buckets").paginate(
+            BucketRegion=self.region, PaginationConfig={"PageSize": LIST_BUCKETS_PAGE})
         self.ctx.parallel("s3", self._read_bucket, [
             b["Name"] for page in pages for b in page.get("Buckets", [])
             if b.get("BucketRegion", self.region) == self.region and b["Name"] not in self._buckets])
