@@ -19,6 +19,7 @@ Evaluate = Callable[[FunctionSnapshot, Params, AccountFacts], list[Finding]]
 FACETS = frozenset({"concurrency", "mappings", "routes", "metrics", "account", "alarms",
                     "network", "role_policies", "triggers", "logs", "recursion"})
 FACETS |= frozenset({"urls", "provisioned"})  # function URLs; provisioned-concurrency configs
+FACETS |= frozenset({"package"})  # layer sizes the configuration lacks; container-image sizes (ECR)
 
 
 @dataclass(frozen=True)

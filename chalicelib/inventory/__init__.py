@@ -13,7 +13,7 @@ Example:
     inventory.load({"routes": [snapshot]}, {})
 
 The readers of each facet live in their own module (apis, metrics, lambda_reads, network, roles,
-triggers, logs); :class:`Inventory` combines them.
+triggers, logs, packages); :class:`Inventory` combines them.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from chalicelib.inventory.lambda_reads import LambdaReader
 from chalicelib.inventory.logs import LogReader
 from chalicelib.inventory.metrics import MetricReader
 from chalicelib.inventory.network import NetworkReader
+from chalicelib.inventory.packages import PackageReader
 from chalicelib.inventory.roles import RoleReader, _role_name
 from chalicelib.inventory.triggers import TriggerReader
 from chalicelib.model import (
@@ -48,7 +49,7 @@ __all__ = ["Inventory", "snapshot_from_config"]
 
 
 class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader, TriggerReader,
-                LogReader):
+                LogReader, PackageReader):
     """Reads one account and region. Caches what does not change within a run (APIs, account facts)."""
 
     def __init__(self, clients: Clients, account: str, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -74,6 +75,8 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
             raise
         snapshot = snapshot_from_config(response["Configuration"], response.get("Tags"))
         snapshot.reserved_concurrency = (response.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
+        snapshot.image_uri = str((response.get("Code") or {}).get("ImageUri", ""))
+        snapshot.resolved_image_uri = str((response.get("Code") or {}).get("ResolvedImageUri", ""))
         snapshot.loaded.update({"tags", "concurrency"})
         return snapshot
 
@@ -196,6 +199,8 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
             self._load_logs(needs["logs"], bulk, searches)
         for snapshot in needs.get("recursion", []):
             self._load_recursion(snapshot)
+        if needs.get("package"):
+            self._load_package(needs["package"])
 
     def resolve_all(self, change: Change) -> list[FunctionRef]:
         """Every function a change concerns: those named in the event, the VPC functions behind a route

@@ -50,6 +50,8 @@ def snapshot_from_config(config: dict[str, Any], tags: dict[str, str] | None = N
         package_type=config.get("PackageType", "Zip"),
         architectures=tuple(config.get("Architectures") or ("x86_64",)),
         custom_log_group=_custom_log_group(config),
+        snapstart=str((config.get("SnapStart") or {}).get("ApplyOn") or "None"),
+        efs=bool(config.get("FileSystemConfigs")),
     )
 
 
@@ -102,6 +104,7 @@ class InventoryCaches:
     log_groups: set[str] = field(default_factory=set)
     log_prefixes_read: set[str] = field(default_factory=set)
     configs: list[dict[str, Any]] | None = None
+    layer_sizes: dict[str, tuple[int | None, str]] = field(default_factory=dict)
 
 
 class ReaderBase:
