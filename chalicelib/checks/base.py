@@ -20,6 +20,7 @@ FACETS = frozenset({"concurrency", "mappings", "routes", "metrics", "account", "
                     "network", "role_policies", "triggers", "logs", "recursion"})
 FACETS |= frozenset({"urls", "provisioned"})  # function URLs; provisioned-concurrency configs
 FACETS |= frozenset({"package"})  # layer sizes the configuration lacks; container-image sizes (ECR)
+FACETS |= frozenset({"recommendations"})  # AWS Compute Optimizer memory recommendations
 
 
 @dataclass(frozen=True)

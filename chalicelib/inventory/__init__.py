@@ -13,7 +13,7 @@ Example:
     inventory.load({"routes": [snapshot]}, {})
 
 The readers of each facet live in their own module (apis, metrics, lambda_reads, network, roles,
-triggers, logs, packages); :class:`Inventory` combines them.
+triggers, logs, packages, optimizer); :class:`Inventory` combines them.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from chalicelib.inventory.lambda_reads import LambdaReader
 from chalicelib.inventory.logs import LogReader
 from chalicelib.inventory.metrics import MetricReader
 from chalicelib.inventory.network import NetworkReader
+from chalicelib.inventory.optimizer import OptimizerReader
 from chalicelib.inventory.packages import PackageReader
 from chalicelib.inventory.roles import RoleReader, _role_name
 from chalicelib.inventory.triggers import TriggerReader
@@ -49,7 +50,7 @@ __all__ = ["Inventory", "snapshot_from_config"]
 
 
 class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader, TriggerReader,
-                LogReader, PackageReader):
+                LogReader, PackageReader, OptimizerReader):
     """Reads one account and region. Caches what does not change within a run (APIs, account facts)."""
 
     def __init__(self, clients: Clients, account: str, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -201,6 +202,8 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
             self._load_recursion(snapshot)
         if needs.get("package"):
             self._load_package(needs["package"])
+        if needs.get("recommendations"):
+            self._load_recommendations(needs["recommendations"], bulk)
 
     def resolve_all(self, change: Change) -> list[FunctionRef]:
         """Every function a change concerns: those named in the event, the VPC functions behind a route

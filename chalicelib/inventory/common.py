@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.aws import Clients
-from chalicelib.model import ApiRoute, EventSourceMapping, FunctionRef, FunctionSnapshot, Layer, RolePolicy, Trigger
+from chalicelib.model import (
+    ApiRoute,
+    EventSourceMapping,
+    FunctionRef,
+    FunctionSnapshot,
+    Layer,
+    MemoryRecommendation,
+    RolePolicy,
+    Trigger,
+)
 
 EC2_FILTER_VALUES = 200
 MAX_FILTER_PAGES = 10
@@ -105,6 +114,8 @@ class InventoryCaches:
     log_prefixes_read: set[str] = field(default_factory=set)
     configs: list[dict[str, Any]] | None = None
     layer_sizes: dict[str, tuple[int | None, str]] = field(default_factory=dict)
+    recommendations: dict[str, MemoryRecommendation] | None = None
+    recommendations_unavailable: str = ""
 
 
 class ReaderBase:
