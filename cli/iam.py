@@ -75,6 +75,10 @@ LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEven
 BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "logs", "organizations"}
 BOT_ONLY_ACTIONS = {"lambda:InvokeFunction"}  # the bot invokes its own worker, never a member's function
 MANAGED_ALARMS = "safetycatch-runaway-*"
+# The alarms of a target-tracking policy on provisioned concurrency (Application Auto Scaling names them).
+TARGET_TRACKING_ALARMS = "TargetTracking-function:*"
+LAMBDA_SCALING_ROLE = ("role/aws-service-role/lambda.application-autoscaling.amazonaws.com/"
+                       "AWSServiceRoleForApplicationAutoScaling_LambdaConcurrency")
 
 
 def source_files() -> list[Path]:
@@ -183,9 +187,9 @@ def is_read(action: str) -> bool:
 def declared_actions() -> set[str]:
     """What the registries declare: every gateway write and every check's reads."""
     from chalicelib.checks import REGISTRY
-    from chalicelib.gateway import WRITES
+    from chalicelib.gateway import write_permissions
 
-    return {action for _, _, action in WRITES.values()} | {a for c in REGISTRY.values() for a in c.read_permissions}
+    return set(write_permissions()) | {a for c in REGISTRY.values() for a in c.read_permissions}
 
 
 def code_actions(paths: Iterable[Path] | None = None) -> set[str]:
@@ -217,8 +221,11 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     scopes: dict[str, tuple[str, ...]] = {
         "dynamodb:*": (_arn("dynamodb", f"table/{table}"), _arn("dynamodb", f"table/{table}/index/*")),
         "lambda:InvokeFunction": (_arn("lambda", f"function:{own}*"),),
-        "cloudwatch:PutMetricAlarm": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
-        "cloudwatch:DeleteAlarms": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
+        "cloudwatch:PutMetricAlarm": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),
+                                      _arn("cloudwatch", f"alarm:{TARGET_TRACKING_ALARMS}")),
+        "cloudwatch:DeleteAlarms": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),
+                                    _arn("cloudwatch", f"alarm:{TARGET_TRACKING_ALARMS}")),
+        "iam:CreateServiceLinkedRole": (f"arn:{PARTITION}:iam::*:{LAMBDA_SCALING_ROLE}",),
         "logs:*": (_arn("logs", f"log-group:/aws/lambda/{own}*"), _arn("logs", f"log-group:/aws/lambda/{own}*:*")),
         "sts:AssumeRole": (
             f"arn:{PARTITION}:iam::*:role/{env.get('SAFETYCATCH_MEMBER_ROLE', 'safetycatch-remediation')}",
@@ -233,7 +240,8 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
 
 SIDS = {"dynamodb": "StateTable", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret", "logs": "Logs",
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
-        "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms"}
+        "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
+        "iam:CreateServiceLinkedRole": "ScalingServiceLinkedRole"}
 
 
 def _statement_for(action: str, scopes: dict[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...]]:
@@ -272,7 +280,7 @@ def member_policy(paths: Iterable[Path] | None = None) -> dict[str, Any]:
     actions = {a for a in code_actions(paths)
                if a.split(":", 1)[0] not in BOT_ONLY_SERVICES and a not in BOT_ONLY_ACTIONS}
     scopes = {k: v for k, v in resource_scopes({"app": "safetycatch", "stage": "x", "env": {}}).items()
-              if k.startswith("cloudwatch:")}
+              if k.startswith("cloudwatch:") or k == "iam:CreateServiceLinkedRole"}
     return build_policy(actions, scopes)
 
 

@@ -101,7 +101,13 @@ def test_new_code_gets_its_permissions_and_scopes(tmp_path):
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     alarms = by_sid["ManagedAlarms"]
     assert "cloudwatch:PutMetricAlarm" in alarms["Action"] and alarms["Effect"] == "Allow"
-    assert alarms["Resource"] == "arn:aws:cloudwatch:*:*:alarm:safetycatch-runaway-*"
+    # the runaway alarms, and the alarms Application Auto Scaling names for a target-tracking policy
+    assert alarms["Resource"] == ["arn:aws:cloudwatch:*:*:alarm:safetycatch-runaway-*",
+                                  "arn:aws:cloudwatch:*:*:alarm:TargetTracking-function:*"]
+    slr = by_sid["ScalingServiceLinkedRole"]
+    assert slr["Action"] == ["iam:CreateServiceLinkedRole"] and slr["Resource"] == (
+        "arn:aws:iam::*:role/aws-service-role/lambda.application-autoscaling.amazonaws.com/"
+        "AWSServiceRoleForApplicationAutoScaling_LambdaConcurrency")
     assert by_sid["InvokeOwnFunctions"]["Resource"] == "arn:aws:lambda:*:*:function:safetycatch-dev*"
     assert by_sid["SlackSecret"]["Resource"] == "arn:aws:secretsmanager:*:*:secret:safetycatch/dev/slack-??????"
     assert "s3:GetBucketNotification" in by_sid["ReadEstate"]["Action"]

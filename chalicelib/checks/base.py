@@ -21,6 +21,7 @@ FACETS = frozenset({"concurrency", "mappings", "routes", "metrics", "account", "
 FACETS |= frozenset({"urls", "provisioned"})  # function URLs; provisioned-concurrency configs
 FACETS |= frozenset({"package"})  # layer sizes the configuration lacks; container-image sizes (ECR)
 FACETS |= frozenset({"recommendations"})  # AWS Compute Optimizer memory recommendations
+FACETS |= frozenset({"scaling"})  # Application Auto Scaling on provisioned concurrency
 
 
 @dataclass(frozen=True)

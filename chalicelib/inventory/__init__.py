@@ -13,7 +13,8 @@ Example:
     inventory.load({"routes": [snapshot]}, {})
 
 The readers of each facet live in their own module (apis, metrics, lambda_reads, network, roles,
-triggers, logs, packages, optimizer); :class:`Inventory` combines them.
+triggers, logs, packages, optimizer,
+autoscaling); :class:`Inventory` combines them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from botocore.exceptions import ClientError
 from chalicelib.aws import Clients, is_not_found, is_unsupported
 from chalicelib.events import Change, function_from_uri
 from chalicelib.inventory.apis import ApiReader
+from chalicelib.inventory.autoscaling import ScalingReader
 from chalicelib.inventory.common import FEW_FUNCTIONS, InventoryCaches, _mapping, _unqualified, snapshot_from_config
 from chalicelib.inventory.lambda_reads import LambdaReader
 from chalicelib.inventory.logs import LogReader
@@ -50,7 +52,7 @@ __all__ = ["Inventory", "snapshot_from_config"]
 
 
 class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader, TriggerReader,
-                LogReader, PackageReader, OptimizerReader):
+                LogReader, PackageReader, OptimizerReader, ScalingReader):
     """Reads one account and region. Caches what does not change within a run (APIs, account facts)."""
 
     def __init__(self, clients: Clients, account: str, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -204,6 +206,8 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
             self._load_package(needs["package"])
         if needs.get("recommendations"):
             self._load_recommendations(needs["recommendations"], bulk)
+        if needs.get("scaling"):
+            self._load_scaling(needs["scaling"], bulk)
 
     def resolve_all(self, change: Change) -> list[FunctionRef]:
         """Every function a change concerns: those named in the event, the VPC functions behind a route

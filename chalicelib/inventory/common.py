@@ -16,6 +16,7 @@ from chalicelib.model import (
     Layer,
     MemoryRecommendation,
     RolePolicy,
+    Scaler,
     Trigger,
 )
 
@@ -116,6 +117,7 @@ class InventoryCaches:
     layer_sizes: dict[str, tuple[int | None, str]] = field(default_factory=dict)
     recommendations: dict[str, MemoryRecommendation] | None = None
     recommendations_unavailable: str = ""
+    scalers: dict[str, Scaler] | None = None
 
 
 class ReaderBase:
