@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".chalice" / "config.json"
 PARTITION = "aws"
 
-READ_PREFIXES = ("Get", "List", "Describe", "BatchGet", "Query", "Scan", "Search", "Lookup", "Filter", "Head")
+READ_PREFIXES = ("Get", "List", "Describe", "BatchGet", "Query", "Scan", "Search", "Lookup", "Filter", "Head",
+                 "Simulate")
 # botocore service name -> IAM service prefix, where they differ
 IAM_PREFIX = {"resourcegroupstaggingapi": "tag", "apigatewayv2": "apigateway"}
 # (service, operation) -> IAM action, where the IAM name is not the operation's name

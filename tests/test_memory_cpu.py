@@ -119,8 +119,8 @@ def _optimizer_item(arn, finding="NotOptimized", reasons=("MemoryUnderprovisione
 
 
 def _optimizer(runtime, stub_only, response=None, error=None, expected=None):
-    """Stub ONLY GetLambdaFunctionRecommendations (moto has no Compute Optimizer). A sweep of several functions
-    reads every recommendation once (maxResults 1000); one function asks for itself (functionArns)."""
+    """Stub ONLY GetLambdaFunctionRecommendations (moto has no Compute Optimizer). Read for the candidates the
+    estimate found: several read every recommendation once (maxResults 1000); one asks for itself (functionArns)."""
     stubber = stub_only(runtime.clients()("compute-optimizer"), "GetLambdaFunctionRecommendations")
     expected = expected or {"maxResults": 1000}
     if error:
@@ -134,14 +134,18 @@ def _optimizer(runtime, stub_only, response=None, error=None, expected=None):
 
 def test_compute_optimizer_memory_is_proposed_with_its_projected_saving(aws, runtime, stub_only, calls):
     arn = aws.function("thumbnailer", memory=128)
-    others = [aws.function(f"quiet-{i}", memory=128) for i in range(3)]
+    _history(aws, "thumbnailer", 3000)
+    others = [aws.function(f"slow-{i}", memory=128) for i in range(3)]
+    for i in range(3):
+        _history(aws, f"slow-{i}", 2500)
+    aws.function("fast", memory=128)  # not a candidate: Compute Optimizer is not asked about it
     stubber = _optimizer(runtime, stub_only, [_optimizer_item(arn)] + [
         _optimizer_item(o, finding="Optimized", reasons=(), memory=128, saving=None) for o in others])
     calls.clear()
     report = runtime.engine("123456789012", "us-east-1").sweep(act=True)
     stubber.assert_no_pending_responses()
     assert calls.calls.count("compute-optimizer.GetLambdaFunctionRecommendations") == 1  # once per run
-    (decision,) = _memory_findings(report)  # no Duration history at all: the recommendation is the evidence
+    (decision,) = _memory_findings(report)  # the three Optimized ones are silenced, whatever the estimate
     assert decision.outcome == "pending-approval"
     fix = decision.finding.fix
     assert (fix.action, fix.params, fix.prior) == ("set-memory", {"MemorySize": 512}, {"MemorySize": 128})
@@ -162,6 +166,7 @@ def test_an_event_asks_compute_optimizer_for_its_one_function(aws, runtime, stub
     from cli.cloudtrail import api_call
 
     arn = aws.function("thumbnailer", memory=128)
+    _history(aws, "thumbnailer", 3000)
     stubber = _optimizer(runtime, stub_only, [_optimizer_item(arn, saving=None)], expected={"functionArns": [arn]})
     report = handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": arn, "memorySize": 128}),
                           runtime=runtime)

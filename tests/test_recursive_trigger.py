@@ -52,7 +52,8 @@ def test_bucket_notification_event_names_the_loop_and_asks_approval(aws, runtime
     assert finding["severity"] == "critical"
     assert finding["message"].startswith(
         f"orders-api → writes s3://{BUCKET}/incoming/ → triggers orders-api (s3:ObjectCreated:*; s3:PutObject "
-        f"allowed by orders-api-write-uploads)")
+        f"allowed by orders-api-write-uploads; decided by the local policy evaluator: SimulatePrincipalPolicy is "
+        f"not available here")  # moto lacks it: the local evaluator decides and says why
     # moto has no recursion API: the fix says so and keeps to the concurrency cap
     assert (
         "RecursiveLoop=Terminate: unavailable (GetFunctionRecursionConfig is not available here)" in finding["message"]

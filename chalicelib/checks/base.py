@@ -22,6 +22,7 @@ FACETS |= frozenset({"urls", "provisioned"})  # function URLs; provisioned-concu
 FACETS |= frozenset({"package"})  # layer sizes the configuration lacks; container-image sizes (ECR)
 FACETS |= frozenset({"recommendations"})  # AWS Compute Optimizer memory recommendations
 FACETS |= frozenset({"scaling"})  # Application Auto Scaling on provisioned concurrency
+FACETS |= frozenset({"chains", "iam_simulation"})  # loop paths of several hops; IAM's own answer on a loop
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,16 @@ seconds is usually starved of CPU: more memory makes CPU-bound work faster for a
 shorter duration offsets the higher per-millisecond price. The footgun's advice is to measure (AWS Lambda
 Power Tuning), so evidence comes first:
 
-* AWS Compute Optimizer (where the account has opted in) measures memory use and duration over up to 14
-  days. When it finds the function's memory under-provisioned, the fix proposes its recommended MemorySize and
-  the message quotes its projected monthly saving; when it finds the memory right (Optimized) or too large,
-  nothing is flagged, whatever the estimate below would say.
+* A function is a candidate when its MemorySize is at or below ``max_memory_mb`` and its average Duration over
+  the look-back is above ``min_avg_duration_ms`` (with enough invocations to trust it).
+* For candidates, AWS Compute Optimizer's recommendation is read (where the account has opted in; it measures
+  memory use and duration over up to 14 days). When it finds the memory under-provisioned, the fix proposes
+  its recommended MemorySize and the message quotes its projected monthly saving; when it finds the memory
+  right (Optimized) or too large, nothing is flagged.
 * Otherwise (no recommendation, not opted in, not enough data) the check keeps its estimate, labelled as one:
-  MemorySize at or below ``max_memory_mb`` with an average Duration over the look-back above
-  ``min_avg_duration_ms`` (and enough invocations to trust it); the fix raises MemorySize to
-  ``target_memory_mb``, and the message gives the cost per million invocations before and after from published
-  prices (``chalicelib/pricing.py``), assuming the work is CPU-bound, with the bound if it is not.
+  the fix raises MemorySize to ``target_memory_mb``, and the message gives the cost per million invocations
+  before and after from published prices (``chalicelib/pricing.py``), assuming the work is CPU-bound, with
+  the bound if it is not.
 
 A human approves either fix, because work that waits on I/O does not speed up.
 """
@@ -50,10 +51,11 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     """
     if not in_scope(snapshot, params):
         return []
+    estimate = _estimate(snapshot, params, snapshot.memory_recommendation)
     advice = snapshot.memory_recommendation
-    if advice is not None and advice.finding in ("Optimized", "NotOptimized"):
+    if estimate and advice is not None and advice.finding in ("Optimized", "NotOptimized"):
         return _from_compute_optimizer(snapshot, advice)
-    return _estimate(snapshot, params, advice)
+    return estimate
 
 
 def _from_compute_optimizer(snapshot: FunctionSnapshot, advice: MemoryRecommendation) -> list[Finding]:
@@ -109,6 +111,8 @@ def _estimate(snapshot: FunctionSnapshot, params: Params, advice: MemoryRecommen
 
 
 def _why_estimate(snapshot: FunctionSnapshot, advice: MemoryRecommendation | None) -> str:
+    if "recommendations" not in snapshot.loaded:
+        return "AWS Compute Optimizer not read yet"
     if "recommendations" in snapshot.unavailable:
         return snapshot.unavailable["recommendations"]
     if advice is not None:
@@ -136,7 +140,8 @@ CHECK = Check(
         Param("min_invocations", int, 100, "Fewer invocations than this over the look-back: too little data.",
               minimum=1),
     ),
-    needs=frozenset({"metrics", "recommendations"}),
+    needs=frozenset({"metrics"}),
+    finding_needs=frozenset({"recommendations"}),  # read for the candidates only
     in_scope=in_scope,
     metrics=metrics,
     fix_actions=("set-memory",),

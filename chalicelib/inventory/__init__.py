@@ -12,9 +12,9 @@ Example:
     snapshot = inventory.function(FunctionRef("orders-api", "123456789012", "us-east-1"))
     inventory.load({"routes": [snapshot]}, {})
 
-The readers of each facet live in their own module (apis, metrics, lambda_reads, network, roles,
-triggers, logs, packages, optimizer,
-autoscaling); :class:`Inventory` combines them.
+The readers of each facet live in their own module (apis, metrics, lambda_reads, network, roles, triggers,
+eventbridge, chains, simulation, logs, packages, optimizer, autoscaling); :class:`Inventory` combines them (ChainReader
+walks through the trigger, EventBridge and Lambda readers).
 """
 
 from __future__ import annotations
@@ -30,15 +30,15 @@ from chalicelib.aws import Clients, is_not_found, is_unsupported
 from chalicelib.events import Change, function_from_uri
 from chalicelib.inventory.apis import ApiReader
 from chalicelib.inventory.autoscaling import ScalingReader
+from chalicelib.inventory.chains import ChainReader
 from chalicelib.inventory.common import FEW_FUNCTIONS, InventoryCaches, _mapping, _unqualified, snapshot_from_config
-from chalicelib.inventory.lambda_reads import LambdaReader
 from chalicelib.inventory.logs import LogReader
 from chalicelib.inventory.metrics import MetricReader
 from chalicelib.inventory.network import NetworkReader
 from chalicelib.inventory.optimizer import OptimizerReader
 from chalicelib.inventory.packages import PackageReader
 from chalicelib.inventory.roles import RoleReader, _role_name
-from chalicelib.inventory.triggers import TriggerReader
+from chalicelib.inventory.simulation import SimulationReader
 from chalicelib.model import (
     AccountFacts,
     EventSourceMapping,
@@ -51,8 +51,8 @@ from chalicelib.model import (
 __all__ = ["Inventory", "snapshot_from_config"]
 
 
-class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader, TriggerReader,
-                LogReader, PackageReader, OptimizerReader, ScalingReader):
+class Inventory(ApiReader, MetricReader, ChainReader, NetworkReader, RoleReader, LogReader, PackageReader,
+                OptimizerReader, ScalingReader, SimulationReader):
     """Reads one account and region. Caches what does not change within a run (APIs, account facts)."""
 
     def __init__(self, clients: Clients, account: str, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -198,6 +198,10 @@ class Inventory(ApiReader, MetricReader, LambdaReader, NetworkReader, RoleReader
             self._load_role_policies(needs["role_policies"], bulk)
         if needs.get("triggers"):
             self._load_triggers(needs["triggers"], bulk)
+        if needs.get("chains"):
+            self._load_chains(needs["chains"], bulk)
+        if needs.get("iam_simulation"):
+            self._load_iam_simulation(needs["iam_simulation"])
         if needs.get("logs"):
             self._load_logs(needs["logs"], bulk, searches)
         for snapshot in needs.get("recursion", []):

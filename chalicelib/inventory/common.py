@@ -106,11 +106,18 @@ class InventoryCaches:
     roles: dict[str, tuple[RolePolicy, ...] | None] = field(default_factory=dict)
     managed: dict[str, dict[str, Any]] = field(default_factory=dict)
     authorization_read: bool = False
-    buckets: dict[str, list[tuple[str, Trigger]]] = field(default_factory=dict)
+    buckets: dict[str, list[Trigger]] = field(default_factory=dict)
     all_buckets_read: bool = False
     unreadable_buckets: set[str] = field(default_factory=set)
-    all_subscriptions: dict[str, list[Trigger]] | None = None
-    topics: dict[str, list[tuple[str, Trigger]]] = field(default_factory=dict)
+    all_subscriptions: list[Trigger] | None = None
+    topics: dict[str, list[Trigger]] = field(default_factory=dict)
+    rules: dict[str, list[Trigger]] = field(default_factory=dict)  # rule ARN -> its deliveries
+    all_rules_read: bool = False
+    pipes: list[Trigger] | None = None
+    resource_policies: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # queue / topic policies
+    delivery_index: dict[str, list[Trigger]] | None = None  # target -> what delivers into it (a sweep)
+    chain_gaps: set[str] = field(default_factory=set)  # what could not be read while following loop paths
+    simulation_unavailable: str = ""  # why IAM's policy simulator could not be asked, once it failed
     log_groups: set[str] = field(default_factory=set)
     log_prefixes_read: set[str] = field(default_factory=set)
     configs: list[dict[str, Any]] | None = None

@@ -1,11 +1,16 @@
-"""What invokes a function: S3 bucket notifications and SNS subscriptions.
+"""What S3 and SNS deliver, and to what: bucket notifications (to functions, queues, topics and, with EventBridge
+notifications on, the default event bus) and SNS subscriptions (to functions and queues).
+
+The ``triggers`` facet is a function's direct S3 / SNS triggers. The same reads serve the loop paths of the
+``chains`` facet (:mod:`chalicelib.inventory.chains`): ``deliveries(target, sources)`` answers what S3 and SNS
+deliver into a function, queue, topic or bus, reading only the buckets / topics named in ``sources`` (from the
+target's resource policy) or, with None, every bucket and subscription of the region (once per run).
 
 Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,27 +19,35 @@ from chalicelib.aws import error_code, is_not_found
 from chalicelib.inventory.common import ReaderBase, _unqualified
 from chalicelib.model import FunctionSnapshot, Trigger
 
+EVENTBRIDGE = "EventBridge"  # the id of a bucket's delivery to the default event bus
+
+
+def default_bus(region: str, account: str) -> str:
+    return f"arn:aws:events:{region}:{account}:event-bus/default"
+
 
 class TriggerReader(ReaderBase):
-    """What invokes a function: S3 bucket notifications and SNS subscriptions."""
+    """What S3 and SNS deliver, and to what."""
 
     def _load_triggers(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
-        if bulk:
-            s3, sns = self._bucket_triggers(None), self._subscription_triggers(None)
         for snapshot in snapshots:
-            if not bulk:
-                policy = self.function_policy(snapshot.arn) or {}
-                s3 = self._bucket_triggers(_invoke_sources(policy, "s3.amazonaws.com"))
-                sns = self._subscription_triggers(_invoke_sources(policy, "sns.amazonaws.com"))
-            snapshot.triggers = tuple(s3.get(snapshot.arn, ())) + tuple(sns.get(snapshot.arn, ()))
+            sources = None if bulk else invoke_sources(self.function_policy(snapshot.arn) or {})
+            snapshot.triggers = tuple(t for t in self.deliveries(snapshot.arn, sources) if t.kind in ("s3", "sns"))
             if self._extra.unreadable_buckets:
                 snapshot.unavailable["triggers"] = ("notifications unreadable for bucket(s) "
                                                     + ", ".join(sorted(self._extra.unreadable_buckets)[:5]))
             snapshot.loaded.add("triggers")
 
-    def _bucket_triggers(self, sources: set[str] | None) -> dict[str, list[Trigger]]:
-        """Function ARN → its S3 triggers, over ``sources`` (bucket ARNs) or, with None, every bucket of the
-        region (ListBuckets, then one GetBucketNotificationConfiguration per bucket, once per run)."""
+    def deliveries(self, target: str, sources: dict[str, set[str] | None] | None) -> list[Trigger]:
+        """What S3 and SNS deliver into ``target`` (a function, queue, topic or bus ARN). ``sources`` maps ``s3``
+        / ``sns`` to the bucket / topic ARNs to read (None: all of that kind); ``sources`` None reads all."""
+        sources = sources if sources is not None else {"s3": None, "sns": None}
+        found = [t for t in self._bucket_deliveries(sources.get("s3", set())) if t.target_arn == target]
+        return found + [t for t in self._topic_deliveries(sources.get("sns", set())) if t.target_arn == target]
+
+    def _bucket_deliveries(self, sources: set[str] | None) -> list[Trigger]:
+        """Every delivery of the buckets named (bucket ARNs) or, with None, of every bucket of the region
+        (ListBuckets, then one GetBucketNotificationConfiguration per bucket, once per run)."""
         if sources is None:
             if not self._extra.all_buckets_read:
                 pages = self.clients("s3").get_paginator("list_buckets").paginate(BucketRegion=self.region)
@@ -51,11 +64,7 @@ class TriggerReader(ReaderBase):
                      and ":s3:::" in arn}
             for name in sorted(names - set(self._extra.buckets)):
                 self._read_bucket(name)
-        index: dict[str, list[Trigger]] = defaultdict(list)
-        for name in sorted(names):
-            for function_arn, trigger in self._extra.buckets.get(name, []):
-                index[function_arn].append(trigger)
-        return index
+        return [t for name in sorted(names) for t in self._extra.buckets.get(name, [])]
 
     def _read_bucket(self, name: str) -> None:
         try:
@@ -66,26 +75,31 @@ class TriggerReader(ReaderBase):
             self._extra.buckets[name] = []
             return
         found = []
-        for item in config.get("LambdaFunctionConfigurations", []):
-            rules = {str(r.get("Name", "")).lower(): str(r.get("Value", ""))
-                     for r in ((item.get("Filter") or {}).get("Key") or {}).get("FilterRules", [])}
-            found.append((_unqualified(item.get("LambdaFunctionArn", "")), Trigger(
-                "s3", f"arn:aws:s3:::{name}", tuple(item.get("Events", [])), rules.get("prefix", ""),
-                rules.get("suffix", ""), item.get("Id", ""))))
+        for key, target_key in (("LambdaFunctionConfigurations", "LambdaFunctionArn"),
+                                ("QueueConfigurations", "QueueArn"), ("TopicConfigurations", "TopicArn")):
+            for item in config.get(key, []):
+                rules = {str(r.get("Name", "")).lower(): str(r.get("Value", ""))
+                         for r in ((item.get("Filter") or {}).get("Key") or {}).get("FilterRules", [])}
+                target = str(item.get(target_key, ""))
+                found.append(Trigger("s3", f"arn:aws:s3:::{name}", tuple(item.get("Events", [])),
+                                     rules.get("prefix", ""), rules.get("suffix", ""), item.get("Id", ""),
+                                     target_arn=_unqualified(target) if key.startswith("Lambda") else target))
+        if "EventBridgeConfiguration" in config:
+            found.append(Trigger("s3", f"arn:aws:s3:::{name}", ("s3:*",), id=EVENTBRIDGE,
+                                 target_arn=default_bus(self.region, self.account)))
         self._extra.buckets[name] = found
 
-    def _subscription_triggers(self, sources: set[str] | None) -> dict[str, list[Trigger]]:
-        """Function ARN → its SNS subscriptions: ListSubscriptions once per run, or the named topics only."""
+    def _topic_deliveries(self, sources: set[str] | None) -> list[Trigger]:
+        """Every Lambda / SQS subscription of the topics named or, with None, of the region (ListSubscriptions
+        once per run)."""
         sns = self.clients("sns")
         if sources is None:
             if self._extra.all_subscriptions is None:
-                index: dict[str, list[Trigger]] = defaultdict(list)
-                for page in sns.get_paginator("list_subscriptions").paginate():
-                    for function_arn, trigger in _lambda_subscriptions(page.get("Subscriptions", [])):
-                        index[function_arn].append(trigger)
-                self._extra.all_subscriptions = index
+                subscriptions = [s for page in sns.get_paginator("list_subscriptions").paginate()
+                                 for s in page.get("Subscriptions", [])]
+                self._extra.all_subscriptions = _subscriptions(subscriptions)
             return self._extra.all_subscriptions
-        index = defaultdict(list)
+        found: list[Trigger] = []
         for topic in sorted(t for t in sources if t.split(":")[3:4] == [self.region]):
             if topic not in self._extra.topics:
                 try:
@@ -95,15 +109,26 @@ class TriggerReader(ReaderBase):
                     if not is_not_found(exc):
                         raise
                     subs = []
-                self._extra.topics[topic] = _lambda_subscriptions(subs)
-            for function_arn, trigger in self._extra.topics[topic]:
-                index[function_arn].append(trigger)
-        return index
+                self._extra.topics[topic] = _subscriptions(subs)
+            found.extend(self._extra.topics[topic])
+        return found
 
 
-def _invoke_sources(policy: dict[str, Any], service: str) -> set[str] | None:
-    """The SourceArns a resource policy lets ``service`` invoke the function from; None when a statement
-    allows the service without naming its source (then every source must be read)."""
+def invoke_sources(policy: dict[str, Any]) -> dict[str, set[str] | None]:
+    """The sources a resource policy lets S3, SNS and EventBridge deliver from (their ``aws:SourceArn``), by
+    kind: ``s3`` / ``sns`` / ``events``; None for a kind whose service is allowed without naming its source (then
+    every source of that kind must be read).
+
+    Example:
+        >>> policy = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+        ...     "Action": "lambda:InvokeFunction", "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:s3:::up"}}}]}
+        >>> invoke_sources(policy)
+        {'s3': {'arn:aws:s3:::up'}, 'sns': set(), 'events': set()}
+    """
+    return {kind: _service_sources(policy, f"{kind}.amazonaws.com") for kind in ("s3", "sns", "events")}
+
+
+def _service_sources(policy: dict[str, Any], service: str) -> set[str] | None:
     sources: set[str] = set()
     for statement in policy.get("Statement", []):
         principal = statement.get("Principal")
@@ -121,10 +146,11 @@ def _invoke_sources(policy: dict[str, Any], service: str) -> set[str] | None:
     return sources
 
 
-def _lambda_subscriptions(subscriptions: list[dict[str, Any]]) -> list[tuple[str, Trigger]]:
-    return [
-        (_unqualified(s.get("Endpoint", "")), Trigger("sns", s.get("TopicArn", ""), id=s.get("SubscriptionArn", "")))
-        for s in subscriptions
-        if s.get("Protocol") == "lambda"
-    ]
-
+def _subscriptions(subscriptions: list[dict[str, Any]]) -> list[Trigger]:
+    found = []
+    for s in subscriptions:
+        protocol, endpoint = s.get("Protocol"), str(s.get("Endpoint", ""))
+        if protocol in ("lambda", "sqs"):
+            found.append(Trigger("sns", s.get("TopicArn", ""), id=s.get("SubscriptionArn", ""),
+                                 target_arn=_unqualified(endpoint) if protocol == "lambda" else endpoint))
+    return found

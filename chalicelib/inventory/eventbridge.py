@@ -1,0 +1,108 @@
+"""What EventBridge delivers, and to what: rules (an event pattern on a bus, to functions, queues, topics, buses
+and streams) and pipes (from a queue or a stream to a target).
+
+A sweep reads every rule once per run (ListEventBuses, ListRules per bus, ListTargetsByRule per enabled
+rule with an event pattern; scheduled rules are not triggered by writes) and every pipe with one ListPipes. An
+event reads only the rules a resource policy names (DescribeRule + ListTargetsByRule each).
+
+Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches).
+moto implements ListEventBuses, ListRules, DescribeRule, ListTargetsByRule and ListPipes (verified with moto
+5.2.5 against botocore's models); the tests build real rules and pipes in it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import error_code, is_not_found
+from chalicelib.inventory.common import ReaderBase, _unqualified
+from chalicelib.model import Trigger
+
+# arn:aws:events:<region>:<account>:rule/[<bus>/]<name>
+_RULE_ARN = re.compile(r"^arn:aws[a-z-]*:events:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):rule/"
+                       r"(?:(?P<bus>[^/]+)/)?(?P<name>[^/]+)$")
+
+
+class EventBridgeReader(ReaderBase):
+    """EventBridge rules and pipes as deliveries (recursive-trigger's loop paths)."""
+
+    def rule_deliveries(self, rule_arns: set[str] | None) -> list[Trigger]:
+        """The deliveries of the rules named (rule ARNs) or, with None, of every rule of the region."""
+        if rule_arns is None:
+            if not self._extra.all_rules_read:
+                self._read_all_rules()
+            return [t for hops in self._extra.rules.values() for t in hops]
+        found = []
+        for arn in sorted(rule_arns):
+            if arn not in self._extra.rules:
+                self._extra.rules[arn] = self._read_rule(arn)
+            found.extend(self._extra.rules[arn])
+        return found
+
+    def _read_all_rules(self) -> None:
+        events = self.clients("events")
+        buses = [b for page in _pages(events, "list_event_buses", "EventBuses", {}) for b in page]
+        for bus in buses:
+            for rule in (r for page in _pages(events, "list_rules", "Rules", {"EventBusName": bus["Name"]})
+                         for r in page):
+                if rule.get("Arn") not in self._extra.rules:
+                    self._extra.rules[rule["Arn"]] = self._rule_targets(rule, bus["Arn"])
+        self._extra.all_rules_read = True
+
+    def _read_rule(self, arn: str) -> list[Trigger]:
+        match = _RULE_ARN.match(arn)
+        if not match or match["region"] != self.region:
+            return []
+        bus = match["bus"] or "default"
+        try:
+            rule = self.clients("events").describe_rule(Name=match["name"], EventBusName=bus)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return []
+            raise
+        return self._rule_targets(rule, f"arn:aws:events:{self.region}:{match['account']}:event-bus/{bus}")
+
+    def _rule_targets(self, rule: dict[str, Any], bus_arn: str) -> list[Trigger]:
+        if rule.get("State") not in ("ENABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS") \
+                or not rule.get("EventPattern"):
+            return []
+        params = {"Rule": rule["Name"], "EventBusName": rule.get("EventBusName") or bus_arn.rsplit("/", 1)[-1]}
+        targets = [t for page in _pages(self.clients("events"), "list_targets_by_rule", "Targets", params)
+                   for t in page]
+        return [Trigger("events", bus_arn, id=str(rule.get("Arn", "")), pattern=str(rule["EventPattern"]),
+                        target_arn=_target(str(t.get("Arn", "")))) for t in targets]
+
+    def pipe_deliveries(self) -> list[Trigger]:
+        """Every running pipe of the region (one ListPipes, once per run)."""
+        if self._extra.pipes is None:
+            try:
+                pipes = [p for page in _pages(self.clients("pipes"), "list_pipes", "Pipes", {}) for p in page]
+            except ClientError as exc:
+                self._extra.chain_gaps.add(f"EventBridge pipes ({error_code(exc) or 'error'})")
+                pipes = []
+            self._extra.pipes = [
+                Trigger("pipe", str(p.get("Source", "")).split("/consumer/", 1)[0], id=str(p.get("Arn", "")),
+                        target_arn=_target(str(p["Target"])))
+                for p in pipes if p.get("Target") and p.get("DesiredState", "RUNNING") == "RUNNING"]
+        return self._extra.pipes
+
+
+def _target(arn: str) -> str:
+    """A delivery target as the graph keys it: a function unqualified, anything else as it is."""
+    return _unqualified(arn) if ":lambda:" in arn and ":function:" in arn else arn
+
+
+def _pages(client: Any, operation: str, key: str, params: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """Pages of ``operation`` (botocore has no paginator for some EventBridge operations; NextToken by hand)."""
+    if client.can_paginate(operation):
+        return [page.get(key, []) for page in client.get_paginator(operation).paginate(**params)]
+    pages, token = [], None
+    while True:
+        page = getattr(client, operation)(**params, **({"NextToken": token} if token else {}))
+        pages.append(page.get(key, []))
+        token = page.get("NextToken")
+        if not token:
+            return pages
