@@ -114,6 +114,19 @@ def test_the_same_chain_found_by_an_event_reads_only_what_the_policies_name(aws,
     assert "sns.ListSubscriptions" not in reads and "events.ListRules" not in reads
 
 
+def test_a_notification_to_a_topic_re_evaluates_the_functions_it_leads_to(aws, runtime, event):
+    _s3_sns_sqs_chain(aws)
+    aws.function("bystander")
+    recorded = event("s3-PutBucketNotification")  # CloudTrail's record, now sending uploads-b's events to a topic
+    request = recorded["detail"]["requestParameters"]
+    request["bucketName"] = "uploads-b"
+    request["NotificationConfiguration"] = {"TopicConfiguration": {
+        "Id": "fanout", "Topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:fanout", "Event": "s3:ObjectCreated:*"}}
+    report = handle_event(recorded, runtime=runtime)
+    assert [f.rsplit(":", 1)[-1] for f in report["functions"]] == ["worker"]  # topic → queue work → worker
+    assert THREE_HOPS in _loops(report)["worker"]["message"]
+
+
 def test_a_chain_whose_first_write_the_role_cannot_make_is_no_loop(aws, runtime):
     _s3_sns_sqs_chain(aws, [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::uploads-b/out/*"}])
     assert _loops(_sweep(runtime)) == {}  # it writes out/, the notification fires on in/

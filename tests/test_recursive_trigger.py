@@ -264,10 +264,19 @@ def test_dry_run_writes_nothing(aws, make_runtime, calls, event):
     assert calls.writes == []
 
 
-def test_notification_to_a_queue_only_is_skipped(runtime, aws, event):
+def test_notification_to_a_queue_no_function_consumes_is_skipped(runtime, aws, event):
+    aws.queue("q")
     recorded = event("s3-PutBucketNotification")
     config = recorded["detail"]["requestParameters"]["NotificationConfiguration"]
     config["QueueConfiguration"] = {"Queue": "arn:aws:sqs:us-east-1:123456789012:q", "Event": "s3:ObjectCreated:*"}
+    del config["CloudFunctionConfiguration"]
+    report = handle_event(recorded, runtime=runtime)
+    assert report["skipped"] == "no function is affected by this change"  # followed: nothing consumes q
+
+
+def test_notification_to_nothing_that_leads_to_a_function_is_skipped(runtime, aws, event):
+    recorded = event("s3-PutBucketNotification")
+    config = recorded["detail"]["requestParameters"]["NotificationConfiguration"]
     del config["CloudFunctionConfiguration"]
     report = handle_event(recorded, runtime=runtime)
     assert report["skipped"] == "the notification configuration invokes no Lambda function"

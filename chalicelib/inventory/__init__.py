@@ -222,9 +222,12 @@ class Inventory(ApiReader, MetricReader, ChainReader, NetworkReader, RoleReader,
                                          "", None, ("route-table", "rtb-0a9d8c7b6e5f4a321")))
             # -> [FunctionRef(name='orders-api', account='123456789012', region='us-east-1', partition='aws')]
         """
+        kind, *args = change.lookup or ("",)
+        if kind == "downstream":  # an S3 notification: the functions it names, and those its queues... reach
+            found = list(change.functions)
+            return found + [ref for ref in self.functions_downstream(args[0], args[1:]) if ref not in found]
         if change.functions:
             return list(change.functions)
-        kind, *args = change.lookup or ("",)
         ec2 = self.clients("ec2")
         try:
             if kind == "route-table":

@@ -28,7 +28,7 @@ from chalicelib.aws import error_code, is_not_found
 from chalicelib.inventory.eventbridge import EventBridgeReader
 from chalicelib.inventory.lambda_reads import LambdaReader
 from chalicelib.inventory.triggers import EVENTBRIDGE, TriggerReader, invoke_sources
-from chalicelib.model import MAX_TRIGGER_HOPS, EventSourceMapping, FunctionSnapshot, Trigger
+from chalicelib.model import MAX_TRIGGER_HOPS, EventSourceMapping, FunctionRef, FunctionSnapshot, Trigger
 
 Path = tuple[Trigger, ...]
 ACTIVE_MAPPINGS = ("Enabled", "Enabling", "Creating", "Updating")
@@ -121,6 +121,46 @@ class ChainReader(TriggerReader, EventBridgeReader, LambdaReader):
             if gaps:
                 snapshot.unavailable["chains"] = "could not read " + ", ".join(gaps[:5])
             snapshot.loaded.add("chains")
+
+    # -- an S3 notification change: which functions it now reaches ----------------------------------------------
+
+    def functions_downstream(self, bucket: str, destinations: list[str]) -> list[FunctionRef]:
+        """The functions a bucket's notifications reach through ``destinations`` (queue / topic ARNs, or
+        ``default-bus`` for its EventBridge notifications), within ``MAX_TRIGGER_HOPS`` deliveries.
+
+        Example:
+            inventory.functions_downstream("uploads-b", ["arn:aws:sns:us-east-1:123456789012:fanout"])
+            # -> [FunctionRef(name='worker', ...)]  (fanout → queue work → worker)
+        """
+        bus = f"arn:aws:events:{self.region}:{self.account}:event-bus/default"
+        frontier = [bus if d == "default-bus" else d for d in destinations]
+        found: list[FunctionRef] = []
+        seen = set(frontier)
+        for _ in range(MAX_TRIGGER_HOPS - 1):  # the bucket's own delivery is the first hop
+            reached = [t for node in frontier for t in self._delivers_to(node, bucket)]
+            for ref in (FunctionRef.parse(t, self.account, self.region) for t in reached if ":function:" in t):
+                if ref is not None and ref not in found:
+                    found.append(ref)
+            frontier = [t for t in reached if ":function:" not in t and t not in seen]
+            seen.update(frontier)
+        return found
+
+    def _delivers_to(self, node: str, bucket: str) -> list[str]:
+        """Where a queue, topic or bus sends what it receives: mappings and pipes from a queue, a topic's
+        subscriptions, the rules on the default bus that take this bucket's S3 events."""
+        kind = node_kind(node)
+        pipes = [p.target_arn for p in self.pipe_deliveries() if p.source_arn == node]
+        if kind == "queue":
+            pages = self.clients("lambda").get_paginator("list_event_source_mappings").paginate(EventSourceArn=node)
+            return pipes + [str(m.get("FunctionArn", "")) for page in pages
+                            for m in page.get("EventSourceMappings", []) if m.get("State") in ACTIVE_MAPPINGS]
+        if kind == "topic":
+            return pipes + [t.target_arn for t in self._topic_deliveries({node})]
+        if kind == "bus":
+            s3_event = event_patterns.s3_event(bucket)
+            return [t.target_arn for t in self.rule_deliveries(None)
+                    if t.source_arn == node and event_patterns.may_match(t.pattern, s3_event)]
+        return pipes
 
     # -- a sweep: the region's deliveries, indexed by target once per run --------------------------------------
 
