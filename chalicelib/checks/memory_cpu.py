@@ -7,10 +7,12 @@ Power Tuning), so evidence comes first:
 
 * A function is a candidate when its MemorySize is at or below ``max_memory_mb`` and its average Duration over
   the look-back is above ``min_avg_duration_ms`` (with enough invocations to trust it).
+
 * For candidates, AWS Compute Optimizer's recommendation is read (where the account has opted in; it measures
   memory use and duration over up to 14 days). When it finds the memory under-provisioned, the fix proposes
   its recommended MemorySize and the message quotes its projected monthly saving; when it finds the memory
   right (Optimized) or too large, nothing is flagged.
+
 * Otherwise (no recommendation, not opted in, not enough data) the check keeps its estimate, labelled as one:
   the fix raises MemorySize to ``target_memory_mb``, and the message gives the cost per million invocations
   before and after from published prices (``chalicelib/pricing.py``), assuming the work is CPU-bound, with

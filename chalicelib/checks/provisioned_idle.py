@@ -9,6 +9,7 @@ proposes:
   read only for flagged functions): the value belongs to the scaler, and lowering it would start a fight with
   it. No change is proposed; the message names the scaler and says to tune it (MinCapacity, the scheduled
   minimums, the target value).
+
 * Not scaled: the fix registers the alias / version as a scalable target, with MinCapacity the average number
   of environments in use and MaxCapacity the observed peak (Maximum ProvisionedConcurrentExecutions) x
   ``headroom``, never above today's value, and a target-tracking policy on ProvisionedConcurrencyUtilization at
