@@ -34,6 +34,7 @@ from chalicelib.gateway import Gateway, WriteCapReached
 from chalicelib.inventory import Inventory
 from chalicelib.log import logger
 from chalicelib.model import AccountFacts, Decision, Finding, FunctionSnapshot, LogSearch, MetricQuery
+from chalicelib.securityhub import SecurityHubSink, SecurityHubUnavailable
 from chalicelib.settings import PolicyConfig, PolicySet
 from chalicelib.state import StateStore
 
@@ -110,6 +111,8 @@ class Engine:
         self.mode = mode
         self.notifier = notifier or LogNotifier()
         self.gateway.dry_run = self.gateway.dry_run or mode == "dry-run"
+        self.sink: SecurityHubSink | None = None  # SAFETYCATCH_SECURITYHUB=on (see Runtime.engine)
+        self.unevaluated: set[str] = set()  # policies that could not run in the last evaluate (facet, error)
 
     # -- evaluation ------------------------------------------------------------------------------
 
@@ -123,6 +126,7 @@ class Engine:
         filled in, so their facets are read only for the functions that end up in their scope.
         """
         only = set(only)
+        self.unevaluated = set()
         enabled = [(c, cfg) for c, cfg in self.policy_set.enabled() if not only or c.id in only]
         results: dict[str, list[tuple[Finding, PolicyConfig]]] = defaultdict(list)
         for phase in ([c for c in enabled if not c[0].after], [c for c in enabled if c[0].after]):
@@ -150,11 +154,13 @@ class Engine:
         for snapshot in snapshots:
             for check, cfg in plan.get(snapshot.arn, []):
                 if check.needs & set(failed):
+                    self.unevaluated.add(check.id)
                     continue
                 try:
                     found = check.evaluate(snapshot, cfg.params, account)
                 except Exception as exc:  # noqa: BLE001 - one broken check must not stop the others
                     errors.append(f"{check.id} failed on {snapshot.name}: {_reason(exc)}")
+                    self.unevaluated.add(check.id)
                     continue
                 results[snapshot.arn].extend((dataclasses.replace(f, severity=cfg.severity), cfg) for f in found)
         self._follow_up(snapshots, plan, results, queries, searches, account, errors)
@@ -326,6 +332,7 @@ class Engine:
                          for f, cfg in found.get(snapshot.arn, [])]
             report.decisions.extend(decisions)
             self._notify(snapshot, decisions, context)
+        self._export(snapshots, report.decisions, change.policies, report.errors)
         return report
 
     def sweep(self, act: bool = False, progress: Progress | None = None, batch: int = 500) -> ScanReport:
@@ -333,16 +340,33 @@ class Engine:
         report = ScanReport(self.inventory.account, self.inventory.region)
         for snapshots in _batches(self.inventory.all_functions(), batch):
             findings = self.evaluate(snapshots, report.errors)
+            done = len(report.decisions)
             for snapshot in snapshots:
                 decisions = [self.decide(snapshot, f, cfg, act=act, context="scan")
                              for f, cfg in findings.get(snapshot.arn, [])]
                 report.decisions.extend(decisions)
                 if act:
                     self._notify(snapshot, decisions, "scan")
+            if act:
+                self._export(snapshots, report.decisions[done:], (), report.errors)
             report.functions_scanned += len(snapshots)
             if progress:
                 progress(report.functions_scanned, None)
         return report
+
+    def _export(self, snapshots: list[FunctionSnapshot], decisions: list[Decision], only: Iterable[str],
+                errors: list[str]) -> None:
+        """Hand the decisions to the Security Hub sink (when on, and only when acting in enforce mode). Only the
+        policies that really ran can resolve an earlier finding; a sink failure never undoes a decision."""
+        if self.sink is None or self.mode != "enforce" or not snapshots:
+            return
+        only = set(only)
+        ran = {c.id for c, _ in self.policy_set.enabled() if not only or c.id in only} - self.unevaluated
+        try:
+            self.sink.publish([d.to_json() for d in decisions], {s.arn: set(ran) for s in snapshots})
+        except SecurityHubUnavailable as exc:
+            errors.append(str(exc))
+            logger.warning("security hub export failed", extra={"error": str(exc)})
 
     def _notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> None:
         if not decisions:

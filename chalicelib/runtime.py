@@ -10,6 +10,8 @@
 ``SAFETYCATCH_EXTERNAL_ID``    external id the member role requires
 ``SAFETYCATCH_SLACK_*``        Slack (see chalicelib/slack.py): with a secret and a channel the
                                notifier posts to Slack, as ``replay`` and ``scan --fix`` do too
+``SAFETYCATCH_SECURITYHUB``    on | off (default off): import findings into Security Hub as ASFF
+                               when the bot acts (see chalicelib/securityhub.py)
 =============================  ===========================================================
 
 Dry-run makes zero AWS writes: the gateway only records, and state and idempotency stay in memory.
@@ -28,7 +30,7 @@ from typing import Any
 
 import boto3
 
-from chalicelib import accounts
+from chalicelib import accounts, securityhub
 from chalicelib import settings as settings_module
 from chalicelib.aws import CLIENT_LOCK, RETRY_CONFIG, Clients, error_code
 from chalicelib.dedupe import Deduplicator
@@ -107,6 +109,7 @@ class Runtime:
     _mode_provider: Any = None
     _mode_from_parameter: str | None = None
     _sessions: dict[str, Any] = field(default_factory=dict)
+    securityhub: bool = False
 
     @classmethod
     def from_env(cls, policies_dir: str | None = None, mode: str | None = None,
@@ -121,6 +124,7 @@ class Runtime:
         runtime.default_mode = runtime.mode
         runtime.mode_parameter = os.environ.get("SAFETYCATCH_MODE_PARAMETER", "").strip() or None
         runtime.member_role, runtime.external_id = accounts.member_role_name(), accounts.external_id()
+        runtime.securityhub = securityhub.enabled(os.environ.get(securityhub.ENV))
         from chalicelib.slack_messages import attach_slack
 
         attach_slack(runtime)
@@ -199,4 +203,7 @@ class Runtime:
         """An engine reading and fixing ``account`` / ``region`` (a member account through its role)."""
         clients = self.clients(region, account)
         gateway = Gateway(clients, dry_run=self.mode == "dry-run", max_writes=max_writes)
-        return Engine(self.policy_set, Inventory(clients, account), gateway, self.store, self.mode, self.notifier)
+        engine = Engine(self.policy_set, Inventory(clients, account), gateway, self.store, self.mode, self.notifier)
+        if self.securityhub:
+            engine.sink = securityhub.SecurityHubSink(clients, account)
+        return engine

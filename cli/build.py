@@ -96,6 +96,7 @@ def finish_template(template: dict[str, Any], stage: str, resources_by_id: dict[
             owner = resources_by_id.get(logical[:-len("Role")] if logical.endswith("Role") else "")
             props["RoleName"] = f"{prefix}-{owner}" if owner else f"{prefix}-{logical}"[:64]
     _fix_log_group_refs(template)
+    _reference_slack_secret(template)
     stage_param = template.setdefault("Parameters", {}).setdefault("Stage", {"Type": "String"})
     stage_param.update(Default=stage, AllowedValues=[stage])
     return template
@@ -110,6 +111,19 @@ def _fix_log_group_refs(template: dict[str, Any]) -> None:
         if resource["Type"] == "AWS::Logs::LogGroup" and isinstance(name, dict) and "Fn::Sub" in name:
             resource["Properties"]["LogGroupName"] = {"Fn::Sub": re.sub(
                 r"\$\{(\w+)\}", lambda m: "${" + by_lower.get(m[1].lower(), str(m[1])) + "}", name["Fn::Sub"])}
+
+
+def _reference_slack_secret(template: dict[str, Any]) -> None:
+    """Point ``SAFETYCATCH_SLACK_SECRET`` at the ARN of the secret the stack creates (``!Ref SlackSecret``) instead of
+    its name: the environment then holds a reference that the bot's own env-secrets check (before deploy and in the
+    sweep) recognises, and the name is no longer written in two places. The IAM scope (``secret:<name>-??????``)
+    matches the ARN."""
+    if template["Resources"].get("SlackSecret", {}).get("Type") != "AWS::SecretsManager::Secret":
+        return
+    for resource in template["Resources"].values():
+        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        if resource["Type"] == "AWS::Serverless::Function" and "SAFETYCATCH_SLACK_SECRET" in variables:
+            variables["SAFETYCATCH_SLACK_SECRET"] = {"Ref": "SlackSecret"}
 
 
 def slack_manifest(api_url: str) -> str:

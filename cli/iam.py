@@ -231,6 +231,9 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         "sts:AssumeRole": (
             f"arn:{PARTITION}:iam::*:role/{env.get('SAFETYCATCH_MEMBER_ROLE', 'safetycatch-remediation')}",
         ),
+        # The Security Hub sink: import into the account's own default product, read the hub's findings.
+        "securityhub:BatchImportFindings": (_arn("securityhub", "product/*/default"),),
+        "securityhub:GetFindings": (_arn("securityhub", "hub/default"),),
     }
     if env.get("SAFETYCATCH_MODE_PARAMETER"):
         scopes["ssm:*"] = (_arn("ssm", "parameter/" + env["SAFETYCATCH_MODE_PARAMETER"].lstrip("/")),)
@@ -242,7 +245,8 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
 SIDS = {"dynamodb": "StateTable", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret", "logs": "Logs",
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
-        "iam:CreateServiceLinkedRole": "ScalingServiceLinkedRole"}
+        "iam:CreateServiceLinkedRole": "ScalingServiceLinkedRole",
+        "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings"}
 
 
 def _statement_for(action: str, scopes: dict[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...]]:
@@ -281,7 +285,7 @@ def member_policy(paths: Iterable[Path] | None = None) -> dict[str, Any]:
     actions = {a for a in code_actions(paths)
                if a.split(":", 1)[0] not in BOT_ONLY_SERVICES and a not in BOT_ONLY_ACTIONS}
     scopes = {k: v for k, v in resource_scopes({"app": "safetycatch", "stage": "x", "env": {}}).items()
-              if k.startswith("cloudwatch:") or k == "iam:CreateServiceLinkedRole"}
+              if k.startswith(("cloudwatch:", "securityhub:")) or k == "iam:CreateServiceLinkedRole"}
     return build_policy(actions, scopes)
 
 

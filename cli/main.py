@@ -21,8 +21,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from chalicelib.model import SEVERITIES, severity_rank
 from chalicelib.runtime import ConfigError
 from chalicelib.settings import PolicyError
-from cli import render
+from cli import check, render
 from cli.events import EventFileError, load_events
+from cli.templates import TemplateError
 
 
 class UsageError(Exception):
@@ -39,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="evaluate every function in the region (changes nothing without --fix)")
     scan.add_argument("--region")
     scan.add_argument("--policies", metavar="DIR")
-    scan.add_argument("--format", choices=("table", "json"), default="table")
+    scan.add_argument("--format", choices=("table", "json", "ocsf"), default="table",
+                      help="ocsf: one OCSF Compliance Finding per line, for SIEMs")
     scan.add_argument("--fix", action="store_true", help="act as the deployed bot would (fix / ask / notify)")
     scan.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
                       help=f"exit 1 if a finding is at or above this severity ({', '.join(SEVERITIES)})")
@@ -81,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         decide = sub.add_parser(verb, help=f"{what} (the fallback when Slack is unreachable)")
         decide.add_argument("id", metavar="ID", help="approval id (safetycatch pending)")
 
+    check.add_parser(sub)
+
     serve = sub.add_parser("serve", help="serve the bot's Slack routes locally (worker inline)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--policies", metavar="DIR")
@@ -95,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.setLevel("WARNING")
     try:
         return int(COMMANDS[args.command](args) or 0)
-    except (UsageError, PolicyError, ConfigError, EventFileError) as exc:
+    except (UsageError, PolicyError, ConfigError, EventFileError, TemplateError) as exc:
         return _fail(str(exc))
     except NoCredentialsError:
         return _fail("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
@@ -131,7 +135,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if act and runtime.mode == "off":
         print("safetycatch: SAFETYCATCH_MODE=off - reporting only, nothing is changed", file=sys.stderr)
         act = False
-    with render.scan_progress(enabled=args.format == "table") as progress:
+    with render.scan_progress(enabled=args.format == "table") as progress:  # json / ocsf: stdout stays data
         if args.accounts or args.all_accounts or args.regions:
             data = _scan_scopes(runtime, args, act, progress)
         else:
@@ -139,6 +143,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
             data = engine.sweep(act=act, progress=progress).to_json()
     if args.format == "json":
         print(json.dumps(data, indent=2))
+    elif args.format == "ocsf":
+        from chalicelib.export import ocsf
+
+        stamp = int(runtime.store.clock() * 1000)
+        for finding in data["findings"]:
+            print(json.dumps(ocsf(finding, stamp), separators=(",", ":")))
     else:
         render.scan_table(data, act=act, mode=runtime.mode)
     if args.fail_on and any(severity_rank(f["severity"]) >= severity_rank(args.fail_on)
@@ -302,7 +312,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 COMMANDS = {"scan": cmd_scan, "replay": cmd_replay, "demo": cmd_demo, "lint": cmd_lint, "explain": cmd_explain,
             "pending": cmd_pending, "init": cmd_init, "kill": cmd_kill, "restore": cmd_restore,
-            "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve}
+            "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve, "check": check.run}
 
 
 def run() -> None:

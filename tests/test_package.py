@@ -181,10 +181,24 @@ def test_no_secret_in_any_environment(artifact):
                      for k, p in _functions(_template(artifact)).items()]
     for where, variables in environments:
         for name, value in variables.items():
+            if where.startswith("sam:") and name in SECRET_REFERENCES:
+                assert value == {"Ref": "SlackSecret"}, "the packaged template references the secret's ARN"
+                continue
             assert isinstance(value, str), f"{where} {name}"
             assert not SECRET_VALUE.search(value), f"{where} {name} looks like a secret value"
             if SECRET_NAME.search(name):
                 assert name in SECRET_REFERENCES and re.fullmatch(r"[\w/+=.@-]{1,512}", value), f"{where} {name}"
+
+
+@pytest.mark.slow
+def test_the_bot_passes_its_own_check_before_deploy(artifact, capsys):
+    """Issue 17: CI runs ``safetycatch check --fail-on medium`` on the packaged template, and it passes."""
+    from cli.main import main
+
+    code = main(["check", str(artifact / "sam.yaml"), "--fail-on", "medium", "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["functions_checked"] >= 5 and report["errors"] == []
+    assert code == 0, [f"{f['resource']}: {f['policy']} ({f['severity']})" for f in report["findings"]]
 
 
 def test_layer_matches_the_runtime_chalice_packages_for():
