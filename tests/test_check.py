@@ -246,8 +246,10 @@ def test_exempt_functions_are_reported_but_do_not_fail_the_build(capsys, tmp_pat
     assert code == 0 and finding["exempt"] is True
 
 
-@pytest.mark.parametrize("snap_start, suggested", [("", True), ("      SnapStart:\n        ApplyOn: PublishedVersions\n",
-                                                                   False)])
+SNAPSTART_ON = "      SnapStart:\n        ApplyOn: PublishedVersions\n"
+
+
+@pytest.mark.parametrize("snap_start, suggested", [("", True), (SNAPSTART_ON, False)])
 def test_snapstart_in_a_template_is_read_before_suggesting_it(tmp_path, capsys, snap_start, suggested):
     (tmp_path / "app.py").write_text("def handler(event, context):\n    return {}\n")
     (tmp_path / "template.yaml").write_text(
