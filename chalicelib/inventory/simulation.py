@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code
+from chalicelib.aws import error_code, is_unsupported
 from chalicelib.iam_eval import can_perform
 from chalicelib.inventory.common import ReaderBase
 from chalicelib.loops import writes
@@ -75,7 +75,8 @@ class SimulationReader(ReaderBase):
                 PolicySourceArn=role, ActionNames=list(actions), ResourceArns=[resource])
             results = [r for page in pages for r in page.get("EvaluationResults", [])]
         except ClientError as exc:
-            self._extra.simulation_unavailable = f"SimulatePrincipalPolicy failed: {error_code(exc) or 'error'}"
+            self._extra.simulation_unavailable = ("SimulatePrincipalPolicy is not available here" if is_unsupported(exc)
+                                                  else f"SimulatePrincipalPolicy failed: {error_code(exc) or 'error'}")
             return None
         except Exception as exc:  # noqa: BLE001 - IAM's answer only refines the local one; see the module doc
             self._extra.simulation_unavailable = f"SimulatePrincipalPolicy is not available here ({type(exc).__name__})"
