@@ -32,6 +32,10 @@ from chalicelib.aws import RETRY_CONFIG
 from chalicelib.events import event_id
 
 EXPIRES_AFTER_SECONDS = 24 * 3600  # EventBridge retries an async invocation for up to 24 hours
+# One key space for every handler and for the CLI: Powertools would otherwise prefix each key with the Lambda
+# function's name ("safetycatch-prod-on_config_change.once#..."), and ``safetycatch redrive`` (run outside
+# Lambda) would not see the records of the event handlers whose failed events it replays.
+KEY_PREFIX = "safetycatch.events"
 
 # Outside Lambda (CLI, tests) there is no context to take the remaining time from; that is expected.
 warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
@@ -95,7 +99,8 @@ class Deduplicator:
     def run(self, event: dict[str, Any], handler: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
         """``handler(event)`` once per event id; events without an id always run."""
 
-        @idempotent_function(data_keyword_argument="data", persistence_store=self.persistence, config=self.config)
+        @idempotent_function(data_keyword_argument="data", persistence_store=self.persistence, config=self.config,
+                             key_prefix=KEY_PREFIX)
         def once(data: dict[str, Any]) -> dict[str, Any]:
             return handler(data["event"])
 

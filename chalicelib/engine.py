@@ -20,6 +20,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import fixes
+from chalicelib.aws import is_transient
 from chalicelib.checks import Check
 from chalicelib.events import Change
 from chalicelib.gateway import Gateway, WriteCapReached
@@ -39,6 +42,7 @@ from chalicelib.settings import PolicyConfig, PolicySet
 from chalicelib.state import StateStore
 
 Progress = Callable[[int, int | None], None]
+APPLY_CLAIM_SECONDS = 300  # > the bot's Lambda timeout (60 s): outlives any concurrent twin's read-to-write
 
 
 class Notifier(Protocol):
@@ -178,6 +182,8 @@ class Engine:
             try:
                 self.inventory.load({facet: wanted}, queries, searches)
             except (ClientError, BotoCoreError) as exc:
+                if self.inventory.transient_raises and is_transient(exc):
+                    raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
                 failed[facet] = _reason(exc)
                 errors.append(f"could not read {facet}: {failed[facet]}")
         return failed
@@ -229,10 +235,29 @@ class Engine:
             decision.outcome, decision.detail = "dry-run", f"would {verb} {finding.fix.action} {finding.fix.params}"
         elif cfg.mode == "approve":
             self._request_approval(snapshot, finding, decision)
+        elif not self._first_to_apply(snapshot, finding):
+            decision.detail = "a concurrent event about the same change is applying this fix; nothing more to do"
         else:
             self._apply(finding, decision)
         self._audit(snapshot, decision, context)
         return decision
+
+    def _first_to_apply(self, snapshot: FunctionSnapshot, finding: Finding) -> bool:
+        """True for the one event that applies this fix to the function as it was read.
+
+        Several events about one function (a deploy's UpdateFunctionCode, UpdateFunctionConfiguration and
+        TagResource) run concurrently under the bot's reserved concurrency and may all read the function before
+        any of them fixes it; each would then write the same fix. The claim (a conditional put in the state
+        table, atomic in DynamoDB) lets exactly one of them write. It is keyed on what was read (the function's
+        RevisionId and the prior value the fix replaces), so a later deploy (a new revision) is decided afresh;
+        it expires after ``APPLY_CLAIM_SECONDS``, longer than one invocation can take between its read and its
+        write. An approval needs no claim: ``_request_approval`` reuses a pending one.
+        """
+        assert finding.fix is not None
+        fix = finding.fix
+        spec = json.dumps([finding.policy, fix.action, fix.params, fix.prior], sort_keys=True, default=str)
+        key = hashlib.sha256(f"{snapshot.arn}|{snapshot.revision_id}|{spec}".encode()).hexdigest()
+        return self.store.claim(f"apply#{key}", APPLY_CLAIM_SECONDS)
 
     def _request_approval(self, snapshot: FunctionSnapshot, finding: Finding, decision: Decision) -> None:
         assert finding.fix is not None
@@ -305,8 +330,10 @@ class Engine:
     # -- entry points ----------------------------------------------------------------------------
 
     def handle(self, change: Change) -> EventReport:
-        """Serve one change: resolve and re-read the function, evaluate, decide, notify."""
+        """Serve one change: resolve and re-read the function, evaluate, decide, notify. A read that fails
+        transiently raises (see :func:`chalicelib.aws.is_transient`); a permanent one is recorded in ``errors``."""
         report = EventReport(change.event_id, change.event_name)
+        self.inventory.transient_raises = True
         refs = self.inventory.resolve_all(change)
         if not refs:
             report.skipped = ("no function is affected by this change" if change.policies else

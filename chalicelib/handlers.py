@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib import events, evidence, killswitch, observability
-from chalicelib.aws import error_code
+from chalicelib.aws import error_code, is_transient
 from chalicelib.engine import EventReport
 from chalicelib.log import logger
 from chalicelib.runtime import Runtime
@@ -61,6 +61,25 @@ def change_account(change: events.Change) -> str:
     return change.function.account if change.function and change.function.account else change.account
 
 
+def permanent_failure(runtime: Runtime, parsed: events.Change, exc: ClientError) -> dict[str, Any]:
+    """The rule of :func:`chalicelib.aws.is_transient` at the event boundary: a transient failure raises (Lambda
+    retries the event; its on-failure destination keeps it after the last attempt), a permanent one (access
+    denied, a role that cannot be assumed) is recorded as the event's ``skipped`` reason and the event returns."""
+    if is_transient(exc):
+        logger.warning("transient AWS failure: the event fails and Lambda retries it",
+                       extra={"event_id": parsed.event_id, "operation": exc.operation_name, "error": error_code(exc)})
+        raise exc
+    account = change_account(parsed)
+    if exc.operation_name == "AssumeRole":
+        reason = f"cannot assume {runtime.member_role} in account {account} ({error_code(exc)})"
+    else:
+        reason = f"cannot read what changed: {exc.operation_name} failed ({error_code(exc) or 'error'})"
+    logger.error("permanent AWS failure: recorded, not retried", extra={"event_id": parsed.event_id,
+                 "operation": exc.operation_name, "error": error_code(exc), "account": account})
+    return EventReport(parsed.event_id, parsed.event_name, skipped=reason,
+                       errors=[f"{exc.operation_name}: {error_code(exc) or 'error'}"]).to_json()
+
+
 def on_cloudtrail_change(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:
     """A CloudTrail config change: parse, skip or act once (idempotent on the CloudTrail eventID)."""
     runtime = runtime or current_runtime()
@@ -73,14 +92,11 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Runtime | Non
     runtime.dedupe.register_context(context)
 
     def act(raw: dict[str, Any]) -> dict[str, Any]:
-        engine = runtime.engine(change_account(parsed), parsed.region)
         try:
+            engine = runtime.engine(change_account(parsed), parsed.region)
             return engine.handle(parsed).to_json()
         except ClientError as exc:
-            if exc.operation_name != "AssumeRole":
-                raise  # transient AWS trouble: fail, so that EventBridge retries
-            reason = f"cannot assume {runtime.member_role} in account {change_account(parsed)} ({error_code(exc)})"
-            return EventReport(parsed.event_id, parsed.event_name, skipped=reason).to_json()
+            return permanent_failure(runtime, parsed, exc)
 
     report = runtime.dedupe.run(event, act)
     if report.get("duplicate"):

@@ -370,6 +370,7 @@ class FunctionSnapshot:
     image_uri: str = ""  # a container-image function's ImageUri (GetFunction's Code)
     resolved_image_uri: str = ""  # ...and the digest Lambda resolved it to
     image_bytes: int | None = None  # the image's size in ECR (compressed), when readable
+    revision_id: str = ""  # Lambda's RevisionId as read: changes with every code or configuration update
 
     @property
     def arn(self) -> str:

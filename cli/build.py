@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from chalicelib.settings import COMPILED_PATH, PolicyError, read_dir, validate
-from cli import iam, member_template
+from cli import dead_letters, iam, member_template
 from cli.slim import SlimReport, slim_zip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,7 +154,9 @@ def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True) -> tup
     finally:
         COMPILED_PATH.unlink(missing_ok=True)  # only the package carries it; a checkout reads policies/
     template_path = out / "sam.yaml"
-    template = finish_template(yaml.safe_load(template_path.read_text()), stage, chalice_resources(stage))
+    resources_by_id = chalice_resources(stage)
+    template = finish_template(yaml.safe_load(template_path.read_text()), stage, resources_by_id)
+    template = dead_letters.add_dead_letters(template, resources_by_id)  # never lose an event
     template_path.write_text(yaml.safe_dump(template, sort_keys=False, width=120))
     zip_path = out / "deployment.zip"
     report = slim_zip(zip_path, iam.source_files())

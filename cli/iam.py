@@ -72,9 +72,13 @@ LIBRARY_PERMISSIONS = {
     "AssumeRoleCredentialFetcher": ("sts:AssumeRole",),
 }
 LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+# What Lambda does with the function's own role: an asynchronous invocation that fails for good is sent to the
+# on-failure destination, the stage's dead-letter queue (cli/dead_letters.py). No code calls it, so the AST scan
+# cannot find it; the Lambda developer guide names the permission (sqs:SendMessage on the queue).
+DESTINATION_ACTIONS = ("sqs:SendMessage",)
 # Services the bot uses for itself (never granted in member accounts).
 BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "logs", "organizations"}
-BOT_ONLY_ACTIONS = {"lambda:InvokeFunction"}  # the bot invokes its own worker, never a member's function
+BOT_ONLY_ACTIONS = {"lambda:InvokeFunction", *DESTINATION_ACTIONS}  # own worker, own dead-letter queue
 MANAGED_ALARMS = "safetycatch-runaway-*"
 # The alarms of a target-tracking policy on provisioned concurrency (Application Auto Scaling names them).
 TARGET_TRACKING_ALARMS = "TargetTracking-function:*"
@@ -235,6 +239,8 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         "securityhub:BatchImportFindings": (_arn("securityhub", "product/*/default"),),
         "securityhub:GetFindings": (_arn("securityhub", "hub/default"),),
     }
+    if env.get("SAFETYCATCH_DLQ"):
+        scopes["sqs:SendMessage"] = (_arn("sqs", env["SAFETYCATCH_DLQ"].rstrip("/").rsplit("/", 1)[-1]),)
     if env.get("SAFETYCATCH_MODE_PARAMETER"):
         scopes["ssm:*"] = (_arn("ssm", "parameter/" + env["SAFETYCATCH_MODE_PARAMETER"].lstrip("/")),)
     if env.get("SAFETYCATCH_SLACK_SECRET"):
@@ -246,7 +252,8 @@ SIDS = {"dynamodb": "StateTable", "ssm": "ModeSwitch", "secretsmanager": "SlackS
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
         "iam:CreateServiceLinkedRole": "ScalingServiceLinkedRole",
-        "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings"}
+        "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings",
+        "sqs:SendMessage": "DeadLetterQueue"}
 
 
 def _statement_for(action: str, scopes: dict[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...]]:
@@ -275,6 +282,8 @@ def bot_policy(stage: str, config: dict[str, Any] | None = None,
     """The bot's execution-role policy for one stage (what .chalice/policy-<stage>.json holds)."""
     settings = stage_settings(stage, config)
     actions = code_actions(paths) | set(LAMBDA_BASICS)
+    if settings["env"].get("SAFETYCATCH_DLQ"):
+        actions |= set(DESTINATION_ACTIONS)
     if settings["xray"]:
         actions |= set(LIBRARY_PERMISSIONS["Tracer"])
     return build_policy(actions, resource_scopes(settings))

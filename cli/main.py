@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from chalicelib.model import SEVERITIES, severity_rank
 from chalicelib.runtime import ConfigError
 from chalicelib.settings import PolicyError
-from cli import check, render
+from cli import check, redrive, render
 from cli.events import EventFileError, load_events
 from cli.templates import TemplateError
 
@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the bot's Slack routes locally (worker inline)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--policies", metavar="DIR")
+    redrive.add_parser(sub)  # cli/redrive.py
     return parser
 
 
@@ -312,7 +313,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 COMMANDS = {"scan": cmd_scan, "replay": cmd_replay, "demo": cmd_demo, "lint": cmd_lint, "explain": cmd_explain,
             "pending": cmd_pending, "init": cmd_init, "kill": cmd_kill, "restore": cmd_restore,
-            "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve, "check": check.run}
+            "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve, "check": check.run,
+            "redrive": redrive.cmd_redrive}
 
 
 def run() -> None:

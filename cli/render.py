@@ -83,8 +83,8 @@ def scan_table(data: dict[str, Any], act: bool, mode: str) -> None:
         errors.print(f"[red]error:[/] {escape(error)}")
 
 
-def replay_table(reports: list[dict[str, Any]], mode: str) -> None:
-    console.print(f"[bold]safetycatch replay[/]: {len(reports)} events (mode {mode})")
+def replay_table(reports: list[dict[str, Any]], mode: str, command: str = "replay") -> None:
+    console.print(f"[bold]safetycatch {command}[/]: {len(reports)} events (mode {mode})")
     for r in reports:
         head = Text("  ")
         head.append(r.get("event_name") or "-", "bold")

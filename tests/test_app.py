@@ -69,7 +69,7 @@ def test_idempotency_records_live_in_the_state_table(aws, make_runtime, event):
     assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 31
     items = aws.client("dynamodb").scan(TableName="safetycatch-state")["Items"]
     kinds = sorted({i["pk"]["S"].split("#")[0] for i in items})
-    assert kinds == ["audit", "changes", "fix", "idempotency"]
+    assert kinds == ["audit", "changes", "claim", "fix", "idempotency"]
 
 
 def test_scheduled_sweep_enforces_the_whole_region(client, aws):

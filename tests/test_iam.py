@@ -83,6 +83,23 @@ def test_resources_are_scoped_to_the_stage_settings():
         assert all(s["Resource"] != "*" for sid, s in by_sid.items() if sid in infra)
 
 
+def test_dead_letter_destination_grows_the_policy_by_one_action_on_one_queue():
+    """The on-failure destination needs sqs:SendMessage on the stage's queue, and nothing else: no other SQS
+    action, no other queue, and never in member accounts."""
+    for stage in iam.stages():
+        env = {**CONFIG["environment_variables"], **CONFIG["stages"][stage]["environment_variables"]}
+        policy = _policy(stage)
+        (statement,) = [s for s in policy["Statement"] if any(a.startswith("sqs:") for a in s["Action"])]
+        assert statement == {"Sid": "DeadLetterQueue", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                             "Resource": f"arn:aws:sqs:*:*:{env['SAFETYCATCH_DLQ']}"}
+        assert env["SAFETYCATCH_DLQ"] == f"safetycatch-{stage}-dead-letters"  # deploy/resources.yaml's QueueName
+        without = iam.bot_policy(stage, config={**CONFIG, "stages": {stage: {
+            **CONFIG["stages"][stage], "environment_variables": {
+                k: v for k, v in CONFIG["stages"][stage]["environment_variables"].items() if k != "SAFETYCATCH_DLQ"}}}})
+        assert sorted(set(_actions(policy)) - set(_actions(without))) == ["sqs:SendMessage"]
+    assert not iam.allows(iam.member_policy(), "sqs:SendMessage")
+
+
 def test_new_code_gets_its_permissions_and_scopes(tmp_path):
     """What the other modules will add (a worker invoke, managed alarms, a Slack secret) is picked up."""
     module = tmp_path / "extra.py"

@@ -243,3 +243,78 @@ def test_template_names_match_chalice_deploy_so_the_bot_knows_its_own_roles():
     assert done["APIHandler"]["Properties"]["Layers"] == [{"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:"
                                                            "017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"}]
     assert Settings().is_own_role("arn:aws:iam::123456789012:role/safetycatch-prod-api_handler")
+
+
+def _translated(artifact: Path, monkeypatch) -> dict:
+    """The packaged template as CloudFormation will deploy it: SAM's own translator (aws-sam-translator)."""
+    from samtranslator.translator.transform import transform
+
+    template = _template(artifact)
+    for props in _functions(template).values():
+        props["CodeUri"] = "s3://artifacts/safetycatch/deployment.zip"  # what `aws cloudformation package` writes
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+    class NoManagedPolicies:
+        def load(self) -> dict:
+            return {}
+
+    return transform(template, {}, NoManagedPolicies())["Resources"]
+
+
+@pytest.mark.slow
+def test_no_event_falls_on_the_floor(artifact, monkeypatch):
+    """Every asynchronously invoked function has an on-failure destination with the settings of its kind, every
+    rule target a dead-letter queue and a retry policy, and only those rules may send to the queue."""
+    from cli import dead_letters
+
+    resources = _translated(artifact, monkeypatch)
+    queue_arn = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    configs = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"] for c in resources.values()
+               if c["Type"] == "AWS::Lambda::EventInvokeConfig"}
+    expected = {"OnConfigChange": dead_letters.EVENT_HANDLER, "OnDependencyChange": dead_letters.EVENT_HANDLER,
+                "OnRunawayAlarm": dead_letters.EVENT_HANDLER, "OnLambdaHealth": dead_letters.EVENT_HANDLER,
+                "ScheduledSweep": dead_letters.SCHEDULE, "SlackWorker": dead_letters.SLACK_WORKER,
+                "DeadLetterNotifier": dead_letters.AsyncSettings(2, 3600)}
+    sam = _functions(_template(artifact))
+    polled = {k for k, p in sam.items() if (events := p.get("Events")) and
+              {e["Type"] for e in events.values()} <= dead_letters.POLLED_TYPES}  # SQS-fed: the queue's own DLQ
+    functions = {k for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    assert functions - set(configs) - polled == {"APIHandler"}, "only the synchronous API handler has no destination"
+    for logical in set(configs) - set(expected):  # a function added later: an event handler's settings by default
+        assert configs[logical]["DestinationConfig"] == {"OnFailure": {"Destination": queue_arn}}, logical
+    for logical, settings in expected.items():
+        assert configs[logical]["DestinationConfig"] == {"OnFailure": {"Destination": queue_arn}}, logical
+        assert (configs[logical]["MaximumRetryAttempts"], configs[logical]["MaximumEventAgeInSeconds"]) == (
+            settings.max_retries, settings.max_age_s), logical
+    rules = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::Events::Rule"}
+    assert len(rules) >= 5
+    for logical, rule in rules.items():
+        (target,) = rule["Targets"]
+        assert target["DeadLetterConfig"] == {"Arn": queue_arn}, logical
+        assert target["RetryPolicy"] == dead_letters.RULE_RETRY, logical
+    (policy,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::SQS::QueuePolicy"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    assert sorted(a["Fn::GetAtt"][0] for a in statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(rules)
+
+
+@pytest.mark.slow
+def test_the_queue_is_encrypted_kept_14_days_and_alarmed_into_slack(artifact):
+    resources = _template(artifact)["Resources"]
+    queue = resources["DeadLetterQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True and queue["MessageRetentionPeriod"] == 14 * 86400
+    env = {**CONFIG["environment_variables"], **CONFIG["stages"]["dev"]["environment_variables"]}
+    assert queue["QueueName"] == {"Fn::Sub": "safetycatch-${Stage}-dead-letters"}
+    assert env["SAFETYCATCH_DLQ"] == "safetycatch-dev-dead-letters"
+    alarm = resources["DeadLetterAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": "DeadLetterAlarmTopic"}]
+    assert not alarm["AlarmName"]["Fn::Sub"].startswith("safetycatch-runaway-"), "that prefix kills functions"
+    subscription = resources["DeadLetterNotifierSubscription"]["Properties"]
+    assert subscription["Endpoint"] == {"Fn::GetAtt": ["DeadLetterNotifier", "Arn"]}
+    notifier = resources["DeadLetterNotifier"]
+    assert notifier["Type"] == "AWS::Lambda::Function" and "ZipFile" in notifier["Properties"]["Code"]
+    assert notifier["Properties"]["ReservedConcurrentExecutions"] == 1
+    assert notifier["Properties"]["Role"] == {"Fn::GetAtt": ["DeadLetterNotifierRole", "Arn"]}

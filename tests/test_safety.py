@@ -12,6 +12,7 @@ from chalicelib.handlers import handle_event
 from chalicelib.state import DynamoTable, StateStore
 from cli.cloudtrail import api_call
 from cli.provision import init_state_table
+from cli.storm import atomic_dynamodb
 from tests.conftest import POLICIES
 
 
@@ -130,18 +131,11 @@ def test_a_write_that_keeps_failing_is_recorded_failed_not_half_applied(aws, run
 
 
 @pytest.fixture
-def atomic_items(monkeypatch):
+def atomic_items():
     """DynamoDB applies each conditional write atomically; moto's in-process backend does not lock, so give it
     that one property (our code's conditions are what is under test, not moto's threading)."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock, original = threading.Lock(), DynamoDBBackend.update_item
-
-    def update_item(self, *args, **kwargs):
-        with lock:
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoDBBackend, "update_item", update_item)
+    with atomic_dynamodb():
+        yield
 
 
 def test_racing_approvers_decide_once_in_dynamodb(aws, runtime, atomic_items):

@@ -26,7 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import Clients, is_not_found, is_unsupported
+from chalicelib.aws import Clients, is_not_found, is_transient, is_unsupported
 from chalicelib.events import Change, function_from_uri
 from chalicelib.inventory.apis import ApiReader
 from chalicelib.inventory.autoscaling import ScalingReader
@@ -67,6 +67,7 @@ class Inventory(ApiReader, MetricReader, ChainReader, NetworkReader, RoleReader,
         self._metric_index = {}
         self._provisioned_unavailable = ""
         self._extra = InventoryCaches()
+        self.transient_raises = False  # inside one event (Engine.handle): a transient read error raises
 
     def function(self, ref: FunctionRef) -> FunctionSnapshot | None:
         """Re-read one function (config, tags and reserved concurrency in one call); None if it is gone."""
@@ -173,6 +174,8 @@ class Inventory(ApiReader, MetricReader, ChainReader, NetworkReader, RoleReader,
                 self._account_facts = AccountFacts(limits.get("ConcurrentExecutions"),
                                                    limits.get("UnreservedConcurrentExecutions"))
             except ClientError as exc:
+                if self.transient_raises and is_transient(exc):
+                    raise
                 reason = "GetAccountSettings is not available here" if is_unsupported(exc) else \
                     f"GetAccountSettings failed: {exc.response.get('Error', {}).get('Code', 'error')}"
                 self._account_facts = AccountFacts(unavailable=reason)

@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import event_patterns
-from chalicelib.aws import error_code, is_not_found
+from chalicelib.aws import error_code, is_not_found, is_transient
 from chalicelib.inventory.eventbridge import EventBridgeReader
 from chalicelib.inventory.lambda_reads import LambdaReader
 from chalicelib.inventory.triggers import EVENTBRIDGE, TriggerReader, invoke_sources
@@ -113,6 +113,8 @@ class ChainReader(TriggerReader, EventBridgeReader, LambdaReader):
                 last = mapping_hops(snapshot.mappings, snapshot.arn) + into(snapshot.arn, None)
                 paths = walk(last, upstream)
             except (ClientError, BotoCoreError) as exc:
+                if self.transient_raises and is_transient(exc):
+                    raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
                 self._extra.chain_gaps.add(f"loop paths ({error_code(exc) or type(exc).__name__})")
                 paths = []
             # direct S3 / SNS triggers and mappings are the triggers / mappings facets; keep the rest
@@ -223,6 +225,8 @@ class ChainReader(TriggerReader, EventBridgeReader, LambdaReader):
             else:
                 text = self.clients("sns").get_topic_attributes(TopicArn=arn).get("Attributes", {})
         except ClientError as exc:
+            if self.transient_raises and is_transient(exc):
+                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
             if not is_not_found(exc) and error_code(exc) not in ("AWS.SimpleQueueService.NonExistentQueue",
                                                                  "QueueDoesNotExist"):
                 self._extra.chain_gaps.add(f"the policy of {name} ({error_code(exc) or 'error'})")

@@ -62,6 +62,7 @@ def snapshot_from_config(config: dict[str, Any], tags: dict[str, str] | None = N
         custom_log_group=_custom_log_group(config),
         snapstart=str((config.get("SnapStart") or {}).get("ApplyOn") or "None"),
         efs=bool(config.get("FileSystemConfigs")),
+        revision_id=str(config.get("RevisionId") or ""),
     )
 
 
@@ -142,6 +143,7 @@ class ReaderBase:
     _alarm_index: dict[str, dict[str, Any]] | None
     _metric_index: dict[str, dict[str, set[str]]]
     _provisioned_unavailable: str
+    transient_raises: bool
 
     def function_policy(self, function_arn: str) -> dict[str, Any] | None:
         """The function's resource policy (see :meth:`chalicelib.inventory.Inventory.function_policy`)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code, is_not_found
+from chalicelib.aws import error_code, is_not_found, is_transient
 from chalicelib.inventory.common import ReaderBase, _unqualified
 from chalicelib.model import Trigger
 
@@ -81,6 +81,8 @@ class EventBridgeReader(ReaderBase):
             try:
                 pipes = [p for page in _pages(self.clients("pipes"), "list_pipes", "Pipes", {}) for p in page]
             except ClientError as exc:
+                if self.transient_raises and is_transient(exc):
+                    raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
                 self._extra.chain_gaps.add(f"EventBridge pipes ({error_code(exc) or 'error'})")
                 pipes = []
             self._extra.pipes = [

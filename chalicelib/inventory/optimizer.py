@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code, is_unsupported
+from chalicelib.aws import error_code, is_transient, is_unsupported
 from chalicelib.inventory.common import ReaderBase, _unqualified
 from chalicelib.model import FunctionSnapshot, MemoryRecommendation
 
@@ -78,6 +78,8 @@ class OptimizerReader(ReaderBase):
                     if item.get("functionVersion", "$LATEST") == "$LATEST":
                         found[_unqualified(str(item.get("functionArn", "")))] = recommendation(item)
         except ClientError as exc:
+            if self.transient_raises and is_transient(exc):
+                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
             code = error_code(exc)
             self._extra.recommendations_unavailable = (
                 "the account has not opted in to AWS Compute Optimizer" if code == "OptInRequiredException" else

@@ -18,7 +18,7 @@ import re
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code, is_not_found
+from chalicelib.aws import error_code, is_not_found, is_transient
 from chalicelib.inventory.common import ReaderBase
 from chalicelib.model import FunctionSnapshot
 
@@ -78,6 +78,8 @@ class PackageReader(ReaderBase):
             content = self.clients("lambda").get_layer_version(
                 LayerName=match["layer"], VersionNumber=int(match["version"])).get("Content") or {}
         except ClientError as exc:
+            if self.transient_raises and is_transient(exc):
+                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
             return None, "deleted" if is_not_found(exc) else f"GetLayerVersion: {error_code(exc) or 'error'}"
         size = content.get("CodeSize")
         return (int(size), "") if size else (None, "GetLayerVersion gave no size")
@@ -107,6 +109,8 @@ class PackageReader(ReaderBase):
                 details = self.clients("ecr").describe_images(
                     registryId=ref["account"], repositoryName=ref["repo"], imageIds=[image_id]).get("imageDetails")
             except ClientError as exc:
+                if self.transient_raises and is_transient(exc):
+                    raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
                 if error_code(exc) == "ImageNotFoundException":
                     continue
                 why = f"ECR DescribeImages: {error_code(exc) or 'error'}"

@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code, is_unsupported
+from chalicelib.aws import error_code, is_transient, is_unsupported
 from chalicelib.iam_eval import can_perform
 from chalicelib.inventory.common import ReaderBase
 from chalicelib.loops import writes
@@ -75,10 +75,14 @@ class SimulationReader(ReaderBase):
                 PolicySourceArn=role, ActionNames=list(actions), ResourceArns=[resource])
             results = [r for page in pages for r in page.get("EvaluationResults", [])]
         except ClientError as exc:
+            if self.transient_raises and is_transient(exc):
+                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
             self._extra.simulation_unavailable = ("SimulatePrincipalPolicy is not available here" if is_unsupported(exc)
                                                   else f"SimulatePrincipalPolicy failed: {error_code(exc) or 'error'}")
             return None
         except Exception as exc:  # noqa: BLE001 - IAM's answer only refines the local one; see the module doc
+            if self.transient_raises and is_transient(exc):  # a timeout or a dropped connection, inside one event
+                raise
             self._extra.simulation_unavailable = f"SimulatePrincipalPolicy is not available here ({type(exc).__name__})"
             return None
         return decision(results)

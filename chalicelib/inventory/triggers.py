@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code, is_not_found
+from chalicelib.aws import error_code, is_not_found, is_transient
 from chalicelib.inventory.common import ReaderBase, _unqualified
 from chalicelib.model import FunctionSnapshot, Trigger
 
@@ -70,6 +70,8 @@ class TriggerReader(ReaderBase):
         try:
             config = self.clients("s3").get_bucket_notification_configuration(Bucket=name)
         except ClientError as exc:
+            if self.transient_raises and is_transient(exc):
+                raise  # inside one event: retried by Lambda rather than evaluated without the bucket
             if error_code(exc) not in ("NoSuchBucket", "404"):
                 self._extra.unreadable_buckets.add(f"{name} ({error_code(exc) or 'error'})")
             self._extra.buckets[name] = []
