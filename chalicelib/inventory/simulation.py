@@ -80,7 +80,7 @@ class SimulationReader(ReaderBase):
             self._extra.simulation_unavailable = ("SimulatePrincipalPolicy is not available here" if is_unsupported(exc)
                                                   else f"SimulatePrincipalPolicy failed: {error_code(exc) or 'error'}")
             return None
-        except Exception as exc:  # noqa: BLE001 - IAM's answer only refines the local one; see the module doc
+        except Exception as exc:  # IAM's answer only refines the local one; see the module doc
             if self.transient_raises and is_transient(exc):  # a timeout or a dropped connection, inside one event
                 raise
             self._extra.simulation_unavailable = f"SimulatePrincipalPolicy is not available here ({type(exc).__name__})"
