@@ -89,9 +89,12 @@ def test_dead_letter_destination_grows_the_policy_by_one_action_on_one_queue():
     for stage in iam.stages():
         env = {**CONFIG["environment_variables"], **CONFIG["stages"][stage]["environment_variables"]}
         policy = _policy(stage)
-        (statement,) = [s for s in policy["Statement"] if any(a.startswith("sqs:") for a in s["Action"])]
+        with_sqs = [s for s in policy["Statement"] if any(a.startswith("sqs:") for a in s["Action"])]
+        (statement,) = [s for s in with_sqs if "sqs:SendMessage" in s["Action"]]
         assert statement == {"Sid": "DeadLetterQueue", "Effect": "Allow", "Action": ["sqs:SendMessage"],
                              "Resource": f"arn:aws:sqs:*:*:{env['SAFETYCATCH_DLQ']}"}
+        # any other SQS action is a read (recursive-trigger reads queue policies to follow loop paths)
+        assert all(iam.is_read(a) for s in with_sqs if s is not statement for a in s["Action"] if a.startswith("sqs:"))
         assert env["SAFETYCATCH_DLQ"] == f"safetycatch-{stage}-dead-letters"  # deploy/resources.yaml's QueueName
         without = iam.bot_policy(stage, config={**CONFIG, "stages": {stage: {
             **CONFIG["stages"][stage], "environment_variables": {
