@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STAGE  ?= dev
 
-.PHONY: setup demo test bench package iam deploy lint clean
+.PHONY: setup demo test bench package iam deploy lint clean python-matches-layer
 
 setup: $(STAMP)
 
@@ -31,7 +31,11 @@ bench: $(STAMP)
 lint: $(STAMP)
 	@$(BIN)/safetycatch lint policies
 
-package: $(STAMP)
+# chalice package builds for the Python that runs it: it must be the one the stage's Powertools layer is for.
+python-matches-layer: $(STAMP)
+	@$(BIN)/python -m cli.build check-python $(STAGE)
+
+package: $(STAMP) python-matches-layer
 	@$(BIN)/python -m cli.build package $(STAGE)
 
 iam: $(STAMP)

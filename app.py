@@ -6,7 +6,9 @@
   AWS Health notice about Lambda → the kill-switch throttles the runaway function to 0.
 * ``on_dependency_change``: VPC routing, execution-role policy and S3 notification changes → re-evaluate
   the functions they concern (vpc-no-egress, recursive-trigger). IAM events exist in us-east-1 only.
-* ``scheduled_sweep``: every 6 hours, the whole region as ``safetycatch scan --fix`` (metrics, logs, drift).
+* ``scheduled_sweep``: every 6 hours, the whole region as ``safetycatch scan --fix`` (metrics, logs, drift), or,
+  with a sweep queue, one SQS message per (account, region) of the organisation to ``sweep_worker``.
+* ``sweep_worker``: sweeps one scope per message (partial batch failures, dead-letter queue, a digest per run).
 * ``slack_actions`` / ``slack_commands``: Slack buttons and ``/safetycatch`` (verified, authorised, handed over).
 * ``slack_worker``: carries a Slack decision out (invoked asynchronously by the routes).
 """
@@ -19,6 +21,8 @@ from chalicelib.events import APIGATEWAY_EVENTS, CLOUDTRAIL, EC2_EVENTS, IAM_EVE
 from chalicelib.evidence import ALARM_STATE_CHANGE, HEALTH_EVENT
 
 app = Chalice(app_name="safetycatch")
+SWEEP_QUEUE = "safetycatch-sweep"
+SWEEP_CONCURRENCY = 10
 observability.install(app)  # Powertools Logger context, Tracer and Metrics around every handler
 
 # Lambda event names carry API-version suffixes (UpdateFunctionConfiguration20150331v2): match prefixes.
@@ -74,8 +78,17 @@ def on_lambda_health(event):
 
 @app.schedule(Rate(6, unit=Rate.HOURS), name="scheduled_sweep")
 def scheduled_sweep(event):
-    """What no change event announces (utilization, durations, /tmp errors, drift): sweep and enforce."""
+    """What no change event announces (utilization, durations, /tmp errors, drift): sweep and enforce, or fan the
+    organisation out to the sweep worker, one SQS message per (account, region)."""
     return handlers.on_schedule(event.to_dict(), event.context)
+
+
+# The queue is the stack's SweepQueue (cli/build.py points the event source at it); reserved concurrency in
+# .chalice/config.json and the event source's maximum concurrency bound the fan-out.
+@app.on_sqs_message(queue=SWEEP_QUEUE, batch_size=1, name="sweep_worker", maximum_concurrency=SWEEP_CONCURRENCY)
+def sweep_worker(event):
+    """One scope (account, region) of a sweep run per message; failed scopes come back as partial batch failures."""
+    return handlers.on_sweep_work(event.to_dict(), event.context)
 
 
 # -- Slack: buttons, slash command, and the worker that carries decisions out ---------------------

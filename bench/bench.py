@@ -26,6 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import compare  # noqa: E402
 from cli.sandbox import FAKE_CREDENTIALS, SandboxAccount, free_port  # noqa: E402
 
 # moto's server with one property of DynamoDB it lacks: each conditional write is atomic (the storm runs 10 writers).
@@ -51,8 +52,12 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def seed(start: int, n: int) -> None:
+    """Functions start..n-1 in the bench account (see :func:`seed_account`)."""
+    seed_account(SandboxAccount(), start, n)
+
+
+def seed_account(account: SandboxAccount, start: int, n: int) -> None:
     """Functions start..n-1: every 10th critical, every 7th fed by SQS, 1 in 25 behind an API (REST or HTTP)."""
-    account = SandboxAccount()
     for i in range(start, n):
         tags = {"critical": "true"} if i % 10 == 0 else {"team": f"t{i % 5}"}
         arn = account.function(f"fn-{i:05d}", timeout=30 if i % 25 == 0 else 10, tags=tags)
@@ -273,12 +278,32 @@ def bench_import() -> None:
         print(line)
 
 
+def run_organisations(args: argparse.Namespace, endpoint: str) -> None:
+    """Organisations at the latency mode's delay (bench/compare.py): beside c7n-org, then the large one."""
+    from bench import compare
+
+    delay = args.latency_ms / 1000
+    if delay and args.org:
+        members, per_account = (int(part) for part in args.org.split("x"))
+        compare.org_table(endpoint, delay, members, per_account)
+    if delay and args.large_org:
+        members, regions, per_scope = (int(part) for part in args.large_org.split("x"))
+        compare.large_org(delay, members, ["us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2"][:regions],
+                          per_scope)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "1000,5000"),
                         help="comma-separated estate sizes to scan, in increasing order")
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 5000)))
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--latency-ms", type=float, default=float(os.environ.get("BENCH_LATENCY_MS", 25)),
+                        help="latency mode: each request waits this long before it is sent (0: skip the mode)")
+    parser.add_argument("--org", default=os.environ.get("BENCH_ORG", "10x100"),
+                        help="organisation vs c7n-org: MEMBERSxFUNCTIONS ('' to skip)")
+    parser.add_argument("--large-org", default=os.environ.get("BENCH_LARGE_ORG", "50x2x200"),
+                        help="large organisation: ACCOUNTSxREGIONSxFUNCTIONS ('' to skip)")
     parser.add_argument("--storm", type=int, default=int(os.environ.get("BENCH_STORM", 2000)),
                         help="functions in the deploy storm's stack (5 events each); 0 skips it")
     args = parser.parse_args()
@@ -291,12 +316,16 @@ def main() -> int:
     try:
         sizes = sorted(int(s) for s in args.sizes.split(","))
         seeded, results = 0, {}
+        table = compare.LatencyTable(endpoint, args.latency_ms / 1000, args.repeat) if args.latency_ms else None
         for size in sizes:
             started = time.perf_counter()
             seed(seeded, size)
             print(f"seeded {size - seeded} more functions on a moto server in {time.perf_counter() - started:.1f} s")
             seeded = size
             results[size] = bench_scan(size, args.repeat)
+            if table:
+                table.measure(size)
+                compare.latency.install(0.0)
         if len(sizes) > 1:
             small, large = results[sizes[0]], results[sizes[-1]]
             print(
@@ -311,6 +340,10 @@ def main() -> int:
         if args.storm:
             bench_storm(args.storm)
         bench_import()
+        if table:
+            table.finish()
+        compare.alarm_costs()
+        run_organisations(args, endpoint)
     finally:
         server.terminate()
         server.wait(timeout=10)

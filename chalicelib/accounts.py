@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 import botocore.session
 from botocore.credentials import AssumeRoleCredentialFetcher, CredentialProvider, DeferredRefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import CLIENT_LOCK, RETRY_CONFIG
 
@@ -72,6 +73,9 @@ def assumed_session(base: boto3.session.Session, account: str, role_name: str,
     credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
     core = botocore.session.Session()
     core.get_component("credential_provider").insert_before("env", _FixedProvider(credentials))
+    # Service models and endpoint rules are the same for every account: share the base session's loader (it
+    # caches what it parsed), so a member's clients are built in milliseconds, not a third of a second each.
+    core.register_component("data_loader", base._session.get_component("data_loader"))
     return boto3.session.Session(botocore_session=core, region_name=region or base.region_name)
 
 
@@ -87,6 +91,21 @@ class _FixedProvider(CredentialProvider):
 
     def load(self) -> DeferredRefreshableCredentials:
         return self.credentials
+
+
+def account_name(session: boto3.session.Session, account: str) -> str:
+    """The account's name in the organization (Organizations DescribeAccount, from the management or a
+    delegated administrator account); '' where it cannot be read (not an organization, no permission).
+
+    Example:
+        account_name(boto3.session.Session(), "111111111111")
+        # -> 'payments-prod'
+    """
+    try:
+        client = session.client("organizations", config=RETRY_CONFIG)
+        return str(client.describe_account(AccountId=account)["Account"].get("Name") or "")[:64]
+    except (ClientError, BotoCoreError):
+        return ""
 
 
 def organization_accounts(session: boto3.session.Session) -> Iterator[str]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import fixes
-from chalicelib.aws import is_transient
+from chalicelib.aws import describe_error
 from chalicelib.checks import Check
 from chalicelib.events import Change
 from chalicelib.gateway import Gateway, WriteCapReached
@@ -42,13 +43,16 @@ from chalicelib.settings import PolicyConfig, PolicySet
 from chalicelib.state import StateStore
 
 Progress = Callable[[int, int | None], None]
+TOLD = ("notified", "fixed", "pending-approval", "failed")  # outcomes a human hears about
 APPLY_CLAIM_SECONDS = 300  # > the bot's Lambda timeout (60 s): outlives any concurrent twin's read-to-write
 
 
 class Notifier(Protocol):
     """Tells humans about decisions on one function (Slack when configured, else the log)."""
 
-    def notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> None: ...
+    def notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> str | None:
+        """Deliver the decisions; None when delivered, else why not (one line: it goes to ``errors``)."""
+        ...
 
     def notify_kill(self, function_arn: str, fix_id: str, detail: dict[str, Any], context: str) -> None:
         """A kill-switch decision. ``fix_id`` is the kill's fix record (what a Restore button carries); ''
@@ -56,11 +60,20 @@ class Notifier(Protocol):
         ...
 
 
+NOT_CONFIGURED = "Slack is not configured (set SAFETYCATCH_SLACK_SECRET and SAFETYCATCH_SLACK_CHANNEL)"
+
+
 class LogNotifier:
-    def notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> None:
+    """Without Slack, decisions only reach the log: nobody was told, so ``notify`` says why not."""
+
+    def __init__(self, reason: str = NOT_CONFIGURED) -> None:
+        self.reason = reason
+
+    def notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> str | None:
         for d in decisions:
             logger.info("notify", extra={"function": snapshot.arn, "policy": d.finding.policy,
                                          "outcome": d.outcome, "context": context})
+        return f"not notified: {self.reason}"
 
     def notify_kill(self, function_arn: str, fix_id: str, detail: dict[str, Any], context: str) -> None:
         log = logger.info if fix_id and detail.get("outcome") == "fixed" else logger.error  # not killed: loudly
@@ -93,17 +106,16 @@ class ScanReport:
     functions_scanned: int = 0
     decisions: list[Decision] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    scan_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def to_json(self) -> dict[str, Any]:
-        return {"account": self.account, "region": self.region, "functions_scanned": self.functions_scanned,
+        return {"scan_id": self.scan_id, "account": self.account, "region": self.region,
+                "scopes": [{"account": self.account, "region": self.region}],
+                "functions_scanned": self.functions_scanned,
                 "findings": [d.to_json() for d in self.decisions], "errors": list(self.errors)}
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {str(error.get('Message', ''))[:200]}"
-    return f"{type(exc).__name__}: {str(exc)[:200]}"
+_reason = describe_error  # one line for an error, in findings, audit records and logs
 
 
 class Engine:
@@ -173,19 +185,13 @@ class Engine:
 
     def _load_facets(self, needs: dict[str, dict[str, FunctionSnapshot]], queries: dict[str, set[MetricQuery]],
                      searches: dict[str, LogSearch], errors: list[str]) -> dict[str, str]:
-        """Read each needed facet once (a later phase re-reads only metrics and logs, whose queries differ)."""
-        failed: dict[str, str] = {}
-        for facet in sorted(set(needs) - {"account"}):
-            wanted = [s for s in needs[facet].values() if facet not in s.loaded or facet in ("metrics", "logs")]
-            if not wanted:
-                continue
-            try:
-                self.inventory.load({facet: wanted}, queries, searches)
-            except (ClientError, BotoCoreError) as exc:
-                if self.inventory.transient_raises and is_transient(exc):
-                    raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
-                failed[facet] = _reason(exc)
-                errors.append(f"could not read {facet}: {failed[facet]}")
+        """Read each needed facet once, all at once (a later phase re-reads only metrics and logs, whose queries
+        differ); the account facts are a facet too, read with the others. Inside one event a transient error
+        raises, so that Lambda retries the event (``Inventory.transient_raises``; chalicelib/aws.py, the rule)."""
+        wanted = {facet: [s for s in group.values() if facet not in s.loaded or facet in ("metrics", "logs")]
+                  for facet, group in needs.items()}
+        failed = self.inventory.load({facet: group for facet, group in wanted.items() if group}, queries, searches)
+        errors.extend(f"could not read {facet}: {reason}" for facet, reason in sorted(failed.items()))
         return failed
 
     def _follow_up(self, snapshots: list[FunctionSnapshot], plan: dict[str, list[tuple[Check, PolicyConfig]]],
@@ -223,8 +229,29 @@ class Engine:
     def decide(self, snapshot: FunctionSnapshot, finding: Finding, cfg: PolicyConfig, act: bool,
                context: str = "") -> Decision:
         """Carry out one finding according to its policy mode; every decision is audited."""
+        decision = self._choose(snapshot, finding, cfg, act)
+        if act or decision.outcome in ("exempt", "muted"):
+            self._audit(snapshot, decision, context)
+        return decision
+
+    def _decide_all(self, snapshot: FunctionSnapshot, found: list[tuple[Finding, PolicyConfig]], act: bool,
+                    context: str, errors: list[str]) -> list[Decision]:
+        """Decide every finding on one function, tell people (with ``act``), then audit what really happened
+        (``notified`` only when the notification was delivered)."""
+        decisions = [self._choose(snapshot, f, cfg, act) for f, cfg in found]
+        if act:
+            self._notify(snapshot, decisions, context, errors)
+        for decision in decisions:
+            if act or decision.outcome in ("exempt", "muted"):
+                self._audit(snapshot, decision, context)
+        return decisions
+
+    def _choose(self, snapshot: FunctionSnapshot, finding: Finding, cfg: PolicyConfig, act: bool) -> Decision:
         decision = Decision(finding, cfg.mode, "reported")
-        if self.is_exempt(snapshot, cfg):
+        mute = self.policy_set.mutes.match(finding.policy, snapshot.ref, self.store.clock())
+        if mute is not None:
+            decision.outcome, decision.detail = "muted", mute.describe()
+        elif self.is_exempt(snapshot, cfg):
             decision.outcome, decision.detail = "exempt", "function is exempt; nothing changed"
         elif not act:
             return decision
@@ -239,7 +266,6 @@ class Engine:
             decision.detail = "a concurrent event about the same change is applying this fix; nothing more to do"
         else:
             self._apply(finding, decision)
-        self._audit(snapshot, decision, context)
         return decision
 
     def _first_to_apply(self, snapshot: FunctionSnapshot, finding: Finding) -> bool:
@@ -274,6 +300,9 @@ class Engine:
             snapshot.arn, finding.policy, spec, self.policy_set.settings.approval_ttl_hours,
             severity=finding.severity, message=finding.message)
         decision.outcome, decision.approval_id = "pending-approval", approval["id"]
+        if not self.store.durable:
+            decision.detail = ("kept in memory only (no SAFETYCATCH_TABLE): this approval will not outlive the "
+                               "run")
 
     def apply_approved(self, snapshot: FunctionSnapshot, finding: Finding, cfg: PolicyConfig,
                        context: str) -> Decision:
@@ -355,25 +384,24 @@ class Engine:
         found = self.evaluate(snapshots, report.errors, only=change.policies)
         context = f"{change.event_name} by {change.actor or 'unknown'} ({change.event_id})"
         for snapshot in snapshots:
-            decisions = [self.decide(snapshot, f, cfg, act=True, context=context)
-                         for f, cfg in found.get(snapshot.arn, [])]
-            report.decisions.extend(decisions)
-            self._notify(snapshot, decisions, context)
+            report.decisions.extend(self._decide_all(snapshot, found.get(snapshot.arn, []), True, context,
+                                                     report.errors))
         self._export(snapshots, report.decisions, change.policies, report.errors)
         return report
 
-    def sweep(self, act: bool = False, progress: Progress | None = None, batch: int = 500) -> ScanReport:
-        """Evaluate every function of the region; with ``act`` carry out decisions as the bot would."""
+    def sweep(self, act: bool = False, progress: Progress | None = None, batch: int = 500,
+              select: Callable[[FunctionSnapshot], bool] | None = None) -> ScanReport:
+        """Evaluate every function of the region (or those ``select`` keeps); with ``act`` carry out decisions as
+        the bot would."""
         report = ScanReport(self.inventory.account, self.inventory.region)
-        for snapshots in _batches(self.inventory.all_functions(), batch):
+        self.inventory.read_ahead({facet for check, _ in self.policy_set.enabled() for facet in check.needs})
+        functions = self.inventory.all_functions()  # listed one batch ahead (Inventory.function_batches)
+        for snapshots in _batches(functions if select is None else filter(select, functions), batch):
             findings = self.evaluate(snapshots, report.errors)
             done = len(report.decisions)
             for snapshot in snapshots:
-                decisions = [self.decide(snapshot, f, cfg, act=act, context="scan")
-                             for f, cfg in findings.get(snapshot.arn, [])]
-                report.decisions.extend(decisions)
-                if act:
-                    self._notify(snapshot, decisions, "scan")
+                report.decisions.extend(self._decide_all(snapshot, findings.get(snapshot.arn, []), act, "scan",
+                                                         report.errors))
             if act:
                 self._export(snapshots, report.decisions[done:], (), report.errors)
             report.functions_scanned += len(snapshots)
@@ -392,16 +420,28 @@ class Engine:
         try:
             self.sink.publish([d.to_json() for d in decisions], {s.arn: set(ran) for s in snapshots})
         except SecurityHubUnavailable as exc:
-            errors.append(str(exc))
-            logger.warning("security hub export failed", extra={"error": str(exc)})
+            errors.append(str(exc))  # in the report (and the event's log line), not a raw warning on a terminal
+            logger.info("security hub export failed", extra={"error": str(exc)})
 
-    def _notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> None:
-        if not decisions:
+    def _notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str,
+                errors: list[str]) -> None:
+        """Tell people about what needs telling; an undelivered ``notified`` becomes ``reported`` and the
+        reason goes to ``errors`` once (never a raw log line on an operator's terminal)."""
+        if not any(d.outcome in TOLD for d in decisions):
             return
         try:
-            self.notifier.notify(snapshot, decisions, context)
+            problem = self.notifier.notify(snapshot, decisions, context)
         except Exception as exc:  # noqa: BLE001 - a notification failure never undoes a decision
-            logger.warning("notification failed", extra={"function": snapshot.arn, "error": _reason(exc)})
+            problem = f"notification failed: {_reason(exc)}"
+        if problem is None:
+            return
+        logger.info("not notified", extra={"function": snapshot.arn, "error": problem})
+        for decision in decisions:
+            if decision.outcome == "notified":
+                decision.outcome = "reported"
+                decision.detail = "; ".join(filter(None, (decision.detail, "not delivered (see errors)")))
+        if problem not in errors:
+            errors.append(problem)
 
 
 def _batches(items: Iterable[FunctionSnapshot], size: int) -> Iterable[list[FunctionSnapshot]]:

@@ -135,7 +135,7 @@ def parse(event: Any, settings: Settings) -> Parsed:
         >>> import json
         >>> event = json.load(open("tests/events/lambda-UpdateFunctionConfiguration20150331v2.json"))
         >>> parse(event, Settings()).function.name
-        'orders-api'
+        'example-fn'
     """
     try:
         return _parse(event, settings)

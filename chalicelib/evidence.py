@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from chalicelib import alarms
+from chalicelib import alarms, sentinel
 from chalicelib.events import Skip, dig, text
 from chalicelib.model import FunctionRef
 
@@ -57,7 +57,7 @@ def parse(event: Any) -> Evidence | Skip:
     try:
         kind = text(dig(event, "detail-type"))
         if kind == ALARM_STATE_CHANGE:
-            return _alarm(event)
+            return _sentinel(event) if sentinel.is_sentinel(dig(event, "detail", "alarmName")) else _alarm(event)
         if kind == HEALTH_EVENT:
             return _health(event)
         return Skip(text(dig(event, "id")), "", f"not runaway evidence ({kind[:80] or 'no detail-type'})")
@@ -78,12 +78,18 @@ def _envelope(event: dict[str, Any], name: str, source: str) -> tuple[str, str, 
     return account, region, eid, detail
 
 
-def _alarm(event: dict[str, Any]) -> Evidence | Skip:
+def _alarm_envelope(event: dict[str, Any]) -> tuple[str, str, str, str, dict[str, Any]] | Skip:
+    """An alarm state change's name, account, region, id and detail (or why it is not one)."""
     name = text(dig(event, "detail", "alarmName"))
     envelope = _envelope(event, name, "aws.cloudwatch")
+    return envelope if isinstance(envelope, Skip) else (name, *envelope)
+
+
+def _alarm(event: dict[str, Any]) -> Evidence | Skip:
+    envelope = _alarm_envelope(event)
     if isinstance(envelope, Skip):
         return envelope
-    account, region, eid, detail = envelope
+    name, account, region, eid, detail = envelope
     if not name:
         return Skip(eid, "", "malformed alarm event: no alarmName")
     expected = alarms.function_of_alarm(name)
@@ -120,6 +126,26 @@ def _alarm(event: dict[str, Any]) -> Evidence | Skip:
     reason = f"alarm {name} in ALARM: {text(dig(detail, 'state', 'reason'))[:240] or 'no reason given'}"
     observed = _time(dig(detail, "state", "timestamp")) or _time(event.get("time"))
     return Evidence(eid, name, ALARM_STATE_CHANGE, account, region, (ref,), reason, observed)
+
+
+def _sentinel(event: dict[str, Any]) -> Evidence | Skip:
+    """A sentinel in ALARM: no function yet; the kill-switch reads its contributors and confirms each."""
+    envelope = _alarm_envelope(event)
+    if isinstance(envelope, Skip):
+        return envelope
+    name, account, region, eid, detail = envelope
+    try:
+        sentinel.watched_metric(name)
+    except ValueError:
+        return Skip(eid, name, f"alarm {name[:120]} is not a sentinel safetycatch manages")
+    state = text(dig(detail, "state", "value"))
+    if state != "ALARM":
+        return Skip(eid, name, f"alarm state is {state[:20] or 'missing'}, not ALARM")
+    if not eid:
+        return Skip("", name, "malformed event: no id")
+    reason = f"sentinel {name} in ALARM: {text(dig(detail, 'state', 'reason'))[:200] or 'no reason given'}"
+    observed = _time(dig(detail, "state", "timestamp")) or _time(event.get("time"))
+    return Evidence(eid, name, ALARM_STATE_CHANGE, account, region, (), reason, observed)
 
 
 def _health(event: dict[str, Any]) -> Evidence | Skip:

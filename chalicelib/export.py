@@ -3,7 +3,8 @@
 Both take the contract's finding object (``Decision.to_json()``: policy, function ARN, severity, mode, outcome,
 message, fix) and read the account and region from the function's ARN, so one mapping serves a single-region
 sweep, a multi-account sweep and an event. The finding id is stable per function and policy:
-``safetycatch/<policy>/<function ARN>``, so a re-import updates a finding instead of duplicating it.
+``safetycatch/<policy>/<function ARN>`` (``model.finding_id``, the same ``id`` as the JSON output's), so a
+re-import updates a finding instead of duplicating it.
 
 Example:
     >>> f = {"policy": "apigw-timeout", "function": "arn:aws:lambda:us-east-1:123456789012:function:orders-api",
@@ -21,17 +22,15 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.checks import REGISTRY
+from chalicelib.model import finding_id
+
+__all__ = ["arn_parts", "asff", "finding_id", "ocsf", "product_arn"]
 
 SCHEMA_VERSION = "2018-10-08"
 FINDING_TYPE = "Software and Configuration Checks/AWS Security Best Practices/Lambda footguns"
 OCSF_VERSION = "1.3.0"
 OCSF_SEVERITY = {"low": (2, "Low"), "medium": (3, "Medium"), "high": (4, "High"), "critical": (5, "Critical")}
 PRODUCT = {"name": "safetycatch", "vendor_name": "safetycatch", "version": "0.1.0"}
-
-
-def finding_id(policy: str, function_arn: str) -> str:
-    """Stable per function and policy (qualifiers never appear: findings are about $LATEST's configuration)."""
-    return f"safetycatch/{policy}/{function_arn}"
 
 
 def arn_parts(function_arn: str) -> tuple[str, str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import events, evidence, killswitch, observability
+from chalicelib import events, evidence, fanout, killswitch, observability, sentinel
 from chalicelib.aws import error_code, is_transient
 from chalicelib.engine import EventReport
 from chalicelib.log import logger
@@ -105,7 +105,8 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Runtime | Non
     observability.record_report(report)
     logger.info("event handled", extra={"event_id": report.get("event_id"), "function": report.get("function"),
                                         "skipped": report.get("skipped"),
-                                        "outcomes": [f["outcome"] for f in report.get("findings", [])]})
+                                        "outcomes": [f["outcome"] for f in report.get("findings", [])],
+                                        "errors": report.get("errors", [])[:5]})
     return report
 
 
@@ -136,18 +137,35 @@ def on_runaway_evidence(event: Any, context: Any = None, runtime: Runtime | None
 
 def on_schedule(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:
     """The periodic sweep: what no config event announces (metrics, logs, drift) is caught here, and
-    approvals Slack could not take are re-sent. Acts exactly as ``safetycatch scan --fix``."""
+    approvals Slack could not take are re-sent. Acts exactly as ``safetycatch scan --fix``. With a sweep queue
+    (``SAFETYCATCH_SWEEP_QUEUE``) it fans out one message per (account, region) to the sweep worker instead."""
     runtime = runtime or current_runtime()
     if runtime.mode == "off":
         return _skip(event, "safetycatch is off (SAFETYCATCH_MODE=off)")
     _account_from_context(runtime, context)
-    report = runtime.engine(runtime.bot_account(), runtime.home_region).sweep(act=True).to_json()
+    url = fanout.queue_url(runtime)
+    if url:
+        return fanout.start_run(runtime, url)
+    engine = runtime.engine(runtime.bot_account(), runtime.home_region)
+    sentinel.ensure_policy(runtime.policy_set, engine)
+    report = engine.sweep(act=True).to_json()
     outcomes: dict[str, int] = {}
     for finding in report["findings"]:
         outcomes[finding["outcome"]] = outcomes.get(finding["outcome"], 0) + 1
     logger.info("scheduled sweep", extra={"functions": report["functions_scanned"], "outcomes": outcomes,
                                           "errors": report["errors"][:20]})
     return {"functions_scanned": report["functions_scanned"], "outcomes": outcomes, "errors": report["errors"]}
+
+
+def on_sweep_work(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:
+    """The sweep worker: an SQS batch of (run, account, region) work items; returns the partial batch failures.
+    With the bot off, every item fails back to the queue (retried later, then dead-lettered), none is swept."""
+    runtime = runtime or current_runtime()
+    records = [r for r in (events.dig(event, "Records") or []) if isinstance(r, dict)]
+    if runtime.mode == "off":
+        return {"batchItemFailures": [{"itemIdentifier": str(r.get("messageId", ""))} for r in records]}
+    _account_from_context(runtime, context)
+    return fanout.sweep_batch(runtime, records, context)
 
 
 def handle_event(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:

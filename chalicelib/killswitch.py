@@ -28,10 +28,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import alarms, fixes
+from chalicelib import alarms, fixes, sentinel
 from chalicelib.checks import REGISTRY
 from chalicelib.engine import Engine, EventReport, _reason
-from chalicelib.evidence import ALARM_STATE_CHANGE, Evidence
+from chalicelib.evidence import ALARM_STATE_CHANGE, MAX_FUNCTIONS_PER_EVENT, Evidence
+from chalicelib.inventory.metrics import ContributorsUnavailable
 from chalicelib.log import logger
 from chalicelib.model import Decision, Finding, FixSpec, FunctionRef, FunctionSnapshot
 from chalicelib.runtime import Runtime
@@ -74,30 +75,31 @@ def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: str | No
         # -> 'thumbnailer restored: reserved concurrency unset again, 1 mapping re-enabled, RecursiveLoop unchanged.'
     """
     ref = _ref(runtime, function_arn)
+    name = _named(runtime, ref)[0]
     engine = runtime.engine(ref.account, ref.region)
     store = engine.store
     fix = _active_kill(engine, ref, fix_id)
     if fix is None:
         hint = "" if runtime.writes_state else " (state is in memory for this run: set SAFETYCATCH_TABLE)"
-        raise KillSwitchError(f"{ref.name} has no kill to restore{hint}")
+        raise KillSwitchError(f"{name} has no kill to restore{hint}")
     spec = FixSpec.from_json(fix["spec"])
     result: dict[str, Any] = {"function": ref.arn, "fix_id": fix["id"], "prior": spec.prior, "actor": actor}
     if runtime.mode == "dry-run":
-        return {**result, "outcome": "dry-run", "message": f"would restore {ref.name}: {_describe_prior(spec)}"}
+        return {**result, "outcome": "dry-run", "message": f"would restore {name}: {_describe_prior(spec)}"}
     if not store.mark_fix(fix["id"], "undoing", fix["status"], undo_by=actor[:200], undo_at=now_iso()):
-        raise KillSwitchError(f"{ref.name}: kill {fix['id']} is already being restored")
+        raise KillSwitchError(f"{name}: kill {fix['id']} is already being restored")
     try:
         fixes.undo(engine.gateway, spec)
     except (ClientError, BotoCoreError) as exc:
         store.mark_fix(fix["id"], "undo-failed", "undoing", reason=_reason(exc))
-        result.update(outcome="failed", message=f"{ref.name} NOT fully restored: {_reason(exc)}; retry the restore")
+        result.update(outcome="failed", message=f"{name} NOT fully restored: {_reason(exc)}; retry the restore")
     else:
         store.mark_fix(fix["id"], "undone", "undoing")
         lock = store.kill_lock(ref.arn)
         if lock and lock.get("fix_id") == fix["id"]:
             store.set_kill(ref.arn, str(lock["token"]), "restored")
         rearmed = _rearm(engine, ref, actor)
-        result.update(outcome="restored", message=f"{ref.name} restored: {_describe_prior(spec)}{rearmed}.")
+        result.update(outcome="restored", message=f"{name} restored: {_describe_prior(spec)}{rearmed}.")
     store.audit(ref.arn, {"policy": POLICY, "mode": "manual", "outcome": result["outcome"],
                           "message": result["message"], "context": f"restore by {actor}", "fix_id": fix["id"]})
     logger.info("kill-switch restore", extra={"function": ref.arn, "fix_id": fix["id"],
@@ -114,28 +116,34 @@ def restore_fix(runtime: Runtime, fix_id: str, actor: str) -> dict[str, Any]:
 
 
 def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
-    """Kill every function the evidence names (automatic: policy mode, cap and blast radius apply)."""
+    """Kill every function the evidence names (automatic: policy mode, cap and blast radius apply), in the
+    evidence's own account and region only: the bot's, or a member's through the member role. One engine
+    serves the whole piece of evidence (the alarm's re-read, the kills, the re-arming)."""
     report = EventReport(evidence.key, evidence.event_name)
     cfg = runtime.policy_set.policies.get(POLICY)
     if cfg is None or cfg.mode == "off":
         report.skipped = f"the {POLICY} policy is off (no policies/{POLICY}.yaml, or mode off)"
         return report
-    account = runtime.bot_account()
+    engine = runtime.engine(evidence.account, evidence.region)
     if evidence.kind == ALARM_STATE_CHANGE:
         # never trust the event: the alarm must exist, be ours, and still be in ALARM
-        state = runtime.engine(evidence.account, evidence.region).inventory.alarm_state(evidence.event_name)
+        state = engine.inventory.alarm_state(evidence.event_name)
         if state != "ALARM":
             report.skipped = f"alarm {evidence.event_name} is {state or 'not there'} now, not ALARM: nothing killed"
             return report
-    for ref in evidence.functions:
+    suspects = [(ref, evidence.reason) for ref in evidence.functions]
+    if sentinel.is_sentinel(evidence.event_name):
+        suspects = _sentinel_suspects(runtime, engine, evidence, report)
+    for ref, reason in suspects:
         report.function = report.function or ref.arn
-        if ref.account != account:
-            report.errors.append(f"{ref.arn} is in account {ref.account}, not this bot's account {account}")
+        if (ref.account, ref.region) != (evidence.account, evidence.region):
+            report.errors.append(f"{ref.arn} is not in the event's own account and region ({evidence.account} "
+                                 f"{evidence.region}): an event acts only there")
             continue
         failed = False
         try:
-            decision = _kill(runtime, ref, evidence.reason, "safetycatch", automatic=True,
-                             observed_at=evidence.observed_at)
+            decision = _kill(runtime, ref, reason, "safetycatch", automatic=True,
+                             observed_at=evidence.observed_at, engine=engine)
             report.decisions.append(decision)
             failed = decision.outcome == "failed"
         except KillSwitchError as exc:
@@ -145,27 +153,61 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
             failed = True
         if failed and evidence.kind == ALARM_STATE_CHANGE:
             # the alarm stays in ALARM and would never fire again: back to OK, so the next period retries the kill
-            rearmed = _rearm(runtime.engine(ref.account, ref.region), ref, "safetycatch, after a failed kill")
+            rearmed = _rearm(engine, ref, "safetycatch, after a failed kill")
             report.errors.append(f"{ref.name}: the kill failed{rearmed or '; alarm not in ALARM'}")
     if not report.decisions and len(report.errors) == 1:
         report.skipped = report.errors.pop()
     return report
 
 
+def _sentinel_suspects(runtime: Runtime, engine: Engine, evidence: Evidence,
+                       report: EventReport) -> list[tuple[FunctionRef, str]]:
+    """The functions a sentinel in ALARM names (its contributors in ALARM) that its confirmation holds to be loops
+    (``sentinel.confirm_against_baseline``), each with the reason to give; the others are reported, not killed."""
+    params = _config(runtime).params
+    threshold = float(params[sentinel.watched_metric(evidence.event_name)[3]])
+    try:
+        contributors = engine.inventory.alarm_contributors(evidence.event_name)
+    except ContributorsUnavailable as exc:
+        report.errors.append(str(exc))
+        return []
+    suspects = []
+    for attributes in contributors[:MAX_FUNCTIONS_PER_EVENT]:
+        name = str(attributes.get("FunctionName") or "")
+        ref = FunctionRef.parse(name, evidence.account, evidence.region) if name else None
+        if ref is None or ref.arn.split(":function:", 1)[1] != name:
+            report.errors.append(f"sentinel contributor without a plain function name: {str(attributes)[:120]}")
+            continue
+        confirmed, why = sentinel.confirm_against_baseline(engine.inventory, name, evidence.event_name, threshold,
+                                                           int(params["minutes"]))
+        if confirmed:
+            suspects.append((ref, f"{evidence.reason}; confirmed: {why}"))
+        else:
+            report.errors.append(f"not killed: {why}")
+    return suspects
+
+
 # -- the kill ------------------------------------------------------------------------------------
 
 
 def _ref(runtime: Runtime, function_arn: Any) -> FunctionRef:
+    """A function name (the bot's account and home region) or a full ARN (any account: a member's is reached
+    through the member role)."""
     if runtime.mode == "off":
         raise KillSwitchError("safetycatch is off (SAFETYCATCH_MODE=off): nothing changed")
-    account = runtime.bot_account()
-    ref = FunctionRef.parse(function_arn.strip() if isinstance(function_arn, str) else function_arn, account,
-                            runtime.home_region)
+    ref = FunctionRef.parse(function_arn.strip() if isinstance(function_arn, str) else function_arn,
+                            runtime.bot_account(), runtime.home_region)
     if ref is None:
         raise KillSwitchError(f"{str(function_arn)[:80]!r} is not a Lambda function name or ARN")
-    if ref.account != account:
-        raise KillSwitchError(f"{ref.arn} is in account {ref.account}, not this bot's account {account}")
     return ref
+
+
+def _named(runtime: Runtime, ref: FunctionRef) -> tuple[str, str]:
+    """How messages name the function (with its account when it is a member's), and what ``restore`` takes."""
+    where = runtime.account_label(ref.account)
+    if not where and ref.region == runtime.home_region:
+        return ref.name, ref.name
+    return f"{ref.name} ({', '.join(filter(None, [where, ref.region]))})", ref.arn
 
 
 def _config(runtime: Runtime) -> PolicyConfig:
@@ -216,22 +258,22 @@ class _Kill:
 
 
 def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic: bool,
-          observed_at: datetime | None = None) -> Decision:
+          observed_at: datetime | None = None, engine: Engine | None = None) -> Decision:
     cfg = _config(runtime)
-    engine = runtime.engine(ref.account, ref.region)
+    engine = engine or runtime.engine(ref.account, ref.region)
     inventory, store = engine.inventory, engine.store
     snapshot = inventory.function(ref)
     if snapshot is None:
         raise KillSwitchError(f"no function {ref.name} in {ref.account} {ref.region}")
     attempt = _Kill(runtime, engine, ref, reason, actor, cfg.mode if automatic else "manual")
-    name = ref.name
+    name, handle = _named(runtime, ref)
     refusal = _refusal(runtime, snapshot)
     if refusal:
         return attempt.end("exempt", f"Runaway loop reported on {name}, NOT killed: {refusal}.", refusal,
                            notify=automatic)
     if automatic and cfg.mode != "auto":
         return attempt.end("notified", f"Runaway loop on {name}: the {POLICY} policy is in {cfg.mode} mode, so it "
-                           f"is NOT killed. Kill it: safetycatch kill {name}", f"mode {cfg.mode}")
+                           f"is NOT killed. Kill it: safetycatch kill {handle}", f"mode {cfg.mode}")
     lock = store.kill_lock(ref.arn)
     current = inventory.reserved_concurrency(ref)
     now = store.clock()
@@ -256,7 +298,7 @@ def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic
             store.set_kill(ref.arn, token, "released")
             logger.error("kill-switch rate cap reached", extra={"function": ref.arn, "max_kills_per_hour": limit})
             return attempt.end("notified", f"RUNAWAY LOOP on {name} NOT KILLED: this hour's {limit} kills "
-                               f"reached max_kills_per_hour={limit}. Kill it by hand: safetycatch kill {name}",
+                               f"reached max_kills_per_hour={limit}. Kill it by hand: safetycatch kill {handle}",
                                f"rate cap: {limit} kills this hour", spec)
     fix_id = store.store_fix(ref.arn, POLICY, spec.to_json())
     if lock and lock.get("fix_id") and lock["status"] == "killed":
@@ -273,7 +315,7 @@ def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic
                            f"({_reason(exc)}).", _reason(exc), spec, fix_id)
     store.mark_fix(fix_id, "applied", "stored", **({"reason": partial} if partial else {}))
     store.set_kill(ref.arn, token, "killed", fix_id)
-    message = f"Runaway loop stopped: {name} throttled to 0. {notes} Undo: safetycatch restore {name}"
+    message = f"Runaway loop stopped: {name} throttled to 0. {notes} Undo: safetycatch restore {handle}"
     return attempt.end("fixed", " ".join(message.split()), partial, spec, fix_id)
 
 

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 MODES: tuple[str, ...] = ("auto", "approve", "notify", "off")
 GLOBAL_MODES: tuple[str, ...] = ("enforce", "dry-run", "off")
 OUTCOMES: tuple[str, ...] = (
-    "reported", "fixed", "pending-approval", "notified", "dry-run", "exempt", "failed",
+    "reported", "fixed", "pending-approval", "notified", "dry-run", "exempt", "failed", "muted",
 )
 
-Outcome = Literal["reported", "fixed", "pending-approval", "notified", "dry-run", "exempt", "failed"]
+Outcome = Literal["reported", "fixed", "pending-approval", "notified", "dry-run", "exempt", "failed", "muted"]
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,140}$")
 _ARN = re.compile(
@@ -419,6 +420,25 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
+def utc_now_iso() -> str:
+    """Now as ISO 8601 UTC to the second (``2025-06-10T14:20:00Z``), the ``time`` of a finding."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def finding_id(policy: str, function_arn: str, part: str = "") -> str:
+    """A finding's stable id: the same policy on the same function (its ARN names account and region) gives the
+    same id in every run, in the JSON output, Security Hub and OCSF alike; ``part`` tells apart several findings
+    of one policy on one function (a mapping, an alias).
+
+    Example:
+        >>> finding_id("apigw-timeout", "arn:aws:lambda:us-east-1:123456789012:function:example-fn")
+        'safetycatch/apigw-timeout/arn:aws:lambda:us-east-1:123456789012:function:example-fn'
+        >>> finding_id("batch-partial-failure", "arn:aws:lambda:us-east-1:123456789012:function:f", "5e1f-uuid")
+        'safetycatch/batch-partial-failure/arn:aws:lambda:us-east-1:123456789012:function:f/5e1f-uuid'
+    """
+    return f"safetycatch/{policy}/{function_arn}" + (f"/{part}" if part else "")
+
+
 @dataclass
 class Decision:
     """What the engine did with a finding. ``to_json`` is the contract's finding object."""
@@ -429,15 +449,29 @@ class Decision:
     detail: str = ""
     approval_id: str = ""
     fix_id: str = ""
+    time: str = field(default_factory=utc_now_iso)
+
+    @property
+    def id(self) -> str:
+        """Stable for account, region, function and policy (see :func:`finding_id`)."""
+        f = self.finding
+        part = f.fix.target if f.fix and f.fix.target != f.function_arn else str(f.evidence.get("qualifier") or "")
+        return finding_id(f.policy, f.function_arn, part)
 
     def to_json(self) -> dict[str, Any]:
         f = self.finding
         out: dict[str, Any] = {
-            "policy": f.policy, "function": f.function_arn, "severity": f.severity, "mode": self.mode,
-            "outcome": self.outcome, "message": f.message,
+            "id": self.id, "time": self.time, "policy": f.policy, "function": f.function_arn,
+            "function_name": f.function_arn.rsplit(":function:", 1)[-1], "severity": f.severity,
+            "mode": self.mode, "outcome": self.outcome, "message": f.message,
             "fix": ({"action": f.fix.action, "params": dict(f.fix.params), "prior": dict(f.fix.prior),
                      "target": f.fix.target} if f.fix else None),
         }
+        if self.fix_id and out["fix"] is not None:
+            out["fix"]["id"] = self.fix_id  # what ``safetycatch undo`` takes
+        saving = f.evidence.get("estimated_monthly_saving_usd")
+        if isinstance(saving, (int, float)) and not isinstance(saving, bool):
+            out["estimated_monthly_saving_usd"] = saving
         if self.detail:
             out["detail"] = self.detail
         if self.approval_id:

@@ -75,3 +75,20 @@ def record_report(report: dict[str, Any]) -> None:
         name = OUTCOME_METRICS.get(str(finding.get("outcome")))
         if name:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def scope_metric(account: str, region: str, name: str, value: float) -> None:
+    """One EMF metric of a swept scope, with ``Account`` and ``Region`` as dimensions (written at once: each
+    scope's dimensions are its own, never merged with the invocation's other metrics).
+
+    Example:
+        >>> scope_metric("111111111111", "eu-west-1", "FunctionsSwept", 40)  # outside Lambda: nothing written
+    """
+    if not in_lambda():
+        return
+    from aws_lambda_powertools.metrics import single_metric
+
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="service", value=SERVICE)
+        metric.add_dimension(name="Account", value=account)
+        metric.add_dimension(name="Region", value=region)

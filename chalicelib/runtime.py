@@ -36,7 +36,7 @@ from chalicelib.aws import CLIENT_LOCK, RETRY_CONFIG, Clients, error_code
 from chalicelib.dedupe import Deduplicator
 from chalicelib.engine import Engine, LogNotifier, Notifier
 from chalicelib.gateway import Gateway
-from chalicelib.inventory import Inventory
+from chalicelib.inventory import AccountFactsCache, Inventory
 from chalicelib.log import logger
 from chalicelib.model import GLOBAL_MODES
 from chalicelib.settings import PolicySet
@@ -109,13 +109,16 @@ class Runtime:
     _mode_provider: Any = None
     _mode_from_parameter: str | None = None
     _sessions: dict[str, Any] = field(default_factory=dict)
+    account_facts: AccountFactsCache = field(default_factory=AccountFactsCache)  # per container, a few minutes
     securityhub: bool = False
+    _account_names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, policies_dir: str | None = None, mode: str | None = None,
-                 region: str | None = None) -> Runtime:
-        """Read the contract settings; raise ``ConfigError`` / ``PolicyError`` with one clear line."""
-        session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
+                 region: str | None = None, profile: str | None = None) -> Runtime:
+        """Read the contract settings; raise ``ConfigError`` / ``PolicyError`` with one clear line.
+        ``region`` / ``profile`` override the boto3 chain's (the CLI's ``--region`` / ``--profile``)."""
+        session = boto3.session.Session(region_name=region or None, profile_name=profile or None)
         table = os.environ.get("SAFETYCATCH_TABLE") or None
         if table and not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", table):
             raise ConfigError(f"SAFETYCATCH_TABLE: {table[:60]!r} is not a DynamoDB table name")
@@ -193,6 +196,16 @@ class Runtime:
             self._dedupe = Deduplicator(self.table if self.writes_state else None, self.session)
         return self._dedupe
 
+    def account_label(self, account: str) -> str:
+        """How messages name an account: '' for the bot's own; else ``account 111111111111 (its name)``, the
+        name from Organizations where readable (once per container)."""
+        if not account or account == self.bot_account():
+            return ""
+        if account not in self._account_names:
+            self._account_names[account] = accounts.account_name(self.session, account)
+        name = self._account_names[account]
+        return f"account {account}" + (f" ({name})" if name else "")
+
     def bot_account(self) -> str:
         """This bot's account: set from the Lambda context when deployed, else asked of STS once."""
         if not self.account:
@@ -203,7 +216,8 @@ class Runtime:
         """An engine reading and fixing ``account`` / ``region`` (a member account through its role)."""
         clients = self.clients(region, account)
         gateway = Gateway(clients, dry_run=self.mode == "dry-run", max_writes=max_writes)
-        engine = Engine(self.policy_set, Inventory(clients, account), gateway, self.store, self.mode, self.notifier)
+        inventory = Inventory(clients, account, facts=self.account_facts)
+        engine = Engine(self.policy_set, inventory, gateway, self.store, self.mode, self.notifier)
         if self.securityhub:
             engine.sink = securityhub.SecurityHubSink(clients, account)
         return engine

@@ -5,9 +5,9 @@ member account through its remediation role. Scopes run in parallel threads; AWS
 region, so one scope's calls stay sequential (botocore's retries absorb the rest) and parallelism comes
 only from independent scopes, capped by ``workers``.
 
-The merged report keeps the single-region JSON contract (``account`` and ``region`` are the bot's own;
-``functions_scanned``, ``findings`` and ``errors`` cover every scope), adds ``account`` and ``region`` to
-each finding and a ``scopes`` list with each scope's figures.
+The merged report keeps the single-region JSON contract (``functions_scanned``, ``findings`` and ``errors``
+cover every scope; ``account`` and ``region`` name the scope when there is one, else they are null), adds a
+``scan_id``, ``account`` and ``region`` to each finding and a ``scopes`` list with each scope's figures.
 
 Example:
     scopes = plan_scopes(runtime, accounts=["111111111111"], regions=["us-east-1", "eu-west-1"])
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,9 +82,10 @@ def plan_scopes(runtime: Runtime, accounts: Iterable[str] | None = None, all_acc
 
 
 def sweep_scopes(runtime: Runtime, scopes: list[Scope], act: bool = False, workers: int = DEFAULT_WORKERS,
-                 progress: Progress | None = None) -> dict[str, Any]:
+                 progress: Progress | None = None, select: Callable[[Any], bool] | None = None) -> dict[str, Any]:
     """Sweep every scope (in parallel, at most ``workers`` at a time) and merge the reports in scope order.
-    A scope that fails (role not assumable, region disabled) becomes an error line, never an exception."""
+    A scope that fails (role not assumable, region disabled) becomes an error line, never an exception.
+    ``select`` keeps only some functions (``scan --function``)."""
     lock, scanned = threading.Lock(), {scope: 0 for scope in scopes}
     runtime.bot_account()
     if act:
@@ -98,7 +100,7 @@ def sweep_scopes(runtime: Runtime, scopes: list[Scope], act: bool = False, worke
 
         try:
             engine = runtime.engine(scope.account, scope.region)
-            return engine.sweep(act=act, progress=counted).to_json()
+            return engine.sweep(act=act, progress=counted, select=select).to_json()
         except (ClientError, BotoCoreError) as exc:
             return {"account": scope.account, "region": scope.region, "functions_scanned": 0, "findings": [],
                     "errors": [f"could not sweep: {_reason(exc)}"]}
@@ -109,14 +111,17 @@ def sweep_scopes(runtime: Runtime, scopes: list[Scope], act: bool = False, worke
 
 
 def merge(account: str, region: str, scopes: list[Scope], reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """One report from per-scope reports (the single-region contract plus ``scopes``)."""
-    merged: dict[str, Any] = {"account": account, "region": region, "functions_scanned": 0, "findings": [],
+    """One report from per-scope reports (the single-region contract plus ``scan_id`` and ``scopes``);
+    ``account`` / ``region`` name the scope when there is exactly one (else null)."""
+    one = scopes[0] if len(scopes) == 1 else None
+    merged: dict[str, Any] = {"scan_id": uuid.uuid4().hex, "account": one.account if one else None,
+                              "region": one.region if one else None, "functions_scanned": 0, "findings": [],
                               "errors": [], "scopes": []}
     for scope, report in zip(scopes, reports, strict=False):
         merged["functions_scanned"] += report["functions_scanned"]
         merged["findings"].extend({**f, "account": scope.account, "region": scope.region}
                                   for f in report["findings"])
-        merged["errors"].extend(f"{scope.account}/{scope.region}: {e}" for e in report["errors"])
+        merged["errors"].extend(f"{scope.account}/{scope.region}: {e}" if not one else e for e in report["errors"])
         merged["scopes"].append({"account": scope.account, "region": scope.region,
                                  "functions_scanned": report["functions_scanned"],
                                  "findings": len(report["findings"]), "errors": len(report["errors"])})

@@ -4,7 +4,7 @@ never any part of its value: callers can print the reason, the name and nothing 
 Three questions, answered separately so each can be tested on its own:
 
 * :func:`is_reference` - the value points at a secret store (Secrets Manager / SSM ARN, ``{{resolve:...}}``,
-  an SSM path): fine whatever the name;
+  an SSM path, a Secrets Manager name in lower-case path form such as ``prod/db``): fine whatever the name;
 * :func:`credential_shape` - the value looks like a credential whatever the name (AWS key id, Slack / GitHub
   token, PEM private key, JWT, credentials inside a URL or connection string, a long high-entropy string);
 * :func:`secret_name` - the name says "secret" (PASSWORD, TOKEN, API_KEY...) and is not merely *about* one
@@ -42,7 +42,8 @@ CREDENTIAL_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p
 _REFERENCE = re.compile(
     r"^(?:arn:aws[a-z-]*:(?:secretsmanager|ssm|kms):[a-z0-9-]*:\d{12}:\S+"  # Secrets Manager / SSM / KMS ARN
     r"|\{\{resolve:(?:secretsmanager|ssm|ssm-secure):[^}]+\}\}"          # CloudFormation dynamic reference
-    r"|/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+)$"                           # an SSM parameter path
+    r"|/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+"                             # an SSM parameter path
+    r"|[a-z0-9][a-z0-9_.+=@-]*(?:/[a-z0-9_.+=@-]+)+)$"                    # a secret's name in path form
 )
 
 # Words in a name that make it secret. Long ones match inside run-together names (DBPASSWORD); short ones only
@@ -77,6 +78,8 @@ def is_reference(value: str) -> bool:
     Example:
         >>> is_reference("{{resolve:secretsmanager:prod/db:SecretString:password}}")
         True
+        >>> is_reference("safetycatch/prod/slack"), is_reference("Hunter2/Prod")
+        (True, False)
     """
     return bool(_REFERENCE.match(value.strip()))
 

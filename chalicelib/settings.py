@@ -17,12 +17,14 @@ import fnmatch
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chalicelib.checks import REGISTRY, Check
 from chalicelib.model import MODES, SEVERITIES
+from chalicelib.mutelist import MUTELIST_FILE, Mutelist, parse_mutelist
 
 COMPILED_PATH = Path(__file__).with_name("compiled_policies.json")
 SETTINGS_FILE = "settings.yaml"
@@ -87,6 +89,7 @@ class PolicyConfig:
 class PolicySet:
     settings: Settings
     policies: dict[str, PolicyConfig] = field(default_factory=dict)
+    mutes: Mutelist = field(default_factory=Mutelist)
 
     def enabled(self) -> list[tuple[Check, PolicyConfig]]:
         """Checks to run, in id order, with their configuration (mode ``off`` left out)."""
@@ -99,11 +102,13 @@ class PolicySet:
             >>> sorted(load().only("apigw-timeout", "memory-cpu").policies)
             ['apigw-timeout', 'memory-cpu']
         """
-        return PolicySet(self.settings, {pid: cfg for pid, cfg in self.policies.items() if pid in policy_ids})
+        return PolicySet(self.settings, {pid: cfg for pid, cfg in self.policies.items() if pid in policy_ids},
+                         self.mutes)
 
     def to_json(self) -> dict[str, Any]:
         return {"settings": asdict(self.settings),
-                "policies": {pid: asdict(cfg) for pid, cfg in sorted(self.policies.items())}}
+                "policies": {pid: asdict(cfg) for pid, cfg in sorted(self.policies.items())},
+                "mutes": self.mutes.to_json()}
 
 
 def _strings(file: str, key: str, value: Any, pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
@@ -117,37 +122,66 @@ def _strings(file: str, key: str, value: Any, pattern: re.Pattern[str] | None = 
     return tuple(value)
 
 
-def _settings(doc: Any) -> Settings:
-    file = SETTINGS_FILE
+class Problems:
+    """Collects every :class:`PolicyError` of a validation, so ``lint`` can report them all at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[PolicyError] = []
+
+    def attempt(self, check: Callable[..., Any], *args: Any, default: Any = None) -> Any:
+        """``check(*args)``; on a PolicyError, record it and return ``default``."""
+        try:
+            return check(*args)
+        except PolicyError as exc:
+            self.errors.append(exc)
+            return default
+
+
+def _exempt_tag(file: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 128:
+        raise PolicyError(file, key, "expected a tag key (1-128 characters)")
+    return value
+
+
+def _number(low: float, high: float, what: str, whole: bool = False,
+            above_low: bool = False) -> Callable[[str, str, Any], Any]:
+    """A setting's check: a number in [low, high] (``above_low``: low itself excluded)."""
+    def check(file: str, key: str, value: Any) -> Any:
+        kinds = (int,) if whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high or \
+                (above_low and value == low):
+            raise PolicyError(file, key, f"expected {what}")
+        return value
+    return check
+
+
+_SETTING_CHECKS: dict[str, Callable[[str, str, Any], Any]] = {
+    "self_role_patterns": _strings,
+    "never_kill": _strings,
+    "approvers": lambda file, key, value: _strings(file, key, value, _SLACK_USER),
+    "approver_groups": lambda file, key, value: _strings(file, key, value, _SLACK_GROUP),
+    "exempt_tag": _exempt_tag,
+    "approval_ttl_hours": _number(0, 24 * 30, "a number of hours between 0 and 720", above_low=True),
+    "max_changes_per_hour": _number(0, 10000, "a whole number of changes between 0 and 10000", whole=True),
+}
+
+
+def _settings(doc: Any, problems: Problems | None = None) -> Settings:
+    file, problems = SETTINGS_FILE, problems or Problems()
     doc = {} if doc is None else doc
     if not isinstance(doc, dict):
-        raise PolicyError(file, "", "expected a mapping of settings")
+        problems.errors.append(PolicyError(file, "", "expected a mapping of settings"))
+        return Settings()
     known = set(Settings.__dataclass_fields__)
-    for key in doc:
-        if key not in known:
-            raise PolicyError(file, str(key), f"unknown setting (known: {', '.join(sorted(known))})")
     out: dict[str, Any] = {}
-    for key in ("self_role_patterns", "never_kill"):
-        if key in doc:
-            out[key] = _strings(file, key, doc[key])
-    if "approvers" in doc:
-        out["approvers"] = _strings(file, "approvers", doc["approvers"], _SLACK_USER)
-    if "approver_groups" in doc:
-        out["approver_groups"] = _strings(file, "approver_groups", doc["approver_groups"], _SLACK_GROUP)
-    if "exempt_tag" in doc:
-        if not isinstance(doc["exempt_tag"], str) or not 0 < len(doc["exempt_tag"]) <= 128:
-            raise PolicyError(file, "exempt_tag", "expected a tag key (1-128 characters)")
-        out["exempt_tag"] = doc["exempt_tag"]
-    if "approval_ttl_hours" in doc:
-        ttl = doc["approval_ttl_hours"]
-        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= 24 * 30:
-            raise PolicyError(file, "approval_ttl_hours", "expected a number of hours between 0 and 720")
-        out["approval_ttl_hours"] = ttl
-    if "max_changes_per_hour" in doc:
-        cap = doc["max_changes_per_hour"]
-        if isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= 10000:
-            raise PolicyError(file, "max_changes_per_hour", "expected a whole number of changes between 0 and 10000")
-        out["max_changes_per_hour"] = cap
+    for key, value in doc.items():
+        check = _SETTING_CHECKS.get(str(key))
+        if key not in known or check is None:
+            problems.errors.append(PolicyError(file, str(key), f"unknown setting (known: {', '.join(sorted(known))})"))
+            continue
+        checked = problems.attempt(check, file, key, value)
+        if checked is not None:
+            out[key] = checked
     return Settings(**out)
 
 
@@ -165,41 +199,100 @@ def _param(file: str, check: Check, name: str, value: Any) -> Any:
         ok = False
     if not ok:
         raise PolicyError(file, key, f"expected {spec.kind.__name__}, got {value!r:.40}")
-    if spec.minimum is not None and value < spec.minimum:
-        raise PolicyError(file, key, f"must be >= {spec.minimum}, got {value}")
-    if spec.maximum is not None and value > spec.maximum:
-        raise PolicyError(file, key, f"must be <= {spec.maximum}, got {value}")
+    problem = spec.out_of_bounds(value)
+    if problem:
+        raise PolicyError(file, key, problem)
     return value
 
 
-def _policy(file: str, policy_id: str, doc: Any) -> PolicyConfig:
-    check = REGISTRY.get(policy_id)
-    if check is None:
-        raise PolicyError(file, "", f"no check named {policy_id!r} (known: {', '.join(REGISTRY)})")
-    doc = {} if doc is None else doc
-    if not isinstance(doc, dict):
-        raise PolicyError(file, "", "expected a mapping with mode / severity / params / exempt")
-    for key in doc:
-        if key not in _POLICY_KEYS:
-            raise PolicyError(file, str(key), f"unknown key (known: {', '.join(sorted(_POLICY_KEYS))})")
+def _mode(file: str, check: Check, doc: dict[str, Any]) -> str:
     mode = doc.get("mode", check.default_mode)
     if mode is False:  # YAML 1.1 reads a bare `off` as false; that is what the author meant
         mode = "off"
     if mode not in MODES:
         raise PolicyError(file, "mode", f"expected one of {', '.join(MODES)}, got {mode!r:.40}")
+    if mode == "auto" and not check.fix_actions:
+        raise PolicyError(file, "mode", f"{check.id} has no automatic fix; use notify or approve")
+    return str(mode)
+
+
+def _severity(file: str, check: Check, doc: dict[str, Any]) -> str:
     severity = doc.get("severity", check.default_severity)
     if severity not in SEVERITIES:
         raise PolicyError(file, "severity", f"expected one of {', '.join(SEVERITIES)}, got {severity!r:.40}")
-    raw_params = doc.get("params") or {}
-    if not isinstance(raw_params, dict):
-        raise PolicyError(file, "params", "expected a mapping")
-    params = check.defaults()
-    for name, value in raw_params.items():
-        params[str(name)] = _param(file, check, str(name), value)
-    exempt = _strings(file, "exempt", doc["exempt"]) if doc.get("exempt") is not None else ()
-    if mode == "auto" and not check.fix_actions:
-        raise PolicyError(file, "mode", f"{policy_id} has no automatic fix; use notify or approve")
+    return str(severity)
+
+
+def _params(file: str, check: Check, raw: Any, problems: Problems) -> dict[str, Any]:
+    """Each param on its own, then the rules that tie params together (only when every param is valid)."""
+    if not isinstance(raw, dict):
+        problems.errors.append(PolicyError(file, "params", "expected a mapping"))
+        return check.defaults()
+    params, before = check.defaults(), len(problems.errors)
+    for name, value in raw.items():
+        params[str(name)] = problems.attempt(_param, file, check, str(name), value, default=params.get(str(name)))
+    if len(problems.errors) == before:
+        for rule in check.rules:
+            if not rule.holds(params):
+                got = ", ".join(f"{n}={params[n]}" for n in rule.params)
+                problems.errors.append(PolicyError(file, "params", f"{rule.text} (got {got})"))
+    return params
+
+
+def _policy(file: str, policy_id: str, doc: Any, problems: Problems | None = None) -> PolicyConfig | None:
+    """One policy file, every problem recorded in ``problems``; None when it is not valid."""
+    problems = problems or Problems()
+    before = len(problems.errors)
+    check = REGISTRY.get(policy_id)
+    doc = {} if doc is None else doc
+    if check is None:
+        problems.errors.append(PolicyError(file, "", f"no check named {policy_id!r} (known: {', '.join(REGISTRY)})"))
+        return None
+    if not isinstance(doc, dict):
+        problems.errors.append(PolicyError(file, "", "expected a mapping with mode / severity / params / exempt"))
+        return None
+    known = ", ".join(sorted(_POLICY_KEYS))
+    for key in doc:
+        if key == "id":
+            problems.errors.append(PolicyError(file, "id", "the policy id is the file name; remove the key"))
+        elif key not in _POLICY_KEYS:
+            problems.errors.append(PolicyError(file, str(key), f"unknown key (known: {known})"))
+    mode = problems.attempt(_mode, file, check, doc)
+    severity = problems.attempt(_severity, file, check, doc)
+    params = _params(file, check, doc.get("params") or {}, problems)
+    exempt = problems.attempt(_strings, file, "exempt", doc["exempt"], default=()) \
+        if doc.get("exempt") is not None else ()
+    if len(problems.errors) > before:
+        return None
     return PolicyConfig(policy_id, mode, severity, params, exempt)
+
+
+def _mutes(doc: Any, problems: Problems) -> Mutelist:
+    mutes, found = parse_mutelist(doc)
+    problems.errors.extend(PolicyError(MUTELIST_FILE, key, problem) for key, problem in found)
+    return mutes
+
+
+def validate_all(documents: dict[str, Any], problems: Problems | None = None) -> tuple[PolicySet, list[PolicyError]]:
+    """Validate parsed policy documents keyed by file name; every problem in every file (none: the set is valid).
+
+    Example:
+        >>> _, problems = validate_all({"apigw-timeout.yaml": {"mode": "sometimes", "params": {"buffer_seconds": 40}},
+        ...                             "memory-cpu.yaml": {"severity": "urgent"}})
+        >>> [f"{p.file}: {p.key}" for p in problems]
+        ['apigw-timeout.yaml: mode', 'apigw-timeout.yaml: params.buffer_seconds', 'memory-cpu.yaml: severity']
+    """
+    problems = problems or Problems()
+    settings = _settings(documents.get(SETTINGS_FILE), problems)
+    mutes = _mutes(documents.get(MUTELIST_FILE), problems)
+    policies = {}
+    for file, doc in sorted(documents.items()):
+        if file in (SETTINGS_FILE, MUTELIST_FILE):
+            continue
+        policy = _policy(file, file.rsplit(".", 1)[0], doc, problems)
+        if policy is not None:
+            policies[policy.id] = policy
+    return PolicySet(settings, policies, mutes), problems.errors
 
 
 def validate(documents: dict[str, Any]) -> PolicySet:
@@ -210,16 +303,10 @@ def validate(documents: dict[str, Any]) -> PolicySet:
         Traceback (most recent call last):
         chalicelib.settings.PolicyError: apigw-timeout.yaml: mode: expected one of auto, approve, ... got 'sometimes'
     """
-    settings = _settings(documents.get(SETTINGS_FILE))
-    policies = {}
-    for file, doc in sorted(documents.items()):
-        if file == SETTINGS_FILE:
-            continue
-        policy_id = file.rsplit(".", 1)[0]
-        if isinstance(doc, dict) and "id" in doc:
-            raise PolicyError(file, "id", "the policy id is the file name; remove the key")
-        policies[policy_id] = _policy(file, policy_id, doc)
-    return PolicySet(settings, policies)
+    policy_set, problems = validate_all(documents)
+    if problems:
+        raise problems[0]
+    return policy_set
 
 
 def from_json(data: dict[str, Any]) -> PolicySet:
@@ -229,6 +316,8 @@ def from_json(data: dict[str, Any]) -> PolicySet:
     for pid, cfg in data["policies"].items():
         documents[f"{pid}.yaml"] = {"mode": cfg["mode"], "severity": cfg["severity"],
                                     "params": cfg["params"], "exempt": list(cfg["exempt"])}
+    if data.get("mutes"):
+        documents[MUTELIST_FILE] = {"mutes": data["mutes"]}
     return validate(documents)
 
 
@@ -247,12 +336,25 @@ def load(policies_dir: str | None = None) -> PolicySet:
     return validate(read_dir(directory))
 
 
-def read_dir(directory: Path) -> dict[str, Any]:
-    """Parse every ``*.yaml`` / ``*.yml`` in ``directory`` (PyYAML safe loader, duplicate keys refused)."""
+def lint_dir(directory: Path) -> tuple[PolicySet, list[PolicyError]]:
+    """Every problem of every file in ``directory`` (YAML and validation); the set is valid when none.
+
+    Example:
+        >>> policy_set, problems = lint_dir(Path("policies"))
+        >>> problems, "apigw-timeout" in policy_set.policies
+        ([], True)
+    """
+    problems = Problems()
+    documents = read_dir(directory, problems)
+    return validate_all(documents, problems)
+
+
+def _yaml_loader() -> Any:
+    """PyYAML's safe loader, refusing duplicate keys."""
     try:
         import yaml
     except ImportError as exc:  # the Lambda package ships compiled JSON instead
-        raise PolicyError(str(directory), "", "PyYAML is not installed; use the compiled policies") from exc
+        raise PolicyError("policies", "", "PyYAML is not installed; use the compiled policies") from exc
 
     class StrictLoader(yaml.SafeLoader):
         pass
@@ -268,22 +370,43 @@ def read_dir(directory: Path) -> dict[str, Any]:
         return seen
 
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return StrictLoader
+
+
+def _read_yaml(path: Path, loader: Any) -> Any:
+    import yaml
+
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise PolicyError(path.name, "", f"file larger than {MAX_FILE_BYTES // 1024} KiB")
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PolicyError(path.name, where, f"invalid YAML: {problem}") from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyError(path.name, "", "not UTF-8 text") from exc
+
+
+def read_dir(directory: Path, problems: Problems | None = None) -> dict[str, Any]:
+    """Parse every ``*.yaml`` / ``*.yml`` in ``directory`` (PyYAML safe loader, duplicate keys refused).
+
+    Raises the first :class:`PolicyError`; with ``problems``, records each one and goes on with the other files.
+    """
+    collect = problems or Problems()
+    loader = _yaml_loader()
     if not directory.is_dir():
         raise PolicyError(str(directory), "", "not a directory")
-    documents: dict[str, Any] = {}
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise PolicyError(path.name, "", f"file larger than {MAX_FILE_BYTES // 1024} KiB")
-        try:
-            documents[path.name.replace(".yml", ".yaml")] = yaml.load(path.read_text(encoding="utf-8"),
-                                                                       Loader=StrictLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise PolicyError(path.name, where, f"invalid YAML: {problem}") from exc
-        except UnicodeDecodeError as exc:
-            raise PolicyError(path.name, "", "not UTF-8 text") from exc
-    if not documents:
+    paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    if not paths:
         raise PolicyError(str(directory), "", "no policy files (*.yaml)")
+    documents: dict[str, Any] = {}
+    for path in paths:
+        before = len(collect.errors)
+        document = collect.attempt(_read_yaml, path, loader)
+        if len(collect.errors) == before:
+            documents[path.name.replace(".yml", ".yaml")] = document
+        elif problems is None:
+            raise collect.errors[0]
     return documents

@@ -262,13 +262,14 @@ class SlackNotifier:
             elif d.outcome in ("notified", "failed"):
                 key = hashlib.sha256(f"{snapshot.arn}|{f.policy}|{f.message}".encode()).hexdigest()
                 if self.store.claim(f"note#{key}", NOTE_REPEAT_SECONDS):
-                    items.append({"kind": "note", "policy": f.policy, "severity": f.severity,
+                    items.append({"kind": "note", "policy": f.policy, "severity": f.severity, "claim": f"note#{key}",
                                   "message": f.message[:1500], "outcome": d.outcome, "detail": d.detail[:300]})
         return items
 
-    def notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> None:
-        """Post what this event decided about one function (nothing for dry-run / exempt / report-only)."""
-        self._post(snapshot.arn, self._items(snapshot, decisions), context)
+    def notify(self, snapshot: FunctionSnapshot, decisions: list[Decision], context: str) -> str | None:
+        """Post what this event decided about one function (nothing for dry-run / exempt / report-only);
+        None when delivered, else why not."""
+        return self._post(snapshot.arn, self._items(snapshot, decisions), context)
 
     def notify_kill(self, function_arn: str, fix_id: str, detail: dict[str, Any], context: str) -> None:
         """The kill-switch throttled ``function_arn`` to zero: say why, with a Restore button (fix ``fix_id``)."""
@@ -277,9 +278,11 @@ class SlackNotifier:
         fix = self.store.get_fix(fix_id)
         items = [{"kind": "fix", "id": fix_id, "severity": "critical",
                   "message": (fix or {}).get("reason") or f"runaway invocation loop - {facts}"[:1500]}]
-        self._post(function_arn, items, f"{context} · {facts}" if facts else context)
+        problem = self._post(function_arn, items, f"{context} · {facts}" if facts else context)
+        if problem:  # a kill nobody hears about must at least be loud in the log
+            logger.warning("kill notification not delivered", extra={"function": function_arn, "error": problem})
 
-    def _post(self, function_arn: str, items: list[dict[str, Any]], context: str) -> None:
+    def _post(self, function_arn: str, items: list[dict[str, Any]], context: str) -> str | None:
         for start in range(0, len(items), MAX_ITEMS_PER_MESSAGE):
             chunk = items[start:start + MAX_ITEMS_PER_MESSAGE]
             message_id = self.store.create_message(function_arn, chunk, context=context[:500])
@@ -287,13 +290,17 @@ class SlackNotifier:
             try:
                 ts = self.slack.post(self.channel, text, blocks)
             except SlackUnavailable as exc:
-                logger.warning("slack post failed; approvals stay pending and are re-sent",
-                               extra={"function": function_arn, "error": str(exc)})
-                return
+                logger.info("slack post failed; approvals stay pending and are re-sent",
+                            extra={"function": function_arn, "error": str(exc)})
+                for item in items[start:]:  # notes not sent are not "already posted today": the next run sends them
+                    if item.get("claim"):
+                        self.store.release(str(item["claim"]))
+                return f"not notified: {exc}"
             self.store.posted_message(message_id, self.channel, ts)
             for item in chunk:
                 if item["kind"] in ("approval", "fix"):
                     self.store.link_message(item["kind"], str(item["id"]), message_id, self.channel, ts)
+        return None
 
 
 def blocks_json(blocks: list[Block]) -> list[dict[str, Any]]:

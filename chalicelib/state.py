@@ -8,7 +8,7 @@ item       pk                         sk        gsi1pk                    gsi1sk
 =========  =========================  ========  ========================  ==========================
 approval   ``approval#<id>``          approval  ``approvals#<STATUS>``    ``<function>#<created>``
 fix        ``fix#<id>``               fix       ``fixes#<function>``      ``<created>#<id>``
-audit      ``audit#<function>``       ``<ts>``  —                         —
+audit      ``audit#<function>``       ``<ts>``  ``audits#<YYYY-MM-DD>``   ``<ts>#<function>``
 counter    ``changes#<account>``      ``<hour>``  —                       —
 kill       ``kill#<function>``        kill      —                         —
 kills      ``kills#<account>``        ``<hour>``  —                       —
@@ -37,7 +37,7 @@ import json
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -222,18 +222,42 @@ class StateStore:
     def __init__(self, table: Table, clock: Any = time.time) -> None:
         self.table, self.clock = table, clock
 
+    @property
+    def durable(self) -> bool:
+        """False for the in-memory table: what is stored dies with the run."""
+        return not isinstance(self.table, MemoryTable)
+
     # -- audit -----------------------------------------------------------------------------------
 
     def audit(self, function_arn: str, record: dict[str, Any]) -> None:
-        """Append one audit record for a decision about ``function_arn``."""
+        """Append one audit record for a decision about ``function_arn`` (indexed by day for ``history``)."""
         stamp = now_iso()
         self.table.put({"pk": f"audit#{function_arn}", "sk": f"{stamp}#{uuid.uuid4().hex[:8]}",
                         "kind": "audit", "at": stamp, "function": function_arn,
+                        "gsi1pk": f"audits#{stamp[:10]}", "gsi1sk": f"{stamp}#{function_arn}",
                         "expiration": int(self.clock()) + AUDIT_TTL_DAYS * 86400,
                         **{k: v for k, v in record.items() if isinstance(v, (str, int, bool))}})
 
     def audit_trail(self, function_arn: str) -> list[dict[str, Any]]:
         return self.table.query_pk(f"audit#{function_arn}")
+
+    def history(self, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
+        """Audit records of every function from ``since`` on, newest first: one index query per day.
+
+        Example:
+            >>> store = StateStore(MemoryTable())
+            >>> store.audit("arn:aws:lambda:us-east-1:123456789012:function:f", {"policy": "p", "outcome": "fixed"})
+            >>> [r["outcome"] for r in store.history(datetime.now(timezone.utc) - timedelta(hours=1))]
+            ['fixed']
+        """
+        until = until or datetime.now(timezone.utc)
+        start, day = since.astimezone(timezone.utc).isoformat(timespec="milliseconds"), until.date()
+        records: list[dict[str, Any]] = []
+        while day >= since.astimezone(timezone.utc).date():
+            records.extend(_decode(i) for i in self.table.query_index(f"audits#{day.isoformat()}")
+                           if str(i.get("at", "")) >= start)
+            day -= timedelta(days=1)
+        return records
 
     # -- blast radius ----------------------------------------------------------------------------
 
@@ -339,6 +363,16 @@ class StateStore:
         now = int(self.clock())
         return self.table.put_new({"pk": f"claim#{key}", "sk": "claim", "kind": "claim", "at": now_iso(),
                                    "expiration": now + int(ttl_seconds)}, now)
+
+    def release(self, key: str) -> None:
+        """Give a claim back (what it guarded did not happen after all): the next ``claim`` of ``key`` wins.
+
+        Example:
+            >>> store = StateStore(MemoryTable())
+            >>> store.claim("note#abc", 600), store.release("note#abc"), store.claim("note#abc", 600)
+            (True, None, True)
+        """
+        self.table.put({"pk": f"claim#{key}", "sk": "claim", "kind": "claim", "at": now_iso(), "expiration": 0})
 
     def expire_due(self) -> int:
         """Mark PENDING approvals past their expiry EXPIRED; returns how many."""

@@ -4,6 +4,8 @@
 ``python -m cli.build iam``             write .chalice/policy-<stage>.json and deploy/member-account.yaml
                                         from the code (see cli/iam.py)
 ``python -m cli.build slack-manifest URL``  print deploy/slack-app-manifest.yaml for the API at URL
+``python -m cli.build check-python [STAGE]``  fail unless this Python is the one the stage's Powertools
+                                        layer is built for (``make package`` / ``make deploy`` run it first)
 ``python -m cli.build package [STAGE]`` all of the above, then ``chalice package --merge-template
                                         deploy/resources.yaml`` into build/package (deployment.zip +
                                         sam.yaml), slim the zip and fail if it is over ``BUDGET_BYTES``
@@ -41,6 +43,40 @@ LAYER = re.compile(r"^arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+
 
 class BuildError(Exception):
     """The build cannot produce a deployable artifact (one line, exit 2)."""
+
+
+LAYER_PYTHON = re.compile(r"-python(?P<major>3)(?P<minor>\d{1,2})-")
+
+
+def layer_python(stage: str, config: dict[str, Any] | None = None) -> tuple[int, int]:
+    """The Python (major, minor) of the stage's Powertools layer, from its ARN in .chalice/config.json.
+
+    Example:
+        >>> layer_python("dev")
+        (3, 11)
+    """
+    config = config or json.loads((ROOT / ".chalice" / "config.json").read_text())
+    layers = [*config.get("layers", []), *config.get("stages", {}).get(stage, {}).get("layers", [])]
+    for arn in layers:
+        if m := LAYER_PYTHON.search(arn):
+            return int(m["major"]), int(m["minor"])
+    raise BuildError(f"stage {stage}: no Powertools layer with a python version in .chalice/config.json")
+
+
+def check_python(stage: str, running: tuple[int, int] = sys.version_info[:2]) -> None:
+    """``chalice package`` builds for the Python that runs it: it must be the layer's, or the deployed bot and
+    its layer disagree (a wheel or the layer itself fails to import). BuildError (one line) when they differ.
+
+    Example:
+        >>> check_python("dev", (3, 12))
+        Traceback (most recent call last):
+        cli.build.BuildError: .venv runs Python 3.12 but stage dev's Powertools layer is for Python 3.11: ...
+    """
+    wanted = layer_python(stage)
+    if tuple(running) != wanted:
+        raise BuildError(f".venv runs Python {running[0]}.{running[1]} but stage {stage}'s Powertools layer is for "
+                         f"Python {wanted[0]}.{wanted[1]}: make clean, then make package PYTHON=python"
+                         f"{wanted[0]}.{wanted[1]}")
 
 
 def compile_policies(policies_dir: Path = ROOT / "policies", target: Path = COMPILED_PATH) -> dict:
@@ -97,6 +133,7 @@ def finish_template(template: dict[str, Any], stage: str, resources_by_id: dict[
             props["RoleName"] = f"{prefix}-{owner}" if owner else f"{prefix}-{logical}"[:64]
     _fix_log_group_refs(template)
     _reference_slack_secret(template)
+    _wire_sweep_queue(template)
     stage_param = template.setdefault("Parameters", {}).setdefault("Stage", {"Type": "String"})
     stage_param.update(Default=stage, AllowedValues=[stage])
     return template
@@ -124,6 +161,25 @@ def _reference_slack_secret(template: dict[str, Any]) -> None:
         variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
         if resource["Type"] == "AWS::Serverless::Function" and "SAFETYCATCH_SLACK_SECRET" in variables:
             variables["SAFETYCATCH_SLACK_SECRET"] = {"Ref": "SlackSecret"}
+
+
+def _wire_sweep_queue(template: dict[str, Any]) -> None:
+    """The organisation sweep (chalicelib/fanout.py): point the sweep worker's SQS event source at the stack's
+    ``SweepQueue`` (Chalice names a queue by a fixed name), report partial batch failures, and give every
+    function the queue's URL in ``SAFETYCATCH_SWEEP_QUEUE`` (the schedule sends to it)."""
+    if template["Resources"].get("SweepQueue", {}).get("Type") != "AWS::SQS::Queue":
+        return
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource.setdefault("Properties", {})
+        for event in (props.get("Events") or {}).values():
+            if event.get("Type") == "SQS":
+                event["Properties"]["Queue"] = {"Fn::GetAtt": ["SweepQueue", "Arn"]}
+                event["Properties"]["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
+        variables = props.get("Environment", {}).get("Variables", {})
+        if "SAFETYCATCH_SWEEP_QUEUE" in variables:
+            variables["SAFETYCATCH_SWEEP_QUEUE"] = {"Ref": "SweepQueue"}
 
 
 def slack_manifest(api_url: str) -> str:
@@ -173,6 +229,8 @@ def main(argv: list[str]) -> int:
         elif argv[:1] == ["iam"]:
             for path in write_iam():
                 print(f"wrote {path.relative_to(ROOT)}")
+        elif argv[:1] == ["check-python"] and len(argv) <= 2:
+            check_python(argv[1] if len(argv) == 2 else os.environ.get("STAGE", "dev"))
         elif argv[:1] == ["slack-manifest"] and len(argv) == 2:
             print(slack_manifest(argv[1]), end="")
         elif argv[:1] == ["package"] and len(argv) <= 2:
@@ -185,7 +243,8 @@ def main(argv: list[str]) -> int:
             )
             print(f"{(zip_path.parent / 'sam.yaml').relative_to(ROOT)}: stage {stage}")
         else:
-            print("usage: python -m cli.build compile | iam | package [STAGE] | slack-manifest URL", file=sys.stderr)
+            print("usage: python -m cli.build compile | iam | package [STAGE] | check-python [STAGE] | "
+                  "slack-manifest URL", file=sys.stderr)
             return 2
     except (PolicyError, BuildError) as exc:
         print(f"safetycatch: {exc}", file=sys.stderr)

@@ -256,10 +256,11 @@ def to_sarif(report: CheckReport) -> dict[str, Any]:
 
 # -- the command ------------------------------------------------------------------------------------------------
 
-def add_parser(sub: Any) -> None:
-    """Register ``check`` on the CLI's subparsers."""
-    check = sub.add_parser("check", help="evaluate the policies on SAM / CloudFormation templates and Terraform "
-                                         "plans before deploy (no AWS access)")
+def add_parser(sub: Any, parents: list[Any] | None = None) -> None:
+    """Register ``check`` on the CLI's subparsers (``parents``: the options every command shares, such as -v)."""
+    check = sub.add_parser("check", parents=parents or [],
+                           help="evaluate the policies on SAM / CloudFormation templates and Terraform plans before "
+                                "deploy (no AWS access)")
     check.add_argument("files", nargs="+", metavar="FILE", help="template (YAML / JSON) or `terraform show -json` plan")
     check.add_argument("--policies", metavar="DIR")
     check.add_argument("--format", choices=("table", "json", "sarif"), default="table")

@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.panel import Panel
-from rich.table import Table
 
 from cli import render
 from cli.cloudtrail import api_call
@@ -27,11 +29,18 @@ from cli.slack_demo import local_slack_bot, show_and_approve
 console = render.console
 
 
-def _step(number: int, title: str, command: str = "") -> None:
-    console.print()
-    console.rule(f"[bold cyan]{number}. {title}", align="left")
-    if command:
-        console.print(f"[dim]$ {command}[/]")
+class Sections:
+    """Numbers the tour's sections in the order they are shown, once each."""
+
+    def __init__(self) -> None:
+        self.shown = 0
+
+    def __call__(self, title: str, command: str = "") -> None:
+        self.shown += 1
+        console.print()
+        console.rule(f"[bold cyan]{self.shown}. {title}", align="left")
+        if command:
+            console.print(f"[dim]$ {command}[/]")
 
 
 def _run_cli(*argv: str) -> int:
@@ -48,17 +57,15 @@ def _cli_json(*argv: str) -> Any:
     return json.loads(buffer.getvalue())
 
 
-def _outcomes_table(findings: list[dict[str, Any]]) -> Table:
-    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-    for column in ("function", "policy", "outcome", "change"):
-        table.add_column(column, overflow="fold")
+def _outcomes_table(findings: list[dict[str, Any]]) -> None:
+    rows = []
     for f in sorted(findings, key=lambda f: (f["outcome"], f["function"])):
         fix = f.get("fix") or {}
         change = ", ".join(f"{k}={v}" for k, v in (fix.get("params") or {}).items()) if fix else ""
-        table.add_row(render.short(f["function"]), f["policy"],
-                      f"[{render.OUTCOME_STYLE.get(f['outcome'], '')}]{f['outcome']}[/]",
-                      f"{fix.get('action', '')} {change}".strip() or "-")
-    return table
+        rows.append([render.short(f["function"]), f["policy"],
+                     f"[{render.OUTCOME_STYLE.get(f['outcome'], '')}]{f['outcome']}[/]",
+                     f"{fix.get('action', '')} {change}".strip() or "-"])
+    render.show_table(["function", "policy", "outcome", "change"], rows, boxed=False)
 
 
 def _build_account(account: SandboxAccount) -> dict[str, str]:
@@ -170,11 +177,9 @@ def _developer_day(account: SandboxAccount, arns: dict[str, str]) -> list[dict[s
     return [raise_timeout, new_mapping, tag_critical, own_change, denied, raise_timeout, mapping_by_uuid]
 
 
-def _state_table(account: SandboxAccount, names: list[str]) -> Table:
+def _state_table(account: SandboxAccount, names: list[str]) -> None:
     lam = account.client("lambda")
-    table = Table(title="the account afterwards", title_justify="left")
-    for column in ("function", "Timeout", "reserved concurrency", "batch failure reporting"):
-        table.add_column(column)
+    rows = []
     mappings = lam.list_event_source_mappings()["EventSourceMappings"]
     for name in names:
         config = lam.get_function(FunctionName=name)
@@ -182,28 +187,27 @@ def _state_table(account: SandboxAccount, names: list[str]) -> Table:
         own = [m for m in mappings if m["FunctionArn"].endswith(f":function:{name}")]
         reporting = ", ".join("on" if "ReportBatchItemFailures" in (m.get("FunctionResponseTypes") or [])
                               else "off" for m in own) or "-"
-        table.add_row(name, f"{config['Configuration']['Timeout']} s", str(reserved) if reserved is not None else "-",
-                      reporting)
-    return table
+        rows.append([name, f"{config['Configuration']['Timeout']} s", str(reserved) if reserved is not None else "-",
+                     reporting])
+    render.show_table(["function", "Timeout", "reserved concurrency", "batch failure reporting"], rows,
+                      title="the account afterwards")
 
 
-def _loop_table(account: SandboxAccount, title: str) -> Table:
+def _loop_table(account: SandboxAccount, title: str) -> None:
     lam, name = account.client("lambda"), "thumbnailer"
     reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
     mappings = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
     alarm = account.client("cloudwatch").describe_alarms(AlarmNames=[f"safetycatch-runaway-{name}"])["MetricAlarms"]
-    table = Table(title=title, title_justify="left")
-    for column in ("function", "reserved concurrency", "SQS mapping", "runaway alarm"):
-        table.add_column(column)
-    table.add_row(name, "-" if reserved is None else str(reserved), ", ".join(m["State"] for m in mappings) or "-",
-                  alarm[0]["StateValue"] if alarm else "-")
-    return table
+    render.show_table(["function", "reserved concurrency", "SQS mapping", "runaway alarm"],
+                      [[name, "-" if reserved is None else str(reserved),
+                        ", ".join(m["State"] for m in mappings) or "-", alarm[0]["StateValue"] if alarm else "-"]],
+                      title=title)
 
 
-def _runaway_loop(account: SandboxAccount, tmp: str, number: int) -> None:
+def _runaway_loop(account: SandboxAccount, tmp: str, section: Sections) -> None:
     """A runaway S3 loop: the managed alarm fires, the real handler kills the function, restore undoes it."""
-    _step(number, "A runaway loop, killed and restored",
-          "safetycatch replay runaway.json; safetycatch restore thumbnailer")
+    section("A runaway loop, killed and restored",
+            "safetycatch replay runaway.json --fix; safetycatch restore thumbnailer")
     lam, cloudwatch, name = account.client("lambda"), account.client("cloudwatch"), "thumbnailer"
     arn = account.function(name, timeout=30)
     bucket = f"uploads-{ACCOUNT}"
@@ -217,8 +221,8 @@ def _runaway_loop(account: SandboxAccount, tmp: str, number: int) -> None:
     console.print(f"carol puts {name} (S3 {bucket} + SQS thumbnail-jobs) under the kill-switch; the bot creates "
                   f"its alarm.\nThen {name} writes its thumbnails back into {bucket}: every write invokes it again.")
     (Path(tmp) / "tagged.json").write_text(json.dumps(tagged))
-    _run_cli("replay", str(Path(tmp) / "tagged.json"))
-    console.print(_loop_table(account, "before the loop"))
+    _run_cli("replay", str(Path(tmp) / "tagged.json"), "--fix")
+    _loop_table(account, "before the loop")
     now = time.time()
     cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=[
         {"MetricName": "Invocations", "Dimensions": [{"Name": "FunctionName", "Value": name}],
@@ -231,14 +235,40 @@ def _runaway_loop(account: SandboxAccount, tmp: str, number: int) -> None:
     console.print("Invocations spike 40 -> 9,400 -> 48,211 a minute; the alarm goes to ALARM, and hours later AWS "
                   "Health reports the same loop.")
     (Path(tmp) / "runaway.json").write_text(json.dumps(evidence, indent=1))
-    _run_cli("replay", str(Path(tmp) / "runaway.json"))
-    console.print(_loop_table(account, "killed"))
+    _run_cli("replay", str(Path(tmp) / "runaway.json"), "--fix")
+    _loop_table(account, "killed")
     console.print("[dim]$ safetycatch restore thumbnailer[/]  (or the Restore button in Slack)")
     _run_cli("restore", name)
-    console.print(_loop_table(account, "restored: exactly as before"))
+    _loop_table(account, "restored: exactly as before")
 
 
-def run_demo() -> int:
+KEPT_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_DEFAULT_REGION", "SAFETYCATCH_TABLE", "SAFETYCATCH_POLICIES", "SAFETYCATCH_SLACK_SECRET",
+                 "SAFETYCATCH_SLACK_CHANNEL", "SAFETYCATCH_SLACK_API_URL")
+
+
+def _wait_for_ctrl_c() -> None:
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+
+
+def keep_running(endpoint: str, wait: Callable[[], None] = _wait_for_ctrl_c) -> None:
+    """``demo --keep``: the demo account stays up; print how to reach it from another shell, then ``wait``."""
+    exports = "\n".join(f"export {key}={os.environ[key]}" for key in KEPT_SETTINGS if os.environ.get(key))
+    console.print(Panel(
+        f"The demo account is still running at [bold]{endpoint}[/] (fake credentials, nothing leaves this "
+        f"machine). In another shell:\n\n{exports}\n\n.venv/bin/safetycatch scan\n"
+        f".venv/bin/safetycatch history --since 1h\naws --endpoint-url {endpoint} lambda list-functions\n\n"
+        "Press Ctrl-C here to stop it.", title="demo --keep", border_style="cyan"), soft_wrap=True)
+    print(f"endpoint: {endpoint}", flush=True)
+    wait()
+    console.print("demo account stopped")
+
+
+def run_demo(keep: bool = False, wait: Callable[[], None] = _wait_for_ctrl_c) -> int:
+    """The tour; with ``keep`` the embedded AWS (and local Slack) stay up until ``wait`` returns (Ctrl-C)."""
     started = time.monotonic()
     console.print(
         Panel.fit(
@@ -253,53 +283,60 @@ def run_demo() -> int:
             contextlib.ExitStack() as stack:
         account = SandboxAccount()
         chat = stack.enter_context(local_slack_bot(account))
-        _step(1, f"An account with footguns (moto at {endpoint})")
-        arns = _build_account(account)
-        console.print(
-            "orders-api   REST API GET /orders -> function with a 30 s timeout (API Gateway gives up at 29 s)\n"
-            "orders-worker SQS batch of 10, no ReportBatchItemFailures\n"
-            "payments     tagged critical=true, peak 42 concurrent, no reserved concurrency\n"
-            "legacy-batch critical too, but tagged safetycatch:exempt=true\n"
-            "geo-lookup   in a VPC whose only default route is an internet gateway (no egress for Lambda)\n"
-            "uploads-processor  writes to the bucket prefix that triggers it (a recursive loop)\n"
-            "legacy-orders  REST API non-proxy integration: unhandled errors answer 200\n"
-            "thumbnails   'No space left on device' in its logs (/tmp fills up)\n"
-            "reports, checkout, invoices  healthy (for now)"
-        )
-        console.print(MORE_FOOTGUNS)
-
-        _step(2, "Create the state table", "safetycatch init")
-        _run_cli("init")
-
-        _step(3, "Scan the account (report only: nothing changes)", "safetycatch scan")
-        _run_cli("scan")
-
-        _step(4, "A developer's day, as CloudTrail sees it",
-              "safetycatch replay developer-day.json")
-        console.print("alice raises orders-api's timeout to 60 s; alice maps invoices-queue (batch 25) to invoices;\n"
-                      "bob tags checkout critical=true; the bot's own PutFunctionConcurrency comes back;\n"
-                      "mallory's change is denied; EventBridge delivers alice's first event twice;\n"
-                      "alice updates the invoices mapping (the event names it only by uUID).")
-        events_file = Path(tmp) / "developer-day.json"
-        events_file.write_text(json.dumps(_developer_day(account, arns), indent=1))
-        _run_cli("replay", str(events_file))
-
-        _step(5, "Sweep the rest as the bot would (the messages are those of step 3)",
-              "safetycatch scan --fix --format json")
-        console.print(_outcomes_table(_cli_json("scan", "--fix", "--format", "json")["findings"]))
-
-        _step(6, "What waits for a human", "safetycatch pending")
-        _run_cli("pending")
-
-        _step(7, "Approve on Slack", "an approver clicks Approve (a signed request to POST /slack/actions)")
-        show_and_approve(chat)
-
-        _step(8, "The result")
-        console.print(_state_table(account, ["orders-api", "orders-worker", "payments", "checkout", "legacy-batch",
-                                             "invoices", "reports"]))
-        console.print("Every fix stored its prior value first (undo puts it back); approvals expire after 24 h.")
-
-        _runaway_loop(account, tmp, 8)
-    console.print(f"\n[green]demo finished in {time.monotonic() - started:.1f} s[/] - next: `make test`, "
-                  "`safetycatch explain`, README.md for deploying.")
+        _tour(account, chat, tmp, endpoint)
+        console.print(f"\n[green]demo finished in {time.monotonic() - started:.1f} s[/] - next: `make test`, "
+                      "`safetycatch explain`, README.md for deploying.")
+        if keep:
+            keep_running(endpoint, wait)
     return 0
+
+
+def _tour(account: SandboxAccount, chat: Any, tmp: str, endpoint: str) -> None:
+    section = Sections()
+    section(f"An account with footguns (moto at {endpoint})")
+    arns = _build_account(account)
+    console.print(
+        "orders-api   REST API GET /orders -> function with a 30 s timeout (API Gateway gives up at 29 s)\n"
+        "orders-worker SQS batch of 10, no ReportBatchItemFailures\n"
+        "payments     tagged critical=true, peak 42 concurrent, no reserved concurrency\n"
+        "legacy-batch critical too, but tagged safetycatch:exempt=true\n"
+        "geo-lookup   in a VPC whose only default route is an internet gateway (no egress for Lambda)\n"
+        "uploads-processor  writes to the bucket prefix that triggers it (a recursive loop)\n"
+        "legacy-orders  REST API non-proxy integration: unhandled errors answer 200\n"
+        "thumbnails   'No space left on device' in its logs (/tmp fills up)\n"
+        "reports, checkout, invoices  healthy (for now)"
+    )
+    console.print(MORE_FOOTGUNS)
+
+    section("Create the state table", "safetycatch init")
+    _run_cli("init")
+
+    section("Scan the account (report only: nothing changes)", "safetycatch scan")
+    _run_cli("scan")
+
+    section("A developer's day, as CloudTrail sees it", "safetycatch replay developer-day.json --fix")
+    console.print("alice raises orders-api's timeout to 60 s; alice maps invoices-queue (batch 25) to invoices;\n"
+                  "bob tags checkout critical=true; the bot's own PutFunctionConcurrency comes back;\n"
+                  "mallory's change is denied; EventBridge delivers alice's first event twice;\n"
+                  "alice updates the invoices mapping (the event names it only by uUID).")
+    events_file = Path(tmp) / "developer-day.json"
+    events_file.write_text(json.dumps(_developer_day(account, arns), indent=1))
+    _run_cli("replay", str(events_file), "--fix")
+
+    section("Sweep the rest as the bot would (the messages are those of section 3)",
+            "safetycatch scan --fix --format json")
+    _outcomes_table(_cli_json("scan", "--fix", "--format", "json")["findings"])
+
+    section("What waits for a human", "safetycatch pending")
+    _run_cli("pending")
+
+    section("Approve on Slack", "an approver clicks Approve (a signed request to POST /slack/actions)")
+    show_and_approve(chat)
+
+    section("The result")
+    _state_table(account, ["orders-api", "orders-worker", "payments", "checkout", "legacy-batch", "invoices",
+                           "reports"])
+    console.print("Every fix stored its prior value first (`safetycatch undo FIX_ID` puts it back; "
+                  "`safetycatch history` shows the audit trail); approvals expire after 24 h.")
+
+    _runaway_loop(account, tmp, section)

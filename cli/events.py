@@ -1,4 +1,5 @@
-"""Read events for ``replay``: one EventBridge event, a JSON array of them, or a CloudTrail log file.
+"""Read events for ``replay``: one EventBridge event, a JSON array of them, or a CloudTrail log file, from
+files and directories (every ``.json`` / ``.json.gz`` below one, as CloudTrail's S3 layout nests them).
 
 CloudTrail log files (``{"Records": [...]}``, optionally gzipped as S3 delivers them) hold bare records;
 each is wrapped in the EventBridge envelope the deployed rule would deliver.
@@ -62,3 +63,31 @@ def load_events(path: str) -> list[Any]:
     if isinstance(data, dict):
         return [data]
     raise EventFileError(f"replay: {path}: expected an event object, an array of events or a CloudTrail log file")
+
+
+def event_files(paths: list[str]) -> list[Path]:
+    """The files ``replay`` reads, in order: each FILE as given, each directory's ``.json`` / ``.json.gz`` files
+    (recursively, sorted); ``EventFileError`` for a missing path or a directory with none."""
+    files: list[Path] = []
+    for path in paths:
+        entry = Path(path)
+        if entry.is_dir():
+            found = sorted(p for p in entry.rglob("*") if p.is_file() and p.name.endswith((".json", ".json.gz")))
+            if not found:
+                raise EventFileError(f"replay: {path}: no .json or .json.gz files in this directory")
+            files.extend(found)
+        elif entry.is_file():
+            files.append(entry)
+        else:
+            raise EventFileError(f"replay: {path}: no such file or directory")
+    return files
+
+
+def load_all(paths: list[str]) -> list[Any]:
+    """Every event of every FILE / directory, in order (all are parsed before any is run).
+
+    Example:
+        >>> len(load_all(["tests/events/lambda-TagResource20170331v2.json", "tests/events"])) > 10
+        True
+    """
+    return [event for file in event_files(paths) for event in load_events(str(file))]

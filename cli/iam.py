@@ -57,6 +57,7 @@ IAM_RENAMES = {
     ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
     ("s3", "HeadBucket"): "s3:ListBucket",
     ("s3", "HeadObject"): "s3:GetObject",
+    ("sqs", "SendMessageBatch"): "sqs:SendMessage",
 }
 HTTP_VERB_SERVICES = {"apigateway", "apigatewayv2"}  # IAM authorises API Gateway by HTTP verb on a path
 # Calls made by libraries on the code's behalf: a name used in the code -> the IAM actions behind it.
@@ -70,6 +71,8 @@ LIBRARY_PERMISSIONS = {
     "get_secret": ("secretsmanager:GetSecretValue",),
     "Tracer": ("xray:PutTraceSegments", "xray:PutTelemetryRecords"),
     "AssumeRoleCredentialFetcher": ("sts:AssumeRole",),
+    # Lambda's SQS event source polls with the function's role (the sweep worker, app.py)
+    "on_sqs_message": ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
 }
 LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 # What Lambda does with the function's own role: an asynchronous invocation that fails for good is sent to the
@@ -77,7 +80,7 @@ LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEven
 # cannot find it; the Lambda developer guide names the permission (sqs:SendMessage on the queue).
 DESTINATION_ACTIONS = ("sqs:SendMessage",)
 # Services the bot uses for itself (never granted in member accounts).
-BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "logs", "organizations"}
+BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "logs", "organizations", "sqs"}
 BOT_ONLY_ACTIONS = {"lambda:InvokeFunction", *DESTINATION_ACTIONS}  # own worker, own dead-letter queue
 MANAGED_ALARMS = "safetycatch-runaway-*"
 # The alarms of a target-tracking policy on provisioned concurrency (Application Auto Scaling names them).
@@ -241,6 +244,7 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     }
     if env.get("SAFETYCATCH_DLQ"):
         scopes["sqs:SendMessage"] = (_arn("sqs", env["SAFETYCATCH_DLQ"].rstrip("/").rsplit("/", 1)[-1]),)
+    scopes.update(sweep_queue_scopes(env, scopes.get("sqs:SendMessage", ())))
     if env.get("SAFETYCATCH_MODE_PARAMETER"):
         scopes["ssm:*"] = (_arn("ssm", "parameter/" + env["SAFETYCATCH_MODE_PARAMETER"].lstrip("/")),)
     if env.get("SAFETYCATCH_SLACK_SECRET"):
@@ -248,12 +252,27 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     return scopes
 
 
-SIDS = {"dynamodb": "StateTable", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret", "logs": "Logs",
+# recursive-trigger reads the policy of any queue that may deliver to a function (GetQueueUrl, then
+# GetQueueAttributes): estate reads, on every queue (which covers the sweep queue's own reads too).
+ESTATE_QUEUE_READS = {"sqs:GetQueueUrl": ("*",), "sqs:GetQueueAttributes": ("*",)}
+
+
+def sweep_queue_scopes(env: dict[str, str], send_to: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """The organisation sweep's queue (chalicelib/fanout.py): the schedule sends to it, the worker's event source
+    reads it; nothing else (``send_to``: the other queues the bot sends to, its dead-letter queue). Without
+    ``SAFETYCATCH_SWEEP_QUEUE`` the stage's default name."""
+    queue = _arn("sqs", env.get("SAFETYCATCH_SWEEP_QUEUE") or "safetycatch-*-sweep")
+    return {"sqs:*": (queue,), "sqs:SendMessage": (*send_to, queue), **ESTATE_QUEUE_READS}
+
+
+
+SIDS = {"dynamodb": "StateTable", "sqs": "SweepQueue", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret",
+        "logs": "Logs",
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
         "iam:CreateServiceLinkedRole": "ScalingServiceLinkedRole",
         "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings",
-        "sqs:SendMessage": "DeadLetterQueue"}
+        "sqs:SendMessage": "SendToOwnQueues", "sqs:GetQueueUrl": "ReadEstate", "sqs:GetQueueAttributes": "ReadEstate"}
 
 
 def _statement_for(action: str, scopes: dict[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...]]:

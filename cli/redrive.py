@@ -50,10 +50,11 @@ SQS_HOST_REGION = re.compile(r"^https?://sqs\.(?P<region>[a-z0-9-]+)\.amazonaws\
 SLACK_TASKS = {"action", "command", "tell"}
 
 
-def add_parser(sub: Any) -> None:
-    """Register ``redrive`` on the CLI's subcommands (cli/main.py)."""
-    redrive = sub.add_parser("redrive", help="run what the bot could not handle (its dead-letter queue) through the "
-                             "handler again; deletes only with --fix, once handled")
+def add_parser(sub: Any, parents: list[Any] | None = None) -> None:
+    """Register ``redrive`` on the CLI's subcommands (cli/main.py; ``parents``: -v, --profile)."""
+    redrive = sub.add_parser("redrive", parents=parents or [],
+                             help="run what the bot could not handle (its dead-letter queue) through the "
+                                  "handler again; deletes only with --fix, once handled")
     redrive.add_argument("--queue", metavar="URL_OR_NAME", help="the dead-letter queue (default: SAFETYCATCH_DLQ)")
     redrive.add_argument("--fix", action="store_true", help="act as the deployed bot would; delete what was handled")
     redrive.add_argument("--format", choices=("table", "json"), default="table")
@@ -199,7 +200,7 @@ class Run:
 
 def queue_url(runtime: Any, value: str) -> tuple[Any, str]:
     """The SQS client and URL of ``value`` (a queue URL, or a name in the runtime's region)."""
-    from cli.main import UsageError
+    from cli.common import UsageError
 
     value = value.strip()
     if QUEUE_URL.match(value):
@@ -275,14 +276,13 @@ def redrive(runtime: Any, sqs: Any, url: str, acting: bool,
 
 def cmd_redrive(args: argparse.Namespace) -> int:
     from chalicelib.handlers import reset_runtime
-    from chalicelib.runtime import Runtime
     from cli import render
-    from cli.main import UsageError
+    from cli.common import UsageError, runtime_for
 
     where = (args.queue or os.environ.get("SAFETYCATCH_DLQ", "")).strip()
     if not where:
         raise UsageError("redrive: name the dead-letter queue with --queue or SAFETYCATCH_DLQ")
-    runtime = Runtime.from_env(args.policies, mode=None if args.fix else "dry-run")
+    runtime = runtime_for(args, mode=None if args.fix else "dry-run")  # --policies, --profile
     if args.fix and not runtime.table:
         raise UsageError("redrive --fix: set SAFETYCATCH_TABLE to the bot's state table: its idempotency records "
                          "keep an event that already acted from acting twice")

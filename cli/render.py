@@ -22,6 +22,37 @@ from rich.text import Text
 console = Console(highlight=False, soft_wrap=False)
 errors = Console(stderr=True, highlight=False)
 
+
+def adapt_to_output() -> None:
+    """On a terminal, text wraps to its width; piped or redirected, lines are never wrapped or cut."""
+    console.soft_wrap = not console.is_terminal
+    errors.soft_wrap = not errors.is_terminal
+
+
+def plural(count: int, word: str, many: str = "") -> str:
+    """``plural(1, "finding") == "1 finding"``, ``plural(2, "finding") == "2 findings"``."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
+def show_table(columns: list[str], rows: list[list[str]], title: str = "", boxed: bool = True) -> None:
+    """A table that fits the terminal; when stdout is not a terminal, plain aligned lines that are never cut."""
+    if console.is_terminal:
+        table = Table(box=box.SIMPLE if boxed else None, title=title or None, title_justify="left",
+                      header_style="bold", pad_edge=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    plain = [[Text.from_markup(cell).plain for cell in row] for row in [columns, *rows]]
+    widths = [max(len(row[i]) for row in plain) for i in range(len(columns))]
+    if title:
+        console.print(Text(title), soft_wrap=True)
+    for row in plain:
+        console.print(Text("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()),
+                      soft_wrap=True)
+
 SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan"}
 OUTCOME_STYLE = {"fixed": "bold green", "pending-approval": "bold magenta", "notified": "blue",
                  "reported": "white", "dry-run": "italic yellow", "exempt": "dim", "failed": "bold red"}
@@ -71,12 +102,15 @@ def scan_table(data: dict[str, Any], act: bool, mode: str) -> None:
     findings = data["findings"]
     how = "fix" if act else "report only"
     scopes = data.get("scopes") or []
-    where = f"{len(scopes)} scopes" if len(scopes) > 1 else f"account {data['account']} {data['region']}"
-    console.print(f"[bold]safetycatch scan[/] {where}: "
-                  f"{data['functions_scanned']} functions, {len(findings)} findings ({how}, mode {mode})")
+    where = (f"{len(scopes)} scopes" if len(scopes) > 1 else
+             f"account {scopes[0]['account']} {scopes[0]['region']}" if scopes else
+             f"account {data['account']} {data['region']}")
+    console.print(f"[bold]safetycatch scan[/] {where}: {plural(data['functions_scanned'], 'function')}, "
+                  f"{plural(len(findings), 'finding')} ({how}, mode {mode})")
     for scope in scopes if len(scopes) > 1 else []:
-        console.print(f"  {scope['account']} {scope['region']}: {scope['functions_scanned']} functions, "
-                      f"{scope['findings']} findings" + (f", {scope['errors']} errors" if scope["errors"] else ""))
+        console.print(f"  {scope['account']} {scope['region']}: {plural(scope['functions_scanned'], 'function')}, "
+                      f"{plural(scope['findings'], 'finding')}"
+                      + (f", {plural(scope['errors'], 'error')}" if scope["errors"] else ""))
     for f in sorted(findings, key=lambda f: (f.get("account", ""), f.get("region", ""), f["function"], f["policy"])):
         console.print(finding_lines(f))
     for error in data["errors"]:
@@ -84,7 +118,7 @@ def scan_table(data: dict[str, Any], act: bool, mode: str) -> None:
 
 
 def replay_table(reports: list[dict[str, Any]], mode: str, command: str = "replay") -> None:
-    console.print(f"[bold]safetycatch {command}[/]: {len(reports)} events (mode {mode})")
+    console.print(f"[bold]safetycatch {command}[/]: {plural(len(reports), 'event')} (mode {mode})")
     for r in reports:
         head = Text("  ")
         head.append(r.get("event_name") or "-", "bold")
@@ -107,46 +141,53 @@ def pending_table(approvals: list[dict[str, Any]]) -> None:
     if not approvals:
         console.print("no approvals pending")
         return
-    console.print(f"[bold]{len(approvals)} pending approvals[/] (safetycatch approve ID / deny ID)")
+    console.print(f"[bold]{plural(len(approvals), 'pending approval')}[/] (safetycatch approve ID / deny ID)")
     for a in approvals:
         console.print(Text.assemble("  ", (a["id"], "bold"), f"  {short(a['function'])}  {a['policy']}  ",
                                     (a["status"], "magenta"), f"  expires {a['expires_at']}"))
+        if a.get("change"):
+            console.print(Text(f"    proposed: {a['change']}", "dim"))
 
 
-def explain(policy_id: str | None) -> None:
-    from chalicelib.checks import REGISTRY
-    from chalicelib.fixes import ACTIONS
-
-    if not policy_id:
-        console.print(f"[bold]safetycatch policies[/] ({len(REGISTRY)})")
-        width = max(len(c.id) for c in REGISTRY.values())
-        for check in REGISTRY.values():
-            console.print(Text.assemble("  ", (check.id.ljust(width), "bold"),
-                                        f"  footgun {check.footgun:>2}  {check.default_mode:<7} "
-                                        f"{check.default_severity:<8} {check.title}"))
-        console.print("safetycatch explain POLICY_ID for params, fixes and permissions")
+def history_table(records: list[dict[str, Any]], since: str) -> None:
+    if not records:
+        console.print(f"no audit records since {since}")
         return
-    check = REGISTRY[policy_id]
-    console.print(f"[bold]{check.id}[/] (footgun {check.footgun}) - {check.title}")
-    console.print(f"default mode [bold]{check.default_mode}[/], severity [bold]{check.default_severity}[/]\n")
-    body = check.doc.strip().split("\n", 1)[-1].strip()
-    for paragraph in body.split("\n\n"):
-        console.print(" ".join(paragraph.split()) + "\n")
-    if check.params:
-        table = Table(box=box.SIMPLE, title="params", title_justify="left")
-        for column in ("name", "type", "default", "meaning"):
-            table.add_column(column)
-        for p in check.params:
-            table.add_row(p.name, p.kind.__name__, repr(p.default), p.doc)
-        console.print(table)
-    for name in check.fix_actions:
-        action = ACTIONS[name]
-        console.print(f"fix [bold]{name}[/]: {action.doc} (needs {', '.join(action.permissions)})")
-    if check.triggers:
-        console.print(f"re-evaluated on: {', '.join(sorted(check.triggers))}; CreateFunction, tag changes "
+    console.print(f"[bold]{plural(len(records), 'audit record')}[/] since {since}, newest first")
+    show_table(["at", "function", "policy", "outcome", "ids", "context"],
+               [[r["at"][:19].replace("T", " "), short(r["function"]), r.get("policy") or "-",
+                 r.get("outcome") or "-", " ".join(f"{k}={r[k]}" for k in ("fix_id", "approval_id") if r.get(k)),
+                 r.get("context") or ""] for r in records], boxed=False)
+
+
+def explain_list(policies: list[dict[str, Any]]) -> None:
+    console.print(f"[bold]safetycatch policies[/] ({len(policies)})")
+    width = max(len(p["id"]) for p in policies)
+    for p in policies:
+        console.print(Text.assemble("  ", (p["id"].ljust(width), "bold"),
+                                    f"  footgun {p['footgun']:>2}  {p['default_mode']:<7} "
+                                    f"{p['default_severity']:<8} {p['title']}"))
+    console.print("safetycatch explain POLICY_ID for params, fixes and permissions")
+
+
+def explain_policy(p: dict[str, Any]) -> None:
+    """One check for people (``cli.explain.describe`` is the data)."""
+    console.print(f"[bold]{p['id']}[/] (footgun {p['footgun']}) - {escape(p['title'])}")
+    console.print(f"default mode [bold]{p['default_mode']}[/], severity [bold]{p['default_severity']}[/]\n")
+    for paragraph in p["doc"]:
+        console.print(escape(paragraph) + "\n")
+    if p["params"]:
+        show_table(["name", "type", "default", "bounds", "meaning"],
+                   [[q["name"], q["type"], escape(repr(q["default"])), q["bounds"], escape(q["doc"])]
+                    for q in p["params"]], title="params")
+    for rule in p["rules"]:
+        console.print(f"rule: {escape(rule)}")
+    for fix in p["fixes"]:
+        console.print(f"fix [bold]{fix['action']}[/]: {escape(fix['doc'])} (needs {', '.join(fix['permissions'])})")
+    if p["triggers"]:
+        console.print(f"re-evaluated on: {', '.join(p['triggers'])}; CreateFunction, tag changes "
                       "and the periodic sweep re-evaluate every policy")
-    reads = sorted({*check.read_permissions, "lambda:GetFunction"})
-    console.print(f"reads: {', '.join(reads)}")
+    console.print(f"reads: {', '.join(p['reads'])}")
 
 
 @contextlib.contextmanager

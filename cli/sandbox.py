@@ -361,3 +361,14 @@ class SandboxAccount:
         start = int((datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)).timestamp() * 1000)
         logs.put_log_events(logGroupName=group, logStreamName=stream,
                             logEvents=[{"timestamp": start + i, "message": m} for i, m in enumerate(messages)])
+
+
+def member_sandbox(account: str, region: str = REGION, role: str = "OrganizationAccountAccessRole") -> SandboxAccount:
+    """A sandbox in another account of the same moto: moto maps an assumed role's credentials to the role's
+    account (the role need not exist there)."""
+    creds = boto3.client("sts", region_name=region).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="setup")["Credentials"]
+    session = boto3.session.Session(aws_access_key_id=creds["AccessKeyId"],
+                                    aws_secret_access_key=creds["SecretAccessKey"],
+                                    aws_session_token=creds["SessionToken"], region_name=region)
+    return SandboxAccount(region=region, session=session)

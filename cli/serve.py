@@ -32,7 +32,7 @@ def local_routes(port: int = 0, policies: str | None = None, host: str = "127.0.
     import functools
 
     from chalice.config import Config
-    from chalice.local import create_local_server
+    from chalice.local import CustomLocalChalice, create_local_server
 
     from chalicelib import handlers, slack_routes
     from chalicelib.runtime import Runtime
@@ -43,6 +43,8 @@ def local_routes(port: int = 0, policies: str | None = None, host: str = "127.0.
         handlers.reset_runtime(Runtime.from_env(policies))  # bad settings fail here, as one line
         app_module = chalice_app_module()
         config = Config.create(chalice_stage="dev", app_name="safetycatch")
+        if type(app_module.app) is CustomLocalChalice:  # served before in this process (the demo, a test):
+            app_module.app.__class__ = CustomLocalChalice.__bases__[1]  # unwrap, or chalice's re-wrap is a cycle
         server = create_local_server(app_module.app, config, host, port)
         if quiet:
             server.server.RequestHandlerClass = functools.partial(

@@ -14,7 +14,7 @@ from chalicelib import accounts
 from chalicelib.handlers import handle_event
 from cli.cloudtrail import api_call
 from cli.main import main
-from cli.sandbox import SandboxAccount
+from cli.sandbox import SandboxAccount, member_sandbox
 
 MEMBER = "111111111111"
 OTHER = "222222222222"
@@ -22,19 +22,11 @@ OTHER = "222222222222"
 
 def member_account(account: str = MEMBER, region: str = "us-east-1") -> SandboxAccount:
     """A sandbox in another account: moto maps an assumed role's credentials to the role's account."""
-    creds = boto3.client("sts", region_name=region).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="setup")["Credentials"]
-    session = boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=region,
-    )
-    return SandboxAccount(region=region, session=session)
+    return member_sandbox(account, region)
 
 
 def _orders_api(sandbox: SandboxAccount, timeout: int = 30) -> str:
-    arn = sandbox.function("orders-api", timeout=timeout)
+    arn = sandbox.function("example-fn", timeout=timeout)
     sandbox.rest_api(arn, path="orders")
     return arn
 
@@ -62,13 +54,13 @@ def test_event_from_a_member_account_is_fixed_there_through_the_role(aws, runtim
     member = member_account()
     _orders_api(member, timeout=30)
     own = _orders_api(aws, timeout=30)
-    event = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "orders-api", "timeout": 30},
+    event = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "example-fn", "timeout": 30},
                      account=MEMBER)
     report = handle_event(event, runtime=runtime)
-    assert report["skipped"] is None and report["function"] == f"arn:aws:lambda:us-east-1:{MEMBER}:function:orders-api"
+    assert report["skipped"] is None and report["function"] == f"arn:aws:lambda:us-east-1:{MEMBER}:function:example-fn"
     (finding,) = report["findings"]
     assert (finding["policy"], finding["outcome"]) == ("apigw-timeout", "fixed")
-    assert member.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 25
+    assert member.client("lambda").get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 25
     assert aws.client("lambda").get_function(FunctionName=own)["Configuration"]["Timeout"] == 30
     assert runtime.store.get_fix(finding["fix_id"])["spec"]["prior"] == {"Timeout": 30}, "state stays in the bot"
 
@@ -78,7 +70,7 @@ def test_member_account_without_the_role_is_skipped_not_raised(aws, runtime, mon
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "AssumeRole")
 
     monkeypatch.setattr(AssumeRoleCredentialFetcher, "fetch_credentials", denied)
-    event = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "orders-api"}, account=OTHER)
+    event = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "example-fn"}, account=OTHER)
     report = handle_event(event, runtime=runtime)
     assert report["skipped"] == f"cannot assume safetycatch-remediation in account {OTHER} (AccessDenied)"
     assert report["findings"] == []
@@ -93,14 +85,14 @@ def test_scan_many_accounts_and_regions_is_one_report(aws, capsys):
     data = json.loads(capsys.readouterr().out)
     assert code == 0
     assert {k for k in data} >= {"account", "region", "functions_scanned", "findings", "errors", "scopes"}
-    assert (data["account"], data["region"]) == ("123456789012", "us-east-1")
+    assert (data["account"], data["region"]) == (None, None)  # several scopes: `scopes` names them
     assert [(s["account"], s["region"]) for s in data["scopes"]] == [
         (a, r) for a in ("123456789012", MEMBER, OTHER) for r in ("us-east-1", "eu-west-1")]
     assert data["functions_scanned"] == 3 and data["errors"] == []
     timeouts = sorted((f["account"], f["region"], f["function"]) for f in data["findings"]
                       if f["policy"] == "apigw-timeout")
-    assert timeouts == [("111111111111", "eu-west-1", "arn:aws:lambda:eu-west-1:111111111111:function:orders-api"),
-                        ("123456789012", "us-east-1", "arn:aws:lambda:us-east-1:123456789012:function:orders-api")]
+    assert timeouts == [("111111111111", "eu-west-1", "arn:aws:lambda:eu-west-1:111111111111:function:example-fn"),
+                        ("123456789012", "us-east-1", "arn:aws:lambda:us-east-1:123456789012:function:example-fn")]
     assert {f["outcome"] for f in data["findings"]} == {"reported"}
 
 
@@ -145,7 +137,7 @@ def test_member_template_forwards_a_change_to_the_bot_which_fixes_it_there(aws, 
     bot_bus.put_targets(Rule="on_config_change", Targets=[{"Id": "inbox", "Arn": queue}])
 
     _orders_api(member, timeout=30)
-    change = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "orders-api", "timeout": 30},
+    change = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "example-fn", "timeout": 30},
                       account=MEMBER)
     sent = member.client("events").put_events(Entries=[{
         "Source": change["source"], "DetailType": change["detail-type"], "Detail": json.dumps(change["detail"])}])
@@ -157,4 +149,4 @@ def test_member_template_forwards_a_change_to_the_bot_which_fixes_it_there(aws, 
 
     report = handle_event(forwarded, runtime=runtime)
     assert [(f["policy"], f["outcome"]) for f in report["findings"]] == [("apigw-timeout", "fixed")]
-    assert member.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 25
+    assert member.client("lambda").get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 25

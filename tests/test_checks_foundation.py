@@ -7,7 +7,7 @@ import pytest
 from chalicelib.checks import REGISTRY
 from chalicelib.model import AccountFacts, ApiRoute, EventSourceMapping, FunctionRef, FunctionSnapshot, MetricQuery
 
-REF = FunctionRef("orders-api", "123456789012", "us-east-1")
+REF = FunctionRef("example-fn", "123456789012", "us-east-1")
 
 
 def snap(**kw) -> FunctionSnapshot:

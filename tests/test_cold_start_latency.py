@@ -30,7 +30,7 @@ def test_rest_api_function_at_128_mb_fires_with_a_priced_suggestion(aws, runtime
     arn = aws.function("signup-api", memory=128)
     api_id = aws.rest_api(arn, path="signup", method="POST", name="web")
     (finding,) = _cold(handle_event(_config_event(arn), runtime=runtime)["findings"])
-    assert finding["outcome"] == "notified" and finding["fix"] is None and finding["severity"] == "low"
+    assert finding["outcome"] == "reported" and finding["fix"] is None and finding["severity"] == "low"
     message = finding["message"]
     assert message.startswith(f"Serves REST API {api_id} (POST /signup) with no provisioned concurrency")
     assert "only 128 MB of memory, so little CPU for init" in message

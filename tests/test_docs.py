@@ -1,9 +1,11 @@
-"""The safety guarantees page names real tests (it cannot drift from the suite)."""
+"""The docs cannot drift: the safety guarantees page names real tests; README's CLI section is `--help`."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,3 +27,50 @@ def test_every_test_named_in_the_safety_page_exists():
                 f"def {name}(" in source, f"{current_file.name}::{name}"
             named += 1
     assert named >= 40
+
+
+COMMON_OPTIONS = {"-h", "--help", "-v", "--verbose", "--profile"}  # README states these once for every command
+
+
+def _help(capsys, *argv: str) -> str:
+    from cli.main import main
+
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    return capsys.readouterr().out
+
+
+def _readme_cli_block() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## The CLI", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+
+
+def _readme_usage() -> dict[str, set[str]]:
+    """command -> the options README's CLI block shows for it (continuation lines belong to the line above)."""
+    usage: dict[str, set[str]] = {}
+    current: list[str] = []
+    for line in _readme_cli_block():
+        code = line.split("  #", 1)[0]
+        if line.startswith("safetycatch "):
+            current = re.findall(r"safetycatch (\w[\w-]*)", code)
+            for command in current:
+                usage.setdefault(command, set())
+        for command in current:
+            usage[command] |= set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", code))
+    return usage
+
+
+def test_readme_cli_section_matches_safetycatch_help(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "200")
+    top = _help(capsys)
+    commands = re.findall(r"^    (\w+) ", top, re.M)
+    readme = _readme_usage()
+    assert "--version" in top and "safetycatch --version" in _readme_cli_block()
+    assert set(readme) == set(commands), "README's CLI block and `safetycatch --help` list different commands"
+    for command in commands:
+        usage = _help(capsys, command).split("\n\n", 1)[0]
+        options = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", usage)) - COMMON_OPTIONS
+        assert readme[command] - COMMON_OPTIONS == options, command
+    text = (ROOT / "README.md").read_text()
+    assert "Every command takes `-v` / `--verbose`" in text and "`--profile P`" in text

@@ -42,7 +42,7 @@ def test_fires_on_the_function_not_the_redacted_event(aws, runtime):
     arn = _mailer(aws)
     report = handle_event(_config_event(arn), runtime=runtime)
     (finding,) = [f for f in report["findings"] if f["policy"] == "env-secrets"]
-    assert finding["outcome"] == "notified" and finding["severity"] == "high" and finding["fix"] is None
+    assert finding["outcome"] == "reported" and finding["severity"] == "high" and finding["fix"] is None
     for name in SECRETS:
         assert name in finding["message"]
     for name in FINE:

@@ -12,7 +12,7 @@ from chalicelib.settings import Settings
 from cli.cloudtrail import api_call
 
 SETTINGS = Settings()
-ORDERS = "arn:aws:lambda:us-east-1:123456789012:function:orders-api"
+ORDERS = "arn:aws:lambda:us-east-1:123456789012:function:example-fn"
 
 
 @pytest.mark.parametrize("name", [
@@ -32,8 +32,8 @@ def test_recorded_changes_name_orders_api(event, name):
 
 
 @pytest.mark.parametrize("raw", [
-    "orders-api", ORDERS, "123456789012:function:orders-api", "orders-api:live", f"{ORDERS}:7",
-    "123456789012:function:orders-api:$LATEST", f"{ORDERS}:live",
+    "example-fn", ORDERS, "123456789012:function:example-fn", "example-fn:live", f"{ORDERS}:7",
+    "123456789012:function:example-fn:$LATEST", f"{ORDERS}:live",
 ])
 def test_every_form_of_function_name(raw):
     change = parse(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": raw, "timeout": 5}), SETTINGS)
@@ -78,12 +78,12 @@ def test_assumed_role_without_session_issuer_still_matches():
 
 
 def test_read_only_and_unwatched_calls_are_skipped():
-    read = api_call("GetFunction20150331v2", {"functionName": "orders-api"})
+    read = api_call("GetFunction20150331v2", {"functionName": "example-fn"})
     read["detail"]["readOnly"] = True
     assert parse(read, SETTINGS).reason == "read-only call"
-    other = api_call("DeleteFunction20150331", {"functionName": "orders-api"})
+    other = api_call("DeleteFunction20150331", {"functionName": "example-fn"})
     assert parse(other, SETTINGS).reason.startswith("not a change safetycatch watches")
-    url = api_call("DeleteFunctionUrlConfig", {"functionName": "orders-api"})
+    url = api_call("DeleteFunctionUrlConfig", {"functionName": "example-fn"})
     assert isinstance(parse(url, SETTINGS), Skip)
 
 

@@ -22,8 +22,8 @@ FIXTURES = [json.loads(p.read_text()) for p in sorted(EVENTS_DIR.glob("*.json"))
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=40),
                     st.just("x" * 100_000), st.text(alphabet="\u202e\u0000\ud7ff\U0001f4a5é", max_size=20),
-                    st.sampled_from(["orders-api", "arn:aws:lambda:us-east-1:123456789012:function:orders-api",
-                                     "123456789012:function:orders-api:live", "../../x", "*", "arn:aws:iam::*:role/x"]))
+                    st.sampled_from(["example-fn", "arn:aws:lambda:us-east-1:123456789012:function:example-fn",
+                                     "123456789012:function:example-fn:live", "../../x", "*", "arn:aws:iam::*:role/x"]))
 json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                             st.dictionaries(st.text(max_size=12), inner, max_size=4)),
                            max_leaves=12)
@@ -76,10 +76,10 @@ generated_events = st.fixed_dictionaries(
 
 @pytest.fixture
 def quiet_estate(aws, make_runtime, calls, tmp_path_factory):
-    """orders-api exists and is compliant: any event about it re-reads it and finds nothing to change.
+    """example-fn exists and is compliant: any event about it re-reads it and finds nothing to change.
 
-    A mutation can leave a Health notice well-formed evidence of a loop in orders-api, and acting on
-    that is the kill-switch's job (tested in test_killswitch.py); here orders-api is in ``never_kill`` so
+    A mutation can leave a Health notice well-formed evidence of a loop in example-fn, and acting on
+    that is the kill-switch's job (tested in test_killswitch.py); here example-fn is in ``never_kill`` so
     the only question is whether anything hostile gets through. (Alarm evidence is re-read: no alarm
     exists here, so a forged alarm event kills nothing, never_kill or not.)
     """
@@ -87,9 +87,9 @@ def quiet_estate(aws, make_runtime, calls, tmp_path_factory):
     for source in POLICIES.glob("*.yaml"):
         (policies / source.name).write_text(source.read_text())
     settings = policies / "settings.yaml"
-    settings.write_text(settings.read_text().replace("never_kill: []", 'never_kill: ["orders-api"]'))
+    settings.write_text(settings.read_text().replace("never_kill: []", 'never_kill: ["example-fn"]'))
     runtime = make_runtime(policies=policies)
-    aws.function("orders-api", timeout=10)
+    aws.function("example-fn", timeout=10)
     runtime.bot_account()
     calls.clear()
     return runtime

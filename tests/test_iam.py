@@ -85,21 +85,27 @@ def test_resources_are_scoped_to_the_stage_settings():
 
 def test_dead_letter_destination_grows_the_policy_by_one_action_on_one_queue():
     """The on-failure destination needs sqs:SendMessage on the stage's queue, and nothing else: no other SQS
-    action, no other queue, and never in member accounts."""
+    action, no other queue, and never in member accounts. (The organisation sweep's queue, issue 12, has its own
+    reads and is the only other queue the bot sends to.)"""
     for stage in iam.stages():
         env = {**CONFIG["environment_variables"], **CONFIG["stages"][stage]["environment_variables"]}
         policy = _policy(stage)
-        with_sqs = [s for s in policy["Statement"] if any(a.startswith("sqs:") for a in s["Action"])]
-        (statement,) = [s for s in with_sqs if "sqs:SendMessage" in s["Action"]]
-        assert statement == {"Sid": "DeadLetterQueue", "Effect": "Allow", "Action": ["sqs:SendMessage"],
-                             "Resource": f"arn:aws:sqs:*:*:{env['SAFETYCATCH_DLQ']}"}
-        # any other SQS action is a read (recursive-trigger reads queue policies to follow loop paths)
-        assert all(iam.is_read(a) for s in with_sqs if s is not statement for a in s["Action"] if a.startswith("sqs:"))
+        sqs = {s["Sid"]: s for s in policy["Statement"] if any(a.startswith("sqs:") for a in s["Action"])}
+        sweep = f"arn:aws:sqs:*:*:{env['SAFETYCATCH_SWEEP_QUEUE']}"
+        assert sqs["SendToOwnQueues"] == {"Sid": "SendToOwnQueues", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                                          "Resource": [f"arn:aws:sqs:*:*:{env['SAFETYCATCH_DLQ']}", sweep]}
+        assert sqs["SweepQueue"]["Resource"] == sweep and set(sqs) == {"SendToOwnQueues", "SweepQueue", "ReadEstate"}
+        # the estate's queues are only read (recursive-trigger reads their policies to follow loop paths)
+        assert {a for a in sqs["ReadEstate"]["Action"] if a.startswith("sqs:")} == {"sqs:GetQueueUrl",
+                                                                                   "sqs:GetQueueAttributes"}
+        assert sqs["ReadEstate"]["Resource"] == "*" and set(sqs["SweepQueue"]["Action"]) == {
+            "sqs:DeleteMessage", "sqs:ReceiveMessage"}
         assert env["SAFETYCATCH_DLQ"] == f"safetycatch-{stage}-dead-letters"  # deploy/resources.yaml's QueueName
         without = iam.bot_policy(stage, config={**CONFIG, "stages": {stage: {
             **CONFIG["stages"][stage], "environment_variables": {
                 k: v for k, v in CONFIG["stages"][stage]["environment_variables"].items() if k != "SAFETYCATCH_DLQ"}}}})
-        assert sorted(set(_actions(policy)) - set(_actions(without))) == ["sqs:SendMessage"]
+        (send,) = [s for s in without["Statement"] if "sqs:SendMessage" in s["Action"]]
+        assert set(_actions(policy)) == set(_actions(without)) and send["Resource"] == sweep
     assert not iam.allows(iam.member_policy(), "sqs:SendMessage")
 
 
@@ -172,11 +178,11 @@ def recorded(monkeypatch):
 
 
 def _estate(aws):
-    arn = aws.function("orders-api", timeout=30, tags={"critical": "true"})
+    arn = aws.function("example-fn", timeout=30, tags={"critical": "true"})
     aws.rest_api(arn, path="orders")
     aws.http_api(aws.function("orders-http", timeout=31), route="POST /orders")
     aws.sqs_mapping(aws.function("orders-worker"), "orders-queue")
-    aws.concurrency_history("orders-api", peak=12)
+    aws.concurrency_history("example-fn", peak=12)
 
 
 def test_the_policies_allow_every_call_the_bot_makes(aws, recorded, monkeypatch):
@@ -197,7 +203,7 @@ def test_the_policies_allow_every_call_the_bot_makes(aws, recorded, monkeypatch)
     recorded.on = True
     for path in sorted(EVENTS.glob("*.json")):  # the deployed path: runtime from the environment
         handlers.handle_event(json.loads(path.read_text()))
-    handlers.handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "orders-api"},
+    handlers.handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "example-fn"},
                                    account=MEMBER))
     runtime = handlers.current_runtime()
     report = runtime.engine(runtime.bot_account(), "us-east-1").sweep(act=True)

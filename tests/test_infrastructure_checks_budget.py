@@ -50,7 +50,7 @@ def test_sweep_call_budget_for_these_checks(aws, make_runtime, calls, tmp_path):
     by_operation = collections.Counter(calls.calls)
     per_function = {op: n for op, n in by_operation.items() if op in PER_FUNCTION_READS}
     # Only the flagged function pays per-function reads (its fix's prior values); no GetPolicy in a sweep.
-    assert per_function == {"lambda.GetFunctionConcurrency": 1, "lambda.GetFunctionRecursionConfig": 1}, by_operation
+    assert per_function == {"lambda.GetFunction": 1, "lambda.GetFunctionRecursionConfig": 1}, by_operation
     assert by_operation["s3.GetBucketNotificationConfiguration"] == 3  # one per bucket, whatever the functions
     assert by_operation["logs.StartQuery"] == 1
     total = len(calls.calls)

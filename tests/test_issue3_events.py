@@ -14,7 +14,7 @@ from chalicelib.settings import Settings
 @pytest.mark.parametrize("name, lookup, functions", [
     ("ec2-CreateRoute", ("route-table", "rtb-0a9d8c7b6e5f4a321"), 0),
     ("ec2-DeleteNatGateway", ("nat-gateway", "nat-05e1c3a7b9d2f4860"), 0),
-    ("iam-PutRolePolicy", ("role", "orders-api-role"), 0),
+    ("iam-PutRolePolicy", ("role", "example-fn-role"), 0),
     ("s3-PutBucketNotification", (), 1),
 ])
 def test_recorded_fixtures_parse(event, name, lookup, functions):

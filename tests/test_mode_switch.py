@@ -47,7 +47,7 @@ def _set_mode(value: str) -> None:
 
 
 def _orders_api(aws, timeout=30):
-    arn = aws.function("orders-api", timeout=timeout)
+    arn = aws.function("example-fn", timeout=timeout)
     aws.rest_api(arn, path="orders")
 
 
@@ -59,7 +59,7 @@ def test_dry_run_in_ssm_overrides_enforce_in_the_environment(aws, deployed, call
     report = handlers.handle_event(event("lambda-UpdateFunctionConfiguration20150331v2"))
     assert [f["outcome"] for f in report["findings"]] == ["dry-run"]
     assert calls.writes == [], "dry-run from SSM: no fix, no audit, no idempotency record"
-    assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 30
+    assert aws.client("lambda").get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 30
 
 
 def test_off_in_ssm_skips_every_event(aws, deployed, event):
@@ -68,7 +68,7 @@ def test_off_in_ssm_skips_every_event(aws, deployed, event):
     deployed()
     report = handlers.handle_event(event("lambda-UpdateFunctionConfiguration20150331v2"))
     assert report["skipped"].startswith("safetycatch is off")
-    assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 30
+    assert aws.client("lambda").get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 30
 
 
 def test_invalid_value_fails_closed_and_says_so(aws, deployed, event, caplog):
@@ -78,7 +78,7 @@ def test_invalid_value_fails_closed_and_says_so(aws, deployed, event, caplog):
     report = handlers.handle_event(event("lambda-UpdateFunctionConfiguration20150331v2"))
     assert runtime.mode == "off" and report["skipped"].startswith("safetycatch is off")
     assert any(r.levelname == "ERROR" and "INVALID safetycatch mode" in r.getMessage() for r in caplog.records)
-    assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 30
+    assert aws.client("lambda").get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 30
 
 
 def test_missing_parameter_means_the_environment_default(aws, deployed, event):

@@ -147,6 +147,25 @@ def test_template_adds_what_the_bot_needs(artifact):
     assert _template(artifact)["Parameters"]["Stage"]["AllowedValues"] == ["dev"]
 
 
+def test_the_organisation_sweep_is_wired_on_sqs(artifact):
+    """Issue 12: the worker reads the stack's queue with partial batch responses and bounded concurrency; the
+    queue dead-letters a scope after fanout.MAX_RECEIVES tries."""
+    from chalicelib.fanout import MAX_RECEIVES
+
+    template = _template(artifact)
+    resources, functions = template["Resources"], _functions(template)
+    (worker,) = [props for props in functions.values() if any(
+        e.get("Type") == "SQS" for e in (props.get("Events") or {}).values())]
+    (source,) = [e["Properties"] for e in worker["Events"].values()]
+    assert source["Queue"] == {"Fn::GetAtt": ["SweepQueue", "Arn"]}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["ScalingConfig"]["MaximumConcurrency"] == worker["ReservedConcurrentExecutions"] == 10
+    queue = resources["SweepQueue"]["Properties"]
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["SweepDeadLetterQueue", "Arn"]},
+                                      "maxReceiveCount": MAX_RECEIVES}
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+
+
 @pytest.mark.slow
 def test_bot_follows_its_own_advice(artifact):
     from chalicelib.settings import Settings
@@ -181,6 +200,9 @@ def test_no_secret_in_any_environment(artifact):
                      for k, p in _functions(_template(artifact)).items()]
     for where, variables in environments:
         for name, value in variables.items():
+            if where.startswith("sam:") and name == "SAFETYCATCH_SWEEP_QUEUE":
+                assert value == {"Ref": "SweepQueue"}, "the packaged template gives the schedule the stack's queue"
+                continue
             if where.startswith("sam:") and name in SECRET_REFERENCES:
                 assert value == {"Ref": "SlackSecret"}, "the packaged template references the secret's ARN"
                 continue

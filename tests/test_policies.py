@@ -84,7 +84,7 @@ def test_lint_accepts_the_repo_policies(capsys):
 def test_only_policies_with_a_file_are_enforced(tmp_path):
     policy_set = validate(read_dir(write(tmp_path, {"apigw-timeout.yaml": "params: {buffer_seconds: 3}\n"})))
     assert list(policy_set.policies) == ["apigw-timeout"]
-    assert policy_set.policies["apigw-timeout"].params == {"buffer_seconds": 3}
+    assert policy_set.policies["apigw-timeout"].params == {"buffer_seconds": 3, "min_timeout_seconds": 3}
     assert policy_set.settings.exempt_tag == "safetycatch:exempt"
 
 

@@ -63,8 +63,8 @@ SCALING = {"action": "scale-provisioned-concurrency", "params": {
 
 
 def test_idle_without_a_scaler_asks_to_track_utilization(aws, runtime, stub_only, calls):
-    arn = _live_alias(aws, "orders-api")
-    _usage(aws, "orders-api", utilization=0.1, peak=3)
+    arn = _live_alias(aws, "example-fn")
+    _usage(aws, "example-fn", utilization=0.1, peak=3)
     stubber = _stub_configs(stub_only, runtime, arn, _pc(arn))
     calls.clear()
     (finding,) = _idle(handle_event(_config_event(arn), runtime=runtime))
@@ -87,14 +87,14 @@ def test_idle_without_a_scaler_asks_to_track_utilization(aws, runtime, stub_only
 def test_approved_scaling_registers_target_and_policy_and_undo_removes_them(aws, stub_only):
     from chalicelib.aws import Clients
 
-    arn = _live_alias(aws, "orders-api")
+    arn = _live_alias(aws, "example-fn")
     clients = Clients("us-east-1")
     scaling = clients("application-autoscaling")
     spec = FixSpec.from_json({**SCALING, "target": arn})
     gateway = Gateway(clients)
     fixes.apply(gateway, spec)
     (target,) = scaling.describe_scalable_targets(ServiceNamespace="lambda")["ScalableTargets"]
-    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == ("function:orders-api:live", 2, 4)
+    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == ("function:example-fn:live", 2, 4)
     (policy,) = scaling.describe_scaling_policies(ServiceNamespace="lambda")["ScalingPolicies"]
     assert policy["PolicyName"] == "safetycatch-pc-utilization" and policy["PolicyType"] == "TargetTrackingScaling"
     assert policy["TargetTrackingScalingPolicyConfiguration"] == {
@@ -120,7 +120,7 @@ def test_approved_scaling_registers_target_and_policy_and_undo_removes_them(aws,
 def test_a_failed_policy_takes_the_registration_back(aws, stub_only):
     from chalicelib.aws import Clients
 
-    arn = _live_alias(aws, "orders-api")
+    arn = _live_alias(aws, "example-fn")
     clients = Clients("us-east-1")
     stubber = stub_only(clients("application-autoscaling"), "PutScalingPolicy")
     stubber.add_client_error("put_scaling_policy", "LimitExceededException", "too many policies")
@@ -131,10 +131,10 @@ def test_a_failed_policy_takes_the_registration_back(aws, stub_only):
 
 
 def test_a_scaled_alias_is_never_lowered(aws, runtime, stub_only):
-    arn = _live_alias(aws, "orders-api")
-    _usage(aws, "orders-api", utilization=0.1, peak=3)
+    arn = _live_alias(aws, "example-fn")
+    _usage(aws, "example-fn", utilization=0.1, peak=3)
     scaling = aws.client("application-autoscaling")
-    dimension = {"ServiceNamespace": "lambda", "ResourceId": "function:orders-api:live",
+    dimension = {"ServiceNamespace": "lambda", "ResourceId": "function:example-fn:live",
                  "ScalableDimension": "lambda:function:ProvisionedConcurrency"}
     scaling.register_scalable_target(**dimension, MinCapacity=20, MaxCapacity=50)
     tracking = {"TargetValue": 0.6,
@@ -145,7 +145,7 @@ def test_a_scaled_alias_is_never_lowered(aws, runtime, stub_only):
                                  ScalableTargetAction={"MinCapacity": 20, "MaxCapacity": 50})
     _stub_configs(stub_only, runtime, arn, _pc(arn))
     (finding,) = _idle(handle_event(_config_event(arn), runtime=runtime))
-    assert finding["fix"] is None and finding["outcome"] == "notified"
+    assert finding["fix"] is None and finding["outcome"] == "reported"  # no Slack here: nothing delivered
     assert ("but Application Auto Scaling manages it (min 20, max 50; target tracking at 60% (pc-utilization); "
             "scheduled: business-hours cron(0 8 ? * MON-FRI *)): lowering the value would fight the scaler"
             ) in finding["message"]
@@ -176,8 +176,8 @@ def test_dry_run_gateway_makes_no_call(aws, calls):
     (0.1, 3, {"last_modified": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")}, None),  # new
 ])
 def test_edges(aws, runtime, stub_only, utilization, peak, config, expected):
-    arn = _live_alias(aws, "orders-api")
-    _usage(aws, "orders-api", utilization=utilization, peak=peak)
+    arn = _live_alias(aws, "example-fn")
+    _usage(aws, "example-fn", utilization=utilization, peak=peak)
     _stub_configs(stub_only, runtime, arn, _pc(arn, **config))
     found = _idle(handle_event(_config_event(arn), runtime=runtime))
     if expected is None:
@@ -189,7 +189,7 @@ def test_edges(aws, runtime, stub_only, utilization, peak, config, expected):
 
 
 def test_never_used_for_the_whole_lookback_goes_down_to_one(aws, runtime, stub_only):
-    arn = _live_alias(aws, "orders-api", memory=1024)
+    arn = _live_alias(aws, "example-fn", memory=1024)
     _stub_configs(stub_only, runtime, arn, _pc(arn, allocated=10))
     (finding,) = _idle(handle_event(_config_event(arn), runtime=runtime))
     assert (finding["fix"]["params"]["MinCapacity"], finding["fix"]["params"]["MaxCapacity"]) == (1, 1)
@@ -198,7 +198,7 @@ def test_never_used_for_the_whole_lookback_goes_down_to_one(aws, runtime, stub_o
 
 
 def test_the_provisioning_event_itself_is_too_recent_to_judge(aws, runtime, stub_only, event):
-    arn = _live_alias(aws, "orders-api")
+    arn = _live_alias(aws, "example-fn")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
     _stub_configs(stub_only, runtime, arn, _pc(arn, allocated=25, status="IN_PROGRESS", last_modified=now))
     report = handle_event(event("lambda-PutProvisionedConcurrencyConfig"), runtime=runtime)
@@ -206,10 +206,10 @@ def test_the_provisioning_event_itself_is_too_recent_to_judge(aws, runtime, stub
 
 
 def test_where_the_configs_api_is_unavailable_it_says_so_and_proposes_nothing(aws, runtime):
-    arn = _live_alias(aws, "orders-api")
-    _usage(aws, "orders-api", utilization=0.12, peak=2)
+    arn = _live_alias(aws, "example-fn")
+    _usage(aws, "example-fn", utilization=0.12, peak=2)
     (finding,) = _idle(handle_event(_config_event(arn), runtime=runtime))  # moto: "Not yet implemented"
-    assert finding["fix"] is None and finding["outcome"] == "notified"
+    assert finding["fix"] is None and finding["outcome"] == "reported"
     assert "unavailable: ListProvisionedConcurrencyConfigs is not supported here" in finding["message"]
     assert "average utilization 12%" in finding["message"]
 
@@ -230,7 +230,8 @@ def test_sweep_reads_configs_only_where_cloudwatch_shows_provisioned_concurrency
     (decision,) = [d for d in report.decisions if d.finding.policy == "provisioned-idle"]
     assert decision.finding.function_arn == arns[2]
     assert decision.finding.fix.params["MaxCapacity"] == 2  # ceil(peak 1 x 1.25)
-    assert calls.calls.count("cloudwatch.ListMetrics") == 1  # one bulk look for provisioned-concurrency metrics
+    # one bulk look per metric: provisioned concurrency, and function URLs (read ahead for cold-start-latency)
+    assert calls.calls.count("cloudwatch.ListMetrics") <= 2
     assert calls.calls.count("lambda.ListProvisionedConcurrencyConfigs") == 1
     assert calls.calls.count("application-autoscaling.DescribeScalableTargets") == 1  # the flagged function only
 
@@ -258,8 +259,8 @@ def test_a_sweep_reads_scalers_once_for_every_flagged_function(aws, runtime, stu
 def test_a_scaler_registered_after_the_request_stops_the_approved_change(aws, runtime, stub_only):
     from chalicelib import approvals
 
-    arn = _live_alias(aws, "orders-api")
-    _usage(aws, "orders-api", utilization=0.1, peak=3)
+    arn = _live_alias(aws, "example-fn")
+    _usage(aws, "example-fn", utilization=0.1, peak=3)
     stubber = stub_only(runtime.clients()("lambda"), LIST)
     for _ in range(2):  # the request, then the re-evaluation on Approve
         stubber.add_response("list_provisioned_concurrency_configs", {"ProvisionedConcurrencyConfigs": [_pc(arn)]},
@@ -267,7 +268,7 @@ def test_a_scaler_registered_after_the_request_stops_the_approved_change(aws, ru
     (finding,) = _idle(handle_event(_config_event(arn), runtime=runtime))
     # meanwhile someone else puts Application Auto Scaling on the alias
     aws.client("application-autoscaling").register_scalable_target(
-        ServiceNamespace="lambda", ResourceId="function:orders-api:live",
+        ServiceNamespace="lambda", ResourceId="function:example-fn:live",
         ScalableDimension="lambda:function:ProvisionedConcurrency", MinCapacity=10, MaxCapacity=30)
     outcome = approvals.decide(runtime, "approve", finding["approval_id"], "U0APPROVER")
     assert outcome.status == "FAILED" and "finds nothing to fix now" in outcome.text

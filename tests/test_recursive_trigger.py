@@ -19,9 +19,9 @@ WRITE_UPLOADS = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": f"arn:aws:s3:::{BUCKET}/*"}]}
 
 
-def _orders_api(aws, policy=None, prefix="incoming/", managed=(), role="orders-api-role"):
-    role_arn = aws.execution_role(role, {"orders-api-write-uploads": policy} if policy else {}, managed)
-    arn = _function_with_role(aws, "orders-api", role_arn)
+def _orders_api(aws, policy=None, prefix="incoming/", managed=(), role="example-fn-role"):
+    role_arn = aws.execution_role(role, {"example-fn-write-uploads": policy} if policy else {}, managed)
+    arn = _function_with_role(aws, "example-fn", role_arn)
     aws.bucket_trigger(BUCKET, arn, prefix=prefix)
     return arn
 
@@ -51,8 +51,8 @@ def test_bucket_notification_event_names_the_loop_and_asks_approval(aws, runtime
     assert finding["policy"] == "recursive-trigger" and finding["outcome"] == "pending-approval"
     assert finding["severity"] == "critical"
     assert finding["message"].startswith(
-        f"orders-api → writes s3://{BUCKET}/incoming/ → triggers orders-api (s3:ObjectCreated:*; s3:PutObject "
-        f"allowed by orders-api-write-uploads; decided by the local policy evaluator: SimulatePrincipalPolicy is "
+        f"example-fn → writes s3://{BUCKET}/incoming/ → triggers example-fn (s3:ObjectCreated:*; s3:PutObject "
+        f"allowed by example-fn-write-uploads; decided by the local policy evaluator: SimulatePrincipalPolicy is "
         f"not available here")  # moto lacks it: the local evaluator decides and says why
     # moto has no recursion API: the fix says so and keeps to the concurrency cap
     assert (
@@ -129,21 +129,21 @@ def test_bucket_notification_event_names_the_loop_and_asks_approval(aws, runtime
 )
 def test_role_policy_shapes(aws, runtime, policy, loops):
     _orders_api(aws, policy)
-    assert ("orders-api" in _scan(runtime)) is loops
+    assert ("example-fn" in _scan(runtime)) is loops
 
 
 def test_attached_managed_policy_counts_and_attach_event_re_evaluates_the_role(aws, runtime):
     _orders_api(aws, None, managed=(WRITE_UPLOADS,))
-    _function_with_role(aws, "orders-audit", aws.client("iam").get_role(RoleName="orders-api-role")["Role"]["Arn"])
+    _function_with_role(aws, "orders-audit", aws.client("iam").get_role(RoleName="example-fn-role")["Role"]["Arn"])
     aws.function("unrelated")
-    event = api_call("AttachRolePolicy", {"roleName": "orders-api-role",
-                                          "policyArn": "arn:aws:iam::123456789012:policy/orders-api-role-managed-0"},
+    event = api_call("AttachRolePolicy", {"roleName": "example-fn-role",
+                                          "policyArn": "arn:aws:iam::123456789012:policy/example-fn-role-managed-0"},
                      None, service="iam")
     report = handle_event(event, runtime=runtime)
-    assert sorted(f.rsplit(":", 1)[-1] for f in report["functions"]) == ["orders-api", "orders-audit"]
+    assert sorted(f.rsplit(":", 1)[-1] for f in report["functions"]) == ["example-fn", "orders-audit"]
     (finding,) = report["findings"]
-    assert finding["function"].endswith(":orders-api")
-    assert "allowed by orders-api-role-managed-0 (arn:aws:iam::123456789012:policy/orders-api-role-managed-0)" \
+    assert finding["function"].endswith(":example-fn")
+    assert "allowed by example-fn-role-managed-0 (arn:aws:iam::123456789012:policy/example-fn-role-managed-0)" \
         in finding["message"]
 
 
@@ -218,7 +218,7 @@ def recursion_api(monkeypatch):
 
 def test_fix_terminates_the_loop_caps_concurrency_and_undo_restores_both(aws, make_runtime, tmp_path, recursion_api):
     arn = _orders_api(aws, WRITE_UPLOADS)
-    aws.concurrency_history("orders-api", peak=40)
+    aws.concurrency_history("example-fn", peak=40)
     (tmp_path / "settings.yaml").write_text("{}\n")
     (tmp_path / "recursive-trigger.yaml").write_text("mode: auto\n")
     runtime = make_runtime(policies=tmp_path)
@@ -233,25 +233,25 @@ def test_fix_terminates_the_loop_caps_concurrency_and_undo_restores_both(aws, ma
     assert finding["fix"]["prior"] == {"RecursiveLoop": "Allow", "ReservedConcurrentExecutions": None}
     assert "cap reserved concurrency at 60 (peak 40)" in finding["message"]
     lam = aws.client("lambda")
-    assert lam.get_function_concurrency(FunctionName="orders-api")["ReservedConcurrentExecutions"] == 60
+    assert lam.get_function_concurrency(FunctionName="example-fn")["ReservedConcurrentExecutions"] == 60
 
     recursion_api.add_response("put_function_recursion_config", {"RecursiveLoop": "Allow"},
                                {"FunctionName": arn, "RecursiveLoop": "Allow"})
     fixes.undo(
         Gateway(runtime.clients("us-east-1")), FixSpec.from_json(runtime.store.get_fix(finding["fix_id"])["spec"])
     )
-    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName="orders-api")
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName="example-fn")
 
 
 def test_already_terminating_and_capped_means_nothing_to_fix(aws, runtime, recursion_api):
     arn = _orders_api(aws, WRITE_UPLOADS)
-    aws.client("lambda").put_function_concurrency(FunctionName="orders-api", ReservedConcurrentExecutions=5)
+    aws.client("lambda").put_function_concurrency(FunctionName="example-fn", ReservedConcurrentExecutions=5)
     recursion_api = recursion_api(runtime)
     recursion_api.add_response("get_function_recursion_config", {"RecursiveLoop": "Terminate"}, {"FunctionName": arn})
     report = handle_event(api_call("PutFunctionRecursionConfig", {"functionName": arn, "recursiveLoop": "Terminate"}),
                           runtime=runtime)
     (finding,) = _findings(report)
-    assert finding["fix"] is None and finding["outcome"] == "notified"
+    assert finding["fix"] is None and finding["outcome"] == "reported"
     assert "RecursiveLoop is already Terminate" in finding["message"]
     assert "reserved concurrency already caps it at 5" in finding["message"]
 
@@ -290,9 +290,9 @@ def test_notification_listing_several_functions(aws, runtime, event):
     single = config["CloudFunctionConfiguration"]
     config["CloudFunctionConfiguration"] = [
         single,
-        {**single, "Id": "thumbs", "CloudFunction": single["CloudFunction"].replace("orders-api", "thumbnails")},
+        {**single, "Id": "thumbs", "CloudFunction": single["CloudFunction"].replace("example-fn", "thumbnails")},
     ]
     report = handle_event(recorded, runtime=runtime)
-    assert [f.rsplit(":", 1)[-1] for f in report["functions"]] == ["orders-api", "thumbnails"]
-    assert [f["function"].rsplit(":", 1)[-1] for f in report["findings"]] == ["orders-api"]
+    assert [f.rsplit(":", 1)[-1] for f in report["functions"]] == ["example-fn", "thumbnails"]
+    assert [f["function"].rsplit(":", 1)[-1] for f in report["findings"]] == ["example-fn"]
     assert json.dumps(report)

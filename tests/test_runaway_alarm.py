@@ -19,7 +19,7 @@ ACCOUNT = "123456789012"
 TAG = {"safetycatch:kill-switch": "true"}
 
 
-def _snapshot(name="orders-api", tags=None, flagged=(), alarm=None):
+def _snapshot(name="example-fn", tags=None, flagged=(), alarm=None):
     return FunctionSnapshot(FunctionRef(name, ACCOUNT, "us-east-1"), tags=dict(tags or {}), flagged_by=set(flagged),
                             alarm=alarm)
 
@@ -28,12 +28,12 @@ def _params(**overrides):
     return {**runaway_loop.CHECK.defaults(), **overrides}
 
 
-def _alarm(aws, name="orders-api"):
+def _alarm(aws, name="example-fn"):
     found = aws.client("cloudwatch").describe_alarms(AlarmNames=[alarms.alarm_name(name)])["MetricAlarms"]
     return found[0] if found else None
 
 
-def _tag_event(name="orders-api"):
+def _tag_event(name="example-fn"):
     return api_call("TagResource20170331v2", {"resource": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}",
                                               "tags": TAG})
 
@@ -41,12 +41,12 @@ def _tag_event(name="orders-api"):
 def test_the_wanted_alarm_watches_all_three_metrics_of_the_function():
     (finding,) = runaway_loop.evaluate(_snapshot(tags=TAG), _params(), AccountFacts())
     assert finding.fix.action == "put-runaway-alarm" and finding.fix.prior == {"Alarm": None}
-    spec = alarms.alarm_spec("orders-api", alarms.Thresholds.from_params(finding.fix.params))
-    assert spec["AlarmName"] == "safetycatch-runaway-orders-api"
+    spec = alarms.alarm_spec("example-fn", alarms.Thresholds.from_params(finding.fix.params))
+    assert spec["AlarmName"] == "safetycatch-runaway-example-fn"
     stats = {m["Id"]: m["MetricStat"] for m in spec["Metrics"] if "MetricStat" in m}
     assert {s["Metric"]["MetricName"]: s["Stat"] for s in stats.values()} == {
         "Invocations": "Sum", "ConcurrentExecutions": "Maximum", "RecursiveInvocationsDropped": "Sum"}
-    assert all(s["Metric"]["Dimensions"] == [{"Name": "FunctionName", "Value": "orders-api"}] for s in stats.values())
+    assert all(s["Metric"]["Dimensions"] == [{"Name": "FunctionName", "Value": "example-fn"}] for s in stats.values())
     assert spec["Metrics"][0]["Expression"] == "IF(inv > 5000 OR conc > 500 OR rec > 0, 1, 0)"
     assert (spec["EvaluationPeriods"], spec["DatapointsToAlarm"]) == (2, 2)
 
@@ -71,7 +71,7 @@ def test_a_recursive_trigger_finding_makes_the_alarm_sensitive():
 
 
 def test_an_alarm_as_wanted_gives_no_finding_and_a_hand_edit_is_corrected():
-    wanted = alarms.alarm_spec("orders-api", alarms.Thresholds(5000, 500, True, 2))
+    wanted = alarms.alarm_spec("example-fn", alarms.Thresholds(5000, 500, True, 2))
     assert runaway_loop.evaluate(_snapshot(tags=TAG, alarm=wanted), _params(), AccountFacts()) == []
     edited = {**wanted, "EvaluationPeriods": 30, "DatapointsToAlarm": 30}
     (finding,) = runaway_loop.evaluate(_snapshot(tags=TAG, alarm=edited), _params(), AccountFacts())
@@ -79,13 +79,13 @@ def test_an_alarm_as_wanted_gives_no_finding_and_a_hand_edit_is_corrected():
 
 
 def test_event_path_creates_the_alarm_once(aws, runtime, calls):
-    aws.function("orders-api", tags=TAG)
+    aws.function("example-fn", tags=TAG)
     first = handle_event(_tag_event(), runtime=runtime)
     assert [(f["policy"], f["outcome"]) for f in first["findings"]] == [("runaway-loop", "fixed")]
     assert calls.writes == ["cloudwatch.PutMetricAlarm"]
     created = _alarm(aws)
     assert alarms.canonical(alarms.put_arguments(created)) == alarms.canonical(
-        alarms.alarm_spec("orders-api", alarms.Thresholds(5000, 500, True, 2)))
+        alarms.alarm_spec("example-fn", alarms.Thresholds(5000, 500, True, 2)))
     calls.clear()
     second = handle_event(_tag_event(), runtime=runtime)
     assert second["findings"] == [] and calls.writes == []
@@ -93,7 +93,7 @@ def test_event_path_creates_the_alarm_once(aws, runtime, calls):
 
 
 def test_a_threshold_change_updates_and_undo_restores_the_previous_alarm(aws, make_runtime, tmp_path, calls):
-    aws.function("orders-api", tags=TAG)
+    aws.function("example-fn", tags=TAG)
     handle_event(_tag_event(), runtime=make_runtime())
     before = alarms.put_arguments(_alarm(aws))
     runtime = make_runtime(policies=policies_with(tmp_path, runaway={"params": {"invocations_per_minute": 800}}))
@@ -106,14 +106,14 @@ def test_a_threshold_change_updates_and_undo_restores_the_previous_alarm(aws, ma
 
 
 def test_undo_of_a_created_alarm_deletes_it(aws, runtime):
-    aws.function("orders-api", tags=TAG)
+    aws.function("example-fn", tags=TAG)
     (finding,) = handle_event(_tag_event(), runtime=runtime)["findings"]
     fixes.undo(Gateway(runtime.clients()), FixSpec.from_json(runtime.store.get_fix(finding["fix_id"])["spec"]))
     assert _alarm(aws) is None
 
 
 def test_dry_run_creates_no_alarm(aws, make_runtime, calls):
-    aws.function("orders-api", tags=TAG)
+    aws.function("example-fn", tags=TAG)
     report = handle_event(_tag_event(), runtime=make_runtime(mode="dry-run"))
     assert [f["outcome"] for f in report["findings"]] == ["dry-run"]
     assert calls.writes == [] and _alarm(aws) is None

@@ -28,7 +28,7 @@ def _reserved(aws, name):
     return aws.client("lambda").get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
 
 
-def _managed_alarm_event(aws, runtime, name="orders-api", **kwargs):
+def _managed_alarm_event(aws, runtime, name="example-fn", **kwargs):
     """Let the bot create the function's alarm (a CloudTrail TagResource through the real handler), then return
     the ALARM state-change event CloudWatch would send for it."""
     tags = {"safetycatch:kill-switch": "true"}
@@ -43,20 +43,20 @@ def _managed_alarm_event(aws, runtime, name="orders-api", **kwargs):
 
 
 def test_managed_alarm_going_to_alarm_kills_the_function(aws, runtime):
-    aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
+    aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
     event = _managed_alarm_event(aws, runtime)
     metrics = event["detail"]["configuration"]["metrics"]
-    assert len(metrics) == 4 and metrics[1]["metricStat"]["metric"]["dimensions"] == {"FunctionName": "orders-api"}
+    assert len(metrics) == 4 and metrics[1]["metricStat"]["metric"]["dimensions"] == {"FunctionName": "example-fn"}
     report = handle_event(event, runtime=runtime)
-    assert report["skipped"] is None and report["function"] == _arn("orders-api")
+    assert report["skipped"] is None and report["function"] == _arn("example-fn")
     (finding,) = report["findings"]
     assert (finding["policy"], finding["outcome"], finding["severity"]) == ("runaway-loop", "fixed", "critical")
-    assert _reserved(aws, "orders-api") == 0
+    assert _reserved(aws, "example-fn") == 0
     assert runtime.store.get_fix(finding["fix_id"])["spec"]["action"] == "kill"
 
 
 def test_the_same_alarm_event_twice_kills_once(aws, runtime, calls):
-    aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
+    aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
     event = _managed_alarm_event(aws, runtime)
     handle_event(event, runtime=runtime)
     calls.clear()
@@ -65,21 +65,21 @@ def test_the_same_alarm_event_twice_kills_once(aws, runtime, calls):
 
 
 def test_two_alarm_events_and_a_health_notice_for_one_loop_make_one_kill(aws, runtime, calls):
-    aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
+    aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
     first = _managed_alarm_event(aws, runtime)
     second = _managed_alarm_event(aws, runtime)  # ALARM → OK → ALARM: a new event id
-    reports = [handle_event(e, runtime=runtime) for e in (first, second, health_event([_arn("orders-api")]))]
+    reports = [handle_event(e, runtime=runtime) for e in (first, second, health_event([_arn("example-fn")]))]
     outcomes = [(r["findings"][0]["outcome"], r["findings"][0].get("detail", "")[:14]) for r in reports]
     assert outcomes == [("fixed", ""), ("fixed", "already killed"), ("fixed", "already killed")]
-    kills = [f for f in runtime.store.fixes_for(_arn("orders-api")) if f["spec"]["action"] == "kill"]
+    kills = [f for f in runtime.store.fixes_for(_arn("example-fn")) if f["spec"]["action"] == "kill"]
     assert len(kills) == 1 and kills[0]["spec"]["prior"]["ReservedConcurrentExecutions"] is None
 
 
 def test_metric_math_alarm_with_several_metrics_of_one_function(aws, runtime, event):
-    aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
+    aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
     _managed_alarm_event(aws, runtime)  # the alarm exists and is in ALARM; the event below is the recorded shape
     alarm = event("cloudwatch-AlarmStateChange-lambda-invocations")
-    alarm["detail"]["alarmName"] = "safetycatch-runaway-orders-api"
+    alarm["detail"]["alarmName"] = "safetycatch-runaway-example-fn"
     stat = alarm["detail"]["configuration"]["metrics"][0]
     conc = copy.deepcopy(stat)
     conc["id"], conc["metricStat"]["metric"]["name"], conc["returnData"] = "conc", "ConcurrentExecutions", False
@@ -87,7 +87,7 @@ def test_metric_math_alarm_with_several_metrics_of_one_function(aws, runtime, ev
         {"id": "loop", "expression": "IF(inv > 10 OR conc > 5, 1, 0)", "label": "loop", "returnData": True},
         stat, conc]
     (finding,) = handle_event(alarm, runtime=runtime)["findings"]
-    assert finding["outcome"] == "fixed" and _reserved(aws, "orders-api") == 0
+    assert finding["outcome"] == "fixed" and _reserved(aws, "example-fn") == 0
 
 
 def _malformed(base):
@@ -112,10 +112,10 @@ def _malformed(base):
         (edit(metrics, KeyError), "malformed alarm event: no configuration.metrics"),
         (edit(metrics, []), "malformed alarm event: no configuration.metrics"),
         (edit(metrics, "inv"), "malformed alarm event: no configuration.metrics"),
-        (edit(dims, [{"name": "FunctionName", "value": "orders-api"}]), "malformed alarm event: a metric without"),
-        (edit(dims, {"Resource": "orders-api:live"}), "no FunctionName dimension"),
-        (edit(dims, {"FunctionName": "billing"}), "alarm safetycatch-runaway-orders-api watches FunctionName 'bil"),
-        (edit(dims, {"FunctionName": ["orders-api"]}), "alarm safetycatch-runaway-orders-api watches FunctionName"),
+        (edit(dims, [{"name": "FunctionName", "value": "example-fn"}]), "malformed alarm event: a metric without"),
+        (edit(dims, {"Resource": "example-fn:live"}), "no FunctionName dimension"),
+        (edit(dims, {"FunctionName": "billing"}), "alarm safetycatch-runaway-example-fn watches FunctionName 'bil"),
+        (edit(dims, {"FunctionName": ["example-fn"]}), "alarm safetycatch-runaway-example-fn watches FunctionName"),
         (edit(metrics, [base["detail"]["configuration"]["metrics"][0], other]), "the alarm's metrics name several"),
         (edit(("detail", "alarmName"), 42), "malformed alarm event: no alarmName"),
         (edit(("detail",), "x"), "malformed event: no detail object"),
@@ -127,7 +127,7 @@ def _malformed(base):
 
 def test_malformed_alarm_events_are_skipped_without_any_aws_call(aws, runtime, calls, event):
     base = event("cloudwatch-AlarmStateChange-lambda-invocations")
-    base["detail"]["alarmName"] = "safetycatch-runaway-orders-api"
+    base["detail"]["alarmName"] = "safetycatch-runaway-example-fn"
     for bad, reason in _malformed(base):
         report = handle_event(bad, runtime=runtime)
         assert report["skipped"] and report["skipped"].startswith(reason), (reason, report["skipped"])
@@ -136,28 +136,28 @@ def test_malformed_alarm_events_are_skipped_without_any_aws_call(aws, runtime, c
 
 
 def test_alarms_safetycatch_does_not_manage_are_skipped(aws, runtime, calls, event):
-    aws.function("orders-api")
+    aws.function("example-fn")
     report = handle_event(event("cloudwatch-AlarmStateChange-lambda-invocations"), runtime=runtime)
-    assert report["skipped"] == "alarm orders-api-invocations-runaway is not a runaway alarm safetycatch manages"
+    assert report["skipped"] == "alarm example-fn-invocations-runaway is not a runaway alarm safetycatch manages"
     bare = event("cloudwatch-AlarmStateChange-lambda-invocations")
     bare["detail"]["alarmName"] = "safetycatch-runaway-"
     assert handle_event(bare, runtime=runtime)["skipped"].endswith("is not a runaway alarm safetycatch manages")
-    assert calls.calls == [] and _reserved(aws, "orders-api") is None
+    assert calls.calls == [] and _reserved(aws, "example-fn") is None
 
 
 def test_recorded_health_notice_kills_the_affected_function(aws, runtime, event):
-    aws.function("orders-api")
+    aws.function("example-fn")
     report = handle_event(event("health-AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION"), runtime=runtime)
     assert report["event_name"] == "AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION"
     assert report["event_id"].startswith("arn:aws:health:us-east-1::event/LAMBDA/")
     (finding,) = report["findings"]
     assert finding["outcome"] == "fixed" and "AWS Health AWS_LAMBDA_RUNAWAY" in runtime.store.audit_trail(
-        _arn("orders-api"))[0]["context"]
-    assert _reserved(aws, "orders-api") == 0
+        _arn("example-fn"))[0]["context"]
+    assert _reserved(aws, "example-fn") == 0
 
 
 def test_health_notice_updates_are_one_notice(aws, runtime, calls, event):
-    aws.function("orders-api")
+    aws.function("example-fn")
     first = event("health-AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION")
     handle_event(first, runtime=runtime)
     update = copy.deepcopy(first)
@@ -169,7 +169,7 @@ def test_health_notice_updates_are_one_notice(aws, runtime, calls, event):
 
 
 def test_health_variations(aws, runtime, calls, event):
-    aws.function("orders-api")
+    aws.function("example-fn")
     aws.function("billing")
     base = event("health-AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION")
 
@@ -194,9 +194,9 @@ def test_health_variations(aws, runtime, calls, event):
         assert (report["skipped"] or "").startswith(reason), (name, report["skipped"])
     assert calls.writes == []
     # entity by name, plus the envelope's resources as the fallback when affectedEntities is empty
-    by_name = handle_event(variant(affectedEntities=[{"entityValue": "billing"}, {"entityValue": "orders-api"}]),
+    by_name = handle_event(variant(affectedEntities=[{"entityValue": "billing"}, {"entityValue": "example-fn"}]),
                            runtime=runtime)
-    assert [f["function"] for f in by_name["findings"]] == [_arn("billing"), _arn("orders-api")]
+    assert [f["function"] for f in by_name["findings"]] == [_arn("billing"), _arn("example-fn")]
     assert {f["outcome"] for f in by_name["findings"]} == {"fixed"}
     fallback = handle_event(variant(affectedEntities=[], eventTypeCode="AWS_LAMBDA_RECURSIVE_LOOP_DETECTED"),
                             runtime=runtime)
@@ -204,14 +204,14 @@ def test_health_variations(aws, runtime, calls, event):
 
 
 def test_health_notice_of_a_loop_older_than_the_restore_does_not_kill_again(aws, runtime, event):
-    aws.function("orders-api")
-    killswitch.kill(runtime, "orders-api", "alarm", "safetycatch", automatic=True)
-    killswitch.restore(runtime, "orders-api", "alice")
+    aws.function("example-fn")
+    killswitch.kill(runtime, "example-fn", "alarm", "safetycatch", automatic=True)
+    killswitch.restore(runtime, "example-fn", "alice")
     late = event("health-AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION")  # startTime: the loop, days ago
     (finding,) = handle_event(late, runtime=runtime)["findings"]
     assert finding["outcome"] == "notified" and "before it was restored" in finding["message"]
-    assert _reserved(aws, "orders-api") is None
-    fresh = health_event([_arn("orders-api")])
+    assert _reserved(aws, "example-fn") is None
+    fresh = health_event([_arn("example-fn")])
     fresh["detail"]["startTime"] = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=2), usegmt=True)
     assert handle_event(fresh, runtime=runtime)["findings"][0]["outcome"] == "fixed"
 
@@ -219,30 +219,31 @@ def test_health_notice_of_a_loop_older_than_the_restore_does_not_kill_again(aws,
 def test_evidence_for_a_deleted_function_or_another_account_is_skipped(aws, runtime):
     assert handle_event(health_event([_arn("ghost")]), runtime=runtime)["skipped"].startswith("no function ghost")
     foreign = health_event(["arn:aws:lambda:us-east-1:999999999999:function:x"])
-    assert "not this bot's account" in handle_event(foreign, runtime=runtime)["skipped"]
+    # an event acts only in its own account: a Health notice of this account naming another's function
+    assert "an event acts only there" in handle_event(foreign, runtime=runtime)["skipped"]
 
 
 def test_policy_off_or_missing_skips_evidence(aws, make_runtime, tmp_path, calls):
-    aws.function("orders-api")
+    aws.function("example-fn")
     for policies in (policies_with(tmp_path / "a", runaway={"mode": "off"}),
                      policies_with(tmp_path / "b", drop=("runaway-loop.yaml",))):
-        report = handle_event(health_event([_arn("orders-api")]), runtime=make_runtime(policies=policies))
+        report = handle_event(health_event([_arn("example-fn")]), runtime=make_runtime(policies=policies))
         assert report["skipped"].startswith("the runaway-loop policy is off")
     assert calls.writes == []
 
 
 def test_mode_off_skips_evidence(aws, make_runtime, calls):
-    report = handle_event(health_event([_arn("orders-api")]), runtime=make_runtime(mode="off"))
+    report = handle_event(health_event([_arn("example-fn")]), runtime=make_runtime(mode="off"))
     assert report["skipped"] == "safetycatch is off (SAFETYCATCH_MODE=off)" and calls.calls == []
 
 
 @pytest.mark.parametrize("event_name, request_parameters, service", [
-    ("PutFunctionConcurrency20171031", {"functionName": "orders-api", "reservedConcurrentExecutions": 0}, "lambda"),
+    ("PutFunctionConcurrency20171031", {"functionName": "example-fn", "reservedConcurrentExecutions": 0}, "lambda"),
     ("UpdateEventSourceMapping20150331", {"uUID": "6f1e7a4c-26b9-4a5e-9d8e-3f0b1c2d4e5f", "enabled": False},
      "lambda"),
-    ("PutFunctionRecursionConfig", {"functionName": "orders-api", "recursiveLoop": "Terminate"}, "lambda"),
-    ("DeleteFunctionConcurrency20171031", {"functionName": "orders-api"}, "lambda"),
-    ("PutMetricAlarm", {"alarmName": "safetycatch-runaway-orders-api"}, "monitoring"),
+    ("PutFunctionRecursionConfig", {"functionName": "example-fn", "recursiveLoop": "Terminate"}, "lambda"),
+    ("DeleteFunctionConcurrency20171031", {"functionName": "example-fn"}, "lambda"),
+    ("PutMetricAlarm", {"alarmName": "safetycatch-runaway-example-fn"}, "monitoring"),
 ])
 def test_the_bots_own_kill_writes_are_ignored(aws, runtime, calls, event_name, request_parameters, service):
     event = api_call(event_name, request_parameters, service=service, role="safetycatch-dev", session="safetycatch")
@@ -257,20 +258,20 @@ def test_chalice_handlers_are_wired(aws, monkeypatch, tmp_path):
 
     aws.client("dynamodb").create_table(**table_definition("safetycatch-dev"))  # .chalice/config.json, stage dev
     monkeypatch.setenv("SAFETYCATCH_POLICIES", str(policies_with(tmp_path)))
-    aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
+    aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
     aws.function("billing")
     with Client(chalice_app.app) as client:
-        tag = api_call("TagResource20170331v2", {"resource": _arn("orders-api"),
+        tag = api_call("TagResource20170331v2", {"resource": _arn("example-fn"),
                                                  "tags": {"safetycatch:kill-switch": "true"}})
         client.lambda_.invoke("on_config_change", tag)
-        aws.client("cloudwatch").set_alarm_state(AlarmName="safetycatch-runaway-orders-api", StateValue="ALARM",
+        aws.client("cloudwatch").set_alarm_state(AlarmName="safetycatch-runaway-example-fn", StateValue="ALARM",
                                                  StateReason="Threshold Crossed")
         described = aws.client("cloudwatch").describe_alarms(
-            AlarmNames=["safetycatch-runaway-orders-api"])["MetricAlarms"]
+            AlarmNames=["safetycatch-runaway-example-fn"])["MetricAlarms"]
         alarm = client.lambda_.invoke("on_runaway_alarm", alarm_state_change(described[0])).payload
         health = client.lambda_.invoke("on_lambda_health", health_event([_arn("billing")])).payload
     assert alarm["findings"][0]["outcome"] == "fixed" and health["findings"][0]["outcome"] == "fixed"
-    assert _reserved(aws, "orders-api") == 0 and _reserved(aws, "billing") == 0
+    assert _reserved(aws, "example-fn") == 0 and _reserved(aws, "billing") == 0
 
 
 
@@ -279,9 +280,9 @@ def test_a_failed_kill_re_arms_the_alarm_so_the_next_period_retries(aws, runtime
 
     from chalicelib.gateway import Gateway
 
-    aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
+    aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
     event = _managed_alarm_event(aws, runtime)
-    aws.client("cloudwatch").set_alarm_state(AlarmName="safetycatch-runaway-orders-api", StateValue="ALARM",
+    aws.client("cloudwatch").set_alarm_state(AlarmName="safetycatch-runaway-example-fn", StateValue="ALARM",
                                              StateReason="loop")
     original = Gateway.put_function_concurrency
 
@@ -292,13 +293,13 @@ def test_a_failed_kill_re_arms_the_alarm_so_the_next_period_retries(aws, runtime
     monkeypatch.setattr(Gateway, "put_function_concurrency", refuse)
     report = handle_event(event, runtime=runtime)
     assert report["findings"][0]["outcome"] == "failed" and "kill FAILED" in report["findings"][0]["message"]
-    assert report["errors"] == ["orders-api: the kill failed; alarm safetycatch-runaway-orders-api re-armed (OK)"]
+    assert report["errors"] == ["example-fn: the kill failed; alarm safetycatch-runaway-example-fn re-armed (OK)"]
     assert aws.client("cloudwatch").describe_alarms(
-        AlarmNames=["safetycatch-runaway-orders-api"])["MetricAlarms"][0]["StateValue"] == "OK"
+        AlarmNames=["safetycatch-runaway-example-fn"])["MetricAlarms"][0]["StateValue"] == "OK"
     monkeypatch.setattr(Gateway, "put_function_concurrency", original)
     retry = _managed_alarm_event(aws, runtime)  # the next period: ALARM again, a new event
     assert handle_event(retry, runtime=runtime)["findings"][0]["outcome"] == "fixed"
-    assert _reserved(aws, "orders-api") == 0
+    assert _reserved(aws, "example-fn") == 0
 
 
 def test_hostile_evidence_never_raises_nor_calls_aws(aws, runtime, calls):
@@ -338,13 +339,13 @@ def test_hostile_evidence_never_raises_nor_calls_aws(aws, runtime, calls):
 
 def test_an_alarm_event_is_checked_against_the_alarm_itself(aws, runtime):
     """Never trust the event: an ALARM event for a managed alarm that is OK now (or gone) kills nothing."""
-    aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
+    aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
     event = _managed_alarm_event(aws, runtime, state="ALARM")
-    aws.client("cloudwatch").set_alarm_state(AlarmName="safetycatch-runaway-orders-api", StateValue="OK",
+    aws.client("cloudwatch").set_alarm_state(AlarmName="safetycatch-runaway-example-fn", StateValue="OK",
                                              StateReason="recovered")
     report = handle_event(event, runtime=runtime)
-    assert report["skipped"] == "alarm safetycatch-runaway-orders-api is OK now, not ALARM: nothing killed"
-    assert _reserved(aws, "orders-api") is None
-    aws.client("cloudwatch").delete_alarms(AlarmNames=["safetycatch-runaway-orders-api"])
+    assert report["skipped"] == "alarm safetycatch-runaway-example-fn is OK now, not ALARM: nothing killed"
+    assert _reserved(aws, "example-fn") is None
+    aws.client("cloudwatch").delete_alarms(AlarmNames=["safetycatch-runaway-example-fn"])
     event["id"] = "another-delivery"
     assert handle_event(event, runtime=runtime)["skipped"].endswith("is not there now, not ALARM: nothing killed")

@@ -35,6 +35,7 @@ def _b64url(data: bytes) -> str:
 @pytest.mark.parametrize("name, value, reason", [
     ("DB_PASSWORD", "hunter2-prod", "name looks secret (PASSWORD)"),
     ("dbPassword", "s3cr3t!", "name looks secret (PASSWORD)"),
+    ("DB_PASSWORD", "Hunter2/Prod", "name looks secret (PASSWORD)"),  # a slash alone does not make a secret name
     ("STRIPE_API_KEY", "live-key-for-billing", "name looks secret (API_KEY)"),
     ("SLACK_TOKEN", "not-a-real-format", "name looks secret (TOKEN)"),
     ("ANYTHING", "AKIAIOSFODNN7EXAMPLE", "AWS access key id"),
@@ -67,6 +68,7 @@ def test_flagged(name, value, reason):
     ("API_KEY", "/prod/payments/api-key"),
     ("DB_PASSWORD_SECRET_ARN", "prod/db"),  # a name *about* a secret, with a short literal
     ("SLACK_SECRET_NAME", "prod/slack"),
+    ("SAFETYCATCH_SLACK_SECRET", "safetycatch/dev/slack"),  # the bot's own setting: a secret's name, not a secret
     ("TOKEN_TTL", "3600"),
     ("AUTH_MODE", "iam"),
     ("AUTH_ENABLED", "true"),

@@ -101,7 +101,7 @@ def test_approval_message_has_the_facts_and_buttons_with_only_the_id(bot, aws):
 
 def test_one_message_per_function_and_event_grouping_its_findings(make_bot, aws):
     bot = make_bot(apigw_timeout="auto")
-    arn = aws.function("orders-api", timeout=30, tags={"critical": "true"})
+    arn = aws.function("example-fn", timeout=30, tags={"critical": "true"})
     aws.rest_api(arn, path="orders")
     aws.sqs_mapping(arn, "orders-queue")
     # a tag change concerns every policy: three findings on one function, one message
@@ -110,7 +110,7 @@ def test_one_message_per_function_and_event_grouping_its_findings(make_bot, aws)
     assert sorted(f["outcome"] for f in report["findings"]) == ["fixed", "fixed", "pending-approval"]
     (message,) = bot.slack.posted()
     assert sorted(b["action_id"] for b in buttons(message)) == ["approve", "deny", "undo", "undo"]
-    assert message.text == "safetycatch · orders-api: 1 awaiting approval, 2 fixed"
+    assert message.text == "safetycatch · example-fn: 1 awaiting approval, 2 fixed"
 
 
 def test_notify_findings_post_without_buttons_and_only_once_a_day(make_bot, aws):
@@ -276,17 +276,17 @@ def test_expired_approval_is_refused_with_a_message(bot, aws, calls):
 
 def test_function_changed_between_request_and_click_is_re_evaluated(make_bot, aws, calls):
     bot = make_bot(apigw_timeout="approve")
-    arn = aws.function("orders-api", timeout=30)
+    arn = aws.function("example-fn", timeout=30)
     aws.rest_api(arn, path="orders")
     report = handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": arn}),
                           runtime=bot.runtime)
     (finding,) = report["findings"]
     first = bot.slack.posted()[0]
-    aws.client("lambda").update_function_configuration(FunctionName="orders-api", Timeout=40)
+    aws.client("lambda").update_function_configuration(FunctionName="example-fn", Timeout=40)
     calls.clear()
     bot.click(APPROVER, "approve", finding["approval_id"], message=first)
     lam = aws.client("lambda")
-    assert lam.get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 40
+    assert lam.get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 40
     assert "lambda.UpdateFunctionConfiguration" not in calls.writes
     old = bot.runtime.store.get_approval(finding["approval_id"])
     assert old["status"] == "FAILED" and old["reason"].startswith("superseded")
@@ -297,16 +297,16 @@ def test_function_changed_between_request_and_click_is_re_evaluated(make_bot, aw
     assert "superseded" in bot.slack.ephemerals[0]["text"]
     # the fresh request, approved, applies the current change
     bot.click(APPROVER, "approve", fresh["id"], message=second)
-    assert lam.get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 25
+    assert lam.get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 25
 
 
 def test_fix_no_longer_needed_is_not_applied(make_bot, aws, calls):
     bot = make_bot(apigw_timeout="approve")
-    arn = aws.function("orders-api", timeout=30)
+    arn = aws.function("example-fn", timeout=30)
     aws.rest_api(arn, path="orders")
     (finding,) = handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": arn}),
                               runtime=bot.runtime)["findings"]
-    aws.client("lambda").update_function_configuration(FunctionName="orders-api", Timeout=20)
+    aws.client("lambda").update_function_configuration(FunctionName="example-fn", Timeout=20)
     calls.clear()
     bot.click(APPROVER, "approve", finding["approval_id"])
     assert calls.writes == []
@@ -319,20 +319,20 @@ def test_fix_no_longer_needed_is_not_applied(make_bot, aws, calls):
 
 def test_undo_of_an_auto_fix_restores_the_prior_value(make_bot, aws):
     bot = make_bot(apigw_timeout="auto")
-    arn = aws.function("orders-api", timeout=30)
+    arn = aws.function("example-fn", timeout=30)
     aws.rest_api(arn, path="orders")
     (finding,) = handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": arn}),
                               runtime=bot.runtime)["findings"]
     lam = aws.client("lambda")
     assert (
-        finding["outcome"] == "fixed" and lam.get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 25
+        finding["outcome"] == "fixed" and lam.get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 25
     )
     (undo,) = buttons(bot.slack.posted()[0])
     assert (undo["action_id"], undo["value"]) == ("undo", finding["fix_id"])
     bot.click(OUTSIDER, "undo", finding["fix_id"])
-    assert lam.get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 25
+    assert lam.get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 25
     bot.click(APPROVER, "undo", finding["fix_id"])
-    assert lam.get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 30
+    assert lam.get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 30
     assert bot.runtime.store.get_fix(finding["fix_id"])["status"] == "undone"
     assert "Undone by <@U0APPROVER>" in text_of(bot.slack.posted()[0])
     bot.click(APPROVER, "undo", finding["fix_id"])
@@ -341,13 +341,13 @@ def test_undo_of_an_auto_fix_restores_the_prior_value(make_bot, aws):
 
 def test_undo_refuses_to_overwrite_a_later_change(make_bot, aws):
     bot = make_bot(apigw_timeout="auto")
-    arn = aws.function("orders-api", timeout=30)
+    arn = aws.function("example-fn", timeout=30)
     aws.rest_api(arn, path="orders")
     (finding,) = handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": arn}),
                               runtime=bot.runtime)["findings"]
-    aws.client("lambda").update_function_configuration(FunctionName="orders-api", Timeout=12)
+    aws.client("lambda").update_function_configuration(FunctionName="example-fn", Timeout=12)
     bot.click(APPROVER, "undo", finding["fix_id"])
-    assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 12
+    assert aws.client("lambda").get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 12
     assert "Timeout is now 12, the fix set 25" in bot.slack.ephemerals[-1]["text"]
     assert bot.runtime.store.get_fix(finding["fix_id"])["status"] == "applied"
 

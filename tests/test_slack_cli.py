@@ -121,7 +121,8 @@ def test_replay_posts_to_slack_as_the_deployed_bot(aws, monkeypatch, tmp_path, c
         for key, value in {"SAFETYCATCH_SLACK_SECRET": "safetycatch/slack", "SAFETYCATCH_SLACK_CHANNEL": CHANNEL,
                            "SAFETYCATCH_SLACK_API_URL": slack.url}.items():
             monkeypatch.setenv(key, value)
-        assert main(["replay", str(events), "--policies", str(policies_dir(tmp_path)), "--format", "json"]) == 0
+        assert main(["replay", str(events), "--policies", str(policies_dir(tmp_path)), "--format", "json", "--fix",
+                     "--no-state"]) == 0
         (finding,) = json.loads(capsys.readouterr().out)["events"][0]["findings"]
         (message,) = slack.posted()
         assert buttons(message)[0]["value"] == finding["approval_id"]

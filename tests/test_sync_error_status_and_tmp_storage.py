@@ -32,25 +32,25 @@ def _scan(runtime, policy):
     ((("200", ""), ("500", "(unclosed")), True, "reaches clients as 200"),
 ])
 def test_integration_responses(aws, runtime, responses, flagged, text):
-    arn = aws.function("orders-api")
+    arn = aws.function("example-fn")
     aws.custom_rest_api(arn, responses=responses)
     found = _scan(runtime, "sync-error-status")
-    assert ("orders-api" in found) is flagged
+    assert ("example-fn" in found) is flagged
     if flagged:
-        message = found["orders-api"]["message"]
+        message = found["example-fn"]["message"]
         assert text in message and "POST /orders" in message
         assert "selectionPattern '.+' mapped to 500, or switch to AWS_PROXY" in message
 
 
 def test_proxy_integrations_are_not_flagged(aws, runtime):
-    arn = aws.function("orders-api")
+    arn = aws.function("example-fn")
     aws.rest_api(arn, path="orders")  # AWS_PROXY
     aws.http_api(arn, route="GET /reports")
     assert _scan(runtime, "sync-error-status") == {}
 
 
 def test_event_path_reads_the_integration_responses(aws, runtime):
-    arn = aws.function("orders-api", timeout=10)
+    arn = aws.function("example-fn", timeout=10)
     api_id = aws.custom_rest_api(arn, responses=(("200", ""),))
     event = api_call(
         "PutIntegration",
@@ -67,7 +67,7 @@ def test_event_path_reads_the_integration_responses(aws, runtime):
     )
     report = handle_event(event, runtime=runtime)
     assert [f["policy"] for f in report["findings"]] == ["sync-error-status"]
-    assert report["findings"][0]["outcome"] == "notified" and report["findings"][0]["fix"] is None
+    assert report["findings"][0]["outcome"] == "reported" and report["findings"][0]["fix"] is None
 
 
 # -- tmp-storage -----------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ def test_event_path_uses_filter_log_events(aws, runtime, calls):
     report = handle_event(api_call("UpdateFunctionConfiguration20150331v2", {
         "functionName": arn, "ephemeralStorage": {"size": 1024}}), runtime=runtime)
     (finding,) = [f for f in report["findings"] if f["policy"] == "tmp-storage"]
-    assert finding["outcome"] == "notified" and "logged 1 time(s)" in finding["message"]
+    assert finding["outcome"] == "reported" and "logged 1 time(s)" in finding["message"]
     assert calls.calls.count("logs.FilterLogEvents") == 1 and "logs.StartQuery" not in calls.calls
     assert "hunter2" not in json.dumps(report)
 

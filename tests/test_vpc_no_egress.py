@@ -80,7 +80,7 @@ def test_endpoints_are_listed_and_gateway_endpoints_only_count_where_attached(aw
 
 def test_create_route_event_re_evaluates_every_function_of_the_vpc(aws, runtime, event):
     network = aws.vpc("nat")
-    for name in ("orders-api", "orders-worker"):
+    for name in ("example-fn", "orders-worker"):
         _vpc_function(aws, name, network)
     _vpc_function(aws, "other-vpc", aws.vpc("none"))
     aws.function("orders-lambda-no-vpc", timeout=30)
@@ -97,16 +97,16 @@ def test_create_route_event_re_evaluates_every_function_of_the_vpc(aws, runtime,
     request["gatewayId"] = igw_id
     report = handle_event(recorded, runtime=runtime)
     assert report["skipped"] is None
-    assert sorted(f.rsplit(":", 1)[-1] for f in report["functions"]) == ["orders-api", "orders-worker"]
+    assert sorted(f.rsplit(":", 1)[-1] for f in report["functions"]) == ["example-fn", "orders-worker"]
     assert report["function"] == report["functions"][0]
     assert {f["policy"] for f in report["findings"]} == {"vpc-no-egress"}  # only the policy a route can affect
-    assert [f["outcome"] for f in report["findings"]] == ["notified", "notified"]
+    assert [f["outcome"] for f in report["findings"]] == ["reported", "reported"]
     assert f"0.0.0.0/0 → {igw_id}, an internet gateway" in report["findings"][0]["message"]
 
 
 def test_create_route_to_a_nat_leaves_nothing_to_report(aws, runtime, event):
     network = aws.vpc("nat")
-    _vpc_function(aws, "orders-api", network)
+    _vpc_function(aws, "example-fn", network)
     aws.function("payments", timeout=60, tags={"critical": "true"})  # other policies are not re-run
     recorded = event("ec2-CreateRoute")
     recorded["detail"]["requestParameters"].update(routeTableId=network["route_table"], natGatewayId=network["nat"])
@@ -116,7 +116,7 @@ def test_create_route_to_a_nat_leaves_nothing_to_report(aws, runtime, event):
 
 def test_nat_gateway_deleted_event(aws, runtime, event):
     network = aws.vpc("nat")
-    _vpc_function(aws, "orders-api", network)
+    _vpc_function(aws, "example-fn", network)
     aws.client("ec2").delete_nat_gateway(NatGatewayId=network["nat"])
     recorded = event("ec2-DeleteNatGateway")
     wrapped = recorded["detail"]["requestParameters"]["DeleteNatGatewayRequest"]

@@ -3,11 +3,13 @@
 API Gateway answers 504 when its integration timeout passes (29 s REST, 30 s HTTP API by default) while the
 function keeps running; the client retries and the work runs twice. Keep the function's timeout a buffer
 below the tightest integration timeout that targets it. A function with no API integration is never flagged.
+The fix never sets a timeout under ``min_timeout_seconds``: when the integration timeout is too short for that
+(a custom ``TimeoutInMillis``), the finding proposes no automatic change.
 """
 
 from __future__ import annotations
 
-from chalicelib.checks.base import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params, Rule
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
 
 
@@ -19,25 +21,34 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
         >>> route = ApiRoute("rest", "k7q2", "orders", "GET /orders", "AWS_PROXY", 29000)
         >>> fn = FunctionSnapshot(FunctionRef("orders-api", "123456789012", "us-east-1"), timeout_s=30,
         ...                       routes=(route,))
-        >>> evaluate(fn, {"buffer_seconds": 4}, AccountFacts())[0].fix.params
+        >>> evaluate(fn, {"buffer_seconds": 4, "min_timeout_seconds": 3}, AccountFacts())[0].fix.params
         {'Timeout': 25}
+        >>> tight = ApiRoute("rest", "k7q2", "orders", "GET /orders", "AWS_PROXY", 5000)
+        >>> fn = FunctionSnapshot(fn.ref, timeout_s=30, routes=(tight,))
+        >>> evaluate(fn, {"buffer_seconds": 4, "min_timeout_seconds": 3}, AccountFacts())[0].fix is None
+        True
     """
     if not snapshot.routes:
         return []
     tightest = min(snapshot.routes, key=lambda r: r.timeout_ms)
     limit_s = tightest.timeout_ms // 1000
-    target = max(1, limit_s - params["buffer_seconds"])
-    if snapshot.timeout_s <= target:
+    target = limit_s - params["buffer_seconds"]
+    if snapshot.timeout_s <= max(target, 1):
         return []
     api = "REST API" if tightest.kind == "rest" else "HTTP API"
-    message = (
-        f"Timeout {snapshot.timeout_s}s outlives the {limit_s}s integration timeout of {api} "
-        f"{tightest.api_name or tightest.api_id} ({tightest.route}): clients get 504 while the work goes on "
-        f"and their retries run it twice. Set Timeout to {target}s; move longer work behind a 202 + poll."
-    )
+    head = (f"Timeout {snapshot.timeout_s}s outlives the {limit_s}s integration timeout of {api} "
+            f"{tightest.api_name or tightest.api_id} ({tightest.route}): clients get 504 while the work goes on "
+            f"and their retries run it twice.")
+    fix: FixSpec | None = FixSpec("set-timeout", snapshot.arn, {"Timeout": target}, {"Timeout": snapshot.timeout_s})
+    if target >= params["min_timeout_seconds"]:
+        message = f"{head} Set Timeout to {target}s; move longer work behind a 202 + poll."
+    else:
+        fix = None
+        message = (f"{head} A {params['buffer_seconds']}s buffer would leave a Timeout of {max(target, 0)}s, under "
+                   f"the floor of {params['min_timeout_seconds']}s: no automatic change. Raise the integration "
+                   f"timeout, or move the work behind a 202 + poll.")
     return [Finding(
-        policy=CHECK.id, function_arn=snapshot.arn, severity="", message=message,
-        fix=FixSpec("set-timeout", snapshot.arn, {"Timeout": target}, {"Timeout": snapshot.timeout_s}),
+        policy=CHECK.id, function_arn=snapshot.arn, severity="", message=message, fix=fix,
         evidence={"integration_timeout_ms": tightest.timeout_ms, "api_id": tightest.api_id,
                   "route": tightest.route, "routes": len(snapshot.routes)},
     )]
@@ -58,9 +69,14 @@ CHECK = Check(
             4,
             "Seconds kept between the function timeout and the integration timeout.",
             minimum=0,
-            maximum=60,
+            maximum=10,
         ),
+        Param("min_timeout_seconds", int, 3, "The fix never sets a Timeout below this (seconds).", minimum=1,
+              maximum=25),
     ),
+    rules=(Rule("buffer_seconds + min_timeout_seconds <= 29 (the REST API integration timeout): otherwise no "
+                "fix is ever possible", ("buffer_seconds", "min_timeout_seconds"),
+                lambda p: p["buffer_seconds"] + p["min_timeout_seconds"] <= 29),),
     needs=frozenset({"routes"}),
     fix_actions=("set-timeout",),
     read_permissions=("lambda:GetPolicy", "apigateway:GET"),

@@ -25,9 +25,23 @@ FACETS |= frozenset({"scaling"})  # Application Auto Scaling on provisioned conc
 FACETS |= frozenset({"chains", "iam_simulation"})  # loop paths of several hops; IAM's own answer on a loop
 
 
+MAX_TEXT = 256    # characters in a text param (and in each item of a list param)
+MAX_ITEMS = 100   # items in a list param
+
+
 @dataclass(frozen=True)
 class Param:
-    """One tunable of a check, validated by ``settings`` when policies are loaded."""
+    """One tunable of a check, validated by ``settings`` when policies are loaded.
+
+    Every number has a ``minimum`` and a ``maximum`` that keep the check's fix sane (a test holds every check
+    to it); text is 1-``MAX_TEXT`` characters, a list at most ``MAX_ITEMS`` such strings.
+
+    Example:
+        >>> Param("buffer_seconds", int, 4, "", minimum=0, maximum=10).out_of_bounds(40)
+        'must be <= 10, got 40'
+        >>> Param("buffer_seconds", int, 4, "", minimum=0, maximum=10).bounds()
+        '0-10'
+    """
 
     name: str
     kind: type
@@ -35,6 +49,46 @@ class Param:
     doc: str
     minimum: float | None = None
     maximum: float | None = None
+
+    def out_of_bounds(self, value: Any) -> str | None:
+        """Why ``value`` (already of the right type) is out of bounds, or None."""
+        if self.kind is str and not 0 < len(value) <= MAX_TEXT:
+            return f"expected 1-{MAX_TEXT} characters, got {len(value)}"
+        if self.kind is list:
+            if len(value) > MAX_ITEMS:
+                return f"expected at most {MAX_ITEMS} items, got {len(value)}"
+            if any(not 0 < len(item) <= MAX_TEXT for item in value):
+                return f"expected items of 1-{MAX_TEXT} characters"
+        if self.kind in (int, float):
+            if self.minimum is not None and value < self.minimum:
+                return f"must be >= {self.minimum}, got {value}"
+            if self.maximum is not None and value > self.maximum:
+                return f"must be <= {self.maximum}, got {value}"
+        return None
+
+    def bounds(self) -> str:
+        """The bounds for people (``explain``)."""
+        if self.kind is str:
+            return f"1-{MAX_TEXT} chars"
+        if self.kind is list:
+            return f"<= {MAX_ITEMS} items"
+        if self.kind is bool:
+            return "true/false"
+        return f"{self.minimum:g}-{self.maximum:g}" if self.minimum is not None and self.maximum is not None \
+            else f">= {self.minimum:g}" if self.minimum is not None else "-"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A bound across params of one check (e.g. the memory a fix sets is above the memory it flags).
+
+    ``holds(params)`` is checked by ``lint`` and policy loading once each param is valid on its own;
+    ``text`` is what ``explain`` shows and what the error says.
+    """
+
+    text: str
+    params: tuple[str, ...]
+    holds: Callable[[Params], bool]
 
 
 @dataclass(frozen=True)
@@ -68,6 +122,8 @@ class Check:
     # ``UpdateFunctionConfiguration:<requestParameter>`` for one field. A Lambda or API Gateway event
     # evaluates only the checks it concerns (see ``concerned``); empty means every change concerns it.
     triggers: frozenset[str] = frozenset()
+    # Bounds across params (see ``Rule``), enforced with the params' own bounds.
+    rules: tuple[Rule, ...] = ()
 
     def defaults(self) -> Params:
         return {p.name: p.default for p in self.params}

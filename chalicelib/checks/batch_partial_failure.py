@@ -55,7 +55,7 @@ CHECK = Check(
     default_severity="medium",
     evaluate=evaluate,
     params=(Param("min_batch_size", int, 1, "Mappings with BatchSize at or below this are not flagged "
-                  "(a batch of one cannot partially fail).", minimum=1),),
+                  "(a batch of one cannot partially fail).", minimum=1, maximum=10000),),
     needs=frozenset({"mappings"}),
     fix_actions=("report-batch-item-failures",),
     read_permissions=("lambda:ListEventSourceMappings", "lambda:GetEventSourceMapping"),

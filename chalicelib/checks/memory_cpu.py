@@ -24,7 +24,7 @@ A human approves either fix, because work that waits on I/O does not speed up.
 from __future__ import annotations
 
 from chalicelib import pricing
-from chalicelib.checks.base import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params, Rule
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MemoryRecommendation, MetricQuery
 
 
@@ -107,7 +107,10 @@ def _estimate(snapshot: FunctionSnapshot, params: Params, advice: MemoryRecommen
     evidence = {"source": "estimate", "avg_duration_ms": round(duration, 1), "invocations": invocations,
                 "estimate_per_million_usd": {"before": round(before, 4), "after_cpu_bound": round(after, 4),
                                              "after_if_not_cpu_bound": round(worst, 4)},
-                "estimated_duration_ms": round(faster, 1)}
+                "estimated_duration_ms": round(faster, 1),
+                # if CPU-bound: the cost per million saved, at the look-back's rate of invocations over 30 days
+                "estimated_monthly_saving_usd": round((before - after) * invocations * 30 / params["lookback_days"]
+                                                      / 1e6, 2)}
     return [Finding(CHECK.id, snapshot.arn, "", message,
                     FixSpec("set-memory", snapshot.arn, {"MemorySize": target}, {"MemorySize": memory}), evidence)]
 
@@ -135,13 +138,15 @@ CHECK = Check(
         Param("max_memory_mb", int, 256, "Functions at or below this MemorySize are checked.",
               minimum=128, maximum=10240),
         Param("min_avg_duration_ms", int, 1000, "Average Duration (ms) above which the function is flagged.",
-              minimum=1),
+              minimum=1, maximum=900_000),
         Param("target_memory_mb", int, 1024, "MemorySize the fix sets (must be above max_memory_mb).",
               minimum=129, maximum=10240),
         Param("lookback_days", int, 7, "Days of Duration history to average.", minimum=1, maximum=63),
         Param("min_invocations", int, 100, "Fewer invocations than this over the look-back: too little data.",
-              minimum=1),
+              minimum=1, maximum=1_000_000_000),
     ),
+    rules=(Rule("target_memory_mb > max_memory_mb: the fix raises memory, never lowers it",
+                ("target_memory_mb", "max_memory_mb"), lambda p: p["target_memory_mb"] > p["max_memory_mb"]),),
     needs=frozenset({"metrics"}),
     finding_needs=frozenset({"recommendations"}),  # read for the candidates only
     in_scope=in_scope,

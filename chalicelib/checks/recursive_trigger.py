@@ -185,6 +185,7 @@ CHECK = Check(
             "Reserved-concurrency cap proposed to bound a loop (raised to the "
             "observed peak x headroom, never below it).",
             minimum=1,
+            maximum=1000,
         ),
         Param("headroom", float, 1.5, "Multiplier over the observed peak for the cap.", minimum=1.0, maximum=10.0),
         Param(
@@ -203,7 +204,7 @@ CHECK = Check(
     read_permissions=(
         "lambda:ListEventSourceMappings",
         "lambda:GetPolicy",
-        "lambda:GetFunctionConcurrency",
+        "lambda:GetFunction",
         "lambda:GetFunctionRecursionConfig",
         "s3:ListAllMyBuckets",
         "s3:GetBucketNotification",

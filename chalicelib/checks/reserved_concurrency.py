@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from chalicelib.checks.base import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params, Rule
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
 
 
@@ -74,19 +74,23 @@ CHECK = Check(
     params=(
         Param("tag_key", str, "critical", "Tag key that marks a function critical."),
         Param("tag_value", str, "true", "Tag value that marks a function critical (case-insensitive)."),
-        Param("min", int, 10, "Smallest reservation ever proposed.", minimum=1),
+        Param("min", int, 10, "Smallest reservation ever proposed.", minimum=1, maximum=1000),
         Param("headroom", float, 1.5, "Multiplier over the observed peak.", minimum=1.0, maximum=10.0),
         Param("lookback_days", int, 14, "Days of ConcurrentExecutions history to take the peak from.",
               minimum=1, maximum=63),
         Param("account_limit", int, 1000, "Account concurrency limit to assume when it cannot be read.",
-              minimum=100),
-        Param("min_unreserved", int, 100, "Unreserved concurrency the account must keep.", minimum=100),
+              minimum=100, maximum=1_000_000),
+        Param("min_unreserved", int, 100, "Unreserved concurrency the account must keep.", minimum=100,
+              maximum=1_000_000),
     ),
+    rules=(Rule("min + min_unreserved <= account_limit: the smallest reservation fits the assumed pool",
+                ("min", "min_unreserved", "account_limit"),
+                lambda p: p["min"] + p["min_unreserved"] <= p["account_limit"]),),
     needs=frozenset({"concurrency", "metrics", "account"}),
     in_scope=in_scope,
     metrics=metrics,
     fix_actions=("set-reserved-concurrency",),
-    read_permissions=("lambda:GetFunctionConcurrency", "lambda:GetAccountSettings",
+    read_permissions=("lambda:GetFunction", "lambda:GetAccountSettings",
                       "cloudwatch:GetMetricData"),
     triggers=frozenset(("PutFunctionConcurrency", "DeleteFunctionConcurrency")),
 )

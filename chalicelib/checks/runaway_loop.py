@@ -15,7 +15,7 @@ import fnmatch
 import math
 
 from chalicelib import alarms
-from chalicelib.checks.base import Check, Param, Params
+from chalicelib.checks.base import Check, Param, Params, Rule
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
 
 LOOP_RISK_POLICIES = frozenset({"recursive-trigger"})
@@ -73,6 +73,24 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
                     {"sensitive": bool(risky), "existing": snapshot.alarm is not None})]
 
 
+# A kill throttles a function to 0: an alarm that fires on ordinary traffic would turn the kill-switch into an
+# outage. These floors hold for the sensitive alarm too (thresholds divided by ``sensitivity``).
+MIN_INVOCATIONS_PER_MINUTE = 50
+MIN_CONCURRENT_EXECUTIONS = 5
+RULES = (
+    Rule(f"invocations_per_minute / sensitivity >= {MIN_INVOCATIONS_PER_MINUTE} (or 0: not watched): an alarm "
+         "must not fire on ordinary traffic", ("invocations_per_minute", "sensitivity"),
+         lambda p: p["invocations_per_minute"] == 0
+         or p["invocations_per_minute"] >= MIN_INVOCATIONS_PER_MINUTE * p["sensitivity"]),
+    Rule(f"concurrent_executions / sensitivity >= {MIN_CONCURRENT_EXECUTIONS} (or 0: not watched): an alarm "
+         "must not fire on ordinary traffic", ("concurrent_executions", "sensitivity"),
+         lambda p: p["concurrent_executions"] == 0
+         or p["concurrent_executions"] >= MIN_CONCURRENT_EXECUTIONS * p["sensitivity"]),
+    Rule("the alarm watches something: invocations_per_minute, concurrent_executions or watch_recursion_dropped",
+         ("invocations_per_minute", "concurrent_executions", "watch_recursion_dropped"),
+         lambda p: bool(p["invocations_per_minute"] or p["concurrent_executions"] or p["watch_recursion_dropped"])),
+)
+
 CHECK = Check(
     id="runaway-loop",
     footgun="4",
@@ -86,11 +104,13 @@ CHECK = Check(
         Param("tag_value", str, "true", "Tag value that puts a function under the kill-switch (case-insensitive)."),
         Param("functions", list, [], "Function names or globs under the kill-switch without a tag."),
         Param("alarm_recursive_triggers", bool, True, "Also alarm every function with a recursive-trigger finding."),
-        Param(
-            "invocations_per_minute", int, 5000, "Invocations per minute that mean a loop (0: not watched).", minimum=0
-        ),
-        Param("concurrent_executions", int, 500, "Concurrent executions that mean a loop (0: not watched).", minimum=0),
+        Param("invocations_per_minute", int, 5000, "Invocations per minute that mean a loop (0: not watched).",
+              minimum=0, maximum=10_000_000),
+        Param("concurrent_executions", int, 500, "Concurrent executions that mean a loop (0: not watched).",
+              minimum=0, maximum=100_000),
         Param("watch_recursion_dropped", bool, True, "Alarm when Lambda drops a recursive invocation."),
+        Param("sentinel", bool, False, "Also watch every function through a few Metrics Insights alarms per "
+              "account and region (chalicelib/sentinel.py); a contributor is killed once confirmed a loop."),
         Param("minutes", int, 2, "Consecutive minutes over a threshold before the alarm fires.", minimum=1, maximum=60),
         Param(
             "sensitivity",
@@ -109,11 +129,14 @@ CHECK = Check(
             maximum=100,
         ),
     ),
+    rules=RULES,
     needs=frozenset({"alarms"}),
     in_scope=in_scope,
     fix_actions=("put-runaway-alarm", "kill"),
     read_permissions=(
         "cloudwatch:DescribeAlarms",
+        "cloudwatch:DescribeAlarmContributors",
+        "cloudwatch:GetMetricData",
         "lambda:GetFunctionConcurrency",
         "lambda:ListEventSourceMappings",
         "lambda:GetFunctionRecursionConfig",

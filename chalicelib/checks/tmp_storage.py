@@ -66,7 +66,7 @@ CHECK = Check(
         Param("lookback_hours", int, 24, "Hours of logs searched.", minimum=1, maximum=336),
         Param("patterns", list, ["No space left on device", "ENOSPC"], "Log text that means /tmp is full "
               "(plain text, case-insensitive)."),
-        Param("min_hits", int, 1, "Matches needed to flag the function.", minimum=1),
+        Param("min_hits", int, 1, "Matches needed to flag the function.", minimum=1, maximum=100_000),
     ),
     needs=frozenset({"logs"}),
     log_search=log_search,

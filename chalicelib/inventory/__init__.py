@@ -1,4 +1,4 @@
-"""The only place that reads AWS: functions into typed snapshots, lazily and in bulk.
+"""The only place that reads AWS: functions into typed snapshots, lazily, in bulk and in parallel.
 
 Two reading strategies, chosen by how many functions are asked for:
 
@@ -7,38 +7,47 @@ Two reading strategies, chosen by how many functions are asked for:
 * many functions (a sweep): ListFunctions pages, tags from the Resource Groups Tagging API, account-wide
   ListEventSourceMappings pages, every API's integrations once, metrics 500 series per GetMetricData call.
 
+Each facet is read by one reader module (apis, metrics, lambda_reads, network, roles, triggers, logs,
+packages, optimizer, autoscaling, eventbridge, chains, simulation); a reader owns its caches, and
+:class:`Inventory` composes them. :data:`FACETS` says which reader reads each facet and which facets must be
+read before it; :meth:`Inventory.load` reads the facets asked for at once,
+each as soon as those it comes after are read, and each reader reads its items in parallel within the
+scope's per-service limit (``chalicelib.aws.IN_FLIGHT``).
+
 Example:
     inventory = Inventory(Clients("us-east-1"), "123456789012")
     snapshot = inventory.function(FunctionRef("orders-api", "123456789012", "us-east-1"))
     inventory.load({"routes": [snapshot]}, {})
-
-The readers of each facet live in their own module (apis, metrics, lambda_reads, network, roles, triggers,
-eventbridge, chains, simulation, logs, packages, optimizer, autoscaling); :class:`Inventory` combines them (ChainReader
-walks through the trigger, EventBridge and Lambda readers).
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws import Clients, is_not_found, is_transient, is_unsupported
+from chalicelib.aws import Clients, describe_error, is_not_found, is_transient, named_pool
 from chalicelib.events import Change, function_from_uri
 from chalicelib.inventory.apis import ApiReader
 from chalicelib.inventory.autoscaling import ScalingReader
 from chalicelib.inventory.chains import ChainReader
-from chalicelib.inventory.common import FEW_FUNCTIONS, InventoryCaches, _mapping, _unqualified, snapshot_from_config
+from chalicelib.inventory.common import FEW_FUNCTIONS, ReadContext, _chunks, _unqualified, snapshot_from_config
+from chalicelib.inventory.eventbridge import EventBridgeReader
+from chalicelib.inventory.lambda_reads import AccountFactsCache, LambdaReader
 from chalicelib.inventory.logs import LogReader
-from chalicelib.inventory.metrics import MetricReader
+from chalicelib.inventory.metrics import PROVISIONED_METRIC, URL_METRIC, MetricReader
 from chalicelib.inventory.network import NetworkReader
 from chalicelib.inventory.optimizer import OptimizerReader
 from chalicelib.inventory.packages import PackageReader
 from chalicelib.inventory.roles import RoleReader, _role_name
 from chalicelib.inventory.simulation import SimulationReader
+from chalicelib.inventory.triggers import TriggerReader
 from chalicelib.model import (
     AccountFacts,
     EventSourceMapping,
@@ -48,26 +57,143 @@ from chalicelib.model import (
     MetricQuery,
 )
 
-__all__ = ["Inventory", "snapshot_from_config"]
+__all__ = ["FACETS", "AccountFactsCache", "Facet", "FacetRequest", "Inventory", "snapshot_from_config"]
+
+TAG_ARNS_PER_CALL = 100  # GetResources: at most 100 ARNs in ResourceARNList
+FACET_THREADS = 32  # facets of every scope being read at once (each waits on its own requests)
 
 
-class Inventory(ApiReader, MetricReader, ChainReader, NetworkReader, RoleReader, LogReader, PackageReader,
-                OptimizerReader, ScalingReader, SimulationReader):
-    """Reads one account and region. Caches what does not change within a run (APIs, account facts)."""
+@dataclass
+class FacetRequest:
+    """What one facet read gets: the snapshots that need it, whether this is a bulk (many-function) read,
+    the metric series and log searches the checks asked for (by function ARN)."""
 
-    def __init__(self, clients: Clients, account: str, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.clients = clients
-        self.account = account
-        self.region = clients.region
-        self.sleep = sleep
-        self._account_facts: AccountFacts | None = None
-        self._route_index = None
-        self._mapping_index = None
-        self._alarm_index = None
-        self._metric_index = {}
-        self._provisioned_unavailable = ""
-        self._extra = InventoryCaches()
-        self.transient_raises = False  # inside one event (Engine.handle): a transient read error raises
+    snapshots: list[FunctionSnapshot]
+    bulk: bool
+    queries: dict[str, set[MetricQuery]] = field(default_factory=dict)
+    searches: dict[str, LogSearch] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Facet:
+    """How one facet is read (``read(inventory, request)``), which facets must be read before it, and the
+    account-wide index a sweep can read ahead, before it knows which functions need the facet (``warm``)."""
+
+    read: Callable[[Inventory, FacetRequest], Any]
+    after: frozenset[str] = frozenset()
+    warm: Callable[[Inventory], Any] | None = None
+
+
+# The facet order, explicit: a facet waits only for those named in its ``after``; the rest read at once.
+FACETS: dict[str, Facet] = {
+    "account": Facet(lambda inv, r: inv.lambdas.account_facts(), warm=lambda inv: inv.lambdas.account_facts()),
+    "concurrency": Facet(lambda inv, r: inv.lambdas.load_concurrency(r.snapshots)),
+    "mappings": Facet(lambda inv, r: inv.lambdas.load_mappings(r.snapshots, r.bulk),
+                      warm=lambda inv: inv.lambdas.mapping_index()),
+    "alarms": Facet(lambda inv, r: inv.lambdas.load_alarms(r.snapshots, r.bulk),
+                    warm=lambda inv: inv.lambdas.alarm_index()),
+    "recursion": Facet(lambda inv, r: inv.lambdas.load_recursion(r.snapshots)),
+    "routes": Facet(lambda inv, r: inv.apis.load_routes(r.snapshots, r.bulk), warm=lambda inv: inv.apis.route_index()),
+    # one function: its URL is read only when no API route fronts it, so routes come first
+    "urls": Facet(lambda inv, r: inv.metrics.load_urls(r.snapshots, r.bulk), after=frozenset({"routes"}),
+                  warm=lambda inv: inv.metrics.metric_index(URL_METRIC)),
+    "metrics": Facet(lambda inv, r: inv.metrics.load_metrics(r.snapshots, r.queries)),
+    "provisioned": Facet(lambda inv, r: inv.metrics.load_provisioned(r.snapshots, r.bulk, r.queries),
+                         warm=lambda inv: inv.metrics.metric_index(PROVISIONED_METRIC)),
+    "network": Facet(lambda inv, r: inv.network.load_network(r.snapshots)),
+    "role_policies": Facet(lambda inv, r: inv.roles.load_role_policies(r.snapshots, r.bulk),
+                           warm=lambda inv: inv.roles.warm()),
+    "triggers": Facet(lambda inv, r: inv.triggers.load_triggers(r.snapshots, r.bulk),
+                      warm=lambda inv: inv.triggers.warm()),
+    "logs": Facet(lambda inv, r: inv.logs.load_logs(r.snapshots, r.bulk, r.searches)),
+    "package": Facet(lambda inv, r: inv.packages.load_package(r.snapshots)),
+    "recommendations": Facet(lambda inv, r: inv.optimizer.load_recommendations(r.snapshots, r.bulk)),
+    # scalers are read for the aliases / versions the provisioned-concurrency configs name
+    "scaling": Facet(lambda inv, r: inv.scaling.load_scaling(r.snapshots, r.bulk), after=frozenset({"provisioned"})),
+    # loop paths end with the function's mappings; IAM is asked about the paths' first writes
+    "chains": Facet(lambda inv, r: inv.chains.load_chains(r.snapshots, r.bulk), after=frozenset({"mappings"}),
+                    warm=lambda inv: inv.chains.warm()),
+    "iam_simulation": Facet(lambda inv, r: inv.simulation.load_iam_simulation(r.snapshots),
+                            after=frozenset({"mappings", "triggers", "chains", "role_policies"})),
+}
+
+def _facets_pool() -> ThreadPoolExecutor:
+    """Process-wide pool for facet reads (apart from the request pool their requests run on: no deadlock)."""
+    return named_pool("facet", FACET_THREADS)
+
+
+def read_in_order(tasks: Mapping[str, Callable[[], Any]], after: Mapping[str, frozenset[str]]
+                  ) -> dict[str, BaseException]:
+    """Run ``tasks`` in parallel, each once those named in its ``after`` (and also asked for) have ended;
+    returns the exceptions by task name. A task runs even when one it comes after failed.
+
+    Example:
+        >>> done = []
+        >>> read_in_order({"b": lambda: done.append("b"), "a": lambda: done.append("a")}, {"b": frozenset("a")})
+        {}
+        >>> done
+        ['a', 'b']
+    """
+    pending: dict[str, Callable[[], Any]] = dict(tasks)
+    running: dict[Future[Any], str] = {}
+    failed: dict[str, BaseException] = {}
+    while pending or running:
+        for name in [n for n in pending if not (after.get(n, frozenset()) & (set(pending) | set(running)))]:
+            running[_facets_pool().submit(pending.pop(name))] = name
+        finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for future in finished:
+            name = running.pop(future)
+            error = future.exception()
+            if error is not None:
+                failed[name] = error
+    return failed
+
+
+class Inventory:
+    """Reads one account and region by composing one reader per facet group; caches what does not change
+    within a run (APIs, indexes), and account facts for a few minutes (``facts``, shared per container)."""
+
+    lambdas: LambdaReader
+    apis: ApiReader
+    metrics: MetricReader
+    network: NetworkReader
+    roles: RoleReader
+    triggers: TriggerReader
+    logs: LogReader
+    packages: PackageReader
+    optimizer: OptimizerReader
+    scaling: ScalingReader
+    events: EventBridgeReader
+    chains: ChainReader
+    simulation: SimulationReader
+
+    def __init__(self, clients: Clients, account: str, sleep: Callable[[float], None] = time.sleep,
+                 facts: AccountFactsCache | None = None) -> None:
+        self.ctx = ReadContext(clients, account, sleep)
+        self.clients, self.account, self.region = clients, account, clients.region
+        self.lambdas = LambdaReader(self.ctx, facts)
+        self.apis = ApiReader(self.ctx)
+        self.metrics = MetricReader(self.ctx)
+        self.network = NetworkReader(self.ctx)
+        self.roles = RoleReader(self.ctx)
+        self.triggers = TriggerReader(self.ctx)
+        self.logs = LogReader(self.ctx)
+        self.packages = PackageReader(self.ctx)
+        self.optimizer = OptimizerReader(self.ctx)
+        self.scaling = ScalingReader(self.ctx)
+        self.events = EventBridgeReader(self.ctx)
+        self.chains = ChainReader(self.ctx, self.triggers, self.events, self.lambdas)
+        self.simulation = SimulationReader(self.ctx)
+
+    @property
+    def transient_raises(self) -> bool:
+        """Inside one event (``Engine.handle``) a transient read error raises, so that Lambda retries the event
+        (chalicelib/aws.py, the one rule); a sweep records it and goes on."""
+        return self.ctx.transient_raises
+
+    @transient_raises.setter
+    def transient_raises(self, value: bool) -> None:
+        self.ctx.transient_raises = value
 
     def function(self, ref: FunctionRef) -> FunctionSnapshot | None:
         """Re-read one function (config, tags and reserved concurrency in one call); None if it is gone."""
@@ -86,28 +212,71 @@ class Inventory(ApiReader, MetricReader, ChainReader, NetworkReader, RoleReader,
 
     def mapping(self, uuid: str) -> EventSourceMapping | None:
         """Re-read one event source mapping; None if it is gone."""
-        try:
-            return _mapping(self.clients("lambda").get_event_source_mapping(UUID=uuid))
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
+        return self.lambdas.mapping(uuid)
 
     def reserved_concurrency(self, ref: FunctionRef) -> int | None:
         """The function's reserved concurrency (GetFunctionConcurrency: exact, 0 included); None if unset."""
-        value = (
-            self.clients("lambda").get_function_concurrency(FunctionName=ref.arn).get("ReservedConcurrentExecutions")
-        )
-        return None if value is None else int(value)
+        return self.lambdas.reserved_concurrency(ref)
+
+    def alarm_state(self, alarm_name: str) -> str | None:
+        """``OK`` / ``ALARM`` / ``INSUFFICIENT_DATA`` of one metric alarm; None when there is no such alarm."""
+        return self.lambdas.alarm_state(alarm_name)
+
+    def recursion_config(self, ref: FunctionRef) -> tuple[str, str]:
+        """Lambda's recursive loop setting (``Allow`` / ``Terminate``), or ``("unavailable", why)``."""
+        return self.lambdas.recursion_config(ref)
+
+    def function_mappings(self, snapshot: FunctionSnapshot) -> tuple[EventSourceMapping, ...]:
+        """The function's event source mappings, read fresh (never from the run's bulk index)."""
+        return self.lambdas.function_mappings(snapshot)
+
+    def sentinel_alarms(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """The sentinel alarms of the scope, by name (see ``chalicelib.sentinel``)."""
+        return self.metrics.sentinel_alarms(prefix)
+
+    def alarm_contributors(self, alarm_name: str) -> list[dict[str, str]]:
+        """The attributes of a multi-time-series alarm's contributors in ALARM (DescribeAlarmContributors)."""
+        return self.metrics.alarm_contributors(alarm_name)
+
+    def recent_and_baseline(self, function_name: str, metric: str, stat: str, minutes: int,
+                            days: int) -> tuple[list[float], float]:
+        """A function's last minutes of ``metric`` and its average minute over ``days`` (GetMetricData)."""
+        return self.metrics.recent_and_baseline(function_name, metric, stat, minutes, days)
+
+    def account_facts(self) -> AccountFacts:
+        """Concurrency limit and unreserved pool; ``unavailable`` says why when AWS will not tell."""
+        return self.lambdas.account_facts()
+
+    def function_policy(self, function_arn: str) -> dict[str, Any] | None:
+        """The function's resource policy (GetPolicy, once per run); None when it has none."""
+        return self.ctx.function_policy(function_arn)
 
     def all_functions(self) -> Iterator[FunctionSnapshot]:
-        """Every function in the region with its tags (ListFunctions + tagging API pages)."""
-        tags = self._all_tags()
-        for page in self.clients("lambda").get_paginator("list_functions").paginate():
-            for config in page["Functions"]:
-                snapshot = snapshot_from_config(config, tags.get(_unqualified(config["FunctionArn"])))
-                snapshot.loaded.add("tags")
-                yield snapshot
+        """Every function in the region with its tags (see :meth:`function_batches`)."""
+        for batch in self.function_batches():
+            yield from batch
+
+    def function_batches(self, size: int = 500) -> Iterator[list[FunctionSnapshot]]:
+        """Every function in the region with its tags, ``size`` at a time, read one batch ahead: while the
+        caller works on a batch, the next one's ListFunctions pages are read. The tagging API's pages (100
+        functions each, against ListFunctions' 50) are read meanwhile, from the start: its chain of pages is the
+        shorter one, and the tags are all the sweep keeps of the functions it is not working on.
+
+        Example:
+            for batch in inventory.function_batches(500):
+                engine.evaluate(batch, errors)
+        """
+        pages = self.clients("lambda").get_paginator("list_functions").paginate()
+        configs = (config for page in pages for config in page.get("Functions", []))
+        tags = _facets_pool().submit(self._all_tags)
+
+        def next_batch() -> list[FunctionSnapshot]:
+            return self._with_tags(list(itertools.islice(configs, size)), tags.result())
+
+        ahead = _facets_pool().submit(next_batch)
+        while batch := ahead.result():
+            ahead = _facets_pool().submit(next_batch)
+            yield batch
 
     def _all_tags(self) -> dict[str, dict[str, str]]:
         tags: dict[str, dict[str, str]] = {}
@@ -116,6 +285,34 @@ class Inventory(ApiReader, MetricReader, ChainReader, NetworkReader, RoleReader,
             for item in page.get("ResourceTagMappingList", []):
                 tags[_unqualified(item["ResourceARN"])] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
         return tags
+
+    def _with_tags(self, configs: list[dict[str, Any]], tags: dict[str, dict[str, str]] | None = None
+                   ) -> list[FunctionSnapshot]:
+        if tags is None:
+            tags = self.tags_of([_unqualified(config["FunctionArn"]) for config in configs])
+        snapshots = [snapshot_from_config(config, tags.get(_unqualified(config["FunctionArn"]))) for config in configs]
+        for snapshot in snapshots:
+            snapshot.loaded.add("tags")
+        return snapshots
+
+    def tags_of(self, arns: list[str]) -> dict[str, dict[str, str]]:
+        """Tags of these functions (tagging API GetResources by ResourceARNList: 100 ARNs a call, in parallel;
+        a function without tags is absent)."""
+        found = self.ctx.parallel("resourcegroupstaggingapi", self._tag_mappings,
+                                  _chunks(sorted(set(arns)), TAG_ARNS_PER_CALL))
+        return {_unqualified(item["ResourceARN"]): {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+                for items in found for item in items}
+
+    def _tag_mappings(self, arns: list[str]) -> list[dict[str, Any]]:
+        """AWS answers a ResourceARNList in one page (the API takes no pagination parameter with it); moto pages
+        it at 50 and returns a PaginationToken, followed here so that both are read whole."""
+        client, items = self.clients("resourcegroupstaggingapi"), []
+        response = client.get_resources(ResourceARNList=arns)
+        items.extend(response.get("ResourceTagMappingList", []))
+        while response.get("PaginationToken"):
+            response = client.get_resources(PaginationToken=response["PaginationToken"])
+            items.extend(response.get("ResourceTagMappingList", []))
+        return items
 
     def resolve(self, change: Change) -> FunctionRef | None:
         """The function a change is about: named in the event, or looked up (mapping, integration)."""
@@ -141,80 +338,33 @@ class Inventory(ApiReader, MetricReader, ChainReader, NetworkReader, RoleReader,
             raise
         return None
 
+    def read_ahead(self, facets: set[str]) -> None:
+        """Start reading the account-wide indexes of ``facets`` now, in the background (a sweep calls this
+        before it lists the functions, so the indexes are read while the functions are). A failure here is
+        left to the facet read itself, which retries and reports it."""
+        for facet in sorted(facets & set(FACETS)):
+            warm = FACETS[facet].warm
+            if warm is not None:
+                _facets_pool().submit(warm, self)
+
     def load(self, needs: dict[str, list[FunctionSnapshot]], queries: dict[str, set[MetricQuery]],
-             searches: dict[str, LogSearch] | None = None) -> None:
-        """Read the facets the checks need: ``needs`` maps a facet to the snapshots that need it and
-        ``queries`` a function ARN to the metric series its checks asked for (``searches``: the log
-        search its checks asked for). More than one function switches to the account-wide bulk reads."""
+             searches: dict[str, LogSearch] | None = None) -> dict[str, str]:
+        """Read the facets the checks need, all at once in :data:`FACETS` order: ``needs`` maps a facet to the
+        snapshots that need it, ``queries`` a function ARN to the metric series its checks asked for
+        (``searches``: the log search its checks asked for). More than one function switches to the
+        account-wide bulk reads. Returns the facets AWS would not give (facet -> reason); any other error
+        is raised."""
+        unknown = sorted(set(needs) - set(FACETS))
+        if unknown:
+            raise ValueError(f"unknown facet(s): {', '.join(unknown)}")
         bulk = len({s.arn for group in needs.values() for s in group}) > 1
-        if needs.get("mappings"):
-            self._load_mappings(needs["mappings"], bulk)
-        if needs.get("routes"):
-            self._load_routes(needs["routes"], bulk)
-        for snapshot in needs.get("concurrency", []):
-            if "concurrency" not in snapshot.loaded:
-                response = self.clients("lambda").get_function_concurrency(FunctionName=snapshot.arn)
-                snapshot.reserved_concurrency = response.get("ReservedConcurrentExecutions")
-                snapshot.loaded.add("concurrency")
-        if needs.get("metrics"):
-            self._load_metrics(needs["metrics"], queries)
-        if needs.get("alarms"):
-            self._load_alarms(needs["alarms"], bulk)
-        if needs.get("urls"):
-            self._load_urls(needs["urls"], bulk)
-        if needs.get("provisioned"):
-            self._load_provisioned(needs["provisioned"], bulk, queries)
-        self._load_infrastructure_facets(needs, bulk, searches or {})
-
-    def account_facts(self) -> AccountFacts:
-        """Concurrency limit and unreserved pool; ``unavailable`` says why when AWS will not tell."""
-        if self._account_facts is None:
-            try:
-                limits = self.clients("lambda").get_account_settings().get("AccountLimit", {})
-                self._account_facts = AccountFacts(limits.get("ConcurrentExecutions"),
-                                                   limits.get("UnreservedConcurrentExecutions"))
-            except ClientError as exc:
-                if self.transient_raises and is_transient(exc):
-                    raise
-                reason = "GetAccountSettings is not available here" if is_unsupported(exc) else \
-                    f"GetAccountSettings failed: {exc.response.get('Error', {}).get('Code', 'error')}"
-                self._account_facts = AccountFacts(unavailable=reason)
-        return self._account_facts
-
-    def function_policy(self, function_arn: str) -> dict[str, Any] | None:
-        """The function's resource policy (GetPolicy, once per run); None when it has none."""
-        cache = self._extra.policies
-        if function_arn not in cache:
-            try:
-                cache[function_arn] = json.loads(self.clients("lambda").get_policy(FunctionName=function_arn)["Policy"])
-            except ClientError as exc:
-                if not is_not_found(exc):
-                    raise
-                cache[function_arn] = None
-        return cache[function_arn]
-
-    def _load_infrastructure_facets(self, needs: dict[str, list[FunctionSnapshot]], bulk: bool,
-                            searches: dict[str, LogSearch]) -> None:
-        if needs.get("network"):
-            self._load_network(needs["network"])
-        if needs.get("role_policies"):
-            self._load_role_policies(needs["role_policies"], bulk)
-        if needs.get("triggers"):
-            self._load_triggers(needs["triggers"], bulk)
-        if needs.get("chains"):
-            self._load_chains(needs["chains"], bulk)
-        if needs.get("iam_simulation"):
-            self._load_iam_simulation(needs["iam_simulation"])
-        if needs.get("logs"):
-            self._load_logs(needs["logs"], bulk, searches)
-        for snapshot in needs.get("recursion", []):
-            self._load_recursion(snapshot)
-        if needs.get("package"):
-            self._load_package(needs["package"])
-        if needs.get("recommendations"):
-            self._load_recommendations(needs["recommendations"], bulk)
-        if needs.get("scaling"):
-            self._load_scaling(needs["scaling"], bulk)
+        request = {facet: FacetRequest(group, bulk, queries, searches or {}) for facet, group in needs.items() if group}
+        tasks = {facet: functools.partial(FACETS[facet].read, self, request[facet]) for facet in request}
+        failed = read_in_order(tasks, {facet: FACETS[facet].after for facet in request})
+        for exc in failed.values():
+            if not isinstance(exc, (ClientError, BotoCoreError)) or (self.transient_raises and is_transient(exc)):
+                raise exc
+        return {facet: describe_error(exc) for facet, exc in failed.items()}
 
     def resolve_all(self, change: Change) -> list[FunctionRef]:
         """Every function a change concerns: those named in the event, the VPC functions behind a route
@@ -228,7 +378,7 @@ class Inventory(ApiReader, MetricReader, ChainReader, NetworkReader, RoleReader,
         kind, *args = change.lookup or ("",)
         if kind == "downstream":  # an S3 notification: the functions it names, and those its queues... reach
             found = list(change.functions)
-            return found + [ref for ref in self.functions_downstream(args[0], args[1:]) if ref not in found]
+            return found + [ref for ref in self.chains.functions_downstream(args[0], args[1:]) if ref not in found]
         if change.functions:
             return list(change.functions)
         ec2 = self.clients("ec2")
@@ -256,34 +406,29 @@ class Inventory(ApiReader, MetricReader, ChainReader, NetworkReader, RoleReader,
     def _functions_in_vpcs(self, vpcs: set[str] | None) -> list[FunctionRef]:
         configs = [c for c in self._function_configs() if (c.get("VpcConfig") or {}).get("SubnetIds")]
         if any(not c["VpcConfig"].get("VpcId") for c in configs):
-            self._describe_subnets({sid for c in configs for sid in c["VpcConfig"]["SubnetIds"]})
+            self.network.describe_subnets({sid for c in configs for sid in c["VpcConfig"]["SubnetIds"]})
         refs = []
         for config in configs:
             vpc = config["VpcConfig"].get("VpcId") or next(
-                (self._extra.subnets[s].get("VpcId") for s in config["VpcConfig"]["SubnetIds"]
-                 if self._extra.subnets.get(s)), "")
+                (self.ctx.shared.subnets[s].get("VpcId") for s in config["VpcConfig"]["SubnetIds"]
+                 if self.ctx.shared.subnets.get(s)), "")
             ref = FunctionRef.parse(config["FunctionArn"], self.account, self.region)
             if ref and vpc and (vpcs is None or vpc in vpcs):
                 refs.append(ref)
         return refs
 
     def _function_configs(self) -> list[dict[str, Any]]:
-        if self._extra.configs is None:
+        shared = self.ctx.shared
+        if shared.configs is None:
             pages = self.clients("lambda").get_paginator("list_functions").paginate()
-            self._extra.configs = [config for page in pages for config in page.get("Functions", [])]
-        return self._extra.configs
+            shared.configs = [config for page in pages for config in page.get("Functions", [])]
+        return shared.configs
 
     def functions(self, refs: list[FunctionRef]) -> list[FunctionSnapshot]:
         """Re-read several functions: GetFunction each for a few, the listing and tagging API for more."""
         if len(refs) <= FEW_FUNCTIONS:
             return [s for s in (self.function(ref) for ref in refs) if s is not None]
-        wanted, tags = {ref.arn for ref in refs}, self._all_tags()
-        snapshots = []
-        for config in self._function_configs():
-            arn = _unqualified(config["FunctionArn"])
-            if arn in wanted:
-                snapshot = snapshot_from_config(config, tags.get(arn))
-                snapshot.loaded.add("tags")
-                snapshots.append(snapshot)
-        return snapshots
+        wanted = {ref.arn for ref in refs}
+        return self._with_tags([c for c in self._function_configs() if _unqualified(c["FunctionArn"]) in wanted])
+
 

@@ -1,6 +1,6 @@
 """API Gateway routes of functions: REST (GetResources embed=methods) and HTTP APIs (integrations, routes).
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws import is_not_found
 from chalicelib.events import function_from_uri
-from chalicelib.inventory.common import ReaderBase
+from chalicelib.inventory.common import ReadContext, Reader
 from chalicelib.model import ApiRoute, FunctionSnapshot, IntegrationResponse
 
 REST_DEFAULT_TIMEOUT_MS = 29000
@@ -21,10 +21,14 @@ HTTP_DEFAULT_TIMEOUT_MS = 30000
 _SOURCE_API = re.compile(r"^arn:aws[a-z-]*:execute-api:[a-z0-9-]+:\d{12}:(?P<api>[a-z0-9]+)/")
 
 
-class ApiReader(ReaderBase):
+class ApiReader(Reader):
     """API Gateway routes that target functions (REST and HTTP APIs)."""
 
-    def _load_routes(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx)
+
+    def load_routes(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+        """The ``routes`` facet: every API route that targets each function."""
         index = self._routes_for_one(snapshots[0]) if not bulk else None
         if index is None:
             index = self.route_index()
@@ -35,7 +39,7 @@ class ApiReader(ReaderBase):
     def _routes_for_one(self, snapshot: FunctionSnapshot) -> dict[str, list[ApiRoute]] | None:
         """Routes of one function via its resource policy: only the APIs allowed to invoke it are read.
         None when the policy allows API Gateway without naming the API (then the full index is used)."""
-        policy = self.function_policy(snapshot.arn)
+        policy = self.ctx.function_policy(snapshot.arn)
         if policy is None:
             return {}
         api_ids: set[str] = set()
@@ -56,26 +60,34 @@ class ApiReader(ReaderBase):
                         return None
                     api_ids.add(m["api"])
         index: dict[str, list[ApiRoute]] = defaultdict(list)
-        for api_id in sorted(api_ids):
-            for function_arn, route in self._rest_api_routes(api_id, "") or self._http_api_routes(api_id, ""):
-                index[function_arn].append(route)
+        found = self.ctx.parallel("apigateway", lambda api: self._rest_api_routes(api, "") or
+                                  self._http_api_routes(api, ""), sorted(api_ids))
+        for function_arn, route in (item for routes in found for item in routes):
+            index[function_arn].append(route)
         return index
 
     def route_index(self) -> dict[str, list[ApiRoute]]:
-        """Every API Gateway integration in the region that targets a Lambda function, by function ARN."""
-        if self._route_index is None:
-            index: dict[str, list[ApiRoute]] = defaultdict(list)
-            for page in self.clients("apigateway").get_paginator("get_rest_apis").paginate():
-                for api in page.get("items", []):
-                    for function_arn, route in self._rest_api_routes(api["id"], api.get("name", "")):
-                        index[function_arn].append(route)
-            for page in self.clients("apigatewayv2").get_paginator("get_apis").paginate():
-                for api in page.get("Items", []):
-                    if api.get("ProtocolType") == "HTTP":
-                        for function_arn, route in self._http_api_routes(api["ApiId"], api.get("Name", "")):
-                            index[function_arn].append(route)
-            self._route_index = dict(index)
-        return self._route_index
+        """Every API Gateway integration in the region that targets a Lambda function, by function ARN (read
+        once per run: every API's routes, in parallel)."""
+        return self.ctx.once("route_index", self._read_route_index)
+
+    def _read_route_index(self) -> dict[str, list[ApiRoute]]:
+        rest, http = self.ctx.parallel("apigateway", lambda list_apis: list_apis(), [self._rest_apis, self._http_apis])
+        found = self.ctx.parallel("apigateway", lambda api: self._rest_api_routes(api["id"], api.get("name", "")), rest)
+        found += self.ctx.parallel("apigatewayv2", lambda api: self._http_api_routes(
+            api["ApiId"], api.get("Name", "")), http)
+        index: dict[str, list[ApiRoute]] = defaultdict(list)
+        for function_arn, route in (item for routes in found for item in routes):
+            index[function_arn].append(route)
+        return dict(index)
+
+    def _rest_apis(self) -> list[dict[str, Any]]:
+        return [api for page in self.clients("apigateway").get_paginator("get_rest_apis").paginate()
+                for api in page.get("items", [])]
+
+    def _http_apis(self) -> list[dict[str, Any]]:
+        return [api for page in self.clients("apigatewayv2").get_paginator("get_apis").paginate()
+                for api in page.get("Items", []) if api.get("ProtocolType") == "HTTP"]
 
     def _rest_api_routes(self, api_id: str, api_name: str) -> list[tuple[str, ApiRoute]]:
         routes = []

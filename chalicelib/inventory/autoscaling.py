@@ -5,7 +5,7 @@ Read only for the functions provisioned-idle flagged (``Check.finding_needs``): 
 ``lambda`` namespace once per run (three paginated Describe calls), one function reads its own targets (and
 their policies and schedules only when it has one).
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches).
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches.
 What moto cannot show: moto keeps a target's scheduled actions after DeregisterScalableTarget, where AWS deletes
 them with it (Application Auto Scaling API reference, DeregisterScalableTarget); nothing here relies on either.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from chalicelib.inventory.common import ReaderBase
+from chalicelib.inventory.common import Reader
 from chalicelib.model import FunctionSnapshot, Scaler
 
 NAMESPACE = "lambda"
@@ -32,12 +32,13 @@ def resource_id(function_name: str, qualifier: str) -> str:
     return f"function:{function_name}:{qualifier}"
 
 
-class ScalingReader(ReaderBase):
+class ScalingReader(Reader):
     """Application Auto Scaling targets, policies and schedules on provisioned concurrency."""
 
-    def _load_scaling(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+    def load_scaling(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+        """The ``scaling`` facet: the scalers on each function's aliases / versions with provisioned concurrency."""
         if bulk:
-            index = self._scaling_index()
+            index = self.ctx.once("scalers", lambda: self._read_scaling(None))
         else:
             ids = [resource_id(snapshots[0].name, c.qualifier) for c in snapshots[0].provisioned]
             index = self._read_scaling(ids) if ids else {}
@@ -45,11 +46,6 @@ class ScalingReader(ReaderBase):
             snapshot.scalers = tuple(index[rid] for rid in sorted(index)
                                      if rid.startswith(f"function:{snapshot.name}:"))
             snapshot.loaded.add("scaling")
-
-    def _scaling_index(self) -> dict[str, Scaler]:
-        if self._extra.scalers is None:
-            self._extra.scalers = self._read_scaling(None)
-        return self._extra.scalers
 
     def _read_scaling(self, ids: list[str] | None) -> dict[str, Scaler]:
         """Resource id → its Scaler: ``ids`` None reads the whole namespace (a sweep), else those targets."""

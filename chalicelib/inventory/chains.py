@@ -11,7 +11,8 @@ an event reads only what the resource policies name: the function's (GetPolicy),
 policy lets them - falling back to the region's index for a kind whose policy names no source.
 
 What cannot be read (a bucket, a queue policy, the pipes) is named in ``snapshot.unavailable["chains"]``.
-Part of :class:`chalicelib.inventory.Inventory` (a mixin over the trigger, EventBridge and Lambda readers).
+A reader composed by :class:`chalicelib.inventory.Inventory` over the trigger, EventBridge and Lambda readers
+it walks through; it keeps its own caches.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import event_patterns
 from chalicelib.aws import error_code, is_not_found, is_transient
+from chalicelib.inventory.common import ReadContext, Reader
 from chalicelib.inventory.eventbridge import EventBridgeReader
 from chalicelib.inventory.lambda_reads import LambdaReader
 from chalicelib.inventory.triggers import EVENTBRIDGE, TriggerReader, invoke_sources
@@ -95,11 +97,23 @@ def node_kind(arn: str) -> str:
     return {"lambda": "function", "sqs": "queue", "sns": "topic", "kinesis": "stream"}.get(service, "")
 
 
-class ChainReader(TriggerReader, EventBridgeReader, LambdaReader):
+class ChainReader(Reader):
     """Loop paths of two or more deliveries, and rule / pipe triggers (recursive-trigger): it walks through what
     the S3 / SNS, EventBridge and Lambda readers read."""
 
-    def _load_chains(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+    def __init__(self, ctx: ReadContext, triggers: TriggerReader, events: EventBridgeReader,
+                 lambdas: LambdaReader) -> None:
+        super().__init__(ctx)
+        self.triggers, self.events, self.lambdas = triggers, events, lambdas
+        self._policies: dict[str, dict[str, Any] | None] = {}  # queue / topic resource policies
+        self.gaps: set[str] = set()
+
+    def warm(self) -> None:
+        """Read the region's deliveries (buckets, subscriptions, rules, pipes) once a run, for a sweep."""
+        self.ctx.once("delivery_index", self._delivery_index)
+
+    def load_chains(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+        """The ``chains`` facet: each function's loop paths beyond its direct triggers and mappings."""
         into = self._indexed_into if bulk else self._targeted_into
 
         def upstream(head: Trigger) -> list[Trigger]:
@@ -107,19 +121,19 @@ class ChainReader(TriggerReader, EventBridgeReader, LambdaReader):
 
         missing = [s for s in snapshots if "mappings" not in s.loaded]
         if missing:  # the mappings facet (read in bulk in a sweep) is what the last hop needs
-            self._load_mappings(missing, bulk)
+            self.lambdas.load_mappings(missing, bulk)
         for snapshot in snapshots:
             try:
                 last = mapping_hops(snapshot.mappings, snapshot.arn) + into(snapshot.arn, None)
                 paths = walk(last, upstream)
             except (ClientError, BotoCoreError) as exc:
-                if self.transient_raises and is_transient(exc):
+                if self.ctx.transient_raises and is_transient(exc):
                     raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
-                self._extra.chain_gaps.add(f"loop paths ({error_code(exc) or type(exc).__name__})")
+                self.gaps.add(f"loop paths ({error_code(exc) or type(exc).__name__})")
                 paths = []
             # direct S3 / SNS triggers and mappings are the triggers / mappings facets; keep the rest
             snapshot.chains = tuple(p for p in paths if len(p) > 1 or p[0].kind in ("events", "pipe"))
-            gaps = sorted(self._extra.chain_gaps | {f"bucket {b}" for b in self._extra.unreadable_buckets})
+            gaps = sorted(self.gaps | self.events.gaps | {f"bucket {b}" for b in self.triggers.unreadable_buckets})
             if gaps:
                 snapshot.unavailable["chains"] = "could not read " + ", ".join(gaps[:5])
             snapshot.loaded.add("chains")
@@ -151,16 +165,16 @@ class ChainReader(TriggerReader, EventBridgeReader, LambdaReader):
         """Where a queue, topic or bus sends what it receives: mappings and pipes from a queue, a topic's
         subscriptions, the rules on the default bus that take this bucket's S3 events."""
         kind = node_kind(node)
-        pipes = [p.target_arn for p in self.pipe_deliveries() if p.source_arn == node]
+        pipes = [p.target_arn for p in self.events.pipe_deliveries() if p.source_arn == node]
         if kind == "queue":
             pages = self.clients("lambda").get_paginator("list_event_source_mappings").paginate(EventSourceArn=node)
             return pipes + [str(m.get("FunctionArn", "")) for page in pages
                             for m in page.get("EventSourceMappings", []) if m.get("State") in ACTIVE_MAPPINGS]
         if kind == "topic":
-            return pipes + [t.target_arn for t in self._topic_deliveries({node})]
+            return pipes + [t.target_arn for t in self.triggers.topic_deliveries({node})]
         if kind == "bus":
             s3_event = event_patterns.s3_event(bucket)
-            return [t.target_arn for t in self.rule_deliveries(None)
+            return [t.target_arn for t in self.events.rule_deliveries(None)
                     if t.source_arn == node and event_patterns.may_match(t.pattern, s3_event)]
         return pipes
 
@@ -168,17 +182,15 @@ class ChainReader(TriggerReader, EventBridgeReader, LambdaReader):
 
     def _indexed_into(self, node: str, head: Trigger | None) -> list[Trigger]:
         """What delivers into ``node`` (``head``: the hop it feeds, unused here: the index holds everything)."""
-        if self._extra.delivery_index is None:
-            index: dict[str, list[Trigger]] = defaultdict(list)
-            for hop in self.deliveries_everywhere():
-                index[hop.target_arn].append(hop)
-            self._extra.delivery_index = index
-        return list(self._extra.delivery_index.get(node, ()))
+        return list(self.ctx.once("delivery_index", self._delivery_index).get(node, ()))
 
-    def deliveries_everywhere(self) -> list[Trigger]:
-        """Every S3, SNS, EventBridge-rule and pipe delivery of the region (a sweep's reads, once per run)."""
-        hops = self._bucket_deliveries(None) + list(self._topic_deliveries(None))
-        return hops + self.rule_deliveries(None) + self.pipe_deliveries()
+    def _delivery_index(self) -> dict[str, list[Trigger]]:
+        """Every S3, SNS, EventBridge-rule and pipe delivery of the region by target (a sweep's reads, once)."""
+        index: dict[str, list[Trigger]] = defaultdict(list)
+        hops = self.triggers.bucket_deliveries(None) + list(self.triggers.topic_deliveries(None))
+        for hop in hops + self.events.rule_deliveries(None) + self.events.pipe_deliveries():
+            index[hop.target_arn].append(hop)
+        return index
 
     # -- an event: only what the resource policies name ---------------------------------------------------------
 
@@ -186,36 +198,36 @@ class ChainReader(TriggerReader, EventBridgeReader, LambdaReader):
         """What delivers into ``node``, read through its resource policy (``head``: the hop it feeds)."""
         kind = node_kind(node)
         if kind == "function":
-            policy = self.function_policy(node) or {}
+            policy = self.ctx.function_policy(node) or {}
         elif kind in ("queue", "topic"):
             policy = self._delivery_policy(node, "sqs" if kind == "queue" else "sns")
         else:  # a bus or a stream: no resource policy gates rules and pipes into them
             return [hop for hop in self._bus_or_stream_sources(head) if hop.target_arn == node]
         sources = invoke_sources(policy)
-        hops = self.deliveries(node, {"s3": sources["s3"], "sns": sources["sns"]})
-        hops += [t for t in self.rule_deliveries(sources["events"]) if t.target_arn == node]
-        return hops + [t for t in self.pipe_deliveries() if t.target_arn == node]
+        hops = self.triggers.deliveries(node, {"s3": sources["s3"], "sns": sources["sns"]})
+        hops += [t for t in self.events.rule_deliveries(sources["events"]) if t.target_arn == node]
+        return hops + [t for t in self.events.pipe_deliveries() if t.target_arn == node]
 
     def _bus_or_stream_sources(self, head: Trigger | None) -> list[Trigger]:
         """Rules and pipes anywhere (no policy names them), and - for a rule on the default bus that may take S3
         events - the buckets its pattern names (every bucket when it names none)."""
-        hops = self.rule_deliveries(None) + self.pipe_deliveries()
+        hops = self.events.rule_deliveries(None) + self.events.pipe_deliveries()
         if head is not None and head.kind == "events" and head.source_arn.endswith(":event-bus/default") \
                 and event_patterns.may_match(head.pattern, {"source": "aws.s3"}):
             named = _bucket_names(head.pattern)
-            hops = hops + self._bucket_deliveries({f"arn:aws:s3:::{b}" for b in named} if named else None)
+            hops = hops + self.triggers.bucket_deliveries({f"arn:aws:s3:::{b}" for b in named} if named else None)
         return hops
 
     def _delivery_policy(self, arn: str, service: str) -> dict[str, Any]:
         """A queue's or topic's resource policy (once per run); {} when it has none or cannot be read."""
-        if arn not in self._extra.resource_policies:
-            self._extra.resource_policies[arn] = self._read_delivery_policy(arn, service)
-        return self._extra.resource_policies[arn] or {}
+        if arn not in self._policies:
+            self._policies[arn] = self._read_delivery_policy(arn, service)
+        return self._policies[arn] or {}
 
     def _read_delivery_policy(self, arn: str, service: str) -> dict[str, Any] | None:
         region, account, name = arn.split(":")[3], arn.split(":")[4], arn.split(":")[5]
         if region != self.region:
-            self._extra.chain_gaps.add(f"{name} (in {region})")
+            self.gaps.add(f"{name} (in {region})")
             return None
         try:
             if service == "sqs":
@@ -225,11 +237,11 @@ class ChainReader(TriggerReader, EventBridgeReader, LambdaReader):
             else:
                 text = self.clients("sns").get_topic_attributes(TopicArn=arn).get("Attributes", {})
         except ClientError as exc:
-            if self.transient_raises and is_transient(exc):
+            if self.ctx.transient_raises and is_transient(exc):
                 raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
             if not is_not_found(exc) and error_code(exc) not in ("AWS.SimpleQueueService.NonExistentQueue",
                                                                  "QueueDoesNotExist"):
-                self._extra.chain_gaps.add(f"the policy of {name} ({error_code(exc) or 'error'})")
+                self.gaps.add(f"the policy of {name} ({error_code(exc) or 'error'})")
             return None
         try:
             policy = json.loads(text.get("Policy") or "{}")

@@ -1,24 +1,23 @@
-"""What the inventory's readers share: snapshot building, small helpers, the per-run caches."""
+"""What the inventory's readers share: snapshot building, small helpers, the read context (clients, scope,
+shared caches, bounded parallel reads)."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from chalicelib.aws import Clients
-from chalicelib.model import (
-    ApiRoute,
-    EventSourceMapping,
-    FunctionRef,
-    FunctionSnapshot,
-    Layer,
-    MemoryRecommendation,
-    RolePolicy,
-    Scaler,
-    Trigger,
-)
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import Clients, is_not_found
+from chalicelib.model import EventSourceMapping, FunctionRef, FunctionSnapshot, Layer
+
+T = TypeVar("T")
+R = TypeVar("R")
+_UNSET = object()
 
 EC2_FILTER_VALUES = 200
 MAX_FILTER_PAGES = 10
@@ -60,9 +59,9 @@ def snapshot_from_config(config: dict[str, Any], tags: dict[str, str] | None = N
         package_type=config.get("PackageType", "Zip"),
         architectures=tuple(config.get("Architectures") or ("x86_64",)),
         custom_log_group=_custom_log_group(config),
+        revision_id=str(config.get("RevisionId") or ""),
         snapstart=str((config.get("SnapStart") or {}).get("ApplyOn") or "None"),
         efs=bool(config.get("FileSystemConfigs")),
-        revision_id=str(config.get("RevisionId") or ""),
     )
 
 
@@ -97,55 +96,84 @@ class VpcResources:
 
 
 @dataclass
-class InventoryCaches:
-    """What the network / IAM / trigger / log reads keep for the run (many functions share a VPC, a role,
-    a bucket)."""
+class SharedCaches:
+    """What more than one reader (or the inventory itself) keeps for the run: function resource policies
+    (routes and triggers of one function), subnets (network facts and the VPC functions of a change) and the
+    account's function configurations. Each reader keeps its own caches itself."""
 
     policies: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     subnets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    vpcs: dict[str, VpcResources] = field(default_factory=dict)
-    roles: dict[str, tuple[RolePolicy, ...] | None] = field(default_factory=dict)
-    managed: dict[str, dict[str, Any]] = field(default_factory=dict)
-    authorization_read: bool = False
-    buckets: dict[str, list[Trigger]] = field(default_factory=dict)
-    all_buckets_read: bool = False
-    unreadable_buckets: set[str] = field(default_factory=set)
-    all_subscriptions: list[Trigger] | None = None
-    topics: dict[str, list[Trigger]] = field(default_factory=dict)
-    rules: dict[str, list[Trigger]] = field(default_factory=dict)  # rule ARN -> its deliveries
-    all_rules_read: bool = False
-    pipes: list[Trigger] | None = None
-    resource_policies: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # queue / topic policies
-    delivery_index: dict[str, list[Trigger]] | None = None  # target -> what delivers into it (a sweep)
-    chain_gaps: set[str] = field(default_factory=set)  # what could not be read while following loop paths
-    simulation_unavailable: str = ""  # why IAM's policy simulator could not be asked, once it failed
-    log_groups: set[str] = field(default_factory=set)
-    log_prefixes_read: set[str] = field(default_factory=set)
     configs: list[dict[str, Any]] | None = None
-    layer_sizes: dict[str, tuple[int | None, str]] = field(default_factory=dict)
-    recommendations: dict[str, MemoryRecommendation] | None = None
-    recommendations_unavailable: str = ""
-    scalers: dict[str, Scaler] | None = None
 
 
-class ReaderBase:
-    """What every reader mixin relies on; :class:`chalicelib.inventory.Inventory` sets all of it in
-    ``__init__``: the clients, the scope, the per-run caches, and the effects a reader needs beyond AWS
-    calls (``sleep`` while a Logs Insights query runs)."""
+class ReadContext:
+    """What every facet reader is built with: the scope's clients (and its bounded parallel reads), the
+    scope, the shared per-run caches, and the effects a reader needs beyond AWS calls (``sleep`` while a
+    Logs Insights query runs). Readers are composed by :class:`chalicelib.inventory.Inventory`, each
+    owning its own caches; they reach each other only through the inventory's facet order."""
 
-    clients: Clients
-    account: str
-    region: str
-    sleep: Callable[[float], None]
-    _extra: InventoryCaches
-    _route_index: dict[str, list[ApiRoute]] | None
-    _mapping_index: dict[str, list[EventSourceMapping]] | None
-    _alarm_index: dict[str, dict[str, Any]] | None
-    _metric_index: dict[str, dict[str, set[str]]]
-    _provisioned_unavailable: str
-    transient_raises: bool
+    def __init__(self, clients: Clients, account: str, sleep: Callable[[float], None]) -> None:
+        self.clients = clients
+        self.account = account
+        self.region = clients.region
+        self.sleep = sleep
+        self.shared = SharedCaches()
+        self.transient_raises = False  # inside one event (Engine.handle): a transient read error raises
+        self._lock = threading.Lock()
+        self._once: dict[str, list[Any]] = {}
+
+    def once(self, key: str, build: Callable[[], R]) -> R:
+        """``build()`` once per run for ``key`` (an account-wide index): a caller that comes while another
+        builds it waits for that build instead of reading AWS again; a failed build is retried by the next.
+
+        Example:
+            >>> ctx = ReadContext(Clients("us-east-1"), "123456789012", sleep=lambda s: None)
+            >>> [ctx.once("index", lambda: len(ctx._once)) for _ in range(2)]
+            [1, 1]
+        """
+        with self._lock:
+            entry = self._once.setdefault(key, [threading.Lock(), _UNSET])
+        with entry[0]:
+            if entry[1] is _UNSET:
+                entry[1] = build()
+            return entry[1]
+
+    def parallel(self, service: str, read: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """Read ``items`` in parallel within the scope's limit for ``service`` (see ``Clients.parallel``)."""
+        return self.clients.parallel(service, read, items)
 
     def function_policy(self, function_arn: str) -> dict[str, Any] | None:
-        """The function's resource policy (see :meth:`chalicelib.inventory.Inventory.function_policy`)."""
-        raise NotImplementedError
+        """The function's resource policy (GetPolicy, once per run); None when it has none."""
+        cache = self.shared.policies
+        if function_arn not in cache:
+            try:
+                policy: dict[str, Any] | None = json.loads(
+                    self.clients("lambda").get_policy(FunctionName=function_arn)["Policy"])
+            except ClientError as exc:
+                if not is_not_found(exc):
+                    raise
+                policy = None
+            with self._lock:
+                cache.setdefault(function_arn, policy)
+        return cache[function_arn]
 
+
+class Reader:
+    """A facet reader: built with the scope's :class:`ReadContext`, it owns its own caches. Readers are
+    composed by :class:`chalicelib.inventory.Inventory` (never mixed into it), which runs them in the
+    explicit facet order of ``chalicelib.inventory.FACETS``."""
+
+    def __init__(self, ctx: ReadContext) -> None:
+        self.ctx = ctx
+
+    @property
+    def clients(self) -> Clients:
+        return self.ctx.clients
+
+    @property
+    def account(self) -> str:
+        return self.ctx.account
+
+    @property
+    def region(self) -> str:
+        return self.ctx.region

@@ -5,7 +5,7 @@ A sweep reads every rule once per run (ListEventBuses, ListRules per bus, ListTa
 rule with an event pattern; scheduled rules are not triggered by writes) and every pipe with one ListPipes. An
 event reads only the rules a resource policy names (DescribeRule + ListTargetsByRule each).
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches).
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches.
 moto implements ListEventBuses, ListRules, DescribeRule, ListTargetsByRule and ListPipes (verified with moto
 5.2.5 against botocore's models); the tests build real rules and pipes in it.
 """
@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import error_code, is_not_found, is_transient
-from chalicelib.inventory.common import ReaderBase, _unqualified
+from chalicelib.inventory.common import ReadContext, Reader, _unqualified
 from chalicelib.model import Trigger
 
 # arn:aws:events:<region>:<account>:rule/[<bus>/]<name>
@@ -26,31 +26,39 @@ _RULE_ARN = re.compile(r"^arn:aws[a-z-]*:events:(?P<region>[a-z0-9-]+):(?P<accou
                        r"(?:(?P<bus>[^/]+)/)?(?P<name>[^/]+)$")
 
 
-class EventBridgeReader(ReaderBase):
+class EventBridgeReader(Reader):
     """EventBridge rules and pipes as deliveries (recursive-trigger's loop paths)."""
+
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx)
+        self._rules: dict[str, list[Trigger]] = {}  # rule ARN -> its deliveries
+        self.gaps: set[str] = set()  # what could not be read
 
     def rule_deliveries(self, rule_arns: set[str] | None) -> list[Trigger]:
         """The deliveries of the rules named (rule ARNs) or, with None, of every rule of the region."""
         if rule_arns is None:
-            if not self._extra.all_rules_read:
-                self._read_all_rules()
-            return [t for hops in self._extra.rules.values() for t in hops]
+            return self.ctx.once("all_rules", self._read_all_rules)
         found = []
         for arn in sorted(rule_arns):
-            if arn not in self._extra.rules:
-                self._extra.rules[arn] = self._read_rule(arn)
-            found.extend(self._extra.rules[arn])
+            if arn not in self._rules:
+                self._rules[arn] = self._read_rule(arn)
+            found.extend(self._rules[arn])
         return found
 
-    def _read_all_rules(self) -> None:
+    def warm(self) -> None:
+        """Read every rule and pipe of the region, once a run."""
+        self.rule_deliveries(None)
+        self.pipe_deliveries()
+
+    def _read_all_rules(self) -> list[Trigger]:
         events = self.clients("events")
         buses = [b for page in _pages(events, "list_event_buses", "EventBuses", {}) for b in page]
-        for bus in buses:
-            for rule in (r for page in _pages(events, "list_rules", "Rules", {"EventBusName": bus["Name"]})
-                         for r in page):
-                if rule.get("Arn") not in self._extra.rules:
-                    self._extra.rules[rule["Arn"]] = self._rule_targets(rule, bus["Arn"])
-        self._extra.all_rules_read = True
+        rules = [(r, bus["Arn"]) for bus in buses
+                 for page in _pages(events, "list_rules", "Rules", {"EventBusName": bus["Name"]}) for r in page]
+        for rule, hops in zip(rules, self.ctx.parallel("events", lambda item: self._rule_targets(*item), rules),
+                              strict=True):
+            self._rules[rule[0]["Arn"]] = hops
+        return [t for hops in self._rules.values() for t in hops]
 
     def _read_rule(self, arn: str) -> list[Trigger]:
         match = _RULE_ARN.match(arn)
@@ -77,19 +85,19 @@ class EventBridgeReader(ReaderBase):
 
     def pipe_deliveries(self) -> list[Trigger]:
         """Every running pipe of the region (one ListPipes, once per run)."""
-        if self._extra.pipes is None:
-            try:
-                pipes = [p for page in _pages(self.clients("pipes"), "list_pipes", "Pipes", {}) for p in page]
-            except ClientError as exc:
-                if self.transient_raises and is_transient(exc):
-                    raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
-                self._extra.chain_gaps.add(f"EventBridge pipes ({error_code(exc) or 'error'})")
-                pipes = []
-            self._extra.pipes = [
-                Trigger("pipe", str(p.get("Source", "")).split("/consumer/", 1)[0], id=str(p.get("Arn", "")),
+        return self.ctx.once("pipes", self._read_pipes)
+
+    def _read_pipes(self) -> list[Trigger]:
+        try:
+            pipes = [p for page in _pages(self.clients("pipes"), "list_pipes", "Pipes", {}) for p in page]
+        except ClientError as exc:
+            if self.ctx.transient_raises and is_transient(exc):
+                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
+            self.gaps.add(f"EventBridge pipes ({error_code(exc) or 'error'})")
+            pipes = []
+        return [Trigger("pipe", str(p.get("Source", "")).split("/consumer/", 1)[0], id=str(p.get("Arn", "")),
                         target_arn=_target(str(p["Target"])))
                 for p in pipes if p.get("Target") and p.get("DesiredState", "RUNNING") == "RUNNING"]
-        return self._extra.pipes
 
 
 def _target(arn: str) -> str:

@@ -1,24 +1,109 @@
-"""Lambda-side facets beyond the configuration: event source mappings, runaway alarms, recursion config.
+"""Lambda-side facets beyond the configuration: reserved concurrency, event source mappings, runaway alarms,
+recursion config.
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib import alarms
-from chalicelib.aws import error_code, is_unsupported
-from chalicelib.inventory.common import ReaderBase, _mapping, _unqualified
-from chalicelib.model import EventSourceMapping, FunctionRef, FunctionSnapshot
+from chalicelib.aws import error_code, is_not_found, is_transient, is_unsupported
+from chalicelib.inventory.common import ReadContext, Reader, _mapping, _unqualified
+from chalicelib.model import AccountFacts, EventSourceMapping, FunctionRef, FunctionSnapshot
+
+UNSUPPORTED = "GetAccountSettings is not available here"
+ACCOUNT_FACTS_MAX_AGE_S = 300.0  # the concurrency limit moves with a quota request, the pool with reservations
 
 
-class LambdaReader(ReaderBase):
-    """Lambda facets beyond the configuration: mappings, runaway alarms, recursion config."""
+class AccountFactsCache:
+    """Account facts (GetAccountSettings) kept for ``max_age`` seconds per account and region: the runtime
+    holds one per Lambda container, so a burst of events asks AWS once every few minutes, not once each.
 
-    def _load_mappings(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+    Example:
+        >>> clock = iter([0.0, 10.0, 400.0]).__next__
+        >>> cache, reads = AccountFactsCache(clock=clock), []
+        >>> read = lambda: reads.append(1) or AccountFacts(1000, 900)
+        >>> [cache.get(("1", "r"), read).concurrency_limit for _ in range(3)], len(reads)
+        ([1000, 1000, 1000], 2)
+    """
+
+    def __init__(self, max_age: float = ACCOUNT_FACTS_MAX_AGE_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age, self.clock = max_age, clock
+        self._facts: dict[tuple[str, str], tuple[float, AccountFacts]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str], read: Callable[[], AccountFacts]) -> AccountFacts:
+        now = self.clock()
+        with self._lock:
+            cached = self._facts.get(key)
+        if cached and now - cached[0] < self.max_age:
+            return cached[1]
+        facts = read()
+        if not facts.unavailable or facts.unavailable == UNSUPPORTED:  # a failed read is retried next run
+            with self._lock:
+                self._facts[key] = (now, facts)
+        return facts
+
+
+class LambdaReader(Reader):
+    """Lambda facets beyond the configuration: concurrency, mappings, runaway alarms, recursion config."""
+
+    def __init__(self, ctx: ReadContext, facts: AccountFactsCache | None = None) -> None:
+        super().__init__(ctx)
+        self._facts = facts or AccountFactsCache()
+        self._run_facts: AccountFacts | None = None
+
+    def account_facts(self) -> AccountFacts:
+        """Concurrency limit and unreserved pool (once per run; across runs see :class:`AccountFactsCache`);
+        ``unavailable`` says why when AWS will not tell."""
+        if self._run_facts is None:
+            self._run_facts = self._facts.get((self.account, self.region), self._read_account_facts)
+        return self._run_facts
+
+    def _read_account_facts(self) -> AccountFacts:
+        try:
+            limits = self.clients("lambda").get_account_settings().get("AccountLimit", {})
+        except ClientError as exc:
+            if self.ctx.transient_raises and is_transient(exc):
+                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
+            return AccountFacts(unavailable=UNSUPPORTED if is_unsupported(exc) else
+                                f"GetAccountSettings failed: {error_code(exc) or 'error'}")
+        return AccountFacts(limits.get("ConcurrentExecutions"), limits.get("UnreservedConcurrentExecutions"))
+
+    def mapping(self, uuid: str) -> EventSourceMapping | None:
+        """Re-read one event source mapping; None if it is gone."""
+        try:
+            return _mapping(self.clients("lambda").get_event_source_mapping(UUID=uuid))
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+
+    def reserved_concurrency(self, ref: FunctionRef) -> int | None:
+        """The function's reserved concurrency (GetFunctionConcurrency: exact, 0 included); None if unset."""
+        response = self.clients("lambda").get_function_concurrency(FunctionName=ref.arn)
+        value = response.get("ReservedConcurrentExecutions")
+        return None if value is None else int(value)
+
+    def load_concurrency(self, snapshots: list[FunctionSnapshot]) -> None:
+        """Reserved concurrency (0 included; None when unset) of each function not read yet. AWS lists it for
+        no function in bulk: one GetFunction each, in parallel. GetFunction, not GetFunctionConcurrency: its
+        quota is 100 requests a second, the other control-plane reads share 15 (Lambda quotas page)."""
+        def read(snapshot: FunctionSnapshot) -> None:
+            response = self.clients("lambda").get_function(FunctionName=snapshot.arn)
+            snapshot.reserved_concurrency = (response.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
+            snapshot.loaded.add("concurrency")
+
+        self.ctx.parallel("lambda", read, [s for s in snapshots if "concurrency" not in s.loaded])
+
+    def load_mappings(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
         by_function = self.mapping_index() if bulk else self._read_mappings(snapshots[0].name)
         for snapshot in snapshots:
             snapshot.mappings = tuple(by_function.get(snapshot.arn, ()))
@@ -26,9 +111,7 @@ class LambdaReader(ReaderBase):
 
     def mapping_index(self) -> dict[str, list[EventSourceMapping]]:
         """Every event source mapping in the region, by unqualified function ARN (read once per run)."""
-        if self._mapping_index is None:
-            self._mapping_index = self._read_mappings(None)
-        return self._mapping_index
+        return self.ctx.once("mapping_index", lambda: self._read_mappings(None))
 
     def _read_mappings(self, function_name: str | None) -> dict[str, list[EventSourceMapping]]:
         paginator = self.clients("lambda").get_paginator("list_event_source_mappings")
@@ -38,7 +121,7 @@ class LambdaReader(ReaderBase):
                 by_function[_unqualified(item.get("FunctionArn", ""))].append(_mapping(item))
         return by_function
 
-    def _load_alarms(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+    def load_alarms(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
         index = self.alarm_index() if bulk else self._read_alarms(AlarmNames=[alarms.alarm_name(snapshots[0].name)])
         for snapshot in snapshots:
             snapshot.alarm = index.get(snapshot.name)
@@ -46,9 +129,7 @@ class LambdaReader(ReaderBase):
 
     def alarm_index(self) -> dict[str, dict[str, Any]]:
         """Every managed runaway alarm in the region (one DescribeAlarms by prefix), by function name."""
-        if self._alarm_index is None:
-            self._alarm_index = self._read_alarms(AlarmNamePrefix=alarms.PREFIX)
-        return self._alarm_index
+        return self.ctx.once("alarm_index", lambda: self._read_alarms(AlarmNamePrefix=alarms.PREFIX))
 
     def _read_alarms(self, **selector: Any) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -83,9 +164,11 @@ class LambdaReader(ReaderBase):
         snapshot.loaded.add("mappings")
         return snapshot.mappings
 
+    def load_recursion(self, snapshots: list[FunctionSnapshot]) -> None:
+        """Lambda's recursive loop setting of each function (one call each, in parallel)."""
+        self.ctx.parallel("lambda", self._load_recursion, [s for s in snapshots if "recursion" not in s.loaded])
+
     def _load_recursion(self, snapshot: FunctionSnapshot) -> None:
-        if "recursion" in snapshot.loaded:
-            return
         try:
             response = self.clients("lambda").get_function_recursion_config(FunctionName=snapshot.arn)
             snapshot.recursive_loop = response.get("RecursiveLoop")

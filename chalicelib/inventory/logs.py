@@ -1,6 +1,6 @@
 """Log searches for tmp-storage: Logs Insights over many log groups in a sweep, FilterLogEvents for one function.
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches."""
 
 from __future__ import annotations
 
@@ -20,16 +20,23 @@ from chalicelib.inventory.common import (
     INSIGHTS_POLL_S,
     INSIGHTS_WAIT_S,
     MAX_FILTER_PAGES,
-    ReaderBase,
+    ReadContext,
+    Reader,
     _chunks,
 )
 from chalicelib.model import FunctionSnapshot, LogHits, LogSearch
 
 
-class LogReader(ReaderBase):
+class LogReader(Reader):
     """Log searches (tmp-storage): Logs Insights in a sweep, FilterLogEvents for one function."""
 
-    def _load_logs(self, snapshots: list[FunctionSnapshot], bulk: bool, searches: dict[str, LogSearch]) -> None:
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx)
+        self._log_groups: set[str] = set()
+        self._log_prefixes_read: set[str] = set()
+
+    def load_logs(self, snapshots: list[FunctionSnapshot], bulk: bool, searches: dict[str, LogSearch]) -> None:
+        """The ``logs`` facet: the hits of each function's log search (``searches``: by function ARN)."""
         by_search: dict[LogSearch, list[FunctionSnapshot]] = defaultdict(list)
         for snapshot in snapshots:
             search = searches.get(snapshot.arn)
@@ -84,7 +91,7 @@ class LogReader(ReaderBase):
                 status = result.get("status", "")
                 if status not in ("Scheduled", "Running") or time.monotonic() > deadline:
                     break
-                self.sleep(INSIGHTS_POLL_S)
+                self.ctx.sleep(INSIGHTS_POLL_S)
             if status != "Complete":
                 failed.update({g: f"Logs Insights query {status or 'did not finish'}" for g in chunk})
             for row in result.get("results", []):
@@ -100,11 +107,11 @@ class LogReader(ReaderBase):
         paginator = self.clients("logs").get_paginator("describe_log_groups")
         prefixes = {DEFAULT_LOG_PREFIX} if any(g.startswith(DEFAULT_LOG_PREFIX) for g in groups) else set()
         prefixes |= {g for g in groups if not g.startswith(DEFAULT_LOG_PREFIX)}
-        for prefix in sorted(prefixes - self._extra.log_prefixes_read):
+        for prefix in sorted(prefixes - self._log_prefixes_read):
             for page in paginator.paginate(logGroupNamePrefix=prefix):
-                self._extra.log_groups.update(g["logGroupName"] for g in page.get("logGroups", []))
-            self._extra.log_prefixes_read.add(prefix)
-        return groups & self._extra.log_groups
+                self._log_groups.update(g["logGroupName"] for g in page.get("logGroups", []))
+            self._log_prefixes_read.add(prefix)
+        return groups & self._log_groups
 
 
 def _mentions(message: str, patterns: tuple[str, ...]) -> bool:

@@ -1,7 +1,7 @@
 """CloudWatch metrics (GetMetricData, 500 series a call; ListMetrics as a bulk pre-filter), function URLs and
 provisioned-concurrency configs.
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import alarms
 from chalicelib.aws import is_not_found, is_unsupported
-from chalicelib.inventory.common import ReaderBase
+from chalicelib.inventory.common import ReadContext, Reader
 from chalicelib.model import EACH_PROVISIONED, FunctionSnapshot, MetricQuery, ProvisionedConfig
 
 METRIC_QUERIES_PER_CALL = 500
@@ -23,10 +24,14 @@ PROVISIONED_METRIC = "ProvisionedConcurrentExecutions"
 URL_METRIC = "UrlRequestCount"
 
 
-class MetricReader(ReaderBase):
+class MetricReader(Reader):
     """CloudWatch metrics, function URLs and provisioned-concurrency configs."""
 
-    def _load_metrics(self, snapshots: list[FunctionSnapshot], queries: dict[str, set[MetricQuery]]) -> None:
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx)
+        self._provisioned_unavailable = ""
+
+    def load_metrics(self, snapshots: list[FunctionSnapshot], queries: dict[str, set[MetricQuery]]) -> None:
         wanted = [(snapshot, q) for snapshot in snapshots for q in sorted(queries.get(snapshot.arn, set()), key=repr)
                   if not q.qualifier]  # per alias / version series are read with the provisioned facet
         for snapshot, query in wanted:
@@ -39,9 +44,9 @@ class MetricReader(ReaderBase):
         by_days: dict[int, list[tuple[FunctionSnapshot, MetricQuery]]] = defaultdict(list)
         for item in wanted:
             by_days[item[1].days].append(item)
-        for days, items in by_days.items():
-            for start in range(0, len(items), METRIC_QUERIES_PER_CALL):
-                self._metric_batch(items[start:start + METRIC_QUERIES_PER_CALL], days, now)
+        batches = [(items[start:start + METRIC_QUERIES_PER_CALL], days) for days, items in by_days.items()
+                   for start in range(0, len(items), METRIC_QUERIES_PER_CALL)]
+        self.ctx.parallel("cloudwatch", lambda batch: self._metric_batch(*batch, now), batches)
 
     def _metric_batch(self, items: list[tuple[FunctionSnapshot, MetricQuery]], days: int, now: datetime) -> None:
         requests = [{
@@ -65,9 +70,7 @@ class MetricReader(ReaderBase):
     def metric_index(self, metric: str) -> dict[str, set[str]]:
         """Functions with ``metric`` series in AWS/Lambda over the last two weeks (ListMetrics, read once per
         run): function name -> the qualifiers seen in the ``Resource`` dimension."""
-        if metric not in self._metric_index:
-            self._metric_index[metric] = self._list_metrics(metric)
-        return self._metric_index[metric]
+        return self.ctx.once(f"metric_index:{metric}", lambda: self._list_metrics(metric))
 
     def _list_metrics(self, metric: str, function_name: str = "") -> dict[str, set[str]]:
         dimensions = [{"Name": "FunctionName", "Value": function_name}] if function_name else []
@@ -75,16 +78,18 @@ class MetricReader(ReaderBase):
             Namespace="AWS/Lambda", MetricName=metric, Dimensions=dimensions)
         return _qualifiers([item for page in pages for item in page.get("Metrics", [])])
 
-    def _load_urls(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+    def load_urls(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
         """Function URLs. A sweep: the functions whose URL served requests (one ListMetrics for all). One
-        function: its URL configs, read only when no API route fronts it already (the engine loads facets in
-        name order, so ``routes`` is known here; if it were not, the URL would just be read)."""
+        function: its URL configs, read only when no API route fronts it already (``urls`` is declared
+        after ``routes`` in the inventory's facet order, so ``routes`` is known here when it was needed)."""
         served = self.metric_index(URL_METRIC) if bulk else {}
+        unrouted = [s for s in snapshots if not bulk and not s.routes]
+        for snapshot, url in zip(unrouted, self.ctx.parallel("lambda", self._read_function_url, unrouted),
+                                 strict=True):
+            snapshot.function_url = url
         for snapshot in snapshots:
             if bulk:
                 snapshot.function_url = "function URL" if snapshot.name in served else ""
-            elif not snapshot.routes:
-                snapshot.function_url = self._read_function_url(snapshot)
             snapshot.loaded.add("urls")
 
     def _read_function_url(self, snapshot: FunctionSnapshot) -> str:
@@ -105,17 +110,17 @@ class MetricReader(ReaderBase):
                 return ""
             raise
 
-    def _load_provisioned(self, snapshots: list[FunctionSnapshot], bulk: bool,
-                          queries: dict[str, set[MetricQuery]]) -> None:
+    def load_provisioned(self, snapshots: list[FunctionSnapshot], bulk: bool,
+                         queries: dict[str, set[MetricQuery]]) -> None:
         """Provisioned-concurrency configs, then the per alias / version metrics checks asked for. A sweep
         reads configs only of functions whose provisioned concurrency served requests (ListMetrics)."""
         in_use = self.metric_index(PROVISIONED_METRIC) if bulk else None
         wanted: list[tuple[FunctionSnapshot, MetricQuery]] = []
+        serving = [s for s in snapshots if in_use is None or s.name in in_use]
+        self.ctx.parallel("lambda", lambda snapshot: self._read_provisioned(snapshot, in_use), serving)
         for snapshot in snapshots:
             if in_use is not None and snapshot.name not in in_use:
                 snapshot.provisioned, snapshot.provisioned_note = (), "none served requests in the last 14 days"
-            else:
-                self._read_provisioned(snapshot, in_use)
             snapshot.loaded.add("provisioned")
             for query in queries.get(snapshot.arn, set()):
                 if query.qualifier == EACH_PROVISIONED:
@@ -124,6 +129,53 @@ class MetricReader(ReaderBase):
                         snapshot.metrics[concrete] = None
                         wanted.append((snapshot, concrete))
         self._read_metrics(wanted)
+
+    def alarm_contributors(self, alarm_name: str) -> list[dict[str, str]]:
+        """The contributor attributes (``{"FunctionName": ...}``) of a multi-time-series alarm's series in ALARM
+        (DescribeAlarmContributors, every page). Raises ``ContributorsUnavailable`` where the API is missing."""
+        client, token = self.clients("cloudwatch"), None
+        found: list[dict[str, str]] = []
+        while True:
+            try:
+                paging: dict[str, str] = {"NextToken": token} if token else {}
+                page = client.describe_alarm_contributors(AlarmName=alarm_name, **paging)
+            except (ClientError, NotImplementedError) as exc:  # moto in-process raises NotImplementedError
+                if isinstance(exc, NotImplementedError) or is_unsupported(exc):
+                    raise ContributorsUnavailable("DescribeAlarmContributors is not available here: the sentinel "
+                                                  "cannot name the function; use per-function alarms") from exc
+                raise
+            found.extend(dict(c.get("ContributorAttributes") or {}) for c in page.get("AlarmContributors", []))
+            token = page.get("NextToken")
+            if not token:
+                return found
+
+    def sentinel_alarms(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """The sentinel alarms of the scope (DescribeAlarms by prefix), as PutMetricAlarm arguments, by name."""
+        pages = self.clients("cloudwatch").get_paginator("describe_alarms").paginate(
+            AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm"])
+        return {a["AlarmName"]: alarms.put_arguments(a) for page in pages for a in page.get("MetricAlarms", [])}
+
+    def recent_and_baseline(self, function_name: str, metric: str, stat: str, minutes: int,
+                            days: int) -> tuple[list[float], float]:
+        """One function's ``metric`` for each of the last ``minutes`` minutes (oldest first) and its average
+        minute over the last ``days`` days (one GetMetricData call, two queries)."""
+        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        dims = [{"Name": "FunctionName", "Value": function_name}]
+        queries = [{"Id": "recent", "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": metric,
+                                                              "Dimensions": dims}, "Period": 60, "Stat": stat}},
+                   {"Id": "baseline", "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": metric,
+                                                                "Dimensions": dims}, "Period": 3600, "Stat": stat}}]
+        response = self.clients("cloudwatch").get_metric_data(
+            MetricDataQueries=queries, StartTime=now - timedelta(days=days), EndTime=now, ScanBy="TimestampAscending")
+        series = {r["Id"]: r for r in response.get("MetricDataResults", [])}
+        cutoff = now - timedelta(minutes=minutes)
+        recent = [v for t, v in zip(series.get("recent", {}).get("Timestamps", []),
+                                    series.get("recent", {}).get("Values", []), strict=False) if t >= cutoff]
+        hourly = series.get("baseline", {}).get("Values", [])
+        per_minute = [v / 60 for v in hourly] if stat == "Sum" else list(hourly)
+        baseline = sum(per_minute) / (days * 24) if stat == "Sum" else (sum(per_minute) / len(per_minute)
+                                                                           if per_minute else 0.0)
+        return recent[-minutes:], baseline
 
     def _read_provisioned(self, snapshot: FunctionSnapshot, in_use: dict[str, set[str]] | None) -> None:
         """ListProvisionedConcurrencyConfigs; where it is unavailable, the qualifiers CloudWatch shows with
@@ -146,6 +198,10 @@ class MetricReader(ReaderBase):
         seen = in_use if in_use is not None else self._list_metrics(PROVISIONED_METRIC, snapshot.name)
         snapshot.provisioned = tuple(ProvisionedConfig(q) for q in sorted(seen.get(snapshot.name, ())))
         snapshot.provisioned_note = self._provisioned_unavailable
+
+
+class ContributorsUnavailable(RuntimeError):
+    """DescribeAlarmContributors is missing where the bot runs (moto, an old partition)."""
 
 
 def _dimensions(snapshot: FunctionSnapshot, query: MetricQuery) -> list[dict[str, str]]:

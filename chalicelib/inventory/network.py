@@ -1,65 +1,80 @@
 """VPC facts for vpc-no-egress: subnets, route tables, NAT gateways, VPC endpoints (once per VPC in play).
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from chalicelib.inventory.common import _ROUTE_TARGETS, EC2_FILTER_VALUES, ReaderBase, VpcResources, _chunks
+from chalicelib.inventory.common import _ROUTE_TARGETS, EC2_FILTER_VALUES, ReadContext, Reader, VpcResources, _chunks
 from chalicelib.model import FunctionSnapshot, NatGateway, NetworkFacts, Route, SubnetRouting, VpcEndpoint
 
 
-class NetworkReader(ReaderBase):
+class NetworkReader(Reader):
     """VPC facts (vpc-no-egress): subnets, route tables, NAT gateways, endpoints."""
 
-    def _load_network(self, snapshots: list[FunctionSnapshot]) -> None:
-        self._describe_subnets({sid for s in snapshots for sid in s.subnet_ids})
-        self._describe_vpcs({self._extra.subnets[sid]["VpcId"] for s in snapshots for sid in s.subnet_ids
-                             if self._extra.subnets.get(sid)})
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx)
+        self._vpcs: dict[str, VpcResources] = {}
+
+    def load_network(self, snapshots: list[FunctionSnapshot]) -> None:
+        """The ``network`` facet: each VPC function's subnets, their routes, NAT gateways and endpoints."""
+        subnets = self.ctx.shared.subnets
+        self.describe_subnets({sid for s in snapshots for sid in s.subnet_ids})
+        self._describe_vpcs({subnets[sid]["VpcId"] for s in snapshots for sid in s.subnet_ids if subnets.get(sid)})
         for snapshot in snapshots:
             snapshot.network = self._network_facts(snapshot)
             snapshot.loaded.add("network")
 
-    def _describe_subnets(self, subnet_ids: set[str]) -> None:
-        wanted = sorted(subnet_ids - set(self._extra.subnets))
+    def describe_subnets(self, subnet_ids: set[str]) -> None:
+        """Read the subnets not known yet into the shared cache (``None``-safe: a missing one stays ``{}``)."""
+        known = self.ctx.shared.subnets
+        wanted = sorted(subnet_ids - set(known))
         paginator = self.clients("ec2").get_paginator("describe_subnets")
         for chunk in _chunks(wanted, EC2_FILTER_VALUES):
             for sid in chunk:
-                self._extra.subnets[sid] = {}
+                known[sid] = {}
             for page in paginator.paginate(Filters=[{"Name": "subnet-id", "Values": chunk}]):
                 for subnet in page.get("Subnets", []):
-                    self._extra.subnets[subnet["SubnetId"]] = subnet
+                    known[subnet["SubnetId"]] = subnet
 
     def _describe_vpcs(self, vpc_ids: set[str]) -> None:
-        wanted = sorted(vpc_ids - set(self._extra.vpcs))
-        ec2 = self.clients("ec2")
+        wanted = sorted(vpc_ids - set(self._vpcs))
         for chunk in _chunks(wanted, EC2_FILTER_VALUES):
             found: dict[str, VpcResources] = {vpc: VpcResources() for vpc in chunk}
             by_vpc = [{"Name": "vpc-id", "Values": chunk}]
-            for page in ec2.get_paginator("describe_route_tables").paginate(Filters=by_vpc):
-                for table in page.get("RouteTables", []):
-                    found.setdefault(table["VpcId"], VpcResources()).route_tables.append(table)
-            for page in ec2.get_paginator("describe_nat_gateways").paginate(Filter=by_vpc):
-                for nat in page.get("NatGateways", []):
-                    found.setdefault(nat.get("VpcId", ""), VpcResources()).nat_gateways.append(nat)
-            for page in ec2.get_paginator("describe_vpc_endpoints").paginate(Filters=by_vpc):
-                for endpoint in page.get("VpcEndpoints", []):
-                    found.setdefault(endpoint.get("VpcId", ""), VpcResources()).endpoints.append(endpoint)
-            self._extra.vpcs.update(found)
+            tables, nats, endpoints = self._vpc_resources(by_vpc)
+            for table in tables:
+                found.setdefault(table["VpcId"], VpcResources()).route_tables.append(table)
+            for nat in nats:
+                found.setdefault(nat.get("VpcId", ""), VpcResources()).nat_gateways.append(nat)
+            for endpoint in endpoints:
+                found.setdefault(endpoint.get("VpcId", ""), VpcResources()).endpoints.append(endpoint)
+            self._vpcs.update(found)
+
+    def _vpc_resources(self, by_vpc: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Route tables, NAT gateways and VPC endpoints of these VPCs: three reads at once."""
+        ec2 = self.clients("ec2")
+        return self.ctx.parallel("ec2", lambda read: read(), [
+            lambda: [t for page in ec2.get_paginator("describe_route_tables").paginate(Filters=by_vpc)
+                     for t in page.get("RouteTables", [])],
+            lambda: [n for page in ec2.get_paginator("describe_nat_gateways").paginate(Filter=by_vpc)
+                     for n in page.get("NatGateways", [])],
+            lambda: [e for page in ec2.get_paginator("describe_vpc_endpoints").paginate(Filters=by_vpc)
+                     for e in page.get("VpcEndpoints", [])]])
 
     def _network_facts(self, snapshot: FunctionSnapshot) -> NetworkFacts:
         vpc, subnets, missing = snapshot.vpc_id, [], []
         for sid in snapshot.subnet_ids:
-            subnet = self._extra.subnets.get(sid)
+            subnet = self.ctx.shared.subnets.get(sid)
             if not subnet:
                 missing.append(sid)
                 continue
             vpc = subnet["VpcId"]
-            table = _route_table_of(sid, self._extra.vpcs.get(vpc, VpcResources()).route_tables)
+            table = _route_table_of(sid, self._vpcs.get(vpc, VpcResources()).route_tables)
             subnets.append(SubnetRouting(sid, vpc, table.get("RouteTableId", ""), _is_main(table), _routes(table)))
-        resources = self._extra.vpcs.get(vpc, VpcResources())
+        resources = self._vpcs.get(vpc, VpcResources())
         nats = tuple(NatGateway(n["NatGatewayId"], n.get("State", ""), n.get("ConnectivityType") or "public",
                                 _has_internet_route(_route_table_of(n.get("SubnetId", ""), resources.route_tables)))
                      for n in resources.nat_gateways)

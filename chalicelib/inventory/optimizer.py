@@ -4,7 +4,7 @@ A sweep reads every recommendation of the account once (GetLambdaFunctionRecomme
 event asks for its one function. Where the account has not opted in, the caller may not read them, or the API
 is not there, each snapshot says why (``unavailable["recommendations"]``) and the check keeps its estimate.
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches).
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches.
 What moto cannot show: moto has no Compute Optimizer. The tests stub only GetLambdaFunctionRecommendations
 (botocore ``Stubber`` on the real client) with responses shaped by botocore's service model; the permissions
 (compute-optimizer:GetLambdaFunctionRecommendations, plus lambda:ListFunctions and
@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import error_code, is_transient, is_unsupported
-from chalicelib.inventory.common import ReaderBase, _unqualified
+from chalicelib.inventory.common import ReadContext, Reader, _unqualified
 from chalicelib.model import FunctionSnapshot, MemoryRecommendation
 
 PAGE = 1000  # maxResults's maximum
@@ -48,26 +48,27 @@ def recommendation(item: dict[str, Any]) -> MemoryRecommendation:
     )
 
 
-class OptimizerReader(ReaderBase):
+class OptimizerReader(Reader):
     """Compute Optimizer memory recommendations (memory-cpu)."""
 
-    def _load_recommendations(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
-        index = self._recommendation_index() if bulk else self._read_recommendations([snapshots[0].arn])
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx)
+        self._unavailable = ""  # why Compute Optimizer would not answer, once it did not
+
+    def load_recommendations(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+        """The ``recommendations`` facet: each function's Compute Optimizer memory recommendation, if any."""
+        index = self.ctx.once("recommendations", lambda: self._read_recommendations(None)) if bulk else \
+            self._read_recommendations([snapshots[0].arn])
         for snapshot in snapshots:
             snapshot.memory_recommendation = (index or {}).get(snapshot.arn)
-            if self._extra.recommendations_unavailable:
-                snapshot.unavailable["recommendations"] = self._extra.recommendations_unavailable
+            if self._unavailable:
+                snapshot.unavailable["recommendations"] = self._unavailable
             snapshot.loaded.add("recommendations")
 
-    def _recommendation_index(self) -> dict[str, MemoryRecommendation] | None:
-        if self._extra.recommendations is None and not self._extra.recommendations_unavailable:
-            self._extra.recommendations = self._read_recommendations(None)
-        return self._extra.recommendations
-
     def _read_recommendations(self, arns: list[str] | None) -> dict[str, MemoryRecommendation] | None:
-        """Function ARN → its $LATEST recommendation; None (and ``recommendations_unavailable`` set) when AWS will
-        not answer. Never raises for a ClientError: memory-cpu then keeps its estimate."""
-        if self._extra.recommendations_unavailable:
+        """Function ARN → its $LATEST recommendation; None (and ``_unavailable`` set) when AWS will
+        not answer. Raises only a transient error inside one event: memory-cpu otherwise keeps its estimate."""
+        if self._unavailable:
             return None
         selector: dict[str, Any] = {"functionArns": arns} if arns else {"maxResults": PAGE}
         found: dict[str, MemoryRecommendation] = {}
@@ -78,10 +79,10 @@ class OptimizerReader(ReaderBase):
                     if item.get("functionVersion", "$LATEST") == "$LATEST":
                         found[_unqualified(str(item.get("functionArn", "")))] = recommendation(item)
         except ClientError as exc:
-            if self.transient_raises and is_transient(exc):
+            if self.ctx.transient_raises and is_transient(exc):
                 raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
             code = error_code(exc)
-            self._extra.recommendations_unavailable = (
+            self._unavailable = (
                 "the account has not opted in to AWS Compute Optimizer" if code == "OptInRequiredException" else
                 "GetLambdaFunctionRecommendations is not available here" if is_unsupported(exc) else
                 f"GetLambdaFunctionRecommendations failed: {code or 'error'}")

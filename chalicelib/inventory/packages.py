@@ -6,7 +6,7 @@ carry, and container images (their size in Amazon ECR).
 * Images: ListFunctions gives no image URI, so an image function costs one GetFunction in a sweep (the event
   path already has it), then one ECR DescribeImages for the image Lambda resolved.
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches).
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches.
 What moto cannot show: ECR's ``imageSizeInBytes`` is the sum of the image's compressed layers (botocore's
 documentation of DescribeImages); moto reports the manifest's config size instead, so tests set that.
 """
@@ -19,7 +19,7 @@ import re
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import error_code, is_not_found, is_transient
-from chalicelib.inventory.common import ReaderBase
+from chalicelib.inventory.common import ReadContext, Reader
 from chalicelib.model import FunctionSnapshot
 
 # <account>.dkr.ecr.<region>.amazonaws.com/<repository>(:<tag>|@<digest>)
@@ -39,10 +39,15 @@ def image_reference(uri: str) -> dict[str, str] | None:
     return {k: v or "" for k, v in match.groupdict().items()} if match else None
 
 
-class PackageReader(ReaderBase):
+class PackageReader(Reader):
     """Layer sizes the configuration lacks, and container-image sizes (package-size)."""
 
-    def _load_package(self, snapshots: list[FunctionSnapshot]) -> None:
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx)
+        self._layer_sizes: dict[str, tuple[int | None, str]] = {}  # layer version ARN -> (size, why not)
+
+    def load_package(self, snapshots: list[FunctionSnapshot]) -> None:
+        """The ``package`` facet: layer sizes the configuration lacks; container-image sizes."""
         images: list[FunctionSnapshot] = []
         for snapshot in snapshots:
             if any(layer.code_size <= 0 for layer in snapshot.layers):
@@ -54,7 +59,7 @@ class PackageReader(ReaderBase):
             self._size_images(images)
 
     def _size_layers(self, snapshot: FunctionSnapshot) -> None:
-        cache = self._extra.layer_sizes
+        cache = self._layer_sizes
         unknown = []
         sized = []
         for layer in snapshot.layers:
@@ -78,7 +83,7 @@ class PackageReader(ReaderBase):
             content = self.clients("lambda").get_layer_version(
                 LayerName=match["layer"], VersionNumber=int(match["version"])).get("Content") or {}
         except ClientError as exc:
-            if self.transient_raises and is_transient(exc):
+            if self.ctx.transient_raises and is_transient(exc):
                 raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
             return None, "deleted" if is_not_found(exc) else f"GetLayerVersion: {error_code(exc) or 'error'}"
         size = content.get("CodeSize")
@@ -109,7 +114,7 @@ class PackageReader(ReaderBase):
                 details = self.clients("ecr").describe_images(
                     registryId=ref["account"], repositoryName=ref["repo"], imageIds=[image_id]).get("imageDetails")
             except ClientError as exc:
-                if self.transient_raises and is_transient(exc):
+                if self.ctx.transient_raises and is_transient(exc):
                     raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
                 if error_code(exc) == "ImageNotFoundException":
                     continue

@@ -1,7 +1,7 @@
 """Execution-role policies for recursive-trigger: the account's authorization details in a sweep, one role's
 policies for an event.
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches."""
 
 from __future__ import annotations
 
@@ -12,25 +12,36 @@ from urllib.parse import unquote
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import is_not_found
-from chalicelib.inventory.common import ReaderBase
+from chalicelib.inventory.common import ReadContext, Reader
 from chalicelib.model import FunctionSnapshot, RolePolicy
 
 
-class RoleReader(ReaderBase):
+class RoleReader(Reader):
     """Execution-role policies (recursive-trigger)."""
 
-    def _load_role_policies(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
-        if bulk and not self._extra.authorization_read:
-            self._read_authorization_details()
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx)
+        self._roles: dict[str, tuple[RolePolicy, ...] | None] = {}
+        self._managed: dict[str, dict[str, Any]] = {}
+        self._authorization_read = False
+
+    def load_role_policies(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+        """The ``role_policies`` facet: each function's execution-role policies (inline and managed)."""
+        if bulk:
+            self.warm()
         for snapshot in snapshots:
             name = _role_name(snapshot.role)
-            if name not in self._extra.roles:
-                self._extra.roles[name] = None if self._extra.authorization_read else self._read_role(name)
-            policies = self._extra.roles[name]
+            if name not in self._roles:
+                self._roles[name] = None if self._authorization_read else self._read_role(name)
+            policies = self._roles[name]
             if policies is None:
                 snapshot.unavailable["role_policies"] = f"execution role {name or snapshot.role!r} not found"
             snapshot.role_policies = policies or ()
             snapshot.loaded.add("role_policies")
+
+    def warm(self) -> None:
+        """Read the account's role and managed-policy documents (GetAccountAuthorizationDetails), once a run."""
+        self.ctx.once("authorization_details", self._read_authorization_details)
 
     def _read_authorization_details(self) -> None:
         roles: list[dict[str, Any]] = []
@@ -41,15 +52,15 @@ class RoleReader(ReaderBase):
             for policy in page.get("Policies", []):
                 versions = policy.get("PolicyVersionList", [])
                 default: dict[str, Any] = next((v for v in versions if v.get("IsDefaultVersion")), {})
-                self._extra.managed[policy["Arn"]] = _document(default.get("Document"))
+                self._managed[policy["Arn"]] = _document(default.get("Document"))
         for role in roles:
             inline = tuple(RolePolicy(p["PolicyName"], "inline", _document(p.get("PolicyDocument")))
                            for p in role.get("RolePolicyList", []))
-            self._extra.roles[role["RoleName"]] = inline + tuple(
+            self._roles[role["RoleName"]] = inline + tuple(
                 self._managed_policy(a["PolicyArn"], a.get("PolicyName", ""))
                 for a in role.get("AttachedManagedPolicies", [])
             )
-        self._extra.authorization_read = True
+        self._authorization_read = True
 
     def _read_role(self, name: str) -> tuple[RolePolicy, ...] | None:
         iam = self.clients("iam")
@@ -67,17 +78,17 @@ class RoleReader(ReaderBase):
         return inline + tuple(self._managed_policy(a["PolicyArn"], a.get("PolicyName", "")) for a in attached)
 
     def _managed_policy(self, arn: str, name: str) -> RolePolicy:
-        if arn not in self._extra.managed:
+        if arn not in self._managed:
             iam = self.clients("iam")
             try:
                 version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
                 document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"].get("Document")
-                self._extra.managed[arn] = _document(document)
+                self._managed[arn] = _document(document)
             except ClientError as exc:
                 if not is_not_found(exc):
                     raise
-                self._extra.managed[arn] = {}
-        return RolePolicy(name or arn.rsplit("/", 1)[-1], arn, self._extra.managed[arn])
+                self._managed[arn] = {}
+        return RolePolicy(name or arn.rsplit("/", 1)[-1], arn, self._managed[arn])
 
 
 def _role_name(role_arn: str) -> str:

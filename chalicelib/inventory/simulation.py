@@ -12,7 +12,7 @@ PermissionsBoundaryDecisionDetail, OrganizationsDecisionDetail, ResourceSpecific
 and the permission (iam:SimulatePrincipalPolicy on the role) are from botocore's documentation of the operation.
 Where the call fails for any reason the local evaluator decides, and the finding says why.
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches).
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws import error_code, is_transient, is_unsupported
 from chalicelib.iam_eval import can_perform
-from chalicelib.inventory.common import ReaderBase
+from chalicelib.inventory.common import ReadContext, Reader
 from chalicelib.loops import writes
 from chalicelib.model import FunctionSnapshot, IamDecision
 
@@ -52,21 +52,26 @@ def decision(results: list[dict[str, Any]]) -> IamDecision:
                        tuple(dict.fromkeys(missing)))
 
 
-class SimulationReader(ReaderBase):
+class SimulationReader(Reader):
     """SimulatePrincipalPolicy for the writes that may close a loop."""
 
-    def _load_iam_simulation(self, snapshots: list[FunctionSnapshot]) -> None:
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx)
+        self._unavailable = ""  # why IAM's policy simulator could not be asked, once it failed
+
+    def load_iam_simulation(self, snapshots: list[FunctionSnapshot]) -> None:
+        """The ``iam_simulation`` facet: IAM's answer on each write the local evaluator lets close a loop."""
         for snapshot in snapshots:
             policies = [(p.name, p.document) for p in snapshot.role_policies]
             for write in writes(snapshot):
                 verdict = can_perform(policies, write.actions, write.target)
-                if not verdict.allowed or write.key in snapshot.iam_decisions or self._extra.simulation_unavailable:
+                if not verdict.allowed or write.key in snapshot.iam_decisions or self._unavailable:
                     continue
                 answer = self._simulate(snapshot.role, write.actions, verdict.resource or write.target)
                 if answer is not None:
                     snapshot.iam_decisions[write.key] = answer
-            if self._extra.simulation_unavailable:
-                snapshot.unavailable["iam_simulation"] = self._extra.simulation_unavailable
+            if self._unavailable:
+                snapshot.unavailable["iam_simulation"] = self._unavailable
             snapshot.loaded.add("iam_simulation")
 
     def _simulate(self, role: str, actions: tuple[str, ...], resource: str) -> IamDecision | None:
@@ -75,14 +80,14 @@ class SimulationReader(ReaderBase):
                 PolicySourceArn=role, ActionNames=list(actions), ResourceArns=[resource])
             results = [r for page in pages for r in page.get("EvaluationResults", [])]
         except ClientError as exc:
-            if self.transient_raises and is_transient(exc):
+            if self.ctx.transient_raises and is_transient(exc):
                 raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
-            self._extra.simulation_unavailable = ("SimulatePrincipalPolicy is not available here" if is_unsupported(exc)
+            self._unavailable = ("SimulatePrincipalPolicy is not available here" if is_unsupported(exc)
                                                   else f"SimulatePrincipalPolicy failed: {error_code(exc) or 'error'}")
             return None
         except Exception as exc:  # IAM's answer only refines the local one; see the module doc
-            if self.transient_raises and is_transient(exc):  # a timeout or a dropped connection, inside one event
+            if self.ctx.transient_raises and is_transient(exc):  # a timeout or a dropped connection, inside one event
                 raise
-            self._extra.simulation_unavailable = f"SimulatePrincipalPolicy is not available here ({type(exc).__name__})"
+            self._unavailable = f"SimulatePrincipalPolicy is not available here ({type(exc).__name__})"
             return None
         return decision(results)

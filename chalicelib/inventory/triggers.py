@@ -2,11 +2,11 @@
 notifications on, the default event bus) and SNS subscriptions (to functions and queues).
 
 The ``triggers`` facet is a function's direct S3 / SNS triggers. The same reads serve the loop paths of the
-``chains`` facet (:mod:`chalicelib.inventory.chains`): ``deliveries(target, sources)`` answers what S3 and SNS
+``chains`` facet (:mod:`chalicelib.inventory.chains`): :meth:`TriggerReader.deliveries` answers what S3 and SNS
 deliver into a function, queue, topic or bus, reading only the buckets / topics named in ``sources`` (from the
 target's resource policy) or, with None, every bucket and subscription of the region (once per run).
 
-Part of :class:`chalicelib.inventory.Inventory` (a mixin: it shares the inventory's clients and caches)."""
+A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own caches."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import error_code, is_not_found, is_transient
-from chalicelib.inventory.common import ReaderBase, _unqualified
+from chalicelib.inventory.common import ReadContext, Reader, _unqualified
 from chalicelib.model import FunctionSnapshot, Trigger
 
 EVENTBRIDGE = "EventBridge"  # the id of a bucket's delivery to the default event bus
@@ -26,55 +26,64 @@ def default_bus(region: str, account: str) -> str:
     return f"arn:aws:events:{region}:{account}:event-bus/default"
 
 
-class TriggerReader(ReaderBase):
+class TriggerReader(Reader):
     """What S3 and SNS deliver, and to what."""
 
-    def _load_triggers(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx)
+        self._buckets: dict[str, list[Trigger]] = {}
+        self.unreadable_buckets: set[str] = set()
+        self._topics: dict[str, list[Trigger]] = {}
+
+    def load_triggers(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
+        """The ``triggers`` facet: each function's S3 notifications and SNS subscriptions."""
         for snapshot in snapshots:
-            sources = None if bulk else invoke_sources(self.function_policy(snapshot.arn) or {})
+            sources = None if bulk else invoke_sources(self.ctx.function_policy(snapshot.arn) or {})
             snapshot.triggers = tuple(t for t in self.deliveries(snapshot.arn, sources) if t.kind in ("s3", "sns"))
-            if self._extra.unreadable_buckets:
+            if self.unreadable_buckets:
                 snapshot.unavailable["triggers"] = ("notifications unreadable for bucket(s) "
-                                                    + ", ".join(sorted(self._extra.unreadable_buckets)[:5]))
+                                                    + ", ".join(sorted(self.unreadable_buckets)[:5]))
             snapshot.loaded.add("triggers")
 
     def deliveries(self, target: str, sources: dict[str, set[str] | None] | None) -> list[Trigger]:
         """What S3 and SNS deliver into ``target`` (a function, queue, topic or bus ARN). ``sources`` maps ``s3``
         / ``sns`` to the bucket / topic ARNs to read (None: all of that kind); ``sources`` None reads all."""
         sources = sources if sources is not None else {"s3": None, "sns": None}
-        found = [t for t in self._bucket_deliveries(sources.get("s3", set())) if t.target_arn == target]
-        return found + [t for t in self._topic_deliveries(sources.get("sns", set())) if t.target_arn == target]
+        found = [t for t in self.bucket_deliveries(sources.get("s3", set())) if t.target_arn == target]
+        return found + [t for t in self.topic_deliveries(sources.get("sns", set())) if t.target_arn == target]
 
-    def _bucket_deliveries(self, sources: set[str] | None) -> list[Trigger]:
+    def bucket_deliveries(self, sources: set[str] | None) -> list[Trigger]:
         """Every delivery of the buckets named (bucket ARNs) or, with None, of every bucket of the region
-        (ListBuckets, then one GetBucketNotificationConfiguration per bucket, once per run)."""
+        (ListBuckets, then one GetBucketNotificationConfiguration per bucket, in parallel, once per run)."""
         if sources is None:
-            if not self._extra.all_buckets_read:
-                pages = self.clients("s3").get_paginator("list_buckets").paginate(BucketRegion=self.region)
-                for bucket in (b for page in pages for b in page.get("Buckets", [])):
-                    if (
-                        bucket.get("BucketRegion", self.region) == self.region
-                        and bucket["Name"] not in self._extra.buckets
-                    ):
-                        self._read_bucket(bucket["Name"])
-                self._extra.all_buckets_read = True
-            names = set(self._extra.buckets)
+            self.ctx.once("all_buckets", self._read_all_buckets)
+            names = set(self._buckets)
         else:
             names = {arn.split(":::", 1)[1].split("/", 1)[0] for arn in sources if arn.startswith("arn:aws")
                      and ":s3:::" in arn}
-            for name in sorted(names - set(self._extra.buckets)):
-                self._read_bucket(name)
-        return [t for name in sorted(names) for t in self._extra.buckets.get(name, [])]
+            self.ctx.parallel("s3", self._read_bucket, sorted(names - set(self._buckets)))
+        return [t for name in sorted(names) for t in self._buckets.get(name, [])]
+
+    def warm(self) -> None:
+        """Read every bucket's notifications and every SNS subscription of the region, once a run."""
+        self.ctx.once("all_buckets", self._read_all_buckets)
+        self.topic_deliveries(None)
+
+    def _read_all_buckets(self) -> None:
+        pages = self.clients("s3").get_paginator("list_buckets").paginate(BucketRegion=self.region)
+        self.ctx.parallel("s3", self._read_bucket, [
+            b["Name"] for page in pages for b in page.get("Buckets", [])
+            if b.get("BucketRegion", self.region) == self.region and b["Name"] not in self._buckets])
 
     def _read_bucket(self, name: str) -> None:
         try:
             config = self.clients("s3").get_bucket_notification_configuration(Bucket=name)
         except ClientError as exc:
-            if self.transient_raises and is_transient(exc):
+            if self.ctx.transient_raises and is_transient(exc):
                 raise  # inside one event: retried by Lambda rather than evaluated without the bucket
             if error_code(exc) not in ("NoSuchBucket", "404"):
-                self._extra.unreadable_buckets.add(f"{name} ({error_code(exc) or 'error'})")
-            self._extra.buckets[name] = []
+                self.unreadable_buckets.add(f"{name} ({error_code(exc) or 'error'})")
+            self._buckets[name] = []
             return
         found = []
         for key, target_key in (("LambdaFunctionConfigurations", "LambdaFunctionArn"),
@@ -89,21 +98,17 @@ class TriggerReader(ReaderBase):
         if "EventBridgeConfiguration" in config:
             found.append(Trigger("s3", f"arn:aws:s3:::{name}", ("s3:*",), id=EVENTBRIDGE,
                                  target_arn=default_bus(self.region, self.account)))
-        self._extra.buckets[name] = found
+        self._buckets[name] = found
 
-    def _topic_deliveries(self, sources: set[str] | None) -> list[Trigger]:
+    def topic_deliveries(self, sources: set[str] | None) -> list[Trigger]:
         """Every Lambda / SQS subscription of the topics named or, with None, of the region (ListSubscriptions
         once per run)."""
-        sns = self.clients("sns")
         if sources is None:
-            if self._extra.all_subscriptions is None:
-                subscriptions = [s for page in sns.get_paginator("list_subscriptions").paginate()
-                                 for s in page.get("Subscriptions", [])]
-                self._extra.all_subscriptions = _subscriptions(subscriptions)
-            return self._extra.all_subscriptions
+            return self.ctx.once("all_subscriptions", self._read_all_subscriptions)
+        sns = self.clients("sns")
         found: list[Trigger] = []
         for topic in sorted(t for t in sources if t.split(":")[3:4] == [self.region]):
-            if topic not in self._extra.topics:
+            if topic not in self._topics:
                 try:
                     subs = [s for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
                             for s in page.get("Subscriptions", [])]
@@ -111,9 +116,13 @@ class TriggerReader(ReaderBase):
                     if not is_not_found(exc):
                         raise
                     subs = []
-                self._extra.topics[topic] = _subscriptions(subs)
-            found.extend(self._extra.topics[topic])
+                self._topics[topic] = _subscriptions(subs)
+            found.extend(self._topics[topic])
         return found
+
+    def _read_all_subscriptions(self) -> list[Trigger]:
+        return _subscriptions([s for page in self.clients("sns").get_paginator("list_subscriptions").paginate()
+                               for s in page.get("Subscriptions", [])])
 
 
 def invoke_sources(policy: dict[str, Any]) -> dict[str, set[str] | None]:
