@@ -48,7 +48,14 @@ deploy: package
 		--s3-prefix safetycatch/$(STAGE) --output-template-file build/package/packaged.yaml
 	aws cloudformation deploy --template-file build/package/packaged.yaml --stack-name safetycatch-$(STAGE) \
 		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
-		$(if $(ORG_ID),--parameter-overrides OrganizationId=$(ORG_ID))
+		$(if $(ORG_ID)$(TRAIL),--parameter-overrides $(if $(ORG_ID),OrganizationId=$(ORG_ID)) $(if $(TRAIL),TrailMode=$(TRAIL)))
+	@# CloudTrail records IAM calls in us-east-1 only: a bot elsewhere gets them through a rule there
+	@region=$$(aws configure get region); region=$${AWS_REGION:-$${AWS_DEFAULT_REGION:-$$region}}; \
+	if [ "$$region" != us-east-1 ]; then \
+		aws cloudformation deploy --region us-east-1 --template-file deploy/iam-forwarder.yaml \
+			--stack-name safetycatch-$(STAGE)-iam-events --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
+			--parameter-overrides BotRegion=$$region; \
+	fi
 
 clean:
 	rm -rf $(VENV) build dist chalicelib/compiled_policies.json

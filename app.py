@@ -4,8 +4,9 @@
   (EventBridge rule) → re-read the function, evaluate the policies, fix / ask / notify.
 * ``on_runaway_alarm`` / ``on_lambda_health``: a managed ``safetycatch-runaway-*`` alarm going to ALARM, or an
   AWS Health notice about Lambda → the kill-switch throttles the runaway function to 0.
-* ``on_dependency_change``: VPC routing, execution-role policy and S3 notification changes → re-evaluate
-  the functions they concern (vpc-no-egress, recursive-trigger). IAM events exist in us-east-1 only.
+* ``on_dependency_change``: VPC routing, execution-role / managed policy and S3 notification changes →
+  re-evaluate the functions they concern (vpc-no-egress, recursive-trigger). IAM events exist in us-east-1
+  only: a bot elsewhere gets them through a forwarding rule there, and re-evaluates every region it covers.
 * ``scheduled_sweep``: every 6 hours, the whole region as ``safetycatch scan --fix`` (metrics, logs, drift), or,
   with a sweep queue, one SQS message per (account, region) of the organisation to ``sweep_worker``.
 * ``sweep_worker``: sweeps one scope per message (partial batch failures, dead-letter queue, a digest per run).
@@ -16,24 +17,18 @@
 from chalice import Chalice, Rate, Response
 
 from chalicelib import handlers, observability, slack_routes
-from chalicelib.alarms import PREFIX as RUNAWAY_ALARM_PREFIX
-from chalicelib.events import APIGATEWAY_EVENTS, CLOUDTRAIL, EC2_EVENTS, IAM_EVENTS, LAMBDA_EVENTS, S3_EVENTS
-from chalicelib.evidence import ALARM_STATE_CHANGE, HEALTH_EVENT
+from chalicelib.events import CLOUDTRAIL_RULES
+from chalicelib.evidence import EVIDENCE_RULES
 
 app = Chalice(app_name="safetycatch")
 SWEEP_QUEUE = "safetycatch-sweep"
 SWEEP_CONCURRENCY = 10
 observability.install(app)  # Powertools Logger context, Tracer and Metrics around every handler
 
-# Lambda event names carry API-version suffixes (UpdateFunctionConfiguration20150331v2): match prefixes.
-CONFIG_CHANGES = {
-    "source": ["aws.lambda", "aws.apigateway"],
-    "detail-type": [CLOUDTRAIL],
-    "detail": {
-        "eventName": [{"prefix": name} for name in LAMBDA_EVENTS + APIGATEWAY_EVENTS],
-        "errorCode": [{"exists": False}],
-    },
-}
+# Every rule pattern comes from chalicelib: the one list of watched CloudTrail changes (chalicelib/events.py,
+# which the member accounts' and the us-east-1 forwarding rules share) and the evidence rules.
+CONFIG_CHANGES = CLOUDTRAIL_RULES["on_config_change"]  # Lambda and API Gateway changes of one function
+DEPENDENCY_CHANGES = CLOUDTRAIL_RULES["on_dependency_change"]  # routing, role policies, bucket notifications
 
 
 @app.on_cw_event(CONFIG_CHANGES, name="on_config_change")
@@ -42,35 +37,19 @@ def on_config_change(event):
     return handlers.on_cloudtrail_change(event.to_dict(), event.context)
 
 
-# Exact names (no suffixes here): a prefix such as CreateRoute would also match CreateRouteTable.
-DEPENDENCY_CHANGES = {
-    "source": ["aws.ec2", "aws.iam", "aws.s3"],
-    "detail-type": [CLOUDTRAIL],
-    "detail": {"eventName": list(EC2_EVENTS + IAM_EVENTS + S3_EVENTS), "errorCode": [{"exists": False}]},
-}
-
-
 @app.on_cw_event(DEPENDENCY_CHANGES, name="on_dependency_change")
 def on_dependency_change(event):
-    """Routing, role policies or bucket notifications changed: re-evaluate the functions concerned."""
+    """Routing, role or managed policies, or bucket notifications changed: re-evaluate the functions concerned."""
     return handlers.on_cloudtrail_change(event.to_dict(), event.context)
 
 
-RUNAWAY_ALARMS = {
-    "source": ["aws.cloudwatch"],
-    "detail-type": [ALARM_STATE_CHANGE],
-    "detail": {"alarmName": [{"prefix": RUNAWAY_ALARM_PREFIX}], "state": {"value": ["ALARM"]}},
-}
-LAMBDA_HEALTH = {"source": ["aws.health"], "detail-type": [HEALTH_EVENT], "detail": {"service": ["LAMBDA"]}}
-
-
-@app.on_cw_event(RUNAWAY_ALARMS, name="on_runaway_alarm")
+@app.on_cw_event(EVIDENCE_RULES["on_runaway_alarm"], name="on_runaway_alarm")
 def on_runaway_alarm(event):
     """A runaway alarm safetycatch manages went to ALARM: kill the function it watches."""
     return handlers.on_runaway_evidence(event.to_dict(), event.context)
 
 
-@app.on_cw_event(LAMBDA_HEALTH, name="on_lambda_health")
+@app.on_cw_event(EVIDENCE_RULES["on_lambda_health"], name="on_lambda_health")
 def on_lambda_health(event):
     """AWS Health told us about Lambda (a recursive loop among others): kill the looping function."""
     return handlers.on_runaway_evidence(event.to_dict(), event.context)

@@ -3,13 +3,15 @@
 One metric-math alarm per function, named ``safetycatch-runaway-<function name>`` (contract). It goes to ALARM
 when, for ``minutes`` consecutive one-minute periods, Invocations (Sum) or ConcurrentExecutions (Maximum)
 exceed their thresholds, or Lambda's own loop detection drops a recursive invocation
-(RecursiveInvocationsDropped > 0). CloudWatch sends every state change to EventBridge, where app.py's rule
-hands ALARM changes to the kill-switch. Pure: no AWS calls here.
+(RecursiveInvocationsDropped > 0). Every input is read through ``FILL(m, 0)``: a series without a datapoint at
+a timestamp (RecursiveInvocationsDropped has none on a normal minute) would otherwise leave the whole expression
+without a value there, and a loop visible in Invocations alone would never breach. CloudWatch sends every state
+change to EventBridge, where app.py's rule hands ALARM changes to the kill-switch. Pure: no AWS calls here.
 
 Example:
     >>> spec = alarm_spec("orders-api", Thresholds(5000, 500, True, 2))
     >>> spec["AlarmName"], spec["Metrics"][0]["Expression"]
-    ('safetycatch-runaway-orders-api', 'IF(inv > 5000 OR conc > 500 OR rec > 0, 1, 0)')
+    ('safetycatch-runaway-orders-api', 'IF(FILL(inv, 0) > 5000 OR FILL(conc, 0) > 500 OR FILL(rec, 0) > 0, 1, 0)')
 """
 
 from __future__ import annotations
@@ -76,13 +78,13 @@ def alarm_spec(function_name: str, thresholds: Thresholds) -> dict[str, Any]:
     metrics, terms = [], []
     if thresholds.invocations_per_minute:
         metrics.append(_stat("inv", "Invocations", "Sum", function_name))
-        terms.append(f"inv > {thresholds.invocations_per_minute}")
+        terms.append(f"FILL(inv, 0) > {thresholds.invocations_per_minute}")
     if thresholds.concurrent_executions:
         metrics.append(_stat("conc", "ConcurrentExecutions", "Maximum", function_name))
-        terms.append(f"conc > {thresholds.concurrent_executions}")
+        terms.append(f"FILL(conc, 0) > {thresholds.concurrent_executions}")
     if thresholds.recursion_dropped:
         metrics.append(_stat("rec", "RecursiveInvocationsDropped", "Sum", function_name))
-        terms.append("rec > 0")
+        terms.append("FILL(rec, 0) > 0")
     expression = f"IF({' OR '.join(terms)}, 1, 0)"
     return {
         "AlarmName": alarm_name(function_name),

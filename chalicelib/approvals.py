@@ -140,6 +140,9 @@ def _apply_approved(runtime: Any, approval: dict[str, Any], actor: str) -> Outco
         return _fail(store, approval, f"could not re-read the function ({type(exc).__name__}); try again")
     if snapshot is None:
         return _fail(store, approval, "the function no longer exists")
+    if snapshot.tags_unreadable:
+        return _fail(store, approval, f"its tags cannot be read ({snapshot.tags_unreadable[:200]}), so whether it "
+                                      "is exempt is unknown; nothing was changed")
     if errors:
         return _fail(store, approval, f"could not re-evaluate the function: {errors[0]}")
     same_target = [(f, cfg) for f, cfg in found

@@ -93,6 +93,19 @@ class EventReport:
     errors: list[str] = field(default_factory=list)
     functions: list[str] = field(default_factory=list)
 
+    @classmethod
+    def merge(cls, reports: list[EventReport]) -> EventReport:
+        """One report for one event handled in several regions (an IAM change concerns every region's
+        functions): skipped only when every region skipped it."""
+        acted = [r for r in reports if not r.skipped]
+        first = (acted or reports)[0]
+        merged = cls(first.event_id, first.event_name, first.function, None if acted else first.skipped)
+        for report in acted:
+            merged.decisions.extend(report.decisions)
+            merged.functions.extend(report.functions)
+        merged.errors = [e for r in reports for e in r.errors]
+        return merged
+
     def to_json(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "event_name": self.event_name, "function": self.function,
                 "skipped": self.skipped, "findings": [d.to_json() for d in self.decisions],
@@ -249,7 +262,9 @@ class Engine:
     def _choose(self, snapshot: FunctionSnapshot, finding: Finding, cfg: PolicyConfig, act: bool) -> Decision:
         decision = Decision(finding, cfg.mode, "reported")
         mute = self.policy_set.mutes.match(finding.policy, snapshot.ref, self.store.clock())
-        if mute is not None:
+        if snapshot.tags_unreadable and act:  # fail closed: exemption and scope are unknown
+            decision.outcome, decision.detail = "failed", _tags_unknown(snapshot)
+        elif mute is not None:
             decision.outcome, decision.detail = "muted", mute.describe()
         elif self.is_exempt(snapshot, cfg):
             decision.outcome, decision.detail = "exempt", "function is exempt; nothing changed"
@@ -313,7 +328,9 @@ class Engine:
             # -> 'fixed'
         """
         decision = Decision(finding, cfg.mode, "reported")
-        if self.is_exempt(snapshot, cfg):
+        if snapshot.tags_unreadable:
+            decision.outcome, decision.detail = "failed", _tags_unknown(snapshot)
+        elif self.is_exempt(snapshot, cfg):
             decision.outcome, decision.detail = "exempt", "function is exempt; nothing changed"
         elif self.mode != "enforce":
             decision.outcome, decision.detail = "dry-run", f"safetycatch is in {self.mode} mode; nothing changed"
@@ -381,7 +398,8 @@ class Engine:
         if not snapshots:
             report.skipped = "the function no longer exists"
             return report
-        found = self.evaluate(snapshots, report.errors, only=change.policies)
+        snapshots = readable(snapshots, report.errors)
+        found = self.evaluate(snapshots, report.errors, only=change.policies) if snapshots else {}
         context = f"{change.event_name} by {change.actor or 'unknown'} ({change.event_id})"
         for snapshot in snapshots:
             report.decisions.extend(self._decide_all(snapshot, found.get(snapshot.arn, []), True, context,
@@ -396,15 +414,16 @@ class Engine:
         report = ScanReport(self.inventory.account, self.inventory.region)
         self.inventory.read_ahead({facet for check, _ in self.policy_set.enabled() for facet in check.needs})
         functions = self.inventory.all_functions()  # listed one batch ahead (Inventory.function_batches)
-        for snapshots in _batches(functions if select is None else filter(select, functions), batch):
-            findings = self.evaluate(snapshots, report.errors)
+        for listed in _batches(functions if select is None else filter(select, functions), batch):
+            snapshots = readable(listed, report.errors)
+            findings = self.evaluate(snapshots, report.errors) if snapshots else {}
             done = len(report.decisions)
             for snapshot in snapshots:
                 report.decisions.extend(self._decide_all(snapshot, findings.get(snapshot.arn, []), act, "scan",
                                                          report.errors))
-            if act:
+            if act:  # only what was evaluated: a function whose tags are unreadable is neither found nor resolved
                 self._export(snapshots, report.decisions[done:], (), report.errors)
-            report.functions_scanned += len(snapshots)
+            report.functions_scanned += len(listed)
             if progress:
                 progress(report.functions_scanned, None)
         return report
@@ -442,6 +461,19 @@ class Engine:
                 decision.detail = "; ".join(filter(None, (decision.detail, "not delivered (see errors)")))
         if problem not in errors:
             errors.append(problem)
+
+
+def readable(snapshots: list[FunctionSnapshot], errors: list[str]) -> list[FunctionSnapshot]:
+    """The snapshots whose tags were read; each other one becomes an error line and is not evaluated (its tags
+    decide exemption, ``critical`` and kill-switch scope, so nothing may be decided on it)."""
+    for snapshot in snapshots:
+        if snapshot.tags_unreadable:
+            errors.append(f"{snapshot.name}: {_tags_unknown(snapshot)}")
+    return [s for s in snapshots if not s.tags_unreadable]
+
+
+def _tags_unknown(snapshot: FunctionSnapshot) -> str:
+    return f"tags unreadable ({snapshot.tags_unreadable}): not evaluated, nothing changed"
 
 
 def _batches(items: Iterable[FunctionSnapshot], size: int) -> Iterable[list[FunctionSnapshot]]:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,8 +22,13 @@ from chalicelib.settings import Settings
 
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 
-# Lambda event names carry API-version suffixes (UpdateFunctionConfiguration20150331v2); these are the
-# base names, which the EventBridge rule in app.py matches as prefixes.
+# -- the one list of CloudTrail changes safetycatch reacts to ------------------------------------------------
+# The bot's EventBridge rules (app.py), the us-east-1 rule that forwards IAM changes to a bot in another region
+# and the member accounts' forwarding rules (cli/member_template.py) are all built from WATCHED by
+# ``cloudtrail_pattern``; ``parse`` accepts exactly these names. Add a change here and every rule follows.
+
+# Lambda event names carry API-version suffixes (UpdateFunctionConfiguration20150331v2): the rules match these
+# base names as prefixes (SUFFIXED); every other source's names are matched exactly.
 LAMBDA_EVENTS: tuple[str, ...] = (
     "CreateFunction", "UpdateFunctionConfiguration", "UpdateFunctionCode", "PutFunctionConcurrency",
     "DeleteFunctionConcurrency", "CreateEventSourceMapping", "UpdateEventSourceMapping", "TagResource",
@@ -36,12 +42,44 @@ APIGATEWAY_EVENTS = ("PutIntegration", "UpdateIntegration", "CreateIntegration",
 # Changes around functions that concern several of them: egress (VPC routing), recursion (writes, triggers).
 EC2_EVENTS = ("CreateRoute", "ReplaceRoute", "DeleteRoute", "DeleteNatGateway", "AssociateRouteTable",
               "DisassociateRouteTable", "ReplaceRouteTableAssociation")
-IAM_EVENTS = ("PutRolePolicy", "AttachRolePolicy")
-S3_EVENTS = ("PutBucketNotification", "PutBucketNotificationConfiguration")
+# What an execution role may write: its inline and attached policies, and a new default version of a managed
+# policy it attaches. Removing a permission (DeleteRolePolicy, DetachRolePolicy) cannot start a loop: not watched.
+IAM_EVENTS = ("PutRolePolicy", "AttachRolePolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion")
+# S3's PutBucketNotificationConfiguration API is recorded by CloudTrail as PutBucketNotification.
+S3_EVENTS = ("PutBucketNotification",)
 WATCHED = {"aws.lambda": LAMBDA_EVENTS, "aws.apigateway": APIGATEWAY_EVENTS, "aws.ec2": EC2_EVENTS,
            "aws.iam": IAM_EVENTS, "aws.s3": S3_EVENTS}
+SUFFIXED = frozenset({"aws.lambda"})
+CONFIG_SOURCES = ("aws.apigateway", "aws.lambda")  # a change of one function: on_config_change
+DEPENDENCY_SOURCES = ("aws.ec2", "aws.iam", "aws.s3")  # a change around functions: on_dependency_change
+GLOBAL_SOURCES = ("aws.iam",)  # CloudTrail records these in us-east-1 only, whatever region the bot runs in
 # The policies such a change can affect (a Lambda or API Gateway change re-evaluates them all).
 CONCERNS = {"aws.ec2": ("vpc-no-egress",), "aws.iam": ("recursive-trigger",), "aws.s3": ("recursive-trigger",)}
+
+
+def cloudtrail_pattern(sources: Iterable[str] = tuple(WATCHED)) -> dict[str, Any]:
+    """The EventBridge pattern of the watched CloudTrail changes of ``sources`` (successful calls only).
+
+    Example:
+        >>> cloudtrail_pattern(["aws.s3"])["detail"]["eventName"]
+        ['PutBucketNotification']
+        >>> cloudtrail_pattern(["aws.lambda"])["detail"]["eventName"][0]
+        {'prefix': 'CreateFunction'}
+    """
+    chosen = sorted(set(sources))
+    unknown = [s for s in chosen if s not in WATCHED]
+    if unknown:
+        raise ValueError(f"not a watched source: {', '.join(unknown)}")
+    names: list[Any] = []
+    for source in chosen:
+        names.extend({"prefix": n} if source in SUFFIXED else n for n in WATCHED[source])
+    return {"source": chosen, "detail-type": [CLOUDTRAIL],
+            "detail": {"eventName": names, "errorCode": [{"exists": False}]}}
+
+
+# The bot's own CloudTrail rules, by handler name (app.py subscribes them; ``safetycatch doctor`` checks them).
+CLOUDTRAIL_RULES = {"on_config_change": cloudtrail_pattern(CONFIG_SOURCES),
+                    "on_dependency_change": cloudtrail_pattern(DEPENDENCY_SOURCES)}
 
 _SUFFIX = re.compile(r"^(?P<base>[A-Za-z]+?)(?:\d{8}(?:v\d+)?)?$")
 _ASSUMED_ROLE = re.compile(r"^arn:(?P<p>aws[a-z-]*):sts::(?P<acct>\d{12}):assumed-role/(?P<role>[^/]+)/")
@@ -56,10 +94,11 @@ class Change:
     ``lookup`` is then ``("mapping", uuid)``, ``("rest-integration", api, resource, method)`` or
     ``("http-integration", api, integration_id)``, or for changes that concern several functions
     ``("route-table", id)``, ``("nat-gateway", id)``, ``("vpc",)`` (every VPC function),
-    ``("role", name)`` or ``("downstream", bucket, queue / topic ARN or "default-bus", ...)`` (the functions
-    an S3 notification reaches through queues, topics and EventBridge rules). ``functions`` lists the functions
-    the event names when it names several (an S3 notification configuration); ``policies`` limits evaluation
-    to the policies the change can affect (empty: all)."""
+    ``("role", name)``, ``("policy", arn)`` (the functions whose roles attach a managed policy) or
+    ``("downstream", bucket, queue / topic ARN or "default-bus", ...)`` (the functions an S3 notification reaches
+    through queues, topics and EventBridge rules). ``functions`` lists the functions the event names when it
+    names several (an S3 notification configuration); ``policies`` limits evaluation to the policies the change
+    can affect (empty: all)."""
 
     event_id: str
     event_name: str
@@ -223,6 +262,7 @@ def _with(change: Change, function: FunctionRef | None = None, lookup: tuple[str
 
 _EC2_ID = {"route-table": re.compile(r"^rtb-[0-9a-f]{8,17}$"), "nat-gateway": re.compile(r"^nat-[0-9a-f]{8,17}$")}
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:policy/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}$")
 
 
 def _dependency_target(change: Change, detail: dict[str, Any]) -> Change | str:
@@ -243,10 +283,7 @@ def _dependency_target(change: Change, detail: dict[str, Any]) -> Change | str:
             return f"no {kind.replace('-', ' ')} id in the event"
         return replace(change, lookup=(kind, value), policies=concerns)
     if change.source == "aws.iam":
-        role = text(request.get("roleName"))
-        if not _ROLE_NAME.match(role):
-            return "no role name in the event"
-        return replace(change, lookup=("role", role), policies=concerns)
+        return _iam_target(change, request, concerns)
     functions = _notified_functions(request, change.account, change.region)
     destinations = _notified_destinations(request)
     bucket = text(request.get("bucketName"))
@@ -256,6 +293,22 @@ def _dependency_target(change: Change, detail: dict[str, Any]) -> Change | str:
     if not functions:
         return "the notification configuration invokes no Lambda function"
     return replace(change, function=functions[0], functions=functions, policies=concerns)
+
+
+def _iam_target(change: Change, request: dict[str, Any], concerns: tuple[str, ...]) -> Change | str:
+    """A role's own policies changed (``("role", name)``), or a managed policy got a new default version, which
+    every role attaching it now has (``("policy", arn)``)."""
+    if change.event_name in ("CreatePolicyVersion", "SetDefaultPolicyVersion"):
+        arn = text(request.get("policyArn"))
+        if not _POLICY_ARN.match(arn):
+            return "no customer managed policy ARN in the event"
+        if change.event_name == "CreatePolicyVersion" and request.get("setAsDefault") is not True:
+            return "the new policy version is not the default: nothing changes until SetDefaultPolicyVersion"
+        return replace(change, lookup=("policy", arn), policies=concerns)
+    role = text(request.get("roleName"))
+    if not _ROLE_NAME.match(role):
+        return "no role name in the event"
+    return replace(change, lookup=("role", role), policies=concerns)
 
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

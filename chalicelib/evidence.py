@@ -30,6 +30,13 @@ from chalicelib.model import FunctionRef
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 HEALTH_EVENT = "AWS Health Event"
 KINDS = (ALARM_STATE_CHANGE, HEALTH_EVENT)
+# The evidence rules by handler name (app.py subscribes them, member accounts forward what they match, and
+# ``safetycatch doctor`` checks them): a managed runaway alarm going to ALARM, AWS Health notices about Lambda.
+EVIDENCE_RULES: dict[str, dict[str, Any]] = {
+    "on_runaway_alarm": {"source": ["aws.cloudwatch"], "detail-type": [ALARM_STATE_CHANGE],
+                         "detail": {"alarmName": [{"prefix": alarms.PREFIX}], "state": {"value": ["ALARM"]}}},
+    "on_lambda_health": {"source": ["aws.health"], "detail-type": [HEALTH_EVENT], "detail": {"service": ["LAMBDA"]}},
+}
 MAX_FUNCTIONS_PER_EVENT = 20
 _LOOP_CODE = re.compile(r"RECURSI|RUNAWAY|LOOP")
 _ACCOUNT = re.compile(r"^\d{12}$")

@@ -43,13 +43,14 @@ WRITES: dict[str, tuple[str, str, str]] = {
                             "application-autoscaling:DeleteScalingPolicy"),
 }
 
-# What AWS also requires of the caller for a write, beyond its own action (documented, not visible on moto).
+# What AWS also requires of the caller for a write, beyond its own action, on other resources than the call's
+# (documented, not visible on moto; cli/iam.py's DEPENDENT_PERMISSIONS are those granted on the call's resource).
 # Application Auto Scaling user guide, "Permissions required for actions on target services and CloudWatch"
 # (Lambda) and "Permissions required to create a service-linked role": registering a Lambda target needs the
 # provisioned-concurrency actions, a target-tracking policy needs the CloudWatch alarm actions (its alarms are
 # named TargetTracking-function:<name>:<qualifier>-...), and the first registration in an account creates the
 # AWSServiceRoleForApplicationAutoScaling_LambdaConcurrency service-linked role.
-DEPENDENT_PERMISSIONS: dict[str, tuple[str, ...]] = {
+ALSO_REQUIRED: dict[str, tuple[str, ...]] = {
     "RegisterScalableTarget": ("lambda:GetProvisionedConcurrencyConfig", "lambda:PutProvisionedConcurrencyConfig",
                                "lambda:DeleteProvisionedConcurrencyConfig", "iam:CreateServiceLinkedRole"),
     "PutScalingPolicy": ("cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"),
@@ -154,7 +155,7 @@ def operation_permissions(operation: str) -> tuple[str, ...]:
         >>> operation_permissions("PutScalingPolicy")[0]
         'application-autoscaling:PutScalingPolicy'
     """
-    return (WRITES[operation][2], *DEPENDENT_PERMISSIONS.get(operation, ()))
+    return (WRITES[operation][2], *ALSO_REQUIRED.get(operation, ()))
 
 
 def write_permissions() -> list[str]:

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -92,9 +93,11 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Runtime | Non
     runtime.dedupe.register_context(context)
 
     def act(raw: dict[str, Any]) -> dict[str, Any]:
+        # IAM is global (its events come from us-east-1): a role's functions may be in any region the bot covers
+        regions = runtime.covered_regions if parsed.source in events.GLOBAL_SOURCES else (parsed.region,)
         try:
-            engine = runtime.engine(change_account(parsed), parsed.region)
-            return engine.handle(parsed).to_json()
+            return EventReport.merge([runtime.engine(change_account(parsed), region).handle(
+                dataclasses.replace(parsed, region=region)) for region in regions]).to_json()
         except ClientError as exc:
             return permanent_failure(runtime, parsed, exc)
 

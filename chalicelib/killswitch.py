@@ -227,6 +227,8 @@ def _refusal(runtime: Runtime, snapshot: FunctionSnapshot) -> str:
         return "it is one of safetycatch's own functions"
     if snapshot.tags.get(settings.exempt_tag, "").strip().lower() == "true":
         return f"it is tagged {settings.exempt_tag}=true"
+    if snapshot.tags_unreadable:
+        return f"its tags cannot be read, so whether it is exempt is unknown ({snapshot.tags_unreadable})"
     return ""
 
 

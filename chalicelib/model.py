@@ -386,6 +386,12 @@ class FunctionSnapshot:
         """The function's log group: its LoggingConfig.LogGroup, else ``/aws/lambda/<name>``."""
         return self.custom_log_group or f"/aws/lambda/{self.ref.name}"
 
+    @property
+    def tags_unreadable(self) -> str:
+        """Why the function's tags could not be read ('' when they were). Tags decide exemption, ``critical`` and
+        kill-switch scope: a function whose tags are unknown is never written to (fail closed)."""
+        return self.unavailable.get("tags", "")
+
 
 @dataclass(frozen=True)
 class FixSpec:

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from chalice import Chalice, ConvertToMiddleware
 
 from chalicelib.log import logger
+
+if TYPE_CHECKING:  # the operator CLI runs the handlers without Chalice installed; only install() needs it
+    from chalice import Chalice
 
 SERVICE = "safetycatch-bot"
 NAMESPACE = "safetycatch"
@@ -57,6 +59,8 @@ def tracer() -> Tracer:
 
 def install(app: Chalice) -> None:
     """Wrap every handler of ``app`` in Powertools Logger context, Tracer (in Lambda) and Metrics."""
+    from chalice import ConvertToMiddleware
+
     app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
     if in_lambda():
         app.register_middleware(ConvertToMiddleware(tracer().capture_lambda_handler(capture_response=False)))

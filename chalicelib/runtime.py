@@ -8,6 +8,9 @@
                                bot; read through Powertools Parameters, cached 60 s)
 ``SAFETYCATCH_MEMBER_ROLE``    role assumed in member accounts (default safetycatch-remediation)
 ``SAFETYCATCH_EXTERNAL_ID``    external id the member role requires
+``SAFETYCATCH_SWEEP_REGIONS``  regions the bot covers (comma-separated; default its own): swept on
+                               schedule (chalicelib/fanout.py), and an IAM change, recorded in
+                               us-east-1 only, re-evaluates the role's functions in each
 ``SAFETYCATCH_SLACK_*``        Slack (see chalicelib/slack.py): with a secret and a channel the
                                notifier posts to Slack, as ``replay`` and ``scan --fix`` do too
 ``SAFETYCATCH_SECURITYHUB``    on | off (default off): import findings into Security Hub as ASFF
@@ -52,6 +55,17 @@ def mode_from_env() -> str:
     if mode not in GLOBAL_MODES:
         raise ConfigError(f"SAFETYCATCH_MODE: expected one of {', '.join(GLOBAL_MODES)}, got {mode[:40]!r}")
     return mode
+
+
+def regions_from_env() -> tuple[str, ...]:
+    """``SAFETYCATCH_SWEEP_REGIONS`` as region names (empty when unset); a malformed name is a ``ConfigError``."""
+    from chalicelib.scopes import parse_regions
+
+    raw = os.environ.get("SAFETYCATCH_SWEEP_REGIONS", "").strip()
+    try:
+        return tuple(parse_regions(raw)) if raw else ()
+    except ValueError as exc:
+        raise ConfigError(str(exc).replace("--regions", "SAFETYCATCH_SWEEP_REGIONS")) from None
 
 
 MODE_MAX_AGE_SECONDS = 60  # how long an operator waits for a mode switch in SSM to take effect
@@ -109,6 +123,7 @@ class Runtime:
     _mode_provider: Any = None
     _mode_from_parameter: str | None = None
     _sessions: dict[str, Any] = field(default_factory=dict)
+    regions: tuple[str, ...] = ()
     account_facts: AccountFactsCache = field(default_factory=AccountFactsCache)  # per container, a few minutes
     securityhub: bool = False
     _account_names: dict[str, str] = field(default_factory=dict)
@@ -127,6 +142,7 @@ class Runtime:
         runtime.default_mode = runtime.mode
         runtime.mode_parameter = os.environ.get("SAFETYCATCH_MODE_PARAMETER", "").strip() or None
         runtime.member_role, runtime.external_id = accounts.member_role_name(), accounts.external_id()
+        runtime.regions = regions_from_env()
         runtime.securityhub = securityhub.enabled(os.environ.get(securityhub.ENV))
         from chalicelib.slack_messages import attach_slack
 
@@ -159,6 +175,11 @@ class Runtime:
     @property
     def home_region(self) -> str:
         return self.session.region_name or os.environ.get("AWS_REGION") or "us-east-1"
+
+    @property
+    def covered_regions(self) -> tuple[str, ...]:
+        """The regions whose functions the bot looks after: ``SAFETYCATCH_SWEEP_REGIONS``, else its own."""
+        return self.regions or (self.home_region,)
 
     def clients(self, region: str | None = None, account: str | None = None) -> Clients:
         """Clients for ``region`` in the bot's account, or in ``account`` through its member role."""

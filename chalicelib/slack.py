@@ -85,7 +85,7 @@ class Credentials:
     signing_secret: str = field(repr=False)
 
 
-def load_credentials(secret_id: str, session: Any = None, max_age: int = SECRET_MAX_AGE,
+def load_credentials(secret_id: str, session: Any = None, max_age: int | None = None,
                      provider: Any = None) -> Credentials:
     """Read ``{"bot_token", "signing_secret"}`` from Secrets Manager through Powertools Parameters (cached).
 
@@ -100,7 +100,7 @@ def load_credentials(secret_id: str, session: Any = None, max_age: int = SECRET_
 
     provider = provider or SecretsProvider(boto_config=RETRY_CONFIG, boto3_session=session)
     try:
-        value = provider.get(secret_id, transform="json", max_age=max_age)
+        value = provider.get(secret_id, transform="json", max_age=SECRET_MAX_AGE if max_age is None else max_age)
     except (GetParameterError, TransformParameterError) as exc:
         raise SlackUnavailable(f"cannot read Slack credentials from secret {secret_id!r}: "
                                f"{str(exc).splitlines()[0][:160]}") from exc

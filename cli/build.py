@@ -1,19 +1,21 @@
 """Build steps behind ``make package``: compile the policies, derive IAM, package, slim, check the budget.
 
 ``python -m cli.build compile``         validate policies/ and write chalicelib/compiled_policies.json
-``python -m cli.build iam``             write .chalice/policy-<stage>.json and deploy/member-account.yaml
-                                        from the code (see cli/iam.py)
+``python -m cli.build iam``             write .chalice/policy-<stage>.json, deploy/member-account.yaml and
+                                        deploy/iam-forwarder.yaml from the code (see cli/iam.py)
 ``python -m cli.build slack-manifest URL``  print deploy/slack-app-manifest.yaml for the API at URL
 ``python -m cli.build check-python [STAGE]``  fail unless this Python is the one the stage's Powertools
                                         layer is built for (``make package`` / ``make deploy`` run it first)
+``python -m cli.build chalice-deploy STAGE REGION``  ``chalice deploy`` with the Powertools layer resolved in
+                                        REGION (see cli/layer.py)
 ``python -m cli.build package [STAGE]`` all of the above, then ``chalice package --merge-template
                                         deploy/resources.yaml`` into build/package (deployment.zip +
                                         sam.yaml), slim the zip and fail if it is over ``BUDGET_BYTES``
 
 The SAM template is then finished so that it deploys the same bot as ``chalice deploy`` in any region:
 function and role names as Chalice names them (``safetycatch-<stage>[-<function>]``, which the bot's
-``self_role_patterns`` recognise), the Powertools layer ARN of the stack's own region, and the Stage
-parameter pinned to the packaged stage.
+``self_role_patterns`` recognise), the Powertools layer of the stack's own region (the pinned release's public
+SSM mapping, resolved by CloudFormation; see cli/layer.py), and the Stage parameter pinned to the packaged stage.
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from chalicelib.settings import COMPILED_PATH, PolicyError, read_dir, validate
-from cli import dead_letters, iam, member_template
+from cli import dead_letters, iam, layer, member_template
 from cli.slim import SlimReport, slim_zip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +49,8 @@ class BuildError(Exception):
     """The build cannot produce a deployable artifact (one line, exit 2)."""
 
 
-LAYER_PYTHON = re.compile(r"-python(?P<major>3)(?P<minor>\d{1,2})-")
+# the Python in a layer ARN (-python311-) or in the published SSM mapping cli/layer.py pins (/python3.11/)
+LAYER_PYTHON = re.compile(r"[-/]python(?P<major>3)\.?(?P<minor>\d{1,2})[-/]")
 
 
 def layer_python(stage: str, config: dict[str, Any] | None = None) -> tuple[int, int]:
@@ -90,8 +95,10 @@ def compile_policies(policies_dir: Path = ROOT / "policies", target: Path = COMP
 
 
 def write_iam() -> list[Path]:
-    """Derive the IAM policy files and the member-account template from the code."""
-    return [*iam.write_policies(), member_template.write()]
+    """Derive the IAM policy files, the member-account and IAM-forwarder templates, and the stages' Powertools
+    layer (cli/layer.py) from the code."""
+    return [*iam.write_policies(), member_template.write(), member_template.write_iam_forwarder(),
+            layer.write_config(iam.CONFIG)]
 
 
 def chalice_resources(stage: str) -> dict[str, str]:
@@ -195,20 +202,34 @@ def slack_manifest(api_url: str) -> str:
     return SLACK_MANIFEST.read_text().replace(PLACEHOLDER_API, api_url.rstrip("/"))
 
 
+def stage_project(target: Path) -> Path:
+    """A private copy of what ``chalice package`` reads (app.py, chalicelib/, requirements.txt, the stage
+    config and IAM policy files): builds running at once never share a file, and no stray bytecode or local
+    state of the checkout is packaged."""
+    target.mkdir(parents=True)
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy2(ROOT / name, target / name)
+    shutil.copytree(ROOT / "chalicelib", target / "chalicelib",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", COMPILED_PATH.name))
+    (target / ".chalice").mkdir()
+    for config in [iam.CONFIG, *iam.CONFIG.parent.glob("policy-*.json")]:
+        shutil.copy2(config, target / ".chalice" / config.name)
+    return target
+
+
 def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True) -> tuple[Path, SlimReport]:
     """Compile, derive IAM (unless ``derive_iam`` is off: tests check the files instead), ``chalice package``
     with the merge template, finish the template, slim the zip and check its budget. Returns the zip's path
     and what slimming did."""
-    compile_policies()
     if derive_iam:
         write_iam()
     chalice = Path(sys.executable).with_name("chalice")
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
-    try:
+    with tempfile.TemporaryDirectory(prefix="safetycatch-build-") as staging:
+        project = stage_project(Path(staging) / "project")
+        compile_policies(target=project / "chalicelib" / COMPILED_PATH.name)  # only the package carries it
         subprocess.run([str(chalice), "package", "--stage", stage, "--merge-template", str(MERGE_TEMPLATE),
-                        str(out)], cwd=ROOT, check=True, env=env, stdout=subprocess.DEVNULL)
-    finally:
-        COMPILED_PATH.unlink(missing_ok=True)  # only the package carries it; a checkout reads policies/
+                        str(out.resolve())], cwd=project, check=True, env=env, stdout=subprocess.DEVNULL)
     template_path = out / "sam.yaml"
     resources_by_id = chalice_resources(stage)
     template = finish_template(yaml.safe_load(template_path.read_text()), stage, resources_by_id)
@@ -219,6 +240,24 @@ def package(out: Path = OUT, stage: str = "dev", derive_iam: bool = True) -> tup
     if report.after > BUDGET_BYTES:
         raise BuildError(f"{zip_path.name} is {report.after:,} bytes, over the {BUDGET_BYTES:,}-byte budget")
     return zip_path, report
+
+
+def chalice_deploy(stage: str, region: str) -> int:
+    """``chalice deploy`` with the pinned Powertools layer resolved in ``region`` (the API needs a concrete ARN;
+    .chalice/config.json holds the region-independent reference and is put back afterwards)."""
+    import boto3
+
+    found = layer.resolve(boto3.client("ssm", region_name=region))
+    if found.status != "ok":
+        raise BuildError(f"chalice-deploy: no Powertools {layer.POWERTOOLS_VERSION} layer in {region}: {found.detail}")
+    original = iam.CONFIG.read_text()
+    layer.write_config(iam.CONFIG, [found.arn])
+    try:
+        chalice = Path(sys.executable).with_name("chalice")
+        env = {**os.environ, "AWS_DEFAULT_REGION": region}
+        return subprocess.run([str(chalice), "deploy", "--stage", stage], cwd=ROOT, env=env, check=False).returncode
+    finally:
+        iam.CONFIG.write_text(original)
 
 
 def main(argv: list[str]) -> int:
@@ -242,9 +281,12 @@ def main(argv: list[str]) -> int:
                 "unused slack-sdk, stray bytecode)"
             )
             print(f"{(zip_path.parent / 'sam.yaml').relative_to(ROOT)}: stage {stage}")
+        elif argv[:1] == ["chalice-deploy"] and len(argv) == 3:
+            compile_policies()
+            return chalice_deploy(argv[1], argv[2])
         else:
             print("usage: python -m cli.build compile | iam | package [STAGE] | check-python [STAGE] | "
-                  "slack-manifest URL", file=sys.stderr)
+                  "slack-manifest URL | chalice-deploy STAGE REGION", file=sys.stderr)
             return 2
     except (PolicyError, BuildError) as exc:
         print(f"safetycatch: {exc}", file=sys.stderr)

@@ -74,19 +74,33 @@ LIBRARY_PERMISSIONS = {
     # Lambda's SQS event source polls with the function's role (the sweep worker, app.py)
     "on_sqs_message": ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
 }
+# Permissions an API checks beyond its own action, as its API reference documents them (the service
+# authorization reference lists none of these as dependent actions). Each is granted on the same resource.
+DEPENDENT_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    # GetFunction returns the function's Tags only with an explicit allow of lambda:ListTags; without it the
+    # response carries TagsError instead, and every function would read as untagged (botocore: GetFunction).
+    "lambda:GetFunction": ("lambda:ListTags",),
+}
 LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 # What Lambda does with the function's own role: an asynchronous invocation that fails for good is sent to the
 # on-failure destination, the stage's dead-letter queue (cli/dead_letters.py). No code calls it, so the AST scan
 # cannot find it; the Lambda developer guide names the permission (sqs:SendMessage on the queue).
 DESTINATION_ACTIONS = ("sqs:SendMessage",)
 # Services the bot uses for itself (never granted in member accounts).
-BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "logs", "organizations", "sqs"}
-BOT_ONLY_ACTIONS = {"lambda:InvokeFunction", *DESTINATION_ACTIONS}  # own worker, own dead-letter queue
+BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "organizations", "sqs"}
+# its own worker, its own dead-letter queue, its own log groups
+BOT_ONLY_ACTIONS = {"lambda:InvokeFunction", *DESTINATION_ACTIONS, *LAMBDA_BASICS}
 MANAGED_ALARMS = "safetycatch-runaway-*"
 # The alarms of a target-tracking policy on provisioned concurrency (Application Auto Scaling names them).
 TARGET_TRACKING_ALARMS = "TargetTracking-function:*"
 LAMBDA_SCALING_ROLE = ("role/aws-service-role/lambda.application-autoscaling.amazonaws.com/"
                        "AWSServiceRoleForApplicationAutoScaling_LambdaConcurrency")
+# What `safetycatch doctor --all-accounts` reads through a member's remediation role: the role itself (it can be
+# assumed and exists) and the member's forwarding rules (their names are CloudFormation's).
+DOCTOR_MEMBER_READS = ("iam:GetRole", "events:ListRuleNamesByTarget", "events:DescribeRule")
+# tmp-storage reads any function's logs: AWS authorises these on the log group searched, which a function's
+# LoggingConfig.LogGroup may name freely, so any log group (DescribeLogGroups has no resource-level permission).
+ESTATE_LOG_READS = ("logs:FilterLogEvents", "logs:StartQuery", "logs:GetQueryResults")
 
 
 def source_files() -> list[Path]:
@@ -203,7 +217,8 @@ def declared_actions() -> set[str]:
 def code_actions(paths: Iterable[Path] | None = None) -> set[str]:
     """Every IAM action the deployed code needs: declared, called, and called by libraries for it."""
     paths = list(paths or source_files())
-    return declared_actions() | {iam_action(s, o) for s, o in code_operations(paths)} | library_actions(paths)
+    actions = declared_actions() | {iam_action(s, o) for s, o in code_operations(paths)} | library_actions(paths)
+    return actions | {d for a in actions for d in DEPENDENT_PERMISSIONS.get(a, ())}
 
 
 # -- policies --------------------------------------------------------------------------------------------
@@ -233,7 +248,10 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
                                       _arn("cloudwatch", f"alarm:{TARGET_TRACKING_ALARMS}")),
         "cloudwatch:DeleteAlarms": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),
                                     _arn("cloudwatch", f"alarm:{TARGET_TRACKING_ALARMS}")),
+        "cloudwatch:SetAlarmState": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
         "iam:CreateServiceLinkedRole": (f"arn:{PARTITION}:iam::*:{LAMBDA_SCALING_ROLE}",),
+        **{action: (_arn("logs", "log-group:*"),) for action in ESTATE_LOG_READS},
+        "logs:DescribeLogGroups": ("*",),
         "logs:*": (_arn("logs", f"log-group:/aws/lambda/{own}*"), _arn("logs", f"log-group:/aws/lambda/{own}*:*")),
         "sts:AssumeRole": (
             f"arn:{PARTITION}:iam::*:role/{env.get('SAFETYCATCH_MEMBER_ROLE', 'safetycatch-remediation')}",
@@ -267,12 +285,14 @@ def sweep_queue_scopes(env: dict[str, str], send_to: tuple[str, ...] = ()) -> di
 
 
 SIDS = {"dynamodb": "StateTable", "sqs": "SweepQueue", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret",
-        "logs": "Logs",
+        "logs": "Logs", "iam:GetRole": "DoctorOwnRole", "events:DescribeRule": "DoctorForwardingRules",
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
+        "cloudwatch:SetAlarmState": "ManagedAlarms", "logs:DescribeLogGroups": "ReadEstate",
         "iam:CreateServiceLinkedRole": "ScalingServiceLinkedRole",
         "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings",
-        "sqs:SendMessage": "SendToOwnQueues", "sqs:GetQueueUrl": "ReadEstate", "sqs:GetQueueAttributes": "ReadEstate"}
+        "sqs:SendMessage": "SendToOwnQueues", "sqs:GetQueueUrl": "ReadEstate", "sqs:GetQueueAttributes": "ReadEstate",
+        **{action: "ReadLogs" for action in ESTATE_LOG_READS}}
 
 
 def _statement_for(action: str, scopes: dict[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...]]:
@@ -309,11 +329,16 @@ def bot_policy(stage: str, config: dict[str, Any] | None = None,
 
 
 def member_policy(paths: Iterable[Path] | None = None) -> dict[str, Any]:
-    """The member accounts' remediation role: the estate reads and fixes only (no state, secrets, roles)."""
+    """The member accounts' remediation role: the estate reads and fixes only (no state, secrets, roles, and
+    no log group of its own)."""
     actions = {a for a in code_actions(paths)
-               if a.split(":", 1)[0] not in BOT_ONLY_SERVICES and a not in BOT_ONLY_ACTIONS}
+               if a.split(":", 1)[0] not in BOT_ONLY_SERVICES and a not in BOT_ONLY_ACTIONS} | set(DOCTOR_MEMBER_READS)
+    actions |= set(ESTATE_QUEUE_READS) & code_actions(paths)  # the estate's queues are read, though SQS is the bot's
     scopes = {k: v for k, v in resource_scopes({"app": "safetycatch", "stage": "x", "env": {}}).items()
-              if k.startswith(("cloudwatch:", "securityhub:")) or k == "iam:CreateServiceLinkedRole"}
+              if k.startswith(("cloudwatch:", "securityhub:"))
+              or k in (*ESTATE_LOG_READS, "logs:DescribeLogGroups", "iam:CreateServiceLinkedRole")}
+    scopes["iam:GetRole"] = (f"arn:{PARTITION}:iam::*:role/safetycatch-*",)  # the RoleName parameter's pattern
+    scopes["events:DescribeRule"] = (_arn("events", "rule/*"),)
     return build_policy(actions, scopes)
 
 

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from chalicelib.runtime import ConfigError
 from chalicelib.settings import PolicyError
-from cli import check, explain, history, redrive, render, replay, scan, undo
+from cli import check, doctor, explain, history, redrive, render, replay, scan, undo
 from cli.common import UsageError, actor, require_table, runtime_for
 from cli.events import EventFileError
 from cli.templates import TemplateError
@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_kill_commands(sub, remote)
     redrive.add_parser(sub, remote)
     check.add_parser(sub, local)
+    doctor.add_parser(sub, remote)
     _add_local_commands(sub, local, remote)
     return parser
 
@@ -139,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message', '')}")
     except BotoCoreError as exc:
         return _fail(f"AWS: {exc}")
+    except ModuleNotFoundError as exc:  # an installed CLI without the demo extra (moto, chalice) or a checkout
+        return _fail(f"{args.command}: needs {exc.name}, which this installation lacks: pipx install "
+                     "'safetycatch[demo]' (or run it from a checkout: make demo)")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -293,6 +297,7 @@ COMMANDS: dict[str, Command] = {
     "explain": explain.cmd_explain, "pending": cmd_pending, "init": cmd_init, "kill": cmd_kill,
     "restore": cmd_restore, "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve,
     "undo": undo.cmd_undo, "history": history.cmd_history, "check": check.run, "redrive": redrive.cmd_redrive,
+    "doctor": doctor.cmd_doctor,
 }
 
 

@@ -200,3 +200,19 @@ def scan_progress(enabled: bool) -> Iterator[Callable[[int, int | None], None] |
                   TimeElapsedColumn(), console=errors, transient=True) as progress:
         task = progress.add_task("scan", total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+DOCTOR_STATUS = {"ok": ("ok", "green"), "missing": ("MISSING", "bold red"), "cannot-check": ("cannot check here",
+                                                                                             "yellow")}
+
+
+def doctor_table(checks: list[dict[str, Any]]) -> None:
+    """``safetycatch doctor``: one line per item; a missing one says how to fix it."""
+    for check in checks:
+        label, style = DOCTOR_STATUS.get(check["status"], (check["status"], "white"))
+        line = Text.assemble((f"{label:<18}", style), (f"{check['id']:<28}", "bold"), escape(check["detail"]))
+        if check.get("fix"):
+            line.append(f"  → fix: {check['fix']}", style="cyan")
+        console.print(line, soft_wrap=True)  # one line per item, however long
+    counts = {s: sum(1 for c in checks if c["status"] == s) for s in DOCTOR_STATUS}
+    console.print(f"{counts['ok']} ok, {counts['missing']} missing, {counts['cannot-check']} cannot be checked here")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +35,41 @@ def policies_dir(tmp: Path, **modes: str) -> Path:
     return out
 
 
+class SlackClock:
+    """The time of the Slack tests, for Slack (which signs each request) and the bot (which verifies it and caches
+    group membership): a fixed start, one second more for each request signed. Nothing depends on how fast the
+    machine runs: no two requests share a timestamp (so no two signatures of one body coincide and look like a
+    replay), a timestamp is "6 minutes old" exactly, and a cache never expires between a route and its worker."""
+
+    def __init__(self, start: int = 1_750_000_000) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self) -> int:
+        """The next request's timestamp (a second after the previous one)."""
+        self.now += 1
+        return int(self.now)
+
+
 @dataclass
 class Bot:
-    """The deployed bot's shape in one process: routes (chalice test client), worker inline, local Slack."""
+    """The deployed bot's shape in one process: routes (chalice test client), worker inline, local Slack, and the
+    clock both sides share (see :class:`SlackClock`)."""
 
     runtime: Runtime
     slack: LocalSlack
     client: Client
+    clock: SlackClock = field(default_factory=SlackClock)
+
+    def __post_init__(self) -> None:
+        self.runtime.slack.clock = self.clock  # the verifier's window and the group cache run on the test's time
 
     def post(self, path: str, body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET,
              headers: dict[str, str] | None = None) -> Any:
-        response = self.client.http.post(path, headers=headers or signed(body, secret, timestamp), body=body.encode())
+        stamp = self.clock.tick() if timestamp is None else timestamp
+        response = self.client.http.post(path, headers=headers or signed(body, secret, stamp), body=body.encode())
         slack_routes.wait_inline()
         return response
 

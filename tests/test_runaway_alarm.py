@@ -4,6 +4,7 @@ a recursive-trigger finding, bulk reads in a sweep, undo."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -47,7 +48,8 @@ def test_the_wanted_alarm_watches_all_three_metrics_of_the_function():
     assert {s["Metric"]["MetricName"]: s["Stat"] for s in stats.values()} == {
         "Invocations": "Sum", "ConcurrentExecutions": "Maximum", "RecursiveInvocationsDropped": "Sum"}
     assert all(s["Metric"]["Dimensions"] == [{"Name": "FunctionName", "Value": "example-fn"}] for s in stats.values())
-    assert spec["Metrics"][0]["Expression"] == "IF(inv > 5000 OR conc > 500 OR rec > 0, 1, 0)"
+    assert spec["Metrics"][0]["Expression"] == ("IF(FILL(inv, 0) > 5000 OR FILL(conc, 0) > 500 OR FILL(rec, 0) > 0, "
+                                                "1, 0)")
     assert (spec["EvaluationPeriods"], spec["DatapointsToAlarm"]) == (2, 2)
 
 
@@ -99,7 +101,7 @@ def test_a_threshold_change_updates_and_undo_restores_the_previous_alarm(aws, ma
     runtime = make_runtime(policies=policies_with(tmp_path, runaway={"params": {"invocations_per_minute": 800}}))
     (finding,) = handle_event(_tag_event(), runtime=runtime)["findings"]
     assert finding["outcome"] == "fixed" and "Invocations > 800/min" in finding["message"]
-    assert "inv > 800" in _alarm(aws)["Metrics"][0]["Expression"]
+    assert "FILL(inv, 0) > 800" in _alarm(aws)["Metrics"][0]["Expression"]
     fix = runtime.store.get_fix(finding["fix_id"])
     fixes.undo(Gateway(runtime.clients()), FixSpec.from_json(fix["spec"]))
     assert alarms.canonical(alarms.put_arguments(_alarm(aws))) == alarms.canonical(before)
@@ -152,4 +154,52 @@ def test_engine_runs_runaway_loop_after_the_check_that_flags_a_recursive_trigger
     report = handle_event(_tag_event("uploader"), runtime=runtime)
     by_policy = {f["policy"]: f for f in report["findings"]}
     assert by_policy["runaway-loop"]["fix"]["params"]["InvocationsPerMinute"] == 500
-    assert "inv > 500" in _alarm(aws, "uploader")["Metrics"][0]["Expression"]
+    assert "FILL(inv, 0) > 500" in _alarm(aws, "uploader")["Metrics"][0]["Expression"]
+
+
+# -- every input of the expression is filled ----------------------------------------------------------------
+
+_TERM = re.compile(r"^(?:FILL\((?P<filled>\w+), 0\)|(?P<bare>\w+)) > (?P<limit>\d+)$")
+
+
+def _evaluate(expression: str, series: dict[str, dict[int, float]], timestamps: list[int]) -> dict[int, float]:
+    """``IF(t1 OR t2 ..., 1, 0)`` as metric math computes it over time series: an operation has a value only at
+    timestamps where each of its inputs has one, and ``FILL(m, 0)`` gives ``m`` the value 0 wherever it has none
+    in the period."""
+    inner = expression.removeprefix("IF(").removesuffix(", 1, 0)")
+    terms = [_TERM.match(t) for t in inner.split(" OR ")]
+    assert all(terms), expression
+    out = {}
+    for ts in timestamps:
+        values = []
+        for term in terms:
+            name = term["filled"] or term["bare"]
+            value = series.get(name, {}).get(ts, 0.0 if term["filled"] else None)
+            values.append(None if value is None else value > int(term["limit"]))
+        if None not in values:
+            out[ts] = 1.0 if any(values) else 0.0
+    return out
+
+
+@pytest.mark.parametrize("thresholds", [alarms.Thresholds(5000, 500, True, 2), alarms.Thresholds(5000, 0, True, 1),
+                                        alarms.Thresholds(0, 500, True, 3), alarms.Thresholds(800, 40, False, 2)])
+def test_every_input_of_the_runaway_expression_is_filled(thresholds):
+    spec = alarms.alarm_spec("orders-api", thresholds)
+    expression = spec["Metrics"][0]["Expression"]
+    inputs = {m["Id"] for m in spec["Metrics"] if "MetricStat" in m}
+    used = set(re.findall(r"\b(inv|conc|rec)\b", expression))
+    assert used == inputs, "the expression reads every input it declares, and only those"
+    assert all(f"FILL({i}, 0)" in expression for i in inputs)
+    assert not re.search(r"(?<!FILL\()\b(inv|conc|rec)\b(?!, 0\))", expression), "no input read unfilled"
+
+
+def test_a_loop_breaches_on_a_minute_where_recursion_reports_nothing():
+    """The normal case: RecursiveInvocationsDropped has no datapoint, Invocations is far over the limit."""
+    minutes = [0, 60, 120]
+    series = {"inv": {0: 9000.0, 60: 9000.0, 120: 9000.0}, "conc": {0: 3.0, 60: 3.0, 120: 3.0}, "rec": {}}
+    old = "IF(inv > 5000 OR conc > 500 OR rec > 0, 1, 0)"
+    assert _evaluate(old, series, minutes) == {}, "unfilled, the expression has no value: the alarm never fires"
+    new = alarms.alarm_spec("orders-api", alarms.Thresholds(5000, 500, True, 2))["Metrics"][0]["Expression"]
+    assert _evaluate(new, series, minutes) == {0: 1.0, 60: 1.0, 120: 1.0}
+    quiet = {"inv": {0: 10.0}, "conc": {}, "rec": {}}
+    assert _evaluate(new, quiet, minutes) == {0: 0.0, 60: 0.0, 120: 0.0}, "a quiet function stays below"

@@ -208,6 +208,8 @@ class Inventory:
         snapshot.image_uri = str((response.get("Code") or {}).get("ImageUri", ""))
         snapshot.resolved_image_uri = str((response.get("Code") or {}).get("ResolvedImageUri", ""))
         snapshot.loaded.update({"tags", "concurrency"})
+        if error := response.get("TagsError"):  # GetFunction allowed but lambda:ListTags not: no tags returned
+            snapshot.unavailable["tags"] = f"{error.get('ErrorCode', 'error')}: {str(error.get('Message', ''))[:300]}"
         return snapshot
 
     def mapping(self, uuid: str) -> EventSourceMapping | None:
@@ -278,22 +280,31 @@ class Inventory:
             ahead = _facets_pool().submit(next_batch)
             yield batch
 
-    def _all_tags(self) -> dict[str, dict[str, str]]:
+    def _all_tags(self) -> tuple[dict[str, dict[str, str]], str]:
+        """Function ARN -> tags, and why they could not be read ('' when they were): a refused tagging API
+        leaves every function's tags unknown, never empty."""
         tags: dict[str, dict[str, str]] = {}
         paginator = self.clients("resourcegroupstaggingapi").get_paginator("get_resources")
-        for page in paginator.paginate(ResourceTypeFilters=["lambda:function"], ResourcesPerPage=100):
-            for item in page.get("ResourceTagMappingList", []):
-                tags[_unqualified(item["ResourceARN"])] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
-        return tags
+        try:
+            for page in paginator.paginate(ResourceTypeFilters=["lambda:function"], ResourcesPerPage=100):
+                for item in page.get("ResourceTagMappingList", []):
+                    tags[_unqualified(item["ResourceARN"])] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+        except ClientError as exc:
+            return {}, _tags_refused(exc)
+        return tags, ""
 
-    def _with_tags(self, configs: list[dict[str, Any]], tags: dict[str, dict[str, str]] | None = None
-                   ) -> list[FunctionSnapshot]:
-        if tags is None:
-            tags = self.tags_of([_unqualified(config["FunctionArn"]) for config in configs])
-        snapshots = [snapshot_from_config(config, tags.get(_unqualified(config["FunctionArn"]))) for config in configs]
-        for snapshot in snapshots:
-            snapshot.loaded.add("tags")
-        return snapshots
+    def _with_tags(self, configs: list[dict[str, Any]],
+                   tagged: tuple[dict[str, dict[str, str]], str] | None = None) -> list[FunctionSnapshot]:
+        """Snapshots of ``configs`` with their tags (``tagged``: tags and why they could not be read, else read
+        here); a function whose tags could not be read is marked so, never taken as untagged."""
+        if tagged is None:
+            try:
+                tagged = self.tags_of([_unqualified(config["FunctionArn"]) for config in configs]), ""
+            except ClientError as exc:
+                tagged = {}, _tags_refused(exc)
+        tags, unreadable = tagged
+        return [_tagged(snapshot_from_config(config, tags.get(_unqualified(config["FunctionArn"]))), unreadable)
+                for config in configs]
 
     def tags_of(self, arns: list[str]) -> dict[str, dict[str, str]]:
         """Tags of these functions (tagging API GetResources by ResourceARNList: 100 ARNs a call, in parallel;
@@ -368,7 +379,8 @@ class Inventory:
 
     def resolve_all(self, change: Change) -> list[FunctionRef]:
         """Every function a change concerns: those named in the event, the VPC functions behind a route
-        table or NAT gateway, the functions running as a role; else :meth:`resolve`'s one function.
+        table or NAT gateway, the functions running as a role (or as any role attaching a managed policy); else
+        :meth:`resolve`'s one function.
 
         Example:
             inventory.resolve_all(Change("id", "CreateRoute", "aws.ec2", "123456789012", "us-east-1",
@@ -392,8 +404,9 @@ class Inventory:
             elif kind == "vpc":
                 vpcs = set(args) or None
             elif kind == "role":
-                return [ref for config in self._function_configs() if _role_name(config.get("Role", "")) == args[0]
-                        for ref in [FunctionRef.parse(config["FunctionArn"], self.account, self.region)] if ref]
+                return self._functions_running_as({args[0]})
+            elif kind == "policy":
+                return self._functions_running_as(self.roles.roles_attaching(args[0]))
             else:
                 ref = self.resolve(change)
                 return [ref] if ref else []
@@ -402,6 +415,11 @@ class Inventory:
                 return []
             raise
         return self._functions_in_vpcs(vpcs)
+
+    def _functions_running_as(self, roles: set[str]) -> list[FunctionRef]:
+        """The region's functions whose execution role is one of ``roles`` (names)."""
+        return [ref for config in self._function_configs() if _role_name(config.get("Role", "")) in roles
+                for ref in [FunctionRef.parse(config["FunctionArn"], self.account, self.region)] if ref]
 
     def _functions_in_vpcs(self, vpcs: set[str] | None) -> list[FunctionRef]:
         configs = [c for c in self._function_configs() if (c.get("VpcConfig") or {}).get("SubnetIds")]
@@ -431,4 +449,16 @@ class Inventory:
         wanted = {ref.arn for ref in refs}
         return self._with_tags([c for c in self._function_configs() if _unqualified(c["FunctionArn"]) in wanted])
 
+
+def _tags_refused(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return f"tag:GetResources: {error.get('Code', 'error')}: {str(error.get('Message', ''))[:300]}"
+
+
+def _tagged(snapshot: FunctionSnapshot, unreadable: str) -> FunctionSnapshot:
+    """Mark the snapshot's tags as read, or as unreadable with the reason."""
+    snapshot.loaded.add("tags")
+    if unreadable:
+        snapshot.unavailable["tags"] = unreadable
+    return snapshot
 

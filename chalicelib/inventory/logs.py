@@ -5,17 +5,20 @@ A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own c
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import is_not_found
+from chalicelib.aws import error_code, is_not_found
 from chalicelib.inventory.common import (
     _ACCOUNT_PREFIX,
     DEFAULT_LOG_PREFIX,
+    INSIGHTS_MAX_CONCURRENT,
     INSIGHTS_MAX_GROUPS,
     INSIGHTS_POLL_S,
     INSIGHTS_WAIT_S,
@@ -74,24 +77,15 @@ class LogReader(Reader):
         snapshot.log_hits = LogHits(count, last, snapshot.log_group)
 
     def _insights(self, snapshots: list[FunctionSnapshot], search: LogSearch) -> None:
-        logs = self.clients("logs")
         existing = self._existing_log_groups({s.log_group for s in snapshots})
-        groups = sorted({s.log_group for s in snapshots} & existing)
         end = int(time.time()) + 60
-        query = _insights_query(search.patterns)
+        query = {"startTime": end - 60 - search.hours * 3600, "endTime": end,
+                 "queryString": _insights_query(search.patterns), "limit": 10000}
+        chunks = _chunks(sorted({s.log_group for s in snapshots} & existing), INSIGHTS_MAX_GROUPS)
         hits: dict[str, tuple[int, int]] = {}
         failed: dict[str, str] = {}
-        started = [(chunk, logs.start_query(logGroupNames=chunk, startTime=end - 60 - search.hours * 3600,
-                                            endTime=end, queryString=query, limit=10000)["queryId"])
-                   for chunk in _chunks(groups, INSIGHTS_MAX_GROUPS)]
-        deadline = time.monotonic() + INSIGHTS_WAIT_S
-        for chunk, query_id in started:
-            while True:
-                result = logs.get_query_results(queryId=query_id)
-                status = result.get("status", "")
-                if status not in ("Scheduled", "Running") or time.monotonic() > deadline:
-                    break
-                self.ctx.sleep(INSIGHTS_POLL_S)
+        for chunk, result in self._run_queries(chunks, query):
+            status = result.get("status", "")
             if status != "Complete":
                 failed.update({g: f"Logs Insights query {status or 'did not finish'}" for g in chunk})
             for row in result.get("results", []):
@@ -100,6 +94,60 @@ class LogReader(Reader):
             if snapshot.log_group in failed:
                 snapshot.unavailable["logs"] = failed[snapshot.log_group]
             snapshot.log_hits = LogHits(*hits.get(snapshot.log_group, (0, 0)), snapshot.log_group)
+
+    def _run_queries(self, chunks: list[list[str]], query: dict[str, Any]) -> Iterator[tuple[list[str], dict]]:
+        """Run one Logs Insights query per chunk of log groups, at most ``INSIGHTS_MAX_CONCURRENT`` at a time in
+        this account (shared by every region swept in this process), queueing the rest; yields (chunk, final
+        GetQueryResults answer). A query AWS refuses as over its own limit (other queries of the account) waits
+        for one of ours to finish; after ``INSIGHTS_WAIT_S`` worth of waits what has not finished or started is
+        reported."""
+        logs, slots = self.clients("logs"), insights_slots(self.account)
+        queue, running = deque(chunks), deque[tuple[list[str], str]]()
+        waits = int(INSIGHTS_WAIT_S / INSIGHTS_POLL_S)  # the budget counts waits, not the clock: same on any machine
+        try:
+            while queue or running:
+                late = waits <= 0
+                if queue and not late:
+                    outcome = self._start_query(logs, slots, queue, running, query, block=not running)
+                    if outcome == "started":
+                        continue
+                    if not running:  # nothing of ours to wait for: wait for a slot, or for AWS's limit
+                        if outcome == "limit":
+                            self.ctx.sleep(INSIGHTS_POLL_S)
+                        waits -= 1
+                        continue
+                if not running:
+                    yield from ((chunk, {"status": "not started (Logs Insights busy)"}) for chunk in queue)
+                    return
+                result = logs.get_query_results(queryId=running[0][1])
+                if result.get("status", "") in ("Scheduled", "Running") and not late:
+                    self.ctx.sleep(INSIGHTS_POLL_S)
+                    waits -= 1
+                    continue
+                chunk, _ = running.popleft()
+                slots.release()
+                yield chunk, result
+        finally:
+            for _ in running:  # an error mid-way: give back the slots of the queries left behind
+                slots.release()
+
+    @staticmethod
+    def _start_query(logs: Any, slots: threading.BoundedSemaphore, queue: deque[list[str]],
+                     running: deque[tuple[list[str], str]], query: dict[str, Any], block: bool) -> str:
+        """Start the next queued query: ``started``; ``busy`` when no slot is free (with ``block``, after waiting
+        up to one poll interval for another region of the account to free one); ``limit`` when AWS says the
+        account is at its own limit."""
+        if not (slots.acquire(timeout=INSIGHTS_POLL_S) if block else slots.acquire(blocking=False)):
+            return "busy"
+        try:
+            running.append((queue[0], logs.start_query(logGroupNames=queue[0], **query)["queryId"]))
+        except ClientError as exc:
+            slots.release()
+            if error_code(exc) != "LimitExceededException":
+                raise
+            return "limit"
+        queue.popleft()
+        return "started"
 
     def _existing_log_groups(self, groups: set[str]) -> set[str]:
         """Which of ``groups`` exist (a query naming a missing group fails): the /aws/lambda/ prefix is
@@ -112,6 +160,21 @@ class LogReader(Reader):
                 self._log_groups.update(g["logGroupName"] for g in page.get("logGroups", []))
             self._log_prefixes_read.add(prefix)
         return groups & self._log_groups
+
+
+_SLOTS: dict[str, threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def insights_slots(account: str) -> threading.BoundedSemaphore:
+    """The account's Logs Insights query slots in this process (``INSIGHTS_MAX_CONCURRENT``).
+
+    Example:
+        >>> insights_slots("123456789012") is insights_slots("123456789012")
+        True
+    """
+    with _SLOTS_LOCK:
+        return _SLOTS.setdefault(account, threading.BoundedSemaphore(INSIGHTS_MAX_CONCURRENT))
 
 
 def _mentions(message: str, patterns: tuple[str, ...]) -> bool:

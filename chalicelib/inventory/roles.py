@@ -77,6 +77,17 @@ class RoleReader(Reader):
             raise
         return inline + tuple(self._managed_policy(a["PolicyArn"], a.get("PolicyName", "")) for a in attached)
 
+    def roles_attaching(self, policy_arn: str) -> set[str]:
+        """Names of the roles a managed policy is attached to (ListEntitiesForPolicy); empty when it is gone."""
+        paginator = self.clients("iam").get_paginator("list_entities_for_policy")
+        try:
+            return {r["RoleName"] for page in paginator.paginate(PolicyArn=policy_arn, EntityFilter="Role")
+                    for r in page.get("PolicyRoles", [])}
+        except ClientError as exc:
+            if is_not_found(exc):
+                return set()
+            raise
+
     def _managed_policy(self, arn: str, name: str) -> RolePolicy:
         if arn not in self._managed:
             iam = self.clients("iam")

@@ -20,6 +20,7 @@ from chalicelib.inventory.common import ReadContext, Reader, _unqualified
 from chalicelib.model import FunctionSnapshot, Trigger
 
 EVENTBRIDGE = "EventBridge"  # the id of a bucket's delivery to the default event bus
+LIST_BUCKETS_PAGE = 1000  # MaxBuckets: 1 to 10,000
 
 
 def default_bus(region: str, account: str) -> str:
@@ -70,7 +71,10 @@ class TriggerReader(Reader):
         self.topic_deliveries(None)
 
     def _read_all_buckets(self) -> None:
-        pages = self.clients("s3").get_paginator("list_buckets").paginate(BucketRegion=self.region)
+        # Paginated on purpose: AWS refuses unpaginated ListBuckets in accounts whose bucket quota is above 10,000
+        # (botocore's ListBuckets documentation); MaxBuckets is the paginator's page size.
+        pages = self.clients("s3").get_paginator("list_buckets").paginate(
+            BucketRegion=self.region, PaginationConfig={"PageSize": LIST_BUCKETS_PAGE})
         self.ctx.parallel("s3", self._read_bucket, [
             b["Name"] for page in pages for b in page.get("Buckets", [])
             if b.get("BucketRegion", self.region) == self.region and b["Name"] not in self._buckets])

@@ -1,0 +1,104 @@
+"""An installable CLI: the wheel built from pyproject.toml, installed into a fresh venv outside the source tree
+(as ``pipx install .`` does), runs ``safetycatch --help`` and a scan against a moto server.
+
+The wheel's dependencies are installed by pip from the package index (pip's cache makes it quick after the
+first run), constrained to the versions requirements-dev.txt pins, so the test runs what an operator gets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cli.sandbox import FAKE_CREDENTIALS, SandboxAccount, moto_server
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("pyproject.toml", "README.md", "cli", "chalicelib", "policies")
+
+
+def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 300) -> str:
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(argv[:4])}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """No PYTHONPATH, no virtualenv of the suite, nothing of the source tree: an operator's shell."""
+    keep = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG", "LC_ALL", "TMPDIR", "PIP_INDEX_URL",
+                                                            "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CACHE_DIR")}
+    return {**keep, "PATH": "/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK": "1", **extra}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The wheel (built from a copy of the sources, so parallel runs never share a build directory) installed
+    with its dependencies into a fresh venv; returns the venv's bin directory."""
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "src"
+    source.mkdir()
+    for name in SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc",
+                                                                             "compiled_policies.json"))
+        else:
+            shutil.copy2(path, source / name)
+    _run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
+          "-w", str(work / "dist")], cwd=work)
+    (wheel,) = (work / "dist").glob("safetycatch-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "chalicelib/inventory/__init__.py" in names and "chalicelib/checks/apigw_timeout.py" in names
+    assert "policies/settings.yaml" in names and not [n for n in names if n.startswith(("tests/", "app.py"))]
+    constraints = work / "constraints.txt"
+    pins = [line for name in ("requirements.txt", "requirements-dev.txt")
+            for line in (ROOT / name).read_text().splitlines() if "==" in line and not line.startswith("#")]
+    constraints.write_text("".join(re.sub(r"\[.*?\]", "", pin) + "\n" for pin in pins))  # no extras in constraints
+    _run([sys.executable, "-m", "venv", str(work / "venv")], cwd=work)
+    _run([str(work / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel), "-c", str(constraints)],
+         cwd=work, env=_clean_env(), timeout=600)
+    return work / "venv" / "bin"
+
+
+@pytest.mark.slow
+def test_the_installed_cli_helps_and_imports_only_what_it_installed(installed):
+    out = _run([str(installed / "safetycatch"), "--help"], cwd=installed.parent, env=_clean_env())
+    assert "usage: safetycatch" in out and "doctor" in out and "scan" in out
+    where = _run([str(installed / "python"), "-c", "import cli, chalicelib.inventory, policies; "
+                  "print(cli.__file__, chalicelib.inventory.__file__, list(policies.__path__)[0])"],
+                 cwd=installed.parent, env=_clean_env())
+    assert all(str(installed.parent) in path and str(ROOT) not in path for path in where.split()), where
+    demo = subprocess.run([str(installed / "safetycatch"), "demo"], cwd=installed.parent, env=_clean_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert demo.returncode == 2 and demo.stderr.startswith("safetycatch: demo: needs moto, which this installation "
+                                                           "lacks: pipx install 'safetycatch[demo]'"), demo.stderr
+    absent = _run([str(installed / "python"), "-c", "import importlib.util as u; "
+                   "print([m for m in ('chalice', 'moto', 'pytest') if u.find_spec(m)])"], cwd=installed.parent,
+                  env=_clean_env())
+    assert absent.strip() == "[]", "the operator CLI installs no dev-only library"
+    requires = _run([str(installed / "python"), "-c", "import importlib.metadata as m; "
+                     "print('\\n'.join(m.requires('safetycatch')))"], cwd=installed.parent, env=_clean_env())
+    assert {"boto3", "aws-lambda-powertools", "slack-sdk", "PyYAML", "rich"} <= {
+        line.split(">", 1)[0].split("<", 1)[0].split("[", 1)[0].strip() for line in requires.splitlines()
+        if "extra ==" not in line}
+
+
+@pytest.mark.slow
+def test_the_installed_cli_scans_an_account(installed, monkeypatch):
+    with moto_server() as endpoint:
+        aws = SandboxAccount()
+        arn = aws.function("orders-api", timeout=30)
+        aws.rest_api(arn, path="orders")
+        env = _clean_env(AWS_ENDPOINT_URL=endpoint, **FAKE_CREDENTIALS)
+        out = _run([str(installed / "safetycatch"), "scan", "--format", "json"], cwd=installed.parent, env=env)
+    report = json.loads(out)
+    assert report["functions_scanned"] == 1 and report["errors"] == []
+    assert [(f["policy"], f["outcome"]) for f in report["findings"] if f["policy"] == "apigw-timeout"] == [
+        ("apigw-timeout", "reported")]
