@@ -10,6 +10,8 @@ Every fix kind says what it compares, read fresh:
                                re-enabled, and RecursiveLoop only put back to its prior, by a restore)
 ``report-batch-item-failures`` the mapping's FunctionResponseTypes
 ``set-provisioned-concurrency`` the requested provisioned concurrency of the alias / version
+``scale-provisioned-concurrency`` the scalable target's MinCapacity / MaxCapacity and the policy's TargetValue
+                               (not the provisioned concurrency itself: the scaler moves it)
 ``stop-recursive-loop``        RecursiveLoop and ReservedConcurrentExecutions
 ``put-runaway-alarm``          the managed alarm, as a whole (its canonical form)
 =============================  ==============================================================================
@@ -93,6 +95,24 @@ def _provisioned(inventory: Any, ref: FunctionRef, spec: FixSpec) -> Current:
     return {"Qualifier": qualifier, "ProvisionedConcurrentExecutions": config.requested}
 
 
+def _scaler(inventory: Any, ref: FunctionRef, spec: FixSpec) -> Current:
+    snapshot = inventory.function(ref)
+    if snapshot is None:
+        return "the function no longer exists"
+    failed = inventory.load({"provisioned": [snapshot], "scaling": [snapshot]}, {})
+    qualifier = str(spec.params.get("Qualifier", ""))
+    if failed:
+        return f"cannot read the scaler of {ref.name}:{qualifier} ({'; '.join(failed.values())}): not undone"
+    scaler = next((s for s in snapshot.scalers if s.qualifier == qualifier), None)
+    if scaler is None:
+        return f"{ref.name}:{qualifier} is no longer a scalable target"
+    targets = [value for name, _, value in scaler.policies if name == spec.params.get("PolicyName")]
+    if not targets:
+        return f"scaling policy {spec.params.get('PolicyName')} on {ref.name}:{qualifier} no longer exists"
+    return {"Qualifier": qualifier, "MinCapacity": scaler.min_capacity, "MaxCapacity": scaler.max_capacity,
+            "TargetValue": targets[0]}
+
+
 def _recursion(inventory: Any, ref: FunctionRef, spec: FixSpec) -> Current:
     current: dict[str, Any] = {}
     if spec.params.get("RecursiveLoop"):
@@ -123,6 +143,7 @@ _READERS: dict[str, Callable[[Any, FunctionRef, FixSpec], Current]] = {
     "kill": _reserved,
     "report-batch-item-failures": _mapping,
     "set-provisioned-concurrency": _provisioned,
+    "scale-provisioned-concurrency": _scaler,
     "stop-recursive-loop": _recursion,
     "put-runaway-alarm": _alarm,
 }

@@ -94,9 +94,11 @@ class Change:
     ``lookup`` is then ``("mapping", uuid)``, ``("rest-integration", api, resource, method)`` or
     ``("http-integration", api, integration_id)``, or for changes that concern several functions
     ``("route-table", id)``, ``("nat-gateway", id)``, ``("vpc",)`` (every VPC function),
-    ``("role", name)`` or ``("policy", arn)`` (the functions whose roles attach a managed policy).
-    ``functions`` lists the functions the event names when it names several (an S3 notification
-    configuration); ``policies`` limits evaluation to the policies the change can affect (empty: all)."""
+    ``("role", name)``, ``("policy", arn)`` (the functions whose roles attach a managed policy) or
+    ``("downstream", bucket, queue / topic ARN or "default-bus", ...)`` (the functions an S3 notification reaches
+    through queues, topics and EventBridge rules). ``functions`` lists the functions the event names when it
+    names several (an S3 notification configuration); ``policies`` limits evaluation to the policies the change
+    can affect (empty: all)."""
 
     event_id: str
     event_name: str
@@ -315,6 +317,11 @@ def _dependency_target(change: Change, detail: dict[str, Any]) -> Change | str:
     if change.source == "aws.iam":
         return _iam_target(change, request, concerns)
     functions = _notified_functions(request, change.account, change.region)
+    destinations = _notified_destinations(request)
+    bucket = text(request.get("bucketName"))
+    if destinations and _BUCKET.match(bucket):  # queues, topics, EventBridge: the functions they lead to
+        return replace(change, function=functions[0] if functions else None, functions=functions,
+                       lookup=("downstream", bucket, *destinations), policies=concerns)
     if not functions:
         return "the notification configuration invokes no Lambda function"
     return replace(change, function=functions[0], functions=functions, policies=concerns)
@@ -334,6 +341,34 @@ def _iam_target(change: Change, request: dict[str, Any], concerns: tuple[str, ..
     if not _ROLE_NAME.match(role):
         return "no role name in the event"
     return replace(change, lookup=("role", role), policies=concerns)
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_DESTINATION = re.compile(r"^arn:aws[a-z-]*:(?:sqs|sns):[a-z0-9-]+:\d{12}:[\w.-]{1,256}$")
+
+
+def _notified_destinations(request: dict[str, Any]) -> tuple[str, ...]:
+    """The queues and topics an S3 notification configuration sends to, and ``default-bus`` when it turns
+    EventBridge notifications on: deliveries that may lead on to functions (recursive-trigger follows them).
+
+    Example:
+        >>> _notified_destinations({"NotificationConfiguration": {"QueueConfiguration": {
+        ...     "Queue": "arn:aws:sqs:us-east-1:123456789012:work"}, "EventBridgeConfiguration": ""}})
+        ('arn:aws:sqs:us-east-1:123456789012:work', 'default-bus')
+    """
+    config = request.get("NotificationConfiguration")
+    if not isinstance(config, dict):
+        return ()
+    found: list[str] = []
+    for key, arn_key in (("QueueConfiguration", "Queue"), ("TopicConfiguration", "Topic")):
+        items = config.get(key)
+        for item in items if isinstance(items, list) else [items]:
+            arn = item.get(arn_key) if isinstance(item, dict) else None
+            if isinstance(arn, str) and _DESTINATION.match(arn) and arn not in found:
+                found.append(arn)
+    if "EventBridgeConfiguration" in config:
+        found.append("default-bus")
+    return tuple(found)
 
 
 def _notified_functions(request: dict[str, Any], account: str, region: str) -> tuple[FunctionRef, ...]:

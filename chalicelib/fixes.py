@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import alarms
 from chalicelib.aws import error_code, is_not_found
-from chalicelib.gateway import WRITES, Gateway
+from chalicelib.gateway import Gateway, operation_permissions
 from chalicelib.model import FixSpec
 
 
@@ -37,7 +37,7 @@ class FixAction:
 
     @property
     def permissions(self) -> tuple[str, ...]:
-        return tuple(sorted({WRITES[w][2] for w in self.writes}))
+        return tuple(sorted({a for w in self.writes for a in operation_permissions(w)}))
 
 
 def _set_reserved(gateway: Gateway, target: str, value: object) -> None:
@@ -117,6 +117,45 @@ def _restart_recursive_loop(gateway: Gateway, spec: FixSpec) -> None:
         _set_reserved(gateway, spec.target, spec.prior.get("ReservedConcurrentExecutions"))
 
 
+PC_DIMENSION = "lambda:function:ProvisionedConcurrency"
+PC_UTILIZATION = "LambdaProvisionedConcurrencyUtilization"
+
+
+def _scaling_id(spec: FixSpec) -> str:
+    return f"function:{spec.target.rsplit(':', 1)[-1]}:{spec.params['Qualifier']}"
+
+
+def _scale_provisioned(gateway: Gateway, spec: FixSpec) -> None:
+    """Register the alias / version with Application Auto Scaling and track ProvisionedConcurrencyUtilization;
+    if the policy fails, the registration is taken back (nothing half-done is left)."""
+    resource, params = _scaling_id(spec), spec.params
+    gateway.register_scalable_target(resource, PC_DIMENSION, int(params["MinCapacity"]), int(params["MaxCapacity"]))
+    try:
+        gateway.put_target_tracking_policy(resource, PC_DIMENSION, str(params["PolicyName"]), PC_UTILIZATION,
+                                           float(params["TargetValue"]))
+    except ClientError:
+        gateway.deregister_scalable_target(resource, PC_DIMENSION)
+        raise
+
+
+def _unscale_provisioned(gateway: Gateway, spec: FixSpec) -> None:
+    """Remove what ``_scale_provisioned`` registered (its policy, then the target) and put the provisioned
+    concurrency back to its prior value, which the scaler may have changed meanwhile."""
+    resource = _scaling_id(spec)
+    try:
+        gateway.delete_scaling_policy(resource, PC_DIMENSION, str(spec.params["PolicyName"]))
+    except ClientError as exc:
+        if error_code(exc) != "ObjectNotFoundException":  # already gone with its target
+            raise
+    try:
+        gateway.deregister_scalable_target(resource, PC_DIMENSION)
+    except ClientError as exc:
+        if error_code(exc) != "ObjectNotFoundException":
+            raise
+    gateway.put_provisioned_concurrency_config(spec.target, str(spec.prior["Qualifier"]),
+                                               int(spec.prior["ProvisionedConcurrentExecutions"]))
+
+
 def _config_field(name: str, field: str, doc: str) -> FixAction:
     """A fix that sets one integer field of the function configuration; undo puts the prior value back."""
     return FixAction(
@@ -162,6 +201,14 @@ ACTIONS: dict[str, FixAction] = {a.name: a for a in (
             s.target, str(s.params["Qualifier"]), max(1, int(s.params["ProvisionedConcurrentExecutions"]))),
         undo=lambda gw, s: gw.put_provisioned_concurrency_config(
             s.target, str(s.prior["Qualifier"]), int(s.prior["ProvisionedConcurrentExecutions"])),
+    ),
+    FixAction(
+        "scale-provisioned-concurrency", "Let Application Auto Scaling track ProvisionedConcurrencyUtilization on "
+        "an alias or version (a scalable target with min/max from the observed peaks and a target-tracking policy); "
+        "undo deletes the policy, deregisters the target and puts the prior provisioned concurrency back.",
+        ("RegisterScalableTarget", "PutScalingPolicy", "DeleteScalingPolicy", "DeregisterScalableTarget",
+         "PutProvisionedConcurrencyConfig"),
+        apply=_scale_provisioned, undo=_unscale_provisioned,
     ),
     FixAction(
         "stop-recursive-loop", "Let Lambda stop the recursive loop (RecursiveLoop=Terminate) and cap the "

@@ -34,6 +34,28 @@ WRITES: dict[str, tuple[str, str, str]] = {
     "SetAlarmState": ("cloudwatch", "set_alarm_state", "cloudwatch:SetAlarmState"),
     "PutProvisionedConcurrencyConfig": ("lambda", "put_provisioned_concurrency_config",
                                         "lambda:PutProvisionedConcurrencyConfig"),
+    "RegisterScalableTarget": ("application-autoscaling", "register_scalable_target",
+                               "application-autoscaling:RegisterScalableTarget"),
+    "DeregisterScalableTarget": ("application-autoscaling", "deregister_scalable_target",
+                                 "application-autoscaling:DeregisterScalableTarget"),
+    "PutScalingPolicy": ("application-autoscaling", "put_scaling_policy", "application-autoscaling:PutScalingPolicy"),
+    "DeleteScalingPolicy": ("application-autoscaling", "delete_scaling_policy",
+                            "application-autoscaling:DeleteScalingPolicy"),
+}
+
+# What AWS also requires of the caller for a write, beyond its own action, on other resources than the call's
+# (documented, not visible on moto; cli/iam.py's DEPENDENT_PERMISSIONS are those granted on the call's resource).
+# Application Auto Scaling user guide, "Permissions required for actions on target services and CloudWatch"
+# (Lambda) and "Permissions required to create a service-linked role": registering a Lambda target needs the
+# provisioned-concurrency actions, a target-tracking policy needs the CloudWatch alarm actions (its alarms are
+# named TargetTracking-function:<name>:<qualifier>-...), and the first registration in an account creates the
+# AWSServiceRoleForApplicationAutoScaling_LambdaConcurrency service-linked role.
+ALSO_REQUIRED: dict[str, tuple[str, ...]] = {
+    "RegisterScalableTarget": ("lambda:GetProvisionedConcurrencyConfig", "lambda:PutProvisionedConcurrencyConfig",
+                               "lambda:DeleteProvisionedConcurrencyConfig", "iam:CreateServiceLinkedRole"),
+    "PutScalingPolicy": ("cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"),
+    "DeleteScalingPolicy": ("cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"),
+    "DeregisterScalableTarget": ("cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"),
 }
 
 CONFLICT_RETRIES = (1.0, 2.0, 4.0)  # a function mid-update answers ResourceConflictException
@@ -101,11 +123,41 @@ class Gateway:
 
     def set_alarm_state(self, alarm_name: str, state: str, reason: str) -> None:
         self._write("SetAlarmState", AlarmName=alarm_name, StateValue=state, StateReason=reason)
+
     def put_provisioned_concurrency_config(self, function_arn: str, qualifier: str, value: int) -> None:
         self._write("PutProvisionedConcurrencyConfig", FunctionName=function_arn, Qualifier=qualifier,
                     ProvisionedConcurrentExecutions=value)
 
+    def register_scalable_target(self, resource_id: str, dimension: str, minimum: int, maximum: int) -> None:
+        self._write("RegisterScalableTarget", ServiceNamespace="lambda", ResourceId=resource_id,
+                    ScalableDimension=dimension, MinCapacity=minimum, MaxCapacity=maximum)
+
+    def deregister_scalable_target(self, resource_id: str, dimension: str) -> None:
+        self._write("DeregisterScalableTarget", ServiceNamespace="lambda", ResourceId=resource_id,
+                    ScalableDimension=dimension)
+
+    def put_target_tracking_policy(self, resource_id: str, dimension: str, name: str, metric: str,
+                                   target: float) -> None:
+        self._write("PutScalingPolicy", ServiceNamespace="lambda", ResourceId=resource_id,
+                    ScalableDimension=dimension, PolicyName=name, PolicyType="TargetTrackingScaling",
+                    TargetTrackingScalingPolicyConfiguration={
+                        "TargetValue": target, "PredefinedMetricSpecification": {"PredefinedMetricType": metric}})
+
+    def delete_scaling_policy(self, resource_id: str, dimension: str, name: str) -> None:
+        self._write("DeleteScalingPolicy", ServiceNamespace="lambda", ResourceId=resource_id,
+                    ScalableDimension=dimension, PolicyName=name)
+
+
+def operation_permissions(operation: str) -> tuple[str, ...]:
+    """The IAM actions one gateway write needs: its own and the ones AWS requires with it.
+
+    Example:
+        >>> operation_permissions("PutScalingPolicy")[0]
+        'application-autoscaling:PutScalingPolicy'
+    """
+    return (WRITES[operation][2], *ALSO_REQUIRED.get(operation, ()))
+
 
 def write_permissions() -> list[str]:
     """The IAM actions every gateway write needs (sorted, unique)."""
-    return sorted({action for _, _, action in WRITES.values()})
+    return sorted({action for operation in WRITES for action in operation_permissions(operation)})

@@ -36,6 +36,7 @@ class Verdict:
     policy: str = ""
     denied_by: str = ""
     conditional: bool = False
+    resource: str = ""  # a concrete resource the allowing statement reaches (for IAM's policy simulator)
 
 
 def statements(document: Any) -> list[dict[str, Any]]:
@@ -103,6 +104,47 @@ def glob_intersects(a: str, b: str) -> bool:
     return walk(0, 0)
 
 
+def glob_witness(a: str, b: str, filler: str = "safetycatch-probe") -> str | None:
+    """A concrete string matching both wildcard patterns (a ``*`` both leave open becomes ``filler``), or None.
+
+    Example:
+        >>> glob_witness("arn:aws:s3:::b/*", "arn:aws:s3:::b/in/*")
+        'arn:aws:s3:::b/in/safetycatch-probe'
+        >>> glob_witness("arn:aws:s3:::b/out/*", "arn:aws:s3:::b/in/*") is None
+        True
+    """
+    a, b = _VARIABLE.sub("*", a), _VARIABLE.sub("*", b)
+
+    @cache
+    def walk(i: int, j: int) -> str | None:
+        if i == len(a) and j == len(b):
+            return ""
+        if i < len(a) and j < len(b) and a[i] == "*" and b[j] == "*":
+            rest = walk(i + 1, j + 1)
+            if rest is not None:
+                return filler + rest
+            rest = walk(i + 1, j)
+            return rest if rest is not None else walk(i, j + 1)
+        for star_side in (0, 1):
+            p, q, k, m = (a, b, i, j) if star_side == 0 else (b, a, j, i)
+            if k < len(p) and p[k] == "*":
+                skip = walk(i + 1, j) if star_side == 0 else walk(i, j + 1)
+                if skip is not None:
+                    return skip
+                if m < len(q):
+                    took = walk(i, j + 1) if star_side == 0 else walk(i + 1, j)
+                    if took is not None:
+                        return (q[m] if q[m] not in "*?" else "x") + took
+                return None
+        if i < len(a) and j < len(b) and (a[i] == "?" or b[j] == "?" or a[i] == b[j]):
+            rest = walk(i + 1, j + 1)
+            char = b[j] if a[i] == "?" else a[i]
+            return None if rest is None else (char if char != "?" else "x") + rest
+        return None
+
+    return walk(0, 0)
+
+
 def glob_covers(pattern: str, target: str) -> bool:
     """True when ``pattern`` matches every string of ``target`` (a wildcard pattern itself).
 
@@ -149,7 +191,7 @@ def can_perform(policies: Iterable[tuple[str, Any]], actions: Sequence[str], tar
         >>> allow = {"Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
         >>> deny = {"Statement": [{"Effect": "Deny", "Action": "sqs:SendMessage", "Resource": "*"}]}
         >>> can_perform([("a", allow), ("d", deny)], ("sqs:SendMessage",), "arn:aws:sqs:us-east-1:1:q")
-        Verdict(allowed=False, action='', policy='', denied_by='d', conditional=False)
+        Verdict(allowed=False, action='', policy='', denied_by='d', conditional=False, resource='')
     """
     parsed = [(name, s) for name, document in policies for s in statements(document)]
     denied_by = ""
@@ -162,5 +204,18 @@ def can_perform(policies: Iterable[tuple[str, Any]], actions: Sequence[str], tar
         allow = next(((name, s) for name, s in parsed if s["Effect"] == "Allow"
                       and _applies_to_action(s, action) and _reaches(s, target)), None)
         if allow is not None:
-            return Verdict(True, action, allow[0], conditional="Condition" in allow[1])
+            return Verdict(True, action, allow[0], conditional="Condition" in allow[1],
+                           resource=_witness(allow[1], target))
     return Verdict(False, denied_by=denied_by)
+
+
+def _witness(statement: dict[str, Any], target: str) -> str:
+    """A concrete resource of ``target`` the Allow ``statement`` reaches (the target itself when it has no
+    wildcard)."""
+    if "NotResource" in statement:
+        return glob_witness(target, target) or target
+    for pattern in _strings(statement.get("Resource")):
+        found = glob_witness(pattern, target)
+        if found is not None:
+            return found
+    return target

@@ -225,19 +225,69 @@ class RolePolicy:
 
 @dataclass(frozen=True)
 class Trigger:
-    """A push trigger of the function outside its event source mappings: an S3 bucket notification
-    (``events``, key ``prefix``/``suffix``) or an SNS subscription."""
+    """One delivery AWS makes on its own, from ``source_arn`` to ``target_arn`` ('' means the function itself).
 
-    kind: Literal["s3", "sns"]
+    ``kind`` names the delivering service: ``s3`` (a bucket notification: ``events``, key ``prefix`` /
+    ``suffix``; to a function, a queue, a topic, or the default event bus), ``sns`` (a subscription, to a
+    function or a queue), ``sqs`` / ``kinesis`` / ``dynamodb`` (an event source mapping from a queue or a
+    stream), ``events`` (an EventBridge rule on the bus ``source_arn``, ``id`` the rule's ARN, ``pattern`` its
+    event pattern) or ``pipe`` (an EventBridge pipe from a queue or a stream)."""
+
+    kind: Literal["s3", "sns", "sqs", "kinesis", "dynamodb", "events", "pipe"]
     source_arn: str
     events: tuple[str, ...] = ()
     prefix: str = ""
     suffix: str = ""
     id: str = ""
+    target_arn: str = ""
+    pattern: str = ""
 
     @property
     def source_name(self) -> str:
-        return self.source_arn.rsplit(":", 1)[-1]
+        return self.source_arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+
+
+# A loop's path is bounded: the function writes to the first resource, and at most this many deliveries
+# (the last one invoking the function) follow: ``writes s3://b/ → topic t → queue q → triggers f`` is three.
+MAX_TRIGGER_HOPS = 3
+
+
+@dataclass(frozen=True)
+class IamDecision:
+    """IAM's own answer (SimulatePrincipalPolicy) for one write of a possible loop: ``decision`` is
+    ``allowed`` / ``explicitDeny`` / ``implicitDeny``; ``blocked_by`` names a permissions boundary or an SCP
+    that denies it; ``missing_context`` lists condition keys the simulator had no value for."""
+
+    decision: str
+    blocked_by: str = ""
+    missing_context: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Application Auto Scaling on one alias / version's provisioned concurrency: the scalable target's
+    bounds, its scaling policies (name, type, target value) and scheduled actions (name, schedule)."""
+
+    qualifier: str
+    min_capacity: int
+    max_capacity: int
+    policies: tuple[tuple[str, str, float | None], ...] = ()
+    schedules: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class MemoryRecommendation:
+    """AWS Compute Optimizer's recommendation for the function: ``finding`` (Optimized / NotOptimized /
+    Unavailable), its reasons, the top-ranked memory size and its estimated monthly saving (USD; None when
+    Compute Optimizer gives none)."""
+
+    finding: str
+    reasons: tuple[str, ...] = ()
+    memory_mb: int | None = None
+    monthly_savings_usd: float | None = None
+    savings_percent: float | None = None
+    lookback_days: float | None = None
+    performance_risk: str = ""
 
 
 @dataclass(frozen=True)
@@ -308,9 +358,21 @@ class FunctionSnapshot:
     network: NetworkFacts | None = None
     role_policies: tuple[RolePolicy, ...] = ()
     triggers: tuple[Trigger, ...] = ()
+    # Paths of two or more deliveries ending at the function (``writes`` → hop → ... → function), head first.
+    chains: tuple[tuple[Trigger, ...], ...] = ()
+    # IAM's answer per (resource written, actions) of a possible loop (the ``iam_simulation`` facet).
+    iam_decisions: dict[tuple[str, tuple[str, ...]], IamDecision] = field(default_factory=dict)
     recursive_loop: str | None = None
     log_hits: LogHits | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
+    # Facets of provisioned-idle, memory-cpu, cold-start-latency and package-size.
+    scalers: tuple[Scaler, ...] = ()
+    memory_recommendation: MemoryRecommendation | None = None
+    snapstart: str = "None"  # SnapStart.ApplyOn: PublishedVersions or None
+    efs: bool = False  # FileSystemConfigs: an Amazon EFS file system is mounted
+    image_uri: str = ""  # a container-image function's ImageUri (GetFunction's Code)
+    resolved_image_uri: str = ""  # ...and the digest Lambda resolved it to
+    image_bytes: int | None = None  # the image's size in ECR (compressed), when readable
     revision_id: str = ""  # Lambda's RevisionId as read: changes with every code or configuration update
 
     @property

@@ -25,6 +25,11 @@ VCPU_MEMORY_MB = 1769  # Lambda gives one full vCPU at 1,769 MB; CPU share grows
 DURATION_GB_S = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
 PROVISIONED_GB_S = {"x86_64": 0.0000041667, "arm64": 0.0000033334}  # charged whether used or not
 REQUEST_USD = 0.20 / 1_000_000  # per request, both architectures
+# SnapStart for Python and .NET (Java's SnapStart has no extra charge): the snapshot cache, per GB-second of
+# memory for as long as a published version with SnapStart is active (3 hours at least), and each restore
+# of an execution environment from it, per GB of memory restored.
+SNAPSTART_CACHE_GB_S = 0.0000015046
+SNAPSTART_RESTORE_GB = 0.0001397998
 
 
 def _arch(architectures: Sequence[str]) -> str:
@@ -63,6 +68,20 @@ def cpu_bound_duration(duration_ms: float, memory_mb: int, target_mb: int) -> fl
     """
     speedup = min(target_mb, VCPU_MEMORY_MB) / min(memory_mb, VCPU_MEMORY_MB)
     return duration_ms / max(speedup, 1.0)
+
+
+def snapstart_monthly(memory_mb: int, runtime: str, versions: int = 1) -> tuple[float, float]:
+    """USD a month of SnapStart snapshot cache for ``versions`` published versions, and USD per 1,000 restores;
+    both 0 for Java, whose SnapStart has no extra charge.
+
+    Example:
+        >>> [round(x, 2) for x in snapstart_monthly(1024, "python3.12")]
+        [3.95, 0.14]
+    """
+    if runtime.startswith("java"):
+        return 0.0, 0.0
+    gb = memory_mb / MB_PER_GB
+    return versions * gb * HOURS_PER_MONTH * 3600 * SNAPSTART_CACHE_GB_S, 1000 * gb * SNAPSTART_RESTORE_GB
 
 
 def usd(amount: float) -> str:

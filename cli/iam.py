@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".chalice" / "config.json"
 PARTITION = "aws"
 
-READ_PREFIXES = ("Get", "List", "Describe", "BatchGet", "Query", "Scan", "Search", "Lookup", "Filter", "Head")
+READ_PREFIXES = ("Get", "List", "Describe", "BatchGet", "Query", "Scan", "Search", "Lookup", "Filter", "Head",
+                 "Simulate")
 # botocore service name -> IAM service prefix, where they differ
 IAM_PREFIX = {"resourcegroupstaggingapi": "tag", "apigatewayv2": "apigateway"}
 # (service, operation) -> IAM action, where the IAM name is not the operation's name
@@ -92,6 +93,10 @@ BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "organi
 BOT_ONLY_ACTIONS = {"lambda:InvokeFunction", *DESTINATION_ACTIONS, *LAMBDA_BASICS}
 MANAGED_ALARMS = "safetycatch-runaway-*"
 WORKER = "slack_worker"  # chalicelib.slack_routes.WORKER_NAME: the only function the bot invokes
+# The alarms of a target-tracking policy on provisioned concurrency (Application Auto Scaling names them).
+TARGET_TRACKING_ALARMS = "TargetTracking-function:*"
+LAMBDA_SCALING_ROLE = ("role/aws-service-role/lambda.application-autoscaling.amazonaws.com/"
+                       "AWSServiceRoleForApplicationAutoScaling_LambdaConcurrency")
 # What `safetycatch doctor --all-accounts` reads through a member's remediation role: the role itself (it can be
 # assumed and exists) and the member's forwarding rules (their names are CloudFormation's).
 DOCTOR_MEMBER_READS = ("iam:GetRole", "events:ListRuleNamesByTarget", "events:DescribeRule")
@@ -206,9 +211,9 @@ def is_read(action: str) -> bool:
 def declared_actions() -> set[str]:
     """What the registries declare: every gateway write and every check's reads."""
     from chalicelib.checks import REGISTRY
-    from chalicelib.gateway import WRITES
+    from chalicelib.gateway import write_permissions
 
-    return {action for _, _, action in WRITES.values()} | {a for c in REGISTRY.values() for a in c.read_permissions}
+    return set(write_permissions()) | {a for c in REGISTRY.values() for a in c.read_permissions}
 
 
 def code_actions(paths: Iterable[Path] | None = None) -> set[str]:
@@ -242,9 +247,12 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         "dynamodb:*": (_arn("dynamodb", f"table/{table}"), _arn("dynamodb", f"table/{table}/index/*")),
         # only the bot's own worker (in this account: see CONDITIONS)
         "lambda:InvokeFunction": (_arn("lambda", f"function:{own}-{WORKER}"),),
-        "cloudwatch:PutMetricAlarm": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
-        "cloudwatch:DeleteAlarms": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
+        "cloudwatch:PutMetricAlarm": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),
+                                      _arn("cloudwatch", f"alarm:{TARGET_TRACKING_ALARMS}")),
+        "cloudwatch:DeleteAlarms": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),
+                                    _arn("cloudwatch", f"alarm:{TARGET_TRACKING_ALARMS}")),
         "cloudwatch:SetAlarmState": (_arn("cloudwatch", f"alarm:{MANAGED_ALARMS}"),),
+        "iam:CreateServiceLinkedRole": (f"arn:{PARTITION}:iam::*:{LAMBDA_SCALING_ROLE}",),
         **{action: (_arn("logs", "log-group:*"),) for action in ESTATE_LOG_READS},
         "logs:DescribeLogGroups": ("*",),
         "logs:*": (_arn("logs", f"log-group:/aws/lambda/{own}*"), _arn("logs", f"log-group:/aws/lambda/{own}*:*")),
@@ -265,12 +273,17 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     return scopes
 
 
+# recursive-trigger reads the policy of any queue that may deliver to a function (GetQueueUrl, then
+# GetQueueAttributes): estate reads, on every queue (which covers the sweep queue's own reads too).
+ESTATE_QUEUE_READS = {"sqs:GetQueueUrl": ("*",), "sqs:GetQueueAttributes": ("*",)}
+
+
 def sweep_queue_scopes(env: dict[str, str], send_to: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
     """The organisation sweep's queue (chalicelib/fanout.py): the schedule sends to it, the worker's event source
     reads it; nothing else (``send_to``: the other queues the bot sends to, its dead-letter queue). Without
     ``SAFETYCATCH_SWEEP_QUEUE`` the stage's default name."""
     queue = _arn("sqs", env.get("SAFETYCATCH_SWEEP_QUEUE") or "safetycatch-*-sweep")
-    return {"sqs:*": (queue,), "sqs:SendMessage": (*send_to, queue)}
+    return {"sqs:*": (queue,), "sqs:SendMessage": (*send_to, queue), **ESTATE_QUEUE_READS}
 
 
 # Conditions by statement (global condition keys, usable as policy variables): the member roles the bot may
@@ -285,8 +298,10 @@ SIDS = {"dynamodb": "StateTable", "sqs": "SweepQueue", "ssm": "ModeSwitch", "sec
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
         "cloudwatch:SetAlarmState": "ManagedAlarms", "logs:DescribeLogGroups": "ReadEstate",
+        "iam:CreateServiceLinkedRole": "ScalingServiceLinkedRole",
         "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings",
-        "sqs:SendMessage": "SendToOwnQueues", **{action: "ReadLogs" for action in ESTATE_LOG_READS}}
+        "sqs:SendMessage": "SendToOwnQueues", "sqs:GetQueueUrl": "ReadEstate", "sqs:GetQueueAttributes": "ReadEstate",
+        **{action: "ReadLogs" for action in ESTATE_LOG_READS}}
 
 
 def _statement_for(action: str, scopes: dict[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...]]:
@@ -328,8 +343,10 @@ def member_policy(paths: Iterable[Path] | None = None) -> dict[str, Any]:
     no log group of its own)."""
     actions = {a for a in code_actions(paths)
                if a.split(":", 1)[0] not in BOT_ONLY_SERVICES and a not in BOT_ONLY_ACTIONS} | set(DOCTOR_MEMBER_READS)
+    actions |= set(ESTATE_QUEUE_READS) & code_actions(paths)  # the estate's queues are read, though SQS is the bot's
     scopes = {k: v for k, v in resource_scopes({"app": "safetycatch", "stage": "x", "env": {}}).items()
-              if k.startswith(("cloudwatch:", "securityhub:")) or k in (*ESTATE_LOG_READS, "logs:DescribeLogGroups")}
+              if k.startswith(("cloudwatch:", "securityhub:"))
+              or k in (*ESTATE_LOG_READS, "logs:DescribeLogGroups", "iam:CreateServiceLinkedRole")}
     scopes["iam:GetRole"] = (f"arn:{PARTITION}:iam::*:role/safetycatch-*",)  # the RoleName parameter's pattern
     scopes["events:DescribeRule"] = (_arn("events", "rule/*"),)
     return build_policy(actions, scopes)

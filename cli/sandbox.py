@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from unittest import mock
 
 import boto3
 
@@ -54,17 +55,53 @@ def patched_env(**values: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def answer_missing_apis(app: Any) -> Any:
+    """WSGI middleware in front of moto: the APIs moto lacks, and only those, answer as AWS does where they are
+    not available, instead of moto's HTML 500 (and its stdout notice) - so the bot degrades as documented.
+
+    * Compute Optimizer (no moto backend): ``OptInRequiredException``, what a new account that has not opted in
+      gets (AWS Compute Optimizer API reference); the bot keeps its memory estimate, labelled as one.
+    * IAM SimulatePrincipalPolicy: an ``InvalidAction`` error, as for an action an endpoint does not offer; the
+      bot's local policy evaluator decides and says why.
+    """
+
+    def middleware(environ: dict[str, Any], start_response: Any) -> Any:
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if target.startswith("ComputeOptimizerService."):
+            body = json.dumps({"__type": "OptInRequiredException", "message": "The account is not opted in to "
+                               "AWS Compute Optimizer (sandbox: moto has no Compute Optimizer)."}).encode()
+            start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.0")])
+            return [body]
+        if environ.get("REQUEST_METHOD") == "POST" and "form-urlencoded" in str(environ.get("CONTENT_TYPE", "")):
+            raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(raw)
+            if b"Action=SimulatePrincipalPolicy" in raw:
+                body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code><Message>"
+                        b"SimulatePrincipalPolicy is not available here (sandbox: moto lacks it)</Message></Error>"
+                        b"<RequestId>sandbox</RequestId></ErrorResponse>")
+                start_response("400 Bad Request", [("Content-Type", "text/xml")])
+                return [body]
+        return app(environ, start_response)
+
+    return middleware
+
+
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
-    """Run a moto server on 127.0.0.1:<free port>; AWS_ENDPOINT_URL and fake credentials point at it."""
+    """Run a moto server on 127.0.0.1:<free port>; AWS_ENDPOINT_URL and fake credentials point at it. The APIs
+    moto lacks answer as AWS does where they are unavailable (:func:`answer_missing_apis`)."""
     import logging
 
+    from moto.moto_server import threaded_moto_server
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines on the console
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    dispatcher = threaded_moto_server.DomainDispatcherApplication
+    with mock.patch.object(threaded_moto_server, "DomainDispatcherApplication",
+                           lambda *a, **k: answer_missing_apis(dispatcher(*a, **k))):
+        server.start()
     endpoint = f"http://127.0.0.1:{port}"
     try:
         with patched_env(AWS_ENDPOINT_URL=endpoint, AWS_PROFILE=None, **FAKE_CREDENTIALS):

@@ -244,3 +244,25 @@ def test_exempt_functions_are_reported_but_do_not_fail_the_build(capsys, tmp_pat
     code, out, _ = run_check(capsys, str(template), "--fail-on", "low", "--format", "json")
     (finding,) = json.loads(out)["findings"]
     assert code == 0 and finding["exempt"] is True
+
+
+SNAPSTART_ON = "      SnapStart:\n        ApplyOn: PublishedVersions\n"
+
+
+@pytest.mark.parametrize("snap_start, suggested", [("", True), (SNAPSTART_ON, False)])
+def test_snapstart_in_a_template_is_read_before_suggesting_it(tmp_path, capsys, snap_start, suggested):
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return {}\n")
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  Signup:\n    Type: AWS::Serverless::Function\n"
+        "    Properties:\n      Runtime: python3.12\n      Handler: app.handler\n      CodeUri: .\n"
+        "      MemorySize: 128\n" + snap_start +
+        "      Events:\n        Api:\n          Type: HttpApi\n          Properties:\n            Path: /signup\n"
+        "            Method: POST\n")
+    code, out, err = run_check(capsys, str(tmp_path / "template.yaml"), "--format", "json")
+    cold = [f for f in json.loads(out)["findings"] if f["policy"] == "cold-start-latency"]
+    assert err == "" and code == 0
+    if suggested:
+        (finding,) = cold
+        assert "turn on SnapStart (the python3.12 runtime supports it)" in finding["message"]
+    else:
+        assert cold == []  # SnapStart already restores it from a snapshot

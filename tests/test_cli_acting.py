@@ -129,7 +129,8 @@ def test_undo_of_a_kill_restores_it(aws, table, capsys):
 
 def test_undo_of_a_provisioned_concurrency_fix(aws, table, tmp_path, capsys, monkeypatch, stub_only):
     """moto has no provisioned-concurrency API: List/PutProvisionedConcurrencyConfig are stubbed on each run's
-    real Lambda client (those calls only); the rest (metrics, function, state table) is moto."""
+    real Lambda client (those calls only); the rest (metrics, function, state table, Application Auto Scaling)
+    is moto. The fix registers a scaler; its undo removes it and puts the prior value back."""
     arn = aws.function("quotes")
     lam = aws.client("lambda")
     lam.create_alias(FunctionName="quotes", Name="live", FunctionVersion=lam.publish_version(FunctionName="quotes")[
@@ -140,9 +141,9 @@ def test_undo_of_a_provisioned_concurrency_fix(aws, table, tmp_path, capsys, mon
     config = {"FunctionArn": f"{arn}:live", "RequestedProvisionedConcurrentExecutions": 20,
               "AllocatedProvisionedConcurrentExecutions": 20, "Status": "READY", "LastModified": old}
     puts: list[int] = []
-    # the scan reads the configs (20) and lowers one; the undo reads it again (4, what the fix set: undo refuses
-    # over a later change, chalicelib/drift.py) and puts it back
-    runs: list[tuple[int | str, ...]] = [(20, "put"), (4, "put")]
+    # the scan reads the configs (20) and registers a scaler; the undo reads them again (the scaler's drift
+    # check, chalicelib/drift.py, reads the targets of the aliases with provisioned concurrency) and puts 20 back
+    runs: list[tuple[int | str, ...]] = [(20,), (4, "put")]
     original = Runtime.from_env.__func__  # type: ignore[attr-defined]
 
     def from_env(cls, *args, **kwargs):
@@ -170,10 +171,15 @@ def test_undo_of_a_provisioned_concurrency_fix(aws, table, tmp_path, capsys, mon
     data = run_json(capsys, "scan", "--fix", "--checks", "provisioned-idle", "--policies", str(policies),
                     "--format", "json")
     (finding,) = data["findings"]
-    assert finding["outcome"] == "fixed" and puts == [4]
+    scaling = aws.client("application-autoscaling")
+    assert finding["outcome"] == "fixed" and finding["fix"]["action"] == "scale-provisioned-concurrency"
+    (target,) = scaling.describe_scalable_targets(ServiceNamespace="lambda")["ScalableTargets"]
+    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == ("function:quotes:live", 2, 4)
     assert main(["undo", finding["fix"]["id"], "--policies", str(policies)]) == 0
-    assert "Undone set-provisioned-concurrency on quotes" in capsys.readouterr().out
-    assert puts == [4, 20] and runs == []
+    assert "Undone scale-provisioned-concurrency on quotes" in capsys.readouterr().out
+    assert scaling.describe_scalable_targets(ServiceNamespace="lambda")["ScalableTargets"] == []
+    assert scaling.describe_scaling_policies(ServiceNamespace="lambda")["ScalingPolicies"] == []
+    assert puts == [20] and runs == []
 
 
 def test_replay_changes_nothing_without_fix(aws, table, capsys, calls):

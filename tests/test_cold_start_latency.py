@@ -9,6 +9,7 @@ import pytest
 
 from chalicelib.checks.cold_start_latency import evaluate
 from chalicelib.handlers import handle_event
+from chalicelib.inventory import snapshot_from_config
 from chalicelib.model import AccountFacts, ApiRoute, FunctionRef, FunctionSnapshot
 from cli.cloudtrail import api_call
 
@@ -95,3 +96,73 @@ def test_sweep_finds_urls_that_serve_requests_in_bulk(aws, runtime, calls):
                if d.finding.policy == "cold-start-latency"]
     assert flagged == ["busy-url"]  # a URL nobody calls has no one waiting on a cold start
     assert not any("FunctionUrl" in call for call in calls.calls)  # no per-function URL reads in a sweep
+
+
+# -- SnapStart: the cheaper cure first, where the runtime supports it -----------------------------------------
+
+
+def _fronted(aws, name, runtime_name, **extra):
+    response = aws.client("lambda").create_function(
+        FunctionName=name, Runtime=runtime_name, Role=aws.role, Handler="app.handler", Code={"ZipFile": aws._zip},
+        MemorySize=128, **extra)
+    aws.rest_api(response["FunctionArn"], path=name)
+    return response["FunctionArn"]
+
+
+def test_python_312_gets_snapstart_first_priced_against_provisioned_concurrency(aws, runtime):
+    arn = _fronted(aws, "signup-api", "python3.12")
+    (finding,) = _cold(handle_event(_config_event(arn), runtime=runtime)["findings"])
+    message = finding["message"]
+    # 0.125 GB x 2,628,000 s x $0.0000015046 = $0.49 a month of cache; 1,000 x 0.125 GB x $0.0001397998 = $0.02
+    assert ("Cheaper first: turn on SnapStart (the python3.12 runtime supports it) - new environments resume from "
+            "a snapshot taken when a version is published, for an estimated $0.49/month of snapshot cache per "
+            "published version plus $0.02 per 1,000 restores, against $2.74/month for provisioned concurrency"
+            ) in message
+    assert "not with provisioned concurrency, EFS or ephemeral storage over 512 MB" in message
+    assert message.index("SnapStart") < message.index("keep 2 environments warm")
+    assert finding["fix"] is None
+
+
+def test_java_snapstart_costs_nothing_extra(aws, runtime):
+    arn = _fronted(aws, "quote-api", "java21")
+    (finding,) = _cold(handle_event(_config_event(arn), runtime=runtime)["findings"])
+    assert "turn on SnapStart (the java21 runtime supports it)" in finding["message"]
+    assert "at no extra charge for Java" in finding["message"]
+
+
+@pytest.mark.parametrize("runtime_name", ["python3.11", "nodejs20.x", "java8.al2", "ruby3.3"])
+def test_runtimes_without_snapstart_hear_nothing_of_it(aws, runtime, runtime_name):
+    arn = _fronted(aws, "legacy-api", runtime_name)
+    (finding,) = _cold(handle_event(_config_event(arn), runtime=runtime)["findings"])
+    assert "SnapStart" not in finding["message"]
+    assert "keep 2 environments warm with provisioned concurrency" in finding["message"]
+
+
+def test_snapstart_already_on_is_quiet():
+    # moto always answers SnapStart.ApplyOn "None"; this is the configuration AWS returns once it is on
+    config = {"FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:signup-api", "Runtime": "python3.13",
+              "MemorySize": 128, "SnapStart": {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}}
+    fn = snapshot_from_config(config)
+    fn.routes = (ApiRoute("rest", "a1", "web", "POST /signup", "AWS_PROXY", 29000),)
+    assert fn.snapstart == "PublishedVersions" and evaluate(fn, PARAMS, AccountFacts()) == []
+    fn.snapstart = "None"
+    assert "turn on SnapStart" in evaluate(fn, PARAMS, AccountFacts())[0].message
+
+
+def test_an_incompatible_function_is_told_why_not(aws, runtime):
+    arn = _fronted(aws, "export-api", "python3.12", EphemeralStorage={"Size": 2048})
+    (finding,) = _cold(handle_event(_config_event(arn), runtime=runtime)["findings"])
+    assert ("SnapStart would suit the python3.12 runtime, but its ephemeral storage is 2048 MB (SnapStart allows "
+            "up to 512 MB).") in finding["message"]
+    assert "turn on SnapStart" not in finding["message"]
+
+
+def test_efs_and_unsupported_regions_block_snapstart():
+    config = {"FunctionArn": "arn:aws:lambda:ap-east-2:123456789012:function:f", "Runtime": "dotnet8",
+              "MemorySize": 128, "FileSystemConfigs": [{"Arn": "arn:aws:elasticfilesystem:ap-east-2:123456789012:"
+                                                        "access-point/fsap-1", "LocalMountPath": "/mnt/data"}]}
+    fn = snapshot_from_config(config)
+    fn.routes = (ApiRoute("http", "a1", "web", "GET /", "AWS_PROXY", 30000),)
+    (finding,) = evaluate(fn, PARAMS, AccountFacts())
+    assert finding.evidence["snapstart"] == {"eligible": False, "blockers": [
+        "it mounts an Amazon EFS file system", "SnapStart is not offered in ap-east-2"]}

@@ -38,7 +38,7 @@ def test_repo_policies_lint_and_explain(capsys):
         assert main(["explain", policy_id]) == 0
     out = capsys.readouterr().out
     assert "lambda:ListProvisionedConcurrencyConfigs" in out and "cloudwatch:ListMetrics" in out
-    assert "set-memory" in out and "set-provisioned-concurrency" in out
+    assert "set-memory" in out and "scale-provisioned-concurrency" in out
 
 
 @pytest.mark.parametrize("file, doc, problem", [

@@ -94,7 +94,12 @@ def test_dead_letter_destination_grows_the_policy_by_one_action_on_one_queue():
         sweep = f"arn:aws:sqs:*:*:{env['SAFETYCATCH_SWEEP_QUEUE']}"
         assert sqs["SendToOwnQueues"] == {"Sid": "SendToOwnQueues", "Effect": "Allow", "Action": ["sqs:SendMessage"],
                                           "Resource": [f"arn:aws:sqs:*:*:{env['SAFETYCATCH_DLQ']}", sweep]}
-        assert sqs["SweepQueue"]["Resource"] == sweep and set(sqs) == {"SendToOwnQueues", "SweepQueue"}
+        assert sqs["SweepQueue"]["Resource"] == sweep and set(sqs) == {"SendToOwnQueues", "SweepQueue", "ReadEstate"}
+        # the estate's queues are only read (recursive-trigger reads their policies to follow loop paths)
+        assert {a for a in sqs["ReadEstate"]["Action"] if a.startswith("sqs:")} == {"sqs:GetQueueUrl",
+                                                                                   "sqs:GetQueueAttributes"}
+        assert sqs["ReadEstate"]["Resource"] == "*" and set(sqs["SweepQueue"]["Action"]) == {
+            "sqs:DeleteMessage", "sqs:ReceiveMessage"}
         assert env["SAFETYCATCH_DLQ"] == f"safetycatch-{stage}-dead-letters"  # deploy/resources.yaml's QueueName
         without = iam.bot_policy(stage, config={**CONFIG, "stages": {stage: {
             **CONFIG["stages"][stage], "environment_variables": {
@@ -122,7 +127,13 @@ def test_new_code_gets_its_permissions_and_scopes(tmp_path):
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     alarms = by_sid["ManagedAlarms"]
     assert "cloudwatch:PutMetricAlarm" in alarms["Action"] and alarms["Effect"] == "Allow"
-    assert alarms["Resource"] == "arn:aws:cloudwatch:*:*:alarm:safetycatch-runaway-*"
+    # the runaway alarms, and the alarms Application Auto Scaling names for a target-tracking policy
+    assert alarms["Resource"] == ["arn:aws:cloudwatch:*:*:alarm:safetycatch-runaway-*",
+                                  "arn:aws:cloudwatch:*:*:alarm:TargetTracking-function:*"]
+    slr = by_sid["ScalingServiceLinkedRole"]
+    assert slr["Action"] == ["iam:CreateServiceLinkedRole"] and slr["Resource"] == (
+        "arn:aws:iam::*:role/aws-service-role/lambda.application-autoscaling.amazonaws.com/"
+        "AWSServiceRoleForApplicationAutoScaling_LambdaConcurrency")
     assert by_sid["InvokeOwnFunctions"]["Resource"] == "arn:aws:lambda:*:*:function:safetycatch-dev-slack_worker"
     assert by_sid["SlackSecret"]["Resource"] == "arn:aws:secretsmanager:*:*:secret:safetycatch/dev/slack-??????"
     assert "s3:GetBucketNotification" in by_sid["ReadEstate"]["Action"]

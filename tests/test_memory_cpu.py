@@ -1,4 +1,6 @@
-"""memory-cpu on moto: low MemorySize + long average Duration (GetMetricData) -> approve raising memory."""
+"""memory-cpu on moto: AWS Compute Optimizer's recommendation when there is one (GetLambdaFunctionRecommendations
+stubbed: moto has no Compute Optimizer), else low MemorySize + long average Duration (GetMetricData), labelled as an
+estimate -> approve raising memory."""
 
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ def test_slow_128_mb_function_asks_approval_to_raise_memory(aws, runtime):
     assert "$6.45 now, about $6.45 at 1024 MB" in message and "(~375 ms)" in message
     assert "at most $50.20 if it only waits on I/O" in message
     assert "Estimated cost per million invocations (AWS list prices, us-east-1): $6.45 now" in message
+    # moto has no Compute Optimizer: the estimate says it is one, and why
+    assert ("This is an estimate, not a measurement (GetLambdaFunctionRecommendations is not available here): "
+            "measure with AWS Lambda Power Tuning") in message
+    assert decision.finding.evidence["source"] == "estimate"
 
 
 def test_approved_fix_raises_memory_and_undo_restores_it(aws):
@@ -94,3 +100,103 @@ def test_a_target_below_the_current_memory_never_lowers_it():
     duration, invocations = metrics(PARAMS)
     fn.metrics.update({duration: 5000.0, invocations: 1000.0})
     assert evaluate(fn, {**PARAMS, "max_memory_mb": 4096, "target_memory_mb": 1024}, AccountFacts()) == []
+
+
+# -- AWS Compute Optimizer: evidence first --------------------------------------------------------------------
+
+
+def _optimizer_item(arn, finding="NotOptimized", reasons=("MemoryUnderprovisioned",), memory=512, saving=1.23):
+    """A LambdaFunctionRecommendation as botocore's compute-optimizer model shapes it (the Stubber validates it)."""
+    option = {"rank": 1, "memorySize": memory, "projectedUtilizationMetrics": [
+        {"name": "Duration", "statistic": "Expected", "value": 410.0}]}
+    if saving is not None:
+        option["savingsOpportunity"] = {"savingsOpportunityPercentage": 12.0,
+                                        "estimatedMonthlySavings": {"currency": "USD", "value": saving}}
+    return {"functionArn": arn, "functionVersion": "$LATEST", "accountId": "123456789012", "currentMemorySize": 128,
+            "numberOfInvocations": 52000, "lookbackPeriodInDays": 14.0, "finding": finding,
+            "findingReasonCodes": list(reasons), "memorySizeRecommendationOptions": [option],
+            "currentPerformanceRisk": "High"}
+
+
+def _optimizer(runtime, stub_only, response=None, error=None, expected=None):
+    """Stub ONLY GetLambdaFunctionRecommendations (moto has no Compute Optimizer). Read for the candidates the
+    estimate found: several read every recommendation once (maxResults 1000); one asks for itself (functionArns)."""
+    stubber = stub_only(runtime.clients()("compute-optimizer"), "GetLambdaFunctionRecommendations")
+    expected = expected or {"maxResults": 1000}
+    if error:
+        stubber.add_client_error("get_lambda_function_recommendations", error, "opt in first",
+                                 expected_params=expected)
+    else:
+        stubber.add_response("get_lambda_function_recommendations",
+                             {"lambdaFunctionRecommendations": response or []}, expected)
+    return stubber
+
+
+def test_compute_optimizer_memory_is_proposed_with_its_projected_saving(aws, runtime, stub_only, calls):
+    arn = aws.function("thumbnailer", memory=128)
+    _history(aws, "thumbnailer", 3000)
+    others = [aws.function(f"slow-{i}", memory=128) for i in range(3)]
+    for i in range(3):
+        _history(aws, f"slow-{i}", 2500)
+    aws.function("fast", memory=128)  # not a candidate: Compute Optimizer is not asked about it
+    stubber = _optimizer(runtime, stub_only, [_optimizer_item(arn)] + [
+        _optimizer_item(o, finding="Optimized", reasons=(), memory=128, saving=None) for o in others])
+    calls.clear()
+    report = runtime.engine("123456789012", "us-east-1").sweep(act=True)
+    stubber.assert_no_pending_responses()
+    assert calls.calls.count("compute-optimizer.GetLambdaFunctionRecommendations") == 1  # once per run
+    (decision,) = _memory_findings(report)  # the three Optimized ones are silenced, whatever the estimate
+    assert decision.outcome == "pending-approval"
+    fix = decision.finding.fix
+    assert (fix.action, fix.params, fix.prior) == ("set-memory", {"MemorySize": 512}, {"MemorySize": 128})
+    assert decision.finding.message == (
+        "AWS Compute Optimizer finds 128 MB under-provisioned (measured over 14 days) and recommends 512 MB: memory "
+        "buys CPU (1 vCPU at 1,769 MB). It projects a saving of $1.23/month (12 %). Raise MemorySize to 512 MB.")
+    assert decision.finding.evidence["source"] == "AWS Compute Optimizer"
+
+    gateway = Gateway(Clients("us-east-1"))
+    fixes.apply(gateway, fix)
+    assert aws.client("lambda").get_function(FunctionName=arn)["Configuration"]["MemorySize"] == 512
+    fixes.undo(gateway, fix)
+    assert aws.client("lambda").get_function(FunctionName=arn)["Configuration"]["MemorySize"] == 128
+
+
+def test_an_event_asks_compute_optimizer_for_its_one_function(aws, runtime, stub_only):
+    from chalicelib.handlers import handle_event
+    from cli.cloudtrail import api_call
+
+    arn = aws.function("thumbnailer", memory=128)
+    _history(aws, "thumbnailer", 3000)
+    stubber = _optimizer(runtime, stub_only, [_optimizer_item(arn, saving=None)], expected={"functionArns": [arn]})
+    report = handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": arn, "memorySize": 128}),
+                          runtime=runtime)
+    stubber.assert_no_pending_responses()
+    (finding,) = [f for f in report["findings"] if f["policy"] == "memory-cpu"]
+    assert "It projects no saving: the gain is speed (current performance risk: High)." in finding["message"]
+
+
+def test_optimized_by_compute_optimizer_silences_the_estimate(aws, runtime, stub_only):
+    arn = aws.function("thumbnailer", memory=128)
+    _history(aws, "thumbnailer", 3000)  # the estimate alone would flag it (see the first test)
+    _optimizer(runtime, stub_only, [_optimizer_item(arn, finding="Optimized", reasons=(), memory=128, saving=None)],
+               expected={"functionArns": [arn]})
+    assert _memory_findings(runtime.engine("123456789012", "us-east-1").sweep()) == []
+
+
+def test_insufficient_data_keeps_the_estimate_and_says_why(aws, runtime, stub_only):
+    arn = aws.function("thumbnailer", memory=128)
+    _history(aws, "thumbnailer", 3000)
+    _optimizer(runtime, stub_only, [_optimizer_item(arn, finding="Unavailable", reasons=("InsufficientData",),
+                                                    memory=128, saving=None)], expected={"functionArns": [arn]})
+    (decision,) = _memory_findings(runtime.engine("123456789012", "us-east-1").sweep())
+    assert decision.finding.fix.params == {"MemorySize": 1024}
+    assert ("This is an estimate, not a measurement (AWS Compute Optimizer has no usable recommendation: "
+            "Unavailable, InsufficientData)") in decision.finding.message
+
+
+def test_an_account_not_opted_in_keeps_the_estimate(aws, runtime, stub_only):
+    arn = aws.function("thumbnailer", memory=128)
+    _history(aws, "thumbnailer", 3000)
+    _optimizer(runtime, stub_only, error="OptInRequiredException", expected={"functionArns": [arn]})
+    (decision,) = _memory_findings(runtime.engine("123456789012", "us-east-1").sweep())
+    assert "(the account has not opted in to AWS Compute Optimizer)" in decision.finding.message

@@ -52,7 +52,8 @@ def test_bucket_notification_event_names_the_loop_and_asks_approval(aws, runtime
     assert finding["severity"] == "critical"
     assert finding["message"].startswith(
         f"example-fn → writes s3://{BUCKET}/incoming/ → triggers example-fn (s3:ObjectCreated:*; s3:PutObject "
-        f"allowed by example-fn-write-uploads)")
+        f"allowed by example-fn-write-uploads; decided by the local policy evaluator: SimulatePrincipalPolicy is "
+        f"not available here")  # moto lacks it: the local evaluator decides and says why
     # moto has no recursion API: the fix says so and keeps to the concurrency cap
     assert (
         "RecursiveLoop=Terminate: unavailable (GetFunctionRecursionConfig is not available here)" in finding["message"]
@@ -263,10 +264,19 @@ def test_dry_run_writes_nothing(aws, make_runtime, calls, event):
     assert calls.writes == []
 
 
-def test_notification_to_a_queue_only_is_skipped(runtime, aws, event):
+def test_notification_to_a_queue_no_function_consumes_is_skipped(runtime, aws, event):
+    aws.queue("q")
     recorded = event("s3-PutBucketNotification")
     config = recorded["detail"]["requestParameters"]["NotificationConfiguration"]
     config["QueueConfiguration"] = {"Queue": "arn:aws:sqs:us-east-1:123456789012:q", "Event": "s3:ObjectCreated:*"}
+    del config["CloudFunctionConfiguration"]
+    report = handle_event(recorded, runtime=runtime)
+    assert report["skipped"] == "no function is affected by this change"  # followed: nothing consumes q
+
+
+def test_notification_to_nothing_that_leads_to_a_function_is_skipped(runtime, aws, event):
+    recorded = event("s3-PutBucketNotification")
+    config = recorded["detail"]["requestParameters"]["NotificationConfiguration"]
     del config["CloudFunctionConfiguration"]
     report = handle_event(recorded, runtime=runtime)
     assert report["skipped"] == "the notification configuration invokes no Lambda function"

@@ -19,6 +19,10 @@ Evaluate = Callable[[FunctionSnapshot, Params, AccountFacts], list[Finding]]
 FACETS = frozenset({"concurrency", "mappings", "routes", "metrics", "account", "alarms",
                     "network", "role_policies", "triggers", "logs", "recursion"})
 FACETS |= frozenset({"urls", "provisioned"})  # function URLs; provisioned-concurrency configs
+FACETS |= frozenset({"package"})  # layer sizes the configuration lacks; container-image sizes (ECR)
+FACETS |= frozenset({"recommendations"})  # AWS Compute Optimizer memory recommendations
+FACETS |= frozenset({"scaling"})  # Application Auto Scaling on provisioned concurrency
+FACETS |= frozenset({"chains", "iam_simulation"})  # loop paths of several hops; IAM's own answer on a loop
 
 
 MAX_TEXT = 256    # characters in a text param (and in each item of a list param)

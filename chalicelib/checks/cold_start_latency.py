@@ -2,20 +2,57 @@
 
 A function behind a REST API, an HTTP API or a function URL answers people: after a quiet spell the first
 request pays the cold start, longer with little memory (little CPU for the init code) or a big package.
-Flagged: API-fronted, no provisioned concurrency, and a heavy start (MemorySize at or below ``max_memory_mb``
-or code + layers over ``min_package_mb``). The advice: ``suggested_pc`` provisioned-concurrency slots on an
-alias (the message gives their monthly cost, an estimate from published prices), or trim the start (more
-memory, smaller package, lazy imports). A sweep sees a function URL only when CloudWatch shows it served
-requests in the last two weeks (UrlRequestCount); the event path reads the URL configuration itself.
+Flagged: API-fronted, no provisioned concurrency, no SnapStart, and a heavy start (MemorySize at or below
+``max_memory_mb`` or code + layers over ``min_package_mb``).
+
+The cheaper cure first: for runtimes that support Lambda SnapStart (Java 11+, Python 3.12+, .NET 8+), Lambda
+resumes new environments from a snapshot taken when a version is published, which removes most of the init
+cost. Java pays nothing extra; Python and .NET pay for the snapshot cache and for each restore - the message
+prices both against provisioned concurrency (estimates from published prices). SnapStart works on published
+versions and aliases only, and not with provisioned concurrency, Amazon EFS, ephemeral storage over 512 MB
+or container images, nor in the Asia Pacific (New Zealand) and (Taipei) Regions: where one of these applies
+the message says which. Runtimes that cannot use SnapStart (Node.js, Ruby, OS-only, older versions) get the
+other advice only: ``suggested_pc`` provisioned-concurrency slots on an alias (priced), or trim the start
+(more memory, smaller package, lazy imports). A sweep sees a function URL only when CloudWatch shows it
+served requests in the last two weeks (UrlRequestCount); the event path reads the URL configuration itself.
 """
 
 from __future__ import annotations
+
+import re
 
 from chalicelib import pricing
 from chalicelib.checks.base import Check, Param, Params
 from chalicelib.model import AccountFacts, Finding, FunctionSnapshot
 
 MB = 1024 * 1024
+# Managed runtimes SnapStart supports (Lambda developer guide, "Supported features and limitations").
+_SNAPSTART_RUNTIME = re.compile(r"^(?:java(?:1[1-9]|[2-9]\d)|python3\.(?:1[2-9]|[2-9]\d)|dotnet(?:[89]|\d\d))$")
+SNAPSTART_EXCLUDED_REGIONS = ("ap-southeast-6", "ap-east-2")  # Asia Pacific (New Zealand), (Taipei)
+
+
+def snapstart_runtime(runtime: str) -> bool:
+    """Whether Lambda SnapStart supports the managed runtime.
+
+    Example:
+        >>> [snapstart_runtime(r) for r in ("python3.12", "python3.11", "java8.al2", "java21", "dotnet8", "nodejs22.x")]
+        [True, False, False, True, True, False]
+    """
+    return bool(_SNAPSTART_RUNTIME.match(runtime or ""))
+
+
+def snapstart_blockers(snapshot: FunctionSnapshot) -> list[str]:
+    """What stops SnapStart on this function besides its runtime (the documented incompatibilities)."""
+    blockers = []
+    if snapshot.package_type == "Image":
+        blockers.append("it is a container image")
+    if snapshot.efs:
+        blockers.append("it mounts an Amazon EFS file system")
+    if snapshot.ephemeral_mb > 512:
+        blockers.append(f"its ephemeral storage is {snapshot.ephemeral_mb} MB (SnapStart allows up to 512 MB)")
+    if snapshot.ref.region in SNAPSTART_EXCLUDED_REGIONS:
+        blockers.append(f"SnapStart is not offered in {snapshot.ref.region}")
+    return blockers
 
 
 def package_mb(snapshot: FunctionSnapshot) -> float:
@@ -48,7 +85,8 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
         2.74
     """
     front = _front(snapshot)
-    if not front or snapshot.provisioned or not in_scope(snapshot, params):
+    if not front or snapshot.provisioned or snapshot.snapstart == "PublishedVersions" \
+            or not in_scope(snapshot, params):
         return []
     heavy = []
     if snapshot.memory_mb <= params["max_memory_mb"]:
@@ -58,16 +96,38 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     slots = params["suggested_pc"]
     cost = pricing.provisioned_monthly(slots, snapshot.memory_mb, snapshot.architectures)
     unknown = f" ({snapshot.provisioned_note})" if snapshot.provisioned_note.startswith("unavailable") else ""
+    snapstart, snap_evidence = _snapstart_advice(snapshot, pricing.usd(cost))
     message = (
         f"Serves {front} with no provisioned concurrency{unknown} and a heavy start ({'; '.join(heavy)}): "
-        f"after a quiet spell users wait for the cold start. For a latency-critical path, keep {slots} "
+        f"after a quiet spell users wait for the cold start.{snapstart} For a latency-critical path, keep {slots} "
         f"environments warm with provisioned concurrency on an alias - estimated {pricing.usd(cost)}/month at "
         f"{snapshot.memory_mb} MB ({pricing.PRICE_LIST}); otherwise trim the start (more memory, a smaller "
         f"package, lazy imports)."
     )
     evidence = {"front": front, "memory_mb": snapshot.memory_mb, "package_mb": round(package_mb(snapshot), 1),
-                "suggested_pc": slots, "estimated_monthly_pc_usd": round(cost, 2)}
+                "suggested_pc": slots, "estimated_monthly_pc_usd": round(cost, 2), **snap_evidence}
     return [Finding(CHECK.id, snapshot.arn, "", message, None, evidence)]
+
+
+def _snapstart_advice(snapshot: FunctionSnapshot, pc_cost: str) -> tuple[str, dict[str, object]]:
+    """The SnapStart sentence (cheaper cure first) and its evidence; nothing for runtimes that cannot use it."""
+    if not snapstart_runtime(snapshot.runtime):
+        return "", {}
+    blockers = snapstart_blockers(snapshot)
+    if blockers:
+        return (f" SnapStart would suit the {snapshot.runtime} runtime, but {'; '.join(blockers)}.",
+                {"snapstart": {"eligible": False, "blockers": blockers}})
+    cache, restores = pricing.snapstart_monthly(snapshot.memory_mb, snapshot.runtime)
+    price = ("at no extra charge for Java" if cache == 0 else
+             f"for an estimated {pricing.usd(cache)}/month of snapshot cache per published version plus "
+             f"{pricing.usd(restores)} per 1,000 restores")
+    text = (f" Cheaper first: turn on SnapStart (the {snapshot.runtime} runtime supports it) - new environments "
+            f"resume from a snapshot taken when a version is published, {price}, against {pc_cost}/month for "
+            f"provisioned concurrency. It applies to published versions and aliases only (point the API at an "
+            f"alias), not with provisioned concurrency, EFS or ephemeral storage over 512 MB; make init code "
+            f"safe to resume (unique ids, connections).")
+    return text, {"snapstart": {"eligible": True, "estimated_monthly_cache_usd": round(cache, 2),
+                                "estimated_usd_per_1000_restores": round(restores, 4)}}
 
 
 CHECK = Check(
@@ -113,6 +173,10 @@ CHECK = Check(
         (
             "UpdateFunctionConfiguration:memorySize",
             "UpdateFunctionConfiguration:layers",
+            "UpdateFunctionConfiguration:runtime",
+            "UpdateFunctionConfiguration:snapStart",
+            "UpdateFunctionConfiguration:fileSystemConfigs",
+            "UpdateFunctionConfiguration:ephemeralStorage",
             "UpdateFunctionCode",
             "AddPermission",
             "PutIntegration",

@@ -2,18 +2,30 @@
 
 Lambda gives CPU in proportion to memory (one full vCPU at 1,769 MB). A function at 128-256 MB that runs for
 seconds is usually starved of CPU: more memory makes CPU-bound work faster for about the same cost, since the
-shorter duration offsets the higher per-millisecond price. Flagged: MemorySize at or below ``max_memory_mb``
-with an average Duration over the look-back above ``min_avg_duration_ms`` (and enough invocations to trust
-it). The fix raises MemorySize to ``target_memory_mb``; a human approves it because work that waits on I/O
-does not speed up. The message gives the cost per million invocations before and after: estimates from
-published prices (``chalicelib/pricing.py``), assuming the work is CPU-bound, with the bound if it is not.
+shorter duration offsets the higher per-millisecond price. The footgun's advice is to measure (AWS Lambda
+Power Tuning), so evidence comes first:
+
+* A function is a candidate when its MemorySize is at or below ``max_memory_mb`` and its average Duration over
+  the look-back is above ``min_avg_duration_ms`` (with enough invocations to trust it).
+
+* For candidates, AWS Compute Optimizer's recommendation is read (where the account has opted in; it measures
+  memory use and duration over up to 14 days). When it finds the memory under-provisioned, the fix proposes
+  its recommended MemorySize and the message quotes its projected monthly saving; when it finds the memory
+  right (Optimized) or too large, nothing is flagged.
+
+* Otherwise (no recommendation, not opted in, not enough data) the check keeps its estimate, labelled as one:
+  the fix raises MemorySize to ``target_memory_mb``, and the message gives the cost per million invocations
+  before and after from published prices (``chalicelib/pricing.py``), assuming the work is CPU-bound, with
+  the bound if it is not.
+
+A human approves either fix, because work that waits on I/O does not speed up.
 """
 
 from __future__ import annotations
 
 from chalicelib import pricing
 from chalicelib.checks.base import Check, Param, Params, Rule
-from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
+from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MemoryRecommendation, MetricQuery
 
 
 def in_scope(snapshot: FunctionSnapshot, params: Params) -> bool:
@@ -26,7 +38,8 @@ def metrics(params: Params) -> list[MetricQuery]:
 
 
 def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) -> list[Finding]:
-    """Propose MemorySize = target_memory_mb when the average Duration is over min_avg_duration_ms.
+    """Compute Optimizer's memory when it has a recommendation; else MemorySize = target_memory_mb when the
+    average Duration is over min_avg_duration_ms (an estimate, labelled so).
 
     Example:
         >>> from chalicelib.model import FunctionRef
@@ -40,6 +53,38 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     """
     if not in_scope(snapshot, params):
         return []
+    estimate = _estimate(snapshot, params, snapshot.memory_recommendation)
+    advice = snapshot.memory_recommendation
+    if estimate and advice is not None and advice.finding in ("Optimized", "NotOptimized"):
+        return _from_compute_optimizer(snapshot, advice)
+    return estimate
+
+
+def _from_compute_optimizer(snapshot: FunctionSnapshot, advice: MemoryRecommendation) -> list[Finding]:
+    """Compute Optimizer's verdict: its memory when it finds the function under-provisioned, else nothing."""
+    memory = snapshot.memory_mb
+    if "MemoryUnderprovisioned" not in advice.reasons or not advice.memory_mb or advice.memory_mb <= memory:
+        return []
+    if advice.monthly_savings_usd:
+        share = f" ({advice.savings_percent:.0f} %)" if advice.savings_percent is not None else ""
+        saving = f"It projects a saving of {pricing.usd(advice.monthly_savings_usd)}/month{share}."
+    else:
+        risk = f" (current performance risk: {advice.performance_risk})" if advice.performance_risk else ""
+        saving = f"It projects no saving: the gain is speed{risk}."
+    days = f" over {advice.lookback_days:.0f} days" if advice.lookback_days else ""
+    message = (f"AWS Compute Optimizer finds {memory} MB under-provisioned (measured{days}) and recommends "
+               f"{advice.memory_mb} MB: memory buys CPU (1 vCPU at 1,769 MB). {saving} Raise MemorySize to "
+               f"{advice.memory_mb} MB.")
+    evidence = {"source": "AWS Compute Optimizer", "recommended_memory_mb": advice.memory_mb,
+                "estimated_monthly_savings_usd": advice.monthly_savings_usd,
+                "savings_percent": advice.savings_percent, "performance_risk": advice.performance_risk}
+    return [Finding(CHECK.id, snapshot.arn, "", message,
+                    FixSpec("set-memory", snapshot.arn, {"MemorySize": advice.memory_mb}, {"MemorySize": memory}),
+                    evidence)]
+
+
+def _estimate(snapshot: FunctionSnapshot, params: Params, advice: MemoryRecommendation | None) -> list[Finding]:
+    """Today's estimate from the average Duration (no Compute Optimizer evidence), labelled as one."""
     duration_query, invocations_query = metrics(params)
     duration = snapshot.metrics.get(duration_query)
     invocations = snapshot.metrics.get(invocations_query) or 0
@@ -55,9 +100,11 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
         f"({invocations:,.0f} invocations): memory buys CPU (1 vCPU at 1,769 MB), and this work is likely "
         f"starved of it. Raise MemorySize to {target} MB. Estimated cost per million invocations "
         f"({pricing.PRICE_LIST}): {pricing.usd(before)} now, about {pricing.usd(after)} at {target} MB if the "
-        f"work is CPU-bound (~{faster:,.0f} ms), at most {pricing.usd(worst)} if it only waits on I/O."
+        f"work is CPU-bound (~{faster:,.0f} ms), at most {pricing.usd(worst)} if it only waits on I/O. "
+        f"This is an estimate, not a measurement ({_why_estimate(snapshot, advice)}): measure with AWS Lambda "
+        f"Power Tuning, or let Compute Optimizer recommend."
     )
-    evidence = {"avg_duration_ms": round(duration, 1), "invocations": invocations,
+    evidence = {"source": "estimate", "avg_duration_ms": round(duration, 1), "invocations": invocations,
                 "estimate_per_million_usd": {"before": round(before, 4), "after_cpu_bound": round(after, 4),
                                              "after_if_not_cpu_bound": round(worst, 4)},
                 "estimated_duration_ms": round(faster, 1),
@@ -66,6 +113,17 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
                                                       / 1e6, 2)}
     return [Finding(CHECK.id, snapshot.arn, "", message,
                     FixSpec("set-memory", snapshot.arn, {"MemorySize": target}, {"MemorySize": memory}), evidence)]
+
+
+def _why_estimate(snapshot: FunctionSnapshot, advice: MemoryRecommendation | None) -> str:
+    if "recommendations" not in snapshot.loaded:
+        return "AWS Compute Optimizer not read yet"
+    if "recommendations" in snapshot.unavailable:
+        return snapshot.unavailable["recommendations"]
+    if advice is not None:
+        reasons = ", ".join(advice.reasons) or "no reason given"
+        return f"AWS Compute Optimizer has no usable recommendation: {advice.finding}, {reasons}"
+    return "AWS Compute Optimizer has no recommendation for it"
 
 
 CHECK = Check(
@@ -90,9 +148,11 @@ CHECK = Check(
     rules=(Rule("target_memory_mb > max_memory_mb: the fix raises memory, never lowers it",
                 ("target_memory_mb", "max_memory_mb"), lambda p: p["target_memory_mb"] > p["max_memory_mb"]),),
     needs=frozenset({"metrics"}),
+    finding_needs=frozenset({"recommendations"}),  # read for the candidates only
     in_scope=in_scope,
     metrics=metrics,
     fix_actions=("set-memory",),
-    read_permissions=("cloudwatch:GetMetricData",),
+    read_permissions=("cloudwatch:GetMetricData", "compute-optimizer:GetLambdaFunctionRecommendations",
+                      "lambda:ListFunctions", "lambda:ListProvisionedConcurrencyConfigs"),
     triggers=frozenset(("UpdateFunctionConfiguration:memorySize",)),
 )

@@ -1,12 +1,23 @@
-"""recursive-trigger (footgun 4): the function can write to the resource that triggers it.
+"""recursive-trigger (footgun 4): the function can write to the resource that triggers it, directly or through
+the chains AWS builds.
 
-Triggers: S3 bucket notifications to the function, SQS / Kinesis / DynamoDB-stream mappings (enabled ones),
-SNS subscriptions. Writes: what the execution role's inline and attached policies allow - s3:PutObject on
-the keys the notification fires on (DeleteObject for ObjectRemoved events...), sqs:SendMessage on the queue,
-kinesis:PutRecord(s) on the stream, dynamodb:PutItem / UpdateItem / BatchWriteItem on the stream's table,
-sns:Publish on the topic - with wildcards in actions and resources, NotAction / NotResource, and explicit
-Deny honoured (conditions are not evaluated: a conditional Allow still counts). Each invocation then writes
-what triggers the next: the loop scales to the concurrency limit and the bill explodes within minutes.
+Direct triggers: S3 bucket notifications to the function, SQS / Kinesis / DynamoDB-stream mappings (enabled
+ones), SNS subscriptions. Longer paths, up to three deliveries from the resource written to the function: an
+S3 notification to an SNS topic or SQS queue, SNS to SQS, EventBridge rules (a bucket with EventBridge
+notifications on, or a bus the function puts events on, when the rule's pattern can match them), EventBridge
+pipes from queues and DynamoDB / Kinesis streams. A sweep reads the region's notifications, subscriptions,
+rules and pipes once; an event follows the resource policies of the function, its queues and topics. The
+message names the whole path (``f → writes s3://b/ → topic t → queue q → triggers f``).
+
+Writes: what the execution role allows - s3:PutObject on the keys the notification fires on (DeleteObject for
+ObjectRemoved events...), sqs:SendMessage on the queue, kinesis:PutRecord(s) on the stream, dynamodb:PutItem /
+UpdateItem / BatchWriteItem on the stream's table, sns:Publish on the topic, events:PutEvents on the bus. The
+local evaluator reads the role's inline and attached policies (wildcards, NotAction / NotResource, explicit
+Deny; a conditional Allow still counts). For the writes it allows, IAM's own policy simulator
+(SimulatePrincipalPolicy, which also applies permission boundaries and SCPs) has the last word where the call
+is available; the message says which of the two decided. Each invocation then writes what triggers the next:
+the loop scales to the concurrency limit and the bill explodes within minutes. Functions with a finding are in
+the kill-switch's scope (runaway-loop).
 
 Fix (approve): RecursiveLoop=Terminate, so Lambda stops the loops it can detect (where the recursion API is
 available), and a reserved-concurrency cap that bounds the damage, never below the observed peak. Both are
@@ -20,48 +31,37 @@ from dataclasses import dataclass
 
 from chalicelib.checks.base import Check, Param, Params
 from chalicelib.iam_eval import Verdict, can_perform
+from chalicelib.loops import Write, writes
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
 
-WRITE_ACTIONS = {
-    "sqs": ("sqs:SendMessage",),
-    "kinesis": ("kinesis:PutRecord", "kinesis:PutRecords"),
-    "dynamodb": ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"),
-    "sns": ("sns:Publish",),
-}
-S3_EVENT_ACTIONS = {
-    "s3:ObjectCreated": ("s3:PutObject",),
-    "s3:ObjectRemoved": ("s3:DeleteObject", "s3:DeleteObjectVersion"),
-    "s3:ObjectRestore": ("s3:RestoreObject",),
-    "s3:ObjectTagging": ("s3:PutObjectTagging", "s3:DeleteObjectTagging"),
-    "s3:ObjectAcl": ("s3:PutObjectAcl",),
-}
-ACTIVE_MAPPING_STATES = ("Enabled", "Enabling", "Creating", "Updating")
+LOCAL = "the local policy evaluator"
+SIMULATOR = "IAM's policy simulator"
 
 
 @dataclass(frozen=True)
 class Loop:
-    """A trigger the function can write to: ``label`` names it, ``verdict`` says which policy allows it."""
+    """A write that comes back to the function: ``verdict`` says which policy allows it, ``decided_by`` whose
+    answer counted (IAM's policy simulator or the local evaluator, and why)."""
 
-    label: str
-    trigger: str
+    write: Write
     verdict: Verdict
+    decided_by: str = LOCAL
+
+    @property
+    def label(self) -> str:
+        return self.write.label
+
+    @property
+    def trigger(self) -> str:
+        return self.write.how
 
 
 def metrics(params: Params) -> list[MetricQuery]:
     return [MetricQuery("ConcurrentExecutions", "Maximum", params["lookback_days"])]
 
 
-def _s3_actions(events: tuple[str, ...]) -> tuple[str, ...]:
-    found: list[str] = []
-    for event in events or ("s3:ObjectCreated:*",):
-        for prefix, actions in S3_EVENT_ACTIONS.items():
-            if event == "s3:*" or event.startswith(prefix):
-                found.extend(a for a in actions if a not in found)
-    return tuple(found)
-
-
 def loops(snapshot: FunctionSnapshot) -> list[Loop]:
-    """Every trigger of the function that its role lets it write to.
+    """Every write that comes back to the function and that its role allows (IAM's answer where it was asked).
 
     Example:
         >>> from chalicelib.model import FunctionRef, RolePolicy, Trigger
@@ -74,37 +74,34 @@ def loops(snapshot: FunctionSnapshot) -> list[Loop]:
     """
     policies = [(p.name if p.source == "inline" else f"{p.name} ({p.source})", p.document)
                 for p in snapshot.role_policies]
-    candidates: list[tuple[str, str, tuple[str, ...], str]] = []
-    for mapping in snapshot.mappings:
-        kind = mapping.source_kind
-        if kind not in WRITE_ACTIONS or mapping.state not in ACTIVE_MAPPING_STATES:
-            continue
-        if kind == "dynamodb":
-            table = mapping.source_arn.split("/stream/", 1)[0]
-            candidates.append((f"DynamoDB table {table.rsplit('/', 1)[-1]}", table, WRITE_ACTIONS[kind],
-                               f"its stream (mapping {mapping.uuid})"))
-        elif kind == "kinesis":
-            stream = mapping.source_arn.split("/consumer/", 1)[0]
-            candidates.append((f"Kinesis stream {stream.rsplit('/', 1)[-1]}", stream, WRITE_ACTIONS[kind],
-                               f"mapping {mapping.uuid}"))
-        else:
-            candidates.append((f"SQS queue {mapping.source_name}", mapping.source_arn, WRITE_ACTIONS[kind],
-                               f"mapping {mapping.uuid}"))
-    for trigger in snapshot.triggers:
-        if trigger.kind == "s3":
-            bucket = trigger.source_arn.split(":::", 1)[-1]
-            target = f"{trigger.source_arn}/{trigger.prefix}*{trigger.suffix}"
-            events = ", ".join(trigger.events) or "notification"
-            candidates.append((f"s3://{bucket}/{trigger.prefix}", target, _s3_actions(trigger.events), events))
-        elif trigger.kind == "sns":
-            candidates.append((f"SNS topic {trigger.source_name}", trigger.source_arn, WRITE_ACTIONS["sns"],
-                               "subscription"))
     found = []
-    for label, target, actions, how in candidates:
-        verdict = can_perform(policies, actions, target)
+    for write in writes(snapshot):
+        verdict = can_perform(policies, write.actions, write.target)
         if verdict.allowed:
-            found.append(Loop(label, how, verdict))
+            decided_by, stands = iam_answer(snapshot, write, verdict)
+            if stands:
+                found.append(Loop(write, verdict, decided_by))
     return found
+
+
+def iam_answer(snapshot: FunctionSnapshot, write: Write, verdict: Verdict) -> tuple[str, bool]:
+    """Whose answer decides a write the local evaluator allows, and whether the loop stands: IAM's policy
+    simulator where it answered; the local evaluator where it could not be asked, or where the simulator
+    denied only for want of a condition's request context."""
+    if "iam_simulation" not in snapshot.loaded:
+        return LOCAL, True
+    decision = snapshot.iam_decisions.get(write.key)
+    if decision is None:
+        why = snapshot.unavailable.get("iam_simulation", "not asked")
+        return f"{LOCAL}: {why}", True
+    if decision.decision == "allowed":
+        return SIMULATOR, True
+    if decision.blocked_by:
+        return f"{SIMULATOR}: denied by {decision.blocked_by}", False
+    if decision.missing_context and verdict.conditional:
+        keys = ", ".join(decision.missing_context[:3])
+        return f"{LOCAL}: the simulator had no value for {keys}", True
+    return f"{SIMULATOR}: {decision.decision}", False
 
 
 def _fix(snapshot: FunctionSnapshot, params: Params) -> tuple[FixSpec | None, str]:
@@ -136,8 +133,16 @@ def _fix(snapshot: FunctionSnapshot, params: Params) -> tuple[FixSpec | None, st
     return FixSpec("stop-recursive-loop", snapshot.arn, change, prior), text
 
 
+def describe(name: str, loop: Loop) -> str:
+    """One loop in a line: ``f → writes X → (the path) → triggers f (how; which policy allows it; who decided)``."""
+    route = "".join(f" → {station}" for station in loop.write.via)
+    condition = ", under a condition" if loop.verdict.conditional else ""
+    return (f"{name} → writes {loop.label}{route} → triggers {name} ({loop.trigger}; {loop.verdict.action} allowed "
+            f"by {loop.verdict.policy}{condition}; decided by {loop.decided_by})")
+
+
 def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) -> list[Finding]:
-    """One finding naming every loop ("fn → writes X → triggers fn"); the fix needs the follow-up facets.
+    """One finding naming every loop ("fn → writes X → ... → triggers fn"); the fix needs the follow-up facets.
 
     Example:
         >>> from chalicelib.model import EventSourceMapping, FunctionRef, RolePolicy
@@ -151,17 +156,16 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     found = loops(snapshot)
     if not found:
         return []
-    name = snapshot.name
-    chains = "; ".join(
-        f"{name} → writes {loop.label} → triggers {name} ({loop.trigger}; {loop.verdict.action} allowed by "
-        f"{loop.verdict.policy}{', under a condition' if loop.verdict.conditional else ''})" for loop in found)
+    chains = "; ".join(describe(snapshot.name, loop) for loop in found)
     fix, fix_text = _fix(snapshot, params)
+    gaps = f" (Not followed: {snapshot.unavailable['chains']}.)" if "chains" in snapshot.unavailable else ""
     message = (f"{chains}. A recursive loop scales to the concurrency limit and the bill explodes within minutes; "
-               f"write to a different resource, or filter what triggers the function.{fix_text}")
+               f"write to a different resource, or filter what triggers the function.{fix_text}{gaps}")
     return [Finding(
         policy=CHECK.id, function_arn=snapshot.arn, severity="", message=message, fix=fix,
         evidence={"loops": [{"resource": loop.label, "trigger": loop.trigger, "action": loop.verdict.action,
-                             "policy": loop.verdict.policy} for loop in found]},
+                             "policy": loop.verdict.policy, "decided_by": loop.decided_by,
+                             "path": [loop.label, *loop.write.via, snapshot.name]} for loop in found]},
     )]
 
 
@@ -193,8 +197,8 @@ CHECK = Check(
             maximum=63,
         ),
     ),
-    needs=frozenset({"mappings", "triggers", "role_policies"}),
-    finding_needs=frozenset({"concurrency", "recursion", "metrics"}),
+    needs=frozenset({"mappings", "triggers", "chains", "role_policies"}),
+    finding_needs=frozenset({"concurrency", "recursion", "metrics", "iam_simulation"}),
     metrics=metrics,
     fix_actions=("stop-recursive-loop",),
     read_permissions=(
@@ -206,6 +210,15 @@ CHECK = Check(
         "s3:GetBucketNotification",
         "sns:ListSubscriptions",
         "sns:ListSubscriptionsByTopic",
+        "sns:GetTopicAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:GetQueueAttributes",
+        "events:ListEventBuses",
+        "events:ListRules",
+        "events:DescribeRule",
+        "events:ListTargetsByRule",
+        "pipes:ListPipes",
+        "iam:SimulatePrincipalPolicy",
         "iam:GetAccountAuthorizationDetails",
         "iam:ListRolePolicies",
         "iam:GetRolePolicy",

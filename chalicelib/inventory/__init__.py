@@ -7,9 +7,10 @@ Two reading strategies, chosen by how many functions are asked for:
 * many functions (a sweep): ListFunctions pages, tags from the Resource Groups Tagging API, account-wide
   ListEventSourceMappings pages, every API's integrations once, metrics 500 series per GetMetricData call.
 
-Each facet is read by one reader module (apis, metrics, lambda_reads, network, roles, triggers, logs); a
-reader owns its caches, and :class:`Inventory` composes them. :data:`FACETS` says which reader reads each
-facet and which facets must be read before it; :meth:`Inventory.load` reads the facets asked for at once,
+Each facet is read by one reader module (apis, metrics, lambda_reads, network, roles, triggers, logs,
+packages, optimizer, autoscaling, eventbridge, chains, simulation); a reader owns its caches, and
+:class:`Inventory` composes them. :data:`FACETS` says which reader reads each facet and which facets must be
+read before it; :meth:`Inventory.load` reads the facets asked for at once,
 each as soon as those it comes after are read, and each reader reads its items in parallel within the
 scope's per-service limit (``chalicelib.aws.IN_FLIGHT``).
 
@@ -35,12 +36,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.aws import Clients, describe_error, is_not_found, is_transient, named_pool
 from chalicelib.events import Change, function_from_uri
 from chalicelib.inventory.apis import ApiReader
+from chalicelib.inventory.autoscaling import ScalingReader
+from chalicelib.inventory.chains import ChainReader
 from chalicelib.inventory.common import FEW_FUNCTIONS, ReadContext, _chunks, _unqualified, snapshot_from_config
+from chalicelib.inventory.eventbridge import EventBridgeReader
 from chalicelib.inventory.lambda_reads import AccountFactsCache, LambdaReader
 from chalicelib.inventory.logs import LogReader
 from chalicelib.inventory.metrics import PROVISIONED_METRIC, URL_METRIC, MetricReader
 from chalicelib.inventory.network import NetworkReader
+from chalicelib.inventory.optimizer import OptimizerReader
+from chalicelib.inventory.packages import PackageReader
 from chalicelib.inventory.roles import RoleReader, _role_name
+from chalicelib.inventory.simulation import SimulationReader
 from chalicelib.inventory.triggers import TriggerReader
 from chalicelib.model import (
     AccountFacts,
@@ -100,6 +107,15 @@ FACETS: dict[str, Facet] = {
     "triggers": Facet(lambda inv, r: inv.triggers.load_triggers(r.snapshots, r.bulk),
                       warm=lambda inv: inv.triggers.warm()),
     "logs": Facet(lambda inv, r: inv.logs.load_logs(r.snapshots, r.bulk, r.searches)),
+    "package": Facet(lambda inv, r: inv.packages.load_package(r.snapshots)),
+    "recommendations": Facet(lambda inv, r: inv.optimizer.load_recommendations(r.snapshots, r.bulk)),
+    # scalers are read for the aliases / versions the provisioned-concurrency configs name
+    "scaling": Facet(lambda inv, r: inv.scaling.load_scaling(r.snapshots, r.bulk), after=frozenset({"provisioned"})),
+    # loop paths end with the function's mappings; IAM is asked about the paths' first writes
+    "chains": Facet(lambda inv, r: inv.chains.load_chains(r.snapshots, r.bulk), after=frozenset({"mappings"}),
+                    warm=lambda inv: inv.chains.warm()),
+    "iam_simulation": Facet(lambda inv, r: inv.simulation.load_iam_simulation(r.snapshots),
+                            after=frozenset({"mappings", "triggers", "chains", "role_policies"})),
 }
 
 def _facets_pool() -> ThreadPoolExecutor:
@@ -145,6 +161,12 @@ class Inventory:
     roles: RoleReader
     triggers: TriggerReader
     logs: LogReader
+    packages: PackageReader
+    optimizer: OptimizerReader
+    scaling: ScalingReader
+    events: EventBridgeReader
+    chains: ChainReader
+    simulation: SimulationReader
 
     def __init__(self, clients: Clients, account: str, sleep: Callable[[float], None] = time.sleep,
                  facts: AccountFactsCache | None = None) -> None:
@@ -157,6 +179,12 @@ class Inventory:
         self.roles = RoleReader(self.ctx)
         self.triggers = TriggerReader(self.ctx)
         self.logs = LogReader(self.ctx)
+        self.packages = PackageReader(self.ctx)
+        self.optimizer = OptimizerReader(self.ctx)
+        self.scaling = ScalingReader(self.ctx)
+        self.events = EventBridgeReader(self.ctx)
+        self.chains = ChainReader(self.ctx, self.triggers, self.events, self.lambdas)
+        self.simulation = SimulationReader(self.ctx)
 
     @property
     def transient_raises(self) -> bool:
@@ -178,6 +206,8 @@ class Inventory:
             raise
         snapshot = snapshot_from_config(response["Configuration"], response.get("Tags"))
         snapshot.reserved_concurrency = (response.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
+        snapshot.image_uri = str((response.get("Code") or {}).get("ImageUri", ""))
+        snapshot.resolved_image_uri = str((response.get("Code") or {}).get("ResolvedImageUri", ""))
         snapshot.loaded.update({"tags", "concurrency"})
         if error := response.get("TagsError"):  # GetFunction allowed but lambda:ListTags not: no tags returned
             snapshot.unavailable["tags"] = f"{error.get('ErrorCode', 'error')}: {str(error.get('Message', ''))[:300]}"
@@ -362,9 +392,12 @@ class Inventory:
                                          "", None, ("route-table", "rtb-0a9d8c7b6e5f4a321")))
             # -> [FunctionRef(name='orders-api', account='123456789012', region='us-east-1', partition='aws')]
         """
+        kind, *args = change.lookup or ("",)
+        if kind == "downstream":  # an S3 notification: the functions it names, and those its queues... reach
+            found = list(change.functions)
+            return found + [ref for ref in self.chains.functions_downstream(args[0], args[1:]) if ref not in found]
         if change.functions:
             return list(change.functions)
-        kind, *args = change.lookup or ("",)
         ec2 = self.clients("ec2")
         try:
             if kind == "route-table":

@@ -63,6 +63,8 @@ def snapshot_from_config(config: dict[str, Any], tags: dict[str, str] | None = N
         architectures=tuple(config.get("Architectures") or ("x86_64",)),
         custom_log_group=_custom_log_group(config),
         revision_id=str(config.get("RevisionId") or ""),
+        snapstart=str((config.get("SnapStart") or {}).get("ApplyOn") or "None"),
+        efs=bool(config.get("FileSystemConfigs")),
     )
 
 

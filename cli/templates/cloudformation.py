@@ -368,6 +368,11 @@ def _snapshot(links: _Links, logical: str, props: dict[str, Any], where: int, ow
     snapshot.memory_mb = _int(text(props.get("MemorySize")), 128)
     snapshot.package_type = text(props.get("PackageType")) or "Zip"
     snapshot.architectures = tuple(resolver.value(props.get("Architectures")) or ("x86_64",))
+    # what decides whether SnapStart applies (cold-start-latency)
+    snap_start, ephemeral = resolver.value(props.get("SnapStart")), resolver.value(props.get("EphemeralStorage"))
+    snapshot.snapstart = str((snap_start if isinstance(snap_start, dict) else {}).get("ApplyOn") or "None")
+    snapshot.ephemeral_mb = _int(str((ephemeral if isinstance(ephemeral, dict) else {}).get("Size", 512)), 512)
+    snapshot.efs = bool(props.get("FileSystemConfigs"))
     snapshot.tags = _tags(resolver, props.get("Tags"))
     snapshot.env = _environment(resolver, props)
     reserved = text(props.get("ReservedConcurrentExecutions"))

@@ -321,6 +321,10 @@ def _function(links: _Links, address: str, values: dict[str, Any]) -> TemplateFu
     snapshot.memory_mb = int(values.get("memory_size") or 128)
     snapshot.package_type = str(values.get("package_type") or "Zip")
     snapshot.architectures = tuple(values.get("architectures") or ("x86_64",))
+    # what decides whether SnapStart applies (cold-start-latency)
+    snapshot.snapstart = str(((values.get("snap_start") or [{}])[0] or {}).get("apply_on") or "None")
+    snapshot.ephemeral_mb = int(((values.get("ephemeral_storage") or [{}])[0] or {}).get("size") or 512)
+    snapshot.efs = bool(values.get("file_system_config"))
     snapshot.tags = {str(k): str(v) for k, v in (values.get("tags") or {}).items()}
     environment = (values.get("environment") or [{}])[0] or {}
     snapshot.env = {str(k): str(v) if v is not None else f"<{k}>"
