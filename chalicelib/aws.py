@@ -134,8 +134,9 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line for an AWS (or any) error: ``Code: message`` of a ``ClientError``, else ``Type: message``.
+def describe_error(exc: BaseException, operation: bool = False) -> str:
+    """One line for an AWS (or any) error: ``Code: message`` of a ``ClientError`` (``Operation: Code: message``
+    with ``operation``), else ``Type: message``.
 
     Example:
         >>> describe_error(ValueError("bad"))
@@ -143,7 +144,8 @@ def describe_error(exc: BaseException) -> str:
     """
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {str(error.get('Message', ''))[:200]}"
+        line = f"{error.get('Code', 'error')}: {str(error.get('Message', ''))[:200]}"
+        return f"{exc.operation_name}: {line}" if operation else line
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 

@@ -44,6 +44,7 @@ from chalicelib.state import StateStore
 
 Progress = Callable[[int, int | None], None]
 TOLD = ("notified", "fixed", "pending-approval", "failed")  # outcomes a human hears about
+NOTE_REPEAT_SECONDS = 24 * 3600  # a notifier tells the same notify-only finding (or refusal) once a day at most
 APPLY_CLAIM_SECONDS = 300  # > the bot's Lambda timeout (60 s): outlives any concurrent twin's read-to-write
 
 
@@ -130,9 +131,6 @@ class ScanReport:
                 "findings": [d.to_json() for d in self.decisions], "errors": list(self.errors)}
 
 
-_reason = describe_error  # one line for an error, in findings, audit records and logs
-
-
 class Engine:
     """Evaluates policies over snapshots and carries out decisions for one account and region."""
 
@@ -190,7 +188,7 @@ class Engine:
                 try:
                     found = check.evaluate(snapshot, cfg.params, account)
                 except Exception as exc:  # noqa: BLE001 - one broken check must not stop the others
-                    errors.append(f"{check.id} failed on {snapshot.name}: {_reason(exc)}")
+                    errors.append(f"{check.id} failed on {snapshot.name}: {describe_error(exc)}")
                     self.unevaluated.add(check.id)
                     continue
                 results[snapshot.arn].extend((dataclasses.replace(f, severity=cfg.severity), cfg) for f in found)
@@ -230,7 +228,7 @@ class Engine:
             try:
                 found = check.evaluate(snapshot, cfg.params, account)
             except Exception as exc:  # noqa: BLE001 - one broken check must not stop the others
-                errors.append(f"{check.id} failed on {snapshot.name}: {_reason(exc)}")
+                errors.append(f"{check.id} failed on {snapshot.name}: {describe_error(exc)}")
                 continue
             kept = [(f, c) for f, c in results[snapshot.arn] if f.policy != check.id]
             results[snapshot.arn] = kept + [(dataclasses.replace(f, severity=cfg.severity), cfg) for f in found]
@@ -374,8 +372,8 @@ class Engine:
             decision.outcome, decision.detail = "notified", f"not applied: {exc}"
             return
         except (ClientError, BotoCoreError) as exc:
-            self.store.mark_fix(fix_id, "failed", "stored", reason=_reason(exc))
-            decision.outcome, decision.detail = "failed", _reason(exc)
+            self.store.mark_fix(fix_id, "failed", "stored", reason=describe_error(exc))
+            decision.outcome, decision.detail = "failed", describe_error(exc)
             return
         self.store.mark_fix(fix_id, "applied", "stored")
         decision.outcome = "fixed"
@@ -468,7 +466,7 @@ class Engine:
         try:
             problem = self.notifier.notify(snapshot, decisions, context)
         except Exception as exc:  # noqa: BLE001 - a notification failure never undoes a decision
-            problem = f"notification failed: {_reason(exc)}"
+            problem = f"notification failed: {describe_error(exc)}"
         if problem is None:
             return
         logger.info("not notified", extra={"function": snapshot.arn, "error": problem})

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -232,3 +233,32 @@ def record(spec: FixSpec) -> dict[str, str]:
 def undo(gateway: Gateway, spec: FixSpec) -> None:
     """Put back ``spec.prior`` through ``gateway``."""
     ACTIONS[spec.action].undo(gateway, spec)
+
+
+def describe_change(spec: dict[str, Any]) -> tuple[str, str]:
+    """(current, proposed) of a fix spec (its JSON form), for people: one ``key = value`` line per parameter.
+
+    Example:
+        >>> describe_change({"params": {"Timeout": 25}, "prior": {"Timeout": 30}})
+        ('Timeout = 30', 'Timeout = 25')
+    """
+    def show(values: dict[str, Any], key: str) -> str:
+        value = values.get(key)
+        if value is None or value == []:
+            return f"{key} = none"
+        return f"{key} = {', '.join(map(str, value)) if isinstance(value, list) else value}"
+
+    keys = list(dict.fromkeys([*spec.get("params", {}), *spec.get("prior", {})]))
+    return ("\n".join(show(spec.get("prior", {}), k) for k in keys),
+            "\n".join(show(spec.get("params", {}), k) for k in keys))
+
+
+def describe_spec(spec: dict[str, Any]) -> str:
+    """``current → proposed`` of a fix spec on one line.
+
+    Example:
+        >>> describe_spec({"params": {"Timeout": 25, "MemorySize": 512}, "prior": {"Timeout": 30, "MemorySize": 128}})
+        'Timeout = 30, MemorySize = 128 → Timeout = 25, MemorySize = 512'
+    """
+    current, proposed = describe_change(spec)
+    return f"{current.replace(chr(10), ', ')} → {proposed.replace(chr(10), ', ')}"

@@ -27,14 +27,15 @@ import hashlib
 import json
 import os
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import alarms, fixes, sentinel
+from chalicelib.aws import describe_error
 from chalicelib.checks import REGISTRY
 from chalicelib.drift import drift
-from chalicelib.engine import Engine, EventReport, _reason
+from chalicelib.engine import NOTE_REPEAT_SECONDS, Engine, EventReport
 from chalicelib.evidence import (
     ALARM_STATE_CHANGE,
     MAX_FUNCTIONS_PER_EVENT,
@@ -47,13 +48,14 @@ from chalicelib.evidence import (
 from chalicelib.inventory.metrics import ContributorsUnavailable
 from chalicelib.log import logger
 from chalicelib.model import Decision, Finding, FixSpec, FunctionRef, FunctionSnapshot
-from chalicelib.runtime import Runtime
 from chalicelib.settings import PolicyConfig
-from chalicelib.slack_messages import NOTE_REPEAT_SECONDS
 from chalicelib.state import now_iso
 
+if TYPE_CHECKING:  # the runtime wires the kill-switch in; the kill-switch only takes one
+    from chalicelib.runtime import Runtime
+
 POLICY = "runaway-loop"
-RESTORABLE = ("applied", "undo-failed")  # the same fix statuses as any Undo (approvals.undo)
+RESTORABLE = ("applied", "undo-failed")  # the same fix statuses as any Undo (undo.undo_fix)
 RUNNING_STATES = ("Enabled", "Enabling", "Creating", "Updating")
 STALE_CLAIM_SECONDS = 900  # a kill still "killing" after this crashed half-way; it may be taken over
 
@@ -109,8 +111,8 @@ def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: str | No
     try:
         fixes.undo(engine.gateway, spec)
     except (ClientError, BotoCoreError) as exc:
-        store.mark_fix(fix["id"], "undo-failed", "undoing", reason=_reason(exc))
-        result.update(outcome="failed", message=f"{name} NOT fully restored: {_reason(exc)}; retry the restore")
+        store.mark_fix(fix["id"], "undo-failed", "undoing", reason=describe_error(exc))
+        result.update(outcome="failed", message=f"{name} NOT fully restored: {describe_error(exc)}; retry the restore")
     else:
         store.mark_fix(fix["id"], "undone", "undoing")
         lock = store.kill_lock(ref.arn)
@@ -159,7 +161,7 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
         except KillSwitchError as exc:
             report.errors.append(str(exc))
         except (ClientError, BotoCoreError) as exc:
-            report.errors.append(f"{ref.name}: {_reason(exc)}")
+            report.errors.append(f"{ref.name}: {describe_error(exc)}")
             failed = True
         if failed and evidence.kind == ALARM_STATE_CHANGE:
             # the alarm stays in ALARM and would never fire again: back to OK, so the next period retries the kill
@@ -322,7 +324,7 @@ def _tell(engine: Engine, function_arn: str, fix_id: str, detail: dict[str, Any]
     try:
         return engine.notifier.notify_kill(function_arn, fix_id, detail, context)
     except Exception as exc:  # noqa: BLE001 - a notification failure never undoes a kill
-        return f"notification failed: {_reason(exc)}"
+        return f"notification failed: {describe_error(exc)}"
 
 
 class _Kill:
@@ -409,10 +411,10 @@ def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic
     except fixes.PartialFix as exc:
         partial = str(exc)
     except (ClientError, BotoCoreError) as exc:
-        store.mark_fix(fix_id, "failed", "stored", reason=_reason(exc))
+        store.mark_fix(fix_id, "failed", "stored", reason=describe_error(exc))
         store.set_kill(ref.arn, token, "released")
         return attempt.end("failed", f"RUNAWAY LOOP on {name}: the kill FAILED, it is still running "
-                           f"({_reason(exc)}).", _reason(exc), spec, fix_id)
+                           f"({describe_error(exc)}).", describe_error(exc), spec, fix_id)
     store.mark_fix(fix_id, "applied", "stored", **({"reason": partial} if partial else {}))
     store.set_kill(ref.arn, token, "killed", fix_id)
     evidence = f" Evidence {confirmed}." if confirmed else ""
@@ -469,8 +471,8 @@ def _rearm(engine: Engine, ref: FunctionRef, actor: str) -> str:
             return ""
         engine.gateway.set_alarm_state(name, "OK", f"re-armed by safetycatch restore ({actor[:100]})")
     except (ClientError, BotoCoreError) as exc:
-        logger.warning("could not re-arm the runaway alarm", extra={"alarm": name, "error": _reason(exc)})
-        return f"; alarm {name} NOT re-armed ({_reason(exc)})"
+        logger.warning("could not re-arm the runaway alarm", extra={"alarm": name, "error": describe_error(exc)})
+        return f"; alarm {name} NOT re-armed ({describe_error(exc)})"
     return f"; alarm {name} re-armed (OK)"
 
 

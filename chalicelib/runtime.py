@@ -159,8 +159,6 @@ class Runtime:
         runtime.member_role, runtime.external_id = accounts.member_role_name(), accounts.external_id()
         runtime.regions = regions_from_env()
         runtime.securityhub = securityhub.enabled(os.environ.get(securityhub.ENV))
-        from chalicelib.slack_messages import attach_slack
-
         attach_slack(runtime)
         return runtime
 
@@ -259,3 +257,16 @@ class Runtime:
         if self.securityhub:
             engine.sink = securityhub.SecurityHubSink(clients, account)
         return engine
+
+
+def attach_slack(runtime: Runtime) -> None:
+    """Give ``runtime`` its Slack when ``SAFETYCATCH_SLACK_SECRET`` is set, and post through it when a channel
+    is set too (``Runtime.from_env`` calls this, so ``replay`` and ``scan --fix`` post as the deployed bot).
+    The runtime is where the bot is wired together: the only deployed module besides the Slack ones that
+    knows Slack (slack-sdk is imported on first use)."""
+    from chalicelib.slack import Slack
+    from chalicelib.slack_messages import SlackNotifier
+
+    runtime.slack = Slack.from_env(runtime.session)
+    if runtime.slack is not None and runtime.slack.channel:
+        runtime.notifier = SlackNotifier(runtime.slack, runtime.slack.channel, lambda: runtime.store)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.accounts import ACCOUNT_ID, organization_accounts
+from chalicelib.aws import describe_error
 
 if TYPE_CHECKING:
     from chalicelib.runtime import Runtime
@@ -103,7 +104,7 @@ def sweep_scopes(runtime: Runtime, scopes: list[Scope], act: bool = False, worke
             return engine.sweep(act=act, progress=counted, select=select).to_json()
         except (ClientError, BotoCoreError) as exc:
             return {"account": scope.account, "region": scope.region, "functions_scanned": 0, "findings": [],
-                    "errors": [f"could not sweep: {_reason(exc)}"]}
+                    "errors": [f"could not sweep: {describe_error(exc, operation=True)}"]}
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(scopes) or 1))) as pool:
         reports = list(pool.map(one, scopes))
@@ -126,10 +127,3 @@ def merge(account: str, region: str, scopes: list[Scope], reports: list[dict[str
                                  "functions_scanned": report["functions_scanned"],
                                  "findings": len(report["findings"]), "errors": len(report["errors"])})
     return merged
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{exc.operation_name}: {error.get('Code', 'error')}: {str(error.get('Message', ''))[:200]}"
-    return f"{type(exc).__name__}: {str(exc)[:200]}"

@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -36,13 +36,17 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from chalicelib.engine import NOTE_REPEAT_SECONDS
+from chalicelib.fixes import describe_change
 from chalicelib.log import logger
 from chalicelib.model import Decision, FunctionRef, FunctionSnapshot
 from chalicelib.slack import Slack, SlackUnavailable, escape
 from chalicelib.state import StateStore
 
+if TYPE_CHECKING:  # what decisions.function_status returns; rendered here
+    from chalicelib.decisions import FunctionStatus
+
 MAX_ITEMS_PER_MESSAGE = 10   # ≤ 4 blocks per item: well under Block Kit's 50 blocks per message
-NOTE_REPEAT_SECONDS = 24 * 3600  # the same notify-only finding is posted at most once a day
 SECTION_LIMIT = 2900
 
 SEVERITY_MARK = {"critical": ":red_circle:", "high": ":large_orange_circle:", "medium": ":large_yellow_circle:",
@@ -67,24 +71,6 @@ def why_it_matters(policy: str) -> str:
     paragraphs = [" ".join(p.split()) for p in check.doc.strip().split("\n\n")]
     text = paragraphs[1] if len(paragraphs) > 1 else paragraphs[0].split(": ", 1)[-1]
     return re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
-
-
-def describe_change(spec: dict[str, Any]) -> tuple[str, str]:
-    """(current, proposed) of a fix spec, for people.
-
-    Example:
-        >>> describe_change({"params": {"Timeout": 25}, "prior": {"Timeout": 30}})
-        ('Timeout = 30', 'Timeout = 25')
-    """
-    def show(values: dict[str, Any], key: str) -> str:
-        value = values.get(key)
-        if value is None or value == []:
-            return f"{key} = none"
-        return f"{key} = {', '.join(map(str, value)) if isinstance(value, list) else value}"
-
-    keys = list(dict.fromkeys([*spec.get("params", {}), *spec.get("prior", {})]))
-    return ("\n".join(show(spec.get("prior", {}), k) for k in keys),
-            "\n".join(show(spec.get("params", {}), k) for k in keys))
 
 
 def _who(actor: Any) -> str:
@@ -313,11 +299,6 @@ class SlackNotifier:
         return None
 
 
-def blocks_json(blocks: list[Block]) -> list[dict[str, Any]]:
-    """Plain dicts (what goes over the wire), e.g. for a Block Kit Builder link."""
-    return [b.to_dict() for b in blocks]
-
-
 def builder_link(blocks: list[dict[str, Any]]) -> str:
     """A Block Kit Builder URL that previews ``blocks``."""
     from urllib.parse import quote
@@ -325,9 +306,24 @@ def builder_link(blocks: list[dict[str, Any]]) -> str:
     return "https://app.slack.com/block-kit-builder#" + quote(json.dumps({"blocks": blocks}, separators=(",", ":")))
 
 
-def attach_slack(runtime: Any) -> None:
-    """Give ``runtime`` its Slack when ``SAFETYCATCH_SLACK_SECRET`` is set, and post through it when a channel
-    is set too (``Runtime.from_env`` calls this, so ``replay`` and ``scan --fix`` post as the deployed bot)."""
-    runtime.slack = Slack.from_env(runtime.session)
-    if runtime.slack is not None and runtime.slack.channel:
-        runtime.notifier = SlackNotifier(runtime.slack, runtime.slack.channel, lambda: runtime.store)
+def status_text(status: FunctionStatus) -> str:
+    """``/safetycatch status FUNCTION`` as mrkdwn: its configuration, open requests and recent fixes."""
+    ref, snapshot = status.ref, status.snapshot
+    lines = [f"*{escape(ref.name)}* `{escape(ref.arn)}`"]
+    if snapshot is None:
+        lines.append("The function does not exist.")
+    else:
+        reserved = snapshot.reserved_concurrency
+        lines.append(f"timeout {snapshot.timeout_s} s · memory {snapshot.memory_mb} MB · reserved concurrency "
+                     f"{'none' if reserved is None else reserved}" + (" · *killed* (throttled to zero)"
+                                                                       if reserved == 0 else ""))
+    pending = status.pending
+    lines.append(f"{len(pending)} awaiting approval" + (":" if pending else ""))
+    for a in pending[:10]:
+        current, proposed = describe_change(a.get("spec") or {})
+        lines.append(escape(f"• {a['policy']}: {current} → {proposed} (`{a['id']}`)".replace("\n", ", ")))
+    if status.recent_fixes:
+        lines.append("recent fixes:")
+        lines.extend(escape(f"• {f.get('policy')}: {(f.get('spec') or {}).get('action')} {f.get('status')} "
+                            f"{str(f.get('created_at', ''))[:16]}") for f in status.recent_fixes)
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ The routes must answer Slack within 3 seconds, so they only *gate* and hand over
 4. hand a small task to the worker and answer 200 at once.
 
 The worker (:func:`run_worker`) does the slow part: re-checks the approver, carries out the decision
-(``approvals.decide``), re-renders and ``chat.update``\\ s the original message, and answers the clicker
+(``decisions.decide``), re-renders and ``chat.update``\\ s the original message, and answers the clicker
 ephemerally when something was refused. ``SAFETYCATCH_WORKER``: ``inline`` runs it in this process right after
 the route answers (local runs, tests, the demo); a function name or ARN invokes that Lambda asynchronously
 (``InvocationType=Event``); unset, the deployed API handler ``<app>-<stage>`` invokes Chalice's
@@ -32,14 +32,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib import approvals
-from chalicelib.aws import describe_error
+from chalicelib import decisions
 from chalicelib.log import logger
-from chalicelib.model import FunctionRef
 from chalicelib.slack import SIGNATURE_WINDOW_SECONDS, Slack, SlackUnavailable, escape
-from chalicelib.slack_messages import BUTTON_ACTIONS, refresh
+from chalicelib.slack_messages import BUTTON_ACTIONS, refresh, status_text
 
 WORKER_NAME = "slack_worker"
 MAX_BODY_BYTES = 512 * 1024
@@ -255,7 +251,7 @@ def run_worker(task: Any, runtime: Any = None) -> dict[str, Any]:
             text = run_command(runtime, _text(task.get("command"), 20), _text(task.get("arg"), 256), user)
             runtime.slack.tell(user, text, channel, response_url)
             return {"ok": True, "text": text}
-        outcome = approvals.decide(runtime, _text(task.get("verb"), 20), _text(task.get("id"), 80), actor=user)
+        outcome = decisions.decide(runtime, _text(task.get("verb"), 20), _text(task.get("id"), 80), actor=user)
         update_message(runtime, outcome.message_id)
         if not outcome.ok:
             runtime.slack.tell(user, escape(outcome.text), channel, response_url)
@@ -278,54 +274,8 @@ def update_message(runtime: Any, message_id: str) -> None:
 
 
 def run_command(runtime: Any, command: str, arg: str, user: str) -> str:
-    """``status`` / ``kill`` / ``restore`` FUNCTION, as text for the person who asked."""
-    ref = FunctionRef.parse(arg, runtime.bot_account(), runtime.home_region)
-    if ref is None:
-        return f"`{escape(arg[:80])}` is not a Lambda function name or ARN."
-    if command == "status":
-        return status_text(runtime, ref)
-    from chalicelib import killswitch
-
-    try:
-        if command == "kill":
-            result = killswitch.kill(runtime, ref.arn, reason=f"/safetycatch kill by {user}", actor=user)
-        else:
-            result = killswitch.restore(runtime, ref.arn, actor=user)
-    except killswitch.KillSwitchError as exc:  # a refusal is an answer, never silence
-        return f"{command} {escape(ref.name)} refused: {escape(exc)}"
-    except (ClientError, BotoCoreError) as exc:  # AWS said no (a member role it may not assume): an answer too
-        return f"{command} {escape(ref.name)} failed: {escape(describe_error(exc))}"
-    return _result_text(command, ref, result)
-
-
-def _result_text(command: str, ref: FunctionRef, result: Any) -> str:
-    if isinstance(result, dict) and isinstance(result.get("message"), str):
-        return escape(result["message"])
-    facts = ", ".join(f"{k}: {v}" for k, v in (result or {}).items() if isinstance(v, (str, int, float, bool)))
-    return escape(f"{command} {ref.name}: {facts or 'done'}")
-
-
-def status_text(runtime: Any, ref: FunctionRef) -> str:
-    """What safetycatch knows about one function: its config, open requests and recent fixes."""
-    from chalicelib.slack_messages import describe_change
-
-    snapshot = runtime.engine(ref.account, ref.region).inventory.function(ref)
-    lines = [f"*{escape(ref.name)}* `{escape(ref.arn)}`"]
-    if snapshot is None:
-        lines.append("The function does not exist.")
-    else:
-        reserved = snapshot.reserved_concurrency
-        lines.append(f"timeout {snapshot.timeout_s} s · memory {snapshot.memory_mb} MB · reserved concurrency "
-                     f"{'none' if reserved is None else reserved}" + (" · *killed* (throttled to zero)"
-                                                                       if reserved == 0 else ""))
-    pending = runtime.store.approvals("PENDING", ref.arn)
-    lines.append(f"{len(pending)} awaiting approval" + (":" if pending else ""))
-    for a in pending[:10]:
-        current, proposed = describe_change(a.get("spec") or {})
-        lines.append(escape(f"• {a['policy']}: {current} → {proposed} (`{a['id']}`)".replace("\n", ", ")))
-    recent = runtime.store.fixes_for(ref.arn)[:5]
-    if recent:
-        lines.append("recent fixes:")
-        lines.extend(escape(f"• {f.get('policy')}: {(f.get('spec') or {}).get('action')} {f.get('status')} "
-                            f"{str(f.get('created_at', ''))[:16]}") for f in recent)
-    return "\n".join(lines)
+    """``status`` / ``kill`` / ``restore`` FUNCTION (``decisions.on_function``), as mrkdwn for the person who asked."""
+    answer = decisions.on_function(runtime, command, arg, user)
+    if isinstance(answer, decisions.FunctionStatus):
+        return status_text(answer)
+    return escape(answer.text)

@@ -194,7 +194,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_pending(args: argparse.Namespace) -> int:
-    from chalicelib.slack_messages import describe_change
+    from chalicelib.fixes import describe_change
 
     runtime = runtime_for(args)
     runtime.store.expire_due() if runtime.writes_state else None
@@ -267,13 +267,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def cmd_decide(args: argparse.Namespace) -> int:
     """``approve ID`` / ``deny ID``: the same decision code as the Slack buttons; updates the Slack message."""
-    from chalicelib import approvals, slack_routes
+    from chalicelib import decisions, slack_routes
     from chalicelib.handlers import reset_runtime
 
     runtime = runtime_for(args)
     require_table(runtime, args.command, "approvals live in the state table")
     reset_runtime(runtime)
-    outcome = approvals.decide(runtime, args.command, args.id, actor(runtime))
+    outcome = decisions.decide(runtime, args.command, args.id, actor(runtime))
     slack_routes.update_message(runtime, outcome.message_id)
     if not outcome.ok:
         raise UsageError(outcome.text)

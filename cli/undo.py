@@ -1,6 +1,6 @@
 """``safetycatch undo FIX_ID``: put back the prior value of one applied fix, of any kind.
 
-The same decision code as Slack's Undo / Restore buttons (``approvals.decide``): the fix moves ``applied`` →
+The same decision code as Slack's Undo / Restore buttons (``decisions.decide``): the fix moves ``applied`` →
 ``undoing`` → ``undone`` by conditional writes (a double undo does nothing twice), and it is refused when the
 function was changed again after the fix, so an undo never overwrites somebody's later change. A kill's fix
 id restores the function exactly (``safetycatch restore`` by fix id). FIX_ID is ``fix.id`` in the JSON of
@@ -29,13 +29,13 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    from chalicelib import approvals, slack_routes
+    from chalicelib import decisions, slack_routes
     from chalicelib.handlers import reset_runtime
 
     runtime = runtime_for(args)
     require_table(runtime, "undo", "fixes and their prior values live in the state table")
     reset_runtime(runtime)
-    outcome = approvals.decide(runtime, "undo", args.fix_id, actor(runtime))
+    outcome = decisions.decide(runtime, "undo", args.fix_id, actor(runtime))
     slack_routes.update_message(runtime, outcome.message_id)  # the Slack message shows the fix: say it is undone
     if not outcome.ok:
         raise UsageError(f"undo: {outcome.text}")

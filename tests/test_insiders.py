@@ -167,7 +167,7 @@ def test_caps_count_per_function_and_per_policy_not_only_per_account(aws, make_r
 
 def test_an_approved_fix_is_never_refused_by_the_automatic_cap(aws, make_runtime, tmp_path):
     """A human approved it: the hourly caps on *automatic* changes used to turn it into a FAILED approval."""
-    from chalicelib import approvals
+    from chalicelib import decisions
     from tests.runaway_support import policies_with
 
     runtime = make_runtime(policies=policies_with(tmp_path, settings={"max_changes_per_hour": 0}))
@@ -175,7 +175,7 @@ def test_an_approved_fix_is_never_refused_by_the_automatic_cap(aws, make_runtime
     uuid = aws.sqs_mapping(arn, "orders-queue")
     event = api_call("UpdateEventSourceMapping20150331", {"uUID": uuid, "batchSize": 10})
     (finding,) = handle_event(event, runtime=runtime)["findings"]
-    outcome = approvals.decide(runtime, "approve", finding["approval_id"], actor="U0APPROVER")
+    outcome = decisions.decide(runtime, "approve", finding["approval_id"], actor="U0APPROVER")
     assert (outcome.ok, outcome.status) == (True, "APPLIED"), outcome.text
     assert aws.client("lambda").get_event_source_mapping(UUID=uuid)["FunctionResponseTypes"] == [
         "ReportBatchItemFailures"]

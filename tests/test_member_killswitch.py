@@ -101,7 +101,7 @@ def test_evidence_acts_only_in_its_own_account(aws, member, runtime):
 
 
 def test_approve_and_undo_of_a_member_function_go_through_the_member_role(aws, member, make_runtime):
-    from chalicelib import approvals
+    from chalicelib import decisions
 
     uuid = member.sqs_mapping(ARN, "orders")  # without ReportBatchItemFailures: batch-partial-failure (approve)
     runtime = make_runtime(table=TABLE)
@@ -109,8 +109,8 @@ def test_approve_and_undo_of_a_member_function_go_through_the_member_role(aws, m
     (asked,) = [d for d in report.decisions if d.finding.policy == "batch-partial-failure"]
     assert asked.outcome == "pending-approval"
     lambda_ = member.client("lambda")
-    assert approvals.decide(runtime, "approve", asked.approval_id, "U0APPROVER").ok
+    assert decisions.decide(runtime, "approve", asked.approval_id, "U0APPROVER").ok
     assert lambda_.get_event_source_mapping(UUID=uuid)["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     fix_id = runtime.store.get_approval(asked.approval_id)["fix_id"]
-    assert approvals.decide(runtime, "undo", fix_id, "U0APPROVER").ok
+    assert decisions.decide(runtime, "undo", fix_id, "U0APPROVER").ok
     assert lambda_.get_event_source_mapping(UUID=uuid).get("FunctionResponseTypes", []) == []

@@ -257,7 +257,7 @@ def test_a_sweep_reads_scalers_once_for_every_flagged_function(aws, runtime, stu
 
 
 def test_a_scaler_registered_after_the_request_stops_the_approved_change(aws, runtime, stub_only):
-    from chalicelib import approvals
+    from chalicelib import decisions
 
     arn = _live_alias(aws, "example-fn")
     _usage(aws, "example-fn", utilization=0.1, peak=3)
@@ -270,7 +270,7 @@ def test_a_scaler_registered_after_the_request_stops_the_approved_change(aws, ru
     aws.client("application-autoscaling").register_scalable_target(
         ServiceNamespace="lambda", ResourceId="function:example-fn:live",
         ScalableDimension="lambda:function:ProvisionedConcurrency", MinCapacity=10, MaxCapacity=30)
-    outcome = approvals.decide(runtime, "approve", finding["approval_id"], "U0APPROVER")
+    outcome = decisions.decide(runtime, "approve", finding["approval_id"], "U0APPROVER")
     assert outcome.status == "FAILED" and "finds nothing to fix now" in outcome.text
     (target,) = aws.client("application-autoscaling").describe_scalable_targets(
         ServiceNamespace="lambda")["ScalableTargets"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from slack_helpers import APPROVER, buttons
 
-from chalicelib import alarms, approvals, killswitch
+from chalicelib import alarms, decisions, killswitch
 from chalicelib.handlers import handle_event
 from chalicelib.model import Finding, FixSpec, FunctionRef
 from cli.cloudtrail import api_call
@@ -30,8 +30,8 @@ def _apply(runtime, policy: str, spec: FixSpec) -> str:
     return decision.fix_id
 
 
-def _undo(runtime, fix_id: str) -> approvals.Outcome:
-    return approvals.decide(runtime, "undo", fix_id, actor=APPROVER)
+def _undo(runtime, fix_id: str) -> decisions.Outcome:
+    return decisions.decide(runtime, "undo", fix_id, actor=APPROVER)
 
 
 def test_undo_of_provisioned_concurrency_refuses_over_a_later_change(aws, runtime, stub_only, calls):
@@ -111,7 +111,7 @@ def test_restore_of_a_kill_refuses_over_a_later_concurrency_change(aws, runtime)
     aws.function("thumbnailer")
     result = killswitch.kill(runtime, "thumbnailer", "loop", "alice")
     aws.client("lambda").put_function_concurrency(FunctionName="thumbnailer", ReservedConcurrentExecutions=50)
-    outcome = approvals.decide(runtime, "restore", result["fix_id"], actor=APPROVER)
+    outcome = decisions.decide(runtime, "restore", result["fix_id"], actor=APPROVER)
     assert not outcome.ok and "ReservedConcurrentExecutions is now 50, the kill set 0" in outcome.text
     assert aws.client("lambda").get_function_concurrency(FunctionName="thumbnailer")[
         "ReservedConcurrentExecutions"] == 50
