@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -40,7 +40,7 @@ from chalicelib.slack_messages import BUTTON_ACTIONS, refresh, status_text
 WORKER_NAME = "slack_worker"
 MAX_BODY_BYTES = 512 * 1024
 REPLAY_TTL_SECONDS = 2 * SIGNATURE_WINDOW_SECONDS + 60
-COMMANDS = ("status", "kill", "restore")
+COMMANDS = decisions.FUNCTION_COMMANDS
 USAGE = "Usage: `/safetycatch status FUNCTION`, `/safetycatch kill FUNCTION`, `/safetycatch restore FUNCTION`"
 
 _inline: list[threading.Thread] = []
@@ -129,54 +129,57 @@ def not_authorised_text(runtime: Any) -> str:
     return f":lock: You are not authorised to decide safetycatch changes; nothing changed. Approvers: {who}."
 
 
-def on_actions(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+def _gated(route: str, answer: Callable[[Any, bytes], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """A Slack route: the request gate (:func:`_gate`) first, then ``answer(runtime, body)``; never raises."""
+    def handle(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+        try:
+            runtime = _runtime()
+            return _gate(runtime, body, headers) or answer(runtime, body)
+        except Exception:  # noqa: BLE001 - hostile input never raises out of a handler
+            logger.exception(f"slack {route} failed")
+            return _answer(500, {"error": "internal error"})
+
+    handle.__name__ = handle.__qualname__ = f"on_{route}s"
+    handle.__doc__ = answer.__doc__
+    return handle
+
+
+def _action(runtime: Any, body: bytes) -> dict[str, Any]:
     """``POST /slack/actions``: a button click (``payload`` form field, ``block_actions``)."""
-    try:
-        runtime = _runtime()
-        refused = _gate(runtime, body, headers)
-        if refused:
-            return refused
-        payload = _payload(body)
-        actions = payload.get("actions") if payload.get("type") == "block_actions" else None
-        action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
-        verb = _text(action.get("action_id"), 40)
-        if verb not in BUTTON_ACTIONS:
-            return _answer(200)
-        task = {"kind": "action", "verb": verb, "id": _text(action.get("value"), 80),
-                "user": _text((payload.get("user") or {}).get("id"), 40),
-                "channel": _text((payload.get("channel") or {}).get("id")
-                                 or (payload.get("container") or {}).get("channel_id"), 40),
-                "response_url": _text(payload.get("response_url"), 500)}
-        if not authorised(runtime, task["user"]):
-            task = {**task, "kind": "tell", "text": not_authorised_text(runtime)}
-        dispatch(runtime, task)
+    payload = _payload(body)
+    actions = payload.get("actions") if payload.get("type") == "block_actions" else None
+    action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+    verb = _text(action.get("action_id"), 40)
+    if verb not in BUTTON_ACTIONS:
         return _answer(200)
-    except Exception:  # noqa: BLE001 - hostile input never raises out of a handler
-        logger.exception("slack action failed")
-        return _answer(500, {"error": "internal error"})
+    task = {"kind": "action", "verb": verb, "id": _text(action.get("value"), 80),
+            "user": _text((payload.get("user") or {}).get("id"), 40),
+            "channel": _text((payload.get("channel") or {}).get("id")
+                             or (payload.get("container") or {}).get("channel_id"), 40),
+            "response_url": _text(payload.get("response_url"), 500)}
+    if not authorised(runtime, task["user"]):
+        task = {**task, "kind": "tell", "text": not_authorised_text(runtime)}
+    dispatch(runtime, task)
+    return _answer(200)
 
 
-def on_commands(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+def _command(runtime: Any, body: bytes) -> dict[str, Any]:
     """``POST /slack/commands``: ``/safetycatch status|kill|restore FUNCTION``."""
-    try:
-        runtime = _runtime()
-        refused = _gate(runtime, body, headers)
-        if refused:
-            return refused
-        form = {k: v[0] for k, v in parse_qs(_decode(body)).items() if v}
-        words = _text(form.get("text"), 300).split()
-        if len(words) != 2 or words[0].lower() not in COMMANDS:
-            return _ephemeral(USAGE)
-        user = _text(form.get("user_id"), 40)
-        if not authorised(runtime, user):
-            return _ephemeral(not_authorised_text(runtime))
-        dispatch(runtime, {"kind": "command", "command": words[0].lower(), "arg": words[1], "user": user,
-                           "channel": _text(form.get("channel_id"), 40),
-                           "response_url": _text(form.get("response_url"), 500)})
-        return _ephemeral(f"safetycatch: {words[0].lower()} {escape(words[1])} - working on it…")
-    except Exception:  # noqa: BLE001 - hostile input never raises out of a handler
-        logger.exception("slack command failed")
-        return _answer(500, {"error": "internal error"})
+    form = {k: v[0] for k, v in parse_qs(_decode(body)).items() if v}
+    words = _text(form.get("text"), 300).split()
+    if len(words) != 2 or words[0].lower() not in COMMANDS:
+        return _ephemeral(USAGE)
+    user = _text(form.get("user_id"), 40)
+    if not authorised(runtime, user):
+        return _ephemeral(not_authorised_text(runtime))
+    dispatch(runtime, {"kind": "command", "command": words[0].lower(), "arg": words[1], "user": user,
+                       "channel": _text(form.get("channel_id"), 40),
+                       "response_url": _text(form.get("response_url"), 500)})
+    return _ephemeral(f"safetycatch: {words[0].lower()} {escape(words[1])} - working on it…")
+
+
+on_actions = _gated("action", _action)
+on_commands = _gated("command", _command)
 
 
 def _decode(body: Any) -> str:
