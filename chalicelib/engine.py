@@ -34,7 +34,7 @@ from chalicelib import fixes, limits
 from chalicelib.aws import describe_error
 from chalicelib.checks import Check
 from chalicelib.events import Change
-from chalicelib.gateway import Gateway, WriteCapReached
+from chalicelib.gateway import Gateway
 from chalicelib.inventory import Inventory
 from chalicelib.log import logger
 from chalicelib.model import AccountFacts, Decision, Finding, FunctionSnapshot, LogSearch, MetricQuery
@@ -367,10 +367,6 @@ class Engine:
         decision.fix_id = fix_id
         try:
             fixes.apply(self.gateway, finding.fix)
-        except WriteCapReached as exc:
-            self.store.mark_fix(fix_id, "skipped", "stored", reason=str(exc))
-            decision.outcome, decision.detail = "notified", f"not applied: {exc}"
-            return
         except (ClientError, BotoCoreError) as exc:
             self.store.mark_fix(fix_id, "failed", "stored", reason=describe_error(exc))
             decision.outcome, decision.detail = "failed", describe_error(exc)

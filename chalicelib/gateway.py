@@ -61,10 +61,6 @@ ALSO_REQUIRED: dict[str, tuple[str, ...]] = {
 CONFLICT_RETRIES = (1.0, 2.0, 4.0)  # a function mid-update answers ResourceConflictException
 
 
-class WriteCapReached(RuntimeError):
-    """The run already made ``max_writes`` changes: beyond the cap the bot only reports."""
-
-
 @dataclass
 class WriteRecord:
     operation: str
@@ -74,17 +70,14 @@ class WriteRecord:
 
 @dataclass
 class Gateway:
-    """Applies writes (or, in dry-run, only records them) with a per-run cap on changes."""
+    """Applies writes (or, in dry-run, only records them), each logged in ``log``."""
 
     clients: Clients
     dry_run: bool = False
-    max_writes: int | None = None
     log: list[WriteRecord] = field(default_factory=list)
     sleep: Any = time.sleep
 
     def _write(self, operation: str, **params: Any) -> dict[str, Any]:
-        if self.max_writes is not None and len(self.log) >= self.max_writes:
-            raise WriteCapReached(f"write cap of {self.max_writes} changes per run reached")
         service, method, _ = WRITES[operation]
         self.log.append(WriteRecord(operation, params, self.dry_run))
         logger.info("aws write", extra={"operation": operation, "params": params, "dry_run": self.dry_run})
@@ -157,7 +150,3 @@ def operation_permissions(operation: str) -> tuple[str, ...]:
     """
     return (WRITES[operation][2], *ALSO_REQUIRED.get(operation, ()))
 
-
-def write_permissions() -> list[str]:
-    """The IAM actions every gateway write needs (sorted, unique)."""
-    return sorted({action for operation in WRITES for action in operation_permissions(operation)})

@@ -19,12 +19,6 @@ from typing import Any, Literal
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 MODES: tuple[str, ...] = ("auto", "approve", "notify", "off")
 GLOBAL_MODES: tuple[str, ...] = ("enforce", "dry-run", "off")
-OUTCOMES: tuple[str, ...] = (
-    "reported", "fixed", "pending-approval", "notified", "dry-run", "exempt", "failed", "muted",
-)
-
-Outcome = Literal["reported", "fixed", "pending-approval", "notified", "dry-run", "exempt", "failed", "muted"]
-
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,140}$")
 _ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:"

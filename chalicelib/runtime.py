@@ -248,10 +248,10 @@ class Runtime:
             self.account = self.clients().account_id()
         return self.account
 
-    def engine(self, account: str, region: str, max_writes: int | None = None) -> Engine:
+    def engine(self, account: str, region: str) -> Engine:
         """An engine reading and fixing ``account`` / ``region`` (a member account through its role)."""
         clients = self.clients(region, account)
-        gateway = Gateway(clients, dry_run=self.mode == "dry-run", max_writes=max_writes)
+        gateway = Gateway(clients, dry_run=self.mode == "dry-run")
         inventory = Inventory(clients, account, facts=self.account_facts)
         engine = Engine(self.policy_set, inventory, gateway, self.store, self.mode, self.notifier)
         if self.securityhub:

@@ -58,10 +58,6 @@ class SlackUnavailable(RuntimeError):
     """Slack (or the secret) could not be reached after the retries; one line, safe to show."""
 
 
-class SlackNotConfigured(RuntimeError):
-    """``SAFETYCATCH_SLACK_SECRET`` is not set: the Slack routes cannot verify anything."""
-
-
 def escape(value: Any) -> str:
     """``value`` as text Slack shows literally: ``&``, ``<`` and ``>`` escaped, so a name, a reason or a tag value
     can never become a link, a mention or a ``<!channel>`` ping in mrkdwn.

@@ -20,7 +20,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import fixes, killswitch
 from chalicelib.approvals import Outcome, function_name, refused
 from chalicelib.drift import drift as drift_of
-from chalicelib.gateway import WriteCapReached
 from chalicelib.model import FixSpec, FunctionRef
 from chalicelib.state import now_iso
 
@@ -75,7 +74,7 @@ def _put_back(runtime: Any, fix: dict[str, Any], spec: FixSpec, label: str, acto
     gateway = runtime.engine(ref.account if ref else runtime.bot_account(), region).gateway
     try:
         fixes.undo(gateway, spec)
-    except (ClientError, BotoCoreError, WriteCapReached) as exc:
+    except (ClientError, BotoCoreError) as exc:
         reason = f"{type(exc).__name__}: {str(exc)[:200]}"
         store.mark_fix(fix_id, "undo-failed", "undoing", reason=reason)
         return Outcome(False, "undo-failed", f"Could not {label}: {reason}", str(fix.get("message_id", "")),

@@ -211,9 +211,10 @@ def is_read(action: str) -> bool:
 def declared_actions() -> set[str]:
     """What the registries declare: every gateway write and every check's reads."""
     from chalicelib.checks import REGISTRY
-    from chalicelib.gateway import write_permissions
+    from chalicelib.gateway import WRITES, operation_permissions
 
-    return set(write_permissions()) | {a for c in REGISTRY.values() for a in c.read_permissions}
+    writes = {action for operation in WRITES for action in operation_permissions(operation)}
+    return writes | {a for c in REGISTRY.values() for a in c.read_permissions}
 
 
 def code_actions(paths: Iterable[Path] | None = None) -> set[str]:

@@ -16,6 +16,7 @@ from chalicelib.checks import (
 )
 from chalicelib.model import AccountFacts, FunctionRef, FunctionSnapshot
 from chalicelib.settings import PolicyError, validate
+from cli import iam
 from cli.main import main
 
 NEW = {"package-size": "notify", "env-secrets": "notify", "cold-start-latency": "notify",
@@ -29,7 +30,7 @@ def test_registered_with_the_contract_modes_and_declared_facets():
         assert check.needs <= FACETS
         for action in check.fix_actions:
             assert set(fixes.ACTIONS[action].writes) <= set(gateway.WRITES)
-    assert "lambda:PutProvisionedConcurrencyConfig" in gateway.write_permissions()
+    assert "lambda:PutProvisionedConcurrencyConfig" in iam.declared_actions()
 
 
 def test_repo_policies_lint_and_explain(capsys):
