@@ -336,6 +336,7 @@ class _Kill:
         self.runtime, self.engine, self.ref, self.mode = runtime, engine, ref, mode
         self.reason, self.actor, self.errors = reason, actor, errors
         self.context = f"{reason[:200]} ({actor})"
+        self.name, self.handle = _named(runtime, ref)
 
     def end(self, outcome: str, message: str, detail: str = "", spec: FixSpec | None = None, fix_id: str = "",
             notify: bool = True) -> Decision:
@@ -361,53 +362,87 @@ class _Kill:
 def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic: bool,
           observed_at: datetime | None = None, confirmed: str = "", engine: Engine | None = None,
           errors: list[str] | None = None) -> Decision:
+    """One kill, from the fresh read to the audit: held back, already done, dry-run, capped, failed or done."""
     cfg = _config(runtime)
     engine = engine or runtime.engine(ref.account, ref.region)
-    inventory, store = engine.inventory, engine.store
-    snapshot = inventory.function(ref)
+    store = engine.store
+    snapshot = engine.inventory.function(ref)
     if snapshot is None:
         raise KillSwitchError(f"no function {ref.name} in {ref.account} {ref.region}")
     attempt = _Kill(runtime, engine, ref, reason, actor, cfg.mode if automatic else "manual", errors)
-    name, handle = _named(runtime, ref)
-    refusal = _refusal(runtime, snapshot)
-    if refusal:
-        return attempt.end("exempt", f"Runaway loop reported on {name}, NOT killed: {refusal}.", refusal,
-                           notify=automatic)
-    if automatic and cfg.mode != "auto":
-        return attempt.end("notified", f"Runaway loop on {name}: the {POLICY} policy is in {cfg.mode} mode, so it "
-                           f"is NOT killed. Kill it: safetycatch kill {handle}", f"mode {cfg.mode}")
+    held = _held_back(attempt, snapshot, cfg, automatic)
+    if held:
+        return held
     lock = store.kill_lock(ref.arn)
-    current = inventory.reserved_concurrency(ref)
-    now = store.clock()
-    if lock and ((lock["status"] == "killed" and current == 0) or
-                 (lock["status"] == "killing" and now - int(lock.get("since", 0)) < STALE_CLAIM_SECONDS)):
-        return _already(attempt, lock)
-    if automatic and observed_at and lock and lock["status"] == "restored" and \
-            int(lock.get("since", 0)) > observed_at.timestamp():
-        seen = observed_at.astimezone(timezone.utc)
-        return attempt.end("notified", f"Runaway loop on {name} reported for {seen:%H:%M:%S} UTC, before it "
-                           "was restored: not killed again.", "evidence predates the last restore")
+    current = engine.inventory.reserved_concurrency(ref)
+    settled = _settled(attempt, lock, current, observed_at if automatic else None)
+    if settled:
+        return settled
     spec, notes = _plan(engine, snapshot, current)
     if runtime.mode == "dry-run":
-        return attempt.end("dry-run", f"Runaway loop on {name}: would throttle it to 0. {notes}".strip(),
+        return attempt.end("dry-run", f"Runaway loop on {attempt.name}: would throttle it to 0. {notes}".strip(),
                            f"would {spec.action} {spec.params}", spec)
     token = store.claim_kill(ref.arn, lock)
     if token is None:
         return _already(attempt, store.kill_lock(ref.arn) or {})
-    if automatic:
-        limit = int(cfg.params["max_kills_per_hour"])
-        if not store.take_change_slot(ref.account, limit, kind="kills"):
-            store.set_kill(ref.arn, token, "released")
-            logger.error("kill-switch rate cap reached", extra={"function": ref.arn, "max_kills_per_hour": limit})
-            return attempt.end("notified", f"RUNAWAY LOOP on {name} NOT KILLED: this hour's {limit} kills "
-                               f"reached max_kills_per_hour={limit}. Kill it by hand: safetycatch kill {handle}",
-                               f"rate cap: {limit} kills this hour", spec)
+    capped = _over_cap(attempt, cfg, token, spec) if automatic else None
+    if capped:
+        return capped
+    evidence = f" Evidence {confirmed}." if confirmed else ""
+    return _throttle(attempt, spec, lock, token, f"{evidence} {notes}")
+
+
+def _held_back(attempt: _Kill, snapshot: FunctionSnapshot, cfg: PolicyConfig, automatic: bool) -> Decision | None:
+    """Never killed (never_kill, the bot's own, exempt, tags unknown), or an automatic kill the policy mode
+    holds back; None when the kill may go on."""
+    refusal = _refusal(attempt.runtime, snapshot)
+    if refusal:
+        return attempt.end("exempt", f"Runaway loop reported on {attempt.name}, NOT killed: {refusal}.", refusal,
+                           notify=automatic)
+    if automatic and cfg.mode != "auto":
+        return attempt.end("notified", f"Runaway loop on {attempt.name}: the {POLICY} policy is in {cfg.mode} mode, "
+                           f"so it is NOT killed. Kill it: safetycatch kill {attempt.handle}", f"mode {cfg.mode}")
+    return None
+
+
+def _settled(attempt: _Kill, lock: dict[str, Any] | None, current: int | None,
+             observed_at: datetime | None) -> Decision | None:
+    """Already killed (or a kill under way), or automatic evidence older than the last restore; else None."""
+    if not lock:
+        return None
+    now = attempt.engine.store.clock()
+    if (lock["status"] == "killed" and current == 0) or \
+            (lock["status"] == "killing" and now - int(lock.get("since", 0)) < STALE_CLAIM_SECONDS):
+        return _already(attempt, lock)
+    if observed_at and lock["status"] == "restored" and int(lock.get("since", 0)) > observed_at.timestamp():
+        seen = observed_at.astimezone(timezone.utc)
+        return attempt.end("notified", f"Runaway loop on {attempt.name} reported for {seen:%H:%M:%S} UTC, before "
+                           "it was restored: not killed again.", "evidence predates the last restore")
+    return None
+
+
+def _over_cap(attempt: _Kill, cfg: PolicyConfig, token: str, spec: FixSpec) -> Decision | None:
+    """An automatic kill beyond this hour's ``max_kills_per_hour`` in the account: released, told, not killed."""
+    store, ref = attempt.engine.store, attempt.ref
+    limit = int(cfg.params["max_kills_per_hour"])
+    if store.take_change_slot(ref.account, limit, kind="kills"):
+        return None
+    store.set_kill(ref.arn, token, "released")
+    logger.error("kill-switch rate cap reached", extra={"function": ref.arn, "max_kills_per_hour": limit})
+    return attempt.end("notified", f"RUNAWAY LOOP on {attempt.name} NOT KILLED: this hour's {limit} kills "
+                       f"reached max_kills_per_hour={limit}. Kill it by hand: safetycatch kill {attempt.handle}",
+                       f"rate cap: {limit} kills this hour", spec)
+
+
+def _throttle(attempt: _Kill, spec: FixSpec, lock: dict[str, Any] | None, token: str, notes: str) -> Decision:
+    """Store the prior, apply the kill through the gateway, and record it: ``fixed`` or ``failed``."""
+    store, ref, name = attempt.engine.store, attempt.ref, attempt.name
     fix_id = store.store_fix(ref.arn, POLICY, spec.to_json())
     if lock and lock.get("fix_id") and lock["status"] == "killed":
         store.mark_fix(str(lock["fix_id"]), "superseded", "applied", reason=f"un-killed outside safetycatch; {fix_id}")
     partial = ""
     try:
-        fixes.apply(engine.gateway, spec)
+        fixes.apply(attempt.engine.gateway, spec)
     except fixes.PartialFix as exc:
         partial = str(exc)
     except (ClientError, BotoCoreError) as exc:
@@ -417,8 +452,7 @@ def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic
                            f"({describe_error(exc)}).", describe_error(exc), spec, fix_id)
     store.mark_fix(fix_id, "applied", "stored", **({"reason": partial} if partial else {}))
     store.set_kill(ref.arn, token, "killed", fix_id)
-    evidence = f" Evidence {confirmed}." if confirmed else ""
-    message = f"Runaway loop stopped: {name} throttled to 0.{evidence} {notes} Undo: safetycatch restore {handle}"
+    message = f"Runaway loop stopped: {name} throttled to 0.{notes} Undo: safetycatch restore {attempt.handle}"
     return attempt.end("fixed", " ".join(message.split()), partial, spec, fix_id)
 
 
