@@ -202,28 +202,15 @@ def _parse(event: Any, settings: Settings) -> Parsed:
         return Skip(text(dig(event, "id")), "", "malformed event: no detail object")
     detail = event["detail"]
     eid, raw_name = event_id(event), text(detail.get("eventName"))
-    kind = text(event.get("detail-type"))
-    if kind != CLOUDTRAIL:
-        return Skip(eid, raw_name, f"not a CloudTrail API call ({kind[:80] or 'no detail-type'})")
-    if not raw_name:
-        return Skip(eid, "", "malformed event: no eventName")
-    if detail.get("errorCode"):
-        return Skip(eid, raw_name, f"the call failed ({text(detail.get('errorCode'))[:80] or 'error'})")
-    if detail.get("readOnly") is True:
-        return Skip(eid, raw_name, "read-only call")
-    name, source = base_name(raw_name), text(event.get("source"))
-    if name not in WATCHED.get(source, ()):
-        return Skip(eid, raw_name, f"not a change safetycatch watches ({source or 'no source'})")
-    actor = actor_role(detail.get("userIdentity"))
-    if actor and settings.is_own_role(actor):
-        return Skip(eid, raw_name, f"the bot's own change ({actor})")
-    # the envelope's account, or (a CloudTrail record without an envelope) the recipient's: never a fallback
-    # from an envelope account that is there but malformed
-    account = text(event["account"]) if "account" in event else text(detail.get("recipientAccountId"))
-    region = text(event.get("region")) or text(detail.get("awsRegion"))
-    if not re.fullmatch(r"\d{12}", account) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
+    ignored = _ignored(event, detail, settings)
+    if ignored:
+        return Skip(eid, raw_name, ignored)
+    scope = _account_and_region(event, detail)
+    if scope is None:
         return Skip(eid, raw_name, "malformed event: no account or region")
-    change = Change(eid, name, source, account, region, actor, None, identity=caller(detail.get("userIdentity")))
+    name, source = base_name(raw_name), text(event.get("source"))
+    change = Change(eid, name, source, *scope, actor_role(detail.get("userIdentity")), None,
+                    identity=caller(detail.get("userIdentity")))
     target = {"aws.lambda": _lambda_target, "aws.apigateway": _apigateway_target}.get(source, _dependency_target)
     found = target(change, detail)
     if isinstance(found, str):
@@ -234,6 +221,37 @@ def _parse(event: Any, settings: Settings) -> Parsed:
     if source in ("aws.lambda", "aws.apigateway") and not found.policies:
         found = replace(found, policies=concerned(name, detail.get("requestParameters")))
     return found
+
+
+def _ignored(event: dict[str, Any], detail: dict[str, Any], settings: Settings) -> str:
+    """Why the event is no change for the bot to look at ('' when it is one): not a CloudTrail call, failed,
+    read-only, not watched, or the bot's own."""
+    kind, raw_name = text(event.get("detail-type")), text(detail.get("eventName"))
+    if kind != CLOUDTRAIL:
+        return f"not a CloudTrail API call ({kind[:80] or 'no detail-type'})"
+    if not raw_name:
+        return "malformed event: no eventName"
+    if detail.get("errorCode"):
+        return f"the call failed ({text(detail.get('errorCode'))[:80] or 'error'})"
+    if detail.get("readOnly") is True:
+        return "read-only call"
+    source = text(event.get("source"))
+    if base_name(raw_name) not in WATCHED.get(source, ()):
+        return f"not a change safetycatch watches ({source or 'no source'})"
+    actor = actor_role(detail.get("userIdentity"))
+    if actor and settings.is_own_role(actor):
+        return f"the bot's own change ({actor})"
+    return ""
+
+
+def _account_and_region(event: dict[str, Any], detail: dict[str, Any]) -> tuple[str, str] | None:
+    """The envelope's account, or (a CloudTrail record without an envelope) the recipient's: never a fallback
+    from an envelope account that is there but malformed; the region likewise. None when either is malformed."""
+    account = text(event["account"]) if "account" in event else text(detail.get("recipientAccountId"))
+    region = text(event.get("region")) or text(detail.get("awsRegion"))
+    if not re.fullmatch(r"\d{12}", account) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
+        return None
+    return account, region
 
 
 def _own_account_only(change: Change) -> Change | str:

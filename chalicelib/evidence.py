@@ -103,27 +103,11 @@ def _alarm(event: dict[str, Any]) -> Evidence | Skip:
     expected = alarms.function_of_alarm(name)
     if expected is None:
         return Skip(eid, name, f"alarm {name[:120]} is not a runaway alarm safetycatch manages")
-    state = text(dig(detail, "state", "value"))
-    if state != "ALARM":
-        return Skip(eid, name, f"alarm state is {state[:20] or 'missing'}, not ALARM")
-    metrics = dig(detail, "configuration", "metrics")
-    if not isinstance(metrics, list) or not metrics:
-        return Skip(eid, name, "malformed alarm event: no configuration.metrics")
-    named = set()
-    for metric in metrics:
-        inner = dig(metric, "metricStat", "metric")
-        if inner is None:
-            continue  # a metric-math expression
-        if not isinstance(inner, dict) or not isinstance(inner.get("dimensions"), dict):
-            return Skip(eid, name, "malformed alarm event: a metric without a dimensions map")
-        value = inner["dimensions"].get("FunctionName")
-        if value is not None:
-            named.add(value if isinstance(value, str) else repr(value)[:60])
-    if not named:
-        return Skip(eid, name, "no FunctionName dimension in the alarm's metrics")
-    if len(named) > 1:
-        return Skip(eid, name, f"the alarm's metrics name several functions ({', '.join(sorted(named))[:160]})")
-    (function_name,) = named
+    if not_in_alarm := _not_in_alarm(detail):
+        return Skip(eid, name, not_in_alarm)
+    function_name, problem = _watched_function(dig(detail, "configuration", "metrics"))
+    if problem:
+        return Skip(eid, name, problem)
     if function_name != expected:
         return Skip(eid, name, f"alarm {name[:120]} watches FunctionName {function_name[:80]!r}, not {expected[:80]!r}")
     ref = FunctionRef.parse(function_name, account, region)
@@ -132,8 +116,39 @@ def _alarm(event: dict[str, Any]) -> Evidence | Skip:
     if not eid:
         return Skip("", name, "malformed event: no id")
     reason = f"alarm {name} in ALARM: {text(dig(detail, 'state', 'reason'))[:240] or 'no reason given'}"
-    observed = _time(dig(detail, "state", "timestamp")) or _time(event.get("time"))
-    return Evidence(eid, name, ALARM_STATE_CHANGE, account, region, (ref,), reason, observed)
+    return Evidence(eid, name, ALARM_STATE_CHANGE, account, region, (ref,), reason, _observed(event, detail))
+
+
+def _not_in_alarm(detail: dict[str, Any]) -> str:
+    """Why an alarm state change is not an ALARM ('' when it is one)."""
+    state = text(dig(detail, "state", "value"))
+    return "" if state == "ALARM" else f"alarm state is {state[:20] or 'missing'}, not ALARM"
+
+
+def _observed(event: dict[str, Any], detail: dict[str, Any]) -> datetime | None:
+    """When the alarm changed state: its own timestamp, else the event's time."""
+    return _time(dig(detail, "state", "timestamp")) or _time(event.get("time"))
+
+
+def _watched_function(metrics: Any) -> tuple[str, str]:
+    """(the one FunctionName the alarm's metrics name, '') or ('', why there is not exactly one)."""
+    if not isinstance(metrics, list) or not metrics:
+        return "", "malformed alarm event: no configuration.metrics"
+    named = set()
+    for metric in metrics:
+        inner = dig(metric, "metricStat", "metric")
+        if inner is None:
+            continue  # a metric-math expression
+        if not isinstance(inner, dict) or not isinstance(inner.get("dimensions"), dict):
+            return "", "malformed alarm event: a metric without a dimensions map"
+        value = inner["dimensions"].get("FunctionName")
+        if value is not None:
+            named.add(value if isinstance(value, str) else repr(value)[:60])
+    if not named:
+        return "", "no FunctionName dimension in the alarm's metrics"
+    if len(named) > 1:
+        return "", f"the alarm's metrics name several functions ({', '.join(sorted(named))[:160]})"
+    return next(iter(named)), ""
 
 
 def _sentinel(event: dict[str, Any]) -> Evidence | Skip:
@@ -146,14 +161,12 @@ def _sentinel(event: dict[str, Any]) -> Evidence | Skip:
         sentinel.watched_metric(name)
     except ValueError:
         return Skip(eid, name, f"alarm {name[:120]} is not a sentinel safetycatch manages")
-    state = text(dig(detail, "state", "value"))
-    if state != "ALARM":
-        return Skip(eid, name, f"alarm state is {state[:20] or 'missing'}, not ALARM")
+    if not_in_alarm := _not_in_alarm(detail):
+        return Skip(eid, name, not_in_alarm)
     if not eid:
         return Skip("", name, "malformed event: no id")
     reason = f"sentinel {name} in ALARM: {text(dig(detail, 'state', 'reason'))[:200] or 'no reason given'}"
-    observed = _time(dig(detail, "state", "timestamp")) or _time(event.get("time"))
-    return Evidence(eid, name, ALARM_STATE_CHANGE, account, region, (), reason, observed)
+    return Evidence(eid, name, ALARM_STATE_CHANGE, account, region, (), reason, _observed(event, detail))
 
 
 def _health(event: dict[str, Any]) -> Evidence | Skip:
@@ -171,6 +184,23 @@ def _health(event: dict[str, Any]) -> Evidence | Skip:
     affected = text(detail.get("affectedAccount")) or account
     if affected != account:
         return Skip(eid, code, f"the notice from account {account} is about account {affected[:20]}: not acting")
+    refs, problem = _affected_functions(event, detail, account, region)
+    if problem:
+        return Skip(eid, code, problem)
+    key = text(detail.get("eventArn")) or eid
+    if not key:
+        return Skip("", code, "malformed event: no id")
+    description = next((text(d.get("latestDescription")) for d in detail.get("eventDescription") or []
+                        if isinstance(d, dict)), "")
+    reason = f"AWS Health {code}: {description[:200] or 'Lambda reported a recursive loop'}"
+    observed = _time(detail.get("startTime")) or _time(event.get("time"))
+    return Evidence(key, code, HEALTH_EVENT, account, region, tuple(refs), reason, observed)
+
+
+def _affected_functions(event: dict[str, Any], detail: dict[str, Any], account: str,
+                        region: str) -> tuple[list[FunctionRef], str]:
+    """(the functions a Health notice names, '') or ([], why it may not act on them): its affected entities
+    (else the event's resources), all in the notice's own account, at most ``MAX_FUNCTIONS_PER_EVENT``."""
     candidates = [text(dig(e, "entityValue")) for e in detail.get("affectedEntities") or [] if isinstance(e, dict)]
     if not any(candidates):
         candidates = [text(r) for r in event.get("resources") or []]
@@ -180,20 +210,12 @@ def _health(event: dict[str, Any]) -> Evidence | Skip:
         if ref and ref not in refs:
             refs.append(ref)
     if not refs:
-        return Skip(eid, code, "no Lambda function among the Health event's affected entities")
+        return [], "no Lambda function among the Health event's affected entities"
     if foreign := next((ref for ref in refs if ref.account != account), None):
-        return Skip(eid, code, f"the event from account {account} names a function in account {foreign.account}: "
-                               "not acting")
+        return [], f"the event from account {account} names a function in account {foreign.account}: not acting"
     if len(refs) > MAX_FUNCTIONS_PER_EVENT:
-        return Skip(eid, code, f"{len(refs)} affected functions: more than {MAX_FUNCTIONS_PER_EVENT}, not acting")
-    key = text(detail.get("eventArn")) or eid
-    if not key:
-        return Skip("", code, "malformed event: no id")
-    description = next((text(d.get("latestDescription")) for d in detail.get("eventDescription") or []
-                        if isinstance(d, dict)), "")
-    reason = f"AWS Health {code}: {description[:200] or 'Lambda reported a recursive loop'}"
-    observed = _time(detail.get("startTime")) or _time(event.get("time"))
-    return Evidence(key, code, HEALTH_EVENT, account, region, tuple(refs), reason, observed)
+        return [], f"{len(refs)} affected functions: more than {MAX_FUNCTIONS_PER_EVENT}, not acting"
+    return refs, ""
 
 
 def _time(value: Any) -> datetime | None:
