@@ -24,6 +24,11 @@ account for the hourly cap.
 Approval states move only by conditional writes: PENDING → APPROVED → APPLIED | FAILED, PENDING → DENIED |
 EXPIRED; two approvers racing cannot both win.
 
+Approval statuses are upper case and fix statuses lower case (``stored`` → ``applied`` | ``failed`` → ``undoing``
+→ ``undone`` | ``undo-failed``; ``superseded``), and stay so: both are stored (an approval's status is part of
+its index key ``approvals#<STATUS>``, so a renamed status would strand the items already in a table), and both
+are printed by the CLI's JSON (``pending``, ``undo``, ``history``).
+
 Example:
     >>> store = StateStore(MemoryTable())
     >>> approval = store.create_approval("arn:aws:lambda:us-east-1:123456789012:function:f", "p", {}, 24)
