@@ -152,16 +152,30 @@ class LambdaReader(Reader):
         return str(described.get("StateValue")) if described else None
 
     def recursion_config(self, ref: FunctionRef) -> tuple[str, str]:
-        """Lambda's recursive loop setting (``Allow`` / ``Terminate``), or ``("unavailable", why)``."""
+        """Lambda's recursive loop setting (``Allow`` / ``Terminate``), or ``("unavailable", why)``: read fresh
+        for a kill and its undo, which go on without it whatever the read answered."""
         try:
-            value = self.clients("lambda").get_function_recursion_config(FunctionName=ref.arn).get("RecursiveLoop")
+            value, why = self._recursion(ref.arn)
         except ClientError as exc:
-            why = "GetFunctionRecursionConfig is not available here" if is_unsupported(exc) else \
-                f"GetFunctionRecursionConfig failed: {error_code(exc) or 'error'}"
+            return "unavailable", f"GetFunctionRecursionConfig failed: {error_code(exc) or 'error'}"
+        if why:
             return "unavailable", why
         if value not in ("Allow", "Terminate"):
             return "unavailable", f"unexpected RecursiveLoop value {str(value)[:40]!r}"
         return str(value), ""
+
+    def _recursion(self, function_arn: str) -> tuple[str | None, str]:
+        """The one read of the setting: (``RecursiveLoop`` as Lambda answers, '') or (None, why it cannot be read
+        here: the API is missing or denied). Any other error is raised (a transient one is retried by the event)."""
+        try:
+            response = self.clients("lambda").get_function_recursion_config(FunctionName=function_arn)
+        except ClientError as exc:
+            if is_unsupported(exc):
+                return None, "GetFunctionRecursionConfig is not available here"
+            if error_code(exc) == "AccessDeniedException":
+                return None, "GetFunctionRecursionConfig failed: AccessDeniedException"
+            raise
+        return response.get("RecursiveLoop"), ""
 
     def function_mappings(self, snapshot: FunctionSnapshot) -> tuple[EventSourceMapping, ...]:
         """The function's event source mappings, read fresh (never from the run's bulk index)."""
@@ -174,13 +188,8 @@ class LambdaReader(Reader):
         self.ctx.parallel("lambda", self._load_recursion, [s for s in snapshots if "recursion" not in s.loaded])
 
     def _load_recursion(self, snapshot: FunctionSnapshot) -> None:
-        try:
-            response = self.clients("lambda").get_function_recursion_config(FunctionName=snapshot.arn)
-            snapshot.recursive_loop = response.get("RecursiveLoop")
-        except ClientError as exc:
-            if not is_unsupported(exc) and error_code(exc) != "AccessDeniedException":
-                raise
-            snapshot.unavailable["recursion"] = ("GetFunctionRecursionConfig is not available here"
-                                                 if is_unsupported(exc) else "GetFunctionRecursionConfig was denied")
+        snapshot.recursive_loop, why = self._recursion(snapshot.arn)
+        if why:
+            snapshot.unavailable["recursion"] = why
         snapshot.loaded.add("recursion")
 
