@@ -47,6 +47,7 @@ from chalicelib.evidence import (
 )
 from chalicelib.inventory.metrics import ContributorsUnavailable
 from chalicelib.log import logger
+from chalicelib.loops import ACTIVE_MAPPING_STATES
 from chalicelib.model import Decision, Finding, FixSpec, FunctionRef, FunctionSnapshot
 from chalicelib.settings import PolicyConfig
 from chalicelib.state import now_iso
@@ -56,7 +57,6 @@ if TYPE_CHECKING:  # the runtime wires the kill-switch in; the kill-switch only 
 
 POLICY = "runaway-loop"
 RESTORABLE = ("applied", "undo-failed")  # the same fix statuses as any Undo (undo.undo_fix)
-RUNNING_STATES = ("Enabled", "Enabling", "Creating", "Updating")
 STALE_CLAIM_SECONDS = 900  # a kill still "killing" after this crashed half-way; it may be taken over
 
 
@@ -465,7 +465,7 @@ def _already(attempt: _Kill, lock: dict[str, Any]) -> Decision:
 
 def _plan(engine: Engine, snapshot: FunctionSnapshot, current: int | None) -> tuple[FixSpec, str]:
     """The kill's fix spec with the exact prior state, read fresh, and a sentence about what it changes."""
-    running = [m for m in engine.inventory.function_mappings(snapshot) if m.state in RUNNING_STATES]
+    running = [m for m in engine.inventory.function_mappings(snapshot) if m.state in ACTIVE_MAPPING_STATES]
     recursion, why = engine.inventory.recursion_config(snapshot.ref)
     params: dict[str, Any] = {"ReservedConcurrentExecutions": 0, "DisableMappings": [m.uuid for m in running]}
     if recursion == "Allow":

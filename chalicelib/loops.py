@@ -39,6 +39,9 @@ S3_EVENT_ACTIONS = {
     "s3:ObjectAcl": ("s3:PutObjectAcl",),
 }
 ACTIVE_MAPPING_STATES = ("Enabled", "Enabling", "Creating", "Updating")
+# the function changes that can open (or close) a loop path: what re-evaluates the loop policies
+LOOP_PATH_CHANGES = frozenset({"UpdateFunctionConfiguration:role", "CreateEventSourceMapping",
+                               "UpdateEventSourceMapping", "AddPermission", "PutFunctionRecursionConfig"})
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+MB = 1024 * 1024  # sizes: MB of 1,048,576 bytes, as the Lambda console and CLI show them
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 MODES: tuple[str, ...] = ("auto", "approve", "notify", "off")
 GLOBAL_MODES: tuple[str, ...] = ("enforce", "dry-run", "off")
@@ -376,6 +377,11 @@ class FunctionSnapshot:
     @property
     def name(self) -> str:
         return self.ref.name
+
+    @property
+    def package_bytes(self) -> int:
+        """Code plus layers, zipped (``CodeSize`` and each layer's), as Lambda reports them."""
+        return self.code_size + sum(layer.code_size for layer in self.layers)
 
     @property
     def log_group(self) -> str:

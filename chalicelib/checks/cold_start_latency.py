@@ -23,9 +23,8 @@ import re
 
 from chalicelib import pricing
 from chalicelib.checks.base import Check, Param, Params
-from chalicelib.model import AccountFacts, Finding, FunctionSnapshot
+from chalicelib.model import MB, AccountFacts, Finding, FunctionSnapshot
 
-MB = 1024 * 1024
 # Managed runtimes SnapStart supports (Lambda developer guide, "Supported features and limitations").
 _SNAPSTART_RUNTIME = re.compile(r"^(?:java(?:1[1-9]|[2-9]\d)|python3\.(?:1[2-9]|[2-9]\d)|dotnet(?:[89]|\d\d))$")
 SNAPSTART_EXCLUDED_REGIONS = ("ap-southeast-6", "ap-east-2")  # Asia Pacific (New Zealand), (Taipei)
@@ -56,7 +55,7 @@ def snapstart_blockers(snapshot: FunctionSnapshot) -> list[str]:
 
 
 def package_mb(snapshot: FunctionSnapshot) -> float:
-    return (snapshot.code_size + sum(layer.code_size for layer in snapshot.layers)) / MB
+    return snapshot.package_bytes / MB
 
 
 def in_scope(snapshot: FunctionSnapshot, params: Params) -> bool:

@@ -21,9 +21,8 @@ libraries to a layer used by several functions, or ship a container image.
 from __future__ import annotations
 
 from chalicelib.checks.base import Check, Param, Params
-from chalicelib.model import AccountFacts, Finding, FunctionSnapshot
+from chalicelib.model import MB, AccountFacts, Finding, FunctionSnapshot
 
-MB = 1024 * 1024
 DIRECT_UPLOAD_LIMIT_MB = 50  # a zip uploaded directly (CreateFunction / UpdateFunctionCode ZipFile)
 UNZIPPED_LIMIT_MB = 250  # code + layers, unzipped: not readable from the Lambda API
 IMAGE_LIMIT_MB = 10 * 1024  # a container image, uncompressed
@@ -63,7 +62,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
         return _image_finding(snapshot, params)
     if snapshot.package_type != "Zip":
         return []
-    total = snapshot.code_size + sum(layer.code_size for layer in snapshot.layers)
+    total = snapshot.package_bytes
     if total <= params["max_total_mb"] * MB:
         return []
     parts = [f"code {_mb(snapshot.code_size)}"]

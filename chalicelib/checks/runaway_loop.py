@@ -17,6 +17,7 @@ import math
 
 from chalicelib import alarms
 from chalicelib.checks.base import Check, Param, Params, Rule
+from chalicelib.loops import LOOP_PATH_CHANGES
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
 
 LOOP_RISK_POLICIES = frozenset({"recursive-trigger"})
@@ -192,13 +193,5 @@ CHECK = Check(
         "lambda:GetFunctionRecursionConfig",
     ),
     after=LOOP_RISK_POLICIES,
-    triggers=frozenset(
-        (
-            "UpdateFunctionConfiguration:role",
-            "CreateEventSourceMapping",
-            "UpdateEventSourceMapping",
-            "AddPermission",
-            "PutFunctionRecursionConfig",
-        )
-    ),
+    triggers=LOOP_PATH_CHANGES,
 )
