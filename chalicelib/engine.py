@@ -236,8 +236,7 @@ class Engine:
     # -- decisions -------------------------------------------------------------------------------
 
     def is_exempt(self, snapshot: FunctionSnapshot, cfg: PolicyConfig) -> bool:
-        tag = self.policy_set.settings.exempt_tag
-        return snapshot.tags.get(tag, "").strip().lower() == "true" or cfg.exempts(snapshot.name)
+        return snapshot.tagged(self.policy_set.settings.exempt_tag) or cfg.exempts(snapshot.name)
 
     def decide(self, snapshot: FunctionSnapshot, finding: Finding, cfg: PolicyConfig, act: bool,
                context: str = "", actor: str = "") -> Decision:
@@ -375,10 +374,7 @@ class Engine:
         decision.outcome = "fixed"
 
     def _audit(self, snapshot: FunctionSnapshot, decision: Decision, context: str) -> None:
-        record = {"policy": decision.finding.policy, "mode": decision.mode, "outcome": decision.outcome,
-                  "severity": decision.finding.severity, "message": decision.finding.message,
-                  "detail": decision.detail, "context": context, "approval_id": decision.approval_id,
-                  "fix_id": decision.fix_id}
+        record = decision.audit_record(context)
         logger.info("decision", extra={"function": snapshot.arn, "text": decision.finding.message,
                                        **{k: v for k, v in record.items() if k != "message"}})
         if self.mode != "dry-run":

@@ -306,7 +306,7 @@ def _refusal(runtime: Runtime, snapshot: FunctionSnapshot) -> str:
         return f"it is in never_kill ({glob})"
     if settings.is_own_function(snapshot.arn) or snapshot.arn == _running_function_arn(runtime):
         return "it is one of safetycatch's own functions"
-    if snapshot.tags.get(settings.exempt_tag, "").strip().lower() == "true":
+    if snapshot.tagged(settings.exempt_tag):
         return f"it is tagged {settings.exempt_tag}=true"
     if snapshot.tags_unreadable:
         return f"its tags cannot be read, so whether it is exempt is unknown ({snapshot.tags_unreadable})"
@@ -353,9 +353,7 @@ class _Kill:
             if self.errors is not None and problem not in self.errors:
                 self.errors.append(problem)
         if self.runtime.mode != "dry-run":
-            self.engine.store.audit(self.ref.arn, {
-                "policy": POLICY, "mode": self.mode, "outcome": decision.outcome, "severity": "critical",
-                "message": message, "detail": decision.detail, "context": self.context, "fix_id": fix_id})
+            self.engine.store.audit(self.ref.arn, decision.audit_record(self.context))
         return decision
 
 

@@ -378,6 +378,17 @@ class FunctionSnapshot:
     def name(self) -> str:
         return self.ref.name
 
+    def tagged(self, key: str, value: str = "true") -> bool:
+        """The function carries tag ``key`` with ``value`` (white space around it and case ignored): the one
+        reading of a marking tag (exempt, critical, kill-switch scope).
+
+        Example:
+            >>> fn = FunctionSnapshot(FunctionRef("f", "123456789012", "us-east-1"), tags={"critical": " True"})
+            >>> fn.tagged("critical"), fn.tagged("critical", "yes"), fn.tagged("other")
+            (True, False, False)
+        """
+        return self.tags.get(key, "").strip().lower() == str(value).lower()
+
     @property
     def package_bytes(self) -> int:
         """Code plus layers, zipped (``CodeSize`` and each layer's), as Lambda reports them."""
@@ -465,6 +476,20 @@ class Decision:
         f = self.finding
         part = f.fix.target if f.fix and f.fix.target != f.function_arn else str(f.evidence.get("qualifier") or "")
         return finding_id(f.policy, f.function_arn, part)
+
+    def audit_record(self, context: str) -> dict[str, Any]:
+        """The audit record of this decision (``StateStore.audit``; ``history`` prints it): what the engine
+        and the kill-switch store for every finding they decide.
+
+        Example:
+            >>> finding = Finding("apigw-timeout", "arn:aws:lambda:us-east-1:1:function:f", "high", "too long")
+            >>> Decision(finding, "auto", "fixed", fix_id="fx1").audit_record("e1")["fix_id"]
+            'fx1'
+        """
+        f = self.finding
+        return {"policy": f.policy, "mode": self.mode, "outcome": self.outcome, "severity": f.severity,
+                "message": f.message, "detail": self.detail, "context": context, "approval_id": self.approval_id,
+                "fix_id": self.fix_id}
 
     def to_json(self) -> dict[str, Any]:
         f = self.finding

@@ -16,7 +16,7 @@ from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, M
 
 def in_scope(snapshot: FunctionSnapshot, params: Params) -> bool:
     """Only functions tagged ``tag_key=tag_value`` (default ``critical=true``) are in scope."""
-    return snapshot.tags.get(params["tag_key"], "").strip().lower() == str(params["tag_value"]).lower()
+    return snapshot.tagged(params["tag_key"], params["tag_value"])
 
 
 def metrics(params: Params) -> list[MetricQuery]:

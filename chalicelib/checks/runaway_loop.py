@@ -31,7 +31,7 @@ def in_scope(snapshot: FunctionSnapshot, params: Params) -> bool:
 
 
 def _listed(snapshot: FunctionSnapshot, params: Params) -> bool:
-    tagged = snapshot.tags.get(params["tag_key"], "").strip().lower() == str(params["tag_value"]).lower()
+    tagged = snapshot.tagged(params["tag_key"], params["tag_value"])
     return tagged or any(fnmatch.fnmatchcase(snapshot.name, glob) for glob in params["functions"])
 
 
