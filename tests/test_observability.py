@@ -51,12 +51,45 @@ def test_outside_lambda_nothing_is_recorded(capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_in_lambda_every_handler_gets_logger_tracer_and_metrics():
-    probe = ("import os; os.environ['AWS_LAMBDA_FUNCTION_NAME'] = 'safetycatch-dev-on_config_change'\n"
-             "os.environ['LAMBDA_TASK_ROOT'] = os.getcwd()\n"
-             "import app; from chalicelib import observability as o\n"
-             "print(len(app.app.middleware_handlers), o.tracer().service, o.tracer().disabled)")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+PROBE = """
+import json, os
+os.environ["AWS_LAMBDA_FUNCTION_NAME"] = "safetycatch-dev-on_config_change"
+os.environ["LAMBDA_TASK_ROOT"] = os.getcwd()
+os.environ["_X_AMZN_TRACE_ID"] = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+import app
+from aws_xray_sdk.core import xray_recorder
+from chalice.test import Client
+
+class Emitter:  # what the X-Ray daemon would receive, kept here instead of sent over UDP
+    ip, port, sent = "127.0.0.1", 2000, []
+    def send_entity(self, entity):
+        self.sent.append(entity.name)
+    def set_daemon_address(self, address):
+        pass
+
+xray_recorder.emitter = emitter = Emitter()
+with open("tests/events/lambda-UpdateFunctionConfiguration20150331v2-AccessDenied.json") as f:
+    event = json.load(f)
+with Client(app.app) as client:
+    client.lambda_.invoke("on_config_change", event)
+print(json.dumps({"xray": emitter.sent}))
+"""
+
+
+def test_in_lambda_a_handler_logs_with_its_context_traces_and_flushes_metrics():
+    """Inside Lambda (a fresh interpreter: the Tracer is made only there), one invocation of a handler writes
+    log lines with the Lambda context, an EMF metric set, and X-Ray subsegments for the handler and its AWS
+    calls (the emitter is swapped for a list: no X-Ray daemon here)."""
+    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-1500:]
-    assert result.stdout.split() == ["3", "safetycatch-bot", "False"]
+    lines = (result.stdout + result.stderr).splitlines()  # the log on stderr, EMF and the probe on stdout
+    docs = [json.loads(line) for line in lines if line.startswith("{")]
+    logs = [d for d in docs if "message" in d]
+    assert logs and all(d["service"] == "safetycatch-bot" for d in logs)
+    assert all(d.get("function_name") == "on_config_change" for d in logs), "each line has the Lambda context"
+    assert any(d["message"] == "skipped" and d.get("xray_trace_id") for d in logs)
+    (metrics,) = [d for d in docs if "_aws" in d]
+    assert metrics["service"] == "safetycatch-bot" and metrics["EventsSkipped"] in (1.0, [1.0])
+    (traced,) = [d["xray"] for d in docs if "xray" in d]
+    assert any(name.startswith("## ") for name in traced), traced

@@ -157,10 +157,14 @@ def test_dry_run_gateway_makes_no_call(aws, calls):
 
     clients = Clients("us-east-1")
     calls.watch(clients.session)
+    spec = FixSpec.from_json({**SCALING, "target": "arn:aws:lambda:us-east-1:123456789012:function:f"})
     gateway = Gateway(clients, dry_run=True)
-    fixes.apply(gateway, FixSpec.from_json({**SCALING, "target": "arn:aws:lambda:us-east-1:123456789012:function:f"}))
+    fixes.apply(gateway, spec)
     assert [w.operation for w in gateway.log] == ["RegisterScalableTarget", "PutScalingPolicy"]
-    assert calls.calls == []
+    assert calls.calls == [], "dry-run records the writes and calls nothing"
+    fixes.apply(Gateway(clients), spec)  # the same clients, live: the recorder sees every call they make
+    assert calls.calls == ["application-autoscaling.RegisterScalableTarget", "application-autoscaling.PutScalingPolicy"]
+    calls.clear()
     # the older fixed-value action still undoes fixes stored before (never below 1)
     fixes.apply(gateway, FixSpec("set-provisioned-concurrency", "arn:aws:lambda:us-east-1:123456789012:function:f",
                                  {"Qualifier": "live", "ProvisionedConcurrentExecutions": 0},
