@@ -113,14 +113,13 @@ def test_event_path_uses_filter_log_events(aws, runtime, calls):
 
 
 def test_no_log_group_or_no_match_is_no_finding(aws, runtime):
-    arn = aws.function("fresh")
-    aws.function("healthy")
+    fresh, healthy = aws.function("fresh"), aws.function("healthy")
     aws.log_lines("healthy", ["START", "space is fine", "END"])
-    for name in ("fresh", "healthy"):
+    for name, arn in (("fresh", fresh), ("healthy", healthy)):
         report = handle_event(api_call("UpdateFunctionConfiguration20150331v2", {
             "functionName": name, "ephemeralStorage": {"size": 1024}}), runtime=runtime)
+        assert report["skipped"] is None and report["function"] == arn and report["errors"] == [], name
         assert [f for f in report["findings"] if f["policy"] == "tmp-storage"] == [], name
-    assert arn
 
 
 def test_insights_stats_rows_as_aws_returns_them(aws, runtime):
