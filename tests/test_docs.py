@@ -74,3 +74,22 @@ def test_readme_cli_section_matches_safetycatch_help(monkeypatch, capsys):
         assert readme[command] - COMMON_OPTIONS == options, command
     text = (ROOT / "README.md").read_text()
     assert "Every command takes `-v` / `--verbose`" in text and "`--profile P`" in text
+
+
+def test_the_how_it_works_table_names_real_modules_and_every_top_level_one():
+    """Each row of README's "How it works" table names files that exist (``a.py``, ``b.py`` after a
+    ``chalicelib/…`` path are its neighbours), and every top-level module of chalicelib/ that decides or talks to
+    Slack has a row."""
+    section = (ROOT / "README.md").read_text().split("## How it works", 1)[1].split("\n## ", 1)[0]
+    named: set[str] = set()
+    for row in (line for line in section.splitlines() if line.startswith("| `")):
+        cell = row.split("|")[1]
+        paths = re.findall(r"`([^`]+)`", cell)
+        folder = paths[0].rsplit("/", 1)[0] + "/" if "/" in paths[0].rstrip("/") else ""
+        for path in paths:
+            full = path if "/" in path or not folder else folder + path
+            assert (ROOT / full).exists(), f"README names {full}, which does not exist"
+            named.add(full)
+    for module in ("approvals", "undo", "decisions", "killswitch", "engine", "runtime", "slack", "slack_messages",
+                   "slack_routes"):
+        assert f"chalicelib/{module}.py" in named, module
