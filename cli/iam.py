@@ -323,7 +323,7 @@ def build_policy(actions: Iterable[str], scopes: dict[str, tuple[str, ...]]) -> 
         statement = {"Sid": sid, "Effect": "Allow", "Action": sorted(names),
                      "Resource": resources[0] if len(resources) == 1 else list(resources)}
         statements.append({**statement, "Condition": CONDITIONS[sid]} if sid in CONDITIONS else statement)
-    sids = [s["Sid"] for s in statements]
+    sids = [str(s["Sid"]) for s in statements]
     twice = sorted({sid for sid in sids if sids.count(sid) > 1})
     if twice:  # IAM refuses a policy whose Sids repeat (cfn-lint E3510): one purpose, one resource scope
         raise ValueError(f"statement ids used for two resource scopes: {', '.join(twice)} (give one a SIDS entry)")
