@@ -298,7 +298,7 @@ SIDS = {"dynamodb": "StateTable", "sqs": "SweepQueue", "ssm": "ModeSwitch", "sec
         "logs": "Logs", "iam:GetRole": "DoctorOwnRole", "events:DescribeRule": "DoctorForwardingRules",
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
-        "cloudwatch:SetAlarmState": "ManagedAlarms", "logs:DescribeLogGroups": "ReadEstate",
+        "cloudwatch:SetAlarmState": "RearmManagedAlarms", "logs:DescribeLogGroups": "ReadEstate",
         "iam:CreateServiceLinkedRole": "ScalingServiceLinkedRole",
         "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings",
         "sqs:SendMessage": "SendToOwnQueues", "sqs:GetQueueUrl": "ReadEstate", "sqs:GetQueueAttributes": "ReadEstate",
@@ -324,6 +324,10 @@ def build_policy(actions: Iterable[str], scopes: dict[str, tuple[str, ...]]) -> 
         statement = {"Sid": sid, "Effect": "Allow", "Action": sorted(names),
                      "Resource": resources[0] if len(resources) == 1 else list(resources)}
         statements.append({**statement, "Condition": CONDITIONS[sid]} if sid in CONDITIONS else statement)
+    sids = [str(s["Sid"]) for s in statements]
+    twice = sorted({sid for sid in sids if sids.count(sid) > 1})
+    if twice:  # IAM refuses a policy whose Sids repeat (cfn-lint E3510): one purpose, one resource scope
+        raise ValueError(f"statement ids used for two resource scopes: {', '.join(twice)} (give one a SIDS entry)")
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -269,3 +269,11 @@ def test_allows_matches_like_iam():
     assert not iam.allows(policy, "lambda:UpdateFunctionConfiguration")
     assert not iam.allows({"Statement": [{"Effect": "Deny", "Action": "*"}]}, "lambda:GetFunction")
     assert Path(iam.policy_path("dev")).name == "policy-dev.json"
+
+
+def test_one_statement_id_for_two_resource_scopes_is_refused():
+    """IAM (and cfn-lint E3510) refuse a policy whose Sids repeat: the build says which, instead of a deploy failing."""
+    scopes = {"cloudwatch:PutMetricAlarm": ("arn:aws:cloudwatch:*:*:alarm:a-*",),
+              "cloudwatch:DeleteAlarms": ("arn:aws:cloudwatch:*:*:alarm:b-*",)}
+    with pytest.raises(ValueError, match="ManagedAlarms"):
+        iam.build_policy(["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"], scopes)

@@ -24,7 +24,7 @@ def test_list_buckets_is_always_paginated_with_a_page_size(aws, runtime, calls):
     for i in range(3):
         aws.client("s3").create_bucket(Bucket=f"uploads-{i}")
     engine = runtime.engine("123456789012", "us-east-1")
-    engine.inventory.triggers._bucket_triggers(None)
+    engine.inventory.triggers.bucket_deliveries(None)
     assert seen and all(p.get("MaxBuckets") == 1000 for p in seen), seen
     assert set(engine.inventory.triggers._buckets) == {"uploads-0", "uploads-1", "uploads-2"}
 
