@@ -100,11 +100,10 @@ class VpcResources:
 
 @dataclass
 class SharedCaches:
-    """What more than one reader (or the inventory itself) keeps for the run: function resource policies
-    (routes and triggers of one function), subnets (network facts and the VPC functions of a change) and the
+    """What more than one reader (or the inventory itself) keeps for the run (function resource policies are
+    kept by :meth:`ReadContext.function_policy`): subnets (network facts and the VPC functions of a change) and the
     account's function configurations. Each reader keeps its own caches itself."""
 
-    policies: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     subnets: dict[str, dict[str, Any]] = field(default_factory=dict)
     configs: list[dict[str, Any]] | None = None
 
@@ -146,19 +145,17 @@ class ReadContext:
         return self.clients.parallel(service, read, items)
 
     def function_policy(self, function_arn: str) -> dict[str, Any] | None:
-        """The function's resource policy (GetPolicy, once per run); None when it has none."""
-        cache = self.shared.policies
-        if function_arn not in cache:
+        """The function's resource policy (GetPolicy, once per run, also when two facets ask at the same time);
+        None when it has none."""
+        def read() -> dict[str, Any] | None:
             try:
-                policy: dict[str, Any] | None = json.loads(
-                    self.clients("lambda").get_policy(FunctionName=function_arn)["Policy"])
+                return json.loads(self.clients("lambda").get_policy(FunctionName=function_arn)["Policy"])
             except ClientError as exc:
                 if not is_not_found(exc):
                     raise
-                policy = None
-            with self._lock:
-                cache.setdefault(function_arn, policy)
-        return cache[function_arn]
+                return None
+
+        return self.once(f"function-policy#{function_arn}", read)
 
 
 class Reader:

@@ -104,7 +104,11 @@ class LambdaReader(Reader):
         self.ctx.parallel("lambda", read, [s for s in snapshots if "concurrency" not in s.loaded])
 
     def load_mappings(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
-        by_function = self.mapping_index() if bulk else self._read_mappings(snapshots[0].name)
+        """The ``mappings`` facet: from the region's index in a sweep, else the one function's (read once per run,
+        also when the chains facet asks for them at the same time)."""
+        name = snapshots[0].name
+        by_function = self.mapping_index() if bulk else \
+            self.ctx.once(f"mappings#{name}", lambda: self._read_mappings(name))
         for snapshot in snapshots:
             snapshot.mappings = tuple(by_function.get(snapshot.arn, ()))
             snapshot.loaded.add("mappings")
