@@ -33,6 +33,26 @@ def test_a_facet_waits_only_for_those_it_comes_after_and_failures_are_returned()
     assert order == ["routes", "urls"] and list(failed) == ["routes"]
 
 
+def test_a_facet_waits_for_one_still_running_not_only_for_one_not_started():
+    """``urls`` comes after ``routes``: while ``routes`` still reads (here it waits for ``urls`` to give it a
+    sign, which only a wrongly early ``urls`` can give), ``urls`` must not start, even once another facet
+    (``metrics``) has finished and the scheduler looks again."""
+    order: list[str] = []
+    early = threading.Event()
+
+    def routes() -> None:
+        early.wait(timeout=0.5)  # the outcome never depends on this time: a correct scheduler makes it wait it out
+        order.append("routes")
+
+    def urls() -> None:
+        order.append("urls")
+        early.set()
+
+    failed = read_in_order({"routes": routes, "urls": urls, "metrics": lambda: order.append("metrics")},
+                           {"urls": frozenset({"routes"})})
+    assert failed == {} and order.index("routes") < order.index("urls"), order
+
+
 def test_parallel_reads_keep_order_and_never_exceed_the_scope_s_cap_for_a_service():
     clients, lock, active, peak = Clients("us-east-1"), threading.Lock(), [0], [0]
 

@@ -139,7 +139,8 @@ def read_in_order(tasks: Mapping[str, Callable[[], Any]], after: Mapping[str, fr
     running: dict[Future[Any], str] = {}
     failed: dict[str, BaseException] = {}
     while pending or running:
-        for name in [n for n in pending if not (after.get(n, frozenset()) & (set(pending) | set(running)))]:
+        unfinished = set(pending) | set(running.values())
+        for name in [n for n in pending if not after.get(n, frozenset()) & unfinished]:
             running[_facets_pool().submit(pending.pop(name))] = name
         finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
         for future in finished:
