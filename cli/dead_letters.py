@@ -137,14 +137,14 @@ def add_dead_letters(template: dict[str, Any], resources_by_id: dict[str, str]) 
     return template
 
 
-def rules_may_send(rules: list[str]) -> dict[str, Any]:
-    """The queue policy: EventBridge may send to the queue on behalf of these rules only."""
+def rules_may_send(rules: list[str], queue: str = QUEUE) -> dict[str, Any]:
+    """The queue policy: EventBridge may send to ``queue`` (a logical id) on behalf of these rules only."""
     return {"Type": "AWS::SQS::QueuePolicy", "Properties": {
-        "Queues": [{"Ref": QUEUE}],
+        "Queues": [{"Ref": queue}],
         "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
             "Sid": "EventBridgeRulesDeadLetters", "Effect": "Allow",
             "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
-            "Resource": QUEUE_ARN,
+            "Resource": {"Fn::GetAtt": [queue, "Arn"]},
             "Condition": {"ArnEquals": {"aws:SourceArn": [{"Fn::GetAtt": [rule, "Arn"]} for rule in rules]}},
         }]},
     }}

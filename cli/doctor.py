@@ -5,8 +5,9 @@ Call via CloudTrail" events only from a trail), ``rule:<handler>`` (each EventBr
 enabled, sends its handler what this version subscribes to), ``iam-forwarding`` (outside us-east-1: the rule there
 that forwards IAM changes), ``state-table``, ``mode-parameter``, ``slack-secret``, ``slack-auth`` (Slack's
 ``auth.test`` with the secret's token), ``layer`` (the pinned Powertools layer in the region), and with
-``--all-accounts`` per member account ``member-role:<id>`` (the remediation role can be assumed) and
-``member-rules:<id>`` (its forwarding rules exist and match). Each item is ``ok``, ``missing`` (with the fix) or
+``--all-accounts`` per member account ``member-role:<id>`` (the remediation role can be assumed),
+``member-rules:<id>`` (its forwarding rules exist and match) and ``member-dead-letters:<id>`` (nothing its rules
+could not forward waits in their dead-letter queue). Each item is ``ok``, ``missing`` (with the fix) or
 ``cannot-check`` (the answer is not available here: an API moto lacks, a refused read, an unreachable service);
 ``cannot-check`` is never counted as present.
 
@@ -350,9 +351,12 @@ def check_member(checker: Checker, account: str) -> list[Item]:
     except (ClientError, BotoCoreError) as exc:
         why = error_code(exc) or type(exc).__name__
         return [Item(f"member-role:{account}", "missing", f"cannot assume {role} in {account} ({why})", fix),
-                Item(f"member-rules:{account}", "cannot-check", "the member role cannot be assumed")]
+                *(Item(f"{kind}:{account}", "cannot-check", "the member role cannot be assumed")
+                  for kind in ("member-rules", "member-dead-letters"))]
     items = [Item(f"member-role:{account}", "ok", f"{role} in {account} can be assumed")]
     items.append(checker.guarded(f"member-rules:{account}", lambda: _member_rules(checker, session, account)))
+    items.append(checker.guarded(f"member-dead-letters:{account}",
+                                 lambda: _member_dead_letters(checker, session, account)))
     return items
 
 
@@ -367,6 +371,37 @@ def _member_rules(checker: Checker, session: Any, account: str) -> Item:
                                                           "date)", "update the safetycatch-member StackSet instance "
                                                                    f"of {account} (deploy/member-account.yaml)")
     return Item(f"member-rules:{account}", "ok", f"{account} forwards every watched change to the bot's bus")
+
+
+# SQS's "no such queue", as botocore reports it over the JSON protocol (the query-compatible code) and the query one
+NO_SUCH_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+
+
+def _member_dead_letters(checker: Checker, session: Any, account: str) -> Item:
+    """What the member's forwarding rules could not put on the bot's bus, kept in their dead-letter queue
+    (cli/member_template.py): none is ok; some is missing events, with how to find out why."""
+    item_id, name = f"member-dead-letters:{account}", member_template.MEMBER_DEAD_LETTERS_NAME.format(
+        stage=checker.target.stage)
+    sqs = checker.client("sqs", session=session)
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if error_code(exc) not in NO_SUCH_QUEUE:
+            raise
+        return Item(item_id, "missing", f"{account} keeps no dead letters of its forwarding rules in {checker.region} "
+                                        f"({name} absent): an event it cannot forward is dropped",
+                    f"update the safetycatch-member StackSet instance of {account} (deploy/member-account.yaml)")
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    waiting = sum(int(value) for value in attributes.values())
+    if waiting:
+        return Item(item_id, "missing", f"{waiting} event(s) {account} could not forward to the bot's bus wait in "
+                                        f"{name} ({checker.region}, kept 14 days)",
+                    "as the member, read why (`aws sqs receive-message --queue-url "
+                    f"{url} --message-attribute-names All`: ERROR_CODE, ERROR_MESSAGE), fix it (the bot's event-bus "
+                    "policy must let the organisation put events), then purge the queue: the next sweep "
+                    "re-evaluates every function they name")
+    return Item(item_id, "ok", f"{account} has no event it could not forward")
 
 
 def to_json(items: list[Item]) -> dict[str, Any]:

@@ -99,7 +99,8 @@ LAMBDA_SCALING_ROLE = ("role/aws-service-role/lambda.application-autoscaling.ama
                        "AWSServiceRoleForApplicationAutoScaling_LambdaConcurrency")
 # What `safetycatch doctor --all-accounts` reads through a member's remediation role: the role itself (it can be
 # assumed and exists) and the member's forwarding rules (their names are CloudFormation's).
-DOCTOR_MEMBER_READS = ("iam:GetRole", "events:ListRuleNamesByTarget", "events:DescribeRule")
+DOCTOR_MEMBER_READS = ("iam:GetRole", "events:ListRuleNamesByTarget", "events:DescribeRule", "sqs:GetQueueUrl",
+                       "sqs:GetQueueAttributes")
 # tmp-storage reads any function's logs: AWS authorises these on the log group searched, which a function's
 # LoggingConfig.LogGroup may name freely, so any log group (DescribeLogGroups has no resource-level permission).
 ESTATE_LOG_READS = ("logs:FilterLogEvents", "logs:StartQuery", "logs:GetQueryResults")

@@ -97,6 +97,8 @@ def _values(params: dict[str, Any], variable: str) -> list[str]:
     for key, value in params.items():
         if key.lower() in wanted or (key.lower().endswith("s") and key.lower()[:-1] in wanted):
             found.extend(str(v) for v in (value if isinstance(value, list) else [value]) if isinstance(v, (str, int)))
+    if variable.lower() == "queuename":  # SQS names a queue by its URL (https://sqs.<region>.../<account>/<name>)
+        found += [str(v).rstrip("/").rsplit("/", 1)[-1] for k, v in params.items() if k == "QueueUrl"]
     if variable.lower() == "parameternamewithoutleadingslash":
         found = [v.lstrip("/") for v in found]
     # a call that selects by name prefix (DescribeAlarms AlarmNamePrefix) touches every name the prefix starts

@@ -124,3 +124,24 @@ def test_a_notifier_that_cannot_post_fails_so_lambda_retries_it(notifier, monkey
     with pytest.raises(ValueError, match="SlackChannel parameter"):
         module.handler(_alarm("ALARM"), None)
     assert slack.posted() == []
+
+
+@pytest.mark.parametrize("path", ["deploy/member-account.yaml", "deploy/iam-forwarder.yaml"])
+def test_every_forwarding_rule_keeps_what_it_cannot_deliver(path):
+    """The member accounts' rules (and the bot's us-east-1 IAM forwarder) put events on another bus: each target
+    retries for the bot's hour, then gives the event to the stack's own queue, which only those rules may send to."""
+    from cli import member_template
+
+    resources = cfn_yaml.load(str(ROOT / path))["Resources"]
+    rules = sorted(logical for logical, r in resources.items() if r["Type"] == "AWS::Events::Rule")
+    assert rules
+    for logical in rules:
+        (target,) = resources[logical]["Properties"]["Targets"]
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [member_template.DEAD_LETTERS, "Arn"]}}, logical
+        assert target["RetryPolicy"] == dead_letters.RULE_RETRY, logical
+    queue = resources[member_template.DEAD_LETTERS]
+    assert queue["DeletionPolicy"] == "Retain" and queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    (statement,) = resources[f"{member_template.DEAD_LETTERS}Policy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    assert [a["Fn::GetAtt"][0] for a in statement["Condition"]["ArnEquals"]["aws:SourceArn"]] == rules

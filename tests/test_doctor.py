@@ -206,7 +206,8 @@ def organization(deployed) -> tuple[str, SandboxAccount]:
         Capabilities=["CAPABILITY_NAMED_IAM"],
         Parameters=[{"ParameterKey": "BotAccountId", "ParameterValue": ACCOUNT},
                     {"ParameterKey": "BotRegion", "ParameterValue": REGION},
-                    {"ParameterKey": "ExternalId", "ParameterValue": "safetycatch-dev"}])
+                    {"ParameterKey": "ExternalId", "ParameterValue": "safetycatch-dev"},
+                    {"ParameterKey": "BotStage", "ParameterValue": "dev"}])
     return account, member
 
 
@@ -218,11 +219,12 @@ def test_member_accounts_role_and_forwarding_rules(organization, capsys, monkeyp
     recorder.on = False
     assert code == 0
     member_calls = [c for c in recorder.calls if c.identity == "member"]
-    assert {c.operation for c in member_calls} == {"GetRole", "ListRuleNamesByTarget", "DescribeRule"}
+    assert {c.operation for c in member_calls} == {"GetRole", "ListRuleNamesByTarget", "DescribeRule",
+                                                   "GetQueueUrl", "GetQueueAttributes"}
     assert authz.unauthorised(member_calls, {"member": authz.member_policy_file()}) == [], \
         "the remediation role allows what doctor reads through it"
-    assert list(checks)[-2:] == [f"member-role:{account}", f"member-rules:{account}"]
-    assert checks[f"member-role:{account}"]["status"] == "ok" and checks[f"member-rules:{account}"]["status"] == "ok"
+    member_ids = [f"member-role:{account}", f"member-rules:{account}", f"member-dead-letters:{account}"]
+    assert list(checks)[-3:] == member_ids and all(checks[i]["status"] == "ok" for i in member_ids)
 
     rule = next(r["Name"] for r in member.client("events").list_rules()["Rules"] if "ForwardConfigChanges" in r["Name"])
     member.client("events").disable_rule(Name=rule)
@@ -240,3 +242,24 @@ def test_a_member_without_the_role_fails_its_role_line(organization, capsys):
     code, checks = _doctor(capsys, "--all-accounts")
     assert code == 1 and [i for i, c in checks.items() if c["status"] == "missing"] == [f"member-role:{account}"]
     assert checks[f"member-rules:{account}"]["status"] == "cannot-check"
+    assert checks[f"member-dead-letters:{account}"]["status"] == "cannot-check"
+
+
+def test_events_a_member_could_not_forward_fail_its_dead_letters_line(organization, capsys):
+    """EventBridge puts what it cannot deliver to the bot's bus (after an hour of retries) in the member's queue,
+    the event as the body and why in message attributes: doctor counts them and says how to find out why."""
+    account, member = organization
+    sqs = member.client("sqs")
+    url = sqs.get_queue_url(QueueName="safetycatch-dev-forward-dead-letters")["QueueUrl"]
+    for _ in range(2):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"detail-type": "AWS API Call via CloudTrail"}),
+                         MessageAttributes={"ERROR_CODE": {"DataType": "String", "StringValue": "NO_PERMISSIONS"}})
+    code, checks = _doctor(capsys, "--all-accounts")
+    line = checks[f"member-dead-letters:{account}"]
+    assert code == 1 and [i for i, c in checks.items() if c["status"] == "missing"] == [line["id"]]
+    assert line["detail"].startswith(f"2 event(s) {account} could not forward") and url in line["fix"]
+
+    sqs.delete_queue(QueueUrl=url)  # a member stack from before the queue (or the queue deleted by hand)
+    code, checks = _doctor(capsys, "--all-accounts")
+    assert code == 1 and "safetycatch-dev-forward-dead-letters absent" in checks[f"member-dead-letters:{account}"][
+        "detail"]
