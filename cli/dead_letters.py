@@ -14,7 +14,11 @@ resources:
   (the function gone, permissions, the Invoke API throttled for an hour). Chalice writes ``CloudWatchEvent``
   events, which have no such properties in SAM; they become ``EventBridgeRule`` events (same rule, same
   pattern, same logical id), whose ``DeadLetterConfig`` and ``RetryPolicy`` SAM passes to the rule's target;
-* a queue policy lets exactly those rules (``aws:SourceArn``) send to the queue.
+* a queue policy lets exactly those rules (``aws:SourceArn``) send to the queue;
+* alarms on the queue itself failing: Lambda's ``DestinationDeliveryFailures`` of those functions and
+  EventBridge's ``InvocationsFailedToBeSentToDlq`` of those rules (an event that could reach neither the bot nor
+  the queue is lost: a queue policy or permission broken). They go to the depth alarm's topic, so the same
+  notifier says so in Slack (:func:`undelivered_alarms`).
 
 The functions' own permission (``sqs:SendMessage`` on the queue, for the destination) is in the stage's IAM
 policy (cli/iam.py, ``DESTINATION_ACTIONS``). ``safetycatch redrive`` reads the queue back.
@@ -119,6 +123,7 @@ def add_dead_letters(template: dict[str, Any], resources_by_id: dict[str, str]) 
     template, and the queue policy for its rules (see the module doc). ``resources_by_id`` maps SAM logical ids
     to Chalice's function names (cli/build.py ``chalice_resources``)."""
     rules: list[str] = []
+    functions: list[str] = []
     for logical, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
@@ -128,13 +133,55 @@ def add_dead_letters(template: dict[str, Any], resources_by_id: dict[str, str]) 
         if settings is None:
             continue
         props["EventInvokeConfig"] = settings.event_invoke_config()
+        functions.append(logical)
         for event_name, event in events.items():
             if event.get("Type") in EVENTBRIDGE_TYPES:
                 _dead_letter_event(event)
                 rules.append(logical + event_name)  # SAM names the AWS::Events::Rule it generates so
     if rules:
         template["Resources"][QUEUE_POLICY] = rules_may_send(sorted(rules))
+    if ALARM_TOPIC in template["Resources"]:
+        template["Resources"].update(undelivered_alarms(sorted(functions), sorted(rules)))
     return template
+
+
+ALARM_TOPIC = "DeadLetterAlarmTopic"  # deploy/resources.yaml: the depth alarm's topic, the notifier's subscription
+UNDELIVERED_SUFFIX = "-undelivered"  # the notifier tells these alarms apart by it (deploy/resources.yaml)
+MAX_ALARM_METRICS = 10  # a metric math alarm reads at most 10 metrics (CloudWatch alarm limits, a hard limit)
+
+
+def undelivered_alarms(functions: list[str], rules: list[str]) -> dict[str, Any]:
+    """Alarms (logical id -> resource) that fire when a function's on-failure destination or a rule's dead-letter
+    queue could not take an event: the sum of the failures of at most :data:`MAX_ALARM_METRICS` functions or rules
+    per alarm, over five minutes, above 0.
+
+    Example:
+        >>> alarms = undelivered_alarms(["OnConfigChange"], ["OnConfigChangeEvent"])
+        >>> sorted(alarms)
+        ['UndeliveredDestinations1', 'UndeliveredRules1']
+        >>> alarms["UndeliveredRules1"]["Properties"]["Metrics"][-1]["Expression"]
+        'SUM(METRICS())'
+    """
+    kinds = (("Destinations", "AWS/Lambda", "DestinationDeliveryFailures", "FunctionName", functions),
+             ("Rules", "AWS/Events", "InvocationsFailedToBeSentToDlq", "RuleName", rules))
+    alarms: dict[str, Any] = {}
+    for kind, namespace, metric, dimension, sources in kinds:
+        for number, start in enumerate(range(0, len(sources), MAX_ALARM_METRICS), 1):
+            watched = sources[start:start + MAX_ALARM_METRICS]
+            alarms[f"Undelivered{kind}{number}"] = {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+                "AlarmName": {"Fn::Sub": f"safetycatch-${{Stage}}-{kind.lower()}-{number}{UNDELIVERED_SUFFIX}"},
+                "AlarmDescription": f"safetycatch lost events: {metric} (the dead-letter queue refused them; check "
+                                    "its policy and the senders' sqs:SendMessage)",
+                "Metrics": [*({"Id": f"m{i}", "ReturnData": False, "MetricStat": {
+                    "Metric": {"Namespace": namespace, "MetricName": metric,
+                               "Dimensions": [{"Name": dimension, "Value": {"Ref": logical}}]},
+                    "Period": 300, "Stat": "Sum"}} for i, logical in enumerate(watched)),
+                    {"Id": "lost", "Expression": "SUM(METRICS())", "ReturnData": True}],
+                "EvaluationPeriods": 1, "Threshold": 0, "ComparisonOperator": "GreaterThanThreshold",
+                "TreatMissingData": "notBreaching",
+                "AlarmActions": [{"Ref": ALARM_TOPIC}], "OKActions": [{"Ref": ALARM_TOPIC}],
+            }}
+    return alarms
 
 
 def rules_may_send(rules: list[str], queue: str = QUEUE) -> dict[str, Any]:

@@ -106,6 +106,18 @@ def test_alarm_posts_the_count_and_the_redrive_command_in_the_bots_channel(notif
     assert module.handler(_alarm("INSUFFICIENT_DATA"), None) == {"posted": 0}
 
 
+def test_an_event_the_queue_refused_is_told_as_lost(notifier):
+    """The *-undelivered alarms (cli/dead_letters.py): nothing waits in the queue, the events are gone."""
+    module, slack, _ = notifier
+    assert module.handler(_alarm("ALARM", AlarmName="safetycatch-test-rules-1-undelivered"), None) == {"posted": 1}
+    assert module.handler(_alarm("OK", AlarmName="safetycatch-test-rules-1-undelivered"), None) == {"posted": 1}
+    lost, again = (m.text for m in slack.posted())
+    assert lost.startswith(":rotating_light: safetycatch lost events: the dead-letter queue "
+                           "`safetycatch-test-dead-letters` refused") and "redrive" not in lost
+    assert again == ":white_check_mark: safetycatch: the dead-letter queue `safetycatch-test-dead-letters` takes " \
+                    "events again."
+
+
 def test_the_notifier_never_echoes_what_the_alarm_message_says(notifier):
     """Anyone allowed to publish to the topic could write the alarm's text: only the state is read."""
     module, slack, _ = notifier

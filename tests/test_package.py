@@ -337,6 +337,29 @@ def test_no_event_falls_on_the_floor(artifact, monkeypatch):
     assert sorted(a["Fn::GetAtt"][0] for a in statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(rules)
 
 
+def test_an_event_the_dead_letter_queue_refuses_is_alarmed(artifact, monkeypatch):
+    """What neither the bot nor its queue took is lost: every destination's and every rule's failures to reach the
+    queue are summed into alarms (at most 10 metrics each, CloudWatch's limit) that go to the notifier's topic."""
+    from cli import dead_letters
+
+    resources = _translated(artifact, monkeypatch)
+    alarms = {k: r["Properties"] for k, r in resources.items() if k.startswith("Undelivered")}
+    watched: dict[str, set[str]] = {"DestinationDeliveryFailures": set(), "InvocationsFailedToBeSentToDlq": set()}
+    for logical, alarm in alarms.items():
+        *metrics, expression = alarm["Metrics"]
+        assert expression == {"Id": "lost", "Expression": "SUM(METRICS())", "ReturnData": True}, logical
+        assert 0 < len(metrics) <= dead_letters.MAX_ALARM_METRICS and not any(m["ReturnData"] for m in metrics)
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": "DeadLetterAlarmTopic"}]
+        assert alarm["AlarmName"]["Fn::Sub"].endswith(dead_letters.UNDELIVERED_SUFFIX)
+        for metric in metrics:
+            stat = metric["MetricStat"]["Metric"]
+            watched[stat["MetricName"]].add(stat["Dimensions"][0]["Value"]["Ref"])
+    senders = {c["Properties"]["FunctionName"]["Ref"] for c in resources.values()
+               if c["Type"] == "AWS::Lambda::EventInvokeConfig"} - {"DeadLetterNotifier"}
+    rules = {k for k, r in resources.items() if r["Type"] == "AWS::Events::Rule"}
+    assert watched == {"DestinationDeliveryFailures": senders, "InvocationsFailedToBeSentToDlq": rules}
+
+
 @pytest.mark.slow
 def test_the_queue_is_encrypted_kept_14_days_and_alarmed_into_slack(artifact):
     resources = _template(artifact)["Resources"]
