@@ -55,6 +55,8 @@ RETRY_CONFIG = Config(
 CLIENT_LOCK = threading.RLock()
 
 NOT_FOUND = {"ResourceNotFoundException", "NotFoundException", "NoSuchEntity", "ResourceNotFound"}
+# SQS's "no such queue", as botocore reports it over the JSON protocol (the query-compatible code) and the query one
+NO_SUCH_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
 _pools: dict[str, ThreadPoolExecutor] = {}
 

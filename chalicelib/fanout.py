@@ -18,7 +18,9 @@ execution per run to say the same, and would need ``ItemReader``/``ResultWriter`
 
 Settings: ``SAFETYCATCH_SWEEP_QUEUE`` (queue URL or name; unset: the schedule sweeps inline, the bot's own
 account and home region), ``SAFETYCATCH_SWEEP_ACCOUNTS`` (``self`` | ``organization`` | comma-separated ids),
-``SAFETYCATCH_SWEEP_REGIONS`` (comma-separated; default the home region).
+``SAFETYCATCH_SWEEP_REGIONS`` (comma-separated; default the home region), ``SAFETYCATCH_MEMBER_DLQ`` (the member
+stacks' forwarding dead-letter queue, deploy/member-account.yaml: each scope counts what waits there and the
+digest says where).
 
 Example:
     run = start_run(runtime, queue_url)
@@ -44,6 +46,7 @@ from chalicelib.log import logger
 from chalicelib.scopes import REGION, Scope, parse_accounts, parse_regions, plan_scopes
 
 if TYPE_CHECKING:
+    from chalicelib.engine import Engine
     from chalicelib.runtime import Runtime
 
 MAX_RECEIVES = 3  # the sweep queue's redrive policy (deploy/resources.yaml): then the dead-letter queue
@@ -141,11 +144,25 @@ def _sweep(runtime: Runtime, scope: Scope) -> dict[str, Any]:
     sentinel.ensure_policy(runtime.policy_set, engine)
     report = engine.sweep(act=True).to_json()
     by_policy = Counter(f["policy"] for f in report["findings"])
+    undelivered = _undelivered(engine, report["errors"])
     _metric(scope, "FunctionsSwept", report["functions_scanned"])
     _metric(scope, "Findings", len(report["findings"]))
     _metric(scope, "ScopeErrors", len(report["errors"]))
     return {"status": "ok", "functions": report["functions_scanned"], "by_policy": dict(by_policy),
-            "errors": report["errors"][:20]}
+            "errors": report["errors"][:20], **({"undelivered": undelivered} if undelivered else {})}
+
+
+def _undelivered(engine: Engine, errors: list[str]) -> int:
+    """Events the scope's forwarding rules could not put on the bot's bus (deploy/member-account.yaml keeps them in
+    ``SAFETYCATCH_MEMBER_DLQ``); 0 without the setting or the queue (a scope without the member stack)."""
+    name = os.environ.get("SAFETYCATCH_MEMBER_DLQ", "").strip()
+    if not name:
+        return 0
+    try:
+        return engine.inventory.waiting_messages(name) or 0
+    except (ClientError, BotoCoreError) as exc:
+        errors.append(f"could not read {name}: {describe_error(exc)}")
+        return 0
 
 
 def _metric(scope: Scope, name: str, value: float) -> None:
@@ -176,9 +193,11 @@ def digest(runtime: Runtime, run: str) -> dict[str, Any]:
     for _, result in results:
         by_policy.update(result.get("by_policy") or {})
     failed = sorted(scope.replace("#", " ") for scope, result in results if result.get("status") != "ok")
+    undelivered = {scope.replace("#", " "): int(result["undelivered"]) for scope, result in sorted(results)
+                   if result.get("undelivered")}
     return {"run_id": run, "scopes": len(results), "failed": failed,
             "functions": sum(int(r.get("functions") or 0) for _, r in results),
-            "findings_by_policy": dict(sorted(by_policy.items()))}
+            "findings_by_policy": dict(sorted(by_policy.items())), "undelivered": undelivered}
 
 
 def digest_text(summary: dict[str, Any]) -> str:
@@ -192,8 +211,12 @@ def digest_text(summary: dict[str, Any]) -> str:
     swept = summary["scopes"] - len(summary["failed"])
     findings = ", ".join(f"{policy} {count}" for policy, count in summary["findings_by_policy"].items()) or "none"
     failed = f", {len(summary['failed'])} failed: {', '.join(summary['failed'][:10])}" if summary["failed"] else ""
+    lost = summary.get("undelivered") or {}
+    waiting = (f" Not forwarded to the bot: {sum(lost.values())} event(s) wait in the forwarding dead-letter queue "
+               f"of {', '.join(f'{scope} ({n})' for scope, n in list(lost.items())[:10])}; "
+               "`safetycatch doctor --all-accounts` says why.") if lost else ""
     return (f"Sweep {summary['run_id']}: {swept} of {summary['scopes']} scopes swept ({summary['functions']} "
-            f"functions){failed}. Findings: {findings}.")
+            f"functions){failed}. Findings: {findings}.{waiting}")
 
 
 def post_digest(runtime: Runtime, run: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import accounts
 from chalicelib.accounts import DEFAULT_MEMBER_ROLE, organization_accounts
-from chalicelib.aws import RETRY_CONFIG, error_code, is_unsupported
+from chalicelib.aws import NO_SUCH_QUEUE, RETRY_CONFIG, error_code, is_unsupported
 from chalicelib.events import CLOUDTRAIL_RULES, GLOBAL_SOURCES, cloudtrail_pattern
 from chalicelib.evidence import EVIDENCE_RULES
 from chalicelib.model import GLOBAL_MODES
@@ -371,10 +371,6 @@ def _member_rules(checker: Checker, session: Any, account: str) -> Item:
                                                           "date)", "update the safetycatch-member StackSet instance "
                                                                    f"of {account} (deploy/member-account.yaml)")
     return Item(f"member-rules:{account}", "ok", f"{account} forwards every watched change to the bot's bus")
-
-
-# SQS's "no such queue", as botocore reports it over the JSON protocol (the query-compatible code) and the query one
-NO_SUCH_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
 
 def _member_dead_letters(checker: Checker, session: Any, account: str) -> Item:

@@ -157,3 +157,13 @@ def test_every_forwarding_rule_keeps_what_it_cannot_deliver(path):
     (statement,) = resources[f"{member_template.DEAD_LETTERS}Policy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
     assert [a["Fn::GetAtt"][0] for a in statement["Condition"]["ArnEquals"]["aws:SourceArn"]] == rules
+
+
+def test_the_bot_reads_the_member_queue_the_member_template_names():
+    """One name, two places: the stage's SAFETYCATCH_MEMBER_DLQ (the sweep counts what waits there) and the member
+    stack's queue (deploy/member-account.yaml, BotStage)."""
+    from cli import iam, member_template
+
+    for stage in iam.stages():
+        assert iam.stage_settings(stage)["env"]["SAFETYCATCH_MEMBER_DLQ"] == \
+            member_template.MEMBER_DEAD_LETTERS_NAME.format(stage=stage)

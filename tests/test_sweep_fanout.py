@@ -116,3 +116,24 @@ def test_a_redelivered_scope_is_swept_once(org, client, calls):
 def test_hostile_work_items_are_dropped_without_any_call(aws, runtime, calls, body):
     assert fanout.sweep_batch(runtime, [{"messageId": "m", "body": body}]) == {"batchItemFailures": []}
     assert calls.calls == []
+
+
+def test_the_digest_says_where_members_could_not_forward(org, client, monkeypatch, captured_log):
+    """A member's forwarding rules keep what the bot's bus refused in their dead-letter queue (deploy/member-account
+    .yaml): each scope counts it through the member role, and the run's digest says where, so nobody has to look."""
+    monkeypatch.setenv("SAFETYCATCH_SWEEP_ACCOUNTS", ",".join(MEMBERS[:2]))
+    monkeypatch.setenv("SAFETYCATCH_MEMBER_DLQ", "safetycatch-dev-forward-dead-letters")
+    sqs = member_sandbox(MEMBERS[1]).client("sqs")
+    url = sqs.create_queue(QueueName="safetycatch-dev-forward-dead-letters")["QueueUrl"]
+    for _ in range(2):  # as EventBridge puts them: the event as the body, why in the attributes
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"detail-type": "AWS API Call via CloudTrail"}),
+                         MessageAttributes={"ERROR_CODE": {"DataType": "String", "StringValue": "NO_PERMISSIONS"}})
+    scheduled = client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [
+        "arn:aws:events:us-east-1:123456789012:rule/safetycatch-dev-scheduled_sweep"], region="us-east-1")
+    run = client.lambda_.invoke("scheduled_sweep", scheduled).payload
+    assert _deliver(org, client) == ([], 2)
+    (digest,) = [json.loads(line) for line in captured_log.getvalue().splitlines() if "sweep run digest" in line]
+    assert digest["summary"]["undelivered"] == {f"{MEMBERS[1]} us-east-1": 2}, "the member without the queue: none"
+    assert digest["text"].endswith(
+        f"Not forwarded to the bot: 2 event(s) wait in the forwarding dead-letter queue of {MEMBERS[1]} us-east-1 (2); "
+        "`safetycatch doctor --all-accounts` says why.") and run["run_id"] in digest["text"]

@@ -25,7 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import event_patterns
-from chalicelib.aws import error_code, is_not_found, is_transient
+from chalicelib.aws import NO_SUCH_QUEUE, error_code, is_not_found, is_transient
 from chalicelib.inventory.common import ReadContext, Reader
 from chalicelib.inventory.eventbridge import EventBridgeReader
 from chalicelib.inventory.lambda_reads import LambdaReader
@@ -239,8 +239,7 @@ class ChainReader(Reader):
         except ClientError as exc:
             if self.ctx.transient_raises and is_transient(exc):
                 raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
-            if not is_not_found(exc) and error_code(exc) not in ("AWS.SimpleQueueService.NonExistentQueue",
-                                                                 "QueueDoesNotExist"):
+            if not is_not_found(exc) and error_code(exc) not in NO_SUCH_QUEUE:
                 self.gaps.add(f"the policy of {name} ({error_code(exc) or 'error'})")
             return None
         try:
