@@ -68,8 +68,13 @@ def test_the_sentinel_kills_the_confirmed_loop_and_spares_a_busy_function(aws, s
     assert any("checkout" in e and "busy, not a loop" in e for e in report["errors"])
 
 
-def test_without_describe_alarm_contributors_nothing_is_killed_and_it_says_why(aws, sentinel_runtime):
+def test_without_describe_alarm_contributors_nothing_is_killed_and_it_says_why(aws, sentinel_runtime, stub_only):
+    """Where the API is missing (a partition or region without it), AWS answers UnknownOperationException: only that
+    call is stubbed, as AWS would answer it (moto in-process raises NotImplementedError, which AWS never does)."""
     aws.function("looper")
+    stub = stub_only(sentinel_runtime.clients("us-east-1")("cloudwatch"), "DescribeAlarmContributors")
+    stub.add_client_error("describe_alarm_contributors", service_error_code="UnknownOperationException",
+                          service_message="Unknown operation DescribeAlarmContributors", http_status_code=400)
     report = handle_event(_sentinel_in_alarm(aws, sentinel_runtime), runtime=sentinel_runtime)
     assert report["findings"] == []
     assert "DescribeAlarmContributors is not available here" in (report["skipped"] or " ".join(report["errors"]))

@@ -250,7 +250,8 @@ def test_two_approvers_racing_apply_exactly_once(bot, aws, calls):
 
 def test_expired_approval_is_refused_with_a_message(bot, aws, calls):
     uuid, approval_id = _pending(bot, aws)
-    bot.runtime.store.clock = lambda: time.time() + 25 * 3600
+    a_day_and_an_hour_later = time.time() + 25 * 3600  # one fixed instant past approval_ttl_hours (24)
+    bot.runtime.store.clock = lambda: a_day_and_an_hour_later
     calls.clear()
     bot.click(APPROVER, "approve", approval_id)
     assert bot.runtime.store.get_approval(approval_id)["status"] == "EXPIRED"

@@ -167,8 +167,8 @@ class MetricReader(Reader):
             try:
                 paging: dict[str, str] = {"NextToken": token} if token else {}
                 page = client.describe_alarm_contributors(AlarmName=alarm_name, **paging)
-            except (ClientError, NotImplementedError) as exc:  # moto in-process raises NotImplementedError
-                if isinstance(exc, NotImplementedError) or is_unsupported(exc):
+            except ClientError as exc:
+                if is_unsupported(exc):
                     raise ContributorsUnavailable("DescribeAlarmContributors is not available here: the sentinel "
                                                   "cannot name the function; use per-function alarms") from exc
                 raise
