@@ -151,6 +151,25 @@ def describe_error(exc: BaseException, operation: bool = False) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
+def queue_depth(sqs: Any, queue_name: str) -> int | None:
+    """Messages in a queue of the client's account and region, visible and in flight; None when there is no such
+    queue (any other error is raised).
+
+    Example:
+        queue_depth(session.client("sqs"), "safetycatch-prod-forward-dead-letters")
+        # -> 2
+    """
+    try:
+        url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    except ClientError as exc:
+        if error_code(exc) in NO_SUCH_QUEUE:
+            return None
+        raise
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]).get("Attributes", {})
+    return sum(int(value) for value in attributes.values())
+
+
 def is_not_found(exc: BaseException) -> bool:
     return error_code(exc) in NOT_FOUND
 

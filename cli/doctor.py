@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import accounts
 from chalicelib.accounts import DEFAULT_MEMBER_ROLE, organization_accounts
-from chalicelib.aws import NO_SUCH_QUEUE, RETRY_CONFIG, error_code, is_unsupported
+from chalicelib.aws import RETRY_CONFIG, error_code, is_unsupported, queue_depth
 from chalicelib.events import CLOUDTRAIL_RULES, GLOBAL_SOURCES, cloudtrail_pattern
 from chalicelib.evidence import EVIDENCE_RULES
 from chalicelib.model import GLOBAL_MODES
@@ -379,18 +379,13 @@ def _member_dead_letters(checker: Checker, session: Any, account: str) -> Item:
     item_id, name = f"member-dead-letters:{account}", member_template.MEMBER_DEAD_LETTERS_NAME.format(
         stage=checker.target.stage)
     sqs = checker.client("sqs", session=session)
-    try:
-        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    except ClientError as exc:
-        if error_code(exc) not in NO_SUCH_QUEUE:
-            raise
+    waiting = queue_depth(sqs, name)
+    if waiting is None:
         return Item(item_id, "missing", f"{account} keeps no dead letters of its forwarding rules in {checker.region} "
                                         f"({name} absent): an event it cannot forward is dropped",
                     f"update the safetycatch-member StackSet instance of {account} (deploy/member-account.yaml)")
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    waiting = sum(int(value) for value in attributes.values())
     if waiting:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]  # for the fix's command
         return Item(item_id, "missing", f"{waiting} event(s) {account} could not forward to the bot's bus wait in "
                                         f"{name} ({checker.region}, kept 14 days)",
                     "as the member, read why (`aws sqs receive-message --queue-url "

@@ -33,7 +33,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws import NO_SUCH_QUEUE, Clients, describe_error, error_code, is_not_found, is_transient, named_pool
+from chalicelib.aws import Clients, describe_error, is_not_found, is_transient, named_pool, queue_depth
 from chalicelib.events import Change, function_from_uri
 from chalicelib.inventory.apis import ApiReader
 from chalicelib.inventory.autoscaling import ScalingReader
@@ -254,16 +254,7 @@ class Inventory:
     def waiting_messages(self, queue_name: str) -> int | None:
         """Messages in one queue of this account and region (visible and in flight); None when there is no such
         queue. Used for the member accounts' forwarding dead-letter queue (chalicelib/fanout.py)."""
-        sqs = self.clients("sqs")
-        try:
-            url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
-        except ClientError as exc:
-            if error_code(exc) in NO_SUCH_QUEUE:
-                return None
-            raise
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]).get("Attributes", {})
-        return sum(int(value) for value in attributes.values())
+        return queue_depth(self.clients("sqs"), queue_name)
 
     def account_facts(self) -> AccountFacts:
         """Concurrency limit and unreserved pool; ``unavailable`` says why when AWS will not tell."""
