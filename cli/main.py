@@ -95,6 +95,18 @@ def _add_kill_commands(sub: Any, remote: list[argparse.ArgumentParser]) -> None:
         command.add_argument("--format", choices=("table", "json"), default="table")
 
 
+def _add_selftest(sub: Any, remote: list[argparse.ArgumentParser]) -> None:
+    from cli.selftest import add_parser
+
+    add_parser(sub, remote)
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from cli.selftest import cmd_selftest as run_selftest
+
+    return run_selftest(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safetycatch", description="Keep AWS Lambda functions out of the "
                                      "classic footguns: scan, replay events, approve fixes, kill runaway loops.")
@@ -112,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_parser(sub, remote)
     check.add_parser(sub, local)
     doctor.add_parser(sub, remote)
+    _add_selftest(sub, remote)
     _add_local_commands(sub, local, remote)
     return parser
 
@@ -299,6 +312,7 @@ COMMANDS: dict[str, Command] = {
     "undo": undo.cmd_undo, "history": history.cmd_history, "check": check.run, "redrive": redrive.cmd_redrive,
     "doctor": doctor.cmd_doctor,
 }
+COMMANDS["selftest"] = cmd_selftest
 
 
 def run() -> None:
