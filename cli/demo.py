@@ -283,15 +283,24 @@ def run_demo(keep: bool = False, wait: Callable[[], None] = _wait_for_ctrl_c) ->
             contextlib.ExitStack() as stack:
         account = SandboxAccount()
         chat = stack.enter_context(local_slack_bot(account))
-        _tour(account, chat, tmp, endpoint)
+        proved = _selftest(_tour(account, chat, tmp, endpoint))
         console.print(f"\n[green]demo finished in {time.monotonic() - started:.1f} s[/] - next: `make test`, "
                       "`safetycatch explain`, README.md for deploying.")
         if keep:
             keep_running(endpoint, wait)
-    return 0
+    return proved
 
 
-def _tour(account: SandboxAccount, chat: Any, tmp: str, endpoint: str) -> None:
+def _selftest(section: Sections) -> int:
+    """The tour ends as a deploy does: the bot proves itself end to end (exit 1 if it could not)."""
+    section("Prove it end to end", "safetycatch selftest")
+    console.print("A throwaway function with Timeout 29 behind a throwaway REST API; the local trail hands the "
+                  "change to the bot\nas CloudTrail and EventBridge would (moto records no CloudTrail events); "
+                  "the bot fixes it; all of it is deleted.")
+    return _run_cli("selftest")
+
+
+def _tour(account: SandboxAccount, chat: Any, tmp: str, endpoint: str) -> Sections:
     section = Sections()
     section(f"An account with footguns (moto at {endpoint})")
     arns = _build_account(account)
@@ -340,3 +349,4 @@ def _tour(account: SandboxAccount, chat: Any, tmp: str, endpoint: str) -> None:
                   "`safetycatch history` shows the audit trail); approvals expire after 24 h.")
 
     _runaway_loop(account, tmp, section)
+    return section

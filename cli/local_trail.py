@@ -133,7 +133,7 @@ class LocalTrail:
         reports = []
         events, self.pending = self.pending, []
         for event in events:
-            if any(rule.matches_event(event) for rule in rules):
+            if any(rule.matches_event(event) for rule in rules):  # type: ignore[arg-type]
                 reports.append(handlers.on_cloudtrail_change(event, runtime=runtime))
         self.delivered += reports
         return reports

@@ -138,9 +138,9 @@ class SelfTest:
         try:
             return step()
         except (ClientError, BotoCoreError) as exc:
-            name = getattr(exc, "operation_name", "AWS")
+            name, said = getattr(exc, "operation_name", "AWS"), getattr(exc, "response", {}).get("Error", {})
             return Stage(stage_id, "missing", f"{name} refused: {error_code(exc) or type(exc).__name__}: "
-                                              f"{getattr(exc, 'response', {}).get('Error', {}).get('Message', exc)}"[:300])
+                                              f"{said.get('Message', exc)}"[:300])
 
     def _path(self) -> list[Stage]:
         """The trail and the bot's rule, as doctor sees them (on the embedded default: the local stand-ins)."""

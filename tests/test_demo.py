@@ -30,6 +30,7 @@ def test_demo_keep_leaves_its_account_running(capsys):
     assert {"example-fn", "orders-api", "thumbnailer"} & set(seen["functions"])  # type: ignore[arg-type]
     assert len(seen["functions"]) >= 15  # type: ignore[arg-type]
     assert out.rstrip().endswith("demo account stopped")
+    assert "selftest passed: the bot fixed it" in out and "cleaned up: yes" in out  # the tour ends proving itself
 
     numbers = [int(n) for n in re.findall(r"^(\d+)\. .* ─+$", out, re.M)]
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 9  # once each, in order
