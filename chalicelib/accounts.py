@@ -122,3 +122,29 @@ def organization_accounts(session: boto3.session.Session) -> Iterator[str]:
             state = account.get("State") or account.get("Status") or "ACTIVE"
             if state == "ACTIVE":
                 yield str(account["Id"])
+
+
+# -- the management account ------------------------------------------------------------------------------------
+# Service-managed StackSets never deploy to the organisation's management account, so it has no member role unless
+# someone deployed deploy/member-account.yaml there by hand (then SAFETYCATCH_MANAGEMENT_ACCOUNT=covered says so).
+MANAGEMENT_ENV = "SAFETYCATCH_MANAGEMENT_ACCOUNT"
+NOT_COVERED = ("not covered: the organisation's management account (service-managed StackSets never deploy there); "
+               f"deploy the member stack there by hand, then set {MANAGEMENT_ENV}=covered")
+
+
+def uncovered_management_account(session: boto3.session.Session, bot_account: str) -> str | None:
+    """The management account's id when the bot does not cover it: not the bot's own account, and not declared
+    covered (``SAFETYCATCH_MANAGEMENT_ACCOUNT=covered``). None otherwise, or when Organizations does not say.
+
+    Example:
+        uncovered_management_account(boto3.session.Session(), "222222222222")
+        # -> '111111111111' (the management account, whose member stack StackSets never deploy)
+    """
+    if os.environ.get(MANAGEMENT_ENV, "").strip().lower() == "covered":
+        return None
+    try:
+        organization = session.client("organizations", config=RETRY_CONFIG).describe_organization()["Organization"]
+    except (ClientError, BotoCoreError):
+        return None
+    management = str(organization.get("MasterAccountId") or "")
+    return management if ACCOUNT_ID.match(management) and management != bot_account else None

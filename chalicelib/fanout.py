@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import observability, sentinel
-from chalicelib.accounts import ACCOUNT_ID
+from chalicelib.accounts import ACCOUNT_ID, NOT_COVERED, uncovered_management_account
 from chalicelib.aws import describe_error
 from chalicelib.log import logger
 from chalicelib.scopes import REGION, Scope, parse_accounts, parse_regions, plan_scopes
@@ -73,8 +73,11 @@ def planned_scopes(runtime: Runtime) -> list[Scope]:
 def start_run(runtime: Runtime, url: str) -> dict[str, Any]:
     """Record a run and send one message per scope to the sweep queue; returns ``{"run_id", "scopes"}``."""
     run_id, scopes = uuid.uuid4().hex, planned_scopes(runtime)
+    organization = os.environ.get("SAFETYCATCH_SWEEP_ACCOUNTS", "").strip() == "organization"
+    skipped = uncovered_management_account(runtime.session, runtime.bot_account()) if organization else None
     runtime.store.table.put({"pk": f"sweep#{run_id}", "sk": "run", "kind": "sweep", "total": len(scopes),
-                             "expiration": int(runtime.store.clock()) + RUN_TTL_SECONDS})
+                             "expiration": int(runtime.store.clock()) + RUN_TTL_SECONDS,
+                             **({"not_covered": skipped} if skipped else {})})
     sqs = runtime.clients()("sqs")
     for start in range(0, len(scopes), 10):
         entries = [{"Id": str(i), "MessageBody": json.dumps({"run": run_id, "account": s.account, "region": s.region})}
@@ -187,8 +190,10 @@ def _record(runtime: Runtime, run: str, scope: Scope, result: dict[str, Any]) ->
 
 def digest(runtime: Runtime, run: str) -> dict[str, Any]:
     """The run's summary: scopes swept and failed, functions, findings by policy, the failed scopes."""
-    results = [(item["sk"].split("#", 1)[1], json.loads(item["result"]))
-               for item in runtime.store.table.query_pk(f"sweep#{run}") if item["sk"].startswith("scope#")]
+    items = runtime.store.table.query_pk(f"sweep#{run}")
+    results = [(item["sk"].split("#", 1)[1], json.loads(item["result"])) for item in items
+               if item["sk"].startswith("scope#")]
+    not_covered = next((str(i["not_covered"]) for i in items if i["sk"] == "run" and i.get("not_covered")), "")
     by_policy: Counter[str] = Counter()
     for _, result in results:
         by_policy.update(result.get("by_policy") or {})
@@ -197,7 +202,8 @@ def digest(runtime: Runtime, run: str) -> dict[str, Any]:
                    if result.get("undelivered")}
     return {"run_id": run, "scopes": len(results), "failed": failed,
             "functions": sum(int(r.get("functions") or 0) for _, r in results),
-            "findings_by_policy": dict(sorted(by_policy.items())), "undelivered": undelivered}
+            "findings_by_policy": dict(sorted(by_policy.items())), "undelivered": undelivered,
+            "not_covered": not_covered}
 
 
 def digest_text(summary: dict[str, Any]) -> str:
@@ -215,8 +221,10 @@ def digest_text(summary: dict[str, Any]) -> str:
     waiting = (f" Not forwarded to the bot: {sum(lost.values())} event(s) wait in the forwarding dead-letter queue "
                f"of {', '.join(f'{scope} ({n})' for scope, n in list(lost.items())[:10])}; "
                "`safetycatch doctor --all-accounts` says why.") if lost else ""
+    skipped = (f" Not covered: {summary['not_covered']}, {NOT_COVERED.split(': ', 1)[1]}."
+               if summary.get("not_covered") else "")
     return (f"Sweep {summary['run_id']}: {swept} of {summary['scopes']} scopes swept ({summary['functions']} "
-            f"functions){failed}. Findings: {findings}.{waiting}")
+            f"functions){failed}. Findings: {findings}.{waiting}{skipped}")
 
 
 def post_digest(runtime: Runtime, run: str) -> dict[str, Any]:

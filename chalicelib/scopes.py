@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.accounts import ACCOUNT_ID, organization_accounts
+from chalicelib.accounts import ACCOUNT_ID, organization_accounts, uncovered_management_account
 from chalicelib.aws import describe_error
 
 if TYPE_CHECKING:
@@ -74,8 +74,9 @@ def plan_scopes(runtime: Runtime, accounts: Iterable[str] | None = None, all_acc
                 regions: Iterable[str] | None = None) -> list[Scope]:
     """Every (account, region) pair to sweep: the listed accounts, or the organization's active accounts
     (Organizations ListAccounts), or the bot's own; in the listed regions, or the home region."""
-    if all_accounts:
-        ids = list(organization_accounts(runtime.session))
+    if all_accounts:  # the management account only when it is the bot's own or declared covered
+        skipped = uncovered_management_account(runtime.session, runtime.bot_account())
+        ids = [a for a in organization_accounts(runtime.session) if a != skipped]
     else:
         ids = list(accounts or []) or [runtime.bot_account()]
     names = list(regions or []) or [runtime.home_region]

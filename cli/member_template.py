@@ -2,7 +2,9 @@
 
 What a member account of the organization needs so that the bot, running in its own account, covers it:
 
-* ``RemediationRole``: the role the bot assumes. It trusts only the bot's account, only the bot's exact
+* ``RemediationRole``: the role the bot assumes, created by the stack instance in ``RoleRegion`` only (default
+  us-east-1): a role name is per account, so a second region's instance creating it would fail and roll back,
+  taking that region's forwarding rules with it. It trusts only the bot's account, only the bot's exact
   execution roles there (``safetycatch-<stage>-<function>``, not a name pattern), and only with the external
   id. Its policy is ``iam.member_policy()``: the estate's reads and fixes the code needs, nothing of the bot's
   own (state, secrets, other roles).
@@ -53,6 +55,9 @@ HEADER = """\
 """
 
 RUNAWAY_ALARM_PREFIX = "safetycatch-runaway-"
+# IAM is global: the named remediation role exists once per account, created by the stack instance in RoleRegion
+# only. Every region's instance creates its own forwarding rules, their role (unnamed) and dead-letter queue.
+ROLE_CONDITION = "CreateRemediationRole"
 # cfn-lint's list of IAM actions (W3037) predates cloudwatch:DescribeAlarmContributors (CloudWatch multi-time-
 # series alarms, read by sentinel mode through this role): the check is silenced on this role only.
 NEWER_THAN_CFN_LINT = {"cfn-lint": {"config": {"ignore_checks": ["W3037"]}}}
@@ -157,10 +162,20 @@ def member_template() -> dict[str, Any]:
                 "AllowedPattern": r"^safetycatch-[\w+=,.@-]+$",
                 "Description": "Must equal the bot's SAFETYCATCH_MEMBER_ROLE (its packaged settings name it exactly)",
             },
+            "RoleRegion": {
+                "Type": "String",
+                "Default": "us-east-1",
+                "AllowedPattern": r"^[a-z]{2}(-[a-z]+)+-\d$",
+                "Description": "The one region whose stack instance creates the remediation role (IAM names are per "
+                               "account: the other regions' instances only forward events). Keep it a region the "
+                               "StackSet deploys to; us-east-1, where IAM's changes are recorded, always is",
+            },
         },
+        "Conditions": {ROLE_CONDITION: {"Fn::Equals": [{"Ref": "AWS::Region"}, {"Ref": "RoleRegion"}]}},
         "Resources": {
             "RemediationRole": {
                 "Type": "AWS::IAM::Role",
+                "Condition": ROLE_CONDITION,
                 "Metadata": NEWER_THAN_CFN_LINT,
                 "Properties": {
                     "RoleName": {"Ref": "RoleName"},
@@ -212,7 +227,8 @@ def member_template() -> dict[str, Any]:
                for logical, (description, pattern) in forwarding_rules().items()},
             **_dead_letters(list(forwarding_rules()), _sub(MEMBER_DEAD_LETTERS_NAME.format(stage="${BotStage}"))),
         },
-        "Outputs": {"RemediationRoleArn": {"Value": {"Fn::GetAtt": ["RemediationRole", "Arn"]}}},
+        "Outputs": {"RemediationRoleArn": {"Condition": ROLE_CONDITION,
+                                           "Value": {"Fn::GetAtt": ["RemediationRole", "Arn"]}}},
     }
 
 

@@ -207,7 +207,8 @@ def organization(deployed) -> tuple[str, SandboxAccount]:
         Parameters=[{"ParameterKey": "BotAccountId", "ParameterValue": ACCOUNT},
                     {"ParameterKey": "BotRegion", "ParameterValue": REGION},
                     {"ParameterKey": "ExternalId", "ParameterValue": "safetycatch-dev"},
-                    {"ParameterKey": "BotStage", "ParameterValue": "dev"}])
+                    {"ParameterKey": "BotStage", "ParameterValue": "dev"},
+                    {"ParameterKey": "RoleRegion", "ParameterValue": REGION}])  # this region's instance makes the role
     return account, member
 
 
