@@ -44,6 +44,10 @@ SWEEP = ("scheduled_sweep", "rate(6 hours)")  # app.py's schedule
 IAM_REGION = "us-east-1"  # CloudTrail records IAM calls here only
 PROBE_KEY = {"pk": {"S": "doctor"}, "sk": {"S": "probe"}}
 DEPLOY_FIX = "deploy the bot: make deploy STAGE={stage} BUCKET=<artifacts bucket>"
+NO_TRAIL_FIX = ("create a multi-region trail logging management events: deploy with TRAIL=account or "
+                "TRAIL=organization (stack parameter TrailMode=account or TrailMode=organization), or your own "
+                "trail with `aws cloudtrail create-trail` (--is-multi-region-trail, a bucket with CloudTrail's "
+                "bucket policy) then `aws cloudtrail start-logging`")
 
 
 @dataclass(frozen=True)
@@ -162,22 +166,25 @@ def check_trail(checker: Checker) -> Item:
     trails = checker.client("cloudtrail").describe_trails(includeShadowTrails=True).get("trailList", [])
     here = [t for t in trails if t.get("IsMultiRegionTrail") or t.get("HomeRegion") == checker.region]
     reasons = []
+    fixes = []
     for trail in here:
         home = checker.client("cloudtrail", trail.get("HomeRegion"))  # a shadow trail is read in its home region
         name = trail.get("TrailARN") or trail["Name"]
+        where = f"--region {trail.get('HomeRegion') or checker.region}"
         if not home.get_trail_status(Name=name).get("IsLogging"):
             reasons.append(f"{trail['Name']} is not logging")
+            fixes.append(f"aws cloudtrail start-logging --name {name} {where}")
         elif not _logs_management_writes(home.get_event_selectors(TrailName=name)):
             reasons.append(f"{trail['Name']} does not log management write events")
+            fixes.append(f"aws cloudtrail put-event-selectors --trail-name {name} {where} --event-selectors "
+                         "'[{\"ReadWriteType\": \"All\", \"IncludeManagementEvents\": true}]'")
         else:
             kind = "organization" if trail.get("IsOrganizationTrail") else "account"
             return Item("cloudtrail", "ok", f"{kind} trail {trail['Name']} logs management write events in "
                                             f"{checker.region}")
     detail = "; ".join(reasons) or f"no trail covers {checker.region}"
     return Item("cloudtrail", "missing", f"{detail}: EventBridge gets no CloudTrail change events, the bot sees "
-                                         "nothing", "create a multi-region trail logging management events "
-                                         "(deploy with TrailMode=account or TrailMode=organization, or `aws "
-                                         "cloudtrail create-trail --is-multi-region-trail ...` then start-logging)")
+                                         "nothing", fixes[0] if fixes else NO_TRAIL_FIX)
 
 
 # -- rules ---------------------------------------------------------------------------------------------------
@@ -201,7 +208,7 @@ def _same(rule: dict[str, Any], pattern: dict[str, Any] | None, schedule: str | 
 
 
 def _rule_item(item_id: str, rules: list[dict[str, Any]], pattern: dict[str, Any] | None, what: str, fix: str,
-               schedule: str | None = None) -> Item:
+               schedule: str | None = None, region: str = "") -> Item:
     matching = [r for r in rules if _same(r, pattern, schedule)]
     enabled = [r for r in matching if r.get("State") == "ENABLED"]
     if enabled:
@@ -209,7 +216,7 @@ def _rule_item(item_id: str, rules: list[dict[str, Any]], pattern: dict[str, Any
     if matching:
         name = matching[0]["Name"]
         return Item(item_id, "missing", f"rule {name} is {matching[0].get('State')}",
-                    f"aws events enable-rule --name {name}")
+                    f"aws events enable-rule --name {name}" + (f" --region {region}" if region else ""))
     stale = f" ({len(rules)} rule(s) target it with other events)" if rules else ""
     return Item(item_id, "missing", f"no rule sends {what}{stale}", fix)
 
@@ -227,7 +234,7 @@ def check_rules(checker: Checker) -> list[Item]:
                 function: str = function) -> Item:
             return _rule_item(f"rule:{handler}", _rules_to(events, arn), pattern,
                               f"{'its schedule' if schedule else 'its events'} to {function}",
-                              DEPLOY_FIX.format(stage=target.stage), schedule)
+                              DEPLOY_FIX.format(stage=target.stage), schedule, checker.region)
 
         items.append(checker.guarded(f"rule:{handler}", one))
     return items
@@ -243,7 +250,7 @@ def check_iam_forwarding(checker: Checker) -> Item:
                       f"IAM changes from {IAM_REGION} to this region's bus",
                       f"aws cloudformation deploy --region {IAM_REGION} --template-file deploy/iam-forwarder.yaml "
                       f"--stack-name {checker.target.app}-{checker.target.stage}-iam-events --capabilities "
-                      f"CAPABILITY_IAM --parameter-overrides BotRegion={checker.region}")
+                      f"CAPABILITY_IAM --parameter-overrides BotRegion={checker.region}", region=IAM_REGION)
 
 
 # -- state, mode, Slack, layer -------------------------------------------------------------------------------
@@ -257,7 +264,8 @@ def check_table(checker: Checker) -> Item:
         if error_code(exc) != "ResourceNotFoundException":
             raise
         return Item("state-table", "missing", f"table {name} not found in {checker.region}",
-                    "safetycatch init (local runs), or " + DEPLOY_FIX.format(stage=checker.target.stage))
+                    f"SAFETYCATCH_TABLE={name} AWS_DEFAULT_REGION={checker.region} safetycatch init (local runs), or "
+                    + DEPLOY_FIX.format(stage=checker.target.stage))
     dynamodb.get_item(TableName=name, Key=PROBE_KEY)  # readable, not only described
     if status != "ACTIVE":
         return Item("state-table", "missing", f"table {name} is {status}", "wait until it is ACTIVE")
@@ -266,7 +274,7 @@ def check_table(checker: Checker) -> Item:
 
 def check_mode(checker: Checker) -> Item:
     name = checker.target.mode_parameter
-    fix = f"aws ssm put-parameter --name {name} --type String --value enforce --overwrite"
+    fix = f"aws ssm put-parameter --name {name} --type String --value enforce --overwrite --region {checker.region}"
     try:
         value = str(checker.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]).strip().lower()
     except ClientError as exc:
@@ -282,14 +290,16 @@ def check_mode(checker: Checker) -> Item:
 
 def check_secret(checker: Checker) -> Item:
     name = checker.target.slack_secret
-    fix = (f"aws secretsmanager put-secret-value --secret-id {name} --secret-string "
-           "'{\"bot_token\": \"xoxb-...\", \"signing_secret\": \"...\"}'")
+    shape = "'{\"bot_token\": \"xoxb-...\", \"signing_secret\": \"...\"}'"
+    fix = (f"aws secretsmanager put-secret-value --secret-id {name} --region {checker.region} --secret-string "
+           f"{shape}")
     try:
         raw = checker.client("secretsmanager").get_secret_value(SecretId=name).get("SecretString") or ""
     except ClientError as exc:
         if error_code(exc) != "ResourceNotFoundException":
             raise
-        return Item("slack-secret", "missing", f"secret {name} not found", fix)
+        return Item("slack-secret", "missing", f"secret {name} not found",
+                    f"aws secretsmanager create-secret --name {name} --region {checker.region} --secret-string {shape}")
     try:
         value = json.loads(raw)
     except ValueError:

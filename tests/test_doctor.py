@@ -146,7 +146,8 @@ def test_the_table_is_one_line_per_item_with_the_fix(deployed, capsys):
     out = capsys.readouterr().out
     (line,) = [x for x in out.splitlines() if "state-table" in x]
     assert line.startswith("MISSING") and "table safetycatch-dev not found in eu-west-1" in line
-    assert "→ fix: safetycatch init (local runs), or deploy the bot: make deploy STAGE=dev" in line
+    assert ("→ fix: SAFETYCATCH_TABLE=safetycatch-dev AWS_DEFAULT_REGION=eu-west-1 safetycatch init (local runs), "
+            "or deploy the bot: make deploy STAGE=dev") in line
     assert "cannot check here" in out and out.rstrip().endswith("1 missing, 1 cannot be checked here")
 
 
