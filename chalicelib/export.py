@@ -2,9 +2,10 @@
 
 Both take the contract's finding object (``Decision.to_json()``: policy, function ARN, severity, mode, outcome,
 message, fix) and read the account and region from the function's ARN, so one mapping serves a single-region
-sweep, a multi-account sweep and an event. The finding id is stable per function and policy:
-``safetycatch/<policy>/<function ARN>`` (``model.finding_id``, the same ``id`` as the JSON output's), so a
-re-import updates a finding instead of duplicating it.
+sweep, a multi-account sweep and an event. The finding id is the JSON output's ``id`` (``record_id``), stable per
+function and policy: ``safetycatch/<policy>/<function ARN>``, with ``/<mapping uuid or alias>`` when a policy finds
+several things on one function (``model.finding_id``), so a re-import updates a finding instead of duplicating it
+and two mappings of one function stay two findings.
 
 Example:
     >>> f = {"policy": "apigw-timeout", "function": "arn:aws:lambda:us-east-1:123456789012:function:orders-api",
@@ -24,7 +25,7 @@ from typing import Any
 from chalicelib.checks import REGISTRY
 from chalicelib.model import finding_id
 
-__all__ = ["arn_parts", "asff", "finding_id", "ocsf", "product_arn"]
+__all__ = ["arn_parts", "asff", "finding_id", "ocsf", "product_arn", "record_id"]
 
 SCHEMA_VERSION = "2018-10-08"
 FINDING_TYPE = "Software and Configuration Checks/AWS Security Best Practices/Lambda footguns"
@@ -56,6 +57,19 @@ def _remediation(finding: dict[str, Any]) -> str:
     return "See the finding's description; `safetycatch explain " + str(finding["policy"]) + "` gives the details."
 
 
+def record_id(finding: dict[str, Any]) -> str:
+    """The one id of a finding in JSON, ASFF and OCSF: the contract finding's ``id`` (which tells apart two findings
+    of one policy on one function: a mapping, an alias), else :func:`finding_id` of its policy and function.
+
+    Example:
+        >>> record_id({"id": "safetycatch/p/arn:f/uuid-1", "policy": "p", "function": "arn:f"})
+        'safetycatch/p/arn:f/uuid-1'
+        >>> record_id({"policy": "p", "function": "arn:f"})
+        'safetycatch/p/arn:f'
+    """
+    return str(finding.get("id") or finding_id(finding["policy"], finding["function"]))
+
+
 def asff(finding: dict[str, Any], now: str, created: str | None = None, resolved: bool = False) -> dict[str, Any]:
     """One AWS Security Finding Format record. ``resolved``: the issue is gone (fixed, or no longer found):
     ``RecordState`` ARCHIVED and ``Compliance.Status`` PASSED, which is how a finding provider closes a finding
@@ -65,7 +79,7 @@ def asff(finding: dict[str, Any], now: str, created: str | None = None, resolved
     label = str(finding["severity"]).upper()
     return {
         "SchemaVersion": SCHEMA_VERSION,
-        "Id": finding_id(finding["policy"], finding["function"]),
+        "Id": record_id(finding),
         "ProductArn": product_arn(partition, region, account),
         "GeneratorId": f"safetycatch/{finding['policy']}",
         "AwsAccountId": account,
@@ -91,7 +105,7 @@ def ocsf(finding: dict[str, Any], time_ms: int) -> dict[str, Any]:
     partition, region, account = arn_parts(finding["function"])
     severity_id, severity = OCSF_SEVERITY.get(str(finding["severity"]), (0, "Unknown"))
     fixed = finding.get("outcome") == "fixed"
-    uid = finding_id(finding["policy"], finding["function"])
+    uid = record_id(finding)
     activity_id, activity = (3, "Close") if fixed else (1, "Create")
     return {
         "class_uid": 2003, "class_name": "Compliance Finding", "category_uid": 2, "category_name": "Findings",

@@ -31,7 +31,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import Clients, error_code
-from chalicelib.export import arn_parts, asff, finding_id, product_arn
+from chalicelib.export import arn_parts, asff, product_arn, record_id
 
 BATCH_LIMIT = 100  # BatchImportFindings: at most 100 findings per request
 ENV = "SAFETYCATCH_SECURITYHUB"
@@ -93,7 +93,7 @@ class SecurityHubSink:
         now = _iso(self.clock())
         out, current = [], set()
         for finding in findings:
-            fid = finding_id(finding["policy"], finding["function"])
+            fid = record_id(finding)
             current.add(fid)
             created = existing.get(fid, {}).get("CreatedAt")
             out.append(asff(finding, now, created=created, resolved=finding.get("outcome") == "fixed"))
@@ -102,7 +102,7 @@ class SecurityHubSink:
             policy = str((old.get("ProductFields") or {}).get("safetycatch/policy", ""))
             if fid in current or policy not in evaluated.get(function, set()):
                 continue
-            gone = {"policy": policy, "function": function, "message": old.get("Description", ""),
+            gone = {"id": fid, "policy": policy, "function": function, "message": old.get("Description", ""),
                     "severity": str((old.get("Severity") or {}).get("Label", "low")).lower(),
                     "mode": (old.get("ProductFields") or {}).get("safetycatch/mode", ""), "outcome": "resolved"}
             out.append(asff(gone, now, created=old.get("CreatedAt"), resolved=True))
