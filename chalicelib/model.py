@@ -117,6 +117,26 @@ class ApiRoute:
     http_method: str = ""
     integration_id: str = ""
     responses: tuple[IntegrationResponse, ...] = ()
+    # the alias or version the integration invokes: "" the unqualified function ($LATEST), None not known (templates)
+    qualifier: str | None = None
+
+
+_QUALIFIED = re.compile(r":function:[^:/]+:([^:/]+)")
+
+
+def uri_qualifier(uri: Any) -> str:
+    """The alias or version an API integration URI (REST invocation URI or bare ARN) invokes; "" for none, which
+    Lambda runs as $LATEST.
+
+    Example:
+        >>> uri_qualifier("arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/"
+        ...               "arn:aws:lambda:us-east-1:123456789012:function:orders:live/invocations")
+        'live'
+        >>> uri_qualifier("arn:aws:lambda:us-east-1:123456789012:function:orders")
+        ''
+    """
+    match = _QUALIFIED.search(uri) if isinstance(uri, str) else None
+    return "" if not match or match[1] == "$LATEST" else match[1]
 
 
 @dataclass(frozen=True)

@@ -166,3 +166,37 @@ def test_efs_and_unsupported_regions_block_snapstart():
     (finding,) = evaluate(fn, PARAMS, AccountFacts())
     assert finding.evidence["snapstart"] == {"eligible": False, "blockers": [
         "it mounts an Amazon EFS file system", "SnapStart is not offered in ap-east-2"]}
+
+
+# -- SnapStart on, but an API invokes $LATEST (issue 23.9) ---------------------------------------------------------
+
+
+def test_snapstart_on_latest_says_the_api_still_pays_full_cold_starts():
+    config = {"FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:signup-api", "Runtime": "python3.13",
+              "MemorySize": 1024, "SnapStart": {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}}
+    fn = snapshot_from_config(config)
+    fn.routes = (ApiRoute("rest", "a1", "web", "POST /signup", "AWS_PROXY", 29000, qualifier=""),
+                 ApiRoute("http", "h2", "web2", "GET /", "AWS_PROXY", 30000, qualifier="live"))
+    (finding,) = evaluate(fn, PARAMS, AccountFacts())
+    assert finding.message.startswith("SnapStart is on, but REST API web POST /signup invokes the unqualified "
+                                      "function ($LATEST), which SnapStart never covers")
+    assert finding.evidence["snapstart"] == {"on": True, "unqualified_routes": ["a1 POST /signup"]}
+    fn.routes = fn.routes[1:]  # every API on an alias: SnapStart covers it, nothing to say
+    assert evaluate(fn, PARAMS, AccountFacts()) == []
+
+
+def test_the_inventory_reads_which_qualifier_an_integration_invokes(aws, runtime):
+    """Read from the API as deployed (moto): an integration on :live is qualified, one on the bare ARN is not."""
+    lam = aws.client("lambda")
+    arn = aws.function("quotes-api", memory=1024)
+    lam.create_alias(FunctionName="quotes-api", Name="live", FunctionVersion=lam.publish_version(
+        FunctionName="quotes-api")["Version"])
+    aws.rest_api(arn, path="bare")
+    aws.rest_api(f"{arn}:live", path="aliased", grant=False)
+    lam.add_permission(FunctionName="quotes-api", Qualifier="live", StatementId="apigw-live",
+                       Action="lambda:InvokeFunction", Principal="apigateway.amazonaws.com")
+    inventory = runtime.engine("123456789012", "us-east-1").inventory
+    snapshot = inventory.function(FunctionRef("quotes-api", "123456789012", "us-east-1"))
+    assert snapshot is not None
+    inventory.load({"routes": [snapshot]}, {})
+    assert sorted((r.route, r.qualifier) for r in snapshot.routes) == [("GET /aliased", "live"), ("GET /bare", "")]

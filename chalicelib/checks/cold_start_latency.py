@@ -9,7 +9,8 @@ The cheaper cure first: for runtimes that support Lambda SnapStart (Java 11+, Py
 resumes new environments from a snapshot taken when a version is published, which removes most of the init
 cost. Java pays nothing extra; Python and .NET pay for the snapshot cache and for each restore - the message
 prices both against provisioned concurrency (estimates from published prices). SnapStart works on published
-versions and aliases only, and not with provisioned concurrency, Amazon EFS, ephemeral storage over 512 MB
+versions and aliases only (an API integration on the unqualified function, $LATEST, still pays full cold starts
+with SnapStart on: the check says so), and not with provisioned concurrency, Amazon EFS, ephemeral storage over 512 MB
 or container images, nor in the Asia Pacific (New Zealand) and (Taipei) Regions: where one of these applies
 the message says which. Runtimes that cannot use SnapStart (Node.js, Ruby, OS-only, older versions) get the
 other advice only: ``suggested_pc`` provisioned-concurrency slots on an alias (priced), or trim the start
@@ -84,8 +85,9 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
         2.74
     """
     front = _front(snapshot)
-    if not front or snapshot.provisioned or snapshot.snapstart == "PublishedVersions" \
-            or not in_scope(snapshot, params):
+    if snapshot.snapstart == "PublishedVersions":
+        return _snapstart_on_latest(snapshot)
+    if not front or snapshot.provisioned or not in_scope(snapshot, params):
         return []
     heavy = []
     if snapshot.memory_mb <= params["max_memory_mb"]:
@@ -105,6 +107,21 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     )
     evidence = {"front": front, "memory_mb": snapshot.memory_mb, "package_mb": round(package_mb(snapshot), 1),
                 "suggested_pc": slots, "estimated_monthly_pc_usd": round(cost, 2), **snap_evidence}
+    return [Finding(CHECK.id, snapshot.arn, "", message, None, evidence)]
+
+
+def _snapstart_on_latest(snapshot: FunctionSnapshot) -> list[Finding]:
+    """SnapStart is on, but an API invokes the unqualified function: SnapStart covers published versions only, so
+    every cold start there is a full one (Lambda developer guide, "Improving startup performance with SnapStart")."""
+    latest = [r for r in snapshot.routes if r.qualifier == ""]
+    if not latest:
+        return []
+    more = f" and {len(latest) - 1} more" if len(latest) > 1 else ""
+    message = (f"SnapStart is on, but {latest[0].kind.upper()} API {latest[0].api_name} {latest[0].route}{more} "
+               "invokes the unqualified function ($LATEST), which SnapStart never covers: those requests still pay "
+               "full cold starts. Point the integration at an alias or a published version "
+               "(function ARN with :alias) so it resumes from the snapshot.")
+    evidence = {"snapstart": {"on": True, "unqualified_routes": [f"{r.api_id} {r.route}" for r in latest]}}
     return [Finding(CHECK.id, snapshot.arn, "", message, None, evidence)]
 
 

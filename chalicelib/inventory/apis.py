@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from chalicelib.aws import is_not_found
 from chalicelib.events import function_from_uri
 from chalicelib.inventory.common import ReadContext, Reader
-from chalicelib.model import ApiRoute, FunctionSnapshot, IntegrationResponse
+from chalicelib.model import ApiRoute, FunctionSnapshot, IntegrationResponse, uri_qualifier
 
 REST_DEFAULT_TIMEOUT_MS = 29000
 HTTP_DEFAULT_TIMEOUT_MS = 30000
@@ -106,6 +106,7 @@ class ApiReader(Reader):
                                 "rest", api_id, api_name, f"{method} {resource.get('path', '')}",
                                 integration["type"], int(integration.get("timeoutInMillis") or REST_DEFAULT_TIMEOUT_MS),
                                 resource_id=resource["id"], http_method=method,
+                                qualifier=uri_qualifier(integration.get("uri")),
                                 responses=_integration_responses(integration))))
         except ClientError as exc:
             if is_not_found(exc):
@@ -136,7 +137,8 @@ class ApiReader(Reader):
                 routes.append((ref.arn, ApiRoute(
                     "http", api_id, api_name, ", ".join(sorted(keys)), "AWS_PROXY",
                     int(integration.get("TimeoutInMillis") or HTTP_DEFAULT_TIMEOUT_MS),
-                    integration_id=integration["IntegrationId"])))
+                    integration_id=integration["IntegrationId"],
+                    qualifier=uri_qualifier(integration.get("IntegrationUri")))))
         return routes
 
 
