@@ -130,6 +130,41 @@ def package_identity(account: str | None = None, region: str | None = None) -> t
     return account, region
 
 
+def region_source() -> str:
+    """Where ``package_identity`` takes the region from (said in the build summary: a silent default is a trap)."""
+    import boto3
+
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if os.environ.get(name):
+            return name
+    return "the AWS profile" if boto3.session.Session().region_name else ""
+
+
+def build_summary(stage: str, account: str, region: str, data: dict[str, Any]) -> list[str]:
+    """What a package was compiled for, one line each, and a warning when nobody can approve.
+
+    Example:
+        >>> data = {"settings": {"approvers": [], "approver_groups": []},
+        ...         "policies": {"memory-cpu": {"mode": "approve"}}}
+        >>> build_summary("prod", "123456789012", "eu-west-1", data)[-1][:28]
+        'warning: nobody can approve:'
+    """
+    settings = data["settings"]
+    source = region_source()
+    where = f"from {source}" if source else "no region set (AWS_REGION, AWS_DEFAULT_REGION or the profile's): the " \
+                                            "default"
+    lines = [f"built stage {stage} for account {account}, region {region} ({where}): the bot's own roles and "
+             f"functions are named in {account} / {region}"]
+    people = [*settings.get("approvers", []), *(f"group {g}" for g in settings.get("approver_groups", []))]
+    lines.append(f"approvers: {', '.join(people)}" if people else "approvers: none")
+    waiting = sorted(pid for pid, cfg in data["policies"].items() if cfg.get("mode") == "approve")
+    if not people:
+        lines.append("warning: nobody can approve: approvers and approver_groups are empty in policies/settings.yaml, "
+                     f"so approve-mode fixes ({', '.join(waiting) or 'none today'}) wait until they expire; add Slack "
+                     "user ids (APPROVERS=U0123ABCD,... with make deploy) and package again")
+    return lines
+
+
 def write_iam() -> list[Path]:
     """Derive the IAM policy files, the member-account and IAM-forwarder templates, and the stages' Powertools
     layer (cli/layer.py) from the code."""
@@ -306,15 +341,21 @@ def main(argv: list[str]) -> int:
             print(slack_manifest(argv[1]), end="")
         elif argv[:1] == ["package"] and len(argv) <= 2:
             stage = argv[1] if len(argv) == 2 else os.environ.get("STAGE", "dev")
-            zip_path, report = package(stage=stage)
+            account, region = package_identity()
+            zip_path, report = package(stage=stage, account=account, region=region)
             print(
                 f"{zip_path.relative_to(ROOT)}: {report.after:,} bytes (budget {BUDGET_BYTES:,}; "
                 f"{report.before:,} before slimming, {len(report.removed)} files dropped: "
                 "unused slack-sdk, stray bytecode)"
             )
             print(f"{(zip_path.parent / 'sam.yaml').relative_to(ROOT)}: stage {stage}")
+            for line in build_summary(stage, account, region, validate(read_dir(ROOT / "policies")).to_json()):
+                print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
         elif argv[:1] == ["chalice-deploy"] and len(argv) == 3:
-            compile_policies(stage=argv[1], account=package_identity(region=argv[2])[0], region=argv[2])
+            account = package_identity(region=argv[2])[0]
+            data = compile_policies(stage=argv[1], account=account, region=argv[2])
+            for line in build_summary(argv[1], account, argv[2], data):
+                print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
             return chalice_deploy(argv[1], argv[2])
         else:
             print("usage: python -m cli.build compile [STAGE] | iam | package [STAGE] | check-python [STAGE] | "
