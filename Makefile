@@ -36,19 +36,23 @@ python-matches-layer: $(STAMP)
 	@$(BIN)/python -m cli.build check-python $(STAGE)
 
 package: $(STAMP) python-matches-layer
-	@$(BIN)/python -m cli.build package $(STAGE)
+	@APPROVERS="$(APPROVERS)" $(BIN)/python -m cli.build package $(STAGE)
 
 iam: $(STAMP)
 	@$(BIN)/python -m cli.build iam
 
-# One command from a clone to a running bot (AWS CLI + credentials): make deploy STAGE=prod BUCKET=my-artifacts
+# One command from a clone to a running bot (AWS CLI + credentials):
+#   make deploy STAGE=prod BUCKET=my-artifacts SLACK_CHANNEL=C0123ABCD APPROVERS=U0123ABCD,S0SREGRP1
+# The channel is the stack's SlackChannel parameter (every function and the dead-letter notifier read it), the
+# approvers are compiled into the package; it ends by writing the Slack app manifest with the stack's own URL.
 deploy: package
 	@test -n "$(BUCKET)" || { echo "make deploy: set BUCKET=<an S3 bucket in the target region for the artifact>" >&2; exit 2; }
 	aws cloudformation package --template-file build/package/sam.yaml --s3-bucket $(BUCKET) \
 		--s3-prefix safetycatch/$(STAGE) --output-template-file build/package/packaged.yaml
 	aws cloudformation deploy --template-file build/package/packaged.yaml --stack-name safetycatch-$(STAGE) \
 		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
-		$(if $(ORG_ID)$(TRAIL),--parameter-overrides $(if $(ORG_ID),OrganizationId=$(ORG_ID)) $(if $(TRAIL),TrailMode=$(TRAIL)))
+		$(if $(ORG_ID)$(TRAIL)$(SLACK_CHANNEL),--parameter-overrides $(if $(ORG_ID),OrganizationId=$(ORG_ID)) \
+			$(if $(TRAIL),TrailMode=$(TRAIL)) $(if $(SLACK_CHANNEL),SlackChannel=$(SLACK_CHANNEL)))
 	@# CloudTrail records IAM calls in us-east-1 only: a bot elsewhere gets them through a rule there
 	@region=$$(aws configure get region); region=$${AWS_REGION:-$${AWS_DEFAULT_REGION:-$$region}}; \
 	if [ "$$region" != us-east-1 ]; then \
@@ -56,6 +60,13 @@ deploy: package
 			--stack-name safetycatch-$(STAGE)-iam-events --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
 			--parameter-overrides BotRegion=$$region; \
 	fi
+	@url=$$(aws cloudformation describe-stacks --stack-name safetycatch-$(STAGE) \
+		--query "Stacks[0].Outputs[?OutputKey=='EndpointURL'].OutputValue" --output text); \
+	$(BIN)/python -m cli.build slack-manifest "$$url" > build/slack-app-manifest.yaml && \
+	echo "deployed safetycatch-$(STAGE): its API is $$url" && \
+	echo "next: create the Slack app from build/slack-app-manifest.yaml (api.slack.com/apps, From an app manifest)," && \
+	echo "      put its token in the secret (safetycatch doctor --stage $(STAGE) prints the command)," && \
+	echo "      then prove it: .venv/bin/safetycatch selftest --stage $(STAGE)"
 
 clean:
 	rm -rf $(VENV) build dist chalicelib/compiled_policies.json

@@ -203,6 +203,9 @@ def test_no_secret_in_any_environment(artifact):
             if where.startswith("sam:") and name == "SAFETYCATCH_SWEEP_QUEUE":
                 assert value == {"Ref": "SweepQueue"}, "the packaged template gives the schedule the stack's queue"
                 continue
+            if where.startswith("sam:") and name == "SAFETYCATCH_SLACK_CHANNEL":
+                assert value == {"Ref": "SlackChannel"}, "one place for the channel: the stack parameter"
+                continue
             if where.startswith("sam:") and name in SECRET_REFERENCES:
                 assert value == {"Ref": "SlackSecret"}, "the packaged template references the secret's ARN"
                 continue
