@@ -51,8 +51,10 @@ deploy: package
 		--s3-prefix safetycatch/$(STAGE) --output-template-file build/package/packaged.yaml
 	aws cloudformation deploy --template-file build/package/packaged.yaml --stack-name safetycatch-$(STAGE) \
 		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
-		$(if $(ORG_ID)$(TRAIL)$(SLACK_CHANNEL),--parameter-overrides $(if $(ORG_ID),OrganizationId=$(ORG_ID)) \
-			$(if $(TRAIL),TrailMode=$(TRAIL)) $(if $(SLACK_CHANNEL),SlackChannel=$(SLACK_CHANNEL)))
+		$(if $(ORG_ID)$(TRAIL)$(SLACK_CHANNEL)$(MANAGEMENT_ACCOUNT),--parameter-overrides \
+			$(if $(ORG_ID),OrganizationId=$(ORG_ID)) $(if $(TRAIL),TrailMode=$(TRAIL)) \
+			$(if $(MANAGEMENT_ACCOUNT),ManagementAccountId=$(MANAGEMENT_ACCOUNT)) \
+			$(if $(SLACK_CHANNEL),SlackChannel=$(SLACK_CHANNEL)))
 	@# CloudTrail records IAM calls in us-east-1 only: a bot elsewhere gets them through a rule there
 	@region=$$(aws configure get region); region=$${AWS_REGION:-$${AWS_DEFAULT_REGION:-$$region}}; \
 	if [ "$$region" != us-east-1 ]; then \
