@@ -422,9 +422,9 @@ def _configuration(alarm: dict[str, Any]) -> dict[str, Any]:
                 item["period"] = metric["Period"]
         if metric.get("MetricStat"):
             stat, inner = metric["MetricStat"], metric["MetricStat"]["Metric"]
+            dimensions = {d["Name"]: d["Value"] for d in inner.get("Dimensions", [])}
             item["metricStat"] = {"metric": {"namespace": inner["Namespace"], "name": inner["MetricName"],
-                                             "dimensions": {d["Name"]: d["Value"] for d in inner.get("Dimensions", [])}},
-                                  "period": stat["Period"], "stat": stat["Stat"]}
+                                             "dimensions": dimensions}, "period": stat["Period"], "stat": stat["Stat"]}
         metrics.append(item)
     return {"description": alarm.get("AlarmDescription", ""), "metrics": metrics}
 
