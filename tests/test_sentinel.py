@@ -232,3 +232,36 @@ def test_a_sentinel_the_bot_did_not_put_or_that_was_edited_kills_nothing(aws, ru
     assert report["findings"] == [] and "differs from the sentinel safetycatch puts" in report["skipped"]
     assert not [c for c in calls.calls if c.endswith("DescribeAlarmContributors")] and calls.writes == []
     assert _reserved(aws, "checkout") is None
+
+
+def _contributor_event(**detail):
+    base = {"alarmName": ALARM, "alarmContributor": {"id": "6d442278dba546f6", "attributes": {"FunctionName": "f"}},
+            "state": {"value": "ALARM", "reason": "Threshold Crossed", "timestamp": "2025-12-01T13:42:04.919+0000"}}
+    return {"version": "0", "id": "e1", "detail-type": CONTRIBUTOR_EVENT, "source": "aws.cloudwatch",
+            "account": "123456789012", "region": "us-east-1", "detail": {**base, **detail}}
+
+
+@pytest.mark.parametrize(("detail", "why"), [
+    ({"alarmName": "safetycatch-runaway-f"}, "only sentinels have contributors"),
+    ({"alarmName": "someone-elses-alarm"}, "only sentinels have contributors"),
+    ({"state": {"value": "OK"}}, "contributor alarm state is OK, not ALARM"),
+    ({"alarmContributor": {"id": "x", "attributes": {"TableName": "t"}}}, "no plain FunctionName"),
+    ({"alarmContributor": {"id": "x", "attributes": {
+        "FunctionName": "arn:aws:lambda:us-east-1:999999999999:function:f"}}}, "no plain FunctionName"),
+    ({"alarmContributor": None}, "malformed contributor event"),
+])
+def test_contributor_events_that_are_no_evidence_are_skipped(detail, why):
+    from chalicelib import evidence
+
+    parsed = evidence.parse(_contributor_event(**detail))
+    assert isinstance(parsed, evidence.Skip) and why in parsed.reason
+
+
+def test_a_contributor_event_names_its_function_and_contributor():
+    """The shape of the CloudWatch User Guide's example ("Alarm events and EventBridge", Alarm Contributor)."""
+    from chalicelib import evidence
+
+    parsed = evidence.parse(_contributor_event())
+    assert isinstance(parsed, evidence.Evidence) and parsed.kind == CONTRIBUTOR_EVENT
+    assert [ref.name for ref in parsed.functions] == ["f"] and parsed.contributor == "6d442278dba546f6"
+    assert parsed.observed_at == datetime(2025, 12, 1, 13, 42, 4, 919000, tzinfo=timezone.utc)
