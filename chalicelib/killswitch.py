@@ -476,7 +476,10 @@ def _throttle(attempt: _Kill, spec: FixSpec, lock: dict[str, Any] | None, token:
                            f"({describe_error(exc)}).", describe_error(exc), spec, fix_id)
     store.mark_fix(fix_id, "applied", "stored", **({"reason": partial} if partial else {}))
     store.set_kill(ref.arn, token, "killed", fix_id)
-    message = f"Runaway loop stopped: {name} throttled to 0.{notes} Undo: safetycatch restore {attempt.handle}"
+    failed = f" Part of the kill FAILED: {partial}." if partial else ""
+    if partial and attempt.errors is not None:  # a mapping left enabled is a failed part of the kill: said loudly
+        attempt.errors.append(f"{ref.name}: part of the kill failed: {partial}")
+    message = f"Runaway loop stopped: {name} throttled to 0.{notes}{failed} Undo: safetycatch restore {attempt.handle}"
     return attempt.end("fixed", " ".join(message.split()), partial, spec, fix_id)
 
 

@@ -64,3 +64,66 @@ def loop_metrics(aws: Any, name: str, per_minute: float = 9000.0, minutes: int =
         {"MetricName": "Invocations", "Dimensions": [{"Name": "FunctionName", "Value": name}],
          "Timestamp": now - timedelta(seconds=20 + 60 * k), "Value": per_minute, "Unit": "Count"}
         for k in range(minutes)])
+
+
+class SettlingMappings:
+    """Lambda's event source mapping states that moto skips (its mappings are Enabled or Disabled at once).
+
+    On AWS a mapping is ``Creating``, ``Enabling`` or ``Updating`` for a while after a change, and
+    UpdateEventSourceMapping on it then fails with ``ResourceInUseException`` ("you tried to update an event source
+    mapping in the CREATING state": Lambda API reference, UpdateEventSourceMapping errors). This component gives
+    chosen mappings such a state for ``seconds`` of its own clock, which advances only through :meth:`sleep` (what
+    the gateway's ``sleep`` is set to, so no test waits): while transitional, the mapping reads so
+    (Get/ListEventSourceMappings) and UpdateEventSourceMapping on it answers ResourceInUseException; once settled
+    every call goes to moto unchanged.
+
+    Example::
+
+        settling = SettlingMappings()
+        settling.hold(uuid, "Creating", seconds=10)
+        settling.serve(runtime.clients("us-east-1")("lambda"))
+        runtime.engine(account, region).gateway.sleep = settling.sleep
+    """
+
+    def __init__(self) -> None:
+        self.clock = 0.0
+        self.until: dict[str, tuple[str, float]] = {}
+        self.slept: list[float] = []
+
+    def hold(self, uuid: str, state: str, seconds: float) -> None:
+        self.until[uuid] = (state, self.clock + seconds)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.clock += seconds
+
+    def _state(self, uuid: str) -> str | None:
+        state, until = self.until.get(uuid, ("", 0.0))
+        return state if self.clock < until else None
+
+    def serve(self, client: Any) -> None:
+        from botocore.awsrequest import AWSResponse
+
+        asked: dict[str, Any] = {}
+
+        def remember(params: dict[str, Any], **_: Any) -> None:
+            asked.clear()
+            asked.update(params)
+
+        def in_use(**_: Any) -> Any:
+            state = self._state(str(asked.get("UUID")))
+            if state is None:
+                return None
+            error = {"Code": "ResourceInUseException", "Message": f"The event source mapping is in the {state} state"}
+            return AWSResponse("https://lambda", 400, {}, None), {"Error": error, "ResponseMetadata": {}}
+
+        def reads(parsed: dict[str, Any], **_: Any) -> None:
+            for mapping in parsed.get("EventSourceMappings", [parsed]):
+                state = self._state(str(mapping.get("UUID")))
+                if state:
+                    mapping["State"] = state
+
+        client.meta.events.register("before-parameter-build.lambda.UpdateEventSourceMapping", remember)
+        client.meta.events.register("before-call.lambda.UpdateEventSourceMapping", in_use)
+        client.meta.events.register("after-call.lambda.ListEventSourceMappings", reads)
+        client.meta.events.register("after-call.lambda.GetEventSourceMapping", reads)
