@@ -211,8 +211,9 @@ def _health(event: dict[str, Any]) -> Evidence | Skip:
         return Skip(eid, code, f"Health event for {text(detail.get('service'))[:40] or 'no service'}, not LAMBDA")
     if not _LOOP_CODE.search(code):
         return Skip(eid, code, f"Health event {code[:80] or '(no code)'} is not about a recursive loop")
-    if text(detail.get("statusCode")).lower() == "closed":
-        return Skip(eid, code, "the Health event is closed (the loop it reported is over)")
+    # No skip on statusCode "closed": Lambda notifies only after it has stopped the loop (the Health Dashboard notice
+    # can take up to 3.5 hours: Lambda developer guide, "Recursive loop notifications"), so every such notice is
+    # about a loop already stopped once; its status says nothing about whether the function loops again.
     affected = text(detail.get("affectedAccount")) or account
     if affected != account:
         return Skip(eid, code, f"the notice from account {account} is about account {affected[:20]}: not acting")

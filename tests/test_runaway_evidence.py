@@ -185,7 +185,6 @@ def test_health_variations(aws, runtime, calls, event):
     skipped = {
         "service": (variant(service="EC2"), "Health event for EC2, not LAMBDA"),
         "code": (variant(eventTypeCode="AWS_LAMBDA_PLANNED_LIFECYCLE_EVENT"), "Health event AWS_LAMBDA_PLANNED"),
-        "closed": (variant(statusCode="closed"), "the Health event is closed"),
         "account": (variant(affectedAccount="x"), f"the notice from account {ACCOUNT} is about account x"),
         "nothing": ({**variant(affectedEntities=[{"entityValue": f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0a"}]),
                      "resources": []}, "no Lambda function among"),
@@ -204,6 +203,11 @@ def test_health_variations(aws, runtime, calls, event):
     fallback = handle_event(variant(affectedEntities=[], eventTypeCode="AWS_LAMBDA_RECURSIVE_LOOP_DETECTED"),
                             runtime=runtime)
     assert fallback["findings"][0]["detail"].startswith("already killed")
+    # Lambda notifies only once it has stopped the loop: a notice published already closed still acts (issue 21)
+    aws.function("closed-fn")
+    closed = handle_event(variant(statusCode="closed", affectedEntities=[{"entityValue": "closed-fn"}]),
+                          runtime=runtime)
+    assert [(f["function"], f["outcome"]) for f in closed["findings"]] == [(_arn("closed-fn"), "fixed")]
 
 
 def test_health_notice_of_a_loop_older_than_the_restore_does_not_kill_again(aws, runtime, event):
