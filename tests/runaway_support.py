@@ -127,3 +127,54 @@ class SettlingMappings:
         client.meta.events.register("before-call.lambda.UpdateEventSourceMapping", in_use)
         client.meta.events.register("after-call.lambda.ListEventSourceMappings", reads)
         client.meta.events.register("after-call.lambda.GetEventSourceMapping", reads)
+
+
+def cloudwatch_of(aws: Any, account: str = "123456789012", region: str = "us-east-1") -> Any:
+    """The test world's CloudWatch (tests/cloudwatch_evaluator.py) for one account and region of ``aws`` (a sandbox
+    account), kept on it so a test's alarms are evaluated on one clock."""
+    from tests.cloudwatch_evaluator import Evaluator
+
+    worlds = aws.__dict__.setdefault("_cloudwatch_worlds", {})
+    if (account, region) not in worlds:
+        worlds[(account, region)] = Evaluator(aws.client("cloudwatch"), account=account, region=region)
+    return worlds[(account, region)]
+
+
+def alarm_from_metrics(aws: Any, name: str, per_minute: float = 9000.0, account: str = "123456789012",
+                       region: str = "us-east-1", minutes: int = 2) -> dict[str, Any]:
+    """A loop in ``name``'s own metrics, evaluated by the test world's CloudWatch until the function's runaway alarm
+    goes to ALARM; returns the event CloudWatch sends then. An alarm in ALARM already is first brought back to OK
+    by a quiet minute (ALARM -> OK -> ALARM: a new event)."""
+    from chalicelib import alarms
+    from tests.cloudwatch_evaluator import ALARM_EVENT, lambda_minutes
+
+    world, alarm = cloudwatch_of(aws, account, region), alarms.alarm_name(name)
+    cloudwatch = aws.client("cloudwatch")
+
+    def state() -> str:
+        return str(cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"])
+
+    for _ in range(minutes + 2):
+        if state() != "ALARM":
+            break
+        lambda_minutes(cloudwatch, name, world.now, [0.0])
+        world.tick()
+    lambda_minutes(cloudwatch, name, world.now, [per_minute] * minutes)
+    for _ in range(minutes + 2):
+        for event in world.tick():
+            if event["detail-type"] == ALARM_EVENT and event["detail"]["alarmName"] == alarm and \
+                    event["detail"]["state"]["value"] == "ALARM":
+                return event
+    raise AssertionError(f"{alarm} did not go to ALARM from the metrics")
+
+
+def recovered(aws: Any, name: str, account: str = "123456789012", region: str = "us-east-1") -> dict[str, Any]:
+    """Minutes without the loop until CloudWatch puts the function's runaway alarm back to OK; that event."""
+    from chalicelib import alarms
+
+    world, alarm = cloudwatch_of(aws, account, region), alarms.alarm_name(name)
+    for _ in range(10):
+        for event in world.tick():
+            if event["detail"]["alarmName"] == alarm and event["detail"]["state"]["value"] == "OK":
+                return event
+    raise AssertionError(f"{alarm} did not recover")
