@@ -93,12 +93,17 @@ def test_contributors_are_paged_ordered_and_capped_at_100_in_alarm(cloudwatch):
     assert len(pages[0]) == PAGE and len(names) == 100 and names[0] == "f119", "ORDER BY SUM() DESC"
 
 
-def test_set_alarm_state_lasts_until_the_next_evaluation(cloudwatch):
+def test_a_state_set_by_hand_lasts_until_the_next_evaluation(cloudwatch, runtime):
+    """The bot's re-arm (SetAlarmState to OK through its gateway) is the alarm's state until CloudWatch evaluates it
+    again, which, the loop going on, sends a fresh ALARM change."""
+    from chalicelib import killswitch
+
     cloudwatch.put_metric_alarm(**alarms.alarm_spec("looper", alarms.Thresholds(5000, 0, False, 2)))
     evaluator = Evaluator(cloudwatch)
     lambda_minutes(cloudwatch, "looper", evaluator.now, [9000] * 6)
     assert _kinds(evaluator.run(2))[-1] == (ALARM_EVENT, RUNAWAY, "ALARM", None)
-    cloudwatch.set_alarm_state(AlarmName=RUNAWAY, StateValue="OK", StateReason="re-armed")
+    assert "re-armed (OK)" in killswitch._rearm(runtime.engine("123456789012", "us-east-1"), RUNAWAY, "test")
+    assert cloudwatch.describe_alarms(AlarmNames=[RUNAWAY])["MetricAlarms"][0]["StateValue"] == "OK"
     assert _kinds(evaluator.tick()) == [(ALARM_EVENT, RUNAWAY, "ALARM", None)], "a fresh ALARM change"
 
 
