@@ -237,7 +237,8 @@ class Evaluator:
         data = json.dumps({"version": "1.0", "queryDate": cw_time(self.now), "startDate": cw_time(periods[0]),
                            "period": 60, "recentDatapoints": [values[p] for p in periods if p in values]})
         stored.update_state(reason if reason != UNCHECKED else "Unchecked: evaluated next minute", data, state)
-        stored.state_updated_timestamp = stored.state_transitioned_timestamp = self.now
+        stored.state_updated_timestamp = self.now
+        stored.state_transitioned_timestamp = self.now  # type: ignore[attr-defined]  # moto serialises it by name
         self.alarms[name].written = state
 
     # -- metric math -------------------------------------------------------------------------------------
