@@ -17,8 +17,8 @@ get, raised by its own baseline - a loop, not a busy function - in the window en
 sentinel stays in ALARM (one busy function is enough), a new loop changes no alarm state: CloudWatch sends only a
 "CloudWatch Alarm Contributor State Change", which the same rule subscribes to (and member accounts forward); the
 kill-switch acts on the contributor it names once DescribeAlarmContributors shows it in ALARM. After a failed
-kill the sentinel itself is set back to OK, so its next evaluation sends a fresh ALARM change. Per-function alarms stay for functions that need tight thresholds (the
-``runaway-loop`` policy's tags and list).
+kill the sentinel itself is set back to OK, so its next evaluation sends a fresh ALARM change. Per-function alarms
+stay for functions that need tight thresholds (the ``runaway-loop`` policy's tags and list).
 
 Sentinel alarms are named ``safetycatch-runaway-.sentinel.<metric>``: inside the managed-alarm prefix (the
 bot's IAM scope and its EventBridge rule), and never a function's alarm (``.`` is not allowed in a function
