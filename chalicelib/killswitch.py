@@ -119,7 +119,7 @@ def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: str | No
         lock = store.kill_lock(ref.arn)
         if lock and lock.get("fix_id") == fix["id"]:
             store.set_kill(ref.arn, str(lock["token"]), "restored")
-        rearmed = _rearm(engine, alarms.alarm_name(ref.name), actor)
+        rearmed = _rearm_restored(runtime, engine, ref, actor)
         result.update(outcome="restored", message=f"{name} restored: {_describe_prior(spec)}{rearmed}.")
     store.audit(ref.arn, {"policy": POLICY, "mode": "manual", "outcome": result["outcome"],
                           "message": result["message"], "context": f"restore by {actor}", "fix_id": fix["id"]})
@@ -534,6 +534,16 @@ def _rearm(engine: Engine, name: str, actor: str) -> str:
         logger.warning("could not re-arm the runaway alarm", extra={"alarm": name, "error": describe_error(exc)})
         return f"; alarm {name} NOT re-armed ({describe_error(exc)})"
     return f"; alarm {name} re-armed (OK)"
+
+
+def _rearm_restored(runtime: Runtime, engine: Engine, ref: FunctionRef, actor: str) -> str:
+    """After a restore: the function's own runaway alarm back to OK if it is in ALARM; in sentinel mode (no alarm of
+    its own) the sentinels in ALARM, whose contributors keep their state: a loop that goes on then makes a fresh
+    ALARM change of the sentinel, and is confirmed and killed again, instead of staying silent in ALARM."""
+    rearmed = _rearm(engine, alarms.alarm_name(ref.name), actor)
+    if rearmed or not _config(runtime).params.get("sentinel"):
+        return rearmed
+    return "".join(_rearm(engine, f"{sentinel.PREFIX}{metric.lower()}", actor) for metric, _, _ in sentinel.WATCHED)
 
 
 def _describe_prior(spec: FixSpec) -> str:

@@ -265,3 +265,21 @@ def test_a_contributor_event_names_its_function_and_contributor():
     assert isinstance(parsed, evidence.Evidence) and parsed.kind == CONTRIBUTOR_EVENT
     assert [ref.name for ref in parsed.functions] == ["f"] and parsed.contributor == "6d442278dba546f6"
     assert parsed.observed_at == datetime(2025, 12, 1, 13, 42, 4, 919000, tzinfo=timezone.utc)
+
+
+def test_a_loop_that_goes_on_after_a_restore_is_killed_again(aws, sentinel_runtime, world):
+    """Sentinel mode has no per-function alarm to re-arm: a restore re-arms the sentinel in ALARM, so a function
+    restored while its contributor is still in ALARM, and still looping, is killed again at the next evaluation."""
+    from chalicelib import killswitch
+
+    aws.function("looper")
+    lambda_minutes(aws.client("cloudwatch"), "looper", world.now, [9000] * 8)
+    _deliver(world.run(2), sentinel_runtime)
+    assert _reserved(aws, "looper") == 0
+    restored = killswitch.restore(sentinel_runtime, "looper", "alice")
+    assert restored["outcome"] == "restored" and f"alarm {ALARM} re-armed (OK)" in restored["message"]
+    assert _reserved(aws, "looper") is None
+    again = world.tick()  # still looping
+    assert _kinds(again) == [(ALARM_EVENT, "ALARM", None)], "the sentinel's fresh ALARM change"
+    (report,) = _deliver(again, sentinel_runtime)
+    assert [f["outcome"] for f in report["findings"]] == ["fixed"] and _reserved(aws, "looper") == 0
