@@ -3,6 +3,8 @@
 * "CloudWatch Alarm State Change" of an alarm named ``safetycatch-runaway-<function>`` going to ALARM: the
   function is the one named in the alarm's metrics' ``FunctionName`` dimension (a map in these events), which
   must agree with the alarm name; metric-math alarms list several metrics, all about that one function.
+* "CloudWatch Alarm Contributor State Change" of a sentinel's contributor going to ALARM: the function its
+  ``FunctionName`` attribute names (the contributor is re-read with DescribeAlarmContributors before any kill).
 * "AWS Health Event" from ``aws.health`` for service LAMBDA whose event type code is about a recursive or
   runaway loop: the functions are the affected entities (or the envelope's ``resources``).
 
@@ -29,12 +31,16 @@ from chalicelib.events import Skip, dig, text
 from chalicelib.model import FunctionRef
 
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+# A multi-time-series (Metrics Insights GROUP BY) alarm - a sentinel - sends this for each series (contributor) that
+# changes state, also while the alarm itself stays in ALARM: then it is the only event a new loop makes (CloudWatch
+# User Guide, "Alarm events and EventBridge"; API reference, AlarmContributor).
+CONTRIBUTOR_STATE_CHANGE = "CloudWatch Alarm Contributor State Change"
 HEALTH_EVENT = "AWS Health Event"
-KINDS = (ALARM_STATE_CHANGE, HEALTH_EVENT)
+KINDS = (ALARM_STATE_CHANGE, HEALTH_EVENT, CONTRIBUTOR_STATE_CHANGE)
 # The evidence rules by handler name (app.py subscribes them, member accounts forward what they match, and
 # ``safetycatch doctor`` checks them): a managed runaway alarm going to ALARM, AWS Health notices about Lambda.
 EVIDENCE_RULES: dict[str, dict[str, Any]] = {
-    "on_runaway_alarm": {"source": ["aws.cloudwatch"], "detail-type": [ALARM_STATE_CHANGE],
+    "on_runaway_alarm": {"source": ["aws.cloudwatch"], "detail-type": [ALARM_STATE_CHANGE, CONTRIBUTOR_STATE_CHANGE],
                          "detail": {"alarmName": [{"prefix": alarms.PREFIX}], "state": {"value": ["ALARM"]}}},
     "on_lambda_health": {"source": ["aws.health"], "detail-type": [HEALTH_EVENT], "detail": {"service": ["LAMBDA"]}},
 }
@@ -58,6 +64,7 @@ class Evidence:
     functions: tuple[FunctionRef, ...]
     reason: str
     observed_at: datetime | None = None
+    contributor: str = ""  # a sentinel contributor's id (a contributor state change names exactly one)
 
 
 def parse(event: Any) -> Evidence | Skip:
@@ -68,6 +75,8 @@ def parse(event: Any) -> Evidence | Skip:
             return _sentinel(event) if sentinel.is_sentinel(dig(event, "detail", "alarmName")) else _alarm(event)
         if kind == HEALTH_EVENT:
             return _health(event)
+        if kind == CONTRIBUTOR_STATE_CHANGE:
+            return _contributor(event)
         return Skip(text(dig(event, "id")), "", f"not runaway evidence ({kind[:80] or 'no detail-type'})")
     except Exception as exc:  # noqa: BLE001 - hostile input must never escape as an exception
         return Skip(text(dig(event, "id")), "", f"malformed event ({type(exc).__name__})")
@@ -169,6 +178,29 @@ def _sentinel(event: dict[str, Any]) -> Evidence | Skip:
     return Evidence(eid, name, ALARM_STATE_CHANGE, account, region, (), reason, _observed(event, detail))
 
 
+def _contributor(event: dict[str, Any]) -> Evidence | Skip:
+    """One contributor of a sentinel went to ALARM: the function its ``FunctionName`` attribute names, a claim the
+    kill-switch checks against DescribeAlarmContributors and the function's own metrics before it may act."""
+    envelope = _alarm_envelope(event)
+    if isinstance(envelope, Skip):
+        return envelope
+    name, account, region, eid, detail = envelope
+    if not sentinel.is_sentinel(name):
+        return Skip(eid, name, f"alarm {name[:120]} is not a sentinel safetycatch manages (only sentinels have "
+                               "contributors)")
+    if not_in_alarm := _not_in_alarm(detail):
+        return Skip(eid, name, f"contributor {not_in_alarm}")
+    contributor_id = text(dig(detail, "alarmContributor", "id"))
+    function_name = text(dig(detail, "alarmContributor", "attributes", "FunctionName"))
+    ref = FunctionRef.parse(function_name, account, region) if function_name else None
+    if not eid or not contributor_id or ref is None or ref.name != function_name or ref.account != account:
+        return Skip(eid, name, "malformed contributor event: no id, or no plain FunctionName attribute")
+    reason = (f"sentinel {name} contributor {function_name} in ALARM: "
+              f"{text(dig(detail, 'state', 'reason'))[:200] or 'no reason given'}")
+    return Evidence(eid, name, CONTRIBUTOR_STATE_CHANGE, account, region, (ref,), reason, _observed(event, detail),
+                    contributor_id[:64])
+
+
 def _health(event: dict[str, Any]) -> Evidence | Skip:
     code = text(dig(event, "detail", "eventTypeCode"))
     envelope = _envelope(event, code, "aws.health")
@@ -179,8 +211,9 @@ def _health(event: dict[str, Any]) -> Evidence | Skip:
         return Skip(eid, code, f"Health event for {text(detail.get('service'))[:40] or 'no service'}, not LAMBDA")
     if not _LOOP_CODE.search(code):
         return Skip(eid, code, f"Health event {code[:80] or '(no code)'} is not about a recursive loop")
-    if text(detail.get("statusCode")).lower() == "closed":
-        return Skip(eid, code, "the Health event is closed (the loop it reported is over)")
+    # No skip on statusCode "closed": Lambda notifies only after it has stopped the loop (the Health Dashboard notice
+    # can take up to 3.5 hours: Lambda developer guide, "Recursive loop notifications"), so every such notice is
+    # about a loop already stopped once; its status says nothing about whether the function loops again.
     affected = text(detail.get("affectedAccount")) or account
     if affected != account:
         return Skip(eid, code, f"the notice from account {account} is about account {affected[:20]}: not acting")

@@ -59,6 +59,12 @@ ALSO_REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 CONFLICT_RETRIES = (1.0, 2.0, 4.0)  # a function mid-update answers ResourceConflictException
+# An event source mapping that is Creating, Enabling or Updating answers UpdateEventSourceMapping with
+# ResourceInUseException (Lambda API reference: "you tried to update an event source mapping in the CREATING
+# state"): wait for it to settle, bounded (30 s in all), then the caller reports the mapping it could not change.
+SETTLE_RETRIES = (2.0, 4.0, 8.0, 16.0)
+RETRIED = {"ResourceConflictException": CONFLICT_RETRIES}
+RETRIED_FOR = {"UpdateEventSourceMapping": {**RETRIED, "ResourceInUseException": SETTLE_RETRIES}}
 
 
 @dataclass
@@ -84,14 +90,16 @@ class Gateway:
         if self.dry_run:
             return {}
         call = getattr(self.clients(service), method)
-        for delay in (*CONFLICT_RETRIES, None):
+        retried, attempt = RETRIED_FOR.get(operation, RETRIED), 0
+        while True:
             try:
                 return dict(call(**params))
             except ClientError as exc:
-                if error_code(exc) != "ResourceConflictException" or delay is None:
+                delays = retried.get(error_code(exc) or "", ())
+                if attempt >= len(delays):
                     raise
-                self.sleep(delay)
-        raise AssertionError("unreachable")
+                self.sleep(delays[attempt])
+                attempt += 1
 
     def put_function_concurrency(self, function_arn: str, value: int) -> None:
         self._write("PutFunctionConcurrency", FunctionName=function_arn, ReservedConcurrentExecutions=value)

@@ -26,6 +26,7 @@ import fnmatch
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ from chalicelib.drift import drift
 from chalicelib.engine import NOTE_REPEAT_SECONDS, Engine, EventReport
 from chalicelib.evidence import (
     ALARM_STATE_CHANGE,
-    MAX_FUNCTIONS_PER_EVENT,
+    CONTRIBUTOR_STATE_CHANGE,
     AlarmVerdict,
     Evidence,
     verify_alarm_evidence,
@@ -118,7 +119,7 @@ def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: str | No
         lock = store.kill_lock(ref.arn)
         if lock and lock.get("fix_id") == fix["id"]:
             store.set_kill(ref.arn, str(lock["token"]), "restored")
-        rearmed = _rearm(engine, ref, actor)
+        rearmed = _rearm_restored(runtime, engine, ref, actor)
         result.update(outcome="restored", message=f"{name} restored: {_describe_prior(spec)}{rearmed}.")
     store.audit(ref.arn, {"policy": POLICY, "mode": "manual", "outcome": result["outcome"],
                           "message": result["message"], "context": f"restore by {actor}", "fix_id": fix["id"]})
@@ -145,42 +146,55 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
         report.skipped = f"the {POLICY} policy is off (no policies/{POLICY}.yaml, or mode off)"
         return report
     engine = runtime.engine(evidence.account, evidence.region)
-    for ref, confirmed in _suspects(runtime, engine, evidence, report):
+    stop: list[str] = []  # why the contributors still to come are left (the hourly kill cap)
+    failed = []
+    for ref, confirmed in _suspects(runtime, engine, evidence, report, stop):
         report.function = report.function or ref.arn
         if (ref.account, ref.region) != (evidence.account, evidence.region):
             report.errors.append(f"{ref.arn} is not in the event's own account and region ({evidence.account} "
                                  f"{evidence.region}): an event acts only there")
             continue
-        failed = False
-        try:
-            decision = _kill(runtime, ref, evidence.reason, "safetycatch", automatic=True,
-                             observed_at=evidence.observed_at, confirmed=confirmed, engine=engine,
-                             errors=report.errors)
-            report.decisions.append(decision)
-            failed = decision.outcome == "failed"
-        except KillSwitchError as exc:
-            report.errors.append(str(exc))
-        except (ClientError, BotoCoreError) as exc:
-            report.errors.append(f"{ref.name}: {describe_error(exc)}")
-            failed = True
-        if failed and evidence.kind == ALARM_STATE_CHANGE:
-            # the alarm stays in ALARM and would never fire again: back to OK, so the next period retries the kill
-            rearmed = _rearm(engine, ref, "safetycatch, after a failed kill")
-            report.errors.append(f"{ref.name}: the kill failed{rearmed or '; alarm not in ALARM'}")
+        if _kill_one(runtime, engine, evidence, ref, confirmed, report, stop):
+            failed.append(ref.name)
+    if failed and evidence.kind in (ALARM_STATE_CHANGE, CONTRIBUTOR_STATE_CHANGE):
+        # what fired stays in ALARM and would never fire again: back to OK, so the next evaluation retries the kill
+        # (the function's own alarm, or the sentinel: SetAlarmState has no contributor, the sentinel's next ALARM
+        # change names every contributor still in ALARM)
+        rearmed = _rearm(engine, evidence.event_name, "safetycatch, after a failed kill")
+        report.errors.append(f"{', '.join(failed)}: the kill failed{rearmed or '; alarm not in ALARM'}")
     if not report.decisions and report.skipped is None and len(report.errors) == 1:
         report.skipped = report.errors.pop()
     return report
 
 
-def _suspects(runtime: Runtime, engine: Engine, evidence: Evidence,
-              report: EventReport) -> list[tuple[FunctionRef, str]]:
+def _kill_one(runtime: Runtime, engine: Engine, evidence: Evidence, ref: FunctionRef, confirmed: str,
+              report: EventReport, stop: list[str]) -> bool:
+    """One automatic kill of the evidence, its decision (or error) in ``report``; True when the kill failed. A kill
+    the hourly cap held back sets ``stop``: the sentinel's contributors still to come are then listed, not acted on."""
+    try:
+        decision = _kill(runtime, ref, evidence.reason, "safetycatch", automatic=True,
+                         observed_at=evidence.observed_at, confirmed=confirmed, engine=engine, errors=report.errors)
+    except KillSwitchError as exc:
+        report.errors.append(str(exc))
+        return False
+    except (ClientError, BotoCoreError) as exc:
+        report.errors.append(f"{ref.name}: {describe_error(exc)}")
+        return True
+    report.decisions.append(decision)
+    if decision.detail.startswith("rate cap"):
+        stop.append(f"the hourly kill cap ({decision.detail}) is reached")
+    return decision.outcome == "failed"
+
+
+def _suspects(runtime: Runtime, engine: Engine, evidence: Evidence, report: EventReport,
+              stop: list[str]) -> Iterable[tuple[FunctionRef, str]]:
     """The functions the evidence may kill, each with what the bot verified ('' for an AWS Health notice: AWS's
     own word). Never the event's word alone: an alarm is verified (``evidence.verify_alarm_evidence``), a
     sentinel's contributors confirmed one by one; what is refused is set in ``report``."""
+    if evidence.kind == CONTRIBUTOR_STATE_CHANGE or sentinel.is_sentinel(evidence.event_name):
+        return _sentinel_suspects(runtime, engine, evidence, report, stop)
     if evidence.kind != ALARM_STATE_CHANGE:
         return [(ref, "") for ref in evidence.functions]
-    if sentinel.is_sentinel(evidence.event_name):
-        return _sentinel_suspects(runtime, engine, evidence, report)
     (ref,) = evidence.functions[:1]
     verdict = verify_alarm_evidence(evidence, recorded_alarm(engine.store, ref.arn), engine.inventory,
                                     runtime.policy_set)
@@ -190,34 +204,46 @@ def _suspects(runtime: Runtime, engine: Engine, evidence: Evidence,
     return [(ref, verdict.reason)]
 
 
-def _sentinel_suspects(runtime: Runtime, engine: Engine, evidence: Evidence,
-                       report: EventReport) -> list[tuple[FunctionRef, str]]:
-    """The contributors (in ALARM) of a sentinel the bot put, each confirmed exactly as any kill
-    (``evidence.verify_contributor``: the function's own metrics over its own alarm's thresholds); the others are
-    reported in ``report.errors``, not killed."""
+def _sentinel_suspects(runtime: Runtime, engine: Engine, evidence: Evidence, report: EventReport,
+                       stop: list[str]) -> Iterator[tuple[FunctionRef, str]]:
+    """The contributors in ALARM of a sentinel the bot put - every page of them, or only the one a contributor
+    event names - each confirmed exactly as any kill (``evidence.verify_contributor``: the function's own metrics
+    over its own alarm's thresholds) in the window ending at its own ``StateTransitionedTimestamp``. Refused
+    ones, and those left once ``stop`` says why (the kill cap), are reported in ``report.errors``."""
     params = _config(runtime).params
     verdict = verify_sentinel_evidence(evidence, engine.inventory, params)
     if not verdict.ok or verdict.at is None:
         report.skipped = _refuse_alarm(runtime, engine, evidence, verdict, report)
-        return []
+        return
     try:
         contributors = engine.inventory.alarm_contributors(evidence.event_name)
     except ContributorsUnavailable as exc:
         report.errors.append(str(exc))
-        return []
-    suspects = []
-    for attributes in contributors[:MAX_FUNCTIONS_PER_EVENT]:
+        return
+    if evidence.contributor:
+        contributors = [c for c in contributors if c.get("ContributorId") == evidence.contributor]
+        if not contributors:
+            report.skipped = (f"contributor {evidence.functions[0].name} of {evidence.event_name} is not in ALARM "
+                              "now (DescribeAlarmContributors): nothing killed")
+            return
+    for index, item in enumerate(contributors):
+        attributes = item.get("ContributorAttributes") or {}
         name = str(attributes.get("FunctionName") or "")
+        if stop:
+            left = [str((c.get("ContributorAttributes") or {}).get("FunctionName")) for c in contributors[index:]]
+            report.errors.append(f"{len(left)} contributor(s) NOT acted on, {stop[0]}: {', '.join(left)[:600]}")
+            return
         ref = FunctionRef.parse(name, evidence.account, evidence.region) if name else None
         if ref is None or ref.arn.split(":function:", 1)[1] != name:
             report.errors.append(f"sentinel contributor without a plain function name: {str(attributes)[:120]}")
             continue
-        confirmed = verify_contributor(engine.inventory, ref, params, verdict.at)
+        changed = item.get("StateTransitionedTimestamp")
+        at = changed.astimezone(timezone.utc) if isinstance(changed, datetime) else verdict.at
+        confirmed = verify_contributor(engine.inventory, ref, params, at)
         if confirmed.ok:
-            suspects.append((ref, confirmed.reason))
+            yield ref, confirmed.reason
         else:
             report.errors.append(f"{name} not killed: {confirmed.reason}")
-    return suspects
 
 
 def recorded_alarm(store: Any, function_arn: str) -> dict[str, Any] | None:
@@ -450,7 +476,10 @@ def _throttle(attempt: _Kill, spec: FixSpec, lock: dict[str, Any] | None, token:
                            f"({describe_error(exc)}).", describe_error(exc), spec, fix_id)
     store.mark_fix(fix_id, "applied", "stored", **({"reason": partial} if partial else {}))
     store.set_kill(ref.arn, token, "killed", fix_id)
-    message = f"Runaway loop stopped: {name} throttled to 0.{notes} Undo: safetycatch restore {attempt.handle}"
+    failed = f" Part of the kill FAILED: {partial}." if partial else ""
+    if partial and attempt.errors is not None:  # a mapping left enabled is a failed part of the kill: said loudly
+        attempt.errors.append(f"{ref.name}: part of the kill failed: {partial}")
+    message = f"Runaway loop stopped: {name} throttled to 0.{notes}{failed} Undo: safetycatch restore {attempt.handle}"
     return attempt.end("fixed", " ".join(message.split()), partial, spec, fix_id)
 
 
@@ -494,10 +523,9 @@ def _active_kill(engine: Engine, ref: FunctionRef, fix_id: str | None) -> dict[s
                  if f["spec"].get("action") == "kill" and f["status"] in RESTORABLE), None)
 
 
-def _rearm(engine: Engine, ref: FunctionRef, actor: str) -> str:
-    """Set the function's runaway alarm back to OK if it is in ALARM, so a loop that resumes after the restore
-    makes a fresh ALARM change (and is killed again) instead of staying silent in ALARM."""
-    name = alarms.alarm_name(ref.name)
+def _rearm(engine: Engine, name: str, actor: str) -> str:
+    """Set the runaway alarm ``name`` (the function's own, or a sentinel) back to OK if it is in ALARM, so a loop
+    that resumes after a restore, or a kill that failed, makes a fresh ALARM change instead of staying silent."""
     try:
         if engine.inventory.alarm_state(name) != "ALARM":
             return ""
@@ -506,6 +534,16 @@ def _rearm(engine: Engine, ref: FunctionRef, actor: str) -> str:
         logger.warning("could not re-arm the runaway alarm", extra={"alarm": name, "error": describe_error(exc)})
         return f"; alarm {name} NOT re-armed ({describe_error(exc)})"
     return f"; alarm {name} re-armed (OK)"
+
+
+def _rearm_restored(runtime: Runtime, engine: Engine, ref: FunctionRef, actor: str) -> str:
+    """After a restore: the function's own runaway alarm back to OK if it is in ALARM; in sentinel mode (no alarm of
+    its own) the sentinels in ALARM, whose contributors keep their state: a loop that goes on then makes a fresh
+    ALARM change of the sentinel, and is confirmed and killed again, instead of staying silent in ALARM."""
+    rearmed = _rearm(engine, alarms.alarm_name(ref.name), actor)
+    if rearmed or not _config(runtime).params.get("sentinel"):
+        return rearmed
+    return "".join(_rearm(engine, f"{sentinel.PREFIX}{metric.lower()}", actor) for metric, _, _ in sentinel.WATCHED)
 
 
 def _describe_prior(spec: FixSpec) -> str:

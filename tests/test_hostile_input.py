@@ -58,7 +58,8 @@ def paths(value: Any, prefix: tuple = ()) -> list[tuple]:
 
 generated_events = st.fixed_dictionaries(
     {"detail-type": st.sampled_from(["AWS API Call via CloudTrail", "CloudWatch Alarm State Change",
-                                     "AWS Health Event", "Scheduled Event"])},
+                                     "CloudWatch Alarm Contributor State Change", "AWS Health Event",
+                                     "Scheduled Event"])},
     optional={"source": st.sampled_from(["aws.lambda", "aws.apigateway", "aws.s3", "aws.ec2", "aws.iam",
                                          "aws.health", "aws.cloudwatch", "evil"]),
               "account": st.sampled_from(["123456789012", "210987654321", "", "12"]),

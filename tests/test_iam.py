@@ -277,3 +277,38 @@ def test_one_statement_id_for_two_resource_scopes_is_refused():
               "cloudwatch:DeleteAlarms": ("arn:aws:cloudwatch:*:*:alarm:b-*",)}
     with pytest.raises(ValueError, match="ManagedAlarms"):
         iam.build_policy(["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"], scopes)
+
+
+def test_the_sentinel_kill_calls_are_allowed_as_aws_authorises_them(aws, recorded, make_runtime, tmp_path):
+    """Sentinel mode's calls (DescribeAlarmContributors among them, answered by the test world's CloudWatch) are
+    recorded while the kill-switch handles the sentinel's events from the metrics, and each is judged as AWS
+    authorises it: DescribeAlarmContributors, absent from the service authorization reference, as
+    cloudwatch:DescribeAlarms on the sentinel alarm."""
+    from chalicelib import sentinel
+    from tests.cloudwatch_evaluator import Evaluator, lambda_minutes
+    from tests.runaway_support import policies_with
+
+    runtime = make_runtime(policies=policies_with(tmp_path, runaway={"params": {"sentinel": True,
+                                                                             "invocations_per_minute": 1000}}))
+    recorded.on = True
+    sentinel.ensure_policy(runtime.policy_set, runtime.engine(BOT_ACCOUNT, "us-east-1"))
+    recorded.on = False
+    evaluator = Evaluator(aws.client("cloudwatch"))
+    evaluator.serve(runtime.clients("us-east-1")("cloudwatch"))
+    runtime.store.clock = evaluator.epoch
+    aws.function("looper")
+    lambda_minutes(aws.client("cloudwatch"), "looper", evaluator.now, [9000] * 3)
+    events = evaluator.run(2)
+    recorded.on = True
+    reports = [handlers.handle_event(e, runtime=runtime) for e in events]
+    recorded.on = False
+    assert {f["outcome"] for r in reports for f in r["findings"]} == {"fixed"}  # the contributor's, then the alarm's
+    calls = recorded.calls
+    contributors = [c for c in calls if c.operation == "DescribeAlarmContributors"]
+    assert contributors and authz.requests(contributors[0]) == [
+        ("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:us-east-1:{BOT_ACCOUNT}:alarm:"
+                                      "safetycatch-runaway-.sentinel.invocations")]
+    assert all(authz.action_exists(iam.iam_action(c.service, c.operation)) for c in calls)
+    missing = _unauthorised(calls, {"bot": _policy("dev"), "member": _member_policy_file()})
+    assert missing == [], "not allowed:\n" + "\n".join(missing)
+    assert iam.allows(iam.member_policy(), "cloudwatch:DescribeAlarms"), "a member's sentinel is read the same way"

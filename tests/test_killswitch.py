@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib import killswitch
 from chalicelib.state import StateStore, table_definition
-from tests.runaway_support import policies_with, stub_recursion
+from tests.runaway_support import SettlingMappings, policies_with, stub_recursion
 
 ACCOUNT = "123456789012"
 
@@ -58,6 +58,41 @@ def test_only_the_mappings_the_kill_disabled_are_re_enabled(aws, runtime):
     assert (_state(aws, running), _state(aws, parked)) == ("Disabled", "Disabled")
     killswitch.restore(runtime, "thumbnailer", "alice")
     assert (_state(aws, running), _state(aws, parked)) == ("Enabled", "Disabled")
+
+
+def _settling(runtime, uuid, state, seconds):
+    settling = SettlingMappings()
+    settling.hold(uuid, state, seconds)
+    settling.serve(runtime.clients("us-east-1")("lambda"))
+    runtime.sleep = settling.sleep
+    return settling
+
+
+@pytest.mark.parametrize("state", ["Creating", "Enabling", "Updating"])
+def test_a_mapping_in_a_transitional_state_is_waited_for_then_disabled(aws, runtime, state):
+    """UpdateEventSourceMapping on a mapping that is still settling fails with ResourceInUseException: the kill
+    waits (on the test world's clock: no real sleep) and disables it once it has settled."""
+    arn = aws.function("thumbnailer")
+    uuid = aws.sqs_mapping(arn, "jobs")
+    settling = _settling(runtime, uuid, state, seconds=10)
+    result = killswitch.kill(runtime, "thumbnailer", "loop seen", "alice")
+    assert result["fix"]["params"]["DisableMappings"] == [uuid] and result["fix"]["prior"]["Mappings"][0]["State"] \
+        == state
+    assert settling.slept == [2.0, 4.0, 8.0] and _state(aws, uuid) == "Disabled"
+    assert result["outcome"] == "fixed" and "FAILED" not in result["message"]
+
+
+def test_a_mapping_that_does_not_settle_is_a_failed_part_of_the_kill(aws, runtime):
+    """Bounded: after about 30 s the kill stops waiting; the function is throttled to 0, and the mapping it could
+    not disable is reported as a failed part of the kill, never as done."""
+    arn = aws.function("thumbnailer")
+    uuid = aws.sqs_mapping(arn, "jobs")
+    settling = _settling(runtime, uuid, "Updating", seconds=3600)
+    result = killswitch.kill(runtime, "thumbnailer", "loop seen", "alice")
+    assert settling.slept == [2.0, 4.0, 8.0, 16.0]
+    assert _reserved(aws, "thumbnailer") == 0 and _state(aws, uuid) == "Enabled"
+    assert f"Part of the kill FAILED: mapping {uuid} not disabled (ResourceInUseException)" in result["message"]
+    assert runtime.store.get_fix(result["fix_id"])["reason"].startswith(f"mapping {uuid} not disabled")
 
 
 def test_a_second_kill_changes_nothing_and_keeps_the_first_prior(aws, runtime, calls):

@@ -15,8 +15,8 @@ from chalicelib.engine import NOT_CONFIGURED
 from chalicelib.handlers import handle_event
 from chalicelib.state import table_definition
 from cli.cloudtrail import api_call
-from cli.evidence import alarm_state_change, health_event
-from tests.runaway_support import loop_metrics, policies_with
+from cli.evidence import health_event
+from tests.runaway_support import alarm_from_metrics, policies_with, recovered
 
 ACCOUNT = "123456789012"
 
@@ -29,20 +29,16 @@ def _reserved(aws, name):
     return aws.client("lambda").get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
 
 
-def _managed_alarm_event(aws, runtime, name="example-fn", **kwargs):
-    """Let the bot create the function's alarm (a CloudTrail TagResource through the real handler), then return
-    the ALARM state-change event CloudWatch would send for it."""
+def _managed_alarm_event(aws, runtime, name="example-fn"):
+    """Let the bot create the function's alarm (a CloudTrail TagResource through the real handler); the function
+    then loops, and the test world's CloudWatch evaluates the alarm from its metrics: the ALARM state-change event
+    CloudWatch sends."""
     tags = {"safetycatch:kill-switch": "true"}
     handle_event(api_call("TagResource20170331v2", {"resource": _arn(name), "tags": tags}), runtime=runtime)
     cloudwatch = aws.client("cloudwatch")
     assert cloudwatch.describe_alarms(AlarmNames=[f"safetycatch-runaway-{name}"])["MetricAlarms"], \
         "the bot created the managed alarm"
-    if kwargs.pop("loop", True):
-        loop_metrics(aws, name)  # the loop itself, in the function's own metrics
-    cloudwatch.set_alarm_state(AlarmName=f"safetycatch-runaway-{name}", StateValue=kwargs.get("state", "ALARM"),
-                               StateReason="Threshold Crossed")
-    described = cloudwatch.describe_alarms(AlarmNames=[f"safetycatch-runaway-{name}"])["MetricAlarms"]
-    return alarm_state_change(described[0], **kwargs)
+    return alarm_from_metrics(aws, name)
 
 
 def test_managed_alarm_going_to_alarm_kills_the_function(aws, runtime):
@@ -185,7 +181,6 @@ def test_health_variations(aws, runtime, calls, event):
     skipped = {
         "service": (variant(service="EC2"), "Health event for EC2, not LAMBDA"),
         "code": (variant(eventTypeCode="AWS_LAMBDA_PLANNED_LIFECYCLE_EVENT"), "Health event AWS_LAMBDA_PLANNED"),
-        "closed": (variant(statusCode="closed"), "the Health event is closed"),
         "account": (variant(affectedAccount="x"), f"the notice from account {ACCOUNT} is about account x"),
         "nothing": ({**variant(affectedEntities=[{"entityValue": f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0a"}]),
                      "resources": []}, "no Lambda function among"),
@@ -204,6 +199,11 @@ def test_health_variations(aws, runtime, calls, event):
     fallback = handle_event(variant(affectedEntities=[], eventTypeCode="AWS_LAMBDA_RECURSIVE_LOOP_DETECTED"),
                             runtime=runtime)
     assert fallback["findings"][0]["detail"].startswith("already killed")
+    # Lambda notifies only once it has stopped the loop: a notice published already closed still acts (issue 21)
+    aws.function("closed-fn")
+    closed = handle_event(variant(statusCode="closed", affectedEntities=[{"entityValue": "closed-fn"}]),
+                          runtime=runtime)
+    assert [(f["function"], f["outcome"]) for f in closed["findings"]] == [(_arn("closed-fn"), "fixed")]
 
 
 def test_health_notice_of_a_loop_older_than_the_restore_does_not_kill_again(aws, runtime, event):
@@ -270,12 +270,7 @@ def test_chalice_handlers_are_wired(aws, monkeypatch, tmp_path):
         tag = api_call("TagResource20170331v2", {"resource": _arn("example-fn"),
                                                  "tags": {"safetycatch:kill-switch": "true"}})
         client.lambda_.invoke("on_config_change", tag)
-        loop_metrics(aws, "example-fn")
-        aws.client("cloudwatch").set_alarm_state(AlarmName="safetycatch-runaway-example-fn", StateValue="ALARM",
-                                                 StateReason="Threshold Crossed")
-        described = aws.client("cloudwatch").describe_alarms(
-            AlarmNames=["safetycatch-runaway-example-fn"])["MetricAlarms"]
-        alarm = client.lambda_.invoke("on_runaway_alarm", alarm_state_change(described[0])).payload
+        alarm = client.lambda_.invoke("on_runaway_alarm", alarm_from_metrics(aws, "example-fn")).payload
         health = client.lambda_.invoke("on_lambda_health", health_event([_arn("billing")])).payload
     assert alarm["findings"][0]["outcome"] == "fixed" and health["findings"][0]["outcome"] == "fixed"
     assert _reserved(aws, "example-fn") == 0 and _reserved(aws, "billing") == 0
@@ -289,8 +284,6 @@ def test_a_failed_kill_re_arms_the_alarm_so_the_next_period_retries(aws, runtime
 
     aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
     event = _managed_alarm_event(aws, runtime)
-    aws.client("cloudwatch").set_alarm_state(AlarmName="safetycatch-runaway-example-fn", StateValue="ALARM",
-                                             StateReason="loop")
     original = Gateway.put_function_concurrency
 
     def refuse(self, function_arn, value):
@@ -348,9 +341,8 @@ def test_hostile_evidence_never_raises_nor_calls_aws(aws, runtime, calls):
 def test_an_alarm_event_is_checked_against_the_alarm_itself(aws, runtime):
     """Never trust the event: an ALARM event for a managed alarm that is OK now (or gone) kills nothing."""
     aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
-    event = _managed_alarm_event(aws, runtime, state="ALARM")
-    aws.client("cloudwatch").set_alarm_state(AlarmName="safetycatch-runaway-example-fn", StateValue="OK",
-                                             StateReason="recovered")
+    event = _managed_alarm_event(aws, runtime)
+    recovered(aws, "example-fn")  # the loop stopped: CloudWatch puts the alarm back to OK
     report = handle_event(event, runtime=runtime)
     assert report["skipped"] == "alarm safetycatch-runaway-example-fn is OK now, not ALARM: nothing killed"
     assert _reserved(aws, "example-fn") is None

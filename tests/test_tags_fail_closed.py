@@ -87,18 +87,12 @@ def test_readable_tags_still_decide_as_before(aws, runtime):
 def test_the_bots_own_alarm_on_a_function_whose_tags_are_denied_kills_nothing(aws, runtime, stub_only):
     """The kill evidence check (issue 11) meets fail-closed tags: kill-switch scope comes from the tags, so a
     function whose tags cannot be read is in no scope, even on the bot's own alarm over a real loop."""
-    from cli.evidence import alarm_state_change
-    from tests.runaway_support import loop_metrics
+    from tests.runaway_support import alarm_from_metrics
 
     arn = aws.function("orders-api", tags={"safetycatch:kill-switch": "true"})
     handle_event(api_call("TagResource20170331v2", {"resource": arn, "tags": {"safetycatch:kill-switch": "true"}}),
                  runtime=runtime)  # the bot puts its alarm and records it
-    loop_metrics(aws, "orders-api")
-    cloudwatch = aws.client("cloudwatch")
-    cloudwatch.set_alarm_state(AlarmName="safetycatch-runaway-orders-api", StateValue="ALARM",
-                               StateReason="Threshold Crossed")
-    event = alarm_state_change(cloudwatch.describe_alarms(AlarmNames=["safetycatch-runaway-orders-api"])[
-        "MetricAlarms"][0])
+    event = alarm_from_metrics(aws, "orders-api")  # a real loop, evaluated by the test world's CloudWatch
     _deny_tags_on_get_function(aws, runtime, stub_only)
     report = handle_event(event, runtime=runtime)
     assert report["findings"] == [] and "tags of orders-api cannot be read" in report["skipped"]

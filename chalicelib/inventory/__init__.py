@@ -242,8 +242,8 @@ class Inventory:
         """The sentinel alarms of the scope, by name (see ``chalicelib.sentinel``)."""
         return self.metrics.sentinel_alarms(prefix)
 
-    def alarm_contributors(self, alarm_name: str) -> list[dict[str, str]]:
-        """The attributes of a multi-time-series alarm's contributors in ALARM (DescribeAlarmContributors)."""
+    def alarm_contributors(self, alarm_name: str) -> list[dict[str, Any]]:
+        """A multi-time-series alarm's contributors in ALARM, as DescribeAlarmContributors gives them."""
         return self.metrics.alarm_contributors(alarm_name)
 
     def metric_series(self, function_name: str, stats: list[tuple[str, str]], start: datetime, end: datetime,

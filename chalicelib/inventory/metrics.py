@@ -158,12 +158,14 @@ class MetricReader(Reader):
                         wanted.append((snapshot, concrete))
         self._read_metrics(wanted)
 
-    def alarm_contributors(self, alarm_name: str) -> list[dict[str, str]]:
-        """The contributor attributes (``{"FunctionName": ...}``) of a multi-time-series alarm's series in ALARM
-        (DescribeAlarmContributors, every page). Raises ``ContributorsUnavailable`` where the API is missing."""
+    def alarm_contributors(self, alarm_name: str) -> list[dict[str, Any]]:
+        """A multi-time-series alarm's contributors in ALARM as DescribeAlarmContributors gives them
+        (``ContributorId``, ``ContributorAttributes`` such as ``{"FunctionName": ...}``, ``StateReason``,
+        ``StateTransitionedTimestamp``), every page (CloudWatch keeps at most 100 in ALARM; at most
+        ``MAX_CONTRIBUTOR_PAGES`` pages are read). Raises ``ContributorsUnavailable`` where the API is missing."""
         client, token = self.clients("cloudwatch"), None
-        found: list[dict[str, str]] = []
-        while True:
+        found: list[dict[str, Any]] = []
+        for _ in range(MAX_CONTRIBUTOR_PAGES):
             try:
                 paging: dict[str, str] = {"NextToken": token} if token else {}
                 page = client.describe_alarm_contributors(AlarmName=alarm_name, **paging)
@@ -172,10 +174,11 @@ class MetricReader(Reader):
                     raise ContributorsUnavailable("DescribeAlarmContributors is not available here: the sentinel "
                                                   "cannot name the function; use per-function alarms") from exc
                 raise
-            found.extend(dict(c.get("ContributorAttributes") or {}) for c in page.get("AlarmContributors", []))
+            found.extend(dict(c) for c in page.get("AlarmContributors", []) if isinstance(c, dict))
             token = page.get("NextToken")
             if not token:
                 return found
+        return found
 
     def sentinel_alarms(self, prefix: str) -> dict[str, dict[str, Any]]:
         """The sentinel alarms of the scope (DescribeAlarms by prefix), as PutMetricAlarm arguments, by name."""
@@ -204,6 +207,9 @@ class MetricReader(Reader):
         seen = in_use if in_use is not None else self._list_metrics(PROVISIONED_METRIC, snapshot.name)
         snapshot.provisioned = tuple(ProvisionedConfig(q) for q in sorted(seen.get(snapshot.name, ())))
         snapshot.provisioned_note = self._provisioned_unavailable
+
+
+MAX_CONTRIBUTOR_PAGES = 50  # CloudWatch keeps at most 100 contributors in ALARM; a bound, not a page-size promise
 
 
 class ContributorsUnavailable(RuntimeError):
