@@ -324,13 +324,15 @@ def _apigateway_target(change: Change, detail: dict[str, Any]) -> Change | str:
         lookup = ("http-integration", http_api, integration) if integration else ()
     else:
         return "no API id in the event"
+    if isinstance(uri, str) and "${stageVariables." in uri:  # a function per stage: every stage is read
+        return replace(change, function=None, lookup=("rest-api" if rest_api else "http-api", rest_api or http_api))
     if uri:
         ref = function_from_uri(uri, change.account, change.region)
         return _with(change, function=ref) if ref else "the integration does not target a Lambda function"
     return _with(change, lookup=lookup) if lookup else "no integration named in the event"
 
 
-_API_ID = re.compile(r"^[a-z0-9]{10}$")
+_API_ID = re.compile(r"^[a-z0-9]{1,32}$")  # AWS: 10 characters
 
 
 def _api_definition_target(change: Change, request: dict[str, Any], response: dict[str, Any]) -> Change | str:
