@@ -369,6 +369,10 @@ class FunctionSnapshot:
     resolved_image_uri: str = ""  # ...and the digest Lambda resolved it to
     image_bytes: int | None = None  # the image's size in ECR (compressed), when readable
     revision_id: str = ""  # Lambda's RevisionId as read: changes with every code or configuration update
+    # Environment.Error as GetFunction / ListFunctions answer a caller that cannot decrypt the variables (a customer
+    # managed KMS key it has no access to): "<ErrorCode>: <Message>"; '' when the variables were returned.
+    env_error: str = ""
+    kms_key_arn: str = ""  # KMSKeyArn: the customer managed key of the environment ('' for the AWS managed key)
 
     @property
     def arn(self) -> str:

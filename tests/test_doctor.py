@@ -22,7 +22,7 @@ ACCOUNT = "123456789012"
 REGION = "eu-west-1"  # not us-east-1: the IAM forwarding rule is needed
 TOKEN = "xoxb-doctor-test-token"
 BOT_ITEMS = ["cloudtrail", *(f"rule:{h}" for h in doctor.bot_rules()), "rule:scheduled_sweep", "iam-forwarding",
-             "state-table", "mode-parameter", "slack-secret", "slack-auth", "layer"]
+             "state-table", "mode-parameter", "slack-secret", "slack-auth", "layer", "encrypted-environments"]
 
 
 @dataclass
