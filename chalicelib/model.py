@@ -372,6 +372,7 @@ class FunctionSnapshot:
     # Environment.Error as GetFunction / ListFunctions answer a caller that cannot decrypt the variables (a customer
     # managed KMS key it has no access to): "<ErrorCode>: <Message>"; '' when the variables were returned.
     env_error: str = ""
+    last_modified: str = ""  # LastModified as Lambda writes it (2025-06-10T14:02:37.412+0000): the heartbeat's clue
     kms_key_arn: str = ""  # KMSKeyArn: the customer managed key of the environment ('' for the AWS managed key)
 
     @property

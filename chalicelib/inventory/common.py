@@ -67,6 +67,7 @@ def snapshot_from_config(config: dict[str, Any], tags: dict[str, str] | None = N
         efs=bool(config.get("FileSystemConfigs")),
         env_error=_env_error(config),
         kms_key_arn=str(config.get("KMSKeyArn") or ""),
+        last_modified=str(config.get("LastModified") or ""),
     )
 
 
