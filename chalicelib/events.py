@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chalicelib.checks import concerned
+from chalicelib.checks import REGISTRY, concerned
+from chalicelib.checks.base import API_DEFINITION_CHANGES
 from chalicelib.model import FunctionRef
 from chalicelib.settings import Settings
 
@@ -36,45 +37,72 @@ LAMBDA_EVENTS: tuple[str, ...] = (
     "DeleteProvisionedConcurrencyConfig", "PutFunctionRecursionConfig",
 )
 LAMBDA_EVENTS += ("CreateFunctionUrlConfig", "UpdateFunctionUrlConfig")  # a URL now fronts the function
-APIGATEWAY_EVENTS = ("PutIntegration", "UpdateIntegration", "CreateIntegration",
+APIGATEWAY_EVENTS: tuple[str, ...] = ("PutIntegration", "UpdateIntegration", "CreateIntegration",
                      # integration responses decide whether a Lambda error reaches clients as 200 (footgun 11)
                      "PutIntegrationResponse", "UpdateIntegrationResponse", "DeleteIntegrationResponse")
+# A whole API written at once (OpenAPI bodies: SAM, Chalice, CDK SpecRestApi; HTTP API quick create with a
+# target) or a route moved to another integration: every Lambda integration of that API is re-evaluated.
+APIGATEWAY_EVENTS += API_DEFINITION_CHANGES
 # Changes around functions that concern several of them: egress (VPC routing), recursion (writes, triggers).
-EC2_EVENTS = ("CreateRoute", "ReplaceRoute", "DeleteRoute", "DeleteNatGateway", "AssociateRouteTable",
+EC2_EVENTS: tuple[str, ...] = ("CreateRoute", "ReplaceRoute", "DeleteRoute", "DeleteNatGateway", "AssociateRouteTable",
               "DisassociateRouteTable", "ReplaceRouteTableAssociation")
+EC2_EVENTS += ("DetachInternetGateway", "DeleteInternetGateway")  # a NAT's (or a public subnet's) way out
 # What an execution role may write: its inline and attached policies, and a new default version of a managed
 # policy it attaches. Removing a permission (DeleteRolePolicy, DetachRolePolicy) cannot start a loop: not watched.
 IAM_EVENTS = ("PutRolePolicy", "AttachRolePolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion")
 # S3's PutBucketNotificationConfiguration API is recorded by CloudTrail as PutBucketNotification.
 S3_EVENTS = ("PutBucketNotification",)
+# Loop edges (recursive-trigger): a topic subscription, an EventBridge rule or its targets, a pipe.
+SNS_EVENTS = ("Subscribe",)
+EVENTBRIDGE_EVENTS = ("PutRule", "PutTargets")
+PIPES_EVENTS = ("CreatePipe", "UpdatePipe")
+# Each source's own names: a rule matches a name only from its source (API Gateway's TagResource is not Lambda's).
 WATCHED = {"aws.lambda": LAMBDA_EVENTS, "aws.apigateway": APIGATEWAY_EVENTS, "aws.ec2": EC2_EVENTS,
-           "aws.iam": IAM_EVENTS, "aws.s3": S3_EVENTS}
+           "aws.iam": IAM_EVENTS, "aws.s3": S3_EVENTS, "aws.sns": SNS_EVENTS, "aws.events": EVENTBRIDGE_EVENTS,
+           "aws.pipes": PIPES_EVENTS}
 SUFFIXED = frozenset({"aws.lambda"})
 CONFIG_SOURCES = ("aws.apigateway", "aws.lambda")  # a change of one function: on_config_change
-DEPENDENCY_SOURCES = ("aws.ec2", "aws.iam", "aws.s3")  # a change around functions: on_dependency_change
+# a change around functions: on_dependency_change
+DEPENDENCY_SOURCES = ("aws.ec2", "aws.events", "aws.iam", "aws.pipes", "aws.s3", "aws.sns")
 GLOBAL_SOURCES = ("aws.iam",)  # CloudTrail records these in us-east-1 only, whatever region the bot runs in
-# The policies such a change can affect (a Lambda or API Gateway change re-evaluates them all).
-CONCERNS = {"aws.ec2": ("vpc-no-egress",), "aws.iam": ("recursive-trigger",), "aws.s3": ("recursive-trigger",)}
+
+
+def dependency_policies(event_name: str) -> tuple[str, ...]:
+    """The policies a change around functions can affect: the checks that declare it among their ``triggers``.
+
+    Example:
+        >>> dependency_policies("DetachInternetGateway"), dependency_policies("Subscribe")
+        (('vpc-no-egress',), ('recursive-trigger',))
+    """
+    return tuple(c.id for c in REGISTRY.values() if event_name in c.triggers)
 
 
 def cloudtrail_pattern(sources: Iterable[str] = tuple(WATCHED)) -> dict[str, Any]:
-    """The EventBridge pattern of the watched CloudTrail changes of ``sources`` (successful calls only).
+    """The EventBridge pattern of the watched CloudTrail changes of ``sources`` (successful calls only): one
+    ``$or`` branch per source, each with that source's own event names only.
 
     Example:
         >>> cloudtrail_pattern(["aws.s3"])["detail"]["eventName"]
         ['PutBucketNotification']
         >>> cloudtrail_pattern(["aws.lambda"])["detail"]["eventName"][0]
         {'prefix': 'CreateFunction'}
+        >>> [b["source"] for b in cloudtrail_pattern(["aws.sns", "aws.pipes"])["$or"]]
+        [['aws.pipes'], ['aws.sns']]
     """
     chosen = sorted(set(sources))
     unknown = [s for s in chosen if s not in WATCHED]
     if unknown:
         raise ValueError(f"not a watched source: {', '.join(unknown)}")
-    names: list[Any] = []
-    for source in chosen:
-        names.extend({"prefix": n} if source in SUFFIXED else n for n in WATCHED[source])
-    return {"source": chosen, "detail-type": [CLOUDTRAIL],
-            "detail": {"eventName": names, "errorCode": [{"exists": False}]}}
+    branches = [{"source": [source], "detail": {"eventName": _names(source), "errorCode": [{"exists": False}]}}
+                for source in chosen]
+    if len(branches) == 1:
+        return {"source": branches[0]["source"], "detail-type": [CLOUDTRAIL], "detail": branches[0]["detail"]}
+    return {"detail-type": [CLOUDTRAIL], "$or": branches}
+
+
+def _names(source: str) -> list[Any]:
+    """One source's event names as a pattern matches them: Lambda's as prefixes (version suffixes)."""
+    return [{"prefix": n} if source in SUFFIXED else n for n in WATCHED[source]]
 
 
 # The bot's own CloudTrail rules, by handler name (app.py subscribes them; ``safetycatch doctor`` checks them).
@@ -283,6 +311,8 @@ def _lambda_target(change: Change, detail: dict[str, Any]) -> Change | str:
 
 def _apigateway_target(change: Change, detail: dict[str, Any]) -> Change | str:
     request, response = _section(detail, "requestParameters"), _section(detail, "responseElements")
+    if change.event_name in API_DEFINITION_CHANGES:
+        return _api_definition_target(change, request, response)
     rest_api, http_api = text(request.get("restApiId")), text(request.get("apiId"))
     if rest_api:
         uri = dig(request, "putIntegrationInput", "uri") or response.get("uri")
@@ -294,10 +324,34 @@ def _apigateway_target(change: Change, detail: dict[str, Any]) -> Change | str:
         lookup = ("http-integration", http_api, integration) if integration else ()
     else:
         return "no API id in the event"
+    if isinstance(uri, str) and "${stageVariables." in uri:  # a function per stage: every stage is read
+        return replace(change, function=None, lookup=("rest-api" if rest_api else "http-api", rest_api or http_api))
     if uri:
         ref = function_from_uri(uri, change.account, change.region)
         return _with(change, function=ref) if ref else "the integration does not target a Lambda function"
     return _with(change, lookup=lookup) if lookup else "no integration named in the event"
+
+
+_API_ID = re.compile(r"^[a-z0-9]{1,32}$")  # AWS: 10 characters
+
+
+def _api_definition_target(change: Change, request: dict[str, Any], response: dict[str, Any]) -> Change | str:
+    """A whole API written (OpenAPI import or put, quick create) or a route moved: ``("rest-api", id)`` or
+    ``("http-api", id)``, every Lambda integration of that API. A new API's id is in the response only.
+
+    Example:
+        >>> c = Change("e", "ImportApi", "aws.apigateway", "123456789012", "us-east-1", "", None)
+        >>> _api_definition_target(c, {"body": "{}"}, {"apiId": "a1b2c3d4e5"}).lookup
+        ('http-api', 'a1b2c3d4e5')
+    """
+    rest = change.event_name in ("ImportRestApi", "PutRestApi")
+    candidates = ([request.get("restApiId"), response.get("id"), dig(response, "self", "restApiId")] if rest
+                  else [request.get("apiId"), response.get("apiId")])
+    api = next((c for c in candidates if isinstance(c, str) and _API_ID.match(c)), "")
+    target = function_from_uri(request.get("target"), change.account, change.region)  # quick create
+    if not api:
+        return _with(change, function=target) if target else "no API id in the event"
+    return replace(change, function=None, lookup=("rest-api" if rest else "http-api", api))
 
 
 def _section(detail: dict[str, Any], key: str) -> dict[str, Any]:
@@ -318,11 +372,15 @@ _POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:policy/([\w+=,.@-]+/)*[\w
 def _dependency_target(change: Change, detail: dict[str, Any]) -> Change | str:
     """EC2 routing, IAM role policy and S3 notification changes: the functions they concern."""
     request = _section(detail, "requestParameters")
-    concerns = CONCERNS.get(change.source, ())
+    concerns = dependency_policies(change.event_name)
+    if change.source in _LOOP_EDGE_TARGETS:
+        return _LOOP_EDGE_TARGETS[change.source](change, _lower_first(request), concerns)
     if change.source == "aws.ec2":
         # Newer EC2 APIs wrap the payload: {"DeleteNatGatewayRequest": {"NatGatewayId": ...}}.
         wrapped = request.get(f"{change.event_name}Request")
-        request = {k[:1].lower() + k[1:]: v for k, v in (wrapped if isinstance(wrapped, dict) else request).items()}
+        request = _lower_first(wrapped if isinstance(wrapped, dict) else request)
+        if change.event_name in ("DetachInternetGateway", "DeleteInternetGateway"):
+            return _internet_gateway_target(change, request, concerns)
         if change.event_name == "DeleteNatGateway":
             kind, value = "nat-gateway", text(request.get("natGatewayId"))
         elif change.event_name == "DisassociateRouteTable":
@@ -343,6 +401,75 @@ def _dependency_target(change: Change, detail: dict[str, Any]) -> Change | str:
     if not functions:
         return "the notification configuration invokes no Lambda function"
     return replace(change, function=functions[0], functions=functions, policies=concerns)
+
+
+def _lower_first(request: dict[str, Any]) -> dict[str, Any]:
+    """Request members with a lower-case first letter, as CloudTrail mostly logs them (``Target`` → ``target``)."""
+    return {k[:1].lower() + k[1:]: v for k, v in request.items() if isinstance(k, str)}
+
+
+_IGW = re.compile(r"^igw-[0-9a-f]{8,17}$")
+_VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+
+
+def _internet_gateway_target(change: Change, request: dict[str, Any], concerns: tuple[str, ...]) -> Change | str:
+    """An internet gateway detached from a VPC (``("vpc", id)``: that VPC's functions) or deleted
+    (``("internet-gateway", id)``: the VPC it was attached to, if AWS still says; else every VPC function)."""
+    vpc, gateway = text(request.get("vpcId")), text(request.get("internetGatewayId"))
+    if change.event_name == "DetachInternetGateway" and _VPC.match(vpc):
+        return replace(change, lookup=("vpc", vpc), policies=concerns)
+    if _IGW.match(gateway):
+        return replace(change, lookup=("internet-gateway", gateway), policies=concerns)
+    return "no internet gateway or VPC id in the event"
+
+
+_DELIVERY_TARGET = re.compile(r"^arn:aws[a-z-]*:(?:lambda|sqs|sns):[a-z0-9-]+:\d{12}:[\w.:-]{1,256}$")
+
+
+def _deliveries(change: Change, arns: list[Any], concerns: tuple[str, ...], what: str) -> Change | str:
+    """``("delivery", arn, ...)``: the functions, queues and topics a new loop edge delivers to (the functions
+    they lead to are re-evaluated); the functions among them are named in ``functions`` too."""
+    found = tuple(dict.fromkeys(a for a in arns if isinstance(a, str) and _DELIVERY_TARGET.match(a)))
+    if not found:
+        return f"the {what} delivers to no function, queue or topic"
+    functions = tuple(ref for a in found if ":function:" in a
+                      for ref in [FunctionRef.parse(a, change.account, change.region)] if ref)
+    return replace(change, function=functions[0] if functions else None, functions=functions,
+                   lookup=("delivery", *found), policies=concerns)
+
+
+def _subscription_target(change: Change, request: dict[str, Any], concerns: tuple[str, ...]) -> Change | str:
+    """SNS Subscribe: a topic now delivers to a function (protocol ``lambda``) or a queue (``sqs``)."""
+    if text(request.get("protocol")).lower() not in ("lambda", "sqs"):
+        return "the subscription delivers to no function or queue"
+    return _deliveries(change, [request.get("endpoint")], concerns, "subscription")
+
+
+def _rule_target(change: Change, request: dict[str, Any], concerns: tuple[str, ...]) -> Change | str:
+    """EventBridge PutTargets names its targets; PutRule (a new pattern) is looked up: ``("rule", bus, name)``."""
+    bus = text(request.get("eventBusName")) or "default"
+    if change.event_name == "PutTargets":
+        targets = request.get("targets")
+        arns = [_lower_first(t).get("arn") for t in targets if isinstance(t, dict)] if isinstance(targets, list) else []
+        return _deliveries(change, arns, concerns, "rule")
+    name = text(request.get("name"))
+    if not re.fullmatch(r"[\w.-]{1,64}", name) or not re.fullmatch(r"[\w.:/-]{1,1600}", bus):
+        return "no rule name in the event"
+    return replace(change, lookup=("rule", bus, name), policies=concerns)
+
+
+def _pipe_target(change: Change, request: dict[str, Any], concerns: tuple[str, ...]) -> Change | str:
+    """Pipes: the target (and an enrichment function) when the request names it, else ``("pipe", name)``."""
+    named = [request.get("target"), request.get("enrichment")]
+    if any(isinstance(a, str) and a for a in named):
+        return _deliveries(change, named, concerns, "pipe")
+    name = text(request.get("name"))
+    if not re.fullmatch(r"[\w.-]{1,64}", name):
+        return "no pipe name in the event"
+    return replace(change, lookup=("pipe", name), policies=concerns)
+
+
+_LOOP_EDGE_TARGETS = {"aws.sns": _subscription_target, "aws.events": _rule_target, "aws.pipes": _pipe_target}
 
 
 def _iam_target(change: Change, request: dict[str, Any], concerns: tuple[str, ...]) -> Change | str:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import observability, sentinel
+from chalicelib import heartbeat, observability, sentinel
 from chalicelib.accounts import ACCOUNT_ID, NOT_COVERED, uncovered_management_account
 from chalicelib.aws import describe_error
 from chalicelib.log import logger
@@ -145,7 +145,7 @@ def sweep_scope(runtime: Runtime, run: str, scope: Scope, last_try: bool = False
 def _sweep(runtime: Runtime, scope: Scope) -> dict[str, Any]:
     engine = runtime.engine(scope.account, scope.region)
     sentinel.ensure_policy(runtime.policy_set, engine)
-    report = engine.sweep(act=True).to_json()
+    report = heartbeat.sweep_listening(runtime, engine)
     by_policy = Counter(f["policy"] for f in report["findings"])
     undelivered = _undelivered(engine, report["errors"])
     _metric(scope, "FunctionsSwept", report["functions_scanned"])

@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import events, evidence, fanout, killswitch, observability, sentinel
+from chalicelib import events, evidence, fanout, heartbeat, killswitch, observability, sentinel
 from chalicelib.aws import error_code, is_transient
 from chalicelib.engine import EventReport
 from chalicelib.log import logger
@@ -87,6 +87,7 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Runtime | Non
     if runtime.mode == "off":
         return _skip(event, "safetycatch is off (SAFETYCATCH_MODE=off)")
     parsed = events.parse(event, runtime.settings)
+    _heard(runtime, event)
     if isinstance(parsed, events.Skip):
         return _skip(event, parsed.reason)
     _account_from_context(runtime, context)
@@ -111,6 +112,18 @@ def on_cloudtrail_change(event: Any, context: Any = None, runtime: Runtime | Non
                                         "outcomes": [f["outcome"] for f in report.get("findings", [])],
                                         "errors": report.get("errors", [])[:5]})
     return report
+
+
+def _heard(runtime: Runtime, event: Any) -> None:
+    """A CloudTrail event of this scope reached the bot (chalicelib/heartbeat.py); never fails the event."""
+    account, region = events.text(events.dig(event, "account")), events.text(events.dig(event, "region"))
+    if events.dig(event, "detail-type") != events.CLOUDTRAIL or not account.isdigit() or not region:
+        return
+    try:
+        heartbeat.record(runtime.store.table, account, region, events.text(events.dig(event, "detail", "eventName")),
+                         runtime.store.clock())
+    except Exception as exc:  # noqa: BLE001 - the pipe's health is noted, never in the way of the event
+        logger.warning("heartbeat not recorded", extra={"account": account, "region": region, "error": str(exc)})
 
 
 def on_runaway_evidence(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:
@@ -151,13 +164,14 @@ def on_schedule(event: Any, context: Any = None, runtime: Runtime | None = None)
         return fanout.start_run(runtime, url)
     engine = runtime.engine(runtime.bot_account(), runtime.home_region)
     sentinel.ensure_policy(runtime.policy_set, engine)
-    report = engine.sweep(act=True).to_json()
+    report = heartbeat.sweep_listening(runtime, engine)
     outcomes: dict[str, int] = {}
     for finding in report["findings"]:
         outcomes[finding["outcome"]] = outcomes.get(finding["outcome"], 0) + 1
     logger.info("scheduled sweep", extra={"functions": report["functions_scanned"], "outcomes": outcomes,
                                           "errors": report["errors"][:20]})
-    return {"functions_scanned": report["functions_scanned"], "outcomes": outcomes, "errors": report["errors"]}
+    return {"functions_scanned": report["functions_scanned"], "outcomes": outcomes, "errors": report["errors"],
+            **({"heartbeat": report["heartbeat"]} if report.get("heartbeat") else {})}
 
 
 def on_sweep_work(event: Any, context: Any = None, runtime: Runtime | None = None) -> dict[str, Any]:

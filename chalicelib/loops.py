@@ -42,6 +42,11 @@ ACTIVE_MAPPING_STATES = ("Enabled", "Enabling", "Creating", "Updating")
 # the function changes that can open (or close) a loop path: what re-evaluates the loop policies
 LOOP_PATH_CHANGES = frozenset({"UpdateFunctionConfiguration:role", "CreateEventSourceMapping",
                                "UpdateEventSourceMapping", "AddPermission", "PutFunctionRecursionConfig"})
+# the changes around functions that can open a loop: what a role may write (IAM), and the deliveries between a
+# write and a function (S3 notifications, SNS subscriptions, EventBridge rules and targets, pipes)
+LOOP_EDGE_CHANGES = frozenset({"PutRolePolicy", "AttachRolePolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion",
+                               "PutBucketNotification", "Subscribe", "PutRule", "PutTargets", "CreatePipe",
+                               "UpdatePipe"})
 
 
 @dataclass(frozen=True)

@@ -389,6 +389,11 @@ class FunctionSnapshot:
     resolved_image_uri: str = ""  # ...and the digest Lambda resolved it to
     image_bytes: int | None = None  # the image's size in ECR (compressed), when readable
     revision_id: str = ""  # Lambda's RevisionId as read: changes with every code or configuration update
+    # Environment.Error as GetFunction / ListFunctions answer a caller that cannot decrypt the variables (a customer
+    # managed KMS key it has no access to): "<ErrorCode>: <Message>"; '' when the variables were returned.
+    env_error: str = ""
+    last_modified: str = ""  # LastModified as Lambda writes it (2025-06-10T14:02:37.412+0000): the heartbeat's clue
+    kms_key_arn: str = ""  # KMSKeyArn: the customer managed key of the environment ('' for the AWS managed key)
 
     @property
     def arn(self) -> str:

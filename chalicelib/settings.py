@@ -62,6 +62,7 @@ class Settings:
     exempt_tag: str = "safetycatch:exempt"
     never_kill: tuple[str, ...] = ()
     approval_ttl_hours: float = 24
+    heartbeat_silence_hours: float = 6  # no CloudTrail event for this long while functions change: the pipe is silent
     max_changes_per_hour: int = 20
     max_changes_per_function_per_hour: int = 5
     max_changes_per_policy_per_hour: int = 10
@@ -186,6 +187,7 @@ _LISTS: dict[str, re.Pattern[str] | None] = {
 # for a float (which must be above it).
 _NUMBERS: dict[str, tuple[type, float, float, str]] = {
     "approval_ttl_hours": (float, 0, 24 * 30, "hours"),
+    "heartbeat_silence_hours": (float, 0, 24 * 30, "hours"),
     "max_changes_per_hour": (int, 0, 10000, "changes"),
     "max_changes_per_function_per_hour": (int, 0, 10000, "changes"),
     "max_changes_per_policy_per_hour": (int, 0, 10000, "changes"),

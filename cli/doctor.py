@@ -137,9 +137,16 @@ def run(session: Any, target: Target, all_accounts: bool = False) -> list[Item]:
     items.append(secret)
     items.append(check_slack_auth(checker, secret))
     items.append(checker.guarded("layer", lambda: check_layer(checker)))
+    items += _event_path_items(checker)
     if all_accounts:
         items += check_members(checker)
     return items
+
+
+def _event_path_items(checker: Checker) -> list[Item]:
+    from cli.doctor_events import event_path_items  # its own module (issue 22): what the event path can see
+
+    return event_path_items(checker)
 
 
 # -- the trail ---------------------------------------------------------------------------------------------

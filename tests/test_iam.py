@@ -149,8 +149,9 @@ def test_member_role_trusts_only_the_bot_account_with_the_external_id():
     assert statement["Condition"]["StringEquals"] == {"sts:ExternalId": {"Ref": "ExternalId"}}
     assert role["Policies"][0]["PolicyDocument"] == iam.member_policy()
     rule = member_template.member_template()["Resources"]["ForwardConfigChanges"]["Properties"]["EventPattern"]
-    assert rule["source"] == ["aws.apigateway", "aws.ec2", "aws.iam", "aws.lambda", "aws.s3"]
-    names = {p["prefix"] if isinstance(p, dict) else p for p in rule["detail"]["eventName"]}
+    assert [b["source"] for b in rule["$or"]] == [["aws.apigateway"], ["aws.ec2"], ["aws.events"], ["aws.iam"],
+                                                   ["aws.lambda"], ["aws.pipes"], ["aws.s3"], ["aws.sns"]]
+    names = {p["prefix"] if isinstance(p, dict) else p for b in rule["$or"] for p in b["detail"]["eventName"]}
     assert {"UpdateFunctionConfiguration", "PutIntegration", "PutBucketNotification", "CreateRoute",
             "PutRolePolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion"} <= names
     assert not {"DeleteRolePolicy", "DetachRolePolicy", "PutBucketNotificationConfiguration"} & names

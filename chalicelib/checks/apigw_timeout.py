@@ -9,7 +9,7 @@ The fix never sets a timeout under ``min_timeout_seconds``: when the integration
 
 from __future__ import annotations
 
-from chalicelib.checks.base import Check, Param, Params, Rule
+from chalicelib.checks.base import API_DEFINITION_CHANGES, Check, Param, Params, Rule
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
 
 
@@ -88,5 +88,5 @@ CHECK = Check(
             "UpdateIntegration",
             "CreateIntegration",
         )
-    ),
+    ) | frozenset(API_DEFINITION_CHANGES),
 )

@@ -24,6 +24,9 @@ FACETS |= frozenset({"recommendations"})  # AWS Compute Optimizer memory recomme
 FACETS |= frozenset({"scaling"})  # Application Auto Scaling on provisioned concurrency
 FACETS |= frozenset({"chains", "iam_simulation"})  # loop paths of several hops; IAM's own answer on a loop
 
+# API Gateway changes that write a whole API (OpenAPI imports, HTTP API quick create) or move a route: every Lambda
+# integration of the API may have changed (chalicelib/events.py watches these; the route-reading checks declare them).
+API_DEFINITION_CHANGES = ("ImportRestApi", "PutRestApi", "ImportApi", "ReimportApi", "CreateApi", "UpdateRoute")
 
 MAX_TEXT = 256    # characters in a text param (and in each item of a list param)
 MAX_ITEMS = 100   # items in a list param

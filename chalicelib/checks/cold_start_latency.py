@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 
 from chalicelib import pricing
-from chalicelib.checks.base import Check, Param, Params
+from chalicelib.checks.base import API_DEFINITION_CHANGES, Check, Param, Params
 from chalicelib.model import MB, AccountFacts, Finding, FunctionSnapshot
 
 # Managed runtimes SnapStart supports (Lambda developer guide, "Supported features and limitations").
@@ -203,5 +203,5 @@ CHECK = Check(
             "CreateFunctionUrlConfig",
             "UpdateFunctionUrlConfig",
         )
-    ),
+    ) | frozenset(API_DEFINITION_CHANGES),
 )

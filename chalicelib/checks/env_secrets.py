@@ -27,6 +27,8 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
         >>> evaluate(fn, {"ignore": []}, AccountFacts())[0].evidence
         {'variables': {'SMTP_PASSWORD': 'name looks secret (PASSWORD) and the value is a literal'}}
     """
+    if snapshot.env_error:
+        return [unreadable(snapshot)]
     ignored = {name.upper() for name in params["ignore"]}
     flagged = {name: reason for name, value in sorted(snapshot.env.items())
                if name.upper() not in ignored and (reason := classify(name, value))}
@@ -42,6 +44,28 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     return [Finding(CHECK.id, snapshot.arn, "", message, None, {"variables": flagged})]
 
 
+CANNOT_READ = "cannot read: encrypted with a customer key"
+
+
+def unreadable(snapshot: FunctionSnapshot) -> Finding:
+    """The environment came back as ``Environment.Error``: said, never a silent pass.
+
+    Example:
+        >>> from chalicelib.model import FunctionRef
+        >>> fn = FunctionSnapshot(FunctionRef("payments", "123456789012", "us-east-1"), env_error="AccessDenied: x",
+        ...                       kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/1234abcd")
+        >>> unreadable(fn).message.split(" (")[0]
+        'cannot read: encrypted with a customer key'
+    """
+    key = snapshot.kms_key_arn or "a key this caller cannot use"
+    what = CANNOT_READ if snapshot.kms_key_arn else "cannot read: the environment was not returned"
+    message = (f"{what} ({key}; GetFunction answered Environment.Error {snapshot.env_error.split(':')[0]}): the "
+               f"variables were not checked for secrets. Grant the bot kms:Decrypt on the key (key policy or grant) "
+               f"or review them with someone who can.")
+    return Finding(CHECK.id, snapshot.arn, "", message, None,
+                   {"unreadable": snapshot.env_error.split(":")[0], "kms_key_arn": snapshot.kms_key_arn})
+
+
 CHECK = Check(
     id="env-secrets",
     footgun="6",
@@ -51,6 +75,6 @@ CHECK = Check(
     default_severity="high",
     evaluate=evaluate,
     params=(Param("ignore", list, [], "Variable names never flagged (known non-secrets that look random)."),),
-    in_scope=lambda snapshot, params: bool(snapshot.env),
+    in_scope=lambda snapshot, params: bool(snapshot.env) or bool(snapshot.env_error),
     triggers=frozenset(("UpdateFunctionConfiguration:environment", "UpdateFunctionConfiguration:kMSKeyArn")),
 )

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from chalicelib.checks.base import Check, Param, Params
 from chalicelib.iam_eval import Verdict, can_perform
-from chalicelib.loops import LOOP_PATH_CHANGES, Write, writes
+from chalicelib.loops import LOOP_EDGE_CHANGES, LOOP_PATH_CHANGES, Write, writes
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
 
 LOCAL = "the local policy evaluator"
@@ -227,5 +227,5 @@ CHECK = Check(
         "iam:GetPolicyVersion",
         "cloudwatch:GetMetricData",
     ),
-    triggers=LOOP_PATH_CHANGES,
+    triggers=LOOP_PATH_CHANGES | LOOP_EDGE_CHANGES,
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.checks.base import Check, Param, Params
+from chalicelib.checks.base import API_DEFINITION_CHANGES, Check, Param, Params
 from chalicelib.model import AccountFacts, ApiRoute, Finding, FunctionSnapshot
 
 DEFAULT_SAMPLES = [
@@ -116,5 +116,5 @@ CHECK = Check(
             "UpdateIntegrationResponse",
             "DeleteIntegrationResponse",
         )
-    ),
+    ) | frozenset(API_DEFINITION_CHANGES),
 )

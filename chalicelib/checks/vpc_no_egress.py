@@ -128,5 +128,9 @@ CHECK = Check(
     in_scope=in_scope,
     read_permissions=("ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeNatGateways",
                       "ec2:DescribeVpcEndpoints", "lambda:ListFunctions"),
-    triggers=frozenset(("UpdateFunctionConfiguration:vpcConfig",)),
+    triggers=frozenset(("UpdateFunctionConfiguration:vpcConfig",
+                        # routing around the function (EC2): the route to a NAT, the NAT's own way out
+                        "CreateRoute", "ReplaceRoute", "DeleteRoute", "DeleteNatGateway", "AssociateRouteTable",
+                        "DisassociateRouteTable", "ReplaceRouteTableAssociation", "DetachInternetGateway",
+                        "DeleteInternetGateway")),
 )

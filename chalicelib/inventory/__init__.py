@@ -402,6 +402,8 @@ class Inventory:
         if kind == "downstream":  # an S3 notification: the functions it names, and those its queues... reach
             found = list(change.functions)
             return found + [ref for ref in self.chains.functions_downstream(args[0], args[1:]) if ref not in found]
+        if kind in LOOP_EDGE_LOOKUPS or kind in API_LOOKUPS:
+            return self._resolve_edge(kind, args)
         if change.functions:
             return list(change.functions)
         ec2 = self.clients("ec2")
@@ -414,6 +416,10 @@ class Inventory:
                     Filter=[{"Name": "nat-gateway-id", "Values": args[:1]}]).get("NatGateways", [])}
             elif kind == "vpc":
                 vpcs = set(args) or None
+            elif kind == "internet-gateway":  # deleted: AWS may still describe it (its attachments), else every VPC
+                vpcs = {a.get("VpcId", "") for g in ec2.describe_internet_gateways(
+                    Filters=[{"Name": "internet-gateway-id", "Values": args[:1]}]).get("InternetGateways", [])
+                    for a in g.get("Attachments", [])} or None
             elif kind == "role":
                 return self._functions_running_as({args[0]})
             elif kind == "policy":
@@ -426,6 +432,28 @@ class Inventory:
                 return []
             raise
         return self._functions_in_vpcs(vpcs)
+
+    def _resolve_edge(self, kind: str, args: list[str]) -> list[FunctionRef]:
+        """The functions behind a loop edge (``delivery`` ARNs, an EventBridge ``rule``, a ``pipe``) or an API
+        written whole (``rest-api`` / ``http-api``): functions named, and those queues and topics lead to."""
+        try:
+            if kind in API_LOOKUPS:
+                return self.apis.functions_of_api(args[0], http=kind == "http-api")
+            if kind == "rule":
+                bus, name = args[0].rsplit("event-bus/", 1)[-1], args[1]
+                path = name if bus == "default" else f"{bus}/{name}"
+                arn = f"arn:aws:events:{self.region}:{self.account}:rule/{path}"  # the rule reader's ARN form
+                args = [hop.target_arn for hop in self.events.rule_deliveries({arn})]
+            elif kind == "pipe":
+                args = [hop.target_arn for hop in self.events.pipe_deliveries() if hop.id.endswith(f":pipe/{args[0]}")]
+        except ClientError as exc:
+            if is_not_found(exc):
+                return []
+            raise
+        found = [ref for a in args if ":function:" in a for ref in [FunctionRef.parse(a, self.account, self.region)]
+                 if ref]
+        onward = [a for a in args if ":sqs:" in a or ":sns:" in a]
+        return list(dict.fromkeys(found + (self.chains.functions_downstream("", onward) if onward else [])))
 
     def _functions_running_as(self, roles: set[str]) -> list[FunctionRef]:
         """The region's functions whose execution role is one of ``roles`` (names)."""
@@ -459,6 +487,10 @@ class Inventory:
             return [s for s in (self.function(ref) for ref in refs) if s is not None]
         wanted = {ref.arn for ref in refs}
         return self._with_tags([c for c in self._function_configs() if _unqualified(c["FunctionArn"]) in wanted])
+
+
+LOOP_EDGE_LOOKUPS = ("delivery", "rule", "pipe")
+API_LOOKUPS = ("rest-api", "http-api")
 
 
 def _tags_refused(exc: ClientError) -> str:

@@ -14,10 +14,11 @@ from botocore.exceptions import ClientError
 from chalicelib.aws import is_not_found
 from chalicelib.events import function_from_uri
 from chalicelib.inventory.common import ReadContext, Reader
-from chalicelib.model import ApiRoute, FunctionSnapshot, IntegrationResponse, uri_qualifier
+from chalicelib.model import ApiRoute, FunctionRef, FunctionSnapshot, IntegrationResponse, uri_qualifier
 
 REST_DEFAULT_TIMEOUT_MS = 29000
 HTTP_DEFAULT_TIMEOUT_MS = 30000
+_STAGE_VARIABLE = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_]+)\}")
 _SOURCE_API = re.compile(r"^arn:aws[a-z-]*:execute-api:[a-z0-9-]+:\d{12}:(?P<api>[a-z0-9]+)/")
 
 
@@ -40,10 +41,11 @@ class ApiReader(Reader):
         """Routes of one function via its resource policy: only the APIs allowed to invoke it are read.
         None when the policy allows API Gateway without naming the API (then the full index is used)."""
         policy = self.ctx.function_policy(snapshot.arn)
-        if policy is None:
-            return {}
         api_ids: set[str] = set()
-        for statement in policy.get("Statement", []):
+        statements = (policy or {}).get("Statement", [])
+        if not any(_allows_api_gateway(s) for s in statements):
+            return None  # no permission for API Gateway: only an invocation role can invoke it, so read every API
+        for statement in statements:
             principal = statement.get("Principal")
             service = principal.get("Service") if isinstance(principal, dict) else principal
             if statement.get("Effect") != "Allow" or "apigateway.amazonaws.com" not in json.dumps(service):
@@ -100,10 +102,9 @@ class ApiReader(Reader):
                         integration = spec.get("methodIntegration") or {}
                         if integration.get("type") not in ("AWS", "AWS_PROXY"):
                             continue
-                        ref = function_from_uri(integration.get("uri"), self.account, self.region)
-                        if ref:
+                        for ref, stage in self._targets(api_id, integration.get("uri"), "apigateway"):
                             routes.append((ref.arn, ApiRoute(
-                                "rest", api_id, api_name, f"{method} {resource.get('path', '')}",
+                                "rest", api_id, api_name, f"{method} {resource.get('path', '')}{stage}",
                                 integration["type"], int(integration.get("timeoutInMillis") or REST_DEFAULT_TIMEOUT_MS),
                                 resource_id=resource["id"], http_method=method,
                                 qualifier=uri_qualifier(integration.get("uri")),
@@ -113,6 +114,43 @@ class ApiReader(Reader):
                 return []
             raise
         return routes
+
+    def _targets(self, api_id: str, uri: Any, service: str) -> list[tuple[FunctionRef, str]]:
+        """The functions an integration URI targets, and (for a URI with ``${stageVariables.x}``) the stage that
+        names each, as ``" (stage prod)"``: every stage's value is resolved (GetStages once per API)."""
+        if not isinstance(uri, str) or "${stageVariables." not in uri:
+            ref = function_from_uri(uri, self.account, self.region)
+            return [(ref, "")] if ref else []
+        found: dict[FunctionRef, list[str]] = defaultdict(list)
+        for stage, variables in self._stage_variables(api_id, service):
+            resolved = substitute(uri, variables)
+            ref = function_from_uri(resolved, self.account, self.region) if "${" not in resolved else None
+            if ref:
+                found[ref].append(stage)
+        return [(ref, f" (stage {', '.join(sorted(stages))})") for ref, stages in found.items()]
+
+    def _stage_variables(self, api_id: str, service: str) -> list[tuple[str, dict[str, str]]]:
+        """Each stage of an API and its stage variables (REST ``variables``, HTTP ``StageVariables``)."""
+        def read() -> list[tuple[str, dict[str, str]]]:
+            if service == "apigateway":
+                items = self.clients(service).get_stages(restApiId=api_id).get("item", [])
+                return [(str(s.get("stageName", "")), dict(s.get("variables") or {})) for s in items]
+            pages = self.clients(service).get_paginator("get_stages").paginate(ApiId=api_id)
+            return [(str(s.get("StageName", "")), dict(s.get("StageVariables") or {}))
+                    for page in pages for s in page.get("Items", [])]
+        return list(self.ctx.once(f"stages:{api_id}", read))
+
+    def functions_of_api(self, api_id: str, http: bool) -> list[FunctionRef]:
+        """Every function a Lambda integration of one API targets (every stage's, for stage variables): what an
+        OpenAPI import, a quick create or a moved route re-evaluates.
+
+        Example:
+            inventory.apis.functions_of_api("a1b2c3d4e5", http=True)
+            # -> [FunctionRef(name='orders-api', ...)]
+        """
+        routes = self._http_api_routes(api_id, "") if http else self._rest_api_routes(api_id, "")
+        refs = dict.fromkeys(FunctionRef.parse(arn, self.account, self.region) for arn, _ in routes)
+        return [ref for ref in refs if ref is not None]
 
     def _http_api_routes(self, api_id: str, api_name: str) -> list[tuple[str, ApiRoute]]:
         client = self.clients("apigatewayv2")
@@ -131,15 +169,33 @@ class ApiReader(Reader):
             raise
         routes = []
         for integration in integrations:
-            ref = function_from_uri(integration.get("IntegrationUri"), self.account, self.region)
-            if ref and integration.get("IntegrationType") == "AWS_PROXY":
+            if integration.get("IntegrationType") != "AWS_PROXY":
+                continue
+            for ref, stage in self._targets(api_id, integration.get("IntegrationUri"), "apigatewayv2"):
                 keys = route_keys.get(integration["IntegrationId"]) or [f"integration {integration['IntegrationId']}"]
                 routes.append((ref.arn, ApiRoute(
-                    "http", api_id, api_name, ", ".join(sorted(keys)), "AWS_PROXY",
+                    "http", api_id, api_name, ", ".join(sorted(keys)) + stage, "AWS_PROXY",
                     int(integration.get("TimeoutInMillis") or HTTP_DEFAULT_TIMEOUT_MS),
                     integration_id=integration["IntegrationId"],
                     qualifier=uri_qualifier(integration.get("IntegrationUri")))))
         return routes
+
+
+def substitute(uri: str, variables: dict[str, str]) -> str:
+    """``${stageVariables.x}`` replaced by the stage's value of ``x`` (left as it is when the stage has none).
+
+    Example:
+        >>> substitute("arn:aws:lambda:us-east-1:123456789012:function:orders:${stageVariables.a}", {"a": "live"})
+        'arn:aws:lambda:us-east-1:123456789012:function:orders:live'
+    """
+    return _STAGE_VARIABLE.sub(lambda m: variables.get(m[1], m[0]), uri)
+
+
+def _allows_api_gateway(statement: Any) -> bool:
+    """Whether a resource-policy statement lets API Gateway invoke the function."""
+    principal = statement.get("Principal") if isinstance(statement, dict) else None
+    service = principal.get("Service") if isinstance(principal, dict) else principal
+    return statement.get("Effect") == "Allow" and "apigateway.amazonaws.com" in json.dumps(service)
 
 
 def _integration_responses(integration: dict[str, Any]) -> tuple[IntegrationResponse, ...]:

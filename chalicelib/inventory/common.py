@@ -65,7 +65,23 @@ def snapshot_from_config(config: dict[str, Any], tags: dict[str, str] | None = N
         revision_id=str(config.get("RevisionId") or ""),
         snapstart=str((config.get("SnapStart") or {}).get("ApplyOn") or "None"),
         efs=bool(config.get("FileSystemConfigs")),
+        env_error=_env_error(config),
+        kms_key_arn=str(config.get("KMSKeyArn") or ""),
+        last_modified=str(config.get("LastModified") or ""),
     )
+
+
+def _env_error(config: dict[str, Any]) -> str:
+    """``Environment.Error`` ("<ErrorCode>: <Message>"): the variables were not returned to this caller.
+
+    Example:
+        >>> _env_error({"Environment": {"Error": {"ErrorCode": "AccessDeniedException", "Message": "KMS denied"}}})
+        'AccessDeniedException: KMS denied'
+    """
+    error = (config.get("Environment") or {}).get("Error")
+    if not isinstance(error, dict):
+        return ""
+    return f"{error.get('ErrorCode') or 'Error'}: {str(error.get('Message') or '')[:300]}".rstrip(": ")
 
 
 def _mapping(item: dict[str, Any]) -> EventSourceMapping:
