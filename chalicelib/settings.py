@@ -66,7 +66,7 @@ class Settings:
     max_changes_per_function_per_hour: int = 5
     max_changes_per_policy_per_hour: int = 10
     max_auto_reservation_share: float = 0.1
-    max_quota_share: float = 0.5  # of any account-wide API quota the bot shares with the customer (chalicelib/quotas.py)
+    max_quota_share: float = 0.5  # of any account-wide API quota shared with the customer (chalicelib/quotas.py)
     max_reapply: int = 2
     fight_window_hours: float = 24
     slack_team_ids: tuple[str, ...] = ()

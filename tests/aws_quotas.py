@@ -50,6 +50,7 @@ from botocore.awsrequest import AWSResponse
 
 from chalicelib.quotas import INSIGHTS_CONCURRENT_QUERIES, QUOTAS, Clock, ManualClock, Quota, RealClock, quotas_for
 
+ANSWERED = "https://aws-quotas.invalid/answered-by-the-quota-layer"
 _CREDENTIAL = re.compile(r"Credential=(?P<key>[^/]+)/\d{8}/(?P<region>[a-z0-9-]+)/")
 # Each service's answer when a request is over its rate quota: (code, HTTP status, body members).
 THROTTLES: dict[str, tuple[str, int, dict[str, str]]] = {
@@ -111,7 +112,7 @@ class QuotaLayer:
         """Send ``session``'s requests (botocore or boto3 session, and clients created from it later) through
         the layer: ahead of moto's own ``before-send`` handler."""
         events = getattr(session, "_session", session).get_component("event_emitter")
-        events.register_first("before-call", self._tag)
+        events.register_first("before-parameter-build", self._tag)
         events.register_first("before-send", self._before_send)
         events.register_first("after-call", self._after_call)
 
@@ -133,6 +134,7 @@ class QuotaLayer:
 
     @staticmethod
     def _tag(model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """Remember the operation (and the query asked about) in the request's context for the later hooks."""
         context["aws_quotas"] = (model.service_model.service_name, model.name, model.service_model.resolved_protocol)
         if model.name == "GetQueryResults":
             context["aws_quotas_query"] = params.get("queryId", "")
@@ -153,11 +155,11 @@ class QuotaLayer:
             if over is None and operation == "StartQuery" and service == "logs":
                 over = self._insights_full(f"{key}/{region}")
             if over is None and operation == "StopQuery" and service == "logs":
-                return self._stop_query(request, protocol)
+                return _answered(request, self._stop_query(request, protocol))
         if over is None:
             return None
         code, status, members = over
-        return _error_response(request.url, protocol, code, status, members)
+        return _answered(request, _error_response(request.url, protocol, code, status, members))
 
     def _take(self, key: str, region: str, service: str, operation: str) -> tuple[str, int, dict[str, str]] | None:
         """One token from every quota the request counts against, or the throttling answer (nothing taken)."""
@@ -165,12 +167,12 @@ class QuotaLayer:
         buckets = [self._bucket(key, region, q) for q in quotas]
         for bucket in buckets:
             bucket.refill()
-        empty = next((q for q, b in zip(quotas, buckets) if b.tokens < 1), None)
+        empty = next((q for q, b in zip(quotas, buckets, strict=True) if b.tokens < 1), None)
         if empty is not None:
             self.throttled[empty.name] += 1
             return THROTTLES.get(service, ("ThrottlingException", 400, {"message": "Rate exceeded"}))
         now = self.clock.monotonic()
-        for quota, bucket in zip(quotas, buckets):
+        for quota, bucket in zip(quotas, buckets, strict=True):
             bucket.tokens -= 1
             self.accepted[(key, region, quota.name)].append(now)
         return None
@@ -231,6 +233,14 @@ def _peak(times: list[float], rate: float, burst: float, reach: int = 2000) -> f
         for j in range(i, min(len(times), i + reach)):
             best = max(best, (j - i + 1) / (burst + rate * (times[j] - start)))
     return best
+
+
+def _answered(request: Any, response: AWSResponse) -> AWSResponse:
+    """The layer's own answer: botocore emits ``before-send`` to every handler and takes the first response, so
+    the request is pointed where moto's in-process handler matches no service (a throttled write must not
+    happen in moto) and, over HTTP, botocore sends nothing."""
+    request.url = ANSWERED
+    return response
 
 
 class _Raw:

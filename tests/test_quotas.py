@@ -197,3 +197,62 @@ def test_a_kill_under_quotas_waits_for_its_share_and_is_never_throttled(aws, lay
     assert killswitch.restore(runtime, "thumbnailer", "alice")["outcome"] == "restored"
     assert dict(layer.throttled) == {}
     assert layer.peak_share()["lambda:control-plane"] <= 0.5 + 1e-9
+
+
+def _log_estate(aws: Any, n: int) -> None:
+    for i in range(n):
+        aws.function(f"fn-{i}")
+        aws.log_lines(f"fn-{i}", ["OSError: [Errno 28] No space left on device"] if i % 5 == 0 else ["START", "END"])
+
+
+def _insights_search(runtime: Runtime, clock: quotas.ManualClock) -> list[Any]:
+    from chalicelib.inventory import Inventory, common
+    from chalicelib.model import LogSearch
+
+    inventory = Inventory(runtime.clients("us-east-1"), ACCOUNT, sleep=clock.advance)
+    snapshots = list(inventory.all_functions())
+    search = LogSearch(("No space left on device", "ENOSPC"), 24)
+    assert common.INSIGHTS_MAX_GROUPS == 50
+    inventory.load({"logs": snapshots}, {}, {s.arn: search for s in snapshots})
+    return snapshots
+
+
+def test_a_query_over_its_own_budget_is_stopped_and_its_functions_reported_unread(aws, monkeypatch):
+    """Logs Insights queries that run longer than their budget (60 polls from their own start) are stopped, not
+    left running for up to an hour against the account's concurrent-query quota, and their functions say their
+    logs were not read."""
+    from chalicelib.inventory import logs as log_reader
+
+    monkeypatch.setattr(log_reader, "INSIGHTS_MAX_GROUPS", 1)
+    _log_estate(aws, 3)
+    clock = quotas.pacer().clock
+    layer = QuotaLayer(clock=clock, query_runtime_s=3600)
+    with layer.installed():
+        runtime = Runtime.from_env(POLICIES, mode="dry-run", region="us-east-1")
+        snapshots = _insights_search(runtime, clock)
+    assert [s.unavailable.get("logs") for s in snapshots] == [
+        "Logs Insights query unfinished after 60 s: stopped, logs not read"] * 3
+    assert len(layer.stopped) == 3 and layer.queries == {}, "nothing of the bot's is left running"
+    assert log_reader.insights_slots(ACCOUNT)._value == 50
+
+
+def test_each_query_has_its_own_budget_not_a_share_of_the_whole_search(aws, monkeypatch):
+    """Ten queries of 30 s each, two at a time (the bot's slots): 150 s of polling in all, far over one query's
+    60 s, yet every query finishes within its own budget and every function's logs are read; nothing is stopped
+    or left running."""
+    import threading
+
+    from chalicelib.inventory import logs as log_reader
+
+    monkeypatch.setattr(log_reader, "INSIGHTS_MAX_GROUPS", 1)
+    monkeypatch.setitem(log_reader._SLOTS, ACCOUNT, threading.BoundedSemaphore(2))
+    _log_estate(aws, 10)
+    clock = quotas.pacer().clock
+    layer = QuotaLayer(clock=clock, query_runtime_s=30)
+    with layer.installed():
+        runtime = Runtime.from_env(POLICIES, mode="dry-run", region="us-east-1")
+        started = clock.monotonic()
+        snapshots = _insights_search(runtime, clock)
+    assert not any(s.unavailable.get("logs") for s in snapshots)
+    assert sorted(s.name for s in snapshots if s.log_hits.count) == ["fn-0", "fn-5"]
+    assert clock.monotonic() - started >= 150 and layer.queries == {} and not layer.stopped

@@ -85,8 +85,8 @@ class ApiReader(Reader):
         return dict(index)
 
     def _rest_apis(self) -> list[dict[str, Any]]:
-        return [api for page in self.clients("apigateway").get_paginator("get_rest_apis").paginate(PaginationConfig=PAGE)
-                for api in page.get("items", [])]
+        pages = self.clients("apigateway").get_paginator("get_rest_apis").paginate(PaginationConfig=PAGE)
+        return [api for page in pages for api in page.get("items", [])]
 
     def _http_apis(self) -> list[dict[str, Any]]:
         return [api for page in self.clients("apigatewayv2").get_paginator("get_apis").paginate()
