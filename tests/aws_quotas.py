@@ -126,11 +126,11 @@ class QuotaLayer:
             original(session, *args, **kwargs)
             layer.watch(session)
 
-        botocore.session.Session.__init__ = init  # type: ignore[method-assign]
+        botocore.session.Session.__init__ = init
         try:
             yield self
         finally:
-            botocore.session.Session.__init__ = original  # type: ignore[method-assign]
+            botocore.session.Session.__init__ = original
 
     @staticmethod
     def _tag(model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
