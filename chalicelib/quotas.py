@@ -202,16 +202,22 @@ class Pacer:
         if not quotas:
             return 0.0
         now = self.clock.monotonic() if now is None else now
-        wait = 0.0
         with self._lock:
+            send = now  # the request goes when every quota it counts against has room (GCRA: TAT - tolerance)
             for quota in quotas:
-                interval = 1.0 / (quota.rate * self.share)
-                tolerance = (max(1.0, quota.burst * self.share) - 1.0) * interval
-                arrival = max(self._next.get((scope, quota.name), now), now)
-                wait = max(wait, arrival - tolerance - now)
-                self._next[(scope, quota.name)] = arrival + interval
+                interval, tolerance = self._spacing(quota)
+                send = max(send, self._next.get((scope, quota.name), now) - tolerance)
+            for quota in quotas:  # each quota's next arrival time counts from when the request really goes
+                interval, _ = self._spacing(quota)
+                self._next[(scope, quota.name)] = max(self._next.get((scope, quota.name), send), send) + interval
+            wait = send - now
             self.waited += wait
         return round(wait, 9)
+
+    def _spacing(self, quota: Quota) -> tuple[float, float]:
+        """The interval between requests at the bot's share of the rate, and the burst tolerance (GCRA)."""
+        interval = 1.0 / (quota.rate * self.share)
+        return interval, (max(1.0, quota.burst * self.share) - 1.0) * interval
 
     def pace(self, scope: str, service: str, operation: str) -> None:
         """Wait for the request's slot (on the pacer's clock)."""

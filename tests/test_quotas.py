@@ -142,6 +142,8 @@ def _estate(aws: Any, functions: int, rest_apis: int) -> None:
         arn = aws.function(f"fn-{i:05d}", timeout=30 if i % (2 * step) == 0 else 10, tags=tags)
         if i % step == 0:
             aws.rest_api(arn, path=f"r{i}")
+        if i % (10 * step) == 5:  # HTTP APIs too: v1 and v2 count against one API Gateway budget
+            aws.http_api(arn, route=f"GET /h{i}")
 
 
 def _sweep(layer: QuotaLayer | None) -> tuple[set[tuple[str, str]], list[str], int]:
@@ -153,7 +155,7 @@ def _sweep(layer: QuotaLayer | None) -> tuple[set[tuple[str, str]], list[str], i
 
 
 def test_a_sweep_under_quotas_loses_nothing(aws):
-    """2,000 functions and 200 REST APIs: with AWS's quotas on (the pacer on the same virtual clock) the sweep
+    """2,000 functions, 200 REST and 20 HTTP APIs: with AWS's quotas on (the pacer on the same virtual clock) the sweep
     ends with zero errors, zero throttles and the same findings as without them, and the bot took at most its
     share of every quota."""
     _estate(aws, 2000, 200)
