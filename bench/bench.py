@@ -280,6 +280,18 @@ def bench_import() -> None:
         print(line)
 
 
+def run_quota_mode(args: argparse.Namespace, endpoint: str, seeded: int) -> None:
+    """The sweep without and with AWS's quotas (the whole-process figures are the latency table's headline)."""
+    from bench import quota_bench
+
+    delay = args.latency_ms / 1000
+    if delay and args.quota:
+        functions, rest, http = (int(part) for part in args.quota.split("x"))
+        if functions > seeded:
+            seed(seeded, functions)
+        quota_bench.quota_table(delay, max(functions, seeded), rest, http)
+
+
 def run_organisations(args: argparse.Namespace, endpoint: str) -> None:
     """Organisations at the latency mode's delay (bench/compare.py): beside c7n-org, then the large one."""
     from bench import compare
@@ -306,6 +318,8 @@ def main() -> int:
                         help="organisation vs c7n-org: MEMBERSxFUNCTIONS ('' to skip)")
     parser.add_argument("--large-org", default=os.environ.get("BENCH_LARGE_ORG", "50x2x200"),
                         help="large organisation: ACCOUNTSxREGIONSxFUNCTIONS ('' to skip)")
+    parser.add_argument("--quota", default=os.environ.get("BENCH_QUOTA", "5000x200x100"),
+                        help="quota mode: FUNCTIONSxRESTxHTTP APIs, without and with AWS's quotas ('' to skip)")
     parser.add_argument("--storm", type=int, default=int(os.environ.get("BENCH_STORM", 2000)),
                         help="functions in the deploy storm's stack (5 events each); 0 skips it")
     args = parser.parse_args()
@@ -315,6 +329,9 @@ def main() -> int:
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
     server, endpoint = start_moto()
     os.environ["AWS_ENDPOINT_URL"] = endpoint
+    from chalicelib import quotas
+
+    quotas.configure(enabled=False)  # moto has no quotas: these figures are the bot's own speed (quota mode below)
     try:
         sizes = sorted(int(s) for s in args.sizes.split(","))
         seeded, results = 0, {}
@@ -344,6 +361,7 @@ def main() -> int:
         bench_import()
         if table:
             table.finish()
+        run_quota_mode(args, endpoint, seeded)
         time_to_kill.main()  # in-process moto and the test world's CloudWatch (issue 21)
         compare.alarm_costs()
         run_organisations(args, endpoint)

@@ -158,6 +158,11 @@ class LatencyTable:
         other = custodian_scan(self.python, self.endpoint, self.delay) if self.python and size <= 1000 else None
         self.figures[str(size)] = (best, other)
         _row(f"{size:,} functions, {self.delay * 1000:.0f} ms", best, size, other)
+        if size == 1000:
+            from bench import quota_bench
+
+            print("  as a user runs it (the headline; bench/quota_bench.py):")
+            quota_bench.whole_process(self.endpoint, self.delay, size, self.python)
         if size == 1000 and self.python:
             safetycatch_scan(0.0, size), custodian_scan(self.python, self.endpoint, 0.0)  # warm moto for both
             best = min((safetycatch_scan(0.0, size, runtime) for _ in range(self.repeat)), key=lambda r: r[0])

@@ -6,8 +6,10 @@ survive those retries (:func:`is_transient`).
 
 Reads run in parallel (botocore clients are thread-safe) on one process-wide request pool; how many
 requests one scope (account and region) keeps in flight per service is capped by ``IN_FLIGHT``, sized to the
-service's documented request rate at a typical round trip (rate x latency, Little's law). Beyond that the
-adaptive retry mode's client-side token bucket slows a client down as soon as AWS throttles it.
+bot's share of the service's published quota at a typical round trip (rate x latency, Little's law), and every
+request waits for its slot in each quota it counts against (chalicelib/quotas.py: at most ``max_quota_share`` of
+any quota the bot shares with the customer). Beyond that the adaptive retry mode's client-side token bucket slows
+a client down as soon as AWS throttles it.
 
 Example:
     >>> clients = Clients("us-east-1")
@@ -30,16 +32,18 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.retries import standard as botocore_retries
 
+from chalicelib import quotas
+
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Requests one scope keeps in flight per service. Documented rates (per account and region; the Lambda,
-# API Gateway and CloudWatch quota pages): Lambda GetFunction 100/s, its other control-plane reads 15/s;
-# API Gateway control plane 10/s (burst 40); CloudWatch GetMetricData 50/s, DescribeAlarms and ListMetrics
-# 25-50/s; IAM 20/s per account; S3 and SNS reads in the thousands. At a 50-100 ms round trip, N in flight
-# make 10-20 N requests a second: Lambda's 8 stay near GetFunction's 100/s, API Gateway's 3 within its burst.
-IN_FLIGHT = {"lambda": 8, "apigateway": 3, "apigatewayv2": 3, "cloudwatch": 4, "iam": 2, "s3": 8, "sns": 4,
-             "logs": 4, "ec2": 4, "resourcegroupstaggingapi": 4}
+# Requests one scope keeps in flight per service: for the services in the quota table (chalicelib/quotas.py,
+# each number with its source page), the bot's share of the service's fastest quota x a typical round trip
+# (Little's law); the pacer there keeps every operation within its own quota. The rest (S3, SNS, EC2, the tagging
+# API) document no control-plane rate the bot comes near.
+IN_FLIGHT = {"s3": 8, "sns": 4, "ec2": 4, "resourcegroupstaggingapi": 4,
+             **{service: quotas.in_flight(service) or 4
+                for service in ("lambda", "apigateway", "apigatewayv2", "cloudwatch", "iam", "logs")}}
 DEFAULT_IN_FLIGHT = 4
 REQUEST_THREADS = int(os.environ.get("SAFETYCATCH_REQUEST_THREADS", "64"))
 
@@ -89,8 +93,10 @@ class Clients:
         if service not in self._clients:
             with CLIENT_LOCK:  # boto3 sessions must not create clients from two threads at once
                 if service not in self._clients:
-                    self._clients[service] = self.session.client(service, region_name=self.region,
-                                                                 config=RETRY_CONFIG)
+                    client = self.session.client(service, region_name=self.region, config=RETRY_CONFIG)
+                    scope = f"{self._clients.get('_account') or 'own'}/{self.region}"
+                    client.meta.events.register_first("request-created", quotas.hook(scope, service))
+                    self._clients[service] = client
         return self._clients[service]
 
     def account_id(self) -> str:

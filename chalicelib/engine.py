@@ -204,7 +204,7 @@ class Engine:
         wanted = {facet: [s for s in group.values() if facet not in s.loaded or facet in ("metrics", "logs")]
                   for facet, group in needs.items()}
         failed = self.inventory.load({facet: group for facet, group in wanted.items() if group}, queries, searches)
-        errors.extend(f"could not read {facet}: {reason}" for facet, reason in sorted(failed.items()))
+        errors.extend(_unread(facet, reason, needs.get(facet, {})) for facet, reason in sorted(failed.items()))
         return failed
 
     def _follow_up(self, snapshots: list[FunctionSnapshot], plan: dict[str, list[tuple[Check, PolicyConfig]]],
@@ -492,3 +492,19 @@ def _batches(items: Iterable[FunctionSnapshot], size: int) -> Iterable[list[Func
             batch = []
     if batch:
         yield batch
+
+
+def _unread(facet: str, reason: str, snapshots: dict[str, FunctionSnapshot], shown: int = 20) -> str:
+    """A facet AWS would not give (after botocore's retries), and the functions whose checks of it did not run:
+    never a silent "no finding".
+
+    Example:
+        >>> _unread("routes", "TooManyRequestsException: Too Many Requests", {})
+        'could not read routes: TooManyRequestsException: Too Many Requests'
+    """
+    names = sorted(s.name for s in snapshots.values())
+    if not names:
+        return f"could not read {facet}: {reason}"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return (f"could not read {facet}: {reason}; its checks did not run on {len(names)} "
+            f"function{'s' if len(names) != 1 else ''}: {', '.join(names[:shown])}{more}")

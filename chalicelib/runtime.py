@@ -34,7 +34,7 @@ from typing import Any
 
 import boto3
 
-from chalicelib import accounts, securityhub
+from chalicelib import accounts, quotas, securityhub
 from chalicelib import settings as settings_module
 from chalicelib.aws import CLIENT_LOCK, RETRY_CONFIG, Clients, error_code
 from chalicelib.dedupe import Deduplicator
@@ -156,6 +156,7 @@ class Runtime:
             raise ConfigError(f"SAFETYCATCH_TABLE: {table[:60]!r} is not a DynamoDB table name")
         runtime = cls(policy_set=settings_module.load(policies_dir), mode=mode or mode_from_env(), table=table,
                       session=session)
+        quotas.configure(share=runtime.settings.max_quota_share)
         runtime.mode_parameter = os.environ.get("SAFETYCATCH_MODE_PARAMETER", "").strip() or None
         runtime.member_role, runtime.external_id = accounts.member_role_name(), accounts.external_id()
         runtime.regions = regions_from_env()

@@ -67,6 +67,7 @@ class Settings:
     max_changes_per_function_per_hour: int = 5
     max_changes_per_policy_per_hour: int = 10
     max_auto_reservation_share: float = 0.1
+    max_quota_share: float = 0.5  # of any account-wide API quota shared with the customer (chalicelib/quotas.py)
     max_reapply: int = 2
     fight_window_hours: float = 24
     slack_team_ids: tuple[str, ...] = ()
@@ -192,6 +193,7 @@ _NUMBERS: dict[str, tuple[type, float, float, str]] = {
     "max_changes_per_function_per_hour": (int, 0, 10000, "changes"),
     "max_changes_per_policy_per_hour": (int, 0, 10000, "changes"),
     "max_auto_reservation_share": (float, 0, 1, "share of the account concurrency limit"),
+    "max_quota_share": (float, 0, 1, "share of each AWS API quota"),
     "max_reapply": (int, 0, 100, "re-applications"),
     "fight_window_hours": (float, 0, 24 * 30, "hours"),
 }

@@ -23,11 +23,14 @@ Example:
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -137,6 +140,7 @@ def run(session: Any, target: Target, all_accounts: bool = False) -> list[Item]:
     items.append(secret)
     items.append(check_slack_auth(checker, secret))
     items.append(checker.guarded("layer", lambda: check_layer(checker)))
+    items.append(checker.guarded("reservations", lambda: check_reservations(checker)))
     items += _event_path_items(checker)
     if all_accounts:
         items += check_members(checker)
@@ -413,6 +417,72 @@ def _member_dead_letters(checker: Checker, session: Any, account: str) -> Item:
                     "policy must let the organisation put events), then purge the queue: the next sweep "
                     "re-evaluates every function they name")
     return Item(item_id, "ok", f"{account} has no event it could not forward")
+
+
+# -- the bot's own reserved concurrency -----------------------------------------------------------------------
+
+UNRESERVED_FLOOR = 100  # Lambda refuses a reservation that leaves fewer unreserved executions in the account
+_HANDLER = re.compile(r"^@app\.(?:on_cw_event|schedule|on_sqs_message|on_sns_message|lambda_function)\(.*?"
+                      r"name=(?:\"(\w+)\"|([\w.]+))", re.MULTILINE)
+_RESERVED = re.compile(r"ReservedConcurrentExecutions:\s*(\d+)")
+
+
+def bot_reservations(root: Path = iam.CONFIG.parent.parent) -> dict[str, int]:
+    """The concurrency the bot's stack reserves, by function: app.py's handlers at .chalice/config.json's
+    ``reserved_concurrency`` (or their own), the API handler's, and the fixed ones of deploy/resources.yaml.
+
+    Example:
+        >>> sum(bot_reservations().values())
+        76
+    """
+    config = json.loads((root / ".chalice" / "config.json").read_text())
+    default, own = int(config.get("reserved_concurrency", 0)), config.get("lambda_functions", {})
+    handlers = [m[1] or _constant(m[2]) for m in _HANDLER.finditer((root / "app.py").read_text())]
+    reserved = {name: int(own.get(name, {}).get("reserved_concurrency", default)) for name in handlers}
+    reserved["api_handler"] = int(own.get("api_handler", {}).get("reserved_concurrency", default))
+    for n, value in enumerate(_RESERVED.findall((root / "deploy" / "resources.yaml").read_text())):
+        reserved[f"resources.yaml#{n + 1}"] = int(value)
+    return reserved
+
+
+def _constant(dotted: str) -> str:
+    """A handler name app.py takes from a module constant (``slack_routes.WORKER_NAME``)."""
+    module, name = dotted.rsplit(".", 1)
+    return str(getattr(importlib.import_module(f"chalicelib.{module}"), name))
+
+
+def check_reservations(checker: Checker) -> Item:
+    """Whether the bot's reservations fit the account: Lambda keeps at least 100 executions unreserved (new
+    accounts may have a concurrency limit of 10, where no reservation fits). GetAccountSettings, in the region."""
+    settings = checker.client("lambda").get_account_settings()["AccountLimit"]
+    limit, unreserved = int(settings["ConcurrentExecutions"]), int(settings["UnreservedConcurrentExecutions"])
+    planned = sum(bot_reservations().values())
+    deployed = _deployed_reservations(checker)
+    left = unreserved + deployed - planned
+    detail = (f"the stack reserves {planned} concurrent executions; the account's limit is {limit}, {unreserved} "
+              f"unreserved now{f' ({deployed} of them reserved by the bot already)' if deployed else ''}")
+    if left >= UNRESERVED_FLOOR:
+        return Item("reservations", "ok", f"{detail}: {left} stay unreserved")
+    return Item("reservations", "missing", f"{detail}: only {left} would stay unreserved, Lambda needs "
+                f"{UNRESERVED_FLOOR} and refuses the deploy",
+                f"ask for more concurrency (Service Quotas, Lambda 'Concurrent executions', L-B99A9384: at least "
+                f"{planned + UNRESERVED_FLOOR + limit - unreserved - deployed}), or lower reserved_concurrency in "
+                ".chalice/config.json (README: what an account needs)")
+
+
+def _deployed_reservations(checker: Checker) -> int:
+    """What the bot's deployed functions reserve already (0 before the first deploy)."""
+    lam, total = checker.client("lambda"), 0
+    for name in bot_reservations():
+        if name.startswith("resources.yaml"):
+            continue
+        try:
+            total += int(lam.get_function_concurrency(FunctionName=checker.target.function(name))
+                         .get("ReservedConcurrentExecutions") or 0)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+    return total
 
 
 def to_json(items: list[Item]) -> dict[str, Any]:

@@ -261,6 +261,7 @@ def resource_scopes(settings: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         "iam:CreateServiceLinkedRole": (f"arn:{PARTITION}:iam::*:{LAMBDA_SCALING_ROLE}",),
         **{action: (_arn("logs", "log-group:*"),) for action in ESTATE_LOG_READS},
         "logs:DescribeLogGroups": ("*",),
+        "logs:StopQuery": ("*",),  # stops the bot's own abandoned Insights query: no resource-level permission
         "logs:*": (_arn("logs", f"log-group:/aws/lambda/{own}*"), _arn("logs", f"log-group:/aws/lambda/{own}*:*")),
         "sts:AssumeRole": (
             f"arn:{PARTITION}:iam::*:role/{env.get('SAFETYCATCH_MEMBER_ROLE', 'safetycatch-remediation')}",
@@ -304,6 +305,7 @@ SIDS = {"dynamodb": "StateTable", "sqs": "SweepQueue", "ssm": "ModeSwitch", "sec
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
         "cloudwatch:SetAlarmState": "RearmManagedAlarms", "logs:DescribeLogGroups": "ReadEstate",
+        "logs:StopQuery": "ReadEstate",
         "iam:CreateServiceLinkedRole": "ScalingServiceLinkedRole",
         "securityhub:BatchImportFindings": "SecurityHubImport", "securityhub:GetFindings": "SecurityHubFindings",
         "sqs:SendMessage": "SendToOwnQueues", "sqs:GetQueueUrl": "ReadEstate", "sqs:GetQueueAttributes": "ReadEstate",
@@ -356,7 +358,7 @@ def member_policy(paths: Iterable[Path] | None = None) -> dict[str, Any]:
     actions |= set(ESTATE_QUEUE_READS) & code_actions(paths)  # the estate's queues are read, though SQS is the bot's
     scopes = {k: v for k, v in resource_scopes({"app": "safetycatch", "stage": "x", "env": {}}).items()
               if k.startswith(("cloudwatch:", "securityhub:"))
-              or k in (*ESTATE_LOG_READS, "logs:DescribeLogGroups", "iam:CreateServiceLinkedRole")}
+              or k in (*ESTATE_LOG_READS, "logs:DescribeLogGroups", "logs:StopQuery", "iam:CreateServiceLinkedRole")}
     scopes["iam:GetRole"] = (f"arn:{PARTITION}:iam::*:role/safetycatch-*",)  # the RoleName parameter's pattern
     scopes["events:DescribeRule"] = (_arn("events", "rule/*"),)
     return build_policy(actions, scopes)

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -24,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from chalicelib.runtime import ConfigError
 from chalicelib.settings import PolicyError
-from cli import check, doctor, explain, history, redrive, render, replay, scan, undo
+from cli import render
 from cli.common import UsageError, actor, require_table, runtime_for
 from cli.events import EventFileError
 from cli.templates import TemplateError
@@ -32,6 +33,41 @@ from cli.templates import TemplateError
 __all__ = ["COMMANDS", "UsageError", "main"]
 
 Command = Callable[[argparse.Namespace], int]
+
+# Commands whose options and code live in their own module: (module, handler). A command imports only its own
+# module (``safetycatch scan`` never imports doctor, the member template or Security Hub): the whole parser is
+# built only when no command is named (``--help``) or the name is not one of these.
+MODULES: dict[str, tuple[str, str]] = {
+    "scan": ("cli.scan", "cmd_scan"), "replay": ("cli.replay", "cmd_replay"), "undo": ("cli.undo", "cmd_undo"),
+    "history": ("cli.history", "cmd_history"), "redrive": ("cli.redrive", "cmd_redrive"), "check": ("cli.check", "run"),
+    "doctor": ("cli.doctor", "cmd_doctor"), "explain": ("cli.explain", "cmd_explain"),
+    "selftest": ("cli.selftest", "cmd_selftest"),
+}
+
+
+def _lazy(command: str) -> Command:
+    """The handler of a module command, imported when it runs."""
+    def run(args: argparse.Namespace) -> int:
+        module, name = MODULES[command]
+        return int(getattr(importlib.import_module(module), name)(args) or 0)
+
+    return run
+
+
+def _add_module_parser(sub: Any, command: str, only: str | None, parents: list[argparse.ArgumentParser]) -> None:
+    if only is None or only == command:
+        importlib.import_module(MODULES[command][0]).add_parser(sub, parents)
+
+
+def _named_command(argv: Sequence[str]) -> str | None:
+    """The module command named on the command line (the first word that is not an option), if any.
+
+    Example:
+        >>> _named_command(["-v", "scan", "--format", "json"]), _named_command(["--help"])
+        ('scan', None)
+    """
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in MODULES else None
 
 
 def version() -> str:
@@ -68,10 +104,10 @@ def _add_state_commands(sub: Any, remote: list[argparse.ArgumentParser]) -> None
 
 
 def _add_local_commands(sub: Any, local: list[argparse.ArgumentParser],
-                        remote: list[argparse.ArgumentParser]) -> None:
+                        remote: list[argparse.ArgumentParser], only: str | None) -> None:
     lint = sub.add_parser("lint", parents=local, help="validate policy files and the mutelist (every problem)")
     lint.add_argument("dir", nargs="?", default="policies", metavar="DIR")
-    explain.add_parser(sub, local)
+    _add_module_parser(sub, "explain", only, local)
     sub.add_parser("init", parents=remote, help="create what local runs need (the SAFETYCATCH_TABLE state table), "
                    "idempotently")
     serve = sub.add_parser("serve", parents=remote, help="serve the bot's Slack routes locally (worker inline)")
@@ -95,19 +131,7 @@ def _add_kill_commands(sub: Any, remote: list[argparse.ArgumentParser]) -> None:
         command.add_argument("--format", choices=("table", "json"), default="table")
 
 
-def _add_selftest(sub: Any, remote: list[argparse.ArgumentParser]) -> None:
-    from cli.selftest import add_parser
-
-    add_parser(sub, remote)
-
-
-def cmd_selftest(args: argparse.Namespace) -> int:
-    from cli.selftest import cmd_selftest as run_selftest
-
-    return run_selftest(args)
-
-
-def _parser() -> argparse.ArgumentParser:
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safetycatch", description="Keep AWS Lambda functions out of the "
                                      "classic footguns: scan, replay events, approve fixes, kill runaway loops.")
     parser.add_argument("--version", action="version", version=f"safetycatch {version()}")
@@ -115,23 +139,21 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     local, remote = [_verbose()], [_verbose(), _aws()]
-    scan.add_parser(sub, remote)
-    replay.add_parser(sub, remote)
-    undo.add_parser(sub, remote)
-    history.add_parser(sub, remote)
+    for command in ("scan", "replay", "undo", "history"):
+        _add_module_parser(sub, command, only, remote)
     _add_state_commands(sub, remote)
     _add_kill_commands(sub, remote)
-    redrive.add_parser(sub, remote)
-    check.add_parser(sub, local)
-    doctor.add_parser(sub, remote)
-    _add_selftest(sub, remote)
-    _add_local_commands(sub, local, remote)
+    _add_module_parser(sub, "redrive", only, remote)
+    _add_module_parser(sub, "check", only, local)
+    _add_module_parser(sub, "doctor", only, remote)
+    _add_module_parser(sub, "selftest", only, remote)
+    _add_local_commands(sub, local, remote, only)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the ``safetycatch`` script calls ``sys.exit(main())``)."""
-    args = _parser().parse_args(argv)
+    args = _parser(_named_command(sys.argv[1:] if argv is None else argv)).parse_args(argv)
     if not args.verbose:
         from chalicelib.log import logger
         logger.setLevel("WARNING")
@@ -142,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return _closed_pipe()
-    except (UsageError, PolicyError, ConfigError, EventFileError, TemplateError, explain.UnknownPolicy) as exc:
+    except _user_errors() as exc:
         return _fail(str(exc))
     except NoCredentialsError:
         return _fail("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
@@ -159,6 +181,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors that are the user's to fix (one line, exit 2); evaluated only when something was raised."""
+    from cli.explain import UnknownPolicy
+
+    return UsageError, PolicyError, ConfigError, EventFileError, TemplateError, UnknownPolicy
 
 
 def _closed_pipe() -> int:
@@ -306,13 +335,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Command] = {
-    "scan": scan.cmd_scan, "replay": replay.cmd_replay, "demo": cmd_demo, "lint": cmd_lint,
-    "explain": explain.cmd_explain, "pending": cmd_pending, "init": cmd_init, "kill": cmd_kill,
+    "demo": cmd_demo, "lint": cmd_lint, "pending": cmd_pending, "init": cmd_init, "kill": cmd_kill,
     "restore": cmd_restore, "approve": cmd_decide, "deny": cmd_decide, "serve": cmd_serve,
-    "undo": undo.cmd_undo, "history": history.cmd_history, "check": check.run, "redrive": redrive.cmd_redrive,
-    "doctor": doctor.cmd_doctor,
+    **{command: _lazy(command) for command in MODULES},
 }
-COMMANDS["selftest"] = cmd_selftest
 
 
 def run() -> None:

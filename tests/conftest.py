@@ -26,7 +26,7 @@ from botocore.stub import Stubber
 from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 
-from chalicelib import handlers
+from chalicelib import handlers, quotas
 from chalicelib.runtime import Runtime
 from cli.sandbox import FAKE_CREDENTIALS, SandboxAccount
 
@@ -57,6 +57,13 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     handlers.reset_runtime(None)
     yield
     handlers.reset_runtime(None)
+
+
+@pytest.fixture(autouse=True)
+def _virtual_pacing() -> Iterator[quotas.Pacer]:
+    """The bot paces its requests to its share of AWS's quotas (chalicelib/quotas.py) on a virtual clock in
+    tests: nothing waits on the wall clock, and each test starts with nothing reserved."""
+    yield quotas.configure(share=quotas.DEFAULT_SHARE, clock=quotas.ManualClock(), enabled=True)
 
 
 @pytest.fixture

@@ -69,23 +69,23 @@ def one_group_per_query(monkeypatch):
     monkeypatch.setattr(log_reader, "INSIGHTS_MAX_GROUPS", 1)
 
 
-def test_at_most_30_insights_queries_run_at_once_and_the_rest_wait(aws, runtime, one_group_per_query):
-    _log_estate(aws, 35)
+def test_at_most_half_the_accounts_insights_queries_run_at_once_and_the_rest_wait(aws, runtime, one_group_per_query):
+    _log_estate(aws, 55)
     inventory = Inventory(runtime.clients("us-east-1"), "123456789012", sleep=lambda seconds: None)
     in_flight = InFlight()
     in_flight.watch(inventory.clients("logs"))
     snapshots = _search(inventory)
-    assert in_flight.started == 35 and in_flight.peak == 30 and in_flight.now == 0
-    assert sorted(s.name for s in snapshots if s.log_hits.count) == [f"fn-{i}" for i in (0, 10, 15, 20, 25, 30, 5)]
+    assert in_flight.started == 55 and in_flight.peak == 50 and in_flight.now == 0
+    assert sorted(s.name for s in snapshots if s.log_hits.count) == sorted(f"fn-{i}" for i in range(0, 55, 5))
     assert not any(s.unavailable.get("logs") for s in snapshots)
-    assert log_reader.insights_slots("123456789012")._value == 30, "every slot given back"
+    assert log_reader.insights_slots("123456789012")._value == 50, "every slot given back"
 
 
 def test_the_bound_is_per_account_across_regions_swept_at_once(aws, runtime, one_group_per_query):
     from cli.sandbox import SandboxAccount
 
-    _log_estate(aws, 25)
-    _log_estate(SandboxAccount(region="eu-west-1"), 25, prefix="eu")
+    _log_estate(aws, 35)
+    _log_estate(SandboxAccount(region="eu-west-1"), 35, prefix="eu")
     in_flight = InFlight()
     inventories = [Inventory(runtime.clients(region), "123456789012", sleep=lambda seconds: None)
                    for region in ("us-east-1", "eu-west-1")]
@@ -93,8 +93,8 @@ def test_the_bound_is_per_account_across_regions_swept_at_once(aws, runtime, one
         in_flight.watch(inventory.clients("logs"))
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(_search, inventories))
-    assert in_flight.started == 50 and in_flight.peak <= 30
-    assert [sum(1 for s in found if s.log_hits.count) for found in results] == [5, 5]
+    assert in_flight.started == 70 and in_flight.peak <= 50
+    assert [sum(1 for s in found if s.log_hits.count) for found in results] == [7, 7]
 
 
 def test_a_query_refused_as_over_the_account_limit_waits_for_a_slot(aws, runtime, one_group_per_query):
@@ -117,4 +117,4 @@ def test_a_query_refused_as_over_the_account_limit_waits_for_a_slot(aws, runtime
     assert refused == [["/aws/lambda/fn-1"]]
     assert [s.log_hits.count for s in sorted(snapshots, key=lambda s: s.name)] == [1, 0, 0]
     assert not any(s.unavailable.get("logs") for s in snapshots)
-    assert log_reader.insights_slots("123456789012")._value == 30
+    assert log_reader.insights_slots("123456789012")._value == 50

@@ -16,6 +16,9 @@ from chalicelib.events import function_from_uri
 from chalicelib.inventory.common import ReadContext, Reader
 from chalicelib.model import ApiRoute, FunctionRef, FunctionSnapshot, IntegrationResponse, uri_qualifier
 
+# API Gateway's largest page (``limit`` up to 500; its default is 25): GetResources has a quota of its own, 5
+# requests every 2 seconds per account (chalicelib/quotas.py), so fewer pages are a faster sweep.
+PAGE = {"PageSize": 500}
 REST_DEFAULT_TIMEOUT_MS = 29000
 HTTP_DEFAULT_TIMEOUT_MS = 30000
 _STAGE_VARIABLE = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_]+)\}")
@@ -84,8 +87,8 @@ class ApiReader(Reader):
         return dict(index)
 
     def _rest_apis(self) -> list[dict[str, Any]]:
-        return [api for page in self.clients("apigateway").get_paginator("get_rest_apis").paginate()
-                for api in page.get("items", [])]
+        pages = self.clients("apigateway").get_paginator("get_rest_apis").paginate(PaginationConfig=PAGE)
+        return [api for page in pages for api in page.get("items", [])]
 
     def _http_apis(self) -> list[dict[str, Any]]:
         return [api for page in self.clients("apigatewayv2").get_paginator("get_apis").paginate()
@@ -95,7 +98,7 @@ class ApiReader(Reader):
         routes = []
         try:
             pages = self.clients("apigateway").get_paginator("get_resources").paginate(
-                restApiId=api_id, embed=["methods"])
+                restApiId=api_id, embed=["methods"], PaginationConfig=PAGE)
             for page in pages:
                 for resource in page.get("items", []):
                     for method, spec in (resource.get("resourceMethods") or {}).items():

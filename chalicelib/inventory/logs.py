@@ -14,20 +14,23 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code, is_not_found
+from chalicelib import quotas
+from chalicelib.aws import describe_error, error_code, is_not_found
 from chalicelib.inventory.common import (
     _ACCOUNT_PREFIX,
     DEFAULT_LOG_PREFIX,
-    INSIGHTS_MAX_CONCURRENT,
     INSIGHTS_MAX_GROUPS,
     INSIGHTS_POLL_S,
+    INSIGHTS_QUERY_WAIT_S,
     INSIGHTS_WAIT_S,
     MAX_FILTER_PAGES,
     ReadContext,
     Reader,
     _chunks,
 )
+from chalicelib.log import logger
 from chalicelib.model import FunctionSnapshot, LogHits, LogSearch
+from chalicelib.quotas import INSIGHTS_CONCURRENT_QUERIES
 
 
 class LogReader(Reader):
@@ -96,58 +99,71 @@ class LogReader(Reader):
             snapshot.log_hits = LogHits(*hits.get(snapshot.log_group, (0, 0)), snapshot.log_group)
 
     def _run_queries(self, chunks: list[list[str]], query: dict[str, Any]) -> Iterator[tuple[list[str], dict]]:
-        """Run one Logs Insights query per chunk of log groups, at most ``INSIGHTS_MAX_CONCURRENT`` at a time in
-        this account (shared by every region swept in this process), queueing the rest; yields (chunk, final
-        GetQueryResults answer). A query AWS refuses as over its own limit (other queries of the account) waits
-        for one of ours to finish; after ``INSIGHTS_WAIT_S`` worth of waits what has not finished or started is
-        reported."""
+        """Run one Logs Insights query per chunk of log groups, at most the account's share of concurrent queries
+        at a time (``insights_slots``: shared by every region swept in this process), queueing the rest; yields
+        (chunk, final GetQueryResults answer). Each query has its own budget (``INSIGHTS_QUERY_WAIT_S`` of polls
+        from its start): a query still running then is stopped (StopQuery: an abandoned query would keep
+        running, billed and holding one of the account's slots, for up to an hour) and its functions reported
+        unread. A query AWS refuses as over its own limit (other queries of the account) waits for a slot; after
+        ``INSIGHTS_WAIT_S`` of such waits what has not started is reported. Budgets count polls, not the clock:
+        the same on any machine."""
         logs, slots = self.clients("logs"), insights_slots(self.account)
-        queue, running = deque(chunks), deque[tuple[list[str], str]]()
-        waits = int(INSIGHTS_WAIT_S / INSIGHTS_POLL_S)  # the budget counts waits, not the clock: same on any machine
+        queue, running = deque(chunks), list[list[Any]]()  # running: [chunk, query id, polls left]
+        idle = int(INSIGHTS_WAIT_S / INSIGHTS_POLL_S)
         try:
             while queue or running:
-                late = waits <= 0
-                if queue and not late:
-                    outcome = self._start_query(logs, slots, queue, running, query, block=not running)
-                    if outcome == "started":
-                        continue
-                    if not running:  # nothing of ours to wait for: wait for a slot, or for AWS's limit
-                        if outcome == "limit":
-                            self.ctx.sleep(INSIGHTS_POLL_S)
-                        waits -= 1
-                        continue
+                outcome = self._start_queries(logs, slots, queue, running, query)
                 if not running:
-                    yield from ((chunk, {"status": "not started (Logs Insights busy)"}) for chunk in queue)
-                    return
-                result = logs.get_query_results(queryId=running[0][1])
-                if result.get("status", "") in ("Scheduled", "Running") and not late:
-                    self.ctx.sleep(INSIGHTS_POLL_S)
-                    waits -= 1
+                    if idle <= 0:
+                        yield from ((chunk, {"status": "not started (Logs Insights busy)"}) for chunk in queue)
+                        return
+                    if outcome == "limit":
+                        self.ctx.sleep(INSIGHTS_POLL_S)
+                    idle -= 1
                     continue
-                chunk, _ = running.popleft()
-                slots.release()
-                yield chunk, result
+                yield from self._poll(logs, slots, running)
+                if running:
+                    self.ctx.sleep(INSIGHTS_POLL_S)
         finally:
-            for _ in running:  # an error mid-way: give back the slots of the queries left behind
+            for entry in running:  # an error mid-way: stop what is left behind, give back its slot
+                _stop_query(logs, entry[1])
                 slots.release()
 
-    @staticmethod
-    def _start_query(logs: Any, slots: threading.BoundedSemaphore, queue: deque[list[str]],
-                     running: deque[tuple[list[str], str]], query: dict[str, Any], block: bool) -> str:
-        """Start the next queued query: ``started``; ``busy`` when no slot is free (with ``block``, after waiting
-        up to one poll interval for another region of the account to free one); ``limit`` when AWS says the
-        account is at its own limit."""
-        if not (slots.acquire(timeout=INSIGHTS_POLL_S) if block else slots.acquire(blocking=False)):
-            return "busy"
-        try:
-            running.append((queue[0], logs.start_query(logGroupNames=queue[0], **query)["queryId"]))
-        except ClientError as exc:
-            slots.release()
-            if error_code(exc) != "LimitExceededException":
-                raise
-            return "limit"
-        queue.popleft()
+    def _start_queries(self, logs: Any, slots: threading.BoundedSemaphore, queue: deque[list[str]],
+                       running: list[list[Any]], query: dict[str, Any]) -> str:
+        """Start queued queries while a slot is free: ``busy`` when none is (waiting up to one poll interval for
+        another region of the account to free one when nothing of ours runs), ``limit`` when AWS says the
+        account is at its own limit, ``started`` when the queue is empty."""
+        polls = int(INSIGHTS_QUERY_WAIT_S / INSIGHTS_POLL_S)
+        while queue:
+            if not (slots.acquire(timeout=INSIGHTS_POLL_S) if not running else slots.acquire(blocking=False)):
+                return "busy"
+            try:
+                running.append([queue[0], logs.start_query(logGroupNames=queue[0], **query)["queryId"], polls])
+            except ClientError as exc:
+                slots.release()
+                if error_code(exc) != "LimitExceededException":
+                    raise
+                return "limit"
+            queue.popleft()
         return "started"
+
+    @staticmethod
+    def _poll(logs: Any, slots: threading.BoundedSemaphore, running: list[list[Any]]
+              ) -> Iterator[tuple[list[str], dict]]:
+        """One GetQueryResults per running query: yield those that ended, stop those out of their budget."""
+        for entry in list(running):
+            chunk, query_id, polls = entry
+            result = logs.get_query_results(queryId=query_id)
+            if result.get("status", "") in ("Scheduled", "Running"):
+                if polls > 0:
+                    entry[2] = polls - 1
+                    continue
+                _stop_query(logs, query_id)
+                result = {"status": f"unfinished after {INSIGHTS_QUERY_WAIT_S:g} s: stopped, logs not read"}
+            running.remove(entry)
+            slots.release()
+            yield chunk, result
 
     def _existing_log_groups(self, groups: set[str]) -> set[str]:
         """Which of ``groups`` exist (a query naming a missing group fails): the /aws/lambda/ prefix is
@@ -166,15 +182,27 @@ _SLOTS: dict[str, threading.BoundedSemaphore] = {}
 _SLOTS_LOCK = threading.Lock()
 
 
+def _stop_query(logs: Any, query_id: str) -> None:
+    """StopQuery, best effort: a query that ended meanwhile is not an error worth more than a log line."""
+    try:
+        logs.stop_query(queryId=query_id)
+    except ClientError as exc:
+        logger.info("StopQuery failed", extra={"query": query_id, "error": describe_error(exc)})
+
+
 def insights_slots(account: str) -> threading.BoundedSemaphore:
-    """The account's Logs Insights query slots in this process (``INSIGHTS_MAX_CONCURRENT``).
+    """The account's Logs Insights query slots in this process: the bot's share (``max_quota_share``) of the
+    account's concurrent queries (``chalicelib.quotas.INSIGHTS_CONCURRENT_QUERIES``).
 
     Example:
         >>> insights_slots("123456789012") is insights_slots("123456789012")
         True
     """
     with _SLOTS_LOCK:
-        return _SLOTS.setdefault(account, threading.BoundedSemaphore(INSIGHTS_MAX_CONCURRENT))
+        if account not in _SLOTS:
+            share = quotas.pacer().share
+            _SLOTS[account] = threading.BoundedSemaphore(max(1, int(share * INSIGHTS_CONCURRENT_QUERIES)))
+        return _SLOTS[account]
 
 
 def _mentions(message: str, patterns: tuple[str, ...]) -> bool:
