@@ -276,14 +276,9 @@ def verify_alarm_evidence(evidence: Evidence, recorded: dict[str, Any] | None, i
         return AlarmVerdict(False, f"{name} is not an alarm safetycatch put (no record of putting it)", "not-ours")
     if alarms.canonical(alarms.put_arguments(described)) != recorded["canonical"]:
         return AlarmVerdict(False, f"{name} differs from the alarm safetycatch put (edited since)", "edited")
-    snapshot = inventory.function(ref)
-    if snapshot is None:
-        return AlarmVerdict(False, f"no function {ref.name} in {ref.account} {ref.region}", "gone")
-    if snapshot.tags_unreadable:  # the tags decide the scope: unknown is never in it (fail closed)
-        return AlarmVerdict(False, f"the tags of {ref.name} cannot be read, so whether it is in kill-switch scope is "
-                                   f"unknown ({snapshot.tags_unreadable})", "out-of-scope")
-    if not in_kill_switch_scope(snapshot, inventory, policy_set):
-        return AlarmVerdict(False, f"{ref.name} is not in kill-switch scope now", "out-of-scope")
+    scoped = function_in_scope(inventory, ref, policy_set)
+    if not scoped.ok:
+        return scoped
     assert verdict.at is not None
     return confirmed_breach(inventory, ref.name, alarms.Thresholds.from_params(recorded["params"]), verdict.at)
 
@@ -397,3 +392,72 @@ def _longest_run(minutes: list[datetime]) -> tuple[list[datetime], int]:
         if len(current) > len(best):
             best = current
     return best, len(best)
+
+
+# -- verifying an AWS Health notice before it may kill ------------------------------------------------------
+
+HEALTH_RECENT = timedelta(days=1)  # a notice the Health API last updated longer ago than this is history
+
+
+def verify_health_notice(evidence: Evidence, notice: Any,
+                         now: datetime) -> tuple[tuple[FunctionRef, ...], AlarmVerdict]:
+    """A Health notice on the bus is a claim: anyone who can put an event where the handler reads it (the bus of
+    a member account, the dead-letter queue, a direct invoke) can write one. It may kill only what the Health API
+    itself (``notice``: ``inventory.health.read_notice`` of the evidence's ``eventArn`` in its own account) says:
+    the event exists, is about LAMBDA with the same event type code, in the evidence's region, is ``open``, was
+    started or updated within ``HEALTH_RECENT`` of ``now``, and lists the function among its affected entities in
+    the evidence's account. Returns the functions both the notice and the Health API name, and the verdict
+    (``at``: when the Health API says the event started).
+
+    Example:
+        refs, verdict = verify_health_notice(evidence, read_notice(clients, evidence.key), now)
+        verdict.ok, [ref.name for ref in refs]
+        # -> (True, ['thumbnailer'])
+    """
+    refused = _health_refusal(evidence, notice, now)
+    if refused:
+        return (), AlarmVerdict(False, refused, "not-confirmed")
+    listed = set()
+    for value, owner in notice.entities:
+        ref = FunctionRef.parse(value, evidence.account, evidence.region) if value else None
+        if ref is not None and owner in ("", evidence.account):
+            listed.add(ref.arn)
+    refs = tuple(ref for ref in evidence.functions if ref.arn in listed)
+    if not refs:
+        return (), AlarmVerdict(False, f"the Health API lists none of the functions the notice names among the "
+                                       f"affected entities of {notice.arn}", "not-confirmed")
+    start = notice.start or notice.updated
+    return refs, AlarmVerdict(True, f"confirmed with the Health API: {notice.code} {notice.status} since "
+                                    f"{start:%Y-%m-%d %H:%M} UTC" if start else "confirmed with the Health API",
+                              at=start)
+
+
+def _health_refusal(evidence: Evidence, notice: Any, now: datetime) -> str:
+    """Why the Health API's answer does not confirm the notice ('' when it does)."""
+    if not notice.found:
+        return f"AWS Health does not know {evidence.key[:160]} ({notice.problem[:160]})"
+    if notice.service != "LAMBDA" or notice.code != evidence.event_name:
+        return f"the Health API describes {evidence.key[:160]} as {notice.service} {notice.code[:80]}, not " \
+               f"LAMBDA {evidence.event_name[:80]}"
+    if notice.region != evidence.region:
+        return f"the Health API places the event in {notice.region or 'no region'}, not {evidence.region}"
+    if notice.status != "open":
+        return f"the Health API says the event is {notice.status or 'of no status'}, not open"
+    latest = max((t for t in (notice.start, notice.updated) if t is not None), default=None)
+    if latest is None or latest < now - HEALTH_RECENT:
+        return f"the Health API last updated the event {f'{latest:%Y-%m-%d %H:%M} UTC' if latest else 'never'}: " \
+               f"older than {HEALTH_RECENT.days} day"
+    return ""
+
+
+def function_in_scope(inventory: Any, ref: FunctionRef, policy_set: Any) -> AlarmVerdict:
+    """The function read fresh exists and is in kill-switch scope (its tags readable: unknown is never in it)."""
+    snapshot = inventory.function(ref)
+    if snapshot is None:
+        return AlarmVerdict(False, f"no function {ref.name} in {ref.account} {ref.region}", "gone")
+    if snapshot.tags_unreadable:  # the tags decide the scope: unknown is never in it (fail closed)
+        return AlarmVerdict(False, f"the tags of {ref.name} cannot be read, so whether it is in kill-switch scope is "
+                                   f"unknown ({snapshot.tags_unreadable})", "out-of-scope")
+    if not in_kill_switch_scope(snapshot, inventory, policy_set):
+        return AlarmVerdict(False, f"{ref.name} is not in kill-switch scope now", "out-of-scope")
+    return AlarmVerdict(True, "")

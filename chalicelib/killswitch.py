@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import json
@@ -38,13 +39,17 @@ from chalicelib.drift import drift
 from chalicelib.engine import NOTE_REPEAT_SECONDS, Engine, EventReport
 from chalicelib.evidence import (
     ALARM_STATE_CHANGE,
+    HEALTH_EVENT,
     MAX_FUNCTIONS_PER_EVENT,
     AlarmVerdict,
     Evidence,
+    function_in_scope,
     verify_alarm_evidence,
     verify_contributor,
+    verify_health_notice,
     verify_sentinel_evidence,
 )
+from chalicelib.inventory import health
 from chalicelib.inventory.metrics import ContributorsUnavailable
 from chalicelib.log import logger
 from chalicelib.loops import ACTIVE_MAPPING_STATES
@@ -145,6 +150,8 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
         report.skipped = f"the {POLICY} policy is off (no policies/{POLICY}.yaml, or mode off)"
         return report
     engine = runtime.engine(evidence.account, evidence.region)
+    if evidence.kind == HEALTH_EVENT:
+        evidence = _confirmed_health(runtime, engine, evidence, report)
     for ref, confirmed in _suspects(runtime, engine, evidence, report):
         report.function = report.function or ref.arn
         if (ref.account, ref.region) != (evidence.account, evidence.region):
@@ -188,6 +195,38 @@ def _suspects(runtime: Runtime, engine: Engine, evidence: Evidence,
         report.function, report.skipped = ref.arn, _refuse_alarm(runtime, engine, evidence, verdict, report)
         return []
     return [(ref, verdict.reason)]
+
+
+def _confirmed_health(runtime: Runtime, engine: Engine, evidence: Evidence, report: EventReport) -> Evidence:
+    """The Health notice narrowed to what AWS confirms: the Health API read in the notice's own account
+    (``evidence.verify_health_notice``), and each function in kill-switch scope on a fresh read. Where the Health
+    API cannot be read, nothing (said in ``report.skipped``): Health evidence alone never kills."""
+    try:
+        notice = health.read_notice(runtime.clients(health.HEALTH_REGION, evidence.account), evidence.key)
+    except health.HealthUnavailable as exc:
+        logger.warning("health notice not verifiable", extra={"event_arn": evidence.key, "error": str(exc)})
+        report.skipped = f"{exc}: nothing killed on an AWS Health notice alone"
+        return dataclasses.replace(evidence, functions=())
+    refs, verdict = verify_health_notice(evidence, notice, datetime.fromtimestamp(engine.store.clock(), timezone.utc))
+    if not verdict.ok:
+        logger.warning("health notice refused", extra={"event_arn": evidence.key, "reason": verdict.reason})
+        report.skipped = f"AWS Health notice refused: {verdict.reason}: nothing killed"
+        return dataclasses.replace(evidence, functions=())
+    confirmed = []
+    for ref in refs:
+        scoped = function_in_scope(engine.inventory, ref, runtime.policy_set)
+        if scoped.ok:
+            confirmed.append(ref)
+        else:
+            report.errors.append(f"{ref.name} not killed: {scoped.reason}")
+    report.errors.extend(f"{ref.name} not killed: the Health API does not list it" for ref in evidence.functions
+                         if ref not in refs)
+    if not confirmed and report.errors:
+        report.function = report.function or evidence.functions[0].arn
+        report.skipped = report.errors.pop(0) if len(report.errors) == 1 else "nothing killed: " + "; ".join(
+            report.errors)[:400]
+    return dataclasses.replace(evidence, functions=tuple(confirmed), observed_at=verdict.at or evidence.observed_at,
+                               reason=f"{evidence.reason} ({verdict.reason})")
 
 
 def _sentinel_suspects(runtime: Runtime, engine: Engine, evidence: Evidence,

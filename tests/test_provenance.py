@@ -1,0 +1,155 @@
+"""Only AWS's word and a verified approver's click make the bot write (issue 24, DESIGN "Trust and provenance").
+
+Each test performs one attack on moto by someone who can write to the bot's plumbing (``sqs:SendMessage`` on a
+dead-letter or the sweep queue, ``lambda:InvokeFunction`` on one of the bot's functions) and checks that nothing
+is written. Each failed against the code before its fix (the closing note of issue 24 quotes the failures).
+
+moto has no AWS Health API: ``tests/health_support.py`` answers DescribeEventDetails / DescribeAffectedEntities
+with a botocore Stubber on the real ``health`` client of the notice's account; without a stub moto answers 404
+"Not yet implemented", which the bot treats as "the Health API cannot be read".
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from chalice.test import Client
+
+from chalicelib.handlers import handle_event
+from chalicelib.state import table_definition
+from cli.evidence import health_event
+from cli.main import main
+from cli.sandbox import member_sandbox
+from tests.conftest import POLICIES
+from tests.health_support import stub_health
+
+ACCOUNT, MEMBER, REGION = "123456789012", "111111111111", "us-east-1"
+TABLE = "safetycatch-dev"  # .chalice/config.json, stage dev
+DLQ = "safetycatch-prod-dead-letters"
+
+
+def _arn(name: str, account: str = ACCOUNT, region: str = REGION) -> str:
+    return f"arn:aws:lambda:{region}:{account}:function:{name}"
+
+
+def _reserved(account_sandbox, name: str) -> int | None:
+    answer = account_sandbox.client("lambda").get_function_concurrency(FunctionName=name)
+    return answer.get("ReservedConcurrentExecutions")
+
+
+@pytest.fixture
+def deployed(aws, monkeypatch):
+    """The bot as deployed: its state table, the repo's policies, enforce mode in SSM."""
+    aws.client("dynamodb").create_table(**table_definition(TABLE))
+    monkeypatch.setenv("SAFETYCATCH_TABLE", TABLE)
+    monkeypatch.setenv("SAFETYCATCH_POLICIES", str(POLICIES))
+    return aws
+
+
+def _lambda_record(event: dict, function: str) -> str:
+    """An on-failure record as Lambda puts it in the dead-letter queue (tests/test_redrive.py has the shape)."""
+    return json.dumps({
+        "version": "1.0", "timestamp": "2026-12-01T09:30:05.568Z",
+        "requestContext": {"requestId": "e4b46cbf-b738-4f2e-8880-a18cdf61200e", "condition": "RetriesExhausted",
+                           "functionArn": f"{_arn('safetycatch-prod-' + function)}:$LATEST",
+                           "approximateInvokeCount": 3},
+        "requestPayload": event, "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "TooManyRequestsException", "errorMessage": "Rate exceeded"}})
+
+
+# -- 1. a Health notice is checked with AWS Health before anything is killed ------------------------------------
+
+
+def test_a_made_up_health_notice_redriven_from_the_dead_letter_queue_kills_nothing(deployed, monkeypatch, capsys):
+    """Attack: put a made-up "AWS Health Event" naming a function outside kill-switch scope into the dead-letter
+    queue and let the operator run ``safetycatch redrive --fix`` (what the dead-letter alarm tells them to do).
+    Before: reserved concurrency 40 -> 0."""
+    aws = deployed
+    aws.function("reports")
+    aws.client("lambda").put_function_concurrency(FunctionName="reports", ReservedConcurrentExecutions=40)
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName=DLQ)["QueueUrl"]
+    monkeypatch.setenv("SAFETYCATCH_DLQ", DLQ)
+    sqs.send_message(QueueUrl=url, MessageBody=_lambda_record(health_event([_arn("reports")]), "on_lambda_health"))
+    assert main(["redrive", "--fix", "--format", "json"]) in (0, 1)
+    capsys.readouterr()
+    assert _reserved(aws, "reports") == 40
+
+
+def test_a_direct_invoke_of_the_health_handler_kills_nothing_in_the_bot_or_a_member_account(deployed, monkeypatch):
+    """Attack: ``lambda:InvokeFunction`` on ``on_lambda_health`` with a made-up notice, once for a function of the
+    bot's account outside kill-switch scope (40) and once for a member's (50, reached through the member role).
+    Before: both throttled to 0."""
+    import app as chalice_app
+
+    aws = deployed
+    aws.client("ssm").put_parameter(Name="/safetycatch/dev/mode", Value="enforce", Type="String")
+    aws.function("reports")
+    aws.client("lambda").put_function_concurrency(FunctionName="reports", ReservedConcurrentExecutions=40)
+    member = member_sandbox(MEMBER, REGION)
+    member.function("ledger")
+    member.client("lambda").put_function_concurrency(FunctionName="ledger", ReservedConcurrentExecutions=50)
+    with Client(chalice_app.app) as client:
+        own = client.lambda_.invoke("on_lambda_health", health_event([_arn("reports")])).payload
+        theirs = client.lambda_.invoke("on_lambda_health", health_event([_arn("ledger", MEMBER)],
+                                                                        account=MEMBER)).payload
+    assert own["findings"] == [] and "nothing killed" in own["skipped"]
+    assert theirs["findings"] == [] and "nothing killed" in theirs["skipped"]
+    assert _reserved(aws, "reports") == 40 and _reserved(member, "ledger") == 50
+
+
+def test_a_notice_aws_health_does_not_confirm_kills_nothing(aws, runtime, calls):
+    """The Health API, read in the notice's own account, decides: an unknown event, a closed or old one, another
+    region or event type, or entities that are not the notice's, kill nothing; an in-scope function is needed."""
+    aws.function("thumbnailer", tags={"safetycatch:kill-switch": "true"})
+    old = datetime.now(timezone.utc) - timedelta(days=2)
+    cases = {
+        "unknown": ({"known": False}, "AWS Health does not know"),
+        "closed": ({"status": "closed"}, "the Health API says the event is closed"),
+        "old": ({"started": old}, "the Health API last updated the event"),
+        "region": ({"region": "eu-west-1"}, "the Health API places the event in eu-west-1"),
+        "code": ({"code": "AWS_LAMBDA_OPERATIONAL_ISSUE"}, "the Health API describes"),
+        "entities": ({"entities": [_arn("someone-else")]}, "the Health API lists none of the functions"),
+        "no plan": ({"error": "SubscriptionRequiredException"}, "the AWS Health API cannot be read"),
+        "denied": ({"error": "AccessDeniedException"}, "the AWS Health API cannot be read"),
+    }
+    for name, (world, reason) in cases.items():
+        notice = health_event([_arn("thumbnailer")])
+        stubber = stub_health(runtime, notice, **world)
+        report = handle_event(notice, runtime=runtime)
+        stubber.deactivate()
+        assert report["findings"] == [] and reason in (report["skipped"] or ""), (name, report["skipped"])
+        assert "nothing killed" in report["skipped"]
+    assert calls.writes == [] and _reserved(aws, "thumbnailer") is None
+
+
+def test_a_notice_aws_health_confirms_kills_only_in_scope_functions_it_lists(aws, runtime):
+    """A real notice (the Health API agrees) kills the functions it lists that are in kill-switch scope on a fresh
+    read; one the notice names but the Health API does not list, and one out of scope, are reported, not killed."""
+    aws.function("thumbnailer", tags={"safetycatch:kill-switch": "true"})
+    aws.function("resizer", tags={"safetycatch:kill-switch": "true"})
+    aws.function("reports")
+    aws.client("lambda").put_function_concurrency(FunctionName="reports", ReservedConcurrentExecutions=40)
+    notice = health_event([_arn("thumbnailer"), _arn("resizer"), _arn("reports")])
+    stub_health(runtime, notice, entities=[_arn("thumbnailer"), _arn("reports")])
+    report = handle_event(notice, runtime=runtime)
+    assert [(f["function"], f["outcome"]) for f in report["findings"]] == [(_arn("thumbnailer"), "fixed")]
+    assert "confirmed with the Health API" in report["findings"][0]["message"] or \
+        "confirmed with the Health API" in runtime.store.audit_trail(_arn("thumbnailer"))[0]["context"]
+    assert any("reports not killed: reports is not in kill-switch scope" in e for e in report["errors"])
+    assert any("resizer not killed: the Health API does not list it" in e for e in report["errors"])
+    assert (_reserved(aws, "thumbnailer"), _reserved(aws, "resizer"), _reserved(aws, "reports")) == (0, None, 40)
+
+
+def test_a_member_notice_is_read_back_in_the_member_account(aws, runtime):
+    """The Health API is read with the member role, in the member account the notice is about."""
+    member = member_sandbox(MEMBER, REGION)
+    member.function("ledger", tags={"safetycatch:kill-switch": "true"})
+    member.client("lambda").put_function_concurrency(FunctionName="ledger", ReservedConcurrentExecutions=50)
+    notice = health_event([_arn("ledger", MEMBER)], account=MEMBER)
+    stubber = stub_health(runtime, notice)
+    report = handle_event(notice, runtime=runtime)
+    stubber.assert_no_pending_responses()
+    assert [f["outcome"] for f in report["findings"]] == ["fixed"] and _reserved(member, "ledger") == 0
