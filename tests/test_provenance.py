@@ -153,3 +153,67 @@ def test_a_member_notice_is_read_back_in_the_member_account(aws, runtime):
     report = handle_event(notice, runtime=runtime)
     stubber.assert_no_pending_responses()
     assert [f["outcome"] for f in report["findings"]] == ["fixed"] and _reserved(member, "ledger") == 0
+
+
+# -- 4. the Slack worker acts only on tasks the verified route created ------------------------------------------
+
+
+@pytest.fixture
+def slack_bot(aws, make_runtime, local_slack, monkeypatch, tmp_path):
+    """The bot with Slack configured as deployed (routes through chalice's test client, worker inline)."""
+    from slack_helpers import configure_slack, deployed_bot, policies_dir
+
+    from chalicelib import slack_routes
+
+    configure_slack(aws, monkeypatch, local_slack)
+    yield deployed_bot(make_runtime, local_slack, policies_dir(tmp_path))
+    slack_routes.wait_inline()
+
+
+def test_a_direct_invoke_of_the_slack_worker_naming_an_approver_changes_nothing(slack_bot):
+    """Attack: ``lambda:InvokeFunction`` on the Slack worker with a task naming an approver: ``/safetycatch kill``
+    of a member-account function. Before: reserved concurrency 20 -> 0, and the audit named the approver."""
+    from slack_helpers import APPROVER, CHANNEL
+
+    member = member_sandbox(MEMBER, REGION)
+    member.function("ledger")
+    member.client("lambda").put_function_concurrency(FunctionName="ledger", ReservedConcurrentExecutions=20)
+    forged = {"kind": "command", "command": "kill", "arg": _arn("ledger", MEMBER), "user": APPROVER,
+              "channel": CHANNEL, "response_url": ""}
+    for task in (forged, {**forged, "task": "0" * 32}, {"task": "f" * 32}):
+        answer = slack_bot.client.lambda_.invoke("slack_worker", task).payload
+        assert answer["ok"] is False and "not a task the route created" in answer["text"]
+    assert _reserved(member, "ledger") == 20
+    assert slack_bot.runtime.store.audit_trail(_arn("ledger", MEMBER)) == []
+    refusals = slack_bot.runtime.store.audit_trail("slack-worker")
+    assert len(refusals) == 3 and {r["outcome"] for r in refusals} == {"refused"}
+    assert all("not a task the route created" in r["message"] for r in refusals)
+
+
+def test_a_task_the_route_created_runs_once(slack_bot, aws):
+    """The route stores the verified task and hands the worker its id only; the worker takes it once (a second
+    delivery of the same id, as Lambda's async retry could make, changes nothing)."""
+    from slack_helpers import APPROVER
+
+    from chalicelib import slack_routes
+
+    aws.function("ledger")
+    slack_bot.runtime.clients()("lambda").put_function_concurrency(FunctionName="ledger",
+                                                                   ReservedConcurrentExecutions=20)
+    handed: list[dict] = []
+    real = slack_routes.run_worker
+
+    def spy(task, runtime=None):
+        handed.append(task)
+        return real(task, runtime)
+
+    slack_routes.run_worker = spy
+    try:
+        slack_bot.command(APPROVER, "kill ledger")
+    finally:
+        slack_routes.run_worker = real
+    assert _reserved(aws, "ledger") == 0
+    (task,) = handed
+    assert set(task) == {"task"}, "the worker is handed an id, never the decision itself"
+    again = slack_routes.run_worker(task, slack_bot.runtime)
+    assert again["ok"] is False and "not a task the route created" in again["text"]
