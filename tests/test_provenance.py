@@ -217,3 +217,70 @@ def test_a_task_the_route_created_runs_once(slack_bot, aws):
     assert set(task) == {"task"}, "the worker is handed an id, never the decision itself"
     again = slack_routes.run_worker(task, slack_bot.runtime)
     assert again["ok"] is False and "not a task the route created" in again["text"]
+
+
+# -- 3. the sweep queue carries only runs the bot started -------------------------------------------------------
+
+SWEEP_QUEUE = "safetycatch-dev-sweep"
+
+
+@pytest.fixture
+def sweep_bot(deployed, monkeypatch, make_runtime):
+    """The deployed bot with a sweep queue over one planned member scope (us-east-1), and a member the attacker
+    wants swept in eu-west-1: a function behind an API with Timeout 30 (apigw-timeout fixes it to 25 on sight)."""
+    from chalicelib import handlers
+
+    deployed.client("sqs").create_queue(QueueName=SWEEP_QUEUE)
+    monkeypatch.setenv("SAFETYCATCH_SWEEP_QUEUE", SWEEP_QUEUE)
+    monkeypatch.setenv("SAFETYCATCH_SWEEP_ACCOUNTS", MEMBER)
+    monkeypatch.setenv("SAFETYCATCH_SWEEP_REGIONS", "us-east-1")
+    target = member_sandbox(MEMBER, "eu-west-1")
+    target.rest_api(target.function("orders-api", timeout=30), path="orders")
+    runtime = make_runtime(table=TABLE)
+    handlers.reset_runtime(runtime)
+    return runtime, target
+
+
+def _timeout(sandbox, name: str) -> int:
+    return sandbox.client("lambda").get_function(FunctionName=name)["Configuration"]["Timeout"]
+
+
+def _work(run: str, account: str = MEMBER, region: str = "eu-west-1") -> dict:
+    body = json.dumps({"run": run, "account": account, "region": region})
+    return {"Records": [{"messageId": f"m-{run[:6]}-{region}", "body": body, "eventSource": "aws:sqs",
+                         "attributes": {"ApproximateReceiveCount": "1"}}]}
+
+
+def test_a_sweep_message_for_a_run_the_bot_never_started_sweeps_nothing(sweep_bot, captured_log):
+    """Attack: ``sqs:SendMessage`` on the sweep queue (or a direct invoke of ``sweep_worker``) with any 32-hex run,
+    an org account and a region. Before: that scope was swept and fixed (Timeout 30 -> 25), with no digest."""
+    import app as chalice_app
+
+    runtime, target = sweep_bot
+    with Client(chalice_app.app) as client:
+        for _ in range(2):  # the same message redelivered: dropped again, reported once
+            answer = client.lambda_.invoke("sweep_worker", _work("ab" * 16)).payload
+            assert answer == {"batchItemFailures": []}, "dropped, not retried into the dead-letter queue"
+    assert _timeout(target, "orders-api") == 30
+    dropped = [json.loads(line) for line in captured_log.getvalue().splitlines() if "sweep message dropped" in line]
+    assert len(dropped) == 1 and "no sweep run " + "ab" * 16 in dropped[0]["reason"]
+
+
+def test_a_sweep_message_for_a_scope_outside_its_run_or_a_stale_run_sweeps_nothing(sweep_bot):
+    """A real run's id does not stretch to scopes it did not plan, nor beyond one sweep interval after its
+    start; the planned scope itself is swept."""
+    from chalicelib import fanout
+
+    runtime, target = sweep_bot
+    run = fanout.start_run(runtime, runtime.clients()("sqs").get_queue_url(QueueName=SWEEP_QUEUE)["QueueUrl"])
+    outside = fanout.sweep_batch(runtime, _work(run["run_id"])["Records"])
+    assert outside == {"batchItemFailures": []} and _timeout(target, "orders-api") == 30
+    planned = member_sandbox(MEMBER, "us-east-1")
+    planned.rest_api(planned.function("billing-api", timeout=30), path="billing")
+    started = runtime.store.clock()
+    runtime.store.clock = lambda: started + fanout.SWEEP_INTERVAL_SECONDS + 1
+    stale = fanout.sweep_batch(runtime, _work(run["run_id"], region="us-east-1")["Records"])
+    assert stale == {"batchItemFailures": []} and _timeout(planned, "billing-api") == 30
+    runtime.store.clock = lambda: started + 60
+    fanout.sweep_batch(runtime, _work(run["run_id"], region="us-east-1")["Records"])
+    assert _timeout(planned, "billing-api") == 25, "the scope the run planned is swept"
