@@ -9,11 +9,11 @@ The routes must answer Slack within 3 seconds, so they only *gate* and hand over
 3. check the clicker against ``approvers`` / ``approver_groups`` (policies/settings.yaml);
 4. store the verified task in the state table and hand the worker its id only, then answer 200 at once.
 
-The worker (:func:`run_worker`) acts only on a task a route stored (taken once; a direct invoke naming an
-approver is refused and audited under ``slack-worker``), then does the slow part: re-checks the approver, carries out the decision
-(``decisions.decide``), re-renders and ``chat.update``\\ s the original message, and answers the clicker
-ephemerally when something was refused. ``SAFETYCATCH_WORKER``: ``inline`` runs it in this process right after
-the route answers (local runs, tests, the demo); a function name or ARN invokes that Lambda asynchronously
+The worker (:func:`run_worker`) acts only on a task a route stored (taken once; a direct invoke naming an approver
+is refused and audited under ``slack-worker``), then does the slow part: re-checks the approver, carries out the
+decision (``decisions.decide``), re-renders and ``chat.update``\\ s the original message, and answers the clicker
+ephemerally when something was refused. ``SAFETYCATCH_WORKER``: ``inline`` runs it in this process right after the
+route answers (local runs, tests, the demo); a function name or ARN invokes that Lambda asynchronously
 (``InvocationType=Event``); unset, the deployed API handler ``<app>-<stage>`` invokes Chalice's
 ``<app>-<stage>-slack_worker``, and outside Lambda it runs inline.
 

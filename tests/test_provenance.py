@@ -284,3 +284,104 @@ def test_a_sweep_message_for_a_scope_outside_its_run_or_a_stale_run_sweeps_nothi
     runtime.store.clock = lambda: started + 60
     fanout.sweep_batch(runtime, _work(run["run_id"], region="us-east-1")["Records"])
     assert _timeout(planned, "billing-api") == 25, "the scope the run planned is swept"
+
+
+# -- 2. redrive replays only what AWS itself sent -----------------------------------------------------------------
+
+
+def test_redrive_reports_alarm_and_health_evidence_and_never_acts_on_it(deployed, monkeypatch, capsys):
+    """Attack: a dead-letter queue message is whatever its sender wrote. Alarm and Health evidence found there is
+    reported, never acted on (the next real alarm, notice or sweep acts), even when it would verify: before, an
+    alarm state change of the bot's own alarm put in the queue killed the function on ``redrive --fix``."""
+    from chalicelib.handlers import current_runtime
+    from cli.cloudtrail import api_call
+    from cli.evidence import alarm_state_change
+    from tests.runaway_support import loop_metrics
+
+    aws = deployed
+    aws.function("thumbnailer", tags={"safetycatch:kill-switch": "true"})
+    runtime = current_runtime()
+    handle_event(api_call("TagResource20170331v2", {"resource": _arn("thumbnailer"),
+                                                    "tags": {"safetycatch:kill-switch": "true"}}), runtime=runtime)
+    loop_metrics(aws, "thumbnailer")
+    cloudwatch = aws.client("cloudwatch")
+    cloudwatch.set_alarm_state(AlarmName="safetycatch-runaway-thumbnailer", StateValue="ALARM", StateReason="loop")
+    (alarm,) = cloudwatch.describe_alarms(AlarmNames=["safetycatch-runaway-thumbnailer"])["MetricAlarms"]
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName=DLQ)["QueueUrl"]
+    monkeypatch.setenv("SAFETYCATCH_DLQ", DLQ)
+    sqs.send_message(QueueUrl=url, MessageBody=_lambda_record(alarm_state_change(alarm), "on_runaway_alarm"))
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(health_event([_arn("thumbnailer")])))
+    code = main(["redrive", "--fix", "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and _reserved(aws, "thumbnailer") is None
+    skipped = sorted(e["skipped"] for e in report["events"])
+    assert len(skipped) == 2 and all("never acted on from the queue" in s for s in skipped), skipped
+
+
+def _resolved(value, arns: dict[str, str]):
+    """A CloudFormation value with ``Fn::GetAtt [X, Arn]`` replaced by the ARN the stack would give X."""
+    if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+        target = value["Fn::GetAtt"]
+        name = target[0] if isinstance(target, list) else str(target).split(".")[0]
+        return arns[name]
+    if isinstance(value, dict):
+        return {k: _resolved(v, arns) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v, arns) for v in value]
+    return value
+
+
+def test_only_the_rules_and_destinations_that_feed_the_dead_letter_queue_may_send_to_it():
+    """Attack: anyone in the bot's account whose identity policy allows ``sqs:SendMessage`` (on ``*``) writes a
+    "dead letter". Evaluated as IAM does (tests/iam_conditions.py: an explicit Deny in the queue policy wins over
+    the identity policy's Allow): before, the queue policy only allowed the rules, and the insider's own Allow
+    let the message in."""
+    from cli import dead_letters
+    from tests.iam_conditions import decide
+
+    template = {"Resources": {"OnChange": {"Type": "AWS::Serverless::Function", "Properties": {
+        "Role": {"Fn::GetAtt": ["DefaultRole", "Arn"]},
+        "Events": {"OnChangeEvent": {"Type": "CloudWatchEvent", "Properties": {"Pattern": {}}}}}}}}
+    resources = dead_letters.add_dead_letters(template, {"OnChange": "on_config_change"})["Resources"]
+    arns = {"DeadLetterQueue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{DLQ}",
+            "OnChangeOnChangeEvent": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/safetycatch-prod-OnChangeEvent-1X",
+            "DefaultRole": f"arn:aws:iam::{ACCOUNT}:role/safetycatch-prod"}
+    queue_policy = _resolved(resources[dead_letters.QUEUE_POLICY]["Properties"]["PolicyDocument"], arns)
+    insider = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}  # the insider's identity policy
+    queue = arns["DeadLetterQueue"]
+
+    def send(principal: str, context: dict, identity: list) -> str:
+        return decide([*identity, *queue_policy["Statement"]], "sqs:SendMessage", queue, context, principal)
+
+    mallory = f"arn:aws:iam::{ACCOUNT}:user/mallory"
+    assert send(mallory, {"aws:PrincipalArn": mallory}, [insider]) == "deny"
+    assert send("events.amazonaws.com", {"aws:SourceArn": arns["OnChangeOnChangeEvent"]}, []) == "allow"
+    other_rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/someone-elses-rule"
+    assert send("events.amazonaws.com", {"aws:SourceArn": other_rule}, []) == "deny"
+    role = arns["DefaultRole"]  # Lambda delivers an on-failure record with the function's own role
+    assert send(role, {"aws:PrincipalArn": role}, [insider]) == "allow"
+
+
+def test_only_the_scheduler_may_send_to_the_sweep_queue():
+    """The sweep queue's policy denies ``sqs:SendMessage`` to anyone but the scheduler's role (before: no policy,
+    any identity Allow sent work items)."""
+    from cli import dead_letters
+    from tests.iam_conditions import decide
+
+    template = {"Resources": {
+        "ScheduledSweep": {"Type": "AWS::Serverless::Function", "Properties": {
+            "Role": {"Fn::GetAtt": ["DefaultRole", "Arn"]},
+            "Events": {"Tick": {"Type": "Schedule", "Properties": {"Schedule": "rate(6 hours)"}}}}},
+        "SweepQueue": {"Type": "AWS::SQS::Queue", "Properties": {}}}}
+    resources = dead_letters.add_dead_letters(template, {"ScheduledSweep": "scheduled_sweep"})["Resources"]
+    assert dead_letters.SWEEP_QUEUE_POLICY in resources
+    arns = {"SweepQueue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{SWEEP_QUEUE}",
+            "DefaultRole": f"arn:aws:iam::{ACCOUNT}:role/safetycatch-prod"}
+    policy = _resolved(resources[dead_letters.SWEEP_QUEUE_POLICY]["Properties"]["PolicyDocument"], arns)
+    allow = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}
+    mallory = f"arn:aws:iam::{ACCOUNT}:user/mallory"
+    for who, expected in ((mallory, "deny"), (arns["DefaultRole"], "allow")):
+        verdict = decide([allow, *policy["Statement"]], "sqs:SendMessage", arns["SweepQueue"],
+                         {"aws:PrincipalArn": who}, who)
+        assert verdict == expected, who
