@@ -104,8 +104,8 @@ def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: str | No
         raise KillSwitchError(f"{name} has no kill to restore{hint}")
     spec = FixSpec.from_json(fix["spec"])
     result: dict[str, Any] = {"function": ref.arn, "fix_id": fix["id"], "prior": spec.prior, "actor": actor}
-    # a retry after a half-failed restore finds the restore's own writes, not somebody else's change
-    changed = drift(engine.inventory, ref, spec) if fix["status"] == "applied" else None
+    # every attempt compares; a retry after a half-failed restore also accepts the prior values it put back
+    changed = drift(engine.inventory, ref, spec, retry=fix["status"] != "applied")
     if changed:
         raise KillSwitchError(f"{name} NOT restored: it was changed after the kill ({changed}); putting the "
                               "prior state back would overwrite that change")

@@ -385,3 +385,72 @@ def test_only_the_scheduler_may_send_to_the_sweep_queue():
         verdict = decide([allow, *policy["Statement"]], "sqs:SendMessage", arns["SweepQueue"],
                          {"aws:PrincipalArn": who}, who)
         assert verdict == expected, who
+
+
+# -- 5. restore and undo compare before they write, every time -----------------------------------------------
+
+
+def test_a_retried_restore_refuses_over_a_change_made_after_it_failed_half_way(aws, runtime, monkeypatch):
+    """Attack (or accident): a restore puts reserved concurrency back to 7, then fails on the mapping; somebody
+    sets 1 by hand; the retried restore used to skip the drift check (status undo-failed) and overwrote 1 with 7.
+    A retry accepts on each compared value either what the kill set or the prior (what the failed restore may
+    have left), and nothing else."""
+    from botocore.exceptions import ClientError
+
+    from chalicelib import decisions, killswitch
+    from chalicelib.gateway import Gateway
+
+    arn = aws.function("thumbnailer")
+    aws.sqs_mapping(arn, "jobs")
+    lam = aws.client("lambda")
+    lam.put_function_concurrency(FunctionName="thumbnailer", ReservedConcurrentExecutions=7)
+    fix_id = killswitch.kill(runtime, "thumbnailer", "loop", "alice")["fix_id"]
+    real = Gateway.update_event_source_mapping
+
+    def unavailable(self, uuid, **changes):
+        raise ClientError({"Error": {"Code": "ServiceException", "Message": "try later"},
+                           "ResponseMetadata": {"HTTPStatusCode": 500}}, "UpdateEventSourceMapping")
+
+    monkeypatch.setattr(Gateway, "update_event_source_mapping", unavailable)
+    assert killswitch.restore(runtime, "thumbnailer", "alice")["outcome"] == "failed"
+    assert lam.get_function_concurrency(FunctionName="thumbnailer")["ReservedConcurrentExecutions"] == 7
+    monkeypatch.setattr(Gateway, "update_event_source_mapping", real)
+    lam.put_function_concurrency(FunctionName="thumbnailer", ReservedConcurrentExecutions=1)  # the hand-made change
+    with pytest.raises(killswitch.KillSwitchError, match="now 1"):
+        killswitch.restore(runtime, "thumbnailer", "alice")
+    outcome = decisions.decide(runtime, "restore", fix_id, actor="U0APPROVER")
+    assert not outcome.ok and "now 1" in outcome.text
+    assert lam.get_function_concurrency(FunctionName="thumbnailer")["ReservedConcurrentExecutions"] == 1
+    lam.put_function_concurrency(FunctionName="thumbnailer", ReservedConcurrentExecutions=7)  # back as restored
+    assert killswitch.restore(runtime, "thumbnailer", "alice")["outcome"] == "restored", "a clean retry goes on"
+
+
+def test_a_retried_undo_compares_too(aws, runtime, monkeypatch):
+    """An undo that failed (undo-failed) is retried through the same drift check: a change made since is kept."""
+    from botocore.exceptions import ClientError
+
+    from chalicelib import undo
+    from chalicelib.gateway import Gateway
+
+    aws.function("orders-api")
+    spec = {"action": "set-reserved-concurrency", "target": _arn("orders-api"),
+            "params": {"ReservedConcurrentExecutions": 80}, "prior": {"ReservedConcurrentExecutions": None}}
+    fix_id = runtime.store.store_fix(_arn("orders-api"), "reserved-concurrency", spec)
+    runtime.store.mark_fix(fix_id, "applied", "stored")
+    lam = aws.client("lambda")
+    lam.put_function_concurrency(FunctionName="orders-api", ReservedConcurrentExecutions=80)
+
+    def unavailable(self, *args, **kwargs):
+        raise ClientError({"Error": {"Code": "ServiceException", "Message": "try later"},
+                           "ResponseMetadata": {"HTTPStatusCode": 500}}, "DeleteFunctionConcurrency")
+
+    monkeypatch.setattr(Gateway, "delete_function_concurrency", unavailable)
+    assert undo.undo_fix(runtime, fix_id, "alice").status == "undo-failed"
+    monkeypatch.undo()
+    lam.put_function_concurrency(FunctionName="orders-api", ReservedConcurrentExecutions=30)
+    retried = undo.undo_fix(runtime, fix_id, "alice")
+    assert not retried.ok and "now 30" in retried.text
+    assert lam.get_function_concurrency(FunctionName="orders-api")["ReservedConcurrentExecutions"] == 30
+    lam.put_function_concurrency(FunctionName="orders-api", ReservedConcurrentExecutions=80)
+    assert undo.undo_fix(runtime, fix_id, "alice").ok, "a retry over no change puts the prior back"
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName="orders-api")
