@@ -250,7 +250,7 @@ class AlarmVerdict:
 
 
 def verify_alarm_evidence(evidence: Evidence, recorded: dict[str, Any] | None, inventory: Any,
-                          policy_set: Any) -> AlarmVerdict:
+                          policy_set: Any, not_before: datetime | None = None) -> AlarmVerdict:
     """An alarm state is not evidence by itself: anyone with ``cloudwatch:PutMetricAlarm`` or ``SetAlarmState``
     can make an alarm named ``safetycatch-runaway-*`` go to ALARM. The ALARM change of ``evidence`` may kill only
     when, all read fresh through ``inventory``:
@@ -260,7 +260,9 @@ def verify_alarm_evidence(evidence: Evidence, recorded: dict[str, Any] | None, i
        when the bot put it; None when it never did) equals the alarm as it is now;
     3. the function exists and is in kill-switch scope (tagged, listed, or a recursive-trigger finding);
     4. the function's own metrics (GetMetricData, AWS/Lambda, which only Lambda publishes) cross the recorded
-       thresholds for the alarm's number of consecutive minutes, in the window ending at its state change.
+       thresholds for the alarm's number of consecutive minutes, in the window ending at its state change
+       and starting no earlier than ``not_before`` (the function's last restore: a loop from before the kill
+       is over, and must not confirm an alarm forced after the restore).
 
     Example:
         verdict = verify_alarm_evidence(evidence, recorded_alarm(store, arn), inventory, policy_set)
@@ -280,7 +282,8 @@ def verify_alarm_evidence(evidence: Evidence, recorded: dict[str, Any] | None, i
     if not scoped.ok:
         return scoped
     assert verdict.at is not None
-    return confirmed_breach(inventory, ref.name, alarms.Thresholds.from_params(recorded["params"]), verdict.at)
+    return confirmed_breach(inventory, ref.name, alarms.Thresholds.from_params(recorded["params"]), verdict.at,
+                            not_before)
 
 
 def verify_sentinel_evidence(evidence: Evidence, inventory: Any, params: dict[str, Any]) -> AlarmVerdict:
@@ -303,7 +306,8 @@ def verify_sentinel_evidence(evidence: Evidence, inventory: Any, params: dict[st
     return verdict
 
 
-def verify_contributor(inventory: Any, ref: FunctionRef, params: dict[str, Any], end: datetime) -> AlarmVerdict:
+def verify_contributor(inventory: Any, ref: FunctionRef, params: dict[str, Any], end: datetime,
+                       not_before: datetime | None = None) -> AlarmVerdict:
     """A sentinel's contributor is confirmed exactly as any kill: the function read fresh, the thresholds its own
     runaway alarm would get (the policy's, raised by its own baseline: ``runaway_loop.kill_thresholds``), and its
     own metrics crossing them for the policy's consecutive minutes in the window ending at ``end``.
@@ -319,7 +323,7 @@ def verify_contributor(inventory: Any, ref: FunctionRef, params: dict[str, Any],
         return AlarmVerdict(False, f"no function {ref.name} in {ref.account} {ref.region}", "gone")
     inventory.load({"metrics": [snapshot]}, {snapshot.arn: set(runaway_loop.metrics(params))}, {})
     thresholds = runaway_loop.kill_thresholds(snapshot, params)
-    verdict = confirmed_breach(inventory, ref.name, thresholds, end)
+    verdict = confirmed_breach(inventory, ref.name, thresholds, end, not_before)
     if not verdict.ok and thresholds.invocations_per_minute > int(params["invocations_per_minute"]):
         return dataclasses.replace(verdict, reason=f"{verdict.reason}: within {params['baseline_multiplier']} x its "
                                                    "own busiest minute, busy, not a loop")
@@ -357,9 +361,10 @@ def in_kill_switch_scope(snapshot: Any, inventory: Any, policy_set: Any) -> bool
 
 
 def confirmed_breach(inventory: Any, function_name: str, thresholds: alarms.Thresholds,
-                     end: datetime) -> AlarmVerdict:
+                     end: datetime, not_before: datetime | None = None) -> AlarmVerdict:
     """Whether ``function_name``'s per-minute metrics cross ``thresholds`` for ``thresholds.minutes`` consecutive
-    minutes in the alarm's window ending at ``end`` (a few minutes either side for late datapoints)."""
+    minutes in the alarm's window ending at ``end`` (a few minutes either side for late datapoints); no minute
+    that began before ``not_before`` (the last restore) counts."""
     watched = [(metric, stat, limit) for metric, stat, limit in (
         ("Invocations", "Sum", thresholds.invocations_per_minute),
         ("ConcurrentExecutions", "Maximum", thresholds.concurrent_executions),
@@ -371,7 +376,7 @@ def confirmed_breach(inventory: Any, function_name: str, thresholds: alarms.Thre
     over: dict[datetime, list[str]] = {}
     for metric, _, limit in watched:
         for stamp, value in series.get(metric, {}).items():
-            if value > limit:
+            if value > limit and (not_before is None or stamp >= not_before):
                 over.setdefault(stamp.replace(second=0, microsecond=0), []).append(f"{metric} {value:g}")
     run, best = _longest_run(sorted(over))
     limits = ", ".join(f"{m} > {lim}" for m, _, lim in watched)

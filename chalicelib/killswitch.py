@@ -190,7 +190,7 @@ def _suspects(runtime: Runtime, engine: Engine, evidence: Evidence,
         return _sentinel_suspects(runtime, engine, evidence, report)
     (ref,) = evidence.functions[:1]
     verdict = verify_alarm_evidence(evidence, recorded_alarm(engine.store, ref.arn), engine.inventory,
-                                    runtime.policy_set)
+                                    runtime.policy_set, last_restore(engine.store, ref.arn))
     if not verdict.ok:
         report.function, report.skipped = ref.arn, _refuse_alarm(runtime, engine, evidence, verdict, report)
         return []
@@ -251,12 +251,21 @@ def _sentinel_suspects(runtime: Runtime, engine: Engine, evidence: Evidence,
         if ref is None or ref.arn.split(":function:", 1)[1] != name:
             report.errors.append(f"sentinel contributor without a plain function name: {str(attributes)[:120]}")
             continue
-        confirmed = verify_contributor(engine.inventory, ref, params, verdict.at)
+        confirmed = verify_contributor(engine.inventory, ref, params, verdict.at, last_restore(engine.store, ref.arn))
         if confirmed.ok:
             suspects.append((ref, confirmed.reason))
         else:
             report.errors.append(f"{name} not killed: {confirmed.reason}")
     return suspects
+
+
+def last_restore(store: Any, function_arn: str) -> datetime | None:
+    """When the kill-switch last restored the function (None if it is not restored): the metrics that confirm a
+    kill start after it, so a loop that was already stopped never confirms a new kill."""
+    lock = store.kill_lock(function_arn)
+    if not lock or lock.get("status") != "restored":
+        return None
+    return datetime.fromtimestamp(int(lock.get("since", 0)), timezone.utc)
 
 
 def recorded_alarm(store: Any, function_arn: str) -> dict[str, Any] | None:

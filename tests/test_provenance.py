@@ -454,3 +454,59 @@ def test_a_retried_undo_compares_too(aws, runtime, monkeypatch):
     lam.put_function_concurrency(FunctionName="orders-api", ReservedConcurrentExecutions=80)
     assert undo.undo_fix(runtime, fix_id, "alice").ok, "a retry over no change puts the prior back"
     assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName="orders-api")
+
+
+# -- 6. a forced alarm after a restore kills nothing ---------------------------------------------------------
+
+
+def test_forcing_the_bots_alarm_right_after_a_restore_kills_nothing(aws, runtime):
+    """Attack: ``cloudwatch:SetAlarmState`` on the bot's own alarm right after a restore. Before: the function was
+    killed again, because the confirming window still held the loop from before the kill. The window starts
+    after the function's last restore; a loop that resumes after it is still killed."""
+    from chalicelib import killswitch
+    from cli.cloudtrail import api_call
+    from cli.evidence import alarm_state_change
+    from tests.runaway_support import loop_metrics
+
+    aws.function("thumbnailer", tags={"safetycatch:kill-switch": "true"})
+    handle_event(api_call("TagResource20170331v2", {"resource": _arn("thumbnailer"),
+                                                    "tags": {"safetycatch:kill-switch": "true"}}), runtime=runtime)
+    loop_metrics(aws, "thumbnailer")
+    cloudwatch = aws.client("cloudwatch")
+    name = "safetycatch-runaway-thumbnailer"
+
+    def forced() -> dict:
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="forced")
+        return alarm_state_change(cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0])
+
+    assert handle_event(forced(), runtime=runtime)["findings"][0]["outcome"] == "fixed"
+    assert killswitch.restore(runtime, "thumbnailer", "alice")["outcome"] == "restored"
+    report = handle_event(forced(), runtime=runtime)
+    assert report["findings"] == [] and "do not show a breach" in report["skipped"], report["skipped"]
+    assert _reserved(aws, "thumbnailer") is None
+
+
+def test_a_loop_that_resumes_after_the_restore_is_killed_again(aws, runtime):
+    """The other side of the boundary: the restore was ten minutes ago (the state table's clock), and the function
+    has looped since (its own metrics): the bot's alarm in ALARM kills it again."""
+    import time
+
+    from chalicelib import killswitch
+    from cli.cloudtrail import api_call
+    from cli.evidence import alarm_state_change
+    from tests.runaway_support import loop_metrics
+
+    aws.function("thumbnailer", tags={"safetycatch:kill-switch": "true"})
+    handle_event(api_call("TagResource20170331v2", {"resource": _arn("thumbnailer"),
+                                                    "tags": {"safetycatch:kill-switch": "true"}}), runtime=runtime)
+    runtime.store.clock = lambda: time.time() - 600
+    killswitch.kill(runtime, "thumbnailer", "loop", "alice")
+    killswitch.restore(runtime, "thumbnailer", "alice")
+    runtime.store.clock = time.time
+    loop_metrics(aws, "thumbnailer")  # the last three minutes: after the restore
+    cloudwatch = aws.client("cloudwatch")
+    name = "safetycatch-runaway-thumbnailer"
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="Threshold Crossed")
+    event = alarm_state_change(cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0])
+    assert handle_event(event, runtime=runtime)["findings"][0]["outcome"] == "fixed"
+    assert _reserved(aws, "thumbnailer") == 0
