@@ -66,6 +66,7 @@ class Settings:
     max_changes_per_function_per_hour: int = 5
     max_changes_per_policy_per_hour: int = 10
     max_auto_reservation_share: float = 0.1
+    max_auto_reservation_total_share: float = 0.3
     max_reapply: int = 2
     fight_window_hours: float = 24
     slack_team_ids: tuple[str, ...] = ()
@@ -190,6 +191,7 @@ _NUMBERS: dict[str, tuple[type, float, float, str]] = {
     "max_changes_per_function_per_hour": (int, 0, 10000, "changes"),
     "max_changes_per_policy_per_hour": (int, 0, 10000, "changes"),
     "max_auto_reservation_share": (float, 0, 1, "share of the account concurrency limit"),
+    "max_auto_reservation_total_share": (float, 0, 1, "share of the account concurrency limit"),
     "max_reapply": (int, 0, 100, "re-applications"),
     "fight_window_hours": (float, 0, 24 * 30, "hours"),
 }
@@ -234,7 +236,12 @@ def _settings(doc: Any, problems: Problems | None = None) -> Settings:
         checked = problems.attempt(check, file, key, value)
         if checked is not None:
             out[key] = checked
-    return Settings(**out)
+    settings = Settings(**out)
+    if settings.max_auto_reservation_total_share < settings.max_auto_reservation_share:
+        problems.errors.append(PolicyError(file, "max_auto_reservation_total_share", (
+            f"the bound on the sum ({settings.max_auto_reservation_total_share:g}) must be at least "
+            f"max_auto_reservation_share ({settings.max_auto_reservation_share:g})")))
+    return settings
 
 
 def _param(file: str, check: Check, name: str, value: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import fixes, killswitch
+from chalicelib import fixes, killswitch, limits
 from chalicelib.approvals import Outcome, function_name, refused
 from chalicelib.drift import drift as drift_of
 from chalicelib.model import FixSpec, FunctionRef
@@ -82,6 +82,8 @@ def _put_back(runtime: Any, fix: dict[str, Any], spec: FixSpec, label: str, acto
         return Outcome(False, "undo-failed", f"Could not {label}: {reason}", str(fix.get("message_id", "")),
                        fix["function"])
     store.mark_fix(fix_id, "undone", "undoing")
+    if spec.action == "set-reserved-concurrency":  # no longer one of the bot's automatic reservations
+        limits.record_reservation(store, fix["function"], 0)
     store.audit(fix["function"], {"policy": fix.get("policy", ""), "outcome": PAST[label], "fix_id": fix_id,
                                   "context": f"{label} by {actor}"})
     current, _ = fixes.describe_spec(spec.to_json()).split(" → ", 1)

@@ -510,3 +510,57 @@ def test_a_loop_that_resumes_after_the_restore_is_killed_again(aws, runtime):
     event = alarm_state_change(cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0])
     assert handle_event(event, runtime=runtime)["findings"][0]["outcome"] == "fixed"
     assert _reserved(aws, "thumbnailer") == 0
+
+
+# -- 7. automatic reservations are bounded in total -----------------------------------------------------------
+
+
+def test_automatic_reservations_are_bounded_in_total(aws, runtime, stub_only):
+    """Attack: tag nine functions ``critical=true``, each with a real peak of 66: each reservation (99) is under
+    max_auto_reservation_share (10 % of 1,000), and before, all nine were made: 891 of 1,000 reserved, nobody
+    asked. The sum of automatic reservations per account and region stays within
+    max_auto_reservation_total_share (0.3: 300); beyond it the fix waits for approval and says how much is
+    already reserved automatically. moto has no GetAccountSettings: the Stubber answers that call only."""
+    from cli.cloudtrail import api_call
+
+    stubber = stub_only(runtime.clients()("lambda"), "GetAccountSettings")
+    for _ in range(9):
+        stubber.add_response("get_account_settings", {"AccountLimit": {
+            "ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": 1000}, "AccountUsage": {}})
+    outcomes = []
+    for i in range(9):
+        name = f"payments-{i}"
+        arn = aws.function(name, tags={"critical": "true"})
+        aws.concurrency_history(name, peak=66)
+        event = api_call("TagResource20170331v2", {"resource": arn, "tags": {"critical": "true"}})
+        (finding,) = [f for f in handle_event(event, runtime=runtime)["findings"]
+                      if f["policy"] == "reserved-concurrency"]
+        assert finding["fix"]["params"] == {"ReservedConcurrentExecutions": 99}
+        outcomes.append((finding["outcome"], finding.get("detail", "")))
+    assert [o for o, _ in outcomes] == ["fixed"] * 3 + ["pending-approval"] * 6
+    assert "297 already reserved automatically in 123456789012 us-east-1" in outcomes[3][1]
+    assert "max_auto_reservation_total_share 0.3" in outcomes[3][1]
+    reserved = [aws.client("lambda").get_function_concurrency(FunctionName=f"payments-{i}").get(
+        "ReservedConcurrentExecutions") for i in range(9)]
+    assert sum(r or 0 for r in reserved) == 297
+
+
+def test_the_total_share_is_a_validated_setting(tmp_path):
+    """policies/settings.yaml has max_auto_reservation_total_share (default 0.3); lint refuses what is out of
+    bounds, and one below the per-reservation share."""
+    import shutil
+
+    import yaml
+
+    from chalicelib import settings as settings_module
+    from tests.conftest import POLICIES
+
+    assert settings_module.load(str(POLICIES)).settings.max_auto_reservation_total_share == 0.3
+    for value, message in ((1.5, "max_auto_reservation_total_share"), (0.05, "max_auto_reservation_share")):
+        target = tmp_path / f"p{value}"
+        shutil.copytree(POLICIES, target)
+        doc = yaml.safe_load((target / "settings.yaml").read_text())
+        doc["max_auto_reservation_total_share"] = value
+        (target / "settings.yaml").write_text(yaml.safe_dump(doc))
+        with pytest.raises(settings_module.PolicyError, match=message):
+            settings_module.load(str(target))
