@@ -74,13 +74,22 @@ class Settings:
     own_functions: tuple[str, ...] = ()  # the bot's own function ARNs, exact (written by `make package`)
 
     def is_own_role(self, role_arn: str) -> bool:
-        """True when ``role_arn`` is one of the bot's roles (its own change).
+        """True when ``role_arn`` is one of the bot's roles (its own change). A pattern for any account
+        (``arn:aws:iam::*:role/...``: the member role, by name) is the bot only in member accounts: a role of that
+        name in the bot's own account (the account of ``own_functions``, once packaged) is somebody else's.
 
         Example:
             >>> Settings().is_own_role("arn:aws:iam::123456789012:role/safetycatch-dev-role")
             True
+            >>> Settings(self_role_patterns=("arn:aws:iam::*:role/safetycatch-remediation",),
+            ...          own_functions=("arn:aws:lambda:us-east-1:123456789012:function:safetycatch-prod",)
+            ...          ).is_own_role("arn:aws:iam::123456789012:role/safetycatch-remediation")
+            False
         """
-        return any(fnmatch.fnmatchcase(role_arn, pattern) for pattern in self.self_role_patterns)
+        parts = role_arn.split(":")
+        home = len(parts) > 4 and parts[4] in {arn.split(":")[4] for arn in self.own_functions if arn.count(":") > 4}
+        return any(fnmatch.fnmatchcase(role_arn, pattern) for pattern in self.self_role_patterns
+                   if not (home and _any_account(pattern)))
 
     def is_own_function(self, function_arn: str) -> bool:
         """True when ``function_arn`` is exactly one of the bot's own functions (``own_functions``).
@@ -91,6 +100,12 @@ class Settings:
             False
         """
         return function_arn in self.own_functions
+
+
+def _any_account(pattern: str) -> bool:
+    """A role pattern matching every account's role of a name (its account field is a wildcard)."""
+    parts = pattern.split(":")
+    return len(parts) > 4 and any(c in parts[4] for c in "*?[")
 
 
 @dataclass(frozen=True)

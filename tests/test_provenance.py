@@ -564,3 +564,53 @@ def test_the_total_share_is_a_validated_setting(tmp_path):
         (target / "settings.yaml").write_text(yaml.safe_dump(doc))
         with pytest.raises(settings_module.PolicyError, match=message):
             settings_module.load(str(target))
+
+
+# -- 8. role names are matched where they live -----------------------------------------------------------------
+
+
+def test_a_role_named_like_the_member_role_in_the_bots_own_account_hides_nothing(aws, make_runtime, tmp_path):
+    """Attack: in the bot's own account, create a role named ``safetycatch-remediation`` (the member role's name)
+    and deploy Timeout 30 behind an API with it. The packaged settings matched the member role as
+    ``arn:aws:iam::*:role/safetycatch-remediation``, so the deploy was skipped as "the bot's own change". The
+    member role is the bot's only in member accounts (the accounts of ``own_functions`` are the bot's)."""
+    from chalicelib.settings import from_json
+    from cli import build
+    from cli.cloudtrail import api_call
+
+    compiled = tmp_path / "compiled.json"
+    build.compile_policies(target=compiled, stage="prod", account=ACCOUNT, region=REGION)
+    runtime = make_runtime()
+    runtime.policy_set = from_json(json.loads(compiled.read_text()))  # as packaged for the bot's account
+    settings = runtime.settings
+    assert settings.is_own_role(f"arn:aws:iam::{MEMBER}:role/safetycatch-remediation"), "still the bot in a member"
+    assert not settings.is_own_role(f"arn:aws:iam::{ACCOUNT}:role/safetycatch-remediation")
+    arn = aws.function("orders-api", timeout=30)
+    aws.rest_api(arn, path="orders")
+    event = api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "orders-api", "timeout": 30},
+                     role="safetycatch-remediation", session="mallory")
+    report = handle_event(event, runtime=runtime)
+    assert report["skipped"] is None and [f["outcome"] for f in report["findings"]] == ["fixed"]
+    assert aws.client("lambda").get_function(FunctionName="orders-api")["Configuration"]["Timeout"] == 25
+
+
+def test_the_example_scp_protects_the_member_role():
+    """deploy/scp-protect-tags.yaml denies changing, deleting or creating the member role (and its policies) to
+    everyone but the administrators who deploy it."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: {suffix: loader.construct_scalar(node)
+                                                                      if isinstance(node, yaml.ScalarNode) else None})
+    template = yaml.load((ROOT / "deploy" / "scp-protect-tags.yaml").read_text(), Loader=Loader)
+    statements = template["Resources"]["ProtectSafetycatchTags"]["Properties"]["Content"]["Statement"]
+    (member,) = [s for s in statements if s.get("Sid") == "ProtectTheMemberRole"]
+    assert member["Effect"] == "Deny" and member["Resource"] == "arn:aws:iam::*:role/safetycatch-remediation"
+    for action in ("iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy",
+                   "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:DeleteRolePolicy"):
+        assert action in member["Action"], action
+    assert "ArnNotLike" in member["Condition"] and "aws:PrincipalArn" in member["Condition"]["ArnNotLike"]
