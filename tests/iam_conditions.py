@@ -102,3 +102,23 @@ def _applies(statement: dict[str, Any], action: str, resource: str, principal: s
         return True
     named = [v for values in (who.values() if isinstance(who, dict) else [who]) for v in _values(values)]
     return principal in named or "*" in named
+
+
+# The condition keys a request carries, from its parameters (IAM service authorization reference): the keys the
+# bot's policy conditions on. A key the request does not set is absent.
+REQUEST_KEYS = {
+    "ServiceNamespace": "application-autoscaling:service-namespace",
+    "ScalableDimension": "application-autoscaling:scalable-dimension",
+    "Layers": "lambda:Layer",
+    "AlarmActions": "cloudwatch:AlarmActions",
+}
+
+
+def request_context(params: dict[str, Any]) -> dict[str, Any]:
+    """The condition keys of one request (``REQUEST_KEYS``), from its parameters.
+
+    Example:
+        >>> request_context({"FunctionName": "f", "Layers": ["arn:aws:lambda:us-east-1:1:layer:x:1"]})
+        {'lambda:Layer': ['arn:aws:lambda:us-east-1:1:layer:x:1']}
+    """
+    return {key: params[name] for name, key in REQUEST_KEYS.items() if params.get(name)}

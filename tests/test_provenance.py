@@ -614,3 +614,52 @@ def test_the_example_scp_protects_the_member_role():
                    "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:DeleteRolePolicy"):
         assert action in member["Action"], action
     assert "ArnNotLike" in member["Condition"] and "aws:PrincipalArn" in member["Condition"]["ArnNotLike"]
+
+
+# -- 9. least privilege with conditions ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("identity", ["bot", "member"])
+def test_the_bots_policy_denies_writes_outside_their_conditions(identity):
+    """Evaluated as IAM does (resource-level matching as tests/iam_authorization.py, conditions as
+    tests/iam_conditions.py): the bot's own calls are allowed; the same actions outside the conditions are not -
+    scaling an ECS service, attaching a layer with UpdateFunctionConfiguration, an alarm with an action. Before:
+    all allowed (the statements had no condition)."""
+    from cli import iam
+    from tests import iam_authorization as authz
+    from tests.iam_conditions import decide, request_context
+
+    policy = iam.bot_policy("prod") if identity == "bot" else authz.member_policy_file()
+    statements = policy["Statement"]
+
+    def verdict(service: str, operation: str, params: dict) -> set[str]:
+        # a scalable target's ARN ends in an id AWS makes up, not the request's ResourceId: the policy says "*"
+        context = ("*",) if service == "application-autoscaling" else ()
+        call = authz.Call(service, operation, params, REGION, ACCOUNT if identity == "bot" else MEMBER, identity,
+                          context=context)
+        return {decide(statements, action, resource, request_context(params))
+                for action, resource in authz.requests(call)}
+
+    fn = _arn("orders-api")
+    ours = {
+        ("application-autoscaling", "RegisterScalableTarget"): {
+            "ServiceNamespace": "lambda", "ResourceId": "function:orders-api:live",
+            "ScalableDimension": "lambda:function:ProvisionedConcurrency", "MinCapacity": 1, "MaxCapacity": 5},
+        ("lambda", "UpdateFunctionConfiguration"): {"FunctionName": fn, "Timeout": 25},
+        ("cloudwatch", "PutMetricAlarm"): {"AlarmName": "safetycatch-runaway-orders-api", "EvaluationPeriods": 3,
+                                           "ComparisonOperator": "GreaterThanThreshold"},
+    }
+    outside = {
+        ("application-autoscaling", "RegisterScalableTarget"): {
+            **ours[("application-autoscaling", "RegisterScalableTarget")], "ServiceNamespace": "ecs",
+            "ResourceId": "service/prod/payments", "ScalableDimension": "ecs:service:DesiredCount"},
+        ("lambda", "UpdateFunctionConfiguration"): {
+            "FunctionName": fn, "Layers": [f"arn:aws:lambda:{REGION}:999999999999:layer:exfiltrate:1"]},
+        ("cloudwatch", "PutMetricAlarm"): {
+            **ours[("cloudwatch", "PutMetricAlarm")],
+            "AlarmActions": [f"arn:aws:ssm:{REGION}:{ACCOUNT}:opsitem:3#CATEGORY=Security"]},
+    }
+    for (service, operation), params in ours.items():
+        assert verdict(service, operation, params) == {"allow"}, (identity, operation)
+    for (service, operation), params in outside.items():
+        assert "allow" not in verdict(service, operation, params), (identity, operation, params)
