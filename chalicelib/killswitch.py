@@ -214,6 +214,10 @@ def _confirmed_health(runtime: Runtime, engine: Engine, evidence: Evidence, repo
         return dataclasses.replace(evidence, functions=())
     confirmed = []
     for ref in refs:
+        if (ref.account, ref.region) != (evidence.account, evidence.region):  # read nowhere else: not even there
+            report.errors.append(f"{ref.arn} is not in the event's own account and region ({evidence.account} "
+                                 f"{evidence.region}): an event acts only there")
+            continue
         scoped = function_in_scope(engine.inventory, ref, runtime.policy_set)
         if scoped.ok:
             confirmed.append(ref)
