@@ -211,6 +211,15 @@ _TRANSIENT_CHECKS = botocore_retries.OrRetryChecker([
 ])
 
 
+# Errors Lambda sends as 502 that retrying cannot fix (the function's key, network or package configuration;
+# botocore's lambda service model gives them httpStatusCode 502): permanent whatever the status says.
+PERMANENT_CODES = frozenset({
+    "KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException", "KMSNotFoundException",
+    "EC2AccessDeniedException", "InvalidSecurityGroupIDException", "InvalidSubnetIDException",
+    "InvalidRuntimeException", "InvalidZipFileException", "SubnetIPAddressLimitReachedException",
+    "ENILimitReachedException"})
+
+
 class _Status:
     """The one attribute of an HTTP response botocore's checkers read."""
 
@@ -231,6 +240,8 @@ def is_transient(exc: BaseException) -> bool:
         (False, False)
     """
     if isinstance(exc, ClientError):
+        if error_code(exc) in PERMANENT_CODES:
+            return False
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         context = botocore_retries.RetryContext(attempt_number=1, parsed_response=exc.response,
                                                 http_response=_Status(status) if status else None)

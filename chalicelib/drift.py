@@ -38,8 +38,11 @@ from chalicelib.model import FixSpec, FunctionRef
 Current = dict[str, Any] | str  # the current values of the compared keys, or why they cannot be compared
 
 
-def drift(inventory: Any, ref: FunctionRef, spec: FixSpec) -> str | None:
-    """How the target differs now from what ``spec`` set (None when it still matches); one line for people."""
+def drift(inventory: Any, ref: FunctionRef, spec: FixSpec, retry: bool = False) -> str | None:
+    """How the target differs now from what ``spec`` set (None when it still matches); one line for people.
+
+    ``retry``: an undo / restore that failed half-way is being retried, so each compared value may also be the
+    prior one (what the failed attempt already put back); anything else is somebody's change, and is kept."""
     reader = _READERS.get(spec.action)
     if reader is None:
         return f"cannot tell whether {spec.action} was changed since (no reader): not undone"
@@ -54,7 +57,8 @@ def drift(inventory: Any, ref: FunctionRef, spec: FixSpec) -> str | None:
     wanted = {"ReservedConcurrentExecutions": 0} if spec.action == "kill" else spec.params
     verb = "the kill set" if spec.action == "kill" else "the fix set"
     changed = [f"{key} is now {current[key]}, {verb} {value}" for key, value in wanted.items()
-               if key in current and _norm(current[key]) != _norm(value)]
+               if key in current and _norm(current[key]) != _norm(value)
+               and not (retry and key in spec.prior and _norm(current[key]) == _norm(spec.prior[key]))]
     return "; ".join(changed) or None
 
 

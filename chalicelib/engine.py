@@ -290,8 +290,9 @@ class Engine:
         """Why an ``auto`` fix must wait for an approval this time ('' when it need not): too large a share of the
         account, or a fight (``limits``)."""
         settings = self.policy_set.settings
-        return limits.over_automatic_bound(settings, finding) or limits.fight(self.store, settings, snapshot,
-                                                                               finding, actor)
+        return limits.over_automatic_bound(settings, finding) or \
+            limits.over_total_bound(self.store, settings, finding) or \
+            limits.fight(self.store, settings, snapshot, finding, actor)
 
     def _first_to_apply(self, snapshot: FunctionSnapshot, finding: Finding) -> bool:
         """True for the one event that applies this fix to the function as it was read.
@@ -372,6 +373,9 @@ class Engine:
             return
         self.store.mark_fix(fix_id, "applied", "stored")
         decision.outcome = "fixed"
+        if automatic and finding.fix.action == "set-reserved-concurrency":  # the sum the total bound counts
+            limits.record_reservation(self.store, finding.function_arn,
+                                      int(finding.fix.params.get("ReservedConcurrentExecutions") or 0))
 
     def _audit(self, snapshot: FunctionSnapshot, decision: Decision, context: str) -> None:
         record = decision.audit_record(context)

@@ -283,7 +283,7 @@ class AlarmVerdict:
 
 
 def verify_alarm_evidence(evidence: Evidence, recorded: dict[str, Any] | None, inventory: Any,
-                          policy_set: Any) -> AlarmVerdict:
+                          policy_set: Any, not_before: datetime | None = None) -> AlarmVerdict:
     """An alarm state is not evidence by itself: anyone with ``cloudwatch:PutMetricAlarm`` or ``SetAlarmState``
     can make an alarm named ``safetycatch-runaway-*`` go to ALARM. The ALARM change of ``evidence`` may kill only
     when, all read fresh through ``inventory``:
@@ -293,7 +293,9 @@ def verify_alarm_evidence(evidence: Evidence, recorded: dict[str, Any] | None, i
        when the bot put it; None when it never did) equals the alarm as it is now;
     3. the function exists and is in kill-switch scope (tagged, listed, or a recursive-trigger finding);
     4. the function's own metrics (GetMetricData, AWS/Lambda, which only Lambda publishes) cross the recorded
-       thresholds for the alarm's number of consecutive minutes, in the window ending at its state change.
+       thresholds for the alarm's number of consecutive minutes, in the window ending at its state change
+       and starting no earlier than ``not_before`` (the function's last restore: a loop from before the kill
+       is over, and must not confirm an alarm forced after the restore).
 
     Example:
         verdict = verify_alarm_evidence(evidence, recorded_alarm(store, arn), inventory, policy_set)
@@ -309,16 +311,12 @@ def verify_alarm_evidence(evidence: Evidence, recorded: dict[str, Any] | None, i
         return AlarmVerdict(False, f"{name} is not an alarm safetycatch put (no record of putting it)", "not-ours")
     if alarms.canonical(alarms.put_arguments(described)) != recorded["canonical"]:
         return AlarmVerdict(False, f"{name} differs from the alarm safetycatch put (edited since)", "edited")
-    snapshot = inventory.function(ref)
-    if snapshot is None:
-        return AlarmVerdict(False, f"no function {ref.name} in {ref.account} {ref.region}", "gone")
-    if snapshot.tags_unreadable:  # the tags decide the scope: unknown is never in it (fail closed)
-        return AlarmVerdict(False, f"the tags of {ref.name} cannot be read, so whether it is in kill-switch scope is "
-                                   f"unknown ({snapshot.tags_unreadable})", "out-of-scope")
-    if not in_kill_switch_scope(snapshot, inventory, policy_set):
-        return AlarmVerdict(False, f"{ref.name} is not in kill-switch scope now", "out-of-scope")
+    scoped = function_in_scope(inventory, ref, policy_set)
+    if not scoped.ok:
+        return scoped
     assert verdict.at is not None
-    return confirmed_breach(inventory, ref.name, alarms.Thresholds.from_params(recorded["params"]), verdict.at)
+    return confirmed_breach(inventory, ref.name, alarms.Thresholds.from_params(recorded["params"]), verdict.at,
+                            not_before)
 
 
 def verify_sentinel_evidence(evidence: Evidence, inventory: Any, params: dict[str, Any]) -> AlarmVerdict:
@@ -341,7 +339,8 @@ def verify_sentinel_evidence(evidence: Evidence, inventory: Any, params: dict[st
     return verdict
 
 
-def verify_contributor(inventory: Any, ref: FunctionRef, params: dict[str, Any], end: datetime) -> AlarmVerdict:
+def verify_contributor(inventory: Any, ref: FunctionRef, params: dict[str, Any], end: datetime,
+                       not_before: datetime | None = None) -> AlarmVerdict:
     """A sentinel's contributor is confirmed exactly as any kill: the function read fresh, the thresholds its own
     runaway alarm would get (the policy's, raised by its own baseline: ``runaway_loop.kill_thresholds``), and its
     own metrics crossing them for the policy's consecutive minutes in the window ending at ``end``.
@@ -357,7 +356,7 @@ def verify_contributor(inventory: Any, ref: FunctionRef, params: dict[str, Any],
         return AlarmVerdict(False, f"no function {ref.name} in {ref.account} {ref.region}", "gone")
     inventory.load({"metrics": [snapshot]}, {snapshot.arn: set(runaway_loop.metrics(params))}, {})
     thresholds = runaway_loop.kill_thresholds(snapshot, params)
-    verdict = confirmed_breach(inventory, ref.name, thresholds, end)
+    verdict = confirmed_breach(inventory, ref.name, thresholds, end, not_before)
     if not verdict.ok and thresholds.invocations_per_minute > int(params["invocations_per_minute"]):
         return dataclasses.replace(verdict, reason=f"{verdict.reason}: within {params['baseline_multiplier']} x its "
                                                    "own busiest minute, busy, not a loop")
@@ -395,9 +394,10 @@ def in_kill_switch_scope(snapshot: Any, inventory: Any, policy_set: Any) -> bool
 
 
 def confirmed_breach(inventory: Any, function_name: str, thresholds: alarms.Thresholds,
-                     end: datetime) -> AlarmVerdict:
+                     end: datetime, not_before: datetime | None = None) -> AlarmVerdict:
     """Whether ``function_name``'s per-minute metrics cross ``thresholds`` for ``thresholds.minutes`` consecutive
-    minutes in the alarm's window ending at ``end`` (a few minutes either side for late datapoints)."""
+    minutes in the alarm's window ending at ``end`` (a few minutes either side for late datapoints); no minute
+    that began before ``not_before`` (the last restore) counts."""
     watched = [(metric, stat, limit) for metric, stat, limit in (
         ("Invocations", "Sum", thresholds.invocations_per_minute),
         ("ConcurrentExecutions", "Maximum", thresholds.concurrent_executions),
@@ -409,7 +409,7 @@ def confirmed_breach(inventory: Any, function_name: str, thresholds: alarms.Thre
     over: dict[datetime, list[str]] = {}
     for metric, _, limit in watched:
         for stamp, value in series.get(metric, {}).items():
-            if value > limit:
+            if value > limit and (not_before is None or stamp >= not_before):
                 over.setdefault(stamp.replace(second=0, microsecond=0), []).append(f"{metric} {value:g}")
     run, best = _longest_run(sorted(over))
     limits = ", ".join(f"{m} > {lim}" for m, _, lim in watched)
@@ -430,3 +430,73 @@ def _longest_run(minutes: list[datetime]) -> tuple[list[datetime], int]:
         if len(current) > len(best):
             best = current
     return best, len(best)
+
+
+# -- verifying an AWS Health notice before it may kill ------------------------------------------------------
+
+HEALTH_RECENT = timedelta(days=1)  # a notice the Health API last updated longer ago than this is history
+
+
+def verify_health_notice(evidence: Evidence, notice: Any,
+                         now: datetime) -> tuple[tuple[FunctionRef, ...], AlarmVerdict]:
+    """A Health notice on the bus is a claim: anyone who can put an event where the handler reads it (the bus of
+    a member account, the dead-letter queue, a direct invoke) can write one. It may kill only what the Health API
+    itself (``notice``: ``inventory.health.read_notice`` of the evidence's ``eventArn`` in its own account) says:
+    the event exists, is about LAMBDA with the same event type code, in the evidence's region, is ``open`` or
+    ``closed`` (Lambda may publish its loop notice closed, having stopped the loop; ``upcoming`` is refused), was
+    started or updated within ``HEALTH_RECENT`` of ``now``, and lists the function among its affected entities in
+    the evidence's account. Returns the functions both the notice and the Health API name, and the verdict
+    (``at``: when the Health API says the event started).
+
+    Example:
+        refs, verdict = verify_health_notice(evidence, read_notice(clients, evidence.key), now)
+        verdict.ok, [ref.name for ref in refs]
+        # -> (True, ['thumbnailer'])
+    """
+    refused = _health_refusal(evidence, notice, now)
+    if refused:
+        return (), AlarmVerdict(False, refused, "not-confirmed")
+    listed = set()
+    for value, owner in notice.entities:
+        ref = FunctionRef.parse(value, evidence.account, evidence.region) if value else None
+        if ref is not None and owner in ("", evidence.account):
+            listed.add(ref.arn)
+    refs = tuple(ref for ref in evidence.functions if ref.arn in listed)
+    if not refs:
+        return (), AlarmVerdict(False, f"the Health API lists none of the functions the notice names among the "
+                                       f"affected entities of {notice.arn}", "not-confirmed")
+    start = notice.start or notice.updated
+    return refs, AlarmVerdict(True, f"confirmed with the Health API: {notice.code} {notice.status} since "
+                                    f"{start:%Y-%m-%d %H:%M} UTC" if start else "confirmed with the Health API",
+                              at=start)
+
+
+def _health_refusal(evidence: Evidence, notice: Any, now: datetime) -> str:
+    """Why the Health API's answer does not confirm the notice ('' when it does)."""
+    if not notice.found:
+        return f"AWS Health does not know {evidence.key[:160]} ({notice.problem[:160]})"
+    if notice.service != "LAMBDA" or notice.code != evidence.event_name:
+        return f"the Health API describes {evidence.key[:160]} as {notice.service} {notice.code[:80]}, not " \
+               f"LAMBDA {evidence.event_name[:80]}"
+    if notice.region != evidence.region:
+        return f"the Health API places the event in {notice.region or 'no region'}, not {evidence.region}"
+    if notice.status not in ("open", "closed"):  # Lambda posts its loop notice once it has stopped the loop: closed
+        return f"the Health API says the event is {notice.status or 'of no status'}, not open or closed"
+    latest = max((t for t in (notice.start, notice.updated) if t is not None), default=None)
+    if latest is None or latest < now - HEALTH_RECENT:
+        return f"the Health API last updated the event {f'{latest:%Y-%m-%d %H:%M} UTC' if latest else 'never'}: " \
+               f"older than {HEALTH_RECENT.days} day"
+    return ""
+
+
+def function_in_scope(inventory: Any, ref: FunctionRef, policy_set: Any) -> AlarmVerdict:
+    """The function read fresh exists and is in kill-switch scope (its tags readable: unknown is never in it)."""
+    snapshot = inventory.function(ref)
+    if snapshot is None:
+        return AlarmVerdict(False, f"no function {ref.name} in {ref.account} {ref.region}", "gone")
+    if snapshot.tags_unreadable:  # the tags decide the scope: unknown is never in it (fail closed)
+        return AlarmVerdict(False, f"the tags of {ref.name} cannot be read, so whether it is in kill-switch scope is "
+                                   f"unknown ({snapshot.tags_unreadable})", "out-of-scope")
+    if not in_kill_switch_scope(snapshot, inventory, policy_set):
+        return AlarmVerdict(False, f"{ref.name} is not in kill-switch scope now", "out-of-scope")
+    return AlarmVerdict(True, "")

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 MAX_RECEIVES = 3  # the sweep queue's redrive policy (deploy/resources.yaml): then the dead-letter queue
 RUN_TTL_SECONDS = 7 * 86400
+SWEEP_INTERVAL_SECONDS = 6 * 3600  # app.py's schedule: a run's messages are for this long after its start
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -73,11 +74,14 @@ def planned_scopes(runtime: Runtime) -> list[Scope]:
 def start_run(runtime: Runtime, url: str) -> dict[str, Any]:
     """Record a run and send one message per scope to the sweep queue; returns ``{"run_id", "scopes"}``."""
     run_id, scopes = uuid.uuid4().hex, planned_scopes(runtime)
+    now = int(runtime.store.clock())
     organization = os.environ.get("SAFETYCATCH_SWEEP_ACCOUNTS", "").strip() == "organization"
     skipped = uncovered_management_account(runtime.session, runtime.bot_account()) if organization else None
+    # the planned scopes go with the run (accounts x regions, as plan_scopes makes them): the worker sweeps only those
     runtime.store.table.put({"pk": f"sweep#{run_id}", "sk": "run", "kind": "sweep", "total": len(scopes),
-                             "expiration": int(runtime.store.clock()) + RUN_TTL_SECONDS,
-                             **({"not_covered": skipped} if skipped else {})})
+                             "started": now, "accounts": json.dumps(sorted({s.account for s in scopes})),
+                             "regions": json.dumps(sorted({s.region for s in scopes})),
+                             "expiration": now + RUN_TTL_SECONDS, **({"not_covered": skipped} if skipped else {})})
     sqs = runtime.clients()("sqs")
     for start in range(0, len(scopes), 10):
         entries = [{"Id": str(i), "MessageBody": json.dumps({"run": run_id, "account": s.account, "region": s.region})}
@@ -118,10 +122,39 @@ def sweep_batch(runtime: Runtime, records: list[dict[str, Any]], context: Any = 
             logger.error("malformed sweep message dropped", extra={"message_id": record.get("messageId")})
             continue
         run, scope = parsed
+        refused = run_refusal(runtime, run, scope)
+        if refused:
+            _dropped(runtime, run, scope, refused)
+            continue
         receives = int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
         if not sweep_scope(runtime, run, scope, last_try=receives >= MAX_RECEIVES):
             failures.append({"itemIdentifier": record.get("messageId", "")})
     return {"batchItemFailures": failures}
+
+
+def run_refusal(runtime: Runtime, run: str, scope: Scope) -> str:
+    """Why a work item is not for a run the bot started ('' when it is): a message on the sweep queue is a claim,
+    acted on only for a run recorded by ``start_run``, within ``SWEEP_INTERVAL_SECONDS`` of its start, and a scope
+    it planned."""
+    item = runtime.store.table.get(f"sweep#{run}", "run")
+    if item is None or "started" not in item:
+        return f"no sweep run {run} was started by the schedule"
+    age = int(runtime.store.clock()) - int(item["started"])
+    if not 0 <= age <= SWEEP_INTERVAL_SECONDS:
+        return f"sweep run {run} started {age} s ago, more than one sweep interval ({SWEEP_INTERVAL_SECONDS} s)"
+    if scope.account not in json.loads(str(item.get("accounts") or "[]")) or \
+            scope.region not in json.loads(str(item.get("regions") or "[]")):
+        return f"sweep run {run} did not plan {scope.account} {scope.region}"
+    return ""
+
+
+def _dropped(runtime: Runtime, run: str, scope: Scope, reason: str) -> None:
+    """A work item that is not the bot's: dropped (never retried into the dead-letter queue), reported once."""
+    if runtime.store.claim(f"sweep-dropped#{run}#{scope.account}#{scope.region}", RUN_TTL_SECONDS):
+        logger.error("sweep message dropped", extra={"run_id": run, "account": scope.account,
+                                                     "region": scope.region, "reason": reason})
+        runtime.store.audit("sweep-queue", {"policy": "sweep", "mode": "auto", "outcome": "refused",
+                                            "message": f"{reason}: nothing swept", "context": run})
 
 
 def sweep_scope(runtime: Runtime, run: str, scope: Scope, last_try: bool = False) -> bool:

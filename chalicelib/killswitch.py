@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import json
@@ -40,12 +41,16 @@ from chalicelib.engine import NOTE_REPEAT_SECONDS, Engine, EventReport
 from chalicelib.evidence import (
     ALARM_STATE_CHANGE,
     CONTRIBUTOR_STATE_CHANGE,
+    HEALTH_EVENT,
     AlarmVerdict,
     Evidence,
+    function_in_scope,
     verify_alarm_evidence,
     verify_contributor,
+    verify_health_notice,
     verify_sentinel_evidence,
 )
+from chalicelib.inventory import health
 from chalicelib.inventory.metrics import ContributorsUnavailable
 from chalicelib.log import logger
 from chalicelib.loops import ACTIVE_MAPPING_STATES
@@ -100,8 +105,8 @@ def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: str | No
         raise KillSwitchError(f"{name} has no kill to restore{hint}")
     spec = FixSpec.from_json(fix["spec"])
     result: dict[str, Any] = {"function": ref.arn, "fix_id": fix["id"], "prior": spec.prior, "actor": actor}
-    # a retry after a half-failed restore finds the restore's own writes, not somebody else's change
-    changed = drift(engine.inventory, ref, spec) if fix["status"] == "applied" else None
+    # every attempt compares; a retry after a half-failed restore also accepts the prior values it put back
+    changed = drift(engine.inventory, ref, spec, retry=fix["status"] != "applied")
     if changed:
         raise KillSwitchError(f"{name} NOT restored: it was changed after the kill ({changed}); putting the "
                               "prior state back would overwrite that change")
@@ -146,6 +151,8 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
         report.skipped = f"the {POLICY} policy is off (no policies/{POLICY}.yaml, or mode off)"
         return report
     engine = runtime.engine(evidence.account, evidence.region)
+    if evidence.kind == HEALTH_EVENT:
+        evidence = _confirmed_health(runtime, engine, evidence, report)
     stop: list[str] = []  # why the contributors still to come are left (the hourly kill cap)
     failed = []
     for ref, confirmed in _suspects(runtime, engine, evidence, report, stop):
@@ -197,11 +204,47 @@ def _suspects(runtime: Runtime, engine: Engine, evidence: Evidence, report: Even
         return [(ref, "") for ref in evidence.functions]
     (ref,) = evidence.functions[:1]
     verdict = verify_alarm_evidence(evidence, recorded_alarm(engine.store, ref.arn), engine.inventory,
-                                    runtime.policy_set)
+                                    runtime.policy_set, last_restore(engine.store, ref.arn))
     if not verdict.ok:
         report.function, report.skipped = ref.arn, _refuse_alarm(runtime, engine, evidence, verdict, report)
         return []
     return [(ref, verdict.reason)]
+
+
+def _confirmed_health(runtime: Runtime, engine: Engine, evidence: Evidence, report: EventReport) -> Evidence:
+    """The Health notice narrowed to what AWS confirms: the Health API read in the notice's own account
+    (``evidence.verify_health_notice``), and each function in kill-switch scope on a fresh read. Where the Health
+    API cannot be read, nothing (said in ``report.skipped``): Health evidence alone never kills."""
+    try:
+        notice = health.read_notice(runtime.clients(health.HEALTH_REGION, evidence.account), evidence.key)
+    except health.HealthUnavailable as exc:
+        logger.warning("health notice not verifiable", extra={"event_arn": evidence.key, "error": str(exc)})
+        report.skipped = f"{exc}: nothing killed on an AWS Health notice alone"
+        return dataclasses.replace(evidence, functions=())
+    refs, verdict = verify_health_notice(evidence, notice, datetime.fromtimestamp(engine.store.clock(), timezone.utc))
+    if not verdict.ok:
+        logger.warning("health notice refused", extra={"event_arn": evidence.key, "reason": verdict.reason})
+        report.skipped = f"AWS Health notice refused: {verdict.reason}: nothing killed"
+        return dataclasses.replace(evidence, functions=())
+    confirmed = []
+    for ref in refs:
+        if (ref.account, ref.region) != (evidence.account, evidence.region):  # read nowhere else: not even there
+            report.errors.append(f"{ref.arn} is not in the event's own account and region ({evidence.account} "
+                                 f"{evidence.region}): an event acts only there")
+            continue
+        scoped = function_in_scope(engine.inventory, ref, runtime.policy_set)
+        if scoped.ok:
+            confirmed.append(ref)
+        else:
+            report.errors.append(f"{ref.name} not killed: {scoped.reason}")
+    report.errors.extend(f"{ref.name} not killed: the Health API does not list it" for ref in evidence.functions
+                         if ref not in refs)
+    if not confirmed and report.errors:
+        report.function = report.function or evidence.functions[0].arn
+        report.skipped = report.errors.pop(0) if len(report.errors) == 1 else "nothing killed: " + "; ".join(
+            report.errors)[:400]
+    return dataclasses.replace(evidence, functions=tuple(confirmed), observed_at=verdict.at or evidence.observed_at,
+                               reason=f"{evidence.reason} ({verdict.reason})")
 
 
 def _sentinel_suspects(runtime: Runtime, engine: Engine, evidence: Evidence, report: EventReport,
@@ -239,11 +282,20 @@ def _sentinel_suspects(runtime: Runtime, engine: Engine, evidence: Evidence, rep
             continue
         changed = item.get("StateTransitionedTimestamp")
         at = changed.astimezone(timezone.utc) if isinstance(changed, datetime) else verdict.at
-        confirmed = verify_contributor(engine.inventory, ref, params, at)
+        confirmed = verify_contributor(engine.inventory, ref, params, at, last_restore(engine.store, ref.arn))
         if confirmed.ok:
             yield ref, confirmed.reason
         else:
             report.errors.append(f"{name} not killed: {confirmed.reason}")
+
+
+def last_restore(store: Any, function_arn: str) -> datetime | None:
+    """When the kill-switch last restored the function (None if it is not restored): the metrics that confirm a
+    kill start after it, so a loop that was already stopped never confirms a new kill."""
+    lock = store.kill_lock(function_arn)
+    if not lock or lock.get("status") != "restored":
+        return None
+    return datetime.fromtimestamp(int(lock.get("since", 0)), timezone.utc)
 
 
 def recorded_alarm(store: Any, function_arn: str) -> dict[str, Any] | None:

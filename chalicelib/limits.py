@@ -6,6 +6,10 @@
   automatic changes count: a fix a human approved is never refused by them.
 * Share: an automatic reservation takes at most ``max_auto_reservation_share`` of the account concurrency
   limit; a larger one waits for a human (tagging a function ``critical`` must not drain the pool by itself).
+* Total: the bot's automatic reservations in one account and region add up to at most
+  ``max_auto_reservation_total_share`` of the limit (nine ``critical`` functions must not reserve 891 of 1,000
+  one by one). Each automatic reservation is kept in a ledger in the state table (one item per function, its
+  value; undo sets it to 0); beyond the bound, approval.
 * Fights: when the same fix (policy, action and values) was already applied to the same function more than
   ``max_reapply`` times within ``fight_window_hours``, something keeps undoing it (a deploy, a pipeline, a
   person). Re-applying forever helps nobody: the bot stops, names who keeps reverting it (the CloudTrail
@@ -24,7 +28,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from chalicelib.model import Finding, FunctionSnapshot
+from chalicelib.model import Finding, FunctionRef, FunctionSnapshot
 from chalicelib.settings import Settings
 from chalicelib.state import StateStore
 
@@ -84,6 +88,37 @@ def over_automatic_bound(settings: Settings, finding: Finding) -> str:
         return ""
     return (f"Reserving {value} is more than max_auto_reservation_share {settings.max_auto_reservation_share:g} of "
             f"the account limit {limit} ({bound}): it waits for a human.")
+
+
+def over_total_bound(store: StateStore, settings: Settings, finding: Finding) -> str:
+    """'' when ``finding``'s automatic reservation keeps the sum of the bot's automatic reservations in the
+    function's account and region within ``max_auto_reservation_total_share`` of the account limit; else why a
+    human must approve it (with how much is already reserved automatically)."""
+    fix = finding.fix
+    value = fix.params.get("ReservedConcurrentExecutions") if fix and fix.action == "set-reserved-concurrency" else None
+    limit = finding.evidence.get("account_limit")
+    ref = FunctionRef.parse(finding.function_arn, "", "")
+    if not isinstance(value, int) or not isinstance(limit, int) or limit <= 0 or ref is None:
+        return ""
+    others = sum(int(item.get("value", 0)) for item in store.table.query_pk(_ledger(ref))
+                 if item.get("sk") != ref.arn)
+    bound = math.floor(settings.max_auto_reservation_total_share * limit)
+    if others + value <= bound:
+        return ""
+    return (f"{others} already reserved automatically in {ref.account} {ref.region}; reserving {value} more would "
+            f"pass max_auto_reservation_total_share {settings.max_auto_reservation_total_share:g} of the account "
+            f"limit {limit} ({bound}): it waits for a human.")
+
+
+def record_reservation(store: StateStore, function_arn: str, value: int) -> None:
+    """Keep the function's automatic reservation in the ledger of its account and region (0: none any more)."""
+    ref = FunctionRef.parse(function_arn, "", "")
+    if ref is not None:
+        store.table.put({"pk": _ledger(ref), "sk": ref.arn, "kind": "auto-reservation", "value": int(value)})
+
+
+def _ledger(ref: FunctionRef) -> str:
+    return f"auto-reservations#{ref.account}#{ref.region}"
 
 
 def _same_fix(stored: dict[str, Any], spec: dict[str, Any]) -> bool:

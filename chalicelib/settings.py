@@ -68,6 +68,7 @@ class Settings:
     max_changes_per_policy_per_hour: int = 10
     max_auto_reservation_share: float = 0.1
     max_quota_share: float = 0.5  # of any account-wide API quota shared with the customer (chalicelib/quotas.py)
+    max_auto_reservation_total_share: float = 0.3
     max_reapply: int = 2
     fight_window_hours: float = 24
     slack_team_ids: tuple[str, ...] = ()
@@ -75,13 +76,22 @@ class Settings:
     own_functions: tuple[str, ...] = ()  # the bot's own function ARNs, exact (written by `make package`)
 
     def is_own_role(self, role_arn: str) -> bool:
-        """True when ``role_arn`` is one of the bot's roles (its own change).
+        """True when ``role_arn`` is one of the bot's roles (its own change). A pattern for any account
+        (``arn:aws:iam::*:role/...``: the member role, by name) is the bot only in member accounts: a role of that
+        name in the bot's own account (the account of ``own_functions``, once packaged) is somebody else's.
 
         Example:
             >>> Settings().is_own_role("arn:aws:iam::123456789012:role/safetycatch-dev-role")
             True
+            >>> Settings(self_role_patterns=("arn:aws:iam::*:role/safetycatch-remediation",),
+            ...          own_functions=("arn:aws:lambda:us-east-1:123456789012:function:safetycatch-prod",)
+            ...          ).is_own_role("arn:aws:iam::123456789012:role/safetycatch-remediation")
+            False
         """
-        return any(fnmatch.fnmatchcase(role_arn, pattern) for pattern in self.self_role_patterns)
+        parts = role_arn.split(":")
+        home = len(parts) > 4 and parts[4] in {arn.split(":")[4] for arn in self.own_functions if arn.count(":") > 4}
+        return any(fnmatch.fnmatchcase(role_arn, pattern) for pattern in self.self_role_patterns
+                   if not (home and _any_account(pattern)))
 
     def is_own_function(self, function_arn: str) -> bool:
         """True when ``function_arn`` is exactly one of the bot's own functions (``own_functions``).
@@ -92,6 +102,12 @@ class Settings:
             False
         """
         return function_arn in self.own_functions
+
+
+def _any_account(pattern: str) -> bool:
+    """A role pattern matching every account's role of a name (its account field is a wildcard)."""
+    parts = pattern.split(":")
+    return len(parts) > 4 and any(c in parts[4] for c in "*?[")
 
 
 @dataclass(frozen=True)
@@ -194,6 +210,7 @@ _NUMBERS: dict[str, tuple[type, float, float, str]] = {
     "max_changes_per_policy_per_hour": (int, 0, 10000, "changes"),
     "max_auto_reservation_share": (float, 0, 1, "share of the account concurrency limit"),
     "max_quota_share": (float, 0, 1, "share of each AWS API quota"),
+    "max_auto_reservation_total_share": (float, 0, 1, "share of the account concurrency limit"),
     "max_reapply": (int, 0, 100, "re-applications"),
     "fight_window_hours": (float, 0, 24 * 30, "hours"),
 }
@@ -238,7 +255,12 @@ def _settings(doc: Any, problems: Problems | None = None) -> Settings:
         checked = problems.attempt(check, file, key, value)
         if checked is not None:
             out[key] = checked
-    return Settings(**out)
+    settings = Settings(**out)
+    if settings.max_auto_reservation_total_share < settings.max_auto_reservation_share:
+        problems.errors.append(PolicyError(file, "max_auto_reservation_total_share", (
+            f"the bound on the sum ({settings.max_auto_reservation_total_share:g}) must be at least "
+            f"max_auto_reservation_share ({settings.max_auto_reservation_share:g})")))
+    return settings
 
 
 def _param(file: str, check: Check, name: str, value: Any) -> Any:

@@ -7,12 +7,13 @@ The routes must answer Slack within 3 seconds, so they only *gate* and hand over
 2. refuse a replay of a request already seen (the signature is claimed once in the state table for longer
    than the window, so a captured request resent within the window is refused too);
 3. check the clicker against ``approvers`` / ``approver_groups`` (policies/settings.yaml);
-4. hand a small task to the worker and answer 200 at once.
+4. store the verified task in the state table and hand the worker its id only, then answer 200 at once.
 
-The worker (:func:`run_worker`) does the slow part: re-checks the approver, carries out the decision
-(``decisions.decide``), re-renders and ``chat.update``\\ s the original message, and answers the clicker
-ephemerally when something was refused. ``SAFETYCATCH_WORKER``: ``inline`` runs it in this process right after
-the route answers (local runs, tests, the demo); a function name or ARN invokes that Lambda asynchronously
+The worker (:func:`run_worker`) acts only on a task a route stored (taken once; a direct invoke naming an approver
+is refused and audited under ``slack-worker``), then does the slow part: re-checks the approver, carries out the
+decision (``decisions.decide``), re-renders and ``chat.update``\\ s the original message, and answers the clicker
+ephemerally when something was refused. ``SAFETYCATCH_WORKER``: ``inline`` runs it in this process right after the
+route answers (local runs, tests, the demo); a function name or ARN invokes that Lambda asynchronously
 (``InvocationType=Event``); unset, the deployed API handler ``<app>-<stage>`` invokes Chalice's
 ``<app>-<stage>-slack_worker``, and outside Lambda it runs inline.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,6 +42,9 @@ from chalicelib.slack_messages import BUTTON_ACTIONS, refresh, status_text
 WORKER_NAME = "slack_worker"
 MAX_BODY_BYTES = 512 * 1024
 REPLAY_TTL_SECONDS = 2 * SIGNATURE_WINDOW_SECONDS + 60
+TASK_TTL_SECONDS = 900  # a stored task the worker has not taken by then is stale (a click is answered in seconds)
+NOT_A_TASK = "not a task the route created"
+_TASK_ID = re.compile(r"^[0-9a-f]{32}$")
 COMMANDS = decisions.FUNCTION_COMMANDS
 USAGE = "Usage: `/safetycatch status FUNCTION`, `/safetycatch kill FUNCTION`, `/safetycatch restore FUNCTION`"
 
@@ -210,13 +215,15 @@ def worker_target() -> str:
 
 
 def dispatch(runtime: Any, task: dict[str, Any]) -> None:
-    """Run ``task`` on the worker: async Lambda invoke, or a thread in this process (inline)."""
+    """Store the verified ``task`` (``StateStore.put_task``) and hand its id, nothing else, to the worker: async
+    Lambda invoke, or a thread in this process (inline). The worker acts only on a task it finds stored."""
+    handed = {"task": runtime.store.put_task(task, TASK_TTL_SECONDS)}
     target = worker_target()
     if target:
         runtime.clients()("lambda").invoke(FunctionName=target, InvocationType="Event",
-                                           Payload=json.dumps(task).encode())
+                                           Payload=json.dumps(handed).encode())
         return
-    thread = threading.Thread(target=run_worker, args=(task, runtime), name="safetycatch-worker")
+    thread = threading.Thread(target=run_worker, args=(handed, runtime), name="safetycatch-worker")
     with _inline_lock:
         _inline[:] = [t for t in _inline if t.is_alive()]
         _inline.append(thread)
@@ -234,11 +241,28 @@ def wait_inline(timeout: float = 60.0) -> None:
 # -- the worker --------------------------------------------------------------------------------
 
 
-def run_worker(task: Any, runtime: Any = None) -> dict[str, Any]:
-    """The ``slack_worker`` Lambda: carry out one task from a route. Never raises."""
+def stored_task(runtime: Any, handed: Any) -> dict[str, Any] | None:
+    """The task a route stored under the id the worker was handed (taken once); None for anything else, which
+    is refused and recorded (audit subject ``slack-worker``): a direct invoke is a claim, not a click."""
+    task_id = handed.get("task") if isinstance(handed, dict) and set(handed) == {"task"} else None
+    task = runtime.store.take_task(task_id) if isinstance(task_id, str) and _TASK_ID.match(task_id) else None
+    if task is None:
+        shown = json.dumps(handed, default=str)[:300] if isinstance(handed, dict) else type(handed).__name__
+        logger.error("slack worker refused a task", extra={"handed": shown})
+        runtime.store.audit("slack-worker", {"policy": "slack", "mode": "manual", "outcome": "refused",
+                                             "message": f"{NOT_A_TASK}: nothing done", "context": shown})
+    return task
+
+
+def run_worker(handed: Any, runtime: Any = None) -> dict[str, Any]:
+    """The ``slack_worker`` Lambda: carry out one task a route stored (``handed``: ``{"task": id}``). Never
+    raises."""
     try:
         runtime = runtime or _runtime()
-        if not isinstance(task, dict) or runtime.slack is None:
+        task = stored_task(runtime, handed)
+        if task is None:
+            return {"ok": False, "text": NOT_A_TASK}
+        if runtime.slack is None:
             return {"ok": False, "text": "not a task"}
         user, channel = _text(task.get("user"), 40), _text(task.get("channel"), 40)
         response_url, kind = _text(task.get("response_url"), 500), task.get("kind")

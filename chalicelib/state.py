@@ -385,6 +385,33 @@ class StateStore:
         """
         self.table.put({"pk": f"claim#{key}", "sk": "claim", "kind": "claim", "at": now_iso(), "expiration": 0})
 
+    # -- Slack tasks: what the verified route hands the worker ------------------------------------
+
+    def put_task(self, task: dict[str, Any], ttl_seconds: int) -> str:
+        """Store a task the Slack route verified and authorised; returns its id (all the worker is handed).
+
+        Example:
+            >>> store = StateStore(MemoryTable())
+            >>> task_id = store.put_task({"kind": "command", "user": "U1"}, 900)
+            >>> store.take_task(task_id), store.take_task(task_id)
+            ({'kind': 'command', 'user': 'U1'}, None)
+        """
+        task_id = uuid.uuid4().hex
+        self.table.put({"pk": f"slack-task#{task_id}", "sk": "task", "kind": "slack-task", "status": "new",
+                        "task": json.dumps(task), "expiration": int(self.clock()) + int(ttl_seconds)})
+        return task_id
+
+    def take_task(self, task_id: str) -> dict[str, Any] | None:
+        """The stored task ``task_id``, once (a conditional write takes it); None when no route stored it, it was
+        taken already, or it expired."""
+        item = self.table.get(f"slack-task#{task_id}", "task")
+        if item is None or int(item.get("expiration", 0)) < int(self.clock()):
+            return None
+        if not self.table.update_if(f"slack-task#{task_id}", "task", {"status": "taken"}, {"status": "new"}):
+            return None
+        task = json.loads(str(item["task"]))
+        return task if isinstance(task, dict) else None
+
     def expire_due(self) -> int:
         """Mark PENDING approvals past their expiry EXPIRED; returns how many."""
         now = self.clock()

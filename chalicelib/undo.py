@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import fixes, killswitch
+from chalicelib import fixes, killswitch, limits
 from chalicelib.approvals import Outcome, function_name, refused
 from chalicelib.drift import drift as drift_of
 from chalicelib.model import FixSpec, FunctionRef
@@ -25,16 +25,17 @@ from chalicelib.state import now_iso
 
 FIX_VERBS = ("undo", "restore")
 PAST = {"undo": "undone", "restore": "restored"}
+RETRYABLE = killswitch.RESTORABLE  # applied, or undo-failed: a retry goes through the same drift check
 
 
-def drift(runtime: Any, function_arn: str, spec: FixSpec) -> str | None:
+def drift(runtime: Any, function_arn: str, spec: FixSpec, retry: bool = False) -> str | None:
     """How the target differs now from what the fix set (None when it still matches), for every fix kind
     (``chalicelib.drift``). Undo must not overwrite a change somebody made after the fix.
     """
     ref = FunctionRef.parse(function_arn, "", "")
     if ref is None:
         return f"{function_arn[:80]!r} is not a function ARN"
-    return drift_of(runtime.engine(ref.account, ref.region).inventory, ref, spec)
+    return drift_of(runtime.engine(ref.account, ref.region).inventory, ref, spec, retry=retry)
 
 
 def undo_fix(runtime: Any, fix_id: str, actor: str) -> Outcome:
@@ -44,7 +45,8 @@ def undo_fix(runtime: Any, fix_id: str, actor: str) -> Outcome:
     if fix is None:
         return refused(f"No fix {fix_id} (it may be older than the state table keeps).")
     label = "restore" if (fix.get("spec") or {}).get("action") == "kill" else "undo"
-    if fix.get("status") != "applied":
+    status = str(fix.get("status"))
+    if status not in RETRYABLE:
         who = f" by {fix['undo_by']}" if fix.get("undo_by") else ""
         return refused(f"Nothing to {label}: this fix is {fix.get('status')}{who}.", fix, str(fix.get("status")))
     if fix["spec"].get("action") == "kill":  # the kill-switch restores (lock, exact prior, alarm re-armed)
@@ -53,13 +55,13 @@ def undo_fix(runtime: Any, fix_id: str, actor: str) -> Outcome:
         spec = FixSpec.from_json(fix["spec"])
         if spec.action not in fixes.ACTIONS:
             return refused(f"Cannot {label}: fix action {spec.action!r} is not available here.", fix)
-        changed = drift(runtime, fix["function"], spec)
+        changed = drift(runtime, fix["function"], spec, retry=status != "applied")
     except (ClientError, BotoCoreError, KeyError, TypeError) as exc:
         return refused(f"Cannot {label} now: {type(exc).__name__}; try again.", fix)
     if changed:
         return refused(f"Not {PAST[label]}: the function was changed after the fix ({changed}); putting the old "
                        "value back would overwrite that change.", fix)
-    if not store.mark_fix(fix_id, "undoing", "applied", undo_by=actor[:200], undo_at=now_iso()):
+    if not store.mark_fix(fix_id, "undoing", status, undo_by=actor[:200], undo_at=now_iso()):
         current = store.get_fix(fix_id) or {}
         return refused(f"Someone was quicker: the fix is already {current.get('status')}.", current,
                        str(current.get("status")))
@@ -80,6 +82,8 @@ def _put_back(runtime: Any, fix: dict[str, Any], spec: FixSpec, label: str, acto
         return Outcome(False, "undo-failed", f"Could not {label}: {reason}", str(fix.get("message_id", "")),
                        fix["function"])
     store.mark_fix(fix_id, "undone", "undoing")
+    if spec.action == "set-reserved-concurrency":  # no longer one of the bot's automatic reservations
+        limits.record_reservation(store, fix["function"], 0)
     store.audit(fix["function"], {"policy": fix.get("policy", ""), "outcome": PAST[label], "fix_id": fix_id,
                                   "context": f"{label} by {actor}"})
     current, _ = fixes.describe_spec(spec.to_json()).split(" → ", 1)

@@ -124,6 +124,7 @@ def add_dead_letters(template: dict[str, Any], resources_by_id: dict[str, str]) 
     to Chalice's function names (cli/build.py ``chalice_resources``)."""
     rules: list[str] = []
     functions: list[str] = []
+    roles: list[Any] = []  # the roles the destinations send with (Lambda delivers with the function's role)
     for logical, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
@@ -134,15 +135,38 @@ def add_dead_letters(template: dict[str, Any], resources_by_id: dict[str, str]) 
             continue
         props["EventInvokeConfig"] = settings.event_invoke_config()
         functions.append(logical)
+        if props.get("Role") and props["Role"] not in roles:
+            roles.append(props["Role"])
         for event_name, event in events.items():
             if event.get("Type") in EVENTBRIDGE_TYPES:
                 _dead_letter_event(event)
                 rules.append(logical + event_name)  # SAM names the AWS::Events::Rule it generates so
     if rules:
-        template["Resources"][QUEUE_POLICY] = rules_may_send(sorted(rules))
+        template["Resources"][QUEUE_POLICY] = rules_may_send(sorted(rules), roles=roles)
     if ALARM_TOPIC in template["Resources"]:
         template["Resources"].update(undelivered_alarms(sorted(functions), sorted(rules)))
+    scheduler = next((template["Resources"][logical]["Properties"].get("Role") for logical, name
+                      in resources_by_id.items() if name == SCHEDULER and logical in template["Resources"]), None)
+    if SWEEP_QUEUE in template["Resources"] and scheduler:
+        template["Resources"][SWEEP_QUEUE_POLICY] = only_role_sends(SWEEP_QUEUE, scheduler)
     return template
+
+
+SCHEDULER = "scheduled_sweep"  # app.py: the only sender of the sweep queue's work items
+SWEEP_QUEUE, SWEEP_QUEUE_POLICY = "SweepQueue", "SweepQueuePolicy"  # deploy/resources.yaml
+
+
+def only_role_sends(queue: str, role: Any) -> dict[str, Any]:
+    """A queue policy denying ``sqs:SendMessage`` on ``queue`` (a logical id) to every principal but ``role``
+    (the scheduler's): a work item on the sweep queue is then the bot's own (the worker still checks its run)."""
+    return {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+        "Queues": [{"Ref": queue}],
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "OnlyTheSchedulerSends", "Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": [queue, "Arn"]},
+            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": [role]}},
+        }]},
+    }}
 
 
 ALARM_TOPIC = "DeadLetterAlarmTopic"  # deploy/resources.yaml: the depth alarm's topic, the notifier's subscription
@@ -184,14 +208,29 @@ def undelivered_alarms(functions: list[str], rules: list[str]) -> dict[str, Any]
     return alarms
 
 
-def rules_may_send(rules: list[str], queue: str = QUEUE) -> dict[str, Any]:
-    """The queue policy: EventBridge may send to ``queue`` (a logical id) on behalf of these rules only."""
+def rules_may_send(rules: list[str], queue: str = QUEUE, roles: list[Any] | None = None) -> dict[str, Any]:
+    """The queue policy: EventBridge may send to ``queue`` (a logical id) on behalf of these rules only; and,
+    with ``roles`` (the functions' roles, with which Lambda delivers their on-failure records), every other
+    sender is denied ``sqs:SendMessage``, also in the bot's own account, where an identity policy alone would
+    let anyone with ``sqs:SendMessage`` on ``*`` write a "dead letter" that ``redrive`` reads.
+
+    A Deny's conditions must all match: it applies when the request comes from none of the rules (``aws:SourceArn``,
+    absent for an IAM principal: a negated operator then matches) and from none of the roles (``aws:PrincipalArn``).
+    """
+    source = [{"Fn::GetAtt": [rule, "Arn"]} for rule in rules]
+    statements: list[dict[str, Any]] = [{
+        "Sid": "EventBridgeRulesDeadLetters", "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+        "Resource": {"Fn::GetAtt": [queue, "Arn"]},
+        "Condition": {"ArnEquals": {"aws:SourceArn": source}},
+    }]
+    if roles:
+        statements.append({
+            "Sid": "OnlyTheRulesAndTheDestinationsSend", "Effect": "Deny", "Principal": "*",
+            "Action": "sqs:SendMessage", "Resource": {"Fn::GetAtt": [queue, "Arn"]},
+            "Condition": {"ArnNotEquals": {"aws:SourceArn": source, "aws:PrincipalArn": list(roles)}},
+        })
     return {"Type": "AWS::SQS::QueuePolicy", "Properties": {
         "Queues": [{"Ref": queue}],
-        "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
-            "Sid": "EventBridgeRulesDeadLetters", "Effect": "Allow",
-            "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
-            "Resource": {"Fn::GetAtt": [queue, "Arn"]},
-            "Condition": {"ArnEquals": {"aws:SourceArn": [{"Fn::GetAtt": [rule, "Arn"]} for rule in rules]}},
-        }]},
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
     }}

@@ -295,15 +295,34 @@ def sweep_queue_scopes(env: dict[str, str], send_to: tuple[str, ...] = ()) -> di
 
 # Conditions by statement (global condition keys, usable as policy variables): the member roles the bot may
 # assume are in its own organisation only; the worker it invokes is in its own account only.
+#
+# And the writes narrowed by the service's own condition keys (IAM service authorization reference, "Condition
+# keys" of each action; tests/test_provenance.py evaluates them with tests/iam_conditions.py):
+# * application-autoscaling (Register/DeregisterScalableTarget, Put/DeleteScalingPolicy): the
+#   ``application-autoscaling:service-namespace`` and ``:scalable-dimension`` keys - Lambda's provisioned
+#   concurrency only. There is no resource-id key; the ``ScalableTarget`` ARN has a random id, so the resource
+#   stays ``*``, and the two keys bound it to Lambda targets;
+# * lambda:UpdateFunctionConfiguration: ``lambda:Layer`` must be absent (``Null``): the bot changes Timeout and
+#   MemorySize and never attaches a layer (the key is present whenever a request sets ``Layers``);
+# * cloudwatch:PutMetricAlarm: ``cloudwatch:AlarmActions`` must be absent: the bot's alarms have no actions
+#   (EventBridge delivers their state changes), so an alarm it puts can never trigger an SNS topic, an
+#   auto-scaling or EC2 action, or a Systems Manager runbook. (``cloudwatch:SetAlarmState`` has no condition
+#   keys; its scope is the managed alarm names.)
 CONDITIONS: dict[str, dict[str, Any]] = {
     "AssumeMemberRoles": {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}},
     "InvokeOwnFunctions": {"StringEquals": {"aws:ResourceAccount": "${aws:PrincipalAccount}"}},
+    "FixApplicationAutoscaling": {"StringEquals": {
+        "application-autoscaling:service-namespace": "lambda",
+        "application-autoscaling:scalable-dimension": "lambda:function:ProvisionedConcurrency"}},
+    "FixFunctionSettings": {"Null": {"lambda:Layer": "true"}},
+    "ManagedAlarms": {"Null": {"cloudwatch:AlarmActions": "true"}},
 }
 
 SIDS = {"dynamodb": "StateTable", "sqs": "SweepQueue", "ssm": "ModeSwitch", "secretsmanager": "SlackSecret",
         "logs": "Logs", "iam:GetRole": "DoctorOwnRole", "events:DescribeRule": "DoctorForwardingRules",
         "xray": "Tracing", "sts:AssumeRole": "AssumeMemberRoles", "lambda:InvokeFunction": "InvokeOwnFunctions",
         "cloudwatch:PutMetricAlarm": "ManagedAlarms", "cloudwatch:DeleteAlarms": "ManagedAlarms",
+        "lambda:UpdateFunctionConfiguration": "FixFunctionSettings",
         "cloudwatch:SetAlarmState": "RearmManagedAlarms", "logs:DescribeLogGroups": "ReadEstate",
         "logs:StopQuery": "ReadEstate",
         "iam:CreateServiceLinkedRole": "ScalingServiceLinkedRole",

@@ -17,10 +17,14 @@ say before its invocation timed out, from acting twice). A message is deleted on
 the handler returned (it acted, or decided there was nothing to do). An event that fails again, and anything
 unparseable, is kept and reported, and made visible again for the next run.
 
-What the handler cannot replay is reported for a human rather than acted on: a missed scheduled sweep (the next
-one covers it; ``safetycatch scan --fix`` runs one now); a Slack click the worker never carried out (its payload
-is an unverifiable claim of who clicked, so it is never executed from the queue: the approval is still pending,
-decide it in Slack or with ``safetycatch approve ID``); an alarm notification that could not reach Slack.
+Only CloudTrail events are replayed, and each is re-read from AWS by the handler, so a made-up one can at most
+re-evaluate a function as a sweep would. Runaway evidence (an alarm state change, an AWS Health notice) is a claim
+in a queue anyone with ``sqs:SendMessage`` could have written: reported, never acted on (the next real alarm,
+notice or sweep acts). What the handler cannot replay is reported for a human rather than acted on: a missed
+scheduled sweep (the next one covers it; ``safetycatch scan --fix`` runs one now); a Slack click the worker never
+carried out (its payload is an unverifiable claim of who clicked, so it is never executed from the queue: the
+approval is still pending, decide it in Slack or with ``safetycatch approve ID``); an alarm notification that could
+not reach Slack.
 
 Example:
     $ SAFETYCATCH_DLQ=safetycatch-prod-dead-letters safetycatch redrive --format json
@@ -41,6 +45,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import error_code
+from chalicelib.evidence import KINDS as EVIDENCE_KINDS
 
 VISIBILITY_SECONDS = 300  # a received batch of 10 is handled well within this; then deleted or released
 WAIT_SECONDS = 1  # long polling (any wait > 0 asks every SQS server): an empty answer means an empty queue
@@ -135,6 +140,18 @@ def _not_replayed(letter: Letter) -> dict[str, Any] | None:
     payload = letter.payload
     if not isinstance(payload, dict):
         return None
+    if payload.get("detail-type") in EVIDENCE_KINDS:
+        raw = payload.get("detail")
+        detail: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        name = str(detail.get("alarmName") or detail.get("eventTypeCode") or payload["detail-type"])[:120]
+        return _entry(letter, str(detail.get("eventArn") or payload.get("id", ""))[:200], name,
+                      f"runaway evidence ({payload['detail-type']}) is a claim here: reported, never acted on from "
+                      "the queue (the next real alarm, AWS Health notice or sweep acts; `safetycatch kill FUNCTION` "
+                      "acts now)")
+    if set(payload) == {"task"}:  # the Slack worker's handover: the id of a task the route stored
+        return _entry(letter, letter.request_id, "slack task",
+                      "a Slack request the worker never carried out; not replayed from the queue: decide again in "
+                      "Slack or with `safetycatch approve|deny ID`, `safetycatch kill|restore FUNCTION`")
     if payload.get("detail-type") == "Scheduled Event":
         return _entry(letter, str(payload.get("id", "")), "scheduled sweep",
                       "a missed scheduled sweep: the next one covers it (`safetycatch scan --fix` runs one now)")

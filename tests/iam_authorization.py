@@ -87,7 +87,9 @@ def _resource_types(action: str) -> list[tuple[str, bool, str]]:
 
 def _pattern(arn_format: str) -> re.Pattern[str]:
     parts = _VARIABLE.split(arn_format)
-    return re.compile("".join(re.escape(p) if i % 2 == 0 else "[^:]+" for i, p in enumerate(parts)) + "$")
+    # a literal ``*`` in the reference's format (Health's ``arn:${Partition}:health:*::event/...``) is any text
+    return re.compile("".join(re.escape(p).replace(r"\*", ".*") if i % 2 == 0 else "[^:]+"
+                              for i, p in enumerate(parts)) + "$")
 
 
 def _values(params: dict[str, Any], variable: str) -> list[str]:

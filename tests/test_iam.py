@@ -191,6 +191,11 @@ def _unauthorised(calls: list[authz.Call], policies: dict[str, dict]) -> list[st
     return authz.unauthorised(calls, policies)
 
 
+CONDITIONED = {"lambda:UpdateFunctionConfiguration", "cloudwatch:PutMetricAlarm",
+               "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy",
+               "application-autoscaling:DeleteScalingPolicy", "application-autoscaling:DeregisterScalableTarget"}
+
+
 def test_the_policies_allow_every_call_the_bot_makes_on_its_resources(aws, recorded, monkeypatch):
     """Every AWS call the bot makes, on the bot's account and a member's, is evaluated as (IAM action, resource
     ARN) against the generated policy of the role that makes it: .chalice/policy-dev.json for the bot and the
@@ -239,6 +244,17 @@ def test_the_policies_allow_every_call_the_bot_makes_on_its_resources(aws, recor
     assert all(authz.action_exists(a) for a in actions | {d for ds in iam.DEPENDENT_PERMISSIONS.values() for d in ds})
     missing = _unauthorised(calls, {"bot": _policy("dev"), "member": _member_policy_file()})
     assert missing == [], "not allowed:\n" + "\n".join(missing)
+    # the writes whose statements carry service condition keys (cli/iam.py CONDITIONS): every recorded call meets
+    # them too (tests/iam_conditions.py evaluates them; tests/test_provenance.py shows calls outside them denied)
+    from tests.iam_conditions import decide, request_context
+
+    policies = {"bot": _policy("dev"), "member": _member_policy_file()}
+    conditioned = [c for c in calls if iam.iam_action(c.service, c.operation) in CONDITIONED]
+    assert "UpdateFunctionConfiguration" in {c.operation for c in conditioned}
+    for call in conditioned:
+        for action, resource in authz.requests(call):
+            verdict = decide(policies[call.identity]["Statement"], action, resource, request_context(call.params))
+            assert verdict == "allow", (call.identity, action, resource, request_context(call.params))
 
 
 def test_resource_level_matching_refuses_a_call_outside_the_scope():

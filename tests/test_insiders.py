@@ -272,7 +272,8 @@ def test_the_example_scp_protects_every_tag_key_the_bot_acts_on():
     template = yaml.load((ROOT / "deploy" / "scp-protect-tags.yaml").read_text(), Loader=Loader)
     policy = template["Resources"]["ProtectSafetycatchTags"]["Properties"]
     assert policy["Type"] == "SERVICE_CONTROL_POLICY"
-    statement, metrics = policy["Content"]["Statement"]
+    by_sid = {s["Sid"]: s for s in policy["Content"]["Statement"]}  # and the member role's (tests/test_provenance)
+    statement, metrics = by_sid["ProtectSafetycatchTagKeys"], by_sid["ProtectAwsMetricNamespaces"]
     assert (metrics["Effect"], metrics["Action"]) == ("Deny", "cloudwatch:PutMetricData")
     assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": "AWS/*"}}, "kill evidence is Lambda's own"
     assert statement["Effect"] == "Deny" and statement["Resource"] == "*"

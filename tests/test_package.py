@@ -334,10 +334,18 @@ def test_no_event_falls_on_the_floor(artifact, monkeypatch):
         (target,) = rule["Targets"]
         assert target["DeadLetterConfig"] == {"Arn": queue_arn}, logical
         assert target["RetryPolicy"] == dead_letters.RULE_RETRY, logical
-    (policy,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::SQS::QueuePolicy"]
-    (statement,) = policy["PolicyDocument"]["Statement"]
+    (policy,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::SQS::QueuePolicy"
+                 and r["Properties"]["Queues"] == [{"Ref": "DeadLetterQueue"}]]
+    statement, deny = policy["PolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
     assert sorted(a["Fn::GetAtt"][0] for a in statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(rules)
+    # everyone else is denied (issue 24): not a rule (aws:SourceArn) and not a destination's role (aws:PrincipalArn)
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sqs:SendMessage")
+    assert deny["Condition"]["ArnNotEquals"]["aws:SourceArn"] == statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"], "the destinations' roles may send"
+    (sweep,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::SQS::QueuePolicy"
+                and r["Properties"]["Queues"] == [{"Ref": "SweepQueue"}]]
+    assert sweep["PolicyDocument"]["Statement"][0]["Effect"] == "Deny"
 
 
 def test_an_event_the_dead_letter_queue_refuses_is_alarmed(artifact, monkeypatch):

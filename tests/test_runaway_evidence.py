@@ -16,6 +16,7 @@ from chalicelib.handlers import handle_event
 from chalicelib.state import table_definition
 from cli.cloudtrail import api_call
 from cli.evidence import health_event
+from tests.health_support import stub_health
 from tests.runaway_support import alarm_from_metrics, policies_with, recovered
 
 ACCOUNT = "123456789012"
@@ -67,7 +68,9 @@ def test_two_alarm_events_and_a_health_notice_for_one_loop_make_one_kill(aws, ru
     aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
     first = _managed_alarm_event(aws, runtime)
     second = _managed_alarm_event(aws, runtime)  # ALARM → OK → ALARM: a new event id
-    reports = [handle_event(e, runtime=runtime) for e in (first, second, health_event([_arn("example-fn")]))]
+    notice = health_event([_arn("example-fn")])
+    stub_health(runtime, notice)  # AWS Health confirms the notice (moto has no Health API)
+    reports = [handle_event(e, runtime=runtime) for e in (first, second, notice)]
     outcomes = [(r["findings"][0]["outcome"], r["findings"][0].get("detail", "")[:14]) for r in reports]
     assert outcomes == [("fixed", ""), ("fixed", "already killed"), ("fixed", "already killed")]
     kills = [f for f in runtime.store.fixes_for(_arn("example-fn")) if f["spec"]["action"] == "kill"]
@@ -145,8 +148,10 @@ def test_alarms_safetycatch_does_not_manage_are_skipped(aws, runtime, calls, eve
 
 
 def test_recorded_health_notice_kills_the_affected_function(aws, runtime, event):
-    aws.function("example-fn")
-    report = handle_event(event("health-AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION"), runtime=runtime)
+    aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
+    notice = event("health-AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION")
+    stub_health(runtime, notice)  # the Health API confirms it: open, recent, the same entity
+    report = handle_event(notice, runtime=runtime)
     assert report["event_name"] == "AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION"
     assert report["event_id"].startswith("arn:aws:health:us-east-1::event/LAMBDA/")
     (finding,) = report["findings"]
@@ -156,9 +161,10 @@ def test_recorded_health_notice_kills_the_affected_function(aws, runtime, event)
 
 
 def test_health_notice_updates_are_one_notice(aws, runtime, calls, event):
-    aws.function("example-fn")
+    aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
     first = event("health-AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION")
-    handle_event(first, runtime=runtime)
+    stub_health(runtime, first)
+    assert handle_event(first, runtime=runtime)["findings"][0]["outcome"] == "fixed"
     update = copy.deepcopy(first)
     update["id"] = "5b1c0e7e-77c6-4a57-9bd3-2f0f1b2d4c11"
     update["detail"]["lastUpdatedTime"] = "Tue, 10 Jun 2025 17:00:00 GMT"
@@ -168,8 +174,8 @@ def test_health_notice_updates_are_one_notice(aws, runtime, calls, event):
 
 
 def test_health_variations(aws, runtime, calls, event):
-    aws.function("example-fn")
-    aws.function("billing")
+    aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
+    aws.function("billing", tags={"safetycatch:kill-switch": "true"})
     base = event("health-AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION")
 
     def variant(**detail):
@@ -192,25 +198,30 @@ def test_health_variations(aws, runtime, calls, event):
         assert (report["skipped"] or "").startswith(reason), (name, report["skipped"])
     assert calls.writes == []
     # entity by name, plus the envelope's resources as the fallback when affectedEntities is empty
-    by_name = handle_event(variant(affectedEntities=[{"entityValue": "billing"}, {"entityValue": "example-fn"}]),
-                           runtime=runtime)
+    both = variant(affectedEntities=[{"entityValue": "billing"}, {"entityValue": "example-fn"}])
+    stubber = stub_health(runtime, both)
+    by_name = handle_event(both, runtime=runtime)
     assert [f["function"] for f in by_name["findings"]] == [_arn("billing"), _arn("example-fn")]
     assert {f["outcome"] for f in by_name["findings"]} == {"fixed"}
-    fallback = handle_event(variant(affectedEntities=[], eventTypeCode="AWS_LAMBDA_RECURSIVE_LOOP_DETECTED"),
-                            runtime=runtime)
+    fallback_notice = variant(affectedEntities=[], eventTypeCode="AWS_LAMBDA_RECURSIVE_LOOP_DETECTED")
+    stub_health(runtime, fallback_notice, entities=[_arn("example-fn")], stubber=stubber)
+    fallback = handle_event(fallback_notice, runtime=runtime)
     assert fallback["findings"][0]["detail"].startswith("already killed")
     # Lambda notifies only once it has stopped the loop: a notice published already closed still acts (issue 21)
     aws.function("closed-fn")
-    closed = handle_event(variant(statusCode="closed", affectedEntities=[{"entityValue": "closed-fn"}]),
-                          runtime=runtime)
+    closed_notice = variant(statusCode="closed", affectedEntities=[{"entityValue": "closed-fn"}])
+    stub_health(runtime, closed_notice, status="closed", stubber=stubber)
+    closed = handle_event(closed_notice, runtime=runtime)
     assert [(f["function"], f["outcome"]) for f in closed["findings"]] == [(_arn("closed-fn"), "fixed")]
 
 
 def test_health_notice_of_a_loop_older_than_the_restore_does_not_kill_again(aws, runtime, event):
-    aws.function("example-fn")
+    aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
     killswitch.kill(runtime, "example-fn", "alarm", "safetycatch", automatic=True)
     killswitch.restore(runtime, "example-fn", "alice")
-    late = event("health-AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION")  # startTime: the loop, days ago
+    late = event("health-AWS_LAMBDA_RUNAWAY_TERMINATION_NOTIFICATION")
+    # the Health API says the loop started ten minutes ago: before the restore (its time is AWS's, not the event's)
+    stubber = stub_health(runtime, late, started=datetime.now(timezone.utc) - timedelta(minutes=10))
     (finding,) = handle_event(late, runtime=runtime)["findings"]
     # held back; without Slack nobody was told, so it is ``reported`` (issue 16), with the reason in the detail
     assert finding["outcome"] == "reported" and "before it was restored" in finding["message"]
@@ -218,11 +229,15 @@ def test_health_notice_of_a_loop_older_than_the_restore_does_not_kill_again(aws,
     assert _reserved(aws, "example-fn") is None
     fresh = health_event([_arn("example-fn")])
     fresh["detail"]["startTime"] = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=2), usegmt=True)
+    stub_health(runtime, fresh, started=datetime.now(timezone.utc) + timedelta(seconds=2), stubber=stubber)
     assert handle_event(fresh, runtime=runtime)["findings"][0]["outcome"] == "fixed"
 
 
 def test_evidence_for_a_deleted_function_or_another_account_is_skipped(aws, runtime):
-    assert handle_event(health_event([_arn("ghost")]), runtime=runtime)["skipped"].startswith("no function ghost")
+    ghost = health_event([_arn("ghost")])
+    stub_health(runtime, ghost)
+    skipped = handle_event(ghost, runtime=runtime)["skipped"]
+    assert skipped == f"ghost not killed: no function ghost in {ACCOUNT} us-east-1"
     foreign = health_event(["arn:aws:lambda:us-east-1:999999999999:function:x"])
     assert handle_event(foreign, runtime=runtime)["skipped"] == (
         f"the event from account {ACCOUNT} names a function in account 999999999999: not acting")
@@ -265,13 +280,17 @@ def test_chalice_handlers_are_wired(aws, monkeypatch, tmp_path):
     aws.client("ssm").put_parameter(Name="/safetycatch/dev/mode", Value="enforce", Type="String")  # as deployed
     monkeypatch.setenv("SAFETYCATCH_POLICIES", str(policies_with(tmp_path)))
     aws.function("example-fn", tags={"safetycatch:kill-switch": "true"})
-    aws.function("billing")
+    aws.function("billing", tags={"safetycatch:kill-switch": "true"})
     with Client(chalice_app.app) as client:
         tag = api_call("TagResource20170331v2", {"resource": _arn("example-fn"),
                                                  "tags": {"safetycatch:kill-switch": "true"}})
         client.lambda_.invoke("on_config_change", tag)
         alarm = client.lambda_.invoke("on_runaway_alarm", alarm_from_metrics(aws, "example-fn")).payload
-        health = client.lambda_.invoke("on_lambda_health", health_event([_arn("billing")])).payload
+        from chalicelib.handlers import current_runtime
+
+        notice = health_event([_arn("billing")])
+        stub_health(current_runtime(), notice)  # the deployed handler's own runtime reads the Health API
+        health = client.lambda_.invoke("on_lambda_health", notice).payload
     assert alarm["findings"][0]["outcome"] == "fixed" and health["findings"][0]["outcome"] == "fixed"
     assert _reserved(aws, "example-fn") == 0 and _reserved(aws, "billing") == 0
 
