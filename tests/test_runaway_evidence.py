@@ -208,7 +208,7 @@ def test_health_variations(aws, runtime, calls, event):
     fallback = handle_event(fallback_notice, runtime=runtime)
     assert fallback["findings"][0]["detail"].startswith("already killed")
     # Lambda notifies only once it has stopped the loop: a notice published already closed still acts (issue 21)
-    aws.function("closed-fn")
+    aws.function("closed-fn", tags={"safetycatch:kill-switch": "true"})
     closed_notice = variant(statusCode="closed", affectedEntities=[{"entityValue": "closed-fn"}])
     stub_health(runtime, closed_notice, status="closed", stubber=stubber)
     closed = handle_event(closed_notice, runtime=runtime)
