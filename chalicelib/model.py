@@ -103,11 +103,14 @@ class EventSourceMapping:
 class ApiRoute:
     """An API Gateway integration whose target is the function.
 
-    ``kind`` is ``rest`` (API Gateway v1) or ``http`` (HTTP API, v2). ``timeout_ms`` is the integration
-    timeout, with AWS's default filled in when the integration does not set one.
+    ``kind`` is ``rest`` (API Gateway v1), ``http`` (HTTP API, v2) or ``websocket`` (WebSocket API, v2).
+    ``timeout_ms`` is the integration timeout, with AWS's default filled in when the integration does not set
+    one. ``invocation`` says whether API Gateway waits for the function: ``sync`` (it does, up to the
+    integration timeout), ``async`` (``X-Amz-Invocation-Type: 'Event'``: it answers at once), ``stream``
+    (``responseTransferMode: STREAM``: it streams for up to 15 minutes) or ``caller`` (the request chooses).
     """
 
-    kind: Literal["rest", "http"]
+    kind: Literal["rest", "http", "websocket"]
     api_id: str
     api_name: str
     route: str
@@ -117,6 +120,46 @@ class ApiRoute:
     http_method: str = ""
     integration_id: str = ""
     responses: tuple[IntegrationResponse, ...] = ()
+    invocation: Literal["sync", "async", "stream", "caller"] = "sync"
+
+    @property
+    def api_kind(self) -> str:
+        """How messages name the API: ``REST API``, ``HTTP API`` or ``WebSocket API``."""
+        return API_KINDS.get(self.kind, "API")
+
+    @property
+    def waited(self) -> bool:
+        """True when API Gateway holds the client until the function answers (or may: ``caller``)."""
+        return self.invocation in ("sync", "caller")
+
+
+API_KINDS = {"rest": "REST API", "http": "HTTP API", "websocket": "WebSocket API"}
+INVOCATION_HEADER = "integration.request.header.X-Amz-Invocation-Type"
+
+
+def invocation_mode(request_parameters: Any, transfer_mode: Any = None, uri: Any = None,
+                    ) -> Literal["sync", "async", "stream", "caller"]:
+    """Whether API Gateway waits for a Lambda integration, from what the integration states (one copy of the
+    rule for the live reader and the template readers).
+
+    Example:
+        >>> invocation_mode({"integration.request.header.X-Amz-Invocation-Type": "'Event'"})
+        'async'
+        >>> invocation_mode({}, "STREAM"), invocation_mode(None, None, "arn:...:functions/f/invocations")
+        ('stream', 'sync')
+        >>> invocation_mode({"integration.request.header.X-Amz-Invocation-Type": "method.request.header.t"})
+        'caller'
+    """
+    if str(transfer_mode or "").upper() == "STREAM" or str(uri or "").endswith("/response-streaming-invocations"):
+        return "stream"
+    params = request_parameters if isinstance(request_parameters, dict) else {}
+    value = next((v for k, v in params.items() if str(k).lower() == INVOCATION_HEADER.lower()), None)
+    if value is None:
+        return "sync"
+    literal = str(value).strip()
+    if literal.startswith("'") and literal.endswith("'") and len(literal) >= 2:
+        return "async" if literal.strip("'").strip().lower() == "event" else "sync"
+    return "caller"
 
 
 @dataclass(frozen=True)

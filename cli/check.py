@@ -80,6 +80,10 @@ def _proposal(fn: TemplateFunction, finding: Finding) -> tuple[dict[str, Any], s
     policy, ev, spec = finding.policy, finding.evidence, finding.fix
     params = spec.params if spec else {}
     tf = fn.language == "terraform"
+    if policy == "apigw-timeout" and "Timeout" not in params:  # no safe value: the message says what to do
+        return ({"path": _path(fn, "Timeout", "timeout"), "value": None,
+                 "change": "no automatic change (see the message): raise the integration timeout or move the work "
+                           "behind a 202 + poll"}, "Timeout")
     if policy == "apigw-timeout":
         target = params["Timeout"]
         return ({"path": _path(fn, "Timeout", "timeout"), "value": target,

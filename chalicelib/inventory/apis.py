@@ -14,10 +14,11 @@ from botocore.exceptions import ClientError
 from chalicelib.aws import is_not_found
 from chalicelib.events import function_from_uri
 from chalicelib.inventory.common import ReadContext, Reader
-from chalicelib.model import ApiRoute, FunctionSnapshot, IntegrationResponse
+from chalicelib.model import ApiRoute, FunctionSnapshot, IntegrationResponse, invocation_mode
 
 REST_DEFAULT_TIMEOUT_MS = 29000
 HTTP_DEFAULT_TIMEOUT_MS = 30000
+WEBSOCKET_DEFAULT_TIMEOUT_MS = 29000  # and its maximum: a WebSocket API's limit is 29 s, not 30 s
 _SOURCE_API = re.compile(r"^arn:aws[a-z-]*:execute-api:[a-z0-9-]+:\d{12}:(?P<api>[a-z0-9]+)/")
 
 
@@ -61,7 +62,7 @@ class ApiReader(Reader):
                     api_ids.add(m["api"])
         index: dict[str, list[ApiRoute]] = defaultdict(list)
         found = self.ctx.parallel("apigateway", lambda api: self._rest_api_routes(api, "") or
-                                  self._http_api_routes(api, ""), sorted(api_ids))
+                                  self._v2_api_routes(api), sorted(api_ids))
         for function_arn, route in (item for routes in found for item in routes):
             index[function_arn].append(route)
         return index
@@ -75,7 +76,7 @@ class ApiReader(Reader):
         rest, http = self.ctx.parallel("apigateway", lambda list_apis: list_apis(), [self._rest_apis, self._http_apis])
         found = self.ctx.parallel("apigateway", lambda api: self._rest_api_routes(api["id"], api.get("name", "")), rest)
         found += self.ctx.parallel("apigatewayv2", lambda api: self._http_api_routes(
-            api["ApiId"], api.get("Name", "")), http)
+            api["ApiId"], api.get("Name", ""), api.get("ProtocolType", "HTTP")), http)
         index: dict[str, list[ApiRoute]] = defaultdict(list)
         for function_arn, route in (item for routes in found for item in routes):
             index[function_arn].append(route)
@@ -87,7 +88,7 @@ class ApiReader(Reader):
 
     def _http_apis(self) -> list[dict[str, Any]]:
         return [api for page in self.clients("apigatewayv2").get_paginator("get_apis").paginate()
-                for api in page.get("Items", []) if api.get("ProtocolType") == "HTTP"]
+                for api in page.get("Items", []) if api.get("ProtocolType") in ("HTTP", "WEBSOCKET")]
 
     def _rest_api_routes(self, api_id: str, api_name: str) -> list[tuple[str, ApiRoute]]:
         routes = []
@@ -106,14 +107,27 @@ class ApiReader(Reader):
                                 "rest", api_id, api_name, f"{method} {resource.get('path', '')}",
                                 integration["type"], int(integration.get("timeoutInMillis") or REST_DEFAULT_TIMEOUT_MS),
                                 resource_id=resource["id"], http_method=method,
-                                responses=_integration_responses(integration))))
+                                responses=_integration_responses(integration),
+                                invocation=invocation_mode(integration.get("requestParameters"),
+                                                           integration.get("responseTransferMode"),
+                                                           integration.get("uri")))))
         except ClientError as exc:
             if is_not_found(exc):
                 return []
             raise
         return routes
 
-    def _http_api_routes(self, api_id: str, api_name: str) -> list[tuple[str, ApiRoute]]:
+    def _v2_api_routes(self, api_id: str) -> list[tuple[str, ApiRoute]]:
+        """An HTTP or WebSocket API named by a resource policy: its name and protocol first (GetApi)."""
+        try:
+            api = self.clients("apigatewayv2").get_api(ApiId=api_id)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return []
+            raise
+        return self._http_api_routes(api_id, api.get("Name", ""), api.get("ProtocolType", "HTTP"))
+
+    def _http_api_routes(self, api_id: str, api_name: str, protocol: str = "HTTP") -> list[tuple[str, ApiRoute]]:
         client = self.clients("apigatewayv2")
         try:
             integrations = [i for page in client.get_paginator("get_integrations").paginate(ApiId=api_id)
@@ -128,15 +142,20 @@ class ApiReader(Reader):
             if is_not_found(exc):
                 return []
             raise
+        websocket = protocol == "WEBSOCKET"
+        kinds = ("AWS_PROXY", "AWS") if websocket else ("AWS_PROXY",)
         routes = []
         for integration in integrations:
             ref = function_from_uri(integration.get("IntegrationUri"), self.account, self.region)
-            if ref and integration.get("IntegrationType") == "AWS_PROXY":
+            if ref and integration.get("IntegrationType") in kinds:
                 keys = route_keys.get(integration["IntegrationId"]) or [f"integration {integration['IntegrationId']}"]
+                # a WebSocket integration never waits more than 29 s, whatever it states (moto states 30 s)
+                limit = WEBSOCKET_DEFAULT_TIMEOUT_MS if websocket else HTTP_DEFAULT_TIMEOUT_MS
                 routes.append((ref.arn, ApiRoute(
-                    "http", api_id, api_name, ", ".join(sorted(keys)), "AWS_PROXY",
-                    int(integration.get("TimeoutInMillis") or HTTP_DEFAULT_TIMEOUT_MS),
-                    integration_id=integration["IntegrationId"])))
+                    "websocket" if websocket else "http", api_id, api_name, ", ".join(sorted(keys)),
+                    str(integration["IntegrationType"]), min(int(integration.get("TimeoutInMillis") or limit), limit),
+                    integration_id=integration["IntegrationId"],
+                    invocation=invocation_mode(integration.get("RequestParameters")))))
         return routes
 
 

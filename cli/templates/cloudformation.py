@@ -35,9 +35,10 @@ from chalicelib.model import (
     Route,
     Trigger,
     VpcEndpoint,
+    invocation_mode,
 )
 from cli.templates.intrinsics import ACCOUNT, REGION, Resolver
-from cli.templates.model import NetworkModel, TemplateError, TemplateFunction, as_dict, as_list, zipped_size
+from cli.templates.model import NetworkModel, TemplateError, TemplateFunction, as_dict, as_int, as_list, zipped_size
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 BATCH_DEFAULTS = {"SQS": 10, "Kinesis": 100, "DynamoDB": 100}
@@ -155,20 +156,28 @@ class _Links:
             return
         responses = tuple(IntegrationResponse(str(self.resolver.text(r.get("StatusCode")) or ""),
                                               str(self.resolver.text(r.get("SelectionPattern")) or ""))
-                          for r in integration.get("IntegrationResponses") or [] if isinstance(r, dict))
+                          for r in as_list(integration.get("IntegrationResponses")) if isinstance(r, dict))
         api = self.resolver.logical_id(props.get("RestApiId")) or "RestApi"
         method = self.resolver.text(props.get("HttpMethod")) or "ANY"
+        mode = invocation_mode(self.resolver.value(integration.get("RequestParameters")),
+                               self.resolver.text(integration.get("ResponseTransferMode")),
+                               self.resolver.text(integration.get("Uri")))
         self.routes[fn].append(ApiRoute(
             "rest", api, api, f"{method} ({logical})", str(self.resolver.text(integration.get("Type")) or ""),
-            _int(self.resolver.text(integration.get("TimeoutInMillis")), 29000), logical, method, logical, responses))
+            _int(self.resolver.text(integration.get("TimeoutInMillis")), 29000), logical, method, logical, responses,
+            invocation=mode))
 
     def _http_integration(self, logical: str, props: dict[str, Any], resource: Any) -> None:
         fn = self.function(props.get("IntegrationUri"))
         if fn:
             api = self.resolver.logical_id(props.get("ApiId")) or "HttpApi"
-            self.routes[fn].append(ApiRoute("http", api, api, f"integration {logical}",
+            websocket = self.resolver.text(self.resolver.properties(api).get("ProtocolType")) == "WEBSOCKET"
+            limit = 29000 if websocket else 30000  # a WebSocket integration waits 29 s at most
+            self.routes[fn].append(ApiRoute("websocket" if websocket else "http", api, api, f"integration {logical}",
                                             str(self.resolver.text(props.get("IntegrationType")) or "AWS_PROXY"),
-                                            _int(self.resolver.text(props.get("TimeoutInMillis")), 30000)))
+                                            min(_int(self.resolver.text(props.get("TimeoutInMillis")), limit), limit),
+                                            invocation=invocation_mode(self.resolver.value(
+                                                props.get("RequestParameters")))))
 
     def _provisioned(self, logical: str, props: dict[str, Any], resource: Any) -> None:
         fn = self.function(props.get("FunctionName"))
@@ -197,10 +206,7 @@ class _Links:
 
 
 def _int(text: str | None, default: int) -> int:
-    try:
-        return int(float(text)) if text is not None else default
-    except ValueError:
-        return default
+    return as_int(text, default)
 
 
 def _key_filter(node: Any) -> tuple[str, str]:

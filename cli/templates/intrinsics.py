@@ -34,6 +34,9 @@ EC2_PREFIXES = {"AWS::EC2::Subnet": "subnet", "AWS::EC2::RouteTable": "rtb", "AW
                 "AWS::EC2::VPCPeeringConnection": "pcx", "AWS::EC2::NetworkInterface": "eni",
                 "AWS::EC2::Instance": "i", "AWS::EC2::SecurityGroup": "sg"}
 _SUB_VARIABLE = re.compile(r"\$\{(?!!)([^}]+)\}")
+# an API Gateway integration URI that invokes a function (buffered or streamed): the function's ARN inside it
+_INVOCATION_URI = re.compile(r"^arn:aws[a-z-]*:apigateway:[^:]*:lambda:path/[^/]+/functions/(?P<fn>.+?)"
+                             r"(?::\$\{stageVariables\.[^}]+\})?/(?:response-streaming-)?invocations$")
 
 
 def _arn(service: str, resource: str, region: str = REGION, account: str = ACCOUNT) -> str:
@@ -143,11 +146,15 @@ class Resolver:
                     return str(parts[0])
             if key == "Fn::Sub":
                 template = arg[0] if isinstance(arg, list) and arg else arg
-                names = {m.split(".", 1)[0] for m in _SUB_VARIABLE.findall(str(template))}
-                found = [n for n in names if n in self.resources]
+                variables = arg[1] if isinstance(arg, list) and len(arg) == 2 and isinstance(arg[1], dict) else {}
+                names = {m.split(".", 1)[0].strip() for m in _SUB_VARIABLE.findall(str(template))}
+                found = {self.logical_id(variables[n]) if n in variables else n for n in names}
+                found = {n for n in found if n in self.resources}
                 if len(found) == 1:
-                    return found[0]
+                    return found.pop()
         text = self.text(node)
+        if text and (invocation := _INVOCATION_URI.match(text)):  # Fn::Join / Fn::Sub building the URI
+            text = invocation["fn"]
         return self.find(text) if text else None
 
     def find(self, text: str) -> str | None:

@@ -20,8 +20,10 @@ from typing import Any
 from chalicelib.model import FunctionSnapshot, NatGateway, NetworkFacts, Route, SubnetRouting, VpcEndpoint
 from cli.templates.intrinsics import ACCOUNT, REGION
 
-__all__ = ["ACCOUNT", "REGION", "NetworkModel", "TemplateError", "TemplateFunction", "as_dict", "as_list",
+__all__ = ["ACCOUNT", "REGION", "NetworkModel", "TemplateError", "TemplateFunction", "as_dict", "as_int", "as_list",
            "zipped_size"]
+
+MAX_INT = 10**9  # no Lambda setting is larger: a bigger number in a template is noise, not a value
 
 
 def as_dict(node: Any) -> dict[str, Any]:
@@ -31,6 +33,25 @@ def as_dict(node: Any) -> dict[str, Any]:
 
 def as_list(node: Any) -> list[Any]:
     return node if isinstance(node, list) else []
+
+
+def as_int(value: Any, default: int) -> int:
+    """An integer setting as a template states it (``30``, ``"30"``, ``30.0``), else ``default`` (for ``1e400``,
+    ``inf``, a list, a mapping or an unresolved intrinsic: hostile input never raises here).
+
+    Example:
+        >>> as_int("30", 3), as_int("1e400", 3), as_int([1], 3), as_int(None, 3)
+        (30, 3, 3, 3)
+    """
+    if isinstance(value, bool) or value is None:
+        return default
+    try:
+        number = float(value) if isinstance(value, (str, int, float)) else None
+    except (ValueError, OverflowError):
+        return default
+    if number is None or number != number or abs(number) > MAX_INT:
+        return default
+    return int(number)
 
 
 class TemplateError(Exception):

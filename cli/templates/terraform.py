@@ -31,9 +31,10 @@ from chalicelib.model import (
     Route,
     Trigger,
     VpcEndpoint,
+    invocation_mode,
 )
 from cli.templates.intrinsics import ACCOUNT, REGION, _identities
-from cli.templates.model import NetworkModel, TemplateError, TemplateFunction, as_dict, zipped_size
+from cli.templates.model import NetworkModel, TemplateError, TemplateFunction, as_dict, as_int, zipped_size
 
 # Terraform type -> the CloudFormation type whose stand-in identities it shares; attribute -> CFN attribute.
 CFN_TYPES = {"aws_sqs_queue": "AWS::SQS::Queue", "aws_sns_topic": "AWS::SNS::Topic", "aws_s3_bucket": "AWS::S3::Bucket",
@@ -217,17 +218,24 @@ class _Links:
     def _aws_apigatewayv2_integration(self, address: str, values: dict[str, Any]) -> None:
         if fn := self._fn(address, values, "integration_uri"):
             api = str(self.plan.value(address, values, "api_id") or "http-api")
-            self.routes[fn].append(ApiRoute("http", api, api, f"integration {address}",
-                                            str(values.get("integration_type") or "AWS_PROXY"),
-                                            int(values.get("timeout_milliseconds") or 30000)))
+            api_address = self.plan.target(address, values, "api_id", ("aws_apigatewayv2_api",))
+            protocol = self.plan.resources[api_address][1].get("protocol_type") if api_address else "HTTP"
+            limit = 29000 if protocol == "WEBSOCKET" else 30000  # a WebSocket integration waits 29 s at most
+            kind = str(values.get("integration_type") or "AWS_PROXY")
+            self.routes[fn].append(ApiRoute("websocket" if protocol == "WEBSOCKET" else "http", api, api,
+                                            f"integration {address}", kind,
+                                            min(as_int(values.get("timeout_milliseconds"), limit), limit),
+                                            invocation=invocation_mode(values.get("request_parameters"))))
 
     def _aws_api_gateway_integration(self, address: str, values: dict[str, Any]) -> None:
         if fn := self._fn(address, values, "uri"):
             api = str(self.plan.value(address, values, "rest_api_id") or "rest-api")
             method = str(values.get("http_method") or "ANY")
+            mode = invocation_mode(values.get("request_parameters"), values.get("response_transfer_mode"),
+                                   self.plan.value(address, values, "uri"))
             self.routes[fn].append(ApiRoute("rest", api, api, f"{method} ({address})",
                                             str(values.get("type") or "AWS_PROXY"),
-                                            int(values.get("timeout_milliseconds") or 29000)))
+                                            as_int(values.get("timeout_milliseconds"), 29000), invocation=mode))
 
     def _aws_lambda_provisioned_concurrency_config(self, address: str, values: dict[str, Any]) -> None:
         if fn := self._fn(address, values, "function_name"):
