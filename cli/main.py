@@ -135,11 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
     except NoRegionError:
         return _fail("no AWS region set (use --region or AWS_DEFAULT_REGION)")
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        return _fail(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message', '')}")
+    except ClientError as exc:  # one line, never a raw response body (a proxy's HTML page, unparsed XML)
+        from chalicelib.aws import describe_error
+
+        return _fail(f"AWS refused {describe_error(exc, operation=True)}")
     except BotoCoreError as exc:
-        return _fail(f"AWS: {exc}")
+        from chalicelib.aws import plain
+
+        return _fail(f"AWS: {plain(exc, 300)}")
     except ModuleNotFoundError as exc:  # an installed CLI without the demo extra (moto, chalice) or a checkout
         return _fail(f"{args.command}: needs {exc.name}, which this installation lacks: pipx install "
                      "'safetycatch[demo]' (or run it from a checkout: make demo)")
