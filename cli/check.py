@@ -272,15 +272,38 @@ def add_parser(sub: Any, parents: list[Any] | None = None) -> None:
                        help=f"exit 1 if a finding is at or above this severity ({', '.join(SEVERITIES)})")
 
 
+def read_each(files: list[str], report: CheckReport) -> list[list[TemplateFunction]]:
+    """Every file's functions; a file that cannot be read is one line in ``report.errors`` (file and line) and
+    never stops the others.
+
+    Example:
+        report = CheckReport(); read_each(["template.yaml", "broken.yaml"], report); report.errors
+        # -> ['broken.yaml:3: ...']
+    """
+    from cli.templates import TemplateError, read
+
+    found = []
+    for name in files:
+        report.files.append(name)
+        try:
+            found.append(read(Path(name)))
+        except TemplateError as exc:
+            report.errors.append(str(exc))
+        except RecursionError:
+            report.errors.append(f"{name}: nested too deeply to read")
+        except Exception as exc:  # noqa: BLE001 - a reader's bug on hostile input is one line, never a traceback
+            report.errors.append(f"{name}: cannot read: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
-    """``safetycatch check``: read every file first (a bad one stops everything: exit 2), then evaluate."""
+    """``safetycatch check``: read and evaluate every file; an unreadable file (or a check that failed on one) is
+    one line on stderr and exit 2, after the other files' results are printed."""
     from chalicelib import settings
-    from cli.templates import read
 
     policy_set = settings.load(args.policies)
-    files = [(str(f), read(Path(f))) for f in args.files]
-    report = CheckReport(files=[f for f, _ in files])
-    for _, functions in files:
+    report = CheckReport()
+    for functions in read_each([str(f) for f in args.files], report):
         evaluate(functions, policy_set, report)
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2))
@@ -288,5 +311,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(to_sarif(report), indent=2))
     else:
         render_text(report)
+    sys.stdout.flush()
+    for error in report.errors:
+        print(f"safetycatch: {error}", file=sys.stderr)
+    if report.errors:
+        return 2
     return 1 if report.failing(args.fail_on) else 0
 

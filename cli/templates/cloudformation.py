@@ -15,9 +15,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +39,18 @@ from chalicelib.model import (
     VpcEndpoint,
     invocation_mode,
 )
-from cli.templates.intrinsics import ACCOUNT, REGION, Resolver
-from cli.templates.model import NetworkModel, TemplateError, TemplateFunction, as_dict, as_int, as_list, zipped_size
+from cli.templates.intrinsics import ACCOUNT, REGION, Resolver, TooComplex
+from cli.templates.model import (
+    NetworkModel,
+    TemplateError,
+    TemplateFunction,
+    as_dict,
+    as_int,
+    as_list,
+    code_root,
+    local_code,
+    zipped_size,
+)
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 BATCH_DEFAULTS = {"SQS": 10, "Kinesis": 100, "DynamoDB": 100}
@@ -200,9 +212,9 @@ class _Links:
 
     def _layer(self, logical: str, props: dict[str, Any], resource: Any) -> None:
         uri = self.resolver.text(props.get("ContentUri") or props.get("Content"))
-        local = (self.path.parent / uri) if uri and not uri.startswith("s3://") else None
-        if local is not None and local.exists():
-            self.layers[logical] = zipped_size(local)
+        local = local_code(self.path, uri)[0] if uri and not uri.startswith("s3://") else None
+        if local is not None:
+            self.layers[logical] = zipped_size(local, code_root(self.path))
 
 
 def _int(text: str | None, default: int) -> int:
@@ -344,11 +356,13 @@ def _code(links: _Links, props: dict[str, Any], fn: TemplateFunction) -> None:
     uri = resolver.text(code)
     if isinstance(code, dict) and "ZipFile" in code:
         snapshot.code_size = len(str(resolver.text(code["ZipFile"]) or "").encode())
-    elif uri and not uri.startswith("s3://") and (links.path.parent / uri).exists():
-        snapshot.code_size = zipped_size(links.path.parent / uri)
-        fn.lines["CodeUri"] = line(props, "CodeUri") or fn.line
     elif uri and not uri.startswith("s3://"):
-        fn.notes.append(f"CodeUri {uri} is not found next to the template (package-size counts only local code)")
+        local, note = local_code(links.path, uri)
+        if local is not None:
+            snapshot.code_size = zipped_size(local, code_root(links.path))
+            fn.lines["CodeUri"] = line(props, "CodeUri") or fn.line
+        else:
+            fn.notes.append(note)
     elif code is not None and snapshot.package_type == "Zip":
         fn.notes.append("the code is in S3 (package-size counts only local code)")
     layers = []
@@ -383,8 +397,8 @@ def _snapshot(links: _Links, logical: str, props: dict[str, Any], where: int, ow
     snapshot.env = _environment(resolver, props)
     reserved = text(props.get("ReservedConcurrentExecutions"))
     snapshot.reserved_concurrency = _int(reserved, 0) if reserved is not None else None
-    vpc = resolver.value(props.get("VpcConfig"))
-    snapshot.subnet_ids = tuple(str(s) for s in (vpc or {}).get("SubnetIds", []) if isinstance(vpc, dict))
+    vpc = as_dict(resolver.value(props.get("VpcConfig")))
+    snapshot.subnet_ids = tuple(str(s) for s in as_list(vpc.get("SubnetIds")))
     _code(links, props, fn)
     return fn
 
@@ -439,7 +453,28 @@ def read_cloudformation(path: Path) -> list[TemplateFunction]:
         sam_globals = Globals(template) if isinstance(template.get("Globals"), dict) else None
     except ExceptionWithMessage as exc:
         raise TemplateError(str(path), line(template, "Globals") or 1, exc.message) from None
-    links = _Links(resolver, path)
-    return [_function(links, str(logical), resource, sam_globals, line(logical) or 1)
-            for logical, resource in template["Resources"].items()
-            if isinstance(resource, dict) and resource.get("Type") in FUNCTION_TYPES]
+    with _unreadable(path, template["Resources"], None):
+        links = _Links(resolver, path)
+    functions = []
+    for logical, resource in template["Resources"].items():
+        if isinstance(resource, dict) and resource.get("Type") in FUNCTION_TYPES:
+            with _unreadable(path, template["Resources"], logical):
+                functions.append(_function(links, str(logical), resource, sam_globals, line(logical) or 1))
+    return functions
+
+
+@contextlib.contextmanager
+def _unreadable(path: Path, resources: Any, logical: Any) -> Iterator[None]:
+    """A construct the reader cannot make sense of (a loop, a value of the wrong shape) becomes one line naming
+    the file and the line of the resource, never a traceback."""
+    try:
+        yield
+    except TooComplex as exc:
+        raise TemplateError(str(path), line(logical) or 1, f"{logical or 'Resources'}: {exc}") from None
+    except RecursionError:
+        raise TemplateError(str(path), line(logical) or 1,
+                            f"{logical or 'Resources'}: nested too deeply to read (a self-reference?)") from None
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+        where = f"resource {logical}" if logical else "a resource"
+        raise TemplateError(str(path), line(logical) or 1,
+                            f"cannot read {where}: {type(exc).__name__}: {exc}") from None

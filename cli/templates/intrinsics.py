@@ -69,6 +69,14 @@ def _identities(logical: str, kind: str, name: str) -> dict[str, str]:
     return {"": name}
 
 
+MAX_DEPTH = 100
+MAX_VISITS = 2_000_000
+
+
+class TooComplex(ValueError):
+    """A template whose values cannot be resolved within the bounds (a loop, exponential aliases)."""
+
+
 class Resolver:
     """Resolves intrinsic functions over one template's ``Resources`` (and ``Parameters`` defaults)."""
 
@@ -77,6 +85,7 @@ class Resolver:
         self.resources = resources if isinstance(resources, dict) else {}
         self.parameters = parameters if isinstance(parameters, dict) else {}
         self.mappings = mappings if isinstance(mappings, dict) else {}
+        self._depth = self._visits = 0
 
     def name_of(self, logical: str) -> str:
         """The literal physical name a resource declares, else its logical id."""
@@ -114,7 +123,21 @@ class Resolver:
         return found.get(attribute, f"<{logical}.{attribute}>")
 
     def value(self, node: Any) -> Any:
-        """The node with every intrinsic resolved (lists and mappings recursively); ``None`` for AWS::NoValue."""
+        """The node with every intrinsic resolved (lists and mappings recursively); ``None`` for AWS::NoValue.
+        Bounded: nesting deeper than ``MAX_DEPTH`` (a ``FindInMap`` loop) or more than ``MAX_VISITS`` values in
+        one template (aliases multiplying a node) raise ``TooComplex``."""
+        self._visits += 1
+        if self._visits > MAX_VISITS:
+            raise TooComplex(f"more than {MAX_VISITS:,} values to resolve (YAML aliases multiplying a node?)")
+        if self._depth >= MAX_DEPTH:
+            raise TooComplex(f"values nested more than {MAX_DEPTH} deep (an intrinsic that refers to itself?)")
+        self._depth += 1
+        try:
+            return self._value(node)
+        finally:
+            self._depth -= 1
+
+    def _value(self, node: Any) -> Any:
         if isinstance(node, list):
             return [v for v in (self.value(item) for item in node) if v is not None]
         if not isinstance(node, dict):

@@ -34,7 +34,16 @@ from chalicelib.model import (
     invocation_mode,
 )
 from cli.templates.intrinsics import ACCOUNT, REGION, _identities
-from cli.templates.model import NetworkModel, TemplateError, TemplateFunction, as_dict, as_int, zipped_size
+from cli.templates.model import (
+    NetworkModel,
+    TemplateError,
+    TemplateFunction,
+    as_dict,
+    as_int,
+    code_root,
+    local_code,
+    zipped_size,
+)
 
 # Terraform type -> the CloudFormation type whose stand-in identities it shares; attribute -> CFN attribute.
 CFN_TYPES = {"aws_sqs_queue": "AWS::SQS::Queue", "aws_sns_topic": "AWS::SNS::Topic", "aws_s3_bucket": "AWS::S3::Bucket",
@@ -309,11 +318,11 @@ def _network(network: NetworkModel, plan: Plan, kind: str, address: str, values:
 
 def _code(plan: Plan, values: dict[str, Any], fn: TemplateFunction) -> None:
     filename = values.get("filename")
-    local = plan.path.parent / str(filename) if isinstance(filename, str) else None
-    if local is not None and local.exists():
-        fn.snapshot.code_size = zipped_size(local)
+    local, note = local_code(plan.path, filename, "filename") if isinstance(filename, str) else (None, "")
+    if local is not None:
+        fn.snapshot.code_size = zipped_size(local, code_root(plan.path))
     elif filename:
-        fn.notes.append(f"filename {filename} is not found next to the plan (package-size counts only local code)")
+        fn.notes.append(note or f"filename {filename} is not read")
     elif values.get("package_type", "Zip") == "Zip":
         fn.notes.append("the code is in S3 (package-size counts only local code)")
     fn.snapshot.layers = tuple(Layer(str(arn), 0) for arn in values.get("layers") or [])
@@ -366,6 +375,16 @@ def read_plan(path: Path, document: dict[str, Any]) -> list[TemplateFunction]:
     """Every ``aws_lambda_function`` of a plan, as ``TemplateFunction``s."""
     if not isinstance(document.get("planned_values", {}), dict):
         raise TemplateError(str(path), 1, "planned_values is not an object: not a Terraform plan")
-    plan = Plan(document, path)
-    links = _Links(plan)
-    return [_function(links, address, values) for address, values in plan.of_type("aws_lambda_function")]
+    try:
+        plan = Plan(document, path)
+        links = _Links(plan)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError, RecursionError) as exc:
+        raise TemplateError(str(path), 1, f"cannot read the plan's resources: {type(exc).__name__}: {exc}") from None
+    functions = []
+    for address, values in plan.of_type("aws_lambda_function"):
+        try:
+            functions.append(_function(links, address, values))
+        except (AttributeError, TypeError, ValueError, KeyError, IndexError, RecursionError) as exc:
+            raise TemplateError(str(path), plan.line_of(address),
+                                f"cannot read {address}: {type(exc).__name__}: {exc}") from None
+    return functions
