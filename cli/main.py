@@ -144,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return _fail(f"AWS: {plain(exc, 300)}")
     except ModuleNotFoundError as exc:  # an installed CLI without the demo extra (moto, chalice) or a checkout
+        if str(exc.name).split(".")[0] in ("cfnlint", "samtranslator"):  # base dependencies, removed since
+            return _fail(f"{args.command}: needs {exc.name}, which this installation lacks: pip install "
+                         "'cfn-lint>=1.20,<2' 'aws-sam-translator>=1.90,<2' (the base install of safetycatch has them)")
         return _fail(f"{args.command}: needs {exc.name}, which this installation lacks: pipx install "
                      "'safetycatch[demo]' (or run it from a checkout: make demo)")
     except KeyboardInterrupt:
