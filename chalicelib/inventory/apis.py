@@ -4,6 +4,7 @@ A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import defaultdict
@@ -61,7 +62,7 @@ class ApiReader(Reader):
                         return None
                     api_ids.add(m["api"])
         index: dict[str, list[ApiRoute]] = defaultdict(list)
-        found = self.ctx.parallel("apigateway", lambda api: self._rest_api_routes(api, "") or
+        found = self.ctx.parallel("apigateway", lambda api: self._named_rest_api_routes(api) or
                                   self._v2_api_routes(api), sorted(api_ids))
         for function_arn, route in (item for routes in found for item in routes):
             index[function_arn].append(route)
@@ -116,6 +117,20 @@ class ApiReader(Reader):
                 return []
             raise
         return routes
+
+    def _named_rest_api_routes(self, api_id: str) -> list[tuple[str, ApiRoute]]:
+        """A REST API named by a resource policy: its routes, named as the full index names them (GetRestApi,
+        read only when the API has routes to the function)."""
+        routes = self._rest_api_routes(api_id, "")
+        if not routes:
+            return routes
+        try:
+            name = str(self.clients("apigateway").get_rest_api(restApiId=api_id).get("name") or "")
+        except ClientError as exc:
+            if is_not_found(exc):
+                return []
+            raise
+        return [(arn, dataclasses.replace(route, api_name=name)) for arn, route in routes]
 
     def _v2_api_routes(self, api_id: str) -> list[tuple[str, ApiRoute]]:
         """An HTTP or WebSocket API named by a resource policy: its name and protocol first (GetApi)."""
