@@ -115,6 +115,8 @@ class _Links:
             "AWS::Lambda::Alias": self._provisioned, "AWS::Lambda::Version": self._provisioned,
             "AWS::Lambda::Url": self._url, "AWS::IAM::Policy": self._policy, "AWS::IAM::ManagedPolicy": self._policy,
             "AWS::Serverless::LayerVersion": self._layer, "AWS::Lambda::LayerVersion": self._layer,
+            "AWS::Serverless::Api": self._openapi, "AWS::ApiGateway::RestApi": self._openapi,
+            "AWS::Serverless::HttpApi": self._openapi, "AWS::ApiGatewayV2::Api": self._openapi,
         }
         for logical, resource in resolver.resources.items():
             if not isinstance(resource, dict):
@@ -191,6 +193,22 @@ class _Links:
                                             invocation=invocation_mode(self.resolver.value(
                                                 props.get("RequestParameters")))))
 
+    def _openapi(self, logical: str, props: dict[str, Any], resource: Any) -> None:
+        """Integrations an OpenAPI definition declares inline (``DefinitionBody`` / ``Body``): every
+        ``x-amazon-apigateway-integration`` whose URI invokes a function of the template."""
+        kind = str(resource.get("Type", ""))
+        rest = kind in ("AWS::Serverless::Api", "AWS::ApiGateway::RestApi")
+        websocket = self.resolver.text(props.get("ProtocolType")) == "WEBSOCKET"
+        api_kind = "rest" if rest else "websocket" if websocket else "http"
+        limit = 29000 if rest or websocket else 30000
+        paths = as_dict(as_dict(props.get("DefinitionBody") or props.get("Body")).get("paths"))
+        for path, methods in paths.items():
+            for method, operation in as_dict(methods).items():
+                integration = as_dict(as_dict(operation).get("x-amazon-apigateway-integration"))
+                if fn := self.function(integration.get("uri")):
+                    self.routes[fn].append(_openapi_route(self.resolver, api_kind, logical,
+                                                          f"{str(method).upper()} {path}", integration, limit))
+
     def _provisioned(self, logical: str, props: dict[str, Any], resource: Any) -> None:
         fn = self.function(props.get("FunctionName"))
         config = props.get("ProvisionedConcurrencyConfig")
@@ -215,6 +233,22 @@ class _Links:
         local = local_code(self.path, uri)[0] if uri and not uri.startswith("s3://") else None
         if local is not None:
             self.layers[logical] = zipped_size(local, code_root(self.path))
+
+
+def _openapi_route(resolver: Resolver, kind: Any, api: str, route: str, integration: dict[str, Any],
+                   limit: int) -> ApiRoute:
+    """One OpenAPI operation's Lambda integration as an ``ApiRoute`` (``responses``: selection pattern ->
+    ``{statusCode}``, ``default`` being the response no pattern picks)."""
+    responses = tuple(IntegrationResponse(str(resolver.text(as_dict(r).get("statusCode")) or ""),
+                                          "" if str(pattern) == "default" else str(pattern))
+                      for pattern, r in as_dict(integration.get("responses")).items())
+    timeout = _int(resolver.text(integration.get("timeoutInMillis")), limit)
+    timeout = timeout if kind == "rest" else min(timeout, limit)  # a REST API's limit may be raised; not the others
+    mode = invocation_mode(resolver.value(integration.get("requestParameters")),
+                           resolver.text(integration.get("responseTransferMode")),
+                           resolver.text(integration.get("uri")))
+    return ApiRoute(kind, api, api, route, str(resolver.text(integration.get("type")) or "aws_proxy").upper(),
+                    timeout, responses=responses, invocation=mode)
 
 
 def _int(text: str | None, default: int) -> int:
