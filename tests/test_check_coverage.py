@@ -139,3 +139,46 @@ def test_an_openapi_error_pattern_that_catches_everything_is_not_flagged(capsys,
     path = tmp_path / "template.yaml"
     path.write_text(OPENAPI.replace("'BadRequest.*': {statusCode: '400'}", "'.+': {statusCode: '500'}"))
     assert "Legacy" not in _by(_check(capsys, path), "sync-error-status")
+
+
+ENV = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  DbPassword:
+    Type: String
+    NoEcho: true
+    Default: ''
+  LogLevel:
+    Type: String
+    Default: INFO
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties: {KeySchema: [], AttributeDefinitions: []}
+  Secret:
+    Type: AWS::SecretsManager::Secret
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      InlineCode: "def handler(e, c): return {}"
+      Environment:
+        Variables:
+          AUTH_TABLE: !Ref Table
+          TOKEN_SECRET_ARN: !Ref Secret
+          SESSION_TOKEN_TABLE_ARN: !GetAtt Table.Arn
+          API_KEY:
+          LOG_LEVEL: !Ref LogLevel
+          DB_PASSWORD: !Ref DbPassword
+"""
+
+
+def test_env_secrets_reads_parameters_references_and_empty_values(capsys, tmp_path):
+    path = tmp_path / "template.yaml"
+    path.write_text(ENV)
+    (finding,) = _by(_check(capsys, path), "env-secrets").values()
+    assert "DB_PASSWORD" in finding["message"]
+    for name in ("AUTH_TABLE", "TOKEN_SECRET_ARN", "SESSION_TOKEN_TABLE_ARN", "API_KEY", "LOG_LEVEL"):
+        assert f"{name}:" not in finding["message"], name

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -303,9 +304,37 @@ def _environment(resolver: Resolver, props: dict[str, Any]) -> dict[str, str]:
         return {}
     out = {}
     for name, node in variables.items():
-        value = resolver.text(node)
-        out[str(name)] = value if value is not None else f"<{name}>"
+        if node is None:  # `NAME:` with no value: an empty string, not a secret
+            out[str(name)] = ""
+            continue
+        value = _env_value(resolver, node)
+        if value is not None:
+            out[str(name)] = value
     return out
+
+
+def _env_value(resolver: Resolver, node: Any) -> str | None:
+    """What env-secrets reads for one variable: None for a reference to a resource (``!Ref Table``,
+    ``!GetAtt Queue.Arn``, ``!ImportValue``: a name or ARN, never a secret); a template parameter without a
+    usable default stands for the value passed at deploy (in plain text in the function's configuration)."""
+    if isinstance(node, dict) and len(node) == 1:
+        (key, arg), = node.items()
+        if key == "Ref" and isinstance(arg, str) and arg in resolver.parameters:
+            default = as_dict(resolver.parameters[arg]).get("Default")
+            text = str(default) if isinstance(default, (str, int, float)) and not isinstance(default, bool) else ""
+            return text if text.strip() else f"<the value of parameter {arg}>"
+        if key == "Fn::ImportValue" or (key in ("Ref", "Fn::GetAtt") and resolver.logical_id(node)):
+            return None
+        if key == "Fn::Sub" and resolver.logical_id(node) and not _sub_literal(arg):
+            return None
+    value = resolver.text(node)
+    return value if value is not None else "<not known before deploy>"
+
+
+def _sub_literal(arg: Any) -> str:
+    """The literal text of a ``Fn::Sub`` template once its ``${...}`` variables are taken out."""
+    template = arg[0] if isinstance(arg, list) and arg else arg
+    return re.sub(r"\$\{[^}]*\}|arn:|[:/._-]", "", str(template)).strip()
 
 
 def _sam_event(links: _Links, logical: str, name: str, event: Any, fn: TemplateFunction, at: int) -> None:
