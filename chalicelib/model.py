@@ -96,6 +96,18 @@ class EventSourceMapping:
 
     @property
     def source_name(self) -> str:
+        """The queue's, stream's or table's name (a DynamoDB stream is named after its table, not its label).
+
+        Example:
+            >>> EventSourceMapping("u", "arn:aws:dynamodb:us-east-1:1:table/Audit/stream/2024-01-01T00:00:00.000",
+            ...                    "", 100, (), "Enabled").source_name
+            'Audit'
+        """
+        resource = self.source_arn.split(":", 5)[-1] if self.source_arn.count(":") >= 5 else self.source_arn
+        if self.source_kind == "dynamodb" and resource.startswith("table/"):
+            return resource.split("/")[1]
+        if self.source_kind == "kinesis" and resource.startswith("stream/"):
+            return resource.split("/")[1]
         return self.source_arn.rsplit(":", 1)[-1]
 
 

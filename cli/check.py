@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,9 +196,8 @@ def render_text(report: CheckReport, out: Any = None) -> None:
         print(f"{f['file']}:{f['line']}: {f['severity']} {f['policy']} {f['resource']}{mark}", file=out)
         print(f"    {f['message']}", file=out)
         print(f"    fix: {f['fix']['change']}", file=out)
-    for note in report.notes:
-        for text in note["notes"]:
-            print(f"{note['file']}:{note['line']}: note {note['resource']}: {text}", file=out)
+    for line in note_summary(report.notes):
+        print(line, file=out)
     for error in report.errors:
         print(f"error: {error}", file=out)
     counts = {s: sum(1 for f in report.findings if f["severity"] == s) for s in reversed(SEVERITIES)}
@@ -208,6 +208,28 @@ def render_text(report: CheckReport, out: Any = None) -> None:
     if report.not_run:
         print("Not run before deploy: " + "; ".join(f"{n['policy']} ({n['reason']})" for n in report.not_run) + ".",
               file=out)
+
+
+def note_summary(notes: list[dict[str, Any]]) -> list[str]:
+    """One line per kind of note (what cannot be known before deploy), naming a few of the resources;
+    ``--format json`` lists every note.
+
+    Example:
+        >>> note_summary([{"resource": r, "file": "t.yaml", "line": 1, "notes": ["the code is in S3 (why)"]}
+        ...               for r in ("A", "B")])
+        ['note: 2 functions: the code is in S3 (why) - A, B']
+    """
+    kinds: dict[str, list[str]] = {}
+    for note in notes:
+        for text in note["notes"]:
+            kind = re.sub(r"^(CodeUri|filename|managed policy|policy template) \S+", r"\1 ...", text)
+            kinds.setdefault(kind, []).append(note["resource"])
+    lines = []
+    for kind, resources in kinds.items():
+        named = ", ".join(sorted(set(resources))[:5]) + (", ..." if len(set(resources)) > 5 else "")
+        count = len(set(resources))
+        lines.append(f"note: {count} function{'s' if count != 1 else ''}: {kind} - {named}")
+    return lines
 
 
 def _uri(file: str) -> str:

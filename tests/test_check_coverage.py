@@ -182,3 +182,41 @@ def test_env_secrets_reads_parameters_references_and_empty_values(capsys, tmp_pa
     assert "DB_PASSWORD" in finding["message"]
     for name in ("AUTH_TABLE", "TOKEN_SECRET_ARN", "SESSION_TOKEN_TABLE_ARN", "API_KEY", "LOG_LEVEL"):
         assert f"{name}:" not in finding["message"], name
+
+
+STREAM = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  AuditTable:
+    Type: AWS::DynamoDB::Table
+    Properties: {KeySchema: [], AttributeDefinitions: [], StreamSpecification: {StreamViewType: NEW_IMAGE}}
+  Auditor:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      CodeUri: s3://bucket/auditor.zip
+      Events:
+        Changes:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt AuditTable.StreamArn
+            StartingPosition: LATEST
+  Archiver:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      CodeUri: s3://bucket/archiver.zip
+"""
+
+
+def test_names_come_from_the_template_and_notes_are_summarised(capsys, tmp_path):
+    path = tmp_path / "template.yaml"
+    path.write_text(STREAM)
+    (finding,) = _by(_check(capsys, path), "batch-partial-failure").values()
+    assert "DynamoDB stream of table AuditTable" in finding["message"] and "00.000" not in finding["message"]
+    assert main(["check", str(path), "--policies", str(ROOT / "policies")]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert notes == ["note: 2 functions: the code is in S3 (package-size counts only local code) - Archiver, Auditor"]
