@@ -29,7 +29,8 @@ def workspace(tmp_path_factory) -> Path:
     """The fixtures next to the local code they point at (small and heavy), and policies with a 1 MB limit."""
     root = tmp_path_factory.mktemp("check")
     for fixture in FIXTURES.iterdir():
-        shutil.copy(fixture, root / fixture.name)
+        if fixture.is_file():  # corpus/ is the real-template corpus (tests/test_check_corpus.py)
+            shutil.copy(fixture, root / fixture.name)
     (root / "src" / "light").mkdir(parents=True)
     (root / "src" / "light" / "app.py").write_text("def handler(event, context):\n    return {}\n")
     (root / "build" / "heavy").mkdir(parents=True)

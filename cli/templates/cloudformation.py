@@ -348,8 +348,9 @@ def _sam_event(links: _Links, logical: str, name: str, event: Any, fn: TemplateF
         api = resolver.logical_id(props.get(api_key)) or ("ServerlessRestApi" if kind == "Api" else "ServerlessHttpApi")
         route = f"{str(resolver.text(props.get('Method')) or 'ANY').upper()} {resolver.text(props.get('Path')) or '/'}"
         rest = kind == "Api"
+        mode = invocation_mode(None, resolver.text(props.get("ResponseTransferMode")))  # SAM's STREAM switch
         snapshot.routes += (ApiRoute("rest" if rest else "http", api, api, route, "AWS_PROXY",
-                                     _int(timeout, 29000 if rest else 30000)),)
+                                     _int(timeout, 29000 if rest else 30000), invocation=mode),)
     elif kind in BATCH_DEFAULTS:
         source = resolver.text(props.get("Queue") or props.get("Stream")) or ""
         state = "Disabled" if resolver.text(props.get("Enabled")) == "false" else "Enabled"
@@ -479,7 +480,9 @@ def _function(links: _Links, logical: str, resource: Any, sam_globals: Any, wher
     for mapping, at, path in links.mappings.get(logical, []):
         snapshot.mappings += (mapping,)
         fn.lines[f"mapping:{mapping.uuid}"], fn.mapping_paths[mapping.uuid] = at or fn.line, path
-    snapshot.routes += tuple(links.routes.get(logical, []))
+    declared = links.routes.get(logical, [])  # an OpenAPI definition's integration wins over a SAM event's
+    keys = {(r.api_id, r.route) for r in declared}
+    snapshot.routes = tuple(r for r in snapshot.routes if (r.api_id, r.route) not in keys) + tuple(declared)
     snapshot.triggers += tuple(links.triggers.get(logical, []))
     provisioned = list(links.provisioned.get(logical, []))
     config = props.get("ProvisionedConcurrencyConfig") if sam else None
