@@ -86,6 +86,7 @@ class EventSourceMapping:
     batch_size: int
     response_types: tuple[str, ...]
     state: str
+    filters: tuple[str, ...] = ()  # FilterCriteria patterns (JSON text): a record no pattern matches is dropped
 
     @property
     def source_kind(self) -> str:

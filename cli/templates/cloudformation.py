@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import re
 from collections import defaultdict
@@ -141,7 +142,8 @@ class _Links:
             size = self.resolver.text(props.get("BatchSize")) or str(BATCH_DEFAULTS.get(kind.title(), 10))
             state = "Disabled" if self.resolver.text(props.get("Enabled")) == "false" else "Enabled"
             mapping = EventSourceMapping(logical, source, "", _int(size, 10),
-                                         tuple(self.resolver.value(props.get("FunctionResponseTypes")) or ()), state)
+                                         tuple(self.resolver.value(props.get("FunctionResponseTypes")) or ()), state,
+                                         _filters(self.resolver, props.get("FilterCriteria")))
             self.mappings[fn].append((mapping, line(resource), f"Resources.{logical}.Properties.FunctionResponseTypes"))
 
     def _bucket(self, logical: str, props: dict[str, Any], resource: Any) -> None:
@@ -252,6 +254,15 @@ def _openapi_route(resolver: Resolver, kind: Any, api: str, route: str, integrat
                     timeout, responses=responses, invocation=mode)
 
 
+def _filters(resolver: Resolver, node: Any) -> tuple[str, ...]:
+    """``FilterCriteria.Filters[].Pattern`` as JSON text (a template may write the pattern as text or as YAML)."""
+    found = []
+    for item in as_list(as_dict(resolver.value(node)).get("Filters")):
+        pattern = as_dict(item).get("Pattern")
+        found.append(pattern if isinstance(pattern, str) else json.dumps(pattern))
+    return tuple(found)
+
+
 def _int(text: str | None, default: int) -> int:
     return as_int(text, default)
 
@@ -356,7 +367,8 @@ def _sam_event(links: _Links, logical: str, name: str, event: Any, fn: TemplateF
         state = "Disabled" if resolver.text(props.get("Enabled")) == "false" else "Enabled"
         mapping = EventSourceMapping(f"{logical}.{name}", source, snapshot.arn,
                                      _int(resolver.text(props.get("BatchSize")), BATCH_DEFAULTS[kind]),
-                                     tuple(resolver.value(props.get("FunctionResponseTypes")) or ()), state)
+                                     tuple(resolver.value(props.get("FunctionResponseTypes")) or ()), state,
+                                     _filters(resolver, props.get("FilterCriteria")))
         snapshot.mappings += (mapping,)
         fn.lines[f"mapping:{mapping.uuid}"] = at
         fn.mapping_paths[mapping.uuid] = (f"Resources.{logical}.Properties.Events.{name}.Properties."

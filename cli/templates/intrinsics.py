@@ -88,12 +88,28 @@ class Resolver:
         self._depth = self._visits = 0
 
     def name_of(self, logical: str) -> str:
-        """The literal physical name a resource declares, else its logical id."""
+        """The physical name a resource declares (a literal, a parameter's ``Ref`` or a ``Fn::Sub`` of parameters
+        and pseudo parameters, as the event and the policy naming it through the same parameter resolve it),
+        else its logical id."""
         props = self.properties(logical)
         for key in NAME_PROPERTIES:
             if isinstance(props.get(key), str):
                 return str(props[key])
+            if (named := self._parameter_name(props.get(key))) is not None:
+                return named
         return logical
+
+    def _parameter_name(self, node: Any) -> str | None:
+        if not isinstance(node, dict) or len(node) != 1:
+            return None
+        (key, arg), = node.items()
+        if key == "Ref" and isinstance(arg, str) and arg in self.parameters:
+            return str(self.ref(arg))
+        if key == "Fn::Sub" and isinstance(arg, str):
+            names = [m.strip() for m in _SUB_VARIABLE.findall(arg)]
+            if names and all(n in self.parameters or n in PSEUDO for n in names):
+                return str(_sub(self, arg))
+        return None
 
     def properties(self, logical: str) -> dict[str, Any]:
         resource = self.resources.get(logical)

@@ -206,7 +206,10 @@ class _Links:
             size = values.get("batch_size") or BATCH_DEFAULTS.get(kind, 10)
             state = "Disabled" if values.get("enabled") is False else "Enabled"
             mapping = EventSourceMapping(address, source, "", int(size),
-                                         tuple(values.get("function_response_types") or ()), state)
+                                         tuple(values.get("function_response_types") or ()), state,
+                                         tuple(str(f.get("pattern") or "") for c in values.get("filter_criteria") or []
+                                               if isinstance(c, dict) for f in c.get("filter") or []
+                                               if isinstance(f, dict)))
             self.mappings[fn].append((mapping, f"{address}.function_response_types"))
 
     def _aws_s3_bucket_notification(self, address: str, values: dict[str, Any]) -> None:
