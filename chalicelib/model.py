@@ -36,6 +36,19 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
+def effective_severity(found: str, configured: str) -> str:
+    """The policy's configured severity, unless the check itself found less at stake (a check may lower its
+    finding's severity, never raise it above what the operator configured).
+
+    Example:
+        >>> effective_severity("", "high"), effective_severity("low", "high"), effective_severity("critical", "high")
+        ('high', 'low', 'high')
+    """
+    if found in SEVERITIES and severity_rank(found) < severity_rank(configured):
+        return found
+    return configured
+
+
 @dataclass(frozen=True)
 class FunctionRef:
     """An unqualified Lambda function identity (qualifiers are dropped: config lives on $LATEST)."""
@@ -265,9 +278,13 @@ class NetworkFacts:
     missing_subnets: tuple[str, ...] = ()
 
 
+UNREAD_POLICY = "unread"  # a RolePolicy source: a policy whose content could not be read (a template's managed one)
+
+
 @dataclass(frozen=True)
 class RolePolicy:
-    """One identity policy of the execution role: ``source`` is ``inline`` or the managed policy ARN."""
+    """One identity policy of the execution role: ``source`` is ``inline``, the managed policy ARN, or
+    ``UNREAD_POLICY`` when its content is unknown (an empty document)."""
 
     name: str
     source: str

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.checks import REGISTRY
-from chalicelib.model import SEVERITIES, AccountFacts, Finding, severity_rank
+from chalicelib.model import SEVERITIES, AccountFacts, Finding, effective_severity, severity_rank
 from chalicelib.settings import PolicyConfig, PolicySet
 from cli.templates import TemplateFunction
 
@@ -179,7 +179,8 @@ def evaluate(functions: list[TemplateFunction], policy_set: PolicySet, report: C
 def _finding_json(fn: TemplateFunction, finding: Finding, cfg: PolicyConfig, exempt: bool) -> dict[str, Any]:
     fix, key = _proposal(fn, finding)
     out = {"policy": finding.policy, "resource": fn.resource, "file": fn.file,
-           "line": fn.line_of(key) if key else fn.line, "severity": cfg.severity, "message": finding.message,
+           "line": fn.line_of(key) if key else fn.line,
+           "severity": effective_severity(finding.severity, cfg.severity), "message": finding.message,
            "fix": fix}
     if exempt:
         out["exempt"] = True

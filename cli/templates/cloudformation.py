@@ -27,6 +27,7 @@ from typing import Any
 
 from samtranslator.policy_template_processor.exceptions import InsufficientParameterValues, InvalidParameterValues
 
+from chalicelib.model import UNREAD_POLICY as UNREAD
 from chalicelib.model import (
     ApiRoute,
     EventSourceMapping,
@@ -400,13 +401,17 @@ def _sam_policies(resolver: Resolver, node: Any, fn: TemplateFunction) -> list[R
         elif isinstance(entry, dict) and "Statement" in entry:
             found.append(RolePolicy(f"Policies[{index}]", "inline", resolver.value(entry)))
         else:
-            _managed(resolver.text(entry) or "a policy", fn)
+            found.extend(_managed(resolver.text(entry) or "a policy", fn))
     return found
 
 
-def _managed(name: str, fn: TemplateFunction) -> None:
-    if name.rsplit("/", 1)[-1] not in NO_TRIGGER_WRITES:
-        fn.notes.append(f"managed policy {name} is not read before deploy (recursive-trigger ignores it)")
+def _managed(name: str, fn: TemplateFunction) -> list[RolePolicy]:
+    """A managed policy, whose content is not in the template: noted, and kept as ``unread`` (vpc-no-egress
+    then cannot tell which services the function calls)."""
+    if name.rsplit("/", 1)[-1] in NO_TRIGGER_WRITES:
+        return []
+    fn.notes.append(f"managed policy {name} is not read before deploy (recursive-trigger ignores it)")
+    return [RolePolicy(name, UNREAD, {})]
 
 
 def _role_policies(links: _Links, role_node: Any, fn: TemplateFunction) -> list[RolePolicy]:
@@ -415,13 +420,13 @@ def _role_policies(links: _Links, role_node: Any, fn: TemplateFunction) -> list[
     role = resolver.logical_id(role_node)
     if not role or resolver.type_of(role) != "AWS::IAM::Role":
         fn.notes.append("the execution role is not in the template (recursive-trigger cannot read it)")
-        return []
+        return [RolePolicy(str(resolver.text(role_node) or "the execution role"), UNREAD, {})]
     props = resolver.properties(role)
     found = [RolePolicy(str(resolver.text(p.get("PolicyName")) or role), "inline",
                         resolver.value(p.get("PolicyDocument")))
              for p in props.get("Policies") or [] if isinstance(p, dict)]
-    for arn in resolver.value(props.get("ManagedPolicyArns")) or []:
-        _managed(str(arn), fn)
+    for arn in as_list(resolver.value(props.get("ManagedPolicyArns"))):
+        found.extend(_managed(str(arn), fn))
     return found + links.role_policies.get(role, [])
 
 

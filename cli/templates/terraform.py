@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.model import (
+    UNREAD_POLICY,
     ApiRoute,
     EventSourceMapping,
     FunctionRef,
@@ -365,6 +366,8 @@ def _function(links: _Links, address: str, values: dict[str, Any]) -> TemplateFu
     snapshot.role_policies = tuple(links.role_policies.get(role or "", []))
     fn.notes += links.unknown_policies.get(role or "", []) if role else [
         "the execution role is not in the plan (recursive-trigger cannot read it)"]
+    if not role or links.unknown_policies.get(role):  # part of what it may call is unknown
+        snapshot.role_policies += (RolePolicy(str(role or "the execution role"), UNREAD_POLICY, {}),)
     snapshot.network = links.network.facts(snapshot.subnet_ids)
     if snapshot.subnet_ids and snapshot.network is None:
         fn.notes.append("its subnets' routes are not in the plan (vpc-no-egress not evaluated)")
