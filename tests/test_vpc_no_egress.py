@@ -160,7 +160,8 @@ def test_the_role_says_whether_the_function_needs_egress(aws, runtime):
     the subnets matter only if they must reach the internet; a service without an endpoint is named."""
     network = aws.vpc("none", endpoints=("s3", "secretsmanager"))
     calls = {"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "secretsmanager:GetSecretValue",
-                                                          "ec2:CreateNetworkInterface", "xray:PutTraceSegments"],
+                                                          "ec2:CreateNetworkInterface", "xray:PutTraceSegments",
+                                                          "elasticfilesystem:ClientMount"],
                             "Resource": "*"}]}
     _vpc_function(aws, "isolated", network, policy=calls)
     finding = _scan(runtime)["isolated"]

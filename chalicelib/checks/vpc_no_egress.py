@@ -133,6 +133,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
 
 
 LAMBDAS_OWN = ("logs", "xray", "ec2")  # Lambda ships logs and traces and manages the ENIs itself, outside the VPC
+MOUNTS = ("elasticfilesystem", "s3files")  # Client* actions authorise a mount, made to a mount target in the VPC
 
 
 def unreachable_needs(snapshot: FunctionSnapshot, endpoints: list[str]) -> list[str]:
@@ -143,13 +144,14 @@ def unreachable_needs(snapshot: FunctionSnapshot, endpoints: list[str]) -> list[
         >>> from chalicelib.model import FunctionRef, RolePolicy
         >>> doc = {"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "sqs:SendMessage", "logs:*"],
         ...                       "Resource": "*"}]}
-        >>> fn = FunctionSnapshot(FunctionRef("f", "1", "us-east-1"), role_policies=(RolePolicy("p", "inline", doc),))
+        >>> fn = FunctionSnapshot(FunctionRef("f", "1", "us-east-1"), role_policies=(RolePolicy("p", "inline", doc),),
+        ...                       loaded={"role_policies"})
         >>> unreachable_needs(fn, ["s3 (gateway)"])
         ['sqs']
     """
     served = {e.split(" ", 1)[0] for e in endpoints}
     needed: set[str] = set()
-    if any(p.source == UNREAD_POLICY for p in snapshot.role_policies):
+    if "role_policies" not in snapshot.loaded or any(p.source == UNREAD_POLICY for p in snapshot.role_policies):
         return ["*"]  # what it may call is unknown: assume it needs egress
     for policy in snapshot.role_policies:
         statements = policy.document.get("Statement", []) if isinstance(policy.document, dict) else []
@@ -158,10 +160,10 @@ def unreachable_needs(snapshot: FunctionSnapshot, endpoints: list[str]) -> list[
                 continue
             actions = statement.get("Action", [])
             for action in actions if isinstance(actions, list) else [actions]:
-                service = str(action).split(":", 1)[0].lower()
+                service, _, name = str(action).lower().partition(":")
                 if service == "*":
                     return ["*"]
-                if service not in LAMBDAS_OWN:
+                if service not in LAMBDAS_OWN and not (service in MOUNTS and name.startswith("client")):
                     needed.add(service)
     return sorted(needed - served)
 
@@ -180,7 +182,8 @@ CHECK = Check(
         Param("vpn_is_egress", bool, True, "Count a default route to a VPN gateway as egress (on-premises "
               "routes onward)."),
     ),
-    needs=frozenset({"network", "role_policies"}),
+    needs=frozenset({"network"}),
+    finding_needs=frozenset({"role_policies"}),  # read for the functions without egress only
     in_scope=in_scope,
     read_permissions=("ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeNatGateways",
                       "ec2:DescribeVpcEndpoints", "lambda:ListFunctions"),

@@ -210,8 +210,9 @@ class _Links:
             for method, operation in as_dict(methods).items():
                 integration = as_dict(as_dict(operation).get("x-amazon-apigateway-integration"))
                 if fn := self.function(integration.get("uri")):
-                    self.routes[fn].append(_openapi_route(self.resolver, api_kind, logical,
-                                                          f"{str(method).upper()} {path}", integration, limit))
+                    verb = "ANY" if method == "x-amazon-apigateway-any-method" else str(method).upper()
+                    self.routes[fn].append(_openapi_route(self.resolver, api_kind, logical, f"{verb} {path}",
+                                                          integration, limit))
 
     def _provisioned(self, logical: str, props: dict[str, Any], resource: Any) -> None:
         fn = self.function(props.get("FunctionName"))
