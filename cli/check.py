@@ -184,6 +184,8 @@ def _finding_json(fn: TemplateFunction, finding: Finding, cfg: PolicyConfig, exe
            "fix": fix}
     if exempt:
         out["exempt"] = True
+    if key in fn.inherited:  # the line is SAM Globals': a change there changes every function
+        out["inherited"] = True
     return out
 
 
@@ -252,6 +254,37 @@ def _rule(policy_id: str) -> dict[str, Any]:
                            "security-severity": SECURITY_SEVERITY[check.default_severity]}}
 
 
+_TIMEOUT_LINE = re.compile(r'^(?P<head>\s*"?Timeout"?\s*:\s*)(?P<value>\d+)(?P<tail>\s*,?\s*(?:#.*)?)$')
+
+
+def sarif_fix(finding: dict[str, Any]) -> dict[str, Any] | None:
+    """A SARIF ``fix`` for a one-value change the file states on the finding's line (today: apigw-timeout's
+    ``Timeout: N`` -> the proposed value, YAML or JSON), keeping the line's indentation and comment; None when
+    the line is not that (a value inherited from SAM Globals, a Terraform plan).
+
+    Example:
+        sarif_fix({"policy": "apigw-timeout", "file": "t.yaml", "line": 9, "fix": {"value": 25}})
+        # -> {"description": ..., "artifactChanges": [{"artifactLocation": ..., "replacements": [...]}]}
+    """
+    value = (finding.get("fix") or {}).get("value")
+    if finding.get("policy") != "apigw-timeout" or not isinstance(value, int) or finding.get("inherited"):
+        return None
+    try:
+        lines = Path(finding["file"]).read_text(encoding="utf-8").splitlines()
+        text = lines[int(finding["line"]) - 1]
+    except (OSError, UnicodeDecodeError, IndexError, ValueError):
+        return None
+    match = _TIMEOUT_LINE.match(text)
+    if not match:
+        return None
+    start = match.start("value") + 1
+    return {"description": {"text": finding["fix"]["change"]}, "artifactChanges": [{
+        "artifactLocation": {"uri": _uri(finding["file"])},
+        "replacements": [{"deletedRegion": {"startLine": int(finding["line"]), "startColumn": start,
+                                            "endColumn": match.end("value") + 1},
+                          "insertedContent": {"text": str(value)}}]}]}
+
+
 def to_sarif(report: CheckReport) -> dict[str, Any]:
     """SARIF 2.1.0: one result per finding (``ruleId`` = policy id, a physical location with ``startLine``)."""
     rule_ids = sorted(set(TEMPLATE_POLICIES))
@@ -269,6 +302,8 @@ def to_sarif(report: CheckReport) -> dict[str, Any]:
         }
         if f.get("exempt"):
             result["suppressions"] = [{"kind": "external", "justification": "function is exempt"}]
+        if change := sarif_fix(f):
+            result["fixes"] = [change]
         results.append(result)
     notifications = [{"level": "note", "message": {"text": f"{n['policy']} not run before deploy: {n['reason']}"},
                       "descriptor": {"id": n["policy"]}} for n in report.not_run]

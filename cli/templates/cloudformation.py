@@ -465,6 +465,8 @@ def _snapshot(links: _Links, logical: str, props: dict[str, Any], where: int, ow
                 "Tags", "ProvisionedConcurrencyConfig", "Events", "Policies", "Role"):
         if (at := line(own, key) or line(props, key)) is not None:
             fn.lines[key] = at
+            if line(own, key) is None:
+                fn.inherited.add(key)
     snapshot.runtime = text(props.get("Runtime")) or ""
     snapshot.timeout_s = _int(text(props.get("Timeout")), 3)
     snapshot.memory_mb = _int(text(props.get("MemorySize")), 128)

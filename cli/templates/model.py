@@ -78,6 +78,7 @@ class TemplateFunction:
     language: str = "cloudformation"
     notes: list[str] = field(default_factory=list)
     mapping_paths: dict[str, str] = field(default_factory=dict)  # mapping id -> where its response types go
+    inherited: set[str] = field(default_factory=set)  # properties the function takes from SAM Globals
 
     def line_of(self, key: str) -> int:
         return self.lines.get(key) or self.line
