@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -63,6 +64,7 @@ NOT_FOUND = {"ResourceNotFoundException", "NotFoundException", "NoSuchEntity", "
 NO_SUCH_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
 _pools: dict[str, ThreadPoolExecutor] = {}
+_MARKUP = re.compile(r"<[!?/]?[A-Za-z][^<>]*>")
 
 
 def named_pool(name: str, threads: int) -> ThreadPoolExecutor:
@@ -152,9 +154,20 @@ def describe_error(exc: BaseException, operation: bool = False) -> str:
     """
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        line = f"{error.get('Code', 'error')}: {str(error.get('Message', ''))[:200]}"
+        line = f"{plain(error.get('Code', 'error'))}: {plain(error.get('Message', ''))}"
         return f"{exc.operation_name}: {line}" if operation else line
-    return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return f"{type(exc).__name__}: {plain(exc)}"
+
+
+def plain(text: Any, limit: int = 200) -> str:
+    """``text`` as one line of plain text: markup dropped (a proxy's HTML page or an XML body that botocore
+    could not parse ends up in an error's message), whitespace collapsed, at most ``limit`` characters.
+
+    Example:
+        >>> plain("<html><body><h1>403 Forbidden</h1>\\n<p>Denied.</p></body></html>")
+        '403 Forbidden Denied.'
+    """
+    return " ".join(_MARKUP.sub(" ", str(text)).split())[:limit]
 
 
 def queue_depth(sqs: Any, queue_name: str) -> int | None:

@@ -37,7 +37,15 @@ from chalicelib.events import Change
 from chalicelib.gateway import Gateway
 from chalicelib.inventory import Inventory
 from chalicelib.log import logger
-from chalicelib.model import AccountFacts, Decision, Finding, FunctionSnapshot, LogSearch, MetricQuery
+from chalicelib.model import (
+    AccountFacts,
+    Decision,
+    Finding,
+    FunctionSnapshot,
+    LogSearch,
+    MetricQuery,
+    effective_severity,
+)
 from chalicelib.securityhub import SecurityHubSink, SecurityHubUnavailable
 from chalicelib.settings import PolicyConfig, PolicySet
 from chalicelib.state import StateStore
@@ -191,7 +199,8 @@ class Engine:
                     errors.append(f"{check.id} failed on {snapshot.name}: {describe_error(exc)}")
                     self.unevaluated.add(check.id)
                     continue
-                results[snapshot.arn].extend((dataclasses.replace(f, severity=cfg.severity), cfg) for f in found)
+                results[snapshot.arn].extend((dataclasses.replace(f, severity=effective_severity(
+                    f.severity, cfg.severity)), cfg) for f in found)
         self._follow_up(snapshots, plan, results, queries, searches, account, errors)
         for snapshot in snapshots:
             snapshot.flagged_by.update(f.policy for f, _ in results.get(snapshot.arn, []))
@@ -231,7 +240,8 @@ class Engine:
                 errors.append(f"{check.id} failed on {snapshot.name}: {describe_error(exc)}")
                 continue
             kept = [(f, c) for f, c in results[snapshot.arn] if f.policy != check.id]
-            results[snapshot.arn] = kept + [(dataclasses.replace(f, severity=cfg.severity), cfg) for f in found]
+            results[snapshot.arn] = kept + [(dataclasses.replace(f, severity=effective_severity(
+                f.severity, cfg.severity)), cfg) for f in found]
 
     # -- decisions -------------------------------------------------------------------------------
 

@@ -112,7 +112,8 @@ CLOUDTRAIL_RULES = {"on_config_change": cloudtrail_pattern(CONFIG_SOURCES),
 _SUFFIX = re.compile(r"^(?P<base>[A-Za-z]+?)(?:\d{8}(?:v\d+)?)?$")
 _ASSUMED_ROLE = re.compile(r"^arn:(?P<p>aws[a-z-]*):sts::(?P<acct>\d{12}):assumed-role/(?P<role>[^/]+)/")
 _INVOCATION_URI = re.compile(
-    r"^arn:aws[a-z-]*:apigateway:[a-z0-9-]+:lambda:path/[0-9-]+/functions/(?P<fn>[^/]+)/invocations$"
+    r"^arn:aws[a-z-]*:apigateway:[a-z0-9-]+:lambda:path/[0-9-]+/functions/(?P<fn>[^/]+)/"
+    r"(?:response-streaming-)?invocations$"  # a streamed integration's URI ends in response-streaming-invocations
 )
 
 

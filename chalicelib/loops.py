@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from chalicelib import event_patterns
@@ -30,6 +31,12 @@ WRITE_ACTIONS = {
     "dynamodb": ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"),
     "sns": ("sns:Publish",),
     "events": ("events:PutEvents",),
+}
+# the writes that put each kind of record on a table's stream
+STREAM_RECORD_WRITES = {
+    "INSERT": ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"),
+    "MODIFY": ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"),
+    "REMOVE": ("dynamodb:DeleteItem", "dynamodb:BatchWriteItem"),
 }
 S3_EVENT_ACTIONS = {
     "s3:ObjectCreated": ("s3:PutObject",),
@@ -85,12 +92,47 @@ def _name(arn: str) -> str:
     return arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
 
 
-def _source_write(kind: str, source: str, how: str) -> Write | None:
-    """What is written to a queue / stream / table / topic source (the service named by its ARN for a pipe)."""
+def stream_writes(filters: tuple[str, ...]) -> tuple[str, ...]:
+    """The table writes whose stream records can pass a DynamoDB-stream mapping's ``FilterCriteria`` (patterns
+    are OR'ed; a pattern on ``eventName`` keeps only those record kinds; one that needs ``userIdentity`` - the
+    records of TTL deletions, made by DynamoDB itself - passes no write of a function). A pattern that cannot be
+    read, or none, lets every write through.
+
+    Example:
+        >>> stream_writes(('{"eventName": ["REMOVE"]}',))
+        ('dynamodb:DeleteItem', 'dynamodb:BatchWriteItem')
+        >>> stream_writes(('{"userIdentity": {"type": ["Service"], "principalId": ["dynamodb.amazonaws.com"]}}',))
+        ()
+    """
+    if not filters:
+        return WRITE_ACTIONS["dynamodb"]
+    found: list[str] = []
+    for text in filters:
+        try:
+            pattern = json.loads(text)
+        except ValueError:
+            return WRITE_ACTIONS["dynamodb"]
+        if not isinstance(pattern, dict):
+            return WRITE_ACTIONS["dynamodb"]
+        if "userIdentity" in pattern:
+            continue  # only DynamoDB's own TTL deletions carry a userIdentity
+        names = pattern.get("eventName")
+        kinds = [n for n in names if isinstance(n, str)] if isinstance(names, list) else list(STREAM_RECORD_WRITES)
+        if isinstance(names, list) and len(kinds) < len(names):  # content filters ({"prefix": ...}): any kind
+            kinds = list(STREAM_RECORD_WRITES)
+        for kind in kinds:
+            found.extend(a for a in STREAM_RECORD_WRITES.get(kind, ()) if a not in found)
+    return tuple(found)
+
+
+def _source_write(kind: str, source: str, how: str, filters: tuple[str, ...] = ()) -> Write | None:
+    """What is written to a queue / stream / table / topic source (the service named by its ARN for a pipe);
+    None when the mapping's filters let no such write through."""
     service = kind if kind != "pipe" else (source.split(":")[2] if source.count(":") >= 5 else "")
     if service == "dynamodb":
         table = source.split("/stream/", 1)[0]
-        return Write(f"DynamoDB table {_name(table)}", table, WRITE_ACTIONS["dynamodb"], how)
+        actions = stream_writes(filters)
+        return Write(f"DynamoDB table {_name(table)}", table, actions, how) if actions else None
     if service == "kinesis":
         stream = source.split("/consumer/", 1)[0]
         return Write(f"Kinesis stream {_name(stream)}", stream, WRITE_ACTIONS["kinesis"], how)
@@ -154,7 +196,7 @@ def writes(snapshot: FunctionSnapshot) -> list[Write]:
         if mapping.state in ACTIVE_MAPPING_STATES:
             how = f"its stream (mapping {mapping.uuid})" if mapping.source_kind == "dynamodb" else \
                 f"mapping {mapping.uuid}"
-            write = _source_write(mapping.source_kind, mapping.source_arn, how)
+            write = _source_write(mapping.source_kind, mapping.source_arn, how, mapping.filters)
             if write is not None:
                 found.append(write)
     for trigger in snapshot.triggers:

@@ -36,6 +36,19 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
+def effective_severity(found: str, configured: str) -> str:
+    """The policy's configured severity, unless the check itself found less at stake (a check may lower its
+    finding's severity, never raise it above what the operator configured).
+
+    Example:
+        >>> effective_severity("", "high"), effective_severity("low", "high"), effective_severity("critical", "high")
+        ('high', 'low', 'high')
+    """
+    if found in SEVERITIES and severity_rank(found) < severity_rank(configured):
+        return found
+    return configured
+
+
 @dataclass(frozen=True)
 class FunctionRef:
     """An unqualified Lambda function identity (qualifiers are dropped: config lives on $LATEST)."""
@@ -86,6 +99,7 @@ class EventSourceMapping:
     batch_size: int
     response_types: tuple[str, ...]
     state: str
+    filters: tuple[str, ...] = ()  # FilterCriteria patterns (JSON text): a record no pattern matches is dropped
 
     @property
     def source_kind(self) -> str:
@@ -96,6 +110,18 @@ class EventSourceMapping:
 
     @property
     def source_name(self) -> str:
+        """The queue's, stream's or table's name (a DynamoDB stream is named after its table, not its label).
+
+        Example:
+            >>> EventSourceMapping("u", "arn:aws:dynamodb:us-east-1:1:table/Audit/stream/2024-01-01T00:00:00.000",
+            ...                    "", 100, (), "Enabled").source_name
+            'Audit'
+        """
+        resource = self.source_arn.split(":", 5)[-1] if self.source_arn.count(":") >= 5 else self.source_arn
+        if self.source_kind == "dynamodb" and resource.startswith("table/"):
+            return resource.split("/")[1]
+        if self.source_kind == "kinesis" and resource.startswith("stream/"):
+            return resource.split("/")[1]
         return self.source_arn.rsplit(":", 1)[-1]
 
 
@@ -103,11 +129,14 @@ class EventSourceMapping:
 class ApiRoute:
     """An API Gateway integration whose target is the function.
 
-    ``kind`` is ``rest`` (API Gateway v1) or ``http`` (HTTP API, v2). ``timeout_ms`` is the integration
-    timeout, with AWS's default filled in when the integration does not set one.
+    ``kind`` is ``rest`` (API Gateway v1), ``http`` (HTTP API, v2) or ``websocket`` (WebSocket API, v2).
+    ``timeout_ms`` is the integration timeout, with AWS's default filled in when the integration does not set
+    one. ``invocation`` says whether API Gateway waits for the function: ``sync`` (it does, up to the
+    integration timeout), ``async`` (``X-Amz-Invocation-Type: 'Event'``: it answers at once), ``stream``
+    (``responseTransferMode: STREAM``: it streams for up to 15 minutes) or ``caller`` (the request chooses).
     """
 
-    kind: Literal["rest", "http"]
+    kind: Literal["rest", "http", "websocket"]
     api_id: str
     api_name: str
     route: str
@@ -119,6 +148,46 @@ class ApiRoute:
     responses: tuple[IntegrationResponse, ...] = ()
     # the alias or version the integration invokes: "" the unqualified function ($LATEST), None not known (templates)
     qualifier: str | None = None
+    invocation: Literal["sync", "async", "stream", "caller"] = "sync"
+
+    @property
+    def api_kind(self) -> str:
+        """How messages name the API: ``REST API``, ``HTTP API`` or ``WebSocket API``."""
+        return API_KINDS.get(self.kind, "API")
+
+    @property
+    def waited(self) -> bool:
+        """True when API Gateway holds the client until the function answers (or may: ``caller``)."""
+        return self.invocation in ("sync", "caller")
+
+
+API_KINDS = {"rest": "REST API", "http": "HTTP API", "websocket": "WebSocket API"}
+INVOCATION_HEADER = "integration.request.header.X-Amz-Invocation-Type"
+
+
+def invocation_mode(request_parameters: Any, transfer_mode: Any = None, uri: Any = None,
+                    ) -> Literal["sync", "async", "stream", "caller"]:
+    """Whether API Gateway waits for a Lambda integration, from what the integration states (one copy of the
+    rule for the live reader and the template readers).
+
+    Example:
+        >>> invocation_mode({"integration.request.header.X-Amz-Invocation-Type": "'Event'"})
+        'async'
+        >>> invocation_mode({}, "STREAM"), invocation_mode(None, None, "arn:...:functions/f/invocations")
+        ('stream', 'sync')
+        >>> invocation_mode({"integration.request.header.X-Amz-Invocation-Type": "method.request.header.t"})
+        'caller'
+    """
+    if str(transfer_mode or "").upper() == "STREAM" or str(uri or "").endswith("/response-streaming-invocations"):
+        return "stream"
+    params = request_parameters if isinstance(request_parameters, dict) else {}
+    value = next((v for k, v in params.items() if str(k).lower() == INVOCATION_HEADER.lower()), None)
+    if value is None:
+        return "sync"
+    literal = str(value).strip()
+    if literal.startswith("'") and literal.endswith("'") and len(literal) >= 2:
+        return "async" if literal.strip("'").strip().lower() == "event" else "sync"
+    return "caller"
 
 
 _QUALIFIED = re.compile(r":function:[^:/]+:([^:/]+)")
@@ -229,9 +298,13 @@ class NetworkFacts:
     missing_subnets: tuple[str, ...] = ()
 
 
+UNREAD_POLICY = "unread"  # a RolePolicy source: a policy whose content could not be read (a template's managed one)
+
+
 @dataclass(frozen=True)
 class RolePolicy:
-    """One identity policy of the execution role: ``source`` is ``inline`` or the managed policy ARN."""
+    """One identity policy of the execution role: ``source`` is ``inline``, the managed policy ARN, or
+    ``UNREAD_POLICY`` when its content is unknown (an empty document)."""
 
     name: str
     source: str

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.accounts import ACCOUNT_ID, organization_accounts, uncovered_management_account
-from chalicelib.aws import describe_error
+from chalicelib.aws import describe_error, plain
 
 if TYPE_CHECKING:
     from chalicelib.runtime import Runtime
@@ -105,20 +105,36 @@ def sweep_scopes(runtime: Runtime, scopes: list[Scope], act: bool = False, worke
             return engine.sweep(act=act, progress=counted, select=select).to_json()
         except (ClientError, BotoCoreError) as exc:
             return {"account": scope.account, "region": scope.region, "functions_scanned": 0, "findings": [],
-                    "errors": [f"could not sweep: {describe_error(exc, operation=True)}"]}
+                    "errors": [f"could not sweep: {describe_error(exc, operation=True)}"],
+                    "refused": refusal(exc, scope.region if len(scopes) == 1 else f"{scope.account}/{scope.region}")}
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(scopes) or 1))) as pool:
         reports = list(pool.map(one, scopes))
     return merge(runtime.bot_account(), runtime.home_region, scopes, reports)
 
 
+def refusal(exc: BaseException, where: str) -> str:
+    """One line saying why a scope could not be listed (the scan is then incomplete).
+
+    Example:
+        >>> from botocore.exceptions import ClientError
+        >>> refusal(ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+        ...                     "ListFunctions"), "us-east-1")
+        'AWS refused ListFunctions in us-east-1: AccessDeniedException: not authorized'
+    """
+    if isinstance(exc, ClientError):
+        return f"AWS refused {exc.operation_name} in {where}: {describe_error(exc)}"
+    return f"could not reach AWS in {where}: {plain(exc)}"
+
+
 def merge(account: str, region: str, scopes: list[Scope], reports: list[dict[str, Any]]) -> dict[str, Any]:
     """One report from per-scope reports (the single-region contract plus ``scan_id`` and ``scopes``);
-    ``account`` / ``region`` name the scope when there is exactly one (else null)."""
+    ``account`` / ``region`` name the scope when there is exactly one (else null). ``complete`` is false when a
+    scope could not be listed (its ``refused`` says why): such a scan never passes a gate."""
     one = scopes[0] if len(scopes) == 1 else None
     merged: dict[str, Any] = {"scan_id": uuid.uuid4().hex, "account": one.account if one else None,
                               "region": one.region if one else None, "functions_scanned": 0, "findings": [],
-                              "errors": [], "scopes": []}
+                              "errors": [], "scopes": [], "complete": all("refused" not in r for r in reports)}
     for scope, report in zip(scopes, reports, strict=False):
         merged["functions_scanned"] += report["functions_scanned"]
         merged["findings"].extend({**f, "account": scope.account, "region": scope.region}
@@ -126,5 +142,7 @@ def merge(account: str, region: str, scopes: list[Scope], reports: list[dict[str
         merged["errors"].extend(f"{scope.account}/{scope.region}: {e}" if not one else e for e in report["errors"])
         merged["scopes"].append({"account": scope.account, "region": scope.region,
                                  "functions_scanned": report["functions_scanned"],
-                                 "findings": len(report["findings"]), "errors": len(report["errors"])})
+                                 "findings": len(report["findings"]), "errors": len(report["errors"]),
+                                 "complete": "refused" not in report,
+                                 **({"refused": report["refused"]} if "refused" in report else {})})
     return merged

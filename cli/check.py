@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chalicelib.checks import REGISTRY
-from chalicelib.model import SEVERITIES, AccountFacts, Finding, severity_rank
+from chalicelib.model import SEVERITIES, AccountFacts, Finding, effective_severity, severity_rank
 from chalicelib.settings import PolicyConfig, PolicySet
 from cli.templates import TemplateFunction
 
@@ -80,6 +81,10 @@ def _proposal(fn: TemplateFunction, finding: Finding) -> tuple[dict[str, Any], s
     policy, ev, spec = finding.policy, finding.evidence, finding.fix
     params = spec.params if spec else {}
     tf = fn.language == "terraform"
+    if policy == "apigw-timeout" and "Timeout" not in params:  # no safe value: the message says what to do
+        return ({"path": _path(fn, "Timeout", "timeout"), "value": None,
+                 "change": "no automatic change (see the message): raise the integration timeout or move the work "
+                           "behind a 202 + poll"}, "Timeout")
     if policy == "apigw-timeout":
         target = params["Timeout"]
         return ({"path": _path(fn, "Timeout", "timeout"), "value": target,
@@ -174,10 +179,13 @@ def evaluate(functions: list[TemplateFunction], policy_set: PolicySet, report: C
 def _finding_json(fn: TemplateFunction, finding: Finding, cfg: PolicyConfig, exempt: bool) -> dict[str, Any]:
     fix, key = _proposal(fn, finding)
     out = {"policy": finding.policy, "resource": fn.resource, "file": fn.file,
-           "line": fn.line_of(key) if key else fn.line, "severity": cfg.severity, "message": finding.message,
+           "line": fn.line_of(key) if key else fn.line,
+           "severity": effective_severity(finding.severity, cfg.severity), "message": finding.message,
            "fix": fix}
     if exempt:
         out["exempt"] = True
+    if key in fn.inherited:  # the line is SAM Globals': a change there changes every function
+        out["inherited"] = True
     return out
 
 
@@ -191,9 +199,8 @@ def render_text(report: CheckReport, out: Any = None) -> None:
         print(f"{f['file']}:{f['line']}: {f['severity']} {f['policy']} {f['resource']}{mark}", file=out)
         print(f"    {f['message']}", file=out)
         print(f"    fix: {f['fix']['change']}", file=out)
-    for note in report.notes:
-        for text in note["notes"]:
-            print(f"{note['file']}:{note['line']}: note {note['resource']}: {text}", file=out)
+    for line in note_summary(report.notes):
+        print(line, file=out)
     for error in report.errors:
         print(f"error: {error}", file=out)
     counts = {s: sum(1 for f in report.findings if f["severity"] == s) for s in reversed(SEVERITIES)}
@@ -204,6 +211,28 @@ def render_text(report: CheckReport, out: Any = None) -> None:
     if report.not_run:
         print("Not run before deploy: " + "; ".join(f"{n['policy']} ({n['reason']})" for n in report.not_run) + ".",
               file=out)
+
+
+def note_summary(notes: list[dict[str, Any]]) -> list[str]:
+    """One line per kind of note (what cannot be known before deploy), naming a few of the resources;
+    ``--format json`` lists every note.
+
+    Example:
+        >>> note_summary([{"resource": r, "file": "t.yaml", "line": 1, "notes": ["the code is in S3 (why)"]}
+        ...               for r in ("A", "B")])
+        ['note: 2 functions: the code is in S3 (why) - A, B']
+    """
+    kinds: dict[str, list[str]] = {}
+    for note in notes:
+        for text in note["notes"]:
+            kind = re.sub(r"^(CodeUri|filename|managed policy|policy template) \S+", r"\1 ...", text)
+            kinds.setdefault(kind, []).append(note["resource"])
+    lines = []
+    for kind, resources in kinds.items():
+        named = ", ".join(sorted(set(resources))[:5]) + (", ..." if len(set(resources)) > 5 else "")
+        count = len(set(resources))
+        lines.append(f"note: {count} function{'s' if count != 1 else ''}: {kind} - {named}")
+    return lines
 
 
 def _uri(file: str) -> str:
@@ -225,6 +254,37 @@ def _rule(policy_id: str) -> dict[str, Any]:
                            "security-severity": SECURITY_SEVERITY[check.default_severity]}}
 
 
+_TIMEOUT_LINE = re.compile(r'^(?P<head>\s*"?Timeout"?\s*:\s*)(?P<value>\d+)(?P<tail>\s*,?\s*(?:#.*)?)$')
+
+
+def sarif_fix(finding: dict[str, Any]) -> dict[str, Any] | None:
+    """A SARIF ``fix`` for a one-value change the file states on the finding's line (today: apigw-timeout's
+    ``Timeout: N`` -> the proposed value, YAML or JSON), keeping the line's indentation and comment; None when
+    the line is not that (a value inherited from SAM Globals, a Terraform plan).
+
+    Example:
+        sarif_fix({"policy": "apigw-timeout", "file": "t.yaml", "line": 9, "fix": {"value": 25}})
+        # -> {"description": ..., "artifactChanges": [{"artifactLocation": ..., "replacements": [...]}]}
+    """
+    value = (finding.get("fix") or {}).get("value")
+    if finding.get("policy") != "apigw-timeout" or not isinstance(value, int) or finding.get("inherited"):
+        return None
+    try:
+        lines = Path(finding["file"]).read_text(encoding="utf-8").splitlines()
+        text = lines[int(finding["line"]) - 1]
+    except (OSError, UnicodeDecodeError, IndexError, ValueError):
+        return None
+    match = _TIMEOUT_LINE.match(text)
+    if not match:
+        return None
+    start = match.start("value") + 1
+    return {"description": {"text": finding["fix"]["change"]}, "artifactChanges": [{
+        "artifactLocation": {"uri": _uri(finding["file"])},
+        "replacements": [{"deletedRegion": {"startLine": int(finding["line"]), "startColumn": start,
+                                            "endColumn": match.end("value") + 1},
+                          "insertedContent": {"text": str(value)}}]}]}
+
+
 def to_sarif(report: CheckReport) -> dict[str, Any]:
     """SARIF 2.1.0: one result per finding (``ruleId`` = policy id, a physical location with ``startLine``)."""
     rule_ids = sorted(set(TEMPLATE_POLICIES))
@@ -242,6 +302,8 @@ def to_sarif(report: CheckReport) -> dict[str, Any]:
         }
         if f.get("exempt"):
             result["suppressions"] = [{"kind": "external", "justification": "function is exempt"}]
+        if change := sarif_fix(f):
+            result["fixes"] = [change]
         results.append(result)
     notifications = [{"level": "note", "message": {"text": f"{n['policy']} not run before deploy: {n['reason']}"},
                       "descriptor": {"id": n["policy"]}} for n in report.not_run]
@@ -268,15 +330,38 @@ def add_parser(sub: Any, parents: list[Any] | None = None) -> None:
                        help=f"exit 1 if a finding is at or above this severity ({', '.join(SEVERITIES)})")
 
 
+def read_each(files: list[str], report: CheckReport) -> list[list[TemplateFunction]]:
+    """Every file's functions; a file that cannot be read is one line in ``report.errors`` (file and line) and
+    never stops the others.
+
+    Example:
+        report = CheckReport(); read_each(["template.yaml", "broken.yaml"], report); report.errors
+        # -> ['broken.yaml:3: ...']
+    """
+    from cli.templates import TemplateError, read
+
+    found = []
+    for name in files:
+        report.files.append(name)
+        try:
+            found.append(read(Path(name)))
+        except TemplateError as exc:
+            report.errors.append(str(exc))
+        except RecursionError:
+            report.errors.append(f"{name}: nested too deeply to read")
+        except Exception as exc:  # noqa: BLE001 - a reader's bug on hostile input is one line, never a traceback
+            report.errors.append(f"{name}: cannot read: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
-    """``safetycatch check``: read every file first (a bad one stops everything: exit 2), then evaluate."""
+    """``safetycatch check``: read and evaluate every file; an unreadable file (or a check that failed on one) is
+    one line on stderr and exit 2, after the other files' results are printed."""
     from chalicelib import settings
-    from cli.templates import read
 
     policy_set = settings.load(args.policies)
-    files = [(str(f), read(Path(f))) for f in args.files]
-    report = CheckReport(files=[f for f, _ in files])
-    for _, functions in files:
+    report = CheckReport()
+    for functions in read_each([str(f) for f in args.files], report):
         evaluate(functions, policy_set, report)
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2))
@@ -284,5 +369,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(to_sarif(report), indent=2))
     else:
         render_text(report)
+    sys.stdout.flush()
+    for error in report.errors:
+        print(f"safetycatch: {error}", file=sys.stderr)
+    if report.errors:
+        return 2
     return 1 if report.failing(args.fail_on) else 0
 

@@ -148,7 +148,7 @@ def code_operations(paths: Iterable[Path]) -> set[tuple[str, str]]:
 
     Example:
         >>> sorted(code_operations([ROOT / "chalicelib" / "inventory" / "apis.py"]))[:2]
-        [('apigateway', 'GetResources'), ('apigateway', 'GetRestApis')]
+        [('apigateway', 'GetResources'), ('apigateway', 'GetRestApi')]
     """
     found: set[tuple[str, str]] = set()
     for path in paths:

@@ -106,7 +106,8 @@ def _add_state_commands(sub: Any, remote: list[argparse.ArgumentParser]) -> None
 def _add_local_commands(sub: Any, local: list[argparse.ArgumentParser],
                         remote: list[argparse.ArgumentParser], only: str | None) -> None:
     lint = sub.add_parser("lint", parents=local, help="validate policy files and the mutelist (every problem)")
-    lint.add_argument("dir", nargs="?", default="policies", metavar="DIR")
+    lint.add_argument("dir", nargs="?", metavar="DIR",
+                      help="policies directory (default: SAFETYCATCH_POLICIES, else the shipped policies)")
     _add_module_parser(sub, "explain", only, local)
     sub.add_parser("init", parents=remote, help="create what local runs need (the SAFETYCATCH_TABLE state table), "
                    "idempotently")
@@ -131,8 +132,17 @@ def _add_kill_commands(sub: Any, remote: list[argparse.ArgumentParser]) -> None:
         command.add_argument("--format", choices=("table", "json"), default="table")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (``safetycatch: scan: unrecognized arguments: --bogus``), exit 2."""
+
+    def error(self, message: str) -> Any:  # argparse's contract: never returns
+        print(f"safetycatch: {self.prog.removeprefix('safetycatch').strip() or 'usage'}: "
+              f"{' '.join(message.split())} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="safetycatch", description="Keep AWS Lambda functions out of the "
+    parser = _OneLineParser(prog="safetycatch", description="Keep AWS Lambda functions out of the "
                                      "classic footguns: scan, replay events, approve fixes, kill runaway loops.")
     parser.add_argument("--version", action="version", version=f"safetycatch {version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the bot's structured log on stderr")
@@ -170,12 +180,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
     except NoRegionError:
         return _fail("no AWS region set (use --region or AWS_DEFAULT_REGION)")
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        return _fail(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message', '')}")
+    except ClientError as exc:  # one line, never a raw response body (a proxy's HTML page, unparsed XML)
+        from chalicelib.aws import describe_error
+
+        return _fail(f"AWS refused {describe_error(exc, operation=True)}")
     except BotoCoreError as exc:
-        return _fail(f"AWS: {exc}")
+        from chalicelib.aws import plain
+
+        return _fail(f"AWS: {plain(exc, 300)}")
     except ModuleNotFoundError as exc:  # an installed CLI without the demo extra (moto, chalice) or a checkout
+        if str(exc.name).split(".")[0] in ("cfnlint", "samtranslator"):  # base dependencies, removed since
+            return _fail(f"{args.command}: needs {exc.name}, which this installation lacks: pip install "
+                         "'cfn-lint>=1.20,<2' 'aws-sam-translator>=1.90,<2' (the base install of safetycatch has them)")
         return _fail(f"{args.command}: needs {exc.name}, which this installation lacks: pipx install "
                      "'safetycatch[demo]' (or run it from a checkout: make demo)")
     except KeyboardInterrupt:
@@ -198,7 +214,7 @@ def _closed_pipe() -> int:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # stdout is not a real file (a test's capture)
         pass
-    return 1
+    return 141  # 128 + SIGPIPE, as a shell reports a reader that went away; never 1 (a failing finding)
 
 
 def _fail(message: str) -> int:
@@ -215,8 +231,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_lint(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from chalicelib import settings
     from chalicelib.settings import lint_dir
 
+    shipped = Path(settings.__file__).resolve().parent.parent / "policies"  # a checkout's, or the installed copy
+    args.dir = args.dir or os.environ.get("SAFETYCATCH_POLICIES") or str(shipped)
     policy_set, problems = lint_dir(Path(args.dir))
     if problems:
         for problem in problems:

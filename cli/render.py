@@ -95,6 +95,9 @@ def finding_lines(f: dict[str, Any], indent: str = "  ") -> Text:
         text.append(f"\n{indent}  {fix}", "dim")
     if f.get("detail"):
         text.append(f"\n{indent}  {f['detail']}", "italic")
+    fix_id = (f.get("fix") or {}).get("id") or f.get("fix_id")
+    if fix_id and f["outcome"] == "fixed":  # how to take it back, where the operator is looking
+        text.append(f"\n{indent}  undo: safetycatch undo {fix_id}")
     return text
 
 
@@ -154,10 +157,12 @@ def history_table(records: list[dict[str, Any]], since: str) -> None:
         console.print(f"no audit records since {since}")
         return
     console.print(f"[bold]{plural(len(records), 'audit record')}[/] since {since}, newest first")
+    rows = [[str(r["at"])[:19].replace("T", " "), short(r["function"]), r.get("policy") or "-",
+             r.get("outcome") or "-", " ".join(f"{k}={r[k]}" for k in ("fix_id", "approval_id") if r.get(k)),
+             r.get("context") or ""] for r in records]
+    # every cell is data (a role path may hold brackets): escaped, never read as markup
     show_table(["at", "function", "policy", "outcome", "ids", "context"],
-               [[r["at"][:19].replace("T", " "), short(r["function"]), r.get("policy") or "-",
-                 r.get("outcome") or "-", " ".join(f"{k}={r[k]}" for k in ("fix_id", "approval_id") if r.get(k)),
-                 r.get("context") or ""] for r in records], boxed=False)
+               [[escape(str(cell)) for cell in row] for row in rows], boxed=False)
 
 
 def explain_list(policies: list[dict[str, Any]]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import sys
 from typing import Any
 
 from chalicelib.model import SEVERITIES, FunctionSnapshot, severity_rank
@@ -136,6 +137,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
     with render.scan_progress(enabled=args.format == "table") as progress:  # json / ocsf / html: stdout is data
         data = sweep_scopes(runtime, scopes, act=act, progress=progress, select=function_filter(args.function))
     _print(data, args.format, act, runtime)
+    if not data.get("complete", True):  # an incomplete scan never passes a gate, whatever --fail-on says
+        for scope in data["scopes"]:
+            if "refused" in scope:
+                print(f"safetycatch: {scope['refused']} (scan incomplete)", file=sys.stderr)
+        return 2
     if args.fail_on and any(severity_rank(f["severity"]) >= severity_rank(args.fail_on)
                             for f in data["findings"] if f["outcome"] not in NOT_COUNTED):
         return 1

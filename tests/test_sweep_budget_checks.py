@@ -74,4 +74,4 @@ def test_one_event_reads_a_bounded_handful(aws, runtime, calls):
     reads = Counter(calls.calls)
     assert reads["lambda.GetFunction"] == 1 and "lambda.GetFunctionUrlConfig" not in reads  # routed: URL unread
     print(f"{len(calls.calls)} calls for one event: {dict(reads)}")
-    assert len(calls.calls) <= 12, reads
+    assert len(calls.calls) <= 13, reads  # 13: GetRestApi names the API as a scan does (issue 25)

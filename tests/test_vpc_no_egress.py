@@ -5,9 +5,18 @@ from __future__ import annotations
 from chalicelib.handlers import handle_event
 from cli.cloudtrail import api_call
 
+READS_ORDERS = {"Statement": [{"Effect": "Allow", "Action": ["dynamodb:GetItem", "logs:PutLogEvents"],
+                               "Resource": "*"}]}
 
-def _vpc_function(aws, name, network, subnets=None):
-    return aws.function(name, VpcConfig={"SubnetIds": subnets or network["subnets"], "SecurityGroupIds": []})
+
+def _vpc_function(aws, name, network, subnets=None, policy=READS_ORDERS):
+    """A VPC function whose role calls DynamoDB (so it needs egress or an endpoint; issue 25 asks the role)."""
+    if not hasattr(aws, "_vpc_role"):
+        aws._vpc_role = aws.execution_role("vpc-fn-role", {"reads-orders": policy})
+    response = aws.client("lambda").create_function(
+        FunctionName=name, Runtime="python3.12", Role=aws._vpc_role, Handler="app.handler",
+        Code={"ZipFile": aws._zip}, VpcConfig={"SubnetIds": subnets or network["subnets"], "SecurityGroupIds": []})
+    return response["FunctionArn"]
 
 
 def _scan(runtime, policy="vpc-no-egress"):
@@ -144,3 +153,25 @@ def test_ec2_events_without_ids_are_skipped(runtime, aws):
     assert report["skipped"] == "no route table id in the event"
     report = handle_event(api_call("CreateRouteTable", {"vpcId": "vpc-1"}, service="ec2"), runtime=runtime)
     assert report["skipped"].startswith("not a change safetycatch watches")
+
+
+def test_the_role_says_whether_the_function_needs_egress(aws, runtime):
+    """Issue 25: functions isolated on purpose (an in-VPC store, VPC endpoints for all they call) are low and told
+    the subnets matter only if they must reach the internet; a service without an endpoint is named."""
+    network = aws.vpc("none", endpoints=("s3", "secretsmanager"))
+    calls = {"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "secretsmanager:GetSecretValue",
+                                                          "ec2:CreateNetworkInterface", "xray:PutTraceSegments",
+                                                          "elasticfilesystem:ClientMount"],
+                            "Resource": "*"}]}
+    _vpc_function(aws, "isolated", network, policy=calls)
+    finding = _scan(runtime)["isolated"]
+    assert finding["severity"] == "low" and "only if it must reach the internet" in finding["message"]
+
+    needy = aws.execution_role("needy-role", {"p": {"Statement": [{"Effect": "Allow", "Action": [
+        "s3:GetObject", "sqs:SendMessage", "states:StartExecution"], "Resource": "*"}]}})
+    aws.client("lambda").create_function(
+        FunctionName="needy", Runtime="python3.12", Role=needy, Handler="app.handler", Code={"ZipFile": aws._zip},
+        VpcConfig={"SubnetIds": network["subnets"], "SecurityGroupIds": []})
+    finding = _scan(runtime)["needy"]
+    assert finding["severity"] == "high"
+    assert "Its role lets it call sqs, states with no VPC endpoint there" in finding["message"]

@@ -85,7 +85,7 @@ def test_the_installed_cli_helps_and_imports_only_what_it_installed(installed):
     assert absent.strip() == "[]", "the operator CLI installs no dev-only library"
     requires = _run([str(installed / "python"), "-c", "import importlib.metadata as m; "
                      "print('\\n'.join(m.requires('safetycatch')))"], cwd=installed.parent, env=_clean_env())
-    assert {"boto3", "aws-lambda-powertools", "slack-sdk", "PyYAML", "rich"} <= {
+    assert {"boto3", "aws-lambda-powertools", "slack-sdk", "PyYAML", "rich", "cfn-lint", "aws-sam-translator"} <= {
         line.split(">", 1)[0].split("<", 1)[0].split("[", 1)[0].strip() for line in requires.splitlines()
         if "extra ==" not in line}
 
@@ -102,3 +102,18 @@ def test_the_installed_cli_scans_an_account(installed, monkeypatch):
     assert report["functions_scanned"] == 1 and report["errors"] == []
     assert [(f["policy"], f["outcome"]) for f in report["findings"] if f["policy"] == "apigw-timeout"] == [
         ("apigw-timeout", "reported")]
+
+
+@pytest.mark.slow
+def test_the_installed_cli_checks_a_sam_template_and_a_terraform_plan(installed, tmp_path):
+    """``check`` runs from the base install (``pip install .``, ``pipx install .``, the pre-commit hook): issue 25,
+    item 2. Outside the checkout, on the repository's own fixtures."""
+    for name in ("sam.yaml", "terraform-plan.json"):
+        shutil.copy(ROOT / "tests" / "templates" / name, tmp_path / name)
+    result = subprocess.run([str(installed / "safetycatch"), "check", "sam.yaml", "terraform-plan.json", "--format",
+                             "json"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["files"] == ["sam.yaml", "terraform-plan.json"] and report["errors"] == []
+    policies = {(f["file"], f["policy"]) for f in report["findings"]}
+    assert ("sam.yaml", "apigw-timeout") in policies and ("terraform-plan.json", "apigw-timeout") in policies

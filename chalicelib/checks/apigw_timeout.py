@@ -5,6 +5,12 @@ function keeps running; the client retries and the work runs twice. Keep the fun
 below the tightest integration timeout that targets it. A function with no API integration is never flagged.
 The fix never sets a timeout under ``min_timeout_seconds``: when the integration timeout is too short for that
 (a custom ``TimeoutInMillis``), the finding proposes no automatic change.
+
+Only integrations API Gateway waits on count. One that invokes the function asynchronously
+(``X-Amz-Invocation-Type: 'Event'``) answers 202 at once, and a streamed one (``responseTransferMode: STREAM``)
+may run for 15 minutes: a long Timeout behind either is by design and is never shortened. When the request
+itself chooses the invocation type (a mapped header), the finding is reported without an automatic change.
+WebSocket APIs have a 29 s integration limit (HTTP APIs 30 s, REST APIs 29 s by default).
 """
 
 from __future__ import annotations
@@ -27,20 +33,30 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
         >>> fn = FunctionSnapshot(fn.ref, timeout_s=30, routes=(tight,))
         >>> evaluate(fn, {"buffer_seconds": 4, "min_timeout_seconds": 3}, AccountFacts())[0].fix is None
         True
+        >>> worker = ApiRoute("rest", "k7q2", "jobs", "POST /jobs", "AWS", 29000, invocation="async")
+        >>> evaluate(FunctionSnapshot(fn.ref, timeout_s=900, routes=(worker,)), {"buffer_seconds": 4,
+        ...          "min_timeout_seconds": 3}, AccountFacts())
+        []
     """
-    if not snapshot.routes:
+    sync = [r for r in snapshot.routes if r.invocation == "sync"]
+    waited = sync or [r for r in snapshot.routes if r.waited]
+    if not waited:
         return []
-    tightest = min(snapshot.routes, key=lambda r: r.timeout_ms)
+    tightest = min(waited, key=lambda r: r.timeout_ms)
     limit_s = tightest.timeout_ms // 1000
     target = limit_s - params["buffer_seconds"]
     if snapshot.timeout_s <= max(target, 1):
         return []
-    api = "REST API" if tightest.kind == "rest" else "HTTP API"
-    head = (f"Timeout {snapshot.timeout_s}s outlives the {limit_s}s integration timeout of {api} "
+    head = (f"Timeout {snapshot.timeout_s}s outlives the {limit_s}s integration timeout of {tightest.api_kind} "
             f"{tightest.api_name or tightest.api_id} ({tightest.route}): clients get 504 while the work goes on "
             f"and their retries run it twice.")
     fix: FixSpec | None = FixSpec("set-timeout", snapshot.arn, {"Timeout": target}, {"Timeout": snapshot.timeout_s})
-    if target >= params["min_timeout_seconds"]:
+    if not sync:
+        fix = None
+        message = (f"{head} The caller chooses the invocation type (X-Amz-Invocation-Type is mapped from the "
+                   f"request), so an asynchronous caller may need the long Timeout: no automatic change. Set Timeout "
+                   f"to {max(target, 1)}s if every caller waits, or fix the header to 'Event'.")
+    elif target >= params["min_timeout_seconds"]:
         message = f"{head} Set Timeout to {target}s; move longer work behind a 202 + poll."
     else:
         fix = None
@@ -50,7 +66,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     return [Finding(
         policy=CHECK.id, function_arn=snapshot.arn, severity="", message=message, fix=fix,
         evidence={"integration_timeout_ms": tightest.timeout_ms, "api_id": tightest.api_id,
-                  "route": tightest.route, "routes": len(snapshot.routes)},
+                  "route": tightest.route, "routes": len(waited), "not_waited": len(snapshot.routes) - len(waited)},
     )]
 
 

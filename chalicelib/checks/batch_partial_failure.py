@@ -11,7 +11,7 @@ from __future__ import annotations
 from chalicelib.checks.base import Check, Param, Params
 from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
 
-BATCH_SOURCES = {"sqs": "SQS queue", "kinesis": "Kinesis stream", "dynamodb": "DynamoDB stream"}
+BATCH_SOURCES = {"sqs": "SQS queue", "kinesis": "Kinesis stream", "dynamodb": "DynamoDB stream of table"}
 REPORT = "ReportBatchItemFailures"
 
 

@@ -65,11 +65,11 @@ def in_scope(snapshot: FunctionSnapshot, params: Params) -> bool:
 
 
 def _front(snapshot: FunctionSnapshot) -> str:
-    if snapshot.routes:
-        route = snapshot.routes[0]
-        api = "REST API" if route.kind == "rest" else "HTTP API"
-        more = f" and {len(snapshot.routes) - 1} more" if len(snapshot.routes) > 1 else ""
-        return f"{api} {route.api_name or route.api_id} ({route.route}){more}"
+    waited = [r for r in snapshot.routes if r.invocation != "async"]  # no caller waits on an async invocation
+    if waited:
+        route = waited[0]
+        more = f" and {len(waited) - 1} more" if len(waited) > 1 else ""
+        return f"{route.api_kind} {route.api_name or route.api_id} ({route.route}){more}"
     return "its function URL" if snapshot.function_url else ""
 
 

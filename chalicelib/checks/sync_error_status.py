@@ -6,7 +6,8 @@ no pattern matches falls to the default response - usually 200. So unless some p
 function does not handle (timeouts, exceptions with arbitrary messages) and maps them to a 4xx/5xx, clients
 see a 200 with an error body and think the request succeeded. The check tries ``error_samples`` (typical
 unhandled-error messages) against the patterns. Proxy integrations (``AWS_PROXY``, HTTP APIs, function URLs)
-answer 502/500 to unhandled errors and are not flagged; a method with no default response is not either.
+answer 502/500 to unhandled errors and are not flagged; a method with no default response is not either, nor
+one that invokes the function asynchronously (``X-Amz-Invocation-Type: 'Event'``: its errors never reach clients).
 
 Fix: an integration response with ``selectionPattern`` ``.+`` (Lambda errors only: successful invocations
 have no error message) mapped to 500, or switch to ``AWS_PROXY`` and return ``statusCode`` from the handler.
@@ -65,8 +66,8 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     """
     bad = []
     for route in snapshot.routes:
-        if route.kind != "rest" or route.integration_type != "AWS":
-            continue
+        if route.kind != "rest" or route.integration_type != "AWS" or route.invocation == "async":
+            continue  # an asynchronous invocation answers at once: the function's errors never reach the client
         status, leaks = leaked(route, params["error_samples"])
         if leaks:
             bad.append((route, status, leaks))

@@ -11,12 +11,25 @@ The message names the subnets without egress, the VPC endpoints present (the AWS
 reachable; a gateway endpoint only serves the route tables it is attached to) and the ways out: a NAT
 gateway, VPC endpoints for the AWS services the function calls (cheaper than NAT), or dropping the VPC
 configuration when the function needs no private resource.
+
+Many functions are isolated on purpose (an in-VPC database, EFS, VPC endpoints, peering). So the check asks
+whether the function needs egress: the AWS services its execution role lets it call (CloudWatch Logs, X-Ray
+and the ENI permissions are Lambda's own, outside the VPC) that have no VPC endpoint there. It names them;
+with none, the finding is ``low`` and says the subnets matter only if the function must reach the internet.
 """
 
 from __future__ import annotations
 
 from chalicelib.checks.base import Check, Param, Params
-from chalicelib.model import AccountFacts, Finding, FunctionSnapshot, NatGateway, NetworkFacts, SubnetRouting
+from chalicelib.model import (
+    UNREAD_POLICY,
+    AccountFacts,
+    Finding,
+    FunctionSnapshot,
+    NatGateway,
+    NetworkFacts,
+    SubnetRouting,
+)
 
 DEFAULT_ROUTE = "0.0.0.0/0"
 
@@ -101,13 +114,58 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     services = reachable_services(network, [s for s, _ in closed])
     reach = (f" Reachable through VPC endpoints: {', '.join(services)}." if services
              else " No VPC endpoint either: no AWS service is reachable from there.")
-    advice = (" Route 0.0.0.0/0 to a NAT gateway, add VPC endpoints for the AWS services it calls (cheaper "
-              "than NAT), or drop the VPC configuration if it needs no private resources.")
+    needed = unreachable_needs(snapshot, services)
+    if needed:
+        need = (f" Its role lets it call {', '.join(needed)} with no VPC endpoint there: those calls time out."
+                if needed != ["*"] else " What its role lets it call is not all known (or is any AWS service).")
+        advice = (" Route 0.0.0.0/0 to a NAT gateway, add VPC endpoints for the AWS services it calls (cheaper "
+                  "than NAT), or drop the VPC configuration if it needs no private resources.")
+    else:
+        need = (" Its role lets it call no AWS service that lacks a VPC endpoint there, so this matters only if it "
+                "must reach the internet (a third-party API).")
+        advice = " If it must, route 0.0.0.0/0 to a NAT gateway; if it is isolated on purpose, exempt it."
     return [Finding(
-        policy=CHECK.id, function_arn=snapshot.arn, severity="", message=head + reach + advice,
+        policy=CHECK.id, function_arn=snapshot.arn, severity="" if needed else "low",
+        message=head + reach + need + advice,
         evidence={"vpc": network.vpc_id, "no_egress": [s.subnet_id for s, _ in closed],
-                  "subnets": len(verdicts), "endpoints": services},
+                  "subnets": len(verdicts), "endpoints": services, "needs": needed},
     )]
+
+
+LAMBDAS_OWN = ("logs", "xray", "ec2")  # Lambda ships logs and traces and manages the ENIs itself, outside the VPC
+MOUNTS = ("elasticfilesystem", "s3files")  # Client* actions authorise a mount, made to a mount target in the VPC
+
+
+def unreachable_needs(snapshot: FunctionSnapshot, endpoints: list[str]) -> list[str]:
+    """The AWS services the execution role allows (service prefixes of its Allow statements) that no VPC
+    endpoint of ``endpoints`` serves; ``["*"]`` for a wildcard action.
+
+    Example:
+        >>> from chalicelib.model import FunctionRef, RolePolicy
+        >>> doc = {"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "sqs:SendMessage", "logs:*"],
+        ...                       "Resource": "*"}]}
+        >>> fn = FunctionSnapshot(FunctionRef("f", "1", "us-east-1"), role_policies=(RolePolicy("p", "inline", doc),),
+        ...                       loaded={"role_policies"})
+        >>> unreachable_needs(fn, ["s3 (gateway)"])
+        ['sqs']
+    """
+    served = {e.split(" ", 1)[0] for e in endpoints}
+    needed: set[str] = set()
+    if "role_policies" not in snapshot.loaded or any(p.source == UNREAD_POLICY for p in snapshot.role_policies):
+        return ["*"]  # what it may call is unknown: assume it needs egress
+    for policy in snapshot.role_policies:
+        statements = policy.document.get("Statement", []) if isinstance(policy.document, dict) else []
+        for statement in statements if isinstance(statements, list) else [statements]:
+            if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+                continue
+            actions = statement.get("Action", [])
+            for action in actions if isinstance(actions, list) else [actions]:
+                service, _, name = str(action).lower().partition(":")
+                if service == "*":
+                    return ["*"]
+                if service not in LAMBDAS_OWN and not (service in MOUNTS and name.startswith("client")):
+                    needed.add(service)
+    return sorted(needed - served)
 
 
 CHECK = Check(
@@ -125,6 +183,7 @@ CHECK = Check(
               "routes onward)."),
     ),
     needs=frozenset({"network"}),
+    finding_needs=frozenset({"role_policies"}),  # read for the functions without egress only
     in_scope=in_scope,
     read_permissions=("ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeNatGateways",
                       "ec2:DescribeVpcEndpoints", "lambda:ListFunctions"),

@@ -4,6 +4,7 @@ A reader composed by :class:`chalicelib.inventory.Inventory`; it keeps its own c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import defaultdict
@@ -14,7 +15,14 @@ from botocore.exceptions import ClientError
 from chalicelib.aws import is_not_found
 from chalicelib.events import function_from_uri
 from chalicelib.inventory.common import ReadContext, Reader
-from chalicelib.model import ApiRoute, FunctionRef, FunctionSnapshot, IntegrationResponse, uri_qualifier
+from chalicelib.model import (
+    ApiRoute,
+    FunctionRef,
+    FunctionSnapshot,
+    IntegrationResponse,
+    invocation_mode,
+    uri_qualifier,
+)
 
 # API Gateway's largest page (``limit`` up to 500; its default is 25): GetResources has a quota of its own, 5
 # requests every 2 seconds per account (chalicelib/quotas.py), so fewer pages are a faster sweep.
@@ -22,6 +30,7 @@ PAGE = {"PageSize": 500}
 REST_DEFAULT_TIMEOUT_MS = 29000
 HTTP_DEFAULT_TIMEOUT_MS = 30000
 _STAGE_VARIABLE = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_]+)\}")
+WEBSOCKET_DEFAULT_TIMEOUT_MS = 29000  # and its maximum: a WebSocket API's limit is 29 s, not 30 s
 _SOURCE_API = re.compile(r"^arn:aws[a-z-]*:execute-api:[a-z0-9-]+:\d{12}:(?P<api>[a-z0-9]+)/")
 
 
@@ -65,8 +74,8 @@ class ApiReader(Reader):
                         return None
                     api_ids.add(m["api"])
         index: dict[str, list[ApiRoute]] = defaultdict(list)
-        found = self.ctx.parallel("apigateway", lambda api: self._rest_api_routes(api, "") or
-                                  self._http_api_routes(api, ""), sorted(api_ids))
+        found = self.ctx.parallel("apigateway", lambda api: self._named_rest_api_routes(api) or
+                                  self._v2_api_routes(api), sorted(api_ids))
         for function_arn, route in (item for routes in found for item in routes):
             index[function_arn].append(route)
         return index
@@ -80,7 +89,7 @@ class ApiReader(Reader):
         rest, http = self.ctx.parallel("apigateway", lambda list_apis: list_apis(), [self._rest_apis, self._http_apis])
         found = self.ctx.parallel("apigateway", lambda api: self._rest_api_routes(api["id"], api.get("name", "")), rest)
         found += self.ctx.parallel("apigatewayv2", lambda api: self._http_api_routes(
-            api["ApiId"], api.get("Name", "")), http)
+            api["ApiId"], api.get("Name", ""), api.get("ProtocolType", "HTTP")), http)
         index: dict[str, list[ApiRoute]] = defaultdict(list)
         for function_arn, route in (item for routes in found for item in routes):
             index[function_arn].append(route)
@@ -92,7 +101,7 @@ class ApiReader(Reader):
 
     def _http_apis(self) -> list[dict[str, Any]]:
         return [api for page in self.clients("apigatewayv2").get_paginator("get_apis").paginate()
-                for api in page.get("Items", []) if api.get("ProtocolType") == "HTTP"]
+                for api in page.get("Items", []) if api.get("ProtocolType") in ("HTTP", "WEBSOCKET")]
 
     def _rest_api_routes(self, api_id: str, api_name: str) -> list[tuple[str, ApiRoute]]:
         routes = []
@@ -111,7 +120,10 @@ class ApiReader(Reader):
                                 integration["type"], int(integration.get("timeoutInMillis") or REST_DEFAULT_TIMEOUT_MS),
                                 resource_id=resource["id"], http_method=method,
                                 qualifier=uri_qualifier(integration.get("uri")),
-                                responses=_integration_responses(integration))))
+                                responses=_integration_responses(integration),
+                                invocation=invocation_mode(integration.get("requestParameters"),
+                                                           integration.get("responseTransferMode"),
+                                                           integration.get("uri")))))
         except ClientError as exc:
             if is_not_found(exc):
                 return []
@@ -155,7 +167,31 @@ class ApiReader(Reader):
         refs = dict.fromkeys(FunctionRef.parse(arn, self.account, self.region) for arn, _ in routes)
         return [ref for ref in refs if ref is not None]
 
-    def _http_api_routes(self, api_id: str, api_name: str) -> list[tuple[str, ApiRoute]]:
+    def _named_rest_api_routes(self, api_id: str) -> list[tuple[str, ApiRoute]]:
+        """A REST API named by a resource policy: its routes, named as the full index names them (GetRestApi,
+        read only when the API has routes to the function)."""
+        routes = self._rest_api_routes(api_id, "")
+        if not routes:
+            return routes
+        try:
+            name = str(self.clients("apigateway").get_rest_api(restApiId=api_id).get("name") or "")
+        except ClientError as exc:
+            if is_not_found(exc):
+                return []
+            raise
+        return [(arn, dataclasses.replace(route, api_name=name)) for arn, route in routes]
+
+    def _v2_api_routes(self, api_id: str) -> list[tuple[str, ApiRoute]]:
+        """An HTTP or WebSocket API named by a resource policy: its name and protocol first (GetApi)."""
+        try:
+            api = self.clients("apigatewayv2").get_api(ApiId=api_id)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return []
+            raise
+        return self._http_api_routes(api_id, api.get("Name", ""), api.get("ProtocolType", "HTTP"))
+
+    def _http_api_routes(self, api_id: str, api_name: str, protocol: str = "HTTP") -> list[tuple[str, ApiRoute]]:
         client = self.clients("apigatewayv2")
         try:
             integrations = [i for page in client.get_paginator("get_integrations").paginate(ApiId=api_id)
@@ -170,17 +206,22 @@ class ApiReader(Reader):
             if is_not_found(exc):
                 return []
             raise
+        websocket = protocol == "WEBSOCKET"
+        kinds = ("AWS_PROXY", "AWS") if websocket else ("AWS_PROXY",)
         routes = []
         for integration in integrations:
-            if integration.get("IntegrationType") != "AWS_PROXY":
+            if integration.get("IntegrationType") not in kinds:
                 continue
             for ref, stage in self._targets(api_id, integration.get("IntegrationUri"), "apigatewayv2"):
                 keys = route_keys.get(integration["IntegrationId"]) or [f"integration {integration['IntegrationId']}"]
+                # a WebSocket integration never waits more than 29 s, whatever it states (moto states 30 s)
+                limit = WEBSOCKET_DEFAULT_TIMEOUT_MS if websocket else HTTP_DEFAULT_TIMEOUT_MS
                 routes.append((ref.arn, ApiRoute(
-                    "http", api_id, api_name, ", ".join(sorted(keys)) + stage, "AWS_PROXY",
-                    int(integration.get("TimeoutInMillis") or HTTP_DEFAULT_TIMEOUT_MS),
+                    "websocket" if websocket else "http", api_id, api_name, ", ".join(sorted(keys)) + stage,
+                    str(integration["IntegrationType"]), min(int(integration.get("TimeoutInMillis") or limit), limit),
                     integration_id=integration["IntegrationId"],
-                    qualifier=uri_qualifier(integration.get("IntegrationUri")))))
+                    qualifier=uri_qualifier(integration.get("IntegrationUri")),
+                    invocation=invocation_mode(integration.get("RequestParameters")))))
         return routes
 
 

@@ -91,6 +91,7 @@ def _mapping(item: dict[str, Any]) -> EventSourceMapping:
         uuid=item["UUID"], source_arn=item.get("EventSourceArn", ""), function_arn=item.get("FunctionArn", ""),
         batch_size=int(item.get("BatchSize") or 0), response_types=tuple(item.get("FunctionResponseTypes") or ()),
         state=item.get("State", ""),
+        filters=tuple(str(f.get("Pattern") or "") for f in (item.get("FilterCriteria") or {}).get("Filters") or []),
     )
 
 

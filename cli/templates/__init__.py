@@ -34,6 +34,8 @@ def read(path: Path) -> list[TemplateFunction]:
             raise TemplateError(str(path), None, "not UTF-8 text") from None
         except json.JSONDecodeError as exc:
             raise TemplateError(str(path), exc.lineno, f"invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise TemplateError(str(path), None, "JSON nested too deeply to read") from None
         if is_plan(document):
             return read_plan(path, document)
     return read_cloudformation(path)

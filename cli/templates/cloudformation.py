@@ -15,14 +15,19 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import logging
+import re
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from samtranslator.policy_template_processor.exceptions import InsufficientParameterValues, InvalidParameterValues
 
+from chalicelib.model import UNREAD_POLICY as UNREAD
 from chalicelib.model import (
     ApiRoute,
     EventSourceMapping,
@@ -35,9 +40,20 @@ from chalicelib.model import (
     Route,
     Trigger,
     VpcEndpoint,
+    invocation_mode,
 )
-from cli.templates.intrinsics import ACCOUNT, REGION, Resolver
-from cli.templates.model import NetworkModel, TemplateError, TemplateFunction, as_dict, as_list, zipped_size
+from cli.templates.intrinsics import ACCOUNT, REGION, Resolver, TooComplex
+from cli.templates.model import (
+    NetworkModel,
+    TemplateError,
+    TemplateFunction,
+    as_dict,
+    as_int,
+    as_list,
+    code_root,
+    local_code,
+    zipped_size,
+)
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 BATCH_DEFAULTS = {"SQS": 10, "Kinesis": 100, "DynamoDB": 100}
@@ -102,6 +118,8 @@ class _Links:
             "AWS::Lambda::Alias": self._provisioned, "AWS::Lambda::Version": self._provisioned,
             "AWS::Lambda::Url": self._url, "AWS::IAM::Policy": self._policy, "AWS::IAM::ManagedPolicy": self._policy,
             "AWS::Serverless::LayerVersion": self._layer, "AWS::Lambda::LayerVersion": self._layer,
+            "AWS::Serverless::Api": self._openapi, "AWS::ApiGateway::RestApi": self._openapi,
+            "AWS::Serverless::HttpApi": self._openapi, "AWS::ApiGatewayV2::Api": self._openapi,
         }
         for logical, resource in resolver.resources.items():
             if not isinstance(resource, dict):
@@ -125,7 +143,8 @@ class _Links:
             size = self.resolver.text(props.get("BatchSize")) or str(BATCH_DEFAULTS.get(kind.title(), 10))
             state = "Disabled" if self.resolver.text(props.get("Enabled")) == "false" else "Enabled"
             mapping = EventSourceMapping(logical, source, "", _int(size, 10),
-                                         tuple(self.resolver.value(props.get("FunctionResponseTypes")) or ()), state)
+                                         tuple(self.resolver.value(props.get("FunctionResponseTypes")) or ()), state,
+                                         _filters(self.resolver, props.get("FilterCriteria")))
             self.mappings[fn].append((mapping, line(resource), f"Resources.{logical}.Properties.FunctionResponseTypes"))
 
     def _bucket(self, logical: str, props: dict[str, Any], resource: Any) -> None:
@@ -155,20 +174,45 @@ class _Links:
             return
         responses = tuple(IntegrationResponse(str(self.resolver.text(r.get("StatusCode")) or ""),
                                               str(self.resolver.text(r.get("SelectionPattern")) or ""))
-                          for r in integration.get("IntegrationResponses") or [] if isinstance(r, dict))
+                          for r in as_list(integration.get("IntegrationResponses")) if isinstance(r, dict))
         api = self.resolver.logical_id(props.get("RestApiId")) or "RestApi"
         method = self.resolver.text(props.get("HttpMethod")) or "ANY"
+        mode = invocation_mode(self.resolver.value(integration.get("RequestParameters")),
+                               self.resolver.text(integration.get("ResponseTransferMode")),
+                               self.resolver.text(integration.get("Uri")))
         self.routes[fn].append(ApiRoute(
             "rest", api, api, f"{method} ({logical})", str(self.resolver.text(integration.get("Type")) or ""),
-            _int(self.resolver.text(integration.get("TimeoutInMillis")), 29000), logical, method, logical, responses))
+            _int(self.resolver.text(integration.get("TimeoutInMillis")), 29000), logical, method, logical, responses,
+            invocation=mode))
 
     def _http_integration(self, logical: str, props: dict[str, Any], resource: Any) -> None:
         fn = self.function(props.get("IntegrationUri"))
         if fn:
             api = self.resolver.logical_id(props.get("ApiId")) or "HttpApi"
-            self.routes[fn].append(ApiRoute("http", api, api, f"integration {logical}",
+            websocket = self.resolver.text(self.resolver.properties(api).get("ProtocolType")) == "WEBSOCKET"
+            limit = 29000 if websocket else 30000  # a WebSocket integration waits 29 s at most
+            self.routes[fn].append(ApiRoute("websocket" if websocket else "http", api, api, f"integration {logical}",
                                             str(self.resolver.text(props.get("IntegrationType")) or "AWS_PROXY"),
-                                            _int(self.resolver.text(props.get("TimeoutInMillis")), 30000)))
+                                            min(_int(self.resolver.text(props.get("TimeoutInMillis")), limit), limit),
+                                            invocation=invocation_mode(self.resolver.value(
+                                                props.get("RequestParameters")))))
+
+    def _openapi(self, logical: str, props: dict[str, Any], resource: Any) -> None:
+        """Integrations an OpenAPI definition declares inline (``DefinitionBody`` / ``Body``): every
+        ``x-amazon-apigateway-integration`` whose URI invokes a function of the template."""
+        kind = str(resource.get("Type", ""))
+        rest = kind in ("AWS::Serverless::Api", "AWS::ApiGateway::RestApi")
+        websocket = self.resolver.text(props.get("ProtocolType")) == "WEBSOCKET"
+        api_kind = "rest" if rest else "websocket" if websocket else "http"
+        limit = 29000 if rest or websocket else 30000
+        paths = as_dict(as_dict(props.get("DefinitionBody") or props.get("Body")).get("paths"))
+        for path, methods in paths.items():
+            for method, operation in as_dict(methods).items():
+                integration = as_dict(as_dict(operation).get("x-amazon-apigateway-integration"))
+                if fn := self.function(integration.get("uri")):
+                    verb = "ANY" if method == "x-amazon-apigateway-any-method" else str(method).upper()
+                    self.routes[fn].append(_openapi_route(self.resolver, api_kind, logical, f"{verb} {path}",
+                                                          integration, limit))
 
     def _provisioned(self, logical: str, props: dict[str, Any], resource: Any) -> None:
         fn = self.function(props.get("FunctionName"))
@@ -191,16 +235,38 @@ class _Links:
 
     def _layer(self, logical: str, props: dict[str, Any], resource: Any) -> None:
         uri = self.resolver.text(props.get("ContentUri") or props.get("Content"))
-        local = (self.path.parent / uri) if uri and not uri.startswith("s3://") else None
-        if local is not None and local.exists():
-            self.layers[logical] = zipped_size(local)
+        local = local_code(self.path, uri)[0] if uri and not uri.startswith("s3://") else None
+        if local is not None:
+            self.layers[logical] = zipped_size(local, code_root(self.path))
+
+
+def _openapi_route(resolver: Resolver, kind: Any, api: str, route: str, integration: dict[str, Any],
+                   limit: int) -> ApiRoute:
+    """One OpenAPI operation's Lambda integration as an ``ApiRoute`` (``responses``: selection pattern ->
+    ``{statusCode}``, ``default`` being the response no pattern picks)."""
+    responses = tuple(IntegrationResponse(str(resolver.text(as_dict(r).get("statusCode")) or ""),
+                                          "" if str(pattern) == "default" else str(pattern))
+                      for pattern, r in as_dict(integration.get("responses")).items())
+    timeout = _int(resolver.text(integration.get("timeoutInMillis")), limit)
+    timeout = timeout if kind == "rest" else min(timeout, limit)  # a REST API's limit may be raised; not the others
+    mode = invocation_mode(resolver.value(integration.get("requestParameters")),
+                           resolver.text(integration.get("responseTransferMode")),
+                           resolver.text(integration.get("uri")))
+    return ApiRoute(kind, api, api, route, str(resolver.text(integration.get("type")) or "aws_proxy").upper(),
+                    timeout, responses=responses, invocation=mode)
+
+
+def _filters(resolver: Resolver, node: Any) -> tuple[str, ...]:
+    """``FilterCriteria.Filters[].Pattern`` as JSON text (a template may write the pattern as text or as YAML)."""
+    found = []
+    for item in as_list(as_dict(resolver.value(node)).get("Filters")):
+        pattern = as_dict(item).get("Pattern")
+        found.append(pattern if isinstance(pattern, str) else json.dumps(pattern))
+    return tuple(found)
 
 
 def _int(text: str | None, default: int) -> int:
-    try:
-        return int(float(text)) if text is not None else default
-    except ValueError:
-        return default
+    return as_int(text, default)
 
 
 def _key_filter(node: Any) -> tuple[str, str]:
@@ -251,9 +317,37 @@ def _environment(resolver: Resolver, props: dict[str, Any]) -> dict[str, str]:
         return {}
     out = {}
     for name, node in variables.items():
-        value = resolver.text(node)
-        out[str(name)] = value if value is not None else f"<{name}>"
+        if node is None:  # `NAME:` with no value: an empty string, not a secret
+            out[str(name)] = ""
+            continue
+        value = _env_value(resolver, node)
+        if value is not None:
+            out[str(name)] = value
     return out
+
+
+def _env_value(resolver: Resolver, node: Any) -> str | None:
+    """What env-secrets reads for one variable: None for a reference to a resource (``!Ref Table``,
+    ``!GetAtt Queue.Arn``, ``!ImportValue``: a name or ARN, never a secret); a template parameter without a
+    usable default stands for the value passed at deploy (in plain text in the function's configuration)."""
+    if isinstance(node, dict) and len(node) == 1:
+        (key, arg), = node.items()
+        if key == "Ref" and isinstance(arg, str) and arg in resolver.parameters:
+            default = as_dict(resolver.parameters[arg]).get("Default")
+            text = str(default) if isinstance(default, (str, int, float)) and not isinstance(default, bool) else ""
+            return text if text.strip() else f"<the value of parameter {arg}>"
+        if key == "Fn::ImportValue" or (key in ("Ref", "Fn::GetAtt") and resolver.logical_id(node)):
+            return None
+        if key == "Fn::Sub" and resolver.logical_id(node) and not _sub_literal(arg):
+            return None
+    value = resolver.text(node)
+    return value if value is not None else "<not known before deploy>"
+
+
+def _sub_literal(arg: Any) -> str:
+    """The literal text of a ``Fn::Sub`` template once its ``${...}`` variables are taken out."""
+    template = arg[0] if isinstance(arg, list) and arg else arg
+    return re.sub(r"\$\{[^}]*\}|arn:|[:/._-]", "", str(template)).strip()
 
 
 def _sam_event(links: _Links, logical: str, name: str, event: Any, fn: TemplateFunction, at: int) -> None:
@@ -267,14 +361,16 @@ def _sam_event(links: _Links, logical: str, name: str, event: Any, fn: TemplateF
         api = resolver.logical_id(props.get(api_key)) or ("ServerlessRestApi" if kind == "Api" else "ServerlessHttpApi")
         route = f"{str(resolver.text(props.get('Method')) or 'ANY').upper()} {resolver.text(props.get('Path')) or '/'}"
         rest = kind == "Api"
+        mode = invocation_mode(None, resolver.text(props.get("ResponseTransferMode")))  # SAM's STREAM switch
         snapshot.routes += (ApiRoute("rest" if rest else "http", api, api, route, "AWS_PROXY",
-                                     _int(timeout, 29000 if rest else 30000)),)
+                                     _int(timeout, 29000 if rest else 30000), invocation=mode),)
     elif kind in BATCH_DEFAULTS:
         source = resolver.text(props.get("Queue") or props.get("Stream")) or ""
         state = "Disabled" if resolver.text(props.get("Enabled")) == "false" else "Enabled"
         mapping = EventSourceMapping(f"{logical}.{name}", source, snapshot.arn,
                                      _int(resolver.text(props.get("BatchSize")), BATCH_DEFAULTS[kind]),
-                                     tuple(resolver.value(props.get("FunctionResponseTypes")) or ()), state)
+                                     tuple(resolver.value(props.get("FunctionResponseTypes")) or ()), state,
+                                     _filters(resolver, props.get("FilterCriteria")))
         snapshot.mappings += (mapping,)
         fn.lines[f"mapping:{mapping.uuid}"] = at
         fn.mapping_paths[mapping.uuid] = (f"Resources.{logical}.Properties.Events.{name}.Properties."
@@ -306,13 +402,17 @@ def _sam_policies(resolver: Resolver, node: Any, fn: TemplateFunction) -> list[R
         elif isinstance(entry, dict) and "Statement" in entry:
             found.append(RolePolicy(f"Policies[{index}]", "inline", resolver.value(entry)))
         else:
-            _managed(resolver.text(entry) or "a policy", fn)
+            found.extend(_managed(resolver.text(entry) or "a policy", fn))
     return found
 
 
-def _managed(name: str, fn: TemplateFunction) -> None:
-    if name.rsplit("/", 1)[-1] not in NO_TRIGGER_WRITES:
-        fn.notes.append(f"managed policy {name} is not read before deploy (recursive-trigger ignores it)")
+def _managed(name: str, fn: TemplateFunction) -> list[RolePolicy]:
+    """A managed policy, whose content is not in the template: noted, and kept as ``unread`` (vpc-no-egress
+    then cannot tell which services the function calls)."""
+    if name.rsplit("/", 1)[-1] in NO_TRIGGER_WRITES:
+        return []
+    fn.notes.append(f"managed policy {name} is not read before deploy (recursive-trigger ignores it)")
+    return [RolePolicy(name, UNREAD, {})]
 
 
 def _role_policies(links: _Links, role_node: Any, fn: TemplateFunction) -> list[RolePolicy]:
@@ -321,13 +421,13 @@ def _role_policies(links: _Links, role_node: Any, fn: TemplateFunction) -> list[
     role = resolver.logical_id(role_node)
     if not role or resolver.type_of(role) != "AWS::IAM::Role":
         fn.notes.append("the execution role is not in the template (recursive-trigger cannot read it)")
-        return []
+        return [RolePolicy(str(resolver.text(role_node) or "the execution role"), UNREAD, {})]
     props = resolver.properties(role)
     found = [RolePolicy(str(resolver.text(p.get("PolicyName")) or role), "inline",
                         resolver.value(p.get("PolicyDocument")))
              for p in props.get("Policies") or [] if isinstance(p, dict)]
-    for arn in resolver.value(props.get("ManagedPolicyArns")) or []:
-        _managed(str(arn), fn)
+    for arn in as_list(resolver.value(props.get("ManagedPolicyArns"))):
+        found.extend(_managed(str(arn), fn))
     return found + links.role_policies.get(role, [])
 
 
@@ -338,11 +438,13 @@ def _code(links: _Links, props: dict[str, Any], fn: TemplateFunction) -> None:
     uri = resolver.text(code)
     if isinstance(code, dict) and "ZipFile" in code:
         snapshot.code_size = len(str(resolver.text(code["ZipFile"]) or "").encode())
-    elif uri and not uri.startswith("s3://") and (links.path.parent / uri).exists():
-        snapshot.code_size = zipped_size(links.path.parent / uri)
-        fn.lines["CodeUri"] = line(props, "CodeUri") or fn.line
     elif uri and not uri.startswith("s3://"):
-        fn.notes.append(f"CodeUri {uri} is not found next to the template (package-size counts only local code)")
+        local, note = local_code(links.path, uri)
+        if local is not None:
+            snapshot.code_size = zipped_size(local, code_root(links.path))
+            fn.lines["CodeUri"] = line(props, "CodeUri") or fn.line
+        else:
+            fn.notes.append(note)
     elif code is not None and snapshot.package_type == "Zip":
         fn.notes.append("the code is in S3 (package-size counts only local code)")
     layers = []
@@ -363,6 +465,8 @@ def _snapshot(links: _Links, logical: str, props: dict[str, Any], where: int, ow
                 "Tags", "ProvisionedConcurrencyConfig", "Events", "Policies", "Role"):
         if (at := line(own, key) or line(props, key)) is not None:
             fn.lines[key] = at
+            if line(own, key) is None:
+                fn.inherited.add(key)
     snapshot.runtime = text(props.get("Runtime")) or ""
     snapshot.timeout_s = _int(text(props.get("Timeout")), 3)
     snapshot.memory_mb = _int(text(props.get("MemorySize")), 128)
@@ -377,8 +481,8 @@ def _snapshot(links: _Links, logical: str, props: dict[str, Any], where: int, ow
     snapshot.env = _environment(resolver, props)
     reserved = text(props.get("ReservedConcurrentExecutions"))
     snapshot.reserved_concurrency = _int(reserved, 0) if reserved is not None else None
-    vpc = resolver.value(props.get("VpcConfig"))
-    snapshot.subnet_ids = tuple(str(s) for s in (vpc or {}).get("SubnetIds", []) if isinstance(vpc, dict))
+    vpc = as_dict(resolver.value(props.get("VpcConfig")))
+    snapshot.subnet_ids = tuple(str(s) for s in as_list(vpc.get("SubnetIds")))
     _code(links, props, fn)
     return fn
 
@@ -396,7 +500,9 @@ def _function(links: _Links, logical: str, resource: Any, sam_globals: Any, wher
     for mapping, at, path in links.mappings.get(logical, []):
         snapshot.mappings += (mapping,)
         fn.lines[f"mapping:{mapping.uuid}"], fn.mapping_paths[mapping.uuid] = at or fn.line, path
-    snapshot.routes += tuple(links.routes.get(logical, []))
+    declared = links.routes.get(logical, [])  # an OpenAPI definition's integration wins over a SAM event's
+    keys = {(r.api_id, r.route) for r in declared}
+    snapshot.routes = tuple(r for r in snapshot.routes if (r.api_id, r.route) not in keys) + tuple(declared)
     snapshot.triggers += tuple(links.triggers.get(logical, []))
     provisioned = list(links.provisioned.get(logical, []))
     config = props.get("ProvisionedConcurrencyConfig") if sam else None
@@ -433,7 +539,28 @@ def read_cloudformation(path: Path) -> list[TemplateFunction]:
         sam_globals = Globals(template) if isinstance(template.get("Globals"), dict) else None
     except ExceptionWithMessage as exc:
         raise TemplateError(str(path), line(template, "Globals") or 1, exc.message) from None
-    links = _Links(resolver, path)
-    return [_function(links, str(logical), resource, sam_globals, line(logical) or 1)
-            for logical, resource in template["Resources"].items()
-            if isinstance(resource, dict) and resource.get("Type") in FUNCTION_TYPES]
+    with _unreadable(path, template["Resources"], None):
+        links = _Links(resolver, path)
+    functions = []
+    for logical, resource in template["Resources"].items():
+        if isinstance(resource, dict) and resource.get("Type") in FUNCTION_TYPES:
+            with _unreadable(path, template["Resources"], logical):
+                functions.append(_function(links, str(logical), resource, sam_globals, line(logical) or 1))
+    return functions
+
+
+@contextlib.contextmanager
+def _unreadable(path: Path, resources: Any, logical: Any) -> Iterator[None]:
+    """A construct the reader cannot make sense of (a loop, a value of the wrong shape) becomes one line naming
+    the file and the line of the resource, never a traceback."""
+    try:
+        yield
+    except TooComplex as exc:
+        raise TemplateError(str(path), line(logical) or 1, f"{logical or 'Resources'}: {exc}") from None
+    except RecursionError:
+        raise TemplateError(str(path), line(logical) or 1,
+                            f"{logical or 'Resources'}: nested too deeply to read (a self-reference?)") from None
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+        where = f"resource {logical}" if logical else "a resource"
+        raise TemplateError(str(path), line(logical) or 1,
+                            f"cannot read {where}: {type(exc).__name__}: {exc}") from None

@@ -34,6 +34,9 @@ EC2_PREFIXES = {"AWS::EC2::Subnet": "subnet", "AWS::EC2::RouteTable": "rtb", "AW
                 "AWS::EC2::VPCPeeringConnection": "pcx", "AWS::EC2::NetworkInterface": "eni",
                 "AWS::EC2::Instance": "i", "AWS::EC2::SecurityGroup": "sg"}
 _SUB_VARIABLE = re.compile(r"\$\{(?!!)([^}]+)\}")
+# an API Gateway integration URI that invokes a function (buffered or streamed): the function's ARN inside it
+_INVOCATION_URI = re.compile(r"^arn:aws[a-z-]*:apigateway:[^:]*:lambda:path/[^/]+/functions/(?P<fn>.+?)"
+                             r"(?::\$\{stageVariables\.[^}]+\})?/(?:response-streaming-)?invocations$")
 
 
 def _arn(service: str, resource: str, region: str = REGION, account: str = ACCOUNT) -> str:
@@ -66,6 +69,14 @@ def _identities(logical: str, kind: str, name: str) -> dict[str, str]:
     return {"": name}
 
 
+MAX_DEPTH = 100
+MAX_VISITS = 2_000_000
+
+
+class TooComplex(ValueError):
+    """A template whose values cannot be resolved within the bounds (a loop, exponential aliases)."""
+
+
 class Resolver:
     """Resolves intrinsic functions over one template's ``Resources`` (and ``Parameters`` defaults)."""
 
@@ -74,14 +85,31 @@ class Resolver:
         self.resources = resources if isinstance(resources, dict) else {}
         self.parameters = parameters if isinstance(parameters, dict) else {}
         self.mappings = mappings if isinstance(mappings, dict) else {}
+        self._depth = self._visits = 0
 
     def name_of(self, logical: str) -> str:
-        """The literal physical name a resource declares, else its logical id."""
+        """The physical name a resource declares (a literal, a parameter's ``Ref`` or a ``Fn::Sub`` of parameters
+        and pseudo parameters, as the event and the policy naming it through the same parameter resolve it),
+        else its logical id."""
         props = self.properties(logical)
         for key in NAME_PROPERTIES:
             if isinstance(props.get(key), str):
                 return str(props[key])
+            if (named := self._parameter_name(props.get(key))) is not None:
+                return named
         return logical
+
+    def _parameter_name(self, node: Any) -> str | None:
+        if not isinstance(node, dict) or len(node) != 1:
+            return None
+        (key, arg), = node.items()
+        if key == "Ref" and isinstance(arg, str) and arg in self.parameters:
+            return str(self.ref(arg))
+        if key == "Fn::Sub" and isinstance(arg, str):
+            names = [m.strip() for m in _SUB_VARIABLE.findall(arg)]
+            if names and all(n in self.parameters or n in PSEUDO for n in names):
+                return str(_sub(self, arg))
+        return None
 
     def properties(self, logical: str) -> dict[str, Any]:
         resource = self.resources.get(logical)
@@ -111,7 +139,21 @@ class Resolver:
         return found.get(attribute, f"<{logical}.{attribute}>")
 
     def value(self, node: Any) -> Any:
-        """The node with every intrinsic resolved (lists and mappings recursively); ``None`` for AWS::NoValue."""
+        """The node with every intrinsic resolved (lists and mappings recursively); ``None`` for AWS::NoValue.
+        Bounded: nesting deeper than ``MAX_DEPTH`` (a ``FindInMap`` loop) or more than ``MAX_VISITS`` values in
+        one template (aliases multiplying a node) raise ``TooComplex``."""
+        self._visits += 1
+        if self._visits > MAX_VISITS:
+            raise TooComplex(f"more than {MAX_VISITS:,} values to resolve (YAML aliases multiplying a node?)")
+        if self._depth >= MAX_DEPTH:
+            raise TooComplex(f"values nested more than {MAX_DEPTH} deep (an intrinsic that refers to itself?)")
+        self._depth += 1
+        try:
+            return self._value(node)
+        finally:
+            self._depth -= 1
+
+    def _value(self, node: Any) -> Any:
         if isinstance(node, list):
             return [v for v in (self.value(item) for item in node) if v is not None]
         if not isinstance(node, dict):
@@ -143,11 +185,15 @@ class Resolver:
                     return str(parts[0])
             if key == "Fn::Sub":
                 template = arg[0] if isinstance(arg, list) and arg else arg
-                names = {m.split(".", 1)[0] for m in _SUB_VARIABLE.findall(str(template))}
-                found = [n for n in names if n in self.resources]
+                variables = arg[1] if isinstance(arg, list) and len(arg) == 2 and isinstance(arg[1], dict) else {}
+                names = {m.split(".", 1)[0].strip() for m in _SUB_VARIABLE.findall(str(template))}
+                found = {self.logical_id(variables[n]) if n in variables else n for n in names}
+                found = {n for n in found if n in self.resources}
                 if len(found) == 1:
-                    return found[0]
+                    return found.pop()
         text = self.text(node)
+        if text and (invocation := _INVOCATION_URI.match(text)):  # Fn::Join / Fn::Sub building the URI
+            text = invocation["fn"]
         return self.find(text) if text else None
 
     def find(self, text: str) -> str | None:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,10 @@ from typing import Any
 from chalicelib.model import FunctionSnapshot, NatGateway, NetworkFacts, Route, SubnetRouting, VpcEndpoint
 from cli.templates.intrinsics import ACCOUNT, REGION
 
-__all__ = ["ACCOUNT", "REGION", "NetworkModel", "TemplateError", "TemplateFunction", "as_dict", "as_list",
-           "zipped_size"]
+__all__ = ["ACCOUNT", "REGION", "NetworkModel", "TemplateError", "TemplateFunction", "as_dict", "as_int", "as_list",
+           "code_root", "local_code", "zipped_size"]
+
+MAX_INT = 10**9  # no Lambda setting is larger: a bigger number in a template is noise, not a value
 
 
 def as_dict(node: Any) -> dict[str, Any]:
@@ -31,6 +34,25 @@ def as_dict(node: Any) -> dict[str, Any]:
 
 def as_list(node: Any) -> list[Any]:
     return node if isinstance(node, list) else []
+
+
+def as_int(value: Any, default: int) -> int:
+    """An integer setting as a template states it (``30``, ``"30"``, ``30.0``), else ``default`` (for ``1e400``,
+    ``inf``, a list, a mapping or an unresolved intrinsic: hostile input never raises here).
+
+    Example:
+        >>> as_int("30", 3), as_int("1e400", 3), as_int([1], 3), as_int(None, 3)
+        (30, 3, 3, 3)
+    """
+    if isinstance(value, bool) or value is None:
+        return default
+    try:
+        number = float(value) if isinstance(value, (str, int, float)) else None
+    except (ValueError, OverflowError):
+        return default
+    if number is None or number != number or abs(number) > MAX_INT:
+        return default
+    return int(number)
 
 
 class TemplateError(Exception):
@@ -56,6 +78,7 @@ class TemplateFunction:
     language: str = "cloudformation"
     notes: list[str] = field(default_factory=list)
     mapping_paths: dict[str, str] = field(default_factory=dict)  # mapping id -> where its response types go
+    inherited: set[str] = field(default_factory=set)  # properties the function takes from SAM Globals
 
     def line_of(self, key: str) -> int:
         return self.lines.get(key) or self.line
@@ -97,8 +120,46 @@ class NetworkModel:
         return NetworkFacts(routings[0].vpc_id, routings, tuple(nats), tuple(self.endpoints))
 
 
-def zipped_size(path: Path) -> int:
-    """Bytes of ``path`` as Lambda would receive it: a .zip / .jar as is, a directory or file deflated.
+MAX_CODE_BYTES = 262_144_000  # Lambda's limit for code and layers unzipped (250 MB): reading stops there
+MAX_CODE_FILES = 50_000
+
+
+def code_root(template: Path) -> Path:
+    """Where a template's local code may be: the repository that holds it (the nearest folder with ``.git``),
+    else the template's own folder. Nothing outside is ever read or zipped.
+
+    Example:
+        >>> code_root(Path("tests/templates/sam.yaml")) == Path.cwd().resolve()
+        True
+    """
+    folder = template.resolve().parent
+    return next((c for c in (folder, *folder.parents) if (c / ".git").exists()), folder)
+
+
+def local_code(template: Path, uri: str, what: str = "CodeUri") -> tuple[Path | None, str]:
+    """The local code a template points at, inside ``code_root`` (``(path, "")``), else ``(None, note)``.
+
+    Example:
+        >>> local_code(Path("tests/templates/sam.yaml"), "/usr/share")[1].split(":")[0]
+        'CodeUri /usr/share is outside the repository of the template'
+    """
+    root = code_root(template)
+    try:
+        target = (template.parent / uri).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+        return None, f"{what} {uri} cannot be resolved: not read"
+    if target != root and root not in target.parents:
+        return None, (f"{what} {uri} is outside the repository of the template: not read (package-size counts only "
+                      "code inside it)")
+    if not target.exists():
+        return None, f"{what} {uri} is not found next to the template (package-size counts only local code)"
+    return target, ""
+
+
+def zipped_size(path: Path, root: Path | None = None) -> int:
+    """Bytes of ``path`` as Lambda would receive it: a .zip / .jar as is, a directory or file deflated. Symbolic
+    links are not followed out of ``root`` (default: ``path``); reading stops after ``MAX_CODE_BYTES`` unzipped
+    or ``MAX_CODE_FILES`` files (Lambda refuses more anyway), so the work per template is bounded.
 
     Example:
         >>> zipped_size(Path("cli/templates/model.py")) > 0
@@ -106,9 +167,29 @@ def zipped_size(path: Path) -> int:
     """
     if path.is_file() and path.suffix.lower() in (".zip", ".jar"):
         return path.stat().st_size
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    root = (root or path).resolve()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in files:
+        read = 0
+        for count, file in enumerate(_files(path, root)):
+            size = file.stat().st_size
+            if count >= MAX_CODE_FILES or read + size > MAX_CODE_BYTES:
+                break
+            read += size
             archive.write(file, file.name if file == path else str(file.relative_to(path)))
     return buffer.getbuffer().nbytes
+
+
+def _files(path: Path, root: Path) -> Any:
+    """Regular files under ``path`` in a stable order, never through a link that leaves ``root``."""
+    if path.is_file():
+        yield path
+        return
+    for folder, dirs, names in os.walk(path, followlinks=False):
+        dirs.sort()
+        for name in sorted(names):
+            file = Path(folder) / name
+            if file.is_symlink() and root not in file.resolve().parents:
+                continue
+            if file.is_file():
+                yield file

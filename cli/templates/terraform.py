@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.model import (
+    UNREAD_POLICY,
     ApiRoute,
     EventSourceMapping,
     FunctionRef,
@@ -31,9 +32,19 @@ from chalicelib.model import (
     Route,
     Trigger,
     VpcEndpoint,
+    invocation_mode,
 )
 from cli.templates.intrinsics import ACCOUNT, REGION, _identities
-from cli.templates.model import NetworkModel, TemplateError, TemplateFunction, as_dict, zipped_size
+from cli.templates.model import (
+    NetworkModel,
+    TemplateError,
+    TemplateFunction,
+    as_dict,
+    as_int,
+    code_root,
+    local_code,
+    zipped_size,
+)
 
 # Terraform type -> the CloudFormation type whose stand-in identities it shares; attribute -> CFN attribute.
 CFN_TYPES = {"aws_sqs_queue": "AWS::SQS::Queue", "aws_sns_topic": "AWS::SNS::Topic", "aws_s3_bucket": "AWS::S3::Bucket",
@@ -196,7 +207,10 @@ class _Links:
             size = values.get("batch_size") or BATCH_DEFAULTS.get(kind, 10)
             state = "Disabled" if values.get("enabled") is False else "Enabled"
             mapping = EventSourceMapping(address, source, "", int(size),
-                                         tuple(values.get("function_response_types") or ()), state)
+                                         tuple(values.get("function_response_types") or ()), state,
+                                         tuple(str(f.get("pattern") or "") for c in values.get("filter_criteria") or []
+                                               if isinstance(c, dict) for f in c.get("filter") or []
+                                               if isinstance(f, dict)))
             self.mappings[fn].append((mapping, f"{address}.function_response_types"))
 
     def _aws_s3_bucket_notification(self, address: str, values: dict[str, Any]) -> None:
@@ -217,17 +231,24 @@ class _Links:
     def _aws_apigatewayv2_integration(self, address: str, values: dict[str, Any]) -> None:
         if fn := self._fn(address, values, "integration_uri"):
             api = str(self.plan.value(address, values, "api_id") or "http-api")
-            self.routes[fn].append(ApiRoute("http", api, api, f"integration {address}",
-                                            str(values.get("integration_type") or "AWS_PROXY"),
-                                            int(values.get("timeout_milliseconds") or 30000)))
+            api_address = self.plan.target(address, values, "api_id", ("aws_apigatewayv2_api",))
+            protocol = self.plan.resources[api_address][1].get("protocol_type") if api_address else "HTTP"
+            limit = 29000 if protocol == "WEBSOCKET" else 30000  # a WebSocket integration waits 29 s at most
+            kind = str(values.get("integration_type") or "AWS_PROXY")
+            self.routes[fn].append(ApiRoute("websocket" if protocol == "WEBSOCKET" else "http", api, api,
+                                            f"integration {address}", kind,
+                                            min(as_int(values.get("timeout_milliseconds"), limit), limit),
+                                            invocation=invocation_mode(values.get("request_parameters"))))
 
     def _aws_api_gateway_integration(self, address: str, values: dict[str, Any]) -> None:
         if fn := self._fn(address, values, "uri"):
             api = str(self.plan.value(address, values, "rest_api_id") or "rest-api")
             method = str(values.get("http_method") or "ANY")
+            mode = invocation_mode(values.get("request_parameters"), values.get("response_transfer_mode"),
+                                   self.plan.value(address, values, "uri"))
             self.routes[fn].append(ApiRoute("rest", api, api, f"{method} ({address})",
                                             str(values.get("type") or "AWS_PROXY"),
-                                            int(values.get("timeout_milliseconds") or 29000)))
+                                            as_int(values.get("timeout_milliseconds"), 29000), invocation=mode))
 
     def _aws_lambda_provisioned_concurrency_config(self, address: str, values: dict[str, Any]) -> None:
         if fn := self._fn(address, values, "function_name"):
@@ -301,11 +322,11 @@ def _network(network: NetworkModel, plan: Plan, kind: str, address: str, values:
 
 def _code(plan: Plan, values: dict[str, Any], fn: TemplateFunction) -> None:
     filename = values.get("filename")
-    local = plan.path.parent / str(filename) if isinstance(filename, str) else None
-    if local is not None and local.exists():
-        fn.snapshot.code_size = zipped_size(local)
+    local, note = local_code(plan.path, filename, "filename") if isinstance(filename, str) else (None, "")
+    if local is not None:
+        fn.snapshot.code_size = zipped_size(local, code_root(plan.path))
     elif filename:
-        fn.notes.append(f"filename {filename} is not found next to the plan (package-size counts only local code)")
+        fn.notes.append(note or f"filename {filename} is not read")
     elif values.get("package_type", "Zip") == "Zip":
         fn.notes.append("the code is in S3 (package-size counts only local code)")
     fn.snapshot.layers = tuple(Layer(str(arn), 0) for arn in values.get("layers") or [])
@@ -345,6 +366,8 @@ def _function(links: _Links, address: str, values: dict[str, Any]) -> TemplateFu
     snapshot.role_policies = tuple(links.role_policies.get(role or "", []))
     fn.notes += links.unknown_policies.get(role or "", []) if role else [
         "the execution role is not in the plan (recursive-trigger cannot read it)"]
+    if not role or links.unknown_policies.get(role):  # part of what it may call is unknown
+        snapshot.role_policies += (RolePolicy(str(role or "the execution role"), UNREAD_POLICY, {}),)
     snapshot.network = links.network.facts(snapshot.subnet_ids)
     if snapshot.subnet_ids and snapshot.network is None:
         fn.notes.append("its subnets' routes are not in the plan (vpc-no-egress not evaluated)")
@@ -358,6 +381,16 @@ def read_plan(path: Path, document: dict[str, Any]) -> list[TemplateFunction]:
     """Every ``aws_lambda_function`` of a plan, as ``TemplateFunction``s."""
     if not isinstance(document.get("planned_values", {}), dict):
         raise TemplateError(str(path), 1, "planned_values is not an object: not a Terraform plan")
-    plan = Plan(document, path)
-    links = _Links(plan)
-    return [_function(links, address, values) for address, values in plan.of_type("aws_lambda_function")]
+    try:
+        plan = Plan(document, path)
+        links = _Links(plan)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError, RecursionError) as exc:
+        raise TemplateError(str(path), 1, f"cannot read the plan's resources: {type(exc).__name__}: {exc}") from None
+    functions = []
+    for address, values in plan.of_type("aws_lambda_function"):
+        try:
+            functions.append(_function(links, address, values))
+        except (AttributeError, TypeError, ValueError, KeyError, IndexError, RecursionError) as exc:
+            raise TemplateError(str(path), plan.line_of(address),
+                                f"cannot read {address}: {type(exc).__name__}: {exc}") from None
+    return functions
