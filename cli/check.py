@@ -29,6 +29,7 @@ from typing import Any
 from chalicelib.checks import REGISTRY
 from chalicelib.model import SEVERITIES, AccountFacts, Finding, effective_severity, severity_rank
 from chalicelib.settings import PolicyConfig, PolicySet
+from cli import check_fix
 from cli.templates import TemplateFunction
 
 # Policies evaluated on definitions, and why the others cannot be (a test keeps every policy in one of them).
@@ -112,7 +113,7 @@ def _advice(fn: TemplateFunction, finding: Finding) -> tuple[dict[str, Any], str
                  else "{{resolve:secretsmanager:SECRET_ID:SecretString:KEY}} or the secret's ARN, read at cold start")
         return ({"path": _path(fn, f"Environment.Variables.{names[0]}", f"environment.variables.{names[0]}"),
                  "value": value, "change": f"replace the literal value of {', '.join(names)} with {value}; rotate "
-                 "it"}, "Environment")
+                 "it", "variables": names}, "Environment")
     if policy == "cold-start-latency":
         slots = ev.get("suggested_pc", 2)
         change = (f"add aws_lambda_provisioned_concurrency_config with {slots} on an alias, or raise memory_size"
@@ -254,37 +255,6 @@ def _rule(policy_id: str) -> dict[str, Any]:
                            "security-severity": SECURITY_SEVERITY[check.default_severity]}}
 
 
-_TIMEOUT_LINE = re.compile(r'^(?P<head>\s*"?Timeout"?\s*:\s*)(?P<value>\d+)(?P<tail>\s*,?\s*(?:#.*)?)$')
-
-
-def sarif_fix(finding: dict[str, Any]) -> dict[str, Any] | None:
-    """A SARIF ``fix`` for a one-value change the file states on the finding's line (today: apigw-timeout's
-    ``Timeout: N`` -> the proposed value, YAML or JSON), keeping the line's indentation and comment; None when
-    the line is not that (a value inherited from SAM Globals, a Terraform plan).
-
-    Example:
-        sarif_fix({"policy": "apigw-timeout", "file": "t.yaml", "line": 9, "fix": {"value": 25}})
-        # -> {"description": ..., "artifactChanges": [{"artifactLocation": ..., "replacements": [...]}]}
-    """
-    value = (finding.get("fix") or {}).get("value")
-    if finding.get("policy") != "apigw-timeout" or not isinstance(value, int) or finding.get("inherited"):
-        return None
-    try:
-        lines = Path(finding["file"]).read_text(encoding="utf-8").splitlines()
-        text = lines[int(finding["line"]) - 1]
-    except (OSError, UnicodeDecodeError, IndexError, ValueError):
-        return None
-    match = _TIMEOUT_LINE.match(text)
-    if not match:
-        return None
-    start = match.start("value") + 1
-    return {"description": {"text": finding["fix"]["change"]}, "artifactChanges": [{
-        "artifactLocation": {"uri": _uri(finding["file"])},
-        "replacements": [{"deletedRegion": {"startLine": int(finding["line"]), "startColumn": start,
-                                            "endColumn": match.end("value") + 1},
-                          "insertedContent": {"text": str(value)}}]}]}
-
-
 def to_sarif(report: CheckReport) -> dict[str, Any]:
     """SARIF 2.1.0: one result per finding (``ruleId`` = policy id, a physical location with ``startLine``)."""
     rule_ids = sorted(set(TEMPLATE_POLICIES))
@@ -302,7 +272,7 @@ def to_sarif(report: CheckReport) -> dict[str, Any]:
         }
         if f.get("exempt"):
             result["suppressions"] = [{"kind": "external", "justification": "function is exempt"}]
-        if change := sarif_fix(f):
+        if change := check_fix.sarif_fix(f):  # exactly what `check --fix` writes for this finding
             result["fixes"] = [change]
         results.append(result)
     notifications = [{"level": "note", "message": {"text": f"{n['policy']} not run before deploy: {n['reason']}"},
@@ -328,6 +298,9 @@ def add_parser(sub: Any, parents: list[Any] | None = None) -> None:
     check.add_argument("--format", choices=("table", "json", "sarif"), default="table")
     check.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
                        help=f"exit 1 if a finding is at or above this severity ({', '.join(SEVERITIES)})")
+    check.add_argument("--fix", action="store_true",
+                       help="write the template change of the findings a template can fix into each FILE (in place, "
+                            "formatting and comments kept), print the diff, then check the result")
 
 
 def read_each(files: list[str], report: CheckReport) -> list[list[TemplateFunction]]:
@@ -356,13 +329,15 @@ def read_each(files: list[str], report: CheckReport) -> list[list[TemplateFuncti
 
 def run(args: argparse.Namespace) -> int:
     """``safetycatch check``: read and evaluate every file; an unreadable file (or a check that failed on one) is
-    one line on stderr and exit 2, after the other files' results are printed."""
+    one line on stderr and exit 2, after the other files' results are printed. With ``--fix`` the fixable
+    findings are written first (``write_fixes``) and the exit is that of the files as they are after it."""
     from chalicelib import settings
 
     policy_set = settings.load(args.policies)
-    report = CheckReport()
-    for functions in read_each([str(f) for f in args.files], report):
-        evaluate(functions, policy_set, report)
+    report = _report([str(f) for f in args.files], policy_set)
+    if getattr(args, "fix", False):
+        write_fixes(report, sys.stdout if args.format == "table" else sys.stderr)
+        report = _report([str(f) for f in args.files], policy_set)
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2))
     elif args.format == "sarif":
@@ -376,3 +351,50 @@ def run(args: argparse.Namespace) -> int:
         return 2
     return 1 if report.failing(args.fail_on) else 0
 
+
+def _report(files: list[str], policy_set: PolicySet) -> CheckReport:
+    report = CheckReport()
+    for functions in read_each(files, report):
+        evaluate(functions, policy_set, report)
+    return report
+
+
+def _is_plan(path: Path) -> bool:
+    from cli.templates.terraform import is_plan
+
+    try:
+        return path.suffix.lower() == ".json" and bool(is_plan(json.loads(path.read_bytes())))
+    except (OSError, ValueError, RecursionError):
+        return False
+
+
+def write_fixes(report: CheckReport, out: Any) -> list[str]:
+    """Write each file's fixable findings into it (``check_fix``) and print the unified diff to ``out``; a
+    Terraform plan or a file that cannot be rewritten as it is written is left byte-for-byte unchanged (one
+    line says so). Returns the files written.
+
+    Example:
+        write_fixes(report, sys.stdout)  # -> ["template.yaml"]
+    """
+    written = []
+    for name in report.files:
+        findings = [f for f in report.findings if f["file"] == name and not f.get("exempt")]
+        if not findings:
+            continue
+        path = Path(name)
+        if _is_plan(path):
+            print(f"{name}: a Terraform plan is not edited: change the .tf source (the findings say what)", file=out)
+            continue
+        try:
+            if path.is_symlink():
+                raise check_fix.Unchangeable("a symbolic link is not edited")
+            before = path.read_bytes().decode("utf-8")
+            after = check_fix.fixed_text(before, name, findings)
+        except (OSError, UnicodeDecodeError, check_fix.Unchangeable) as exc:
+            print(f"{name}: not changed: {' '.join(str(exc).split())[:200]}", file=out)
+            continue
+        if after != before:
+            path.write_bytes(after.encode("utf-8"))
+            written.append(name)
+            print(check_fix.unified_diff(before, after, name), end="", file=out)
+    return written
