@@ -378,7 +378,7 @@ def write_fixes(report: CheckReport, out: Any) -> list[str]:
     """
     written = []
     for name in report.files:
-        findings = [f for f in report.findings if f["file"] == name and not f.get("exempt")]
+        findings = [f for f in report.findings if Path(f["file"]) == Path(name) and not f.get("exempt")]
         if not findings:
             continue
         path = Path(name)

@@ -1,6 +1,6 @@
-"""Item 5 of issue 25, in part: SARIF results carry the Timeout change as a ``fixes`` entry that, applied to the
-file, yields the proposed value with the line's indentation and comment kept; never on a SAM Globals line (it
-would change every function)."""
+"""Item 5 of issue 25: SARIF results carry the Timeout change as a ``fixes`` entry that, applied to the file,
+yields the proposed value with the line's indentation and comment kept; never on a SAM Globals line (it would
+change every function): a function that inherits it gets its own ``Timeout``, as ``check --fix`` writes."""
 
 from __future__ import annotations
 
@@ -73,7 +73,14 @@ def test_the_timeout_change_is_a_sarif_fix_that_keeps_the_line(capsys, tmp_path)
                for r in _sarif(capsys, path)["runs"][0]["results"] if r["ruleId"] == "apigw-timeout"}
     fixed = _apply(TEMPLATE, results["Orders"]["fixes"][0])
     assert "      Timeout: 25   # seconds\n" in fixed and fixed.count("Timeout: 60") == 1
-    assert "fixes" not in results["Reports"], "its Timeout is the Globals' line: changing it changes every function"
+    # Reports takes its Timeout from the Globals: changing that line would change every function, so the fix
+    # (the same as `check --fix`) gives Reports its own Timeout and keeps the Globals' line
+    (replacement,) = results["Reports"]["fixes"][0]["artifactChanges"][0]["replacements"]
+    region, start = replacement["deletedRegion"], replacement["deletedRegion"]["charOffset"]
+    assert region["charLength"] == 0 and replacement["insertedContent"]["text"] == "      Timeout: 25\n"
+    fixed = TEMPLATE[:start] + replacement["insertedContent"]["text"] + TEMPLATE[start:]
+    assert "      MemorySize: 1024\n      Timeout: 25\n      Events:\n        Get: {Type: Api, Properties: {Path: /reports" \
+        in fixed and fixed.count("    Timeout: 60\n") == 1
 
 
 def test_a_json_template_gets_the_same_fix(capsys, tmp_path):
