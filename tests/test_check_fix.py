@@ -194,7 +194,8 @@ def test_recursive_loop_not_stated_is_left_to_lambdas_default(capsys, tmp_path):
 
 
 def test_a_value_set_through_an_intrinsic_is_not_overwritten(capsys, tmp_path):
-    text = CASES.replace("            MemorySize: 512\n", "            MemorySize: 512\n            Timeout: !Ref Slow\n")
+    memory = "            MemorySize: 512\n"
+    text = CASES.replace(memory, memory + "            Timeout: !Ref Slow\n")
     text = text.replace("Resources:\n", "Parameters:\n  Slow: {Type: Number, Default: 30}\nResources:\n")
     path = tmp_path / "template.yaml"
     path.write_text(text)
