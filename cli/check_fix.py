@@ -15,11 +15,14 @@ What is written (CloudFormation / SAM, YAML or JSON):
   ``{{resolve:secretsmanager:...}}`` reference to use. The secret's id cannot be known from the template, so
   the value is never replaced.
 
-A value stated through an intrinsic (``!Ref``, ``!If``) is not overwritten. YAML is edited with ruamel.yaml's
-round-trip mode, so comments, key order and quoting are kept; a file whose unchanged round trip is not
-byte-for-byte identical (an unusual indentation, CRLF line ends, a long line it would fold) is not written at
-all. JSON keeps its indentation the same way. Terraform plans are never edited (the source is the ``.tf``).
-Only the given file is written (in place: no temporary file beside it; a symbolic link is refused).
+A value stated through an intrinsic (``!Ref``, ``!If``) is not overwritten. YAML is read with ruamel.yaml's
+round-trip reader, which gives the line and column of every key and value; only the lines of the change are
+rewritten (a value replaced in place, a new ``Key: value`` line at the mapping's indentation, a flow mapping or
+list extended on its own line), so comments, key order, quoting, indentation and line ends are kept byte for
+byte. A change with no such safe place (a multi-line flow mapping, a key sharing the line of a ``- `` item) is
+not written. JSON is dumped again with its own indentation, only when that gives back the very same bytes for
+the unchanged file; else it is not written. Terraform plans are never edited (the source is the ``.tf``). Only
+the given file is written (in place: no temporary file beside it; a symbolic link is refused).
 
 Example:
     >>> text = "Resources:\\n  F:\\n    Type: AWS::Lambda::Function\\n    Properties:\\n      Timeout: 30  # s\\n"

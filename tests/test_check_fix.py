@@ -264,3 +264,43 @@ def test_without_fix_nothing_is_written(capsys, tmp_path):
     path.write_text(CASES)
     code, out, _ = _check(capsys, str(path))
     assert path.read_text() == CASES and "+++" not in out and code == 0
+
+
+MAPPING = """\
+Resources:
+  Worker:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      Role: arn:aws:iam::123456789012:role/worker
+      Code: {ZipFile: "def handler(e, c): return {}"}
+  WorkerMapping:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      EventSourceArn: !GetAtt Jobs.Arn   # the queue
+      FunctionName: !Ref Worker
+      BatchSize: 10
+  Jobs:
+    Type: AWS::SQS::Queue
+"""
+
+
+def test_an_event_source_mapping_gets_the_response_type_and_crlf_line_ends_stay(capsys, tmp_path):
+    path = tmp_path / "template.yaml"
+    path.write_bytes(MAPPING.replace("\n", "\r\n").encode())
+    code, out, _ = _check(capsys, str(path), "--fix", "--fail-on", "low")
+    after = path.read_bytes().decode()
+    assert after == MAPPING.replace("      BatchSize: 10\n", "      BatchSize: 10\n      FunctionResponseTypes: "
+                                    "[ReportBatchItemFailures]\n").replace("\n", "\r\n")
+    assert code == 0 and "no findings" in out, "the re-check passes: exit 0 even with --fail-on low"
+
+
+def test_an_unreadable_file_is_untouched_and_exits_2_after_the_others_are_fixed(capsys, tmp_path):
+    good, broken = tmp_path / "good.yaml", tmp_path / "broken.yaml"
+    good.write_text(MAPPING)
+    broken.write_text("Resources:\n  A: [unclosed\n")
+    code, out, err = _check(capsys, str(broken), str(good), "--fix")
+    assert code == 2 and broken.read_text() == "Resources:\n  A: [unclosed\n"
+    assert "FunctionResponseTypes: [ReportBatchItemFailures]" in good.read_text() and f"+++ {good}" in out
+    assert err.count("\n") == 1 and str(broken) in err
