@@ -51,17 +51,22 @@ iam: $(STAMP)
 # One command from a clone to a running bot (AWS CLI + credentials):
 #   make deploy STAGE=prod BUCKET=my-artifacts SLACK_CHANNEL=C0123ABCD APPROVERS=U0123ABCD,S0SREGRP1
 # The channel is the stack's SlackChannel parameter (every function and the dead-letter notifier read it), the
-# approvers are compiled into the package; it ends by writing the Slack app manifest with the stack's own URL.
+# approvers are compiled into the package; RESERVED (each handler, default 10), API_RESERVED (Slack routes, 5) and
+# SWEEP_RESERVED (organisation sweep worker, 10, at least 2) size the bot's reserved concurrency for small accounts
+# (`safetycatch doctor` says whether they fit); it ends by writing the Slack app manifest with the stack's own URL.
 deploy: package
 	@test -n "$(BUCKET)" || { echo "make deploy: set BUCKET=<an S3 bucket in the target region for the artifact>" >&2; exit 2; }
 	aws cloudformation package --template-file build/package/sam.yaml --s3-bucket $(BUCKET) \
 		--s3-prefix safetycatch/$(STAGE) --output-template-file build/package/packaged.yaml
 	aws cloudformation deploy --template-file build/package/packaged.yaml --stack-name safetycatch-$(STAGE) \
 		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
-		$(if $(ORG_ID)$(TRAIL)$(SLACK_CHANNEL)$(MANAGEMENT_ACCOUNT),--parameter-overrides \
+		$(if $(ORG_ID)$(TRAIL)$(SLACK_CHANNEL)$(MANAGEMENT_ACCOUNT)$(RESERVED)$(API_RESERVED)$(SWEEP_RESERVED),--parameter-overrides \
 			$(if $(ORG_ID),OrganizationId=$(ORG_ID)) $(if $(TRAIL),TrailMode=$(TRAIL)) \
 			$(if $(MANAGEMENT_ACCOUNT),ManagementAccountId=$(MANAGEMENT_ACCOUNT)) \
-			$(if $(SLACK_CHANNEL),SlackChannel=$(SLACK_CHANNEL)))
+			$(if $(SLACK_CHANNEL),SlackChannel=$(SLACK_CHANNEL)) \
+			$(if $(RESERVED),ReservedConcurrency=$(RESERVED)) \
+			$(if $(API_RESERVED),ApiHandlerReservedConcurrency=$(API_RESERVED)) \
+			$(if $(SWEEP_RESERVED),SweepWorkerReservedConcurrency=$(SWEEP_RESERVED)))
 	@# CloudTrail records IAM calls in us-east-1 only: a bot elsewhere gets them through a rule there
 	@region=$$(aws configure get region); region=$${AWS_REGION:-$${AWS_DEFAULT_REGION:-$$region}}; \
 	if [ "$$region" != us-east-1 ]; then \

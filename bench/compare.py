@@ -220,6 +220,40 @@ def org_table(endpoint: str, delay: float, members: int, per_account: int) -> No
         line += (f"; c7n-org {other['seconds']:6.2f} s, {int(other['requests']):,} requests: {ratio:.1f}x "
                  f"(goal >= 5x: {verdict(ratio >= 5)})")
     print(line)
+    org_with_quotas(delay, accounts)
+
+
+def scope_lower_bound(layer: Any, share: float) -> tuple[float, str]:
+    """The quotas' lower bound of a sweep whose scopes run at once: quotas are per account and region, so the
+    slowest scope's (bench/quota_bench.py's ``lower_bound`` applied to each scope's requests)."""
+    best, limiting = 0.0, "no quota limits"
+    for (_key, _region, name), times in layer.accepted.items():
+        quota = layer.quotas[name]
+        seconds = max(0.0, len(times) - share * quota.burst) / (share * quota.rate)
+        if seconds > best:
+            best, limiting = seconds, f"{name}: {len(times)} requests in one scope at {share * quota.rate:g}/s"
+    return best, limiting
+
+
+def org_with_quotas(delay: float, accounts: list[str]) -> None:
+    """The same organisation sweep under AWS's quotas (tests/aws_quotas.py, per member account) with the bot's
+    pacing at ``max_quota_share``: time, throttled requests, the quotas' lower bound, the peak shares."""
+    from chalicelib import quotas
+    from tests.aws_quotas import QuotaLayer
+
+    pacer = quotas.configure(share=quotas.DEFAULT_SHARE, clock=quotas.RealClock(), enabled=True)
+    layer = QuotaLayer(clock=pacer.clock)
+    try:
+        with layer.installed():
+            seconds, requests, report = safetycatch_org(delay, accounts, ["us-east-1"])
+    finally:
+        quotas.configure(enabled=False)
+    bound, limiting = scope_lower_bound(layer, pacer.share)
+    peaks = sorted(layer.peak_share().items(), key=lambda item: -item[1])[:4]
+    print(f"  with AWS's quotas (max_quota_share {pacer.share:g}): safetycatch {seconds:6.2f} s, {requests:,} "
+          f"requests, {len(report['errors'])} errors, {sum(layer.throttled.values())} throttled, "
+          f"{report['functions_scanned']} functions; lower bound {bound:.1f} s ({limiting}); peak shares "
+          + ", ".join(f"{name} {share:.2f}" for name, share in peaks))
 
 
 def large_org(delay: float, members: int, regions: list[str], per_scope: int) -> None:

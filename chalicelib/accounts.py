@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,10 +65,7 @@ def assumed_session(base: boto3.session.Session, account: str, role_name: str,
         extra["ExternalId"] = external_id
 
     def create_client(service: str, **kwargs: Any) -> Any:
-        kwargs.setdefault("region_name", base.region_name or region)
-        kwargs.setdefault("config", RETRY_CONFIG)
-        with CLIENT_LOCK:
-            return base.client(service, **kwargs)
+        return _source_client(base, service, region, **kwargs)
 
     fetcher = AssumeRoleCredentialFetcher(create_client, source, role_arn(account, role_name), extra_args=extra)
     credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
@@ -77,6 +75,33 @@ def assumed_session(base: boto3.session.Session, account: str, role_name: str,
     # caches what it parsed), so a member's clients are built in milliseconds, not a third of a second each.
     core.register_component("data_loader", base._session.get_component("data_loader"))
     return boto3.session.Session(botocore_session=core, region_name=region or base.region_name)
+
+
+# base session -> (service, region, source credentials) -> client; gone with the session
+_SOURCE_CLIENTS: weakref.WeakKeyDictionary[boto3.session.Session, dict[tuple[Any, ...], Any]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _source_client(base: boto3.session.Session, service: str, region: str | None, **kwargs: Any) -> Any:
+    """The STS client that assumes member roles, one per base session, region and source credentials (botocore
+    asks for a new one at every account's first call and every refresh; building it again per account repeats
+    the client's setup for nothing: clients are thread-safe). A change of the source's keys makes a new one.
+
+    Example:
+        >>> base = boto3.session.Session(region_name="us-east-1", aws_access_key_id="AKIA", aws_secret_access_key="s")
+        >>> _source_client(base, "sts", None) is _source_client(base, "sts", None)
+        True
+    """
+    kwargs.setdefault("region_name", base.region_name or region)
+    kwargs.setdefault("config", RETRY_CONFIG)
+    key = (service, kwargs["region_name"], *(kwargs.get(k) for k in (
+        "aws_access_key_id", "aws_secret_access_key", "aws_session_token")))
+    with CLIENT_LOCK:
+        clients = _SOURCE_CLIENTS.setdefault(base, {})
+        if key not in clients:
+            clients.clear()  # rotated source credentials: the old client is not needed again
+            clients[key] = base.client(service, **kwargs)
+        return clients[key]
 
 
 class _FixedProvider(CredentialProvider):

@@ -254,6 +254,7 @@ def finish_template(template: dict[str, Any], stage: str, resources_by_id: dict[
     _reference_slack_secret(template)
     _reference_slack_channel(template, stage)
     _wire_sweep_queue(template)
+    _parameterise_reservations(template, resources_by_id, json.loads(iam.CONFIG.read_text()))
     stage_param = template.setdefault("Parameters", {}).setdefault("Stage", {"Type": "String"})
     stage_param.update(Default=stage, AllowedValues=[stage])
     return template
@@ -316,6 +317,35 @@ def _wire_sweep_queue(template: dict[str, Any]) -> None:
         variables = props.get("Environment", {}).get("Variables", {})
         if "SAFETYCATCH_SWEEP_QUEUE" in variables:
             variables["SAFETYCATCH_SWEEP_QUEUE"] = {"Ref": "SweepQueue"}
+
+
+def _parameterise_reservations(template: dict[str, Any], resources_by_id: dict[str, str],
+                               config: dict[str, Any]) -> None:
+    """Each function's reserved concurrency becomes a stack parameter (``identities.reservation_parameter``:
+    ``ReservedConcurrency`` for the handlers, ``ApiHandlerReservedConcurrency``, ``SweepWorkerReservedConcurrency``)
+    whose default is what .chalice/config.json sets, so an account with a small concurrency limit deploys with
+    ``make deploy RESERVED=... API_RESERVED=... SWEEP_RESERVED=...``. The sweep worker's SQS ``MaximumConcurrency``
+    follows its parameter (more pollers than reserved executions would throttle messages into the dead-letter
+    queue) and is at least 2, the least SQS accepts."""
+    parameters = template.setdefault("Parameters", {})
+    for logical, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        if resource["Type"] != "AWS::Serverless::Function" or "ReservedConcurrentExecutions" not in props:
+            continue
+        name = identities.reservation_parameter(resources_by_id.get(logical, logical), config)
+        sqs = [e["Properties"] for e in (props.get("Events") or {}).values() if e.get("Type") == "SQS"]
+        value = int(props["ReservedConcurrentExecutions"])
+        parameter = parameters.setdefault(name, {
+            "Type": "Number", "Default": value, "MinValue": 1,
+            "Description": f"Reserved concurrent executions of each function of this group (.chalice/config.json: "
+                           f"{value}); the stack's total must leave the account 100 unreserved (safetycatch doctor)"})
+        if parameter["Default"] != value:
+            raise BuildError(f"{logical}: reserved concurrency {value} differs from {parameter['Default']} of the "
+                             f"other functions under {name}: give it its own in .chalice/config.json lambda_functions")
+        props["ReservedConcurrentExecutions"] = {"Ref": name}
+        for source in sqs:
+            parameter["MinValue"] = 2
+            source.setdefault("ScalingConfig", {})["MaximumConcurrency"] = {"Ref": name}
 
 
 def slack_manifest(api_url: str) -> str:

@@ -41,7 +41,7 @@ from chalicelib.aws import RETRY_CONFIG, error_code, is_unsupported, queue_depth
 from chalicelib.events import CLOUDTRAIL_RULES, GLOBAL_SOURCES, cloudtrail_pattern
 from chalicelib.evidence import EVIDENCE_RULES
 from chalicelib.model import GLOBAL_MODES
-from cli import iam, layer, member_template
+from cli import iam, identities, layer, member_template
 
 SWEEP = ("scheduled_sweep", "rate(6 hours)")  # app.py's schedule
 IAM_REGION = "us-east-1"  # CloudTrail records IAM calls here only
@@ -453,21 +453,46 @@ def _constant(dotted: str) -> str:
 
 def check_reservations(checker: Checker) -> Item:
     """Whether the bot's reservations fit the account: Lambda keeps at least 100 executions unreserved (new
-    accounts may have a concurrency limit of 10, where no reservation fits). GetAccountSettings, in the region."""
+    accounts may have a concurrency limit of 10, where no reservation fits). GetAccountSettings, in the region;
+    the reservations are the deployed stack's parameters (what a redeploy keeps), else .chalice/config.json's."""
     settings = checker.client("lambda").get_account_settings()["AccountLimit"]
     limit, unreserved = int(settings["ConcurrentExecutions"]), int(settings["UnreservedConcurrentExecutions"])
-    planned = sum(bot_reservations().values())
+    reserved, source = planned_reservations(checker)
+    planned = sum(reserved.values())
     deployed = _deployed_reservations(checker)
     left = unreserved + deployed - planned
-    detail = (f"the stack reserves {planned} concurrent executions; the account's limit is {limit}, {unreserved} "
-              f"unreserved now{f' ({deployed} of them reserved by the bot already)' if deployed else ''}")
+    detail = (f"the stack reserves {planned} concurrent executions ({source}); the account's limit is {limit}, "
+              f"{unreserved} unreserved now{f' ({deployed} of them reserved by the bot already)' if deployed else ''}")
     if left >= UNRESERVED_FLOOR:
         return Item("reservations", "ok", f"{detail}: {left} stay unreserved")
     return Item("reservations", "missing", f"{detail}: only {left} would stay unreserved, Lambda needs "
                 f"{UNRESERVED_FLOOR} and refuses the deploy",
                 f"ask for more concurrency (Service Quotas, Lambda 'Concurrent executions', L-B99A9384: at least "
-                f"{planned + UNRESERVED_FLOOR + limit - unreserved - deployed}), or lower reserved_concurrency in "
-                ".chalice/config.json (README: what an account needs)")
+                f"{planned + UNRESERVED_FLOOR + limit - unreserved - deployed}), or deploy smaller reservations "
+                "(make deploy RESERVED=n API_RESERVED=n SWEEP_RESERVED=n; README: what an account needs)")
+
+
+def planned_reservations(checker: Checker) -> tuple[dict[str, int], str]:
+    """The reservations a deploy makes, by function, and where they come from: the deployed stack's
+    ``*ReservedConcurrency`` parameters (``aws cloudformation deploy`` keeps them unless overridden), else the
+    defaults of .chalice/config.json (``bot_reservations``)."""
+    reserved = bot_reservations()
+    try:
+        stacks = checker.client("cloudformation").describe_stacks(
+            StackName=f"{checker.target.app}-{checker.target.stage}")["Stacks"]
+    except ClientError as exc:
+        if "does not exist" not in str(exc):
+            raise
+        return reserved, ".chalice/config.json"
+    values = {p["ParameterKey"]: int(p["ParameterValue"]) for p in stacks[0].get("Parameters", [])
+              if p["ParameterKey"].endswith(identities.RESERVATION_PARAMETER)}
+    if not values:  # a stack deployed before the reservations were parameters
+        return reserved, ".chalice/config.json"
+    config = json.loads(iam.CONFIG.read_text())
+    for name in reserved:
+        if not name.startswith("resources.yaml"):  # the dead-letter notifier's fixed slot
+            reserved[name] = values.get(identities.reservation_parameter(name, config), reserved[name])
+    return reserved, f"stack {stacks[0]['StackName']}'s parameters"
 
 
 def _deployed_reservations(checker: Checker) -> int:
@@ -477,7 +502,7 @@ def _deployed_reservations(checker: Checker) -> int:
         if name.startswith("resources.yaml"):
             continue
         try:
-            total += int(lam.get_function_concurrency(FunctionName=checker.target.function(name))
+            total += int(lam.get_function_concurrency(FunctionName=identities.function_name(checker.target.stage, name))
                          .get("ReservedConcurrentExecutions") or 0)
         except ClientError as exc:
             if error_code(exc) != "ResourceNotFoundException":

@@ -68,3 +68,21 @@ def function_arns(account: str, region: str, stage: str) -> list[str]:
     """Exact ARNs of the bot's functions in ``account`` / ``region`` (Chalice's and the template's)."""
     names = [function_name(stage, n) for n in chalice_names()] + [f"{APP}-{stage}-{n}" for n in TEMPLATE_FUNCTIONS]
     return [f"arn:{PARTITION}:lambda:{region}:{account}:function:{name}" for name in names]
+
+
+RESERVATION_PARAMETER = "ReservedConcurrency"  # the stack parameter of every function without its own setting
+
+
+def reservation_parameter(name: str, config: dict) -> str:
+    """The stack parameter that holds the reserved concurrency of the Chalice function ``name``: its own
+    (``<Name>ReservedConcurrency``) when .chalice/config.json gives it its own ``reserved_concurrency`` under
+    ``lambda_functions``, else the shared ``ReservedConcurrency`` (the config's top-level value).
+
+    Example:
+        >>> config = {"reserved_concurrency": 10, "lambda_functions": {"sweep_worker": {"reserved_concurrency": 10}}}
+        >>> reservation_parameter("sweep_worker", config), reservation_parameter("on_config_change", config)
+        ('SweepWorkerReservedConcurrency', 'ReservedConcurrency')
+    """
+    if "reserved_concurrency" in config.get("lambda_functions", {}).get(name, {}):
+        return "".join(part.capitalize() for part in name.split("_")) + RESERVATION_PARAMETER
+    return RESERVATION_PARAMETER

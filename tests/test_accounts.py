@@ -150,3 +150,23 @@ def test_member_template_forwards_a_change_to_the_bot_which_fixes_it_there(aws, 
     report = handle_event(forwarded, runtime=runtime)
     assert [(f["policy"], f["outcome"]) for f in report["findings"]] == [("apigw-timeout", "fixed")]
     assert member.client("lambda").get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 25
+
+
+def test_member_sessions_share_one_sts_client_per_source(aws, monkeypatch):
+    """Issue 27, item 8: what repeats per account in an organisation sweep. botocore asks the fetcher for an STS
+    client at each member's first call; one base session builds it once for all members (counted, not timed)."""
+    base = boto3.session.Session(region_name="us-east-1")
+    built: list[str] = []
+    original = boto3.session.Session.client
+
+    def counting(self, service, *args, **kwargs):
+        if self is base:
+            built.append(service)
+        return original(self, service, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "client", counting)
+    members = [f"{n:012d}" for n in range(210000000001, 210000000006)]
+    identities = [accounts.assumed_session(base, account, "safetycatch-remediation").client("sts")
+                  .get_caller_identity()["Account"] for account in members]
+    assert identities == members  # each acts in its own account
+    assert built == ["sts"]

@@ -161,7 +161,10 @@ def test_the_organisation_sweep_is_wired_on_sqs(artifact):
     (source,) = [e["Properties"] for e in worker["Events"].values()]
     assert source["Queue"] == {"Fn::GetAtt": ["SweepQueue", "Arn"]}
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert source["ScalingConfig"]["MaximumConcurrency"] == worker["ReservedConcurrentExecutions"] == 10
+    # the pollers follow the worker's reservation (more would throttle scopes into the dead-letter queue)
+    assert source["ScalingConfig"]["MaximumConcurrency"] == worker["ReservedConcurrentExecutions"] == {
+        "Ref": "SweepWorkerReservedConcurrency"}
+    assert template["Parameters"]["SweepWorkerReservedConcurrency"]["Default"] == 10
     queue = resources["SweepQueue"]["Properties"]
     assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["SweepDeadLetterQueue", "Arn"]},
                                       "maxReceiveCount": MAX_RECEIVES}
@@ -176,7 +179,8 @@ def test_bot_follows_its_own_advice(artifact):
     functions = _functions(template)
     assert functions, "the template has the bot's functions"
     for logical, props in functions.items():
-        assert props["ReservedConcurrentExecutions"] >= 1, f"{logical}: reserved concurrency (footgun 9)"
+        reserved = template["Parameters"][props["ReservedConcurrentExecutions"]["Ref"]]
+        assert reserved["Default"] >= reserved["MinValue"] >= 1, f"{logical}: reserved concurrency (footgun 9)"
         assert 256 <= props["MemorySize"] <= 1769, f"{logical}: memory sized (footgun 10)"
         assert props["Tracing"] == "Active"
         assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] != CONFIG["app_name"]
@@ -266,6 +270,40 @@ def test_template_names_match_chalice_deploy_so_the_bot_knows_its_own_roles():
     assert done["APIHandler"]["Properties"]["Layers"] == [{"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:"
                                                            "017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"}]
     assert Settings().is_own_role("arn:aws:iam::123456789012:role/safetycatch-prod-api_handler")
+
+
+def test_the_bot_s_reservations_are_stack_parameters_with_the_config_s_defaults(artifact):
+    """Issue 27: an account with a small concurrency limit deploys smaller reservations (make deploy RESERVED=...,
+    API_RESERVED=..., SWEEP_RESERVED=...) without editing the config; the defaults are .chalice/config.json's and
+    add up to the 76 doctor counts."""
+    from cli.doctor import bot_reservations
+
+    template = _template(artifact)
+    by_function = {logical: props["ReservedConcurrentExecutions"]["Ref"]
+                   for logical, props in _functions(template).items()}
+    assert set(by_function.values()) == {"ReservedConcurrency", "ApiHandlerReservedConcurrency",
+                                         "SweepWorkerReservedConcurrency"}
+    parameters = template["Parameters"]
+    assert {name: parameters[name]["Default"] for name in set(by_function.values())} == {
+        "ReservedConcurrency": CONFIG["reserved_concurrency"],
+        "ApiHandlerReservedConcurrency": CONFIG["lambda_functions"]["api_handler"]["reserved_concurrency"],
+        "SweepWorkerReservedConcurrency": CONFIG["lambda_functions"]["sweep_worker"]["reserved_concurrency"]}
+    assert parameters["SweepWorkerReservedConcurrency"]["MinValue"] == 2  # SQS's least MaximumConcurrency
+    fixed = [r["Properties"]["ReservedConcurrentExecutions"] for r in template["Resources"].values()
+             if r["Type"] == "AWS::Lambda::Function"]
+    assert sum(parameters[ref]["Default"] for ref in by_function.values()) + sum(fixed) == sum(
+        bot_reservations().values()) == 76
+    makefile = (ROOT / "Makefile").read_text()
+    for variable, parameter in (("RESERVED", "ReservedConcurrency"), ("API_RESERVED", "ApiHandlerReservedConcurrency"),
+                                ("SWEEP_RESERVED", "SweepWorkerReservedConcurrency")):
+        assert f"$(if $({variable}),{parameter}=$({variable}))" in makefile
+
+
+def test_functions_of_one_reservation_parameter_must_agree():
+    template = {"Resources": {name: {"Type": "AWS::Serverless::Function", "Properties": {
+        "ReservedConcurrentExecutions": value}} for name, value in (("A", 10), ("B", 3))}}
+    with pytest.raises(build.BuildError, match="B: reserved concurrency 3 differs from 10"):
+        build._parameterise_reservations(template, {"A": "a", "B": "b"}, {"reserved_concurrency": 10})
 
 
 @pytest.mark.slow

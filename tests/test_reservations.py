@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 
 from cli import doctor
 
@@ -40,17 +41,47 @@ def test_the_stack_reserves_76_executions_by_function():
 def test_doctor_says_before_deploy_whether_the_reservations_fit(aws, stub_only, limit, unreserved, status, left):
     item = _check(aws, stub_only, limit, unreserved)
     assert item.status == status, item
-    assert f"the stack reserves 76 concurrent executions; the account's limit is {limit}" in item.detail
+    assert (f"the stack reserves 76 concurrent executions (.chalice/config.json); the account's limit is {limit}"
+            in item.detail)
     if status == "ok":
         assert item.detail.endswith(f"{left} stay unreserved")
     else:
         assert f"only {left} would stay unreserved, Lambda needs 100" in item.detail
         assert "L-B99A9384" in item.fix and f"at least {76 + 100}" in item.fix
+        assert "make deploy RESERVED=n API_RESERVED=n SWEEP_RESERVED=n" in item.fix
 
 
 def test_a_deployed_bot_counts_its_own_reservations_once(aws, stub_only):
     """Once deployed, the bot's own reservations are already out of the unreserved pool: not counted twice."""
-    arn = aws.function("safetycatch-dev-api_handler")
+    arn = aws.function("safetycatch-dev")  # the API handler, as the package names it
     aws.client("lambda").put_function_concurrency(FunctionName=arn, ReservedConcurrentExecutions=5)
     item = _check(aws, stub_only, 176, 171)
     assert item.status == "ok" and "(5 of them reserved by the bot already)" in item.detail
+
+
+def _stack(aws: Any, **parameters: int) -> None:
+    """The deployed stack as CloudFormation reports it: the reservation parameters with their values (moto keeps
+    a stack's parameters; one placeholder resource stands for the rest)."""
+    template = {"Parameters": {name: {"Type": "Number", "Default": 1} for name in parameters},
+                "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}}}
+    aws.client("cloudformation").create_stack(
+        StackName="safetycatch-dev", TemplateBody=yaml.safe_dump(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in parameters.items()])
+
+
+def test_doctor_reads_the_reservations_from_the_deployed_stack(aws, stub_only):
+    """Deployed with smaller reservations (make deploy RESERVED=2 API_RESERVED=2 SWEEP_RESERVED=2), the stack
+    reserves 6 handlers x 2 + the sweep worker's 2 + the API's 2 + 1 = 17 (the dead-letter notifier keeps its own
+    slot): what a redeploy keeps, so an account of 117 fits where the config's 76 would not."""
+    _stack(aws, ReservedConcurrency=2, ApiHandlerReservedConcurrency=2, SweepWorkerReservedConcurrency=2)
+    item = _check(aws, stub_only, 117, 117)
+    assert item.status == "ok", item
+    assert item.detail.startswith("the stack reserves 17 concurrent executions (stack safetycatch-dev's parameters)")
+    assert item.detail.endswith("100 stay unreserved")
+    assert _check(aws, stub_only, 116, 116).status == "missing"
+
+
+def test_a_stack_without_the_parameters_falls_back_to_the_config(aws, stub_only):
+    _stack(aws, Unrelated=3)
+    item = _check(aws, stub_only, 1000, 1000)
+    assert "the stack reserves 76 concurrent executions (.chalice/config.json)" in item.detail
