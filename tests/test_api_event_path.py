@@ -203,6 +203,23 @@ def test_an_api_invoking_through_an_invocation_role_is_found_from_a_function_cha
     assert not [d for d in sweep.decisions if d.finding.policy == "apigw-timeout"], "fixed: the sweep agrees"
 
 
+def test_a_function_no_api_may_invoke_reads_no_routes_on_its_event_in_a_region_of_many_apis(aws, runtime, calls):
+    """Looking behind invocation roles reads every API's routes (GetResources: 5 requests per 2 s per account,
+    shared with the customer's deploys); one event of a function no API has permission for does it only in a
+    region of at most EVENT_PATH_MAX_APIS APIs: beyond it the event lists the APIs and reads no route."""
+    from chalicelib.inventory.apis import EVENT_PATH_MAX_APIS
+
+    aws.function("worker", timeout=10)
+    for i in range(EVENT_PATH_MAX_APIS + 1):
+        aws.client("apigateway").create_rest_api(name=f"api-{i}")
+    aws.client("lambda").update_function_configuration(FunctionName="worker", Timeout=30)
+    calls.clear()
+    handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "worker", "timeout": 30}),
+                 runtime=runtime)
+    reads = [c for c in calls.calls if c.startswith("apigateway")]
+    assert "apigateway.GetRestApis" in reads and "apigateway.GetResources" not in reads, reads
+
+
 def test_an_integration_with_credentials_is_heard_from_its_put_integration(aws, runtime):
     arn = aws.function("orders-api", timeout=30)
     role = _invocation_role(aws)

@@ -31,6 +31,9 @@ REST_DEFAULT_TIMEOUT_MS = 29000
 HTTP_DEFAULT_TIMEOUT_MS = 30000
 _STAGE_VARIABLE = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_]+)\}")
 WEBSOCKET_DEFAULT_TIMEOUT_MS = 29000  # and its maximum: a WebSocket API's limit is 29 s, not 30 s
+# a function no API has permission for is looked for behind invocation roles on its own events only in a region
+# with at most this many APIs (each costs a GetResources / GetIntegrations read); beyond it the sweep finds them
+EVENT_PATH_MAX_APIS = 10
 _SOURCE_API = re.compile(r"^arn:aws[a-z-]*:execute-api:[a-z0-9-]+:\d{12}:(?P<api>[a-z0-9]+)/")
 
 
@@ -56,7 +59,11 @@ class ApiReader(Reader):
         api_ids: set[str] = set()
         statements = (policy or {}).get("Statement", [])
         if not any(_allows_api_gateway(s) for s in statements):
-            return None  # no permission for API Gateway: only an invocation role can invoke it, so read every API
+            # no permission for API Gateway: only an invocation role can invoke it, which only every API's routes
+            # show; one event reads them only in a region with few APIs (GetResources is 5 requests per 2 s per
+            # account, shared with the customer), else the sweep finds such an API, as it always has
+            rest, http = self._api_lists()
+            return None if len(rest) + len(http) <= EVENT_PATH_MAX_APIS else {}
         for statement in statements:
             principal = statement.get("Principal")
             service = principal.get("Service") if isinstance(principal, dict) else principal
@@ -86,7 +93,7 @@ class ApiReader(Reader):
         return self.ctx.once("route_index", self._read_route_index)
 
     def _read_route_index(self) -> dict[str, list[ApiRoute]]:
-        rest, http = self.ctx.parallel("apigateway", lambda list_apis: list_apis(), [self._rest_apis, self._http_apis])
+        rest, http = self._api_lists()
         found = self.ctx.parallel("apigateway", lambda api: self._rest_api_routes(api["id"], api.get("name", "")), rest)
         found += self.ctx.parallel("apigatewayv2", lambda api: self._http_api_routes(
             api["ApiId"], api.get("Name", ""), api.get("ProtocolType", "HTTP")), http)
@@ -94,6 +101,14 @@ class ApiReader(Reader):
         for function_arn, route in (item for routes in found for item in routes):
             index[function_arn].append(route)
         return dict(index)
+
+    def _api_lists(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The region's REST APIs and its HTTP / WebSocket APIs (listed once per run)."""
+        def read() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            rest, http = self.ctx.parallel("apigateway", lambda list_apis: list_apis(),
+                                           [self._rest_apis, self._http_apis])
+            return rest, http
+        return self.ctx.once("api_lists", read)
 
     def _rest_apis(self) -> list[dict[str, Any]]:
         pages = self.clients("apigateway").get_paginator("get_rest_apis").paginate(PaginationConfig=PAGE)
