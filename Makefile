@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2
 
 # Mutation testing of the safety modules (pyproject.toml [tool.mutmut]); not part of `make test`: it takes hours on
-# two cores. MUTANTS narrows it (e.g. MUTANTS="chalicelib.limits*"); the score is printed at the end.
+# two cores. MUTANTS narrows it (e.g. MUTANTS="chalicelib.decide.limits*"); the score is printed at the end.
 mutate: $(STAMP)
 	-$(BIN)/mutmut run --max-children 2 $(MUTANTS)
 	@$(BIN)/mutmut export-cicd-stats >/dev/null
@@ -40,13 +40,13 @@ lint: $(STAMP)
 
 # chalice package builds for the Python that runs it: it must be the one the stage's Powertools layer is for.
 python-matches-layer: $(STAMP)
-	@$(BIN)/python -m cli.build check-python $(STAGE)
+	@$(BIN)/python -m safetycatch.build check-python $(STAGE)
 
 package: $(STAMP) python-matches-layer
-	@APPROVERS="$(APPROVERS)" $(BIN)/python -m cli.build package $(STAGE)
+	@APPROVERS="$(APPROVERS)" $(BIN)/python -m safetycatch.build package $(STAGE)
 
 iam: $(STAMP)
-	@$(BIN)/python -m cli.build iam
+	@$(BIN)/python -m safetycatch.build iam
 
 # One command from a clone to a running bot (AWS CLI + credentials):
 #   make deploy STAGE=prod BUCKET=my-artifacts SLACK_CHANNEL=C0123ABCD APPROVERS=U0123ABCD,S0SREGRP1
@@ -76,7 +76,7 @@ deploy: package
 	fi
 	@url=$$(aws cloudformation describe-stacks --stack-name safetycatch-$(STAGE) \
 		--query "Stacks[0].Outputs[?OutputKey=='EndpointURL'].OutputValue" --output text); \
-	$(BIN)/python -m cli.build slack-manifest "$$url" > build/slack-app-manifest.yaml && \
+	$(BIN)/python -m safetycatch.build slack-manifest "$$url" > build/slack-app-manifest.yaml && \
 	echo "deployed safetycatch-$(STAGE): its API is $$url" && \
 	echo "next: create the Slack app from build/slack-app-manifest.yaml (api.slack.com/apps, From an app manifest)," && \
 	echo "      put its token in the secret (safetycatch doctor --stage $(STAGE) prints the command)," && \

@@ -16,16 +16,17 @@
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import handlers, observability, slack_routes
-from chalicelib.events import CLOUDTRAIL_RULES
-from chalicelib.evidence import EVIDENCE_RULES
+from chalicelib.bot import handlers, slack_routes
+from chalicelib.core import observability
+from chalicelib.intake.events import CLOUDTRAIL_RULES
+from chalicelib.killswitch.evidence import EVIDENCE_RULES
 
 app = Chalice(app_name="safetycatch")
 SWEEP_QUEUE = "safetycatch-sweep"
 SWEEP_CONCURRENCY = 10
 observability.install(app)  # Powertools Logger context, Tracer and Metrics around every handler
 
-# Every rule pattern comes from chalicelib: the one list of watched CloudTrail changes (chalicelib/events.py,
+# Every rule pattern comes from chalicelib: the one list of watched CloudTrail changes (chalicelib/intake/events.py,
 # which the member accounts' and the us-east-1 forwarding rules share) and the evidence rules.
 CONFIG_CHANGES = CLOUDTRAIL_RULES["on_config_change"]  # Lambda and API Gateway changes of one function
 DEPENDENCY_CHANGES = CLOUDTRAIL_RULES["on_dependency_change"]  # routing, role policies, bucket notifications
@@ -62,8 +63,8 @@ def scheduled_sweep(event):
     return handlers.on_schedule(event.to_dict(), event.context)
 
 
-# The queue is the stack's SweepQueue (cli/build.py points the event source at it); reserved concurrency in
-# .chalice/config.json and the event source's maximum concurrency bound the fan-out.
+# The queue is the stack's SweepQueue (safetycatch/build/steps.py points the event source at it); reserved concurrency
+# in .chalice/config.json and the event source's maximum concurrency bound the fan-out.
 @app.on_sqs_message(queue=SWEEP_QUEUE, batch_size=1, name="sweep_worker", maximum_concurrency=SWEEP_CONCURRENCY)
 def sweep_worker(event):
     """One scope (account, region) of a sweep run per message; failed scopes come back as partial batch failures."""

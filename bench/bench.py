@@ -9,8 +9,9 @@ alarm, sentinel, a second loop under a sentinel already in ALARM) comes from the
     python bench/bench.py [--sizes 1000,5000] [--events 5000] [--repeat 2] [--storm 2000]
 
 Also replays a burst of events through the handler in-process (events/s, p50/p99 per event, memory), and a deploy
-storm (cli/storm.py): 10,000 CloudTrail events from a stack updating 2,000 functions through the real handler under
-the bot's reserved concurrency with throttling injected (throughput, p50/p99, backlog drain time, nothing dropped).
+storm (safetycatch/local/storm.py): 10,000 CloudTrail events from a stack updating 2,000 functions through the real
+handler under the bot's reserved concurrency with throttling injected (throughput, p50/p99, backlog drain time,
+nothing dropped).
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import compare, time_to_kill  # noqa: E402
-from cli.sandbox import FAKE_CREDENTIALS, SandboxAccount, free_port  # noqa: E402
+from safetycatch.local.sandbox import FAKE_CREDENTIALS, SandboxAccount, free_port  # noqa: E402
 
 # moto's server with one property of DynamoDB it lacks: each conditional write is atomic (the storm runs 10 writers).
-MOTO_SERVER = ("import sys; from cli.storm import atomic_dynamodb; from moto.server import main\n"
+MOTO_SERVER = ("import sys; from safetycatch.local.storm import atomic_dynamodb; from moto.server import main\n"
                "with atomic_dynamodb(): main(sys.argv[1:])")
 
 
@@ -83,7 +84,7 @@ class CallCounter:
 
 
 def runtime_with_counter() -> tuple[Any, CallCounter]:
-    from chalicelib.runtime import Runtime
+    from chalicelib.bot.runtime import Runtime
 
     runtime = Runtime.from_env(str(ROOT / "policies"), mode="enforce", region="us-east-1")
     runtime.account = "123456789012"
@@ -118,8 +119,8 @@ def bench_scan(n: int, repeat: int) -> dict[str, float]:
 
 def bench_event() -> None:
     """AWS calls for single config-change events (the client set-up of a cold start is warmed first)."""
-    from chalicelib.handlers import handle_event
-    from cli.cloudtrail import api_call
+    from chalicelib.bot.handlers import handle_event
+    from safetycatch.local.cloudtrail import api_call
 
     cases: list[tuple[str, str, dict[str, Any]]] = [
         ("timeout change, typical function", "UpdateFunctionConfiguration20150331v2",
@@ -148,7 +149,7 @@ def bench_event() -> None:
 def burst_events(n: int, functions: int) -> list[dict[str, Any]]:
     """A realistic mix: timeout and memory changes, tag changes, duplicates (EventBridge delivers at least once),
     the bot's own writes, denied calls."""
-    from cli.cloudtrail import api_call
+    from safetycatch.local.cloudtrail import api_call
 
     events: list[dict[str, Any]] = []
     for i in range(n):
@@ -173,7 +174,7 @@ def burst_events(n: int, functions: int) -> list[dict[str, Any]]:
 
 
 def bench_burst(n: int, functions: int) -> None:
-    from chalicelib.handlers import handle_event
+    from chalicelib.bot.handlers import handle_event
 
     events = burst_events(n, functions)
     runtime, counter = runtime_with_counter()
@@ -209,14 +210,15 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def bench_storm(functions: int, concurrency: int = 10) -> None:
-    """A deploy storm (cli/storm.py): 5 CloudTrail events per function of a stack, 2% delivered twice, through the
-    real handler under the bot's reserved concurrency, throttling on 5% of events' first attempts and on every
-    attempt of 0.2%; then ``redrive --fix`` of what was dead-lettered."""
+    """A deploy storm (safetycatch/local/storm.py): 5 CloudTrail events per function of a stack, 2% delivered twice,
+    through the real handler under the bot's reserved concurrency, throttling on 5% of events' first attempts and on
+    every attempt of 0.2%; then ``redrive --fix`` of what was dead-lettered."""
     import tempfile
 
-    from chalicelib.runtime import Runtime
-    from cli import redrive, storm
-    from cli.provision import init_state_table
+    from chalicelib.bot.runtime import Runtime
+    from safetycatch import redrive
+    from safetycatch.local import storm
+    from safetycatch.provision import init_state_table
 
     started = time.perf_counter()
     names, needs_fix = storm.seed_stack(SandboxAccount(), functions)
@@ -233,7 +235,7 @@ def bench_storm(functions: int, concurrency: int = 10) -> None:
     init_state_table(runtime.clients(), table)
     events = storm.deploy_events(names)
     run.injector.calls = 0
-    from chalicelib.log import logger
+    from chalicelib.core.log import logger
 
     logger.setLevel("ERROR")  # one warning per injected throttle would bury the figures
     report = run.run(events)
@@ -249,7 +251,7 @@ def bench_storm(functions: int, concurrency: int = 10) -> None:
 
 
 def _print_storm(report: Any, run: Any, deliveries: int, unique: int, functions: int, concurrency: int) -> None:
-    from cli import storm
+    from safetycatch.local import storm
 
     acted = report.acted()
     problems = report.problems(run.injector.writes)
@@ -329,7 +331,7 @@ def main() -> int:
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
     server, endpoint = start_moto()
     os.environ["AWS_ENDPOINT_URL"] = endpoint
-    from chalicelib import quotas
+    from chalicelib.core import quotas
 
     quotas.configure(enabled=False)  # moto has no quotas: these figures are the bot's own speed (quota mode below)
     try:

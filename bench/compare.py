@@ -84,7 +84,7 @@ def timed(run: Callable[[], Any]) -> tuple[float, int, Any]:
 
 
 def new_runtime() -> Any:
-    from chalicelib.runtime import Runtime
+    from chalicelib.bot.runtime import Runtime
 
     runtime = Runtime.from_env(str(ROOT / "policies"), mode="enforce", region="us-east-1")
     runtime.account = ACCOUNT
@@ -103,8 +103,8 @@ def safetycatch_scan(delay: float, n: int, runtime: Any = None) -> tuple[float, 
 
 def safetycatch_org(delay: float, accounts: list[str], regions: list[str]) -> tuple[float, int, dict[str, Any]]:
     """One organisation sweep through each member's role (every scope at once, as ``scan --accounts``)."""
-    from chalicelib.runtime import Runtime
-    from chalicelib.scopes import Scope, sweep_scopes
+    from chalicelib.bot.runtime import Runtime
+    from chalicelib.org.scopes import Scope, sweep_scopes
 
     latency.install(delay)
     runtime = Runtime.from_env(str(ROOT / "policies"), mode="enforce", region="us-east-1")
@@ -116,7 +116,7 @@ def safetycatch_org(delay: float, accounts: list[str], regions: list[str]) -> tu
 def seed_members(accounts: list[str], regions: list[str], per_scope: int) -> None:
     """``per_scope`` functions in each member account and region (the bench estate's mix), in parallel."""
     from bench.bench import seed_account
-    from cli.sandbox import member_sandbox
+    from safetycatch.local.sandbox import member_sandbox
 
     def one(account: str) -> None:  # an account's regions one after another: they share its IAM role
         for region in regions:
@@ -236,10 +236,10 @@ def scope_lower_bound(layer: Any, share: float) -> tuple[float, str]:
 
 
 def org_with_quotas(delay: float, accounts: list[str]) -> None:
-    """The same organisation sweep under AWS's quotas (tests/aws_quotas.py, per member account) with the bot's
+    """The same organisation sweep under AWS's quotas (tests/world/aws_quotas.py, per member account) with the bot's
     pacing at ``max_quota_share``: time, throttled requests, the quotas' lower bound, the peak shares."""
-    from chalicelib import quotas
-    from tests.aws_quotas import QuotaLayer
+    from chalicelib.core import quotas
+    from tests.world.aws_quotas import QuotaLayer
 
     pacer = quotas.configure(share=quotas.DEFAULT_SHARE, clock=quotas.RealClock(), enabled=True)
     layer = QuotaLayer(clock=pacer.clock)
@@ -281,9 +281,10 @@ USD_PER_ALARM_METRIC = 0.10
 
 def alarm_costs(functions: int = 1000, reserved_share: float = 0.1) -> None:
     """Alarms and monthly alarm cost for ``functions`` functions under the kill-switch: one metric-math alarm
-    each (chalicelib/alarms.py) against the sentinels (chalicelib/sentinel.py). Per-function ConcurrentExecutions
-    series exist only for functions with reserved concurrency (``reserved_share`` of them)."""
-    from chalicelib import alarms, sentinel
+    each (chalicelib/domain/alarms.py) against the sentinels (chalicelib/killswitch/sentinel.py). Per-function
+    ConcurrentExecutions series exist only for functions with reserved concurrency (``reserved_share`` of them)."""
+    from chalicelib.domain import alarms
+    from chalicelib.killswitch import sentinel
 
     spec = alarms.alarm_spec("f", alarms.Thresholds(5000, 500, True, 2))
     per_alarm = sum(1 for m in spec["Metrics"] if "MetricStat" in m)

@@ -2,7 +2,7 @@
 
 * :func:`quota_table`: one account of ``functions`` functions with ``rest`` REST and ``http`` HTTP APIs, at the
   latency mode's delay, twice: on moto alone (no quotas, the bot's pacing off: what the bot's own CPU allows) and
-  with AWS's published quotas on (tests/aws_quotas.py on the wall clock, the bot pacing itself to
+  with AWS's published quotas on (tests/world/aws_quotas.py on the wall clock, the bot pacing itself to
   ``max_quota_share``). Printed beside the second: the lower bound the quotas impose on the bot's share (for each
   quota, its requests beyond its share of the burst at its share of the rate), the peak share of each quota the
   sweep took, and the throttled requests (none expected).
@@ -30,7 +30,7 @@ ACCOUNT = "123456789012"
 
 def seed_apis(rest: int, http: int, functions: int) -> None:
     """Add REST and HTTP APIs until the account has ``rest`` and ``http`` of them (each to one bench function)."""
-    from cli.sandbox import SandboxAccount
+    from safetycatch.local.sandbox import SandboxAccount
 
     account = SandboxAccount()
     have_rest = len(account.client("apigateway").get_rest_apis(limit=500).get("items", []))
@@ -43,7 +43,7 @@ def seed_apis(rest: int, http: int, functions: int) -> None:
 
 
 def _sweep(n: int) -> tuple[float, Any]:
-    from chalicelib.runtime import Runtime
+    from chalicelib.bot.runtime import Runtime
 
     runtime = Runtime.from_env(str(ROOT / "policies"), mode="enforce", region="us-east-1")
     runtime.account = ACCOUNT
@@ -55,8 +55,8 @@ def _sweep(n: int) -> tuple[float, Any]:
 
 def quota_table(delay: float, functions: int, rest: int, http: int) -> dict[str, Any]:
     """The sweep without and with AWS's quotas (see the module's text); returns the figures."""
-    from chalicelib import quotas
-    from tests.aws_quotas import QuotaLayer
+    from chalicelib.core import quotas
+    from tests.world.aws_quotas import QuotaLayer
 
     started = time.perf_counter()
     seed_apis(rest, http, functions)
@@ -101,7 +101,7 @@ def lower_bound(layer: Any, share: float) -> tuple[float, str]:
 
 
 SCAN = ("import sys; sys.path.insert(0, {root!r}); from bench import latency; latency.install({delay}); "
-        "from cli.main import run; run()")
+        "from safetycatch.main import run; run()")
 
 
 def whole_process(endpoint: str, delay: float, n: int, python: Path | None) -> None:

@@ -1,4 +1,4 @@
-"""Time to kill, from the test world's CloudWatch clock (tests/cloudwatch_evaluator.py): how long from the first
+"""Time to kill, from the test world's CloudWatch clock (tests/world/cloudwatch_evaluator.py): how long from the first
 minute a function's Invocations are over the threshold until it is throttled to 0, through the real handler.
 
 Three runs on an in-process moto (``mock_aws``), each from Lambda-shaped metrics:
@@ -32,7 +32,7 @@ THRESHOLD = 1000  # Invocations a minute, the runaway-loop policy's (as a test s
 
 
 def _runtime(policies: Path) -> Any:
-    from chalicelib.runtime import Runtime
+    from chalicelib.bot.runtime import Runtime
 
     runtime = Runtime.from_env(str(policies), mode="enforce", region="us-east-1")
     runtime.account = "123456789012"
@@ -41,7 +41,7 @@ def _runtime(policies: Path) -> Any:
 
 def _until_killed(world: Any, runtime: Any, aws: Any, name: str, started: datetime, limit: int = 10) -> str:
     """Tick the evaluator minute by minute, deliver each event to the handler, until ``name`` is throttled."""
-    from chalicelib.handlers import handle_event
+    from chalicelib.bot.handlers import handle_event
 
     lambda_ = aws.client("lambda")
     handler_seconds = 0.0
@@ -59,14 +59,14 @@ def _until_killed(world: Any, runtime: Any, aws: Any, name: str, started: dateti
 def _per_function(policies: Path) -> str:
     from moto import mock_aws
 
-    from cli.cloudtrail import api_call
-    from cli.sandbox import SandboxAccount
-    from tests.cloudwatch_evaluator import Evaluator, lambda_minutes
+    from safetycatch.local.cloudtrail import api_call
+    from safetycatch.local.sandbox import SandboxAccount
+    from tests.world.cloudwatch_evaluator import Evaluator, lambda_minutes
 
     with mock_aws():
         aws, runtime = SandboxAccount(), _runtime(policies)
         arn = aws.function("looper", tags={"safetycatch:kill-switch": "true"})
-        from chalicelib.handlers import handle_event
+        from chalicelib.bot.handlers import handle_event
 
         handle_event(api_call("TagResource20170331v2", {"resource": arn, "tags": {"safetycatch:kill-switch": "true"}}),
                      runtime=runtime)
@@ -80,9 +80,9 @@ def _per_function(policies: Path) -> str:
 def _sentinel(policies: Path, busy_first: bool) -> str:
     from moto import mock_aws
 
-    from chalicelib import sentinel
-    from cli.sandbox import SandboxAccount
-    from tests.cloudwatch_evaluator import Evaluator, lambda_minutes
+    from chalicelib.killswitch import sentinel
+    from safetycatch.local.sandbox import SandboxAccount
+    from tests.world.cloudwatch_evaluator import Evaluator, lambda_minutes
 
     with mock_aws():
         aws, runtime = SandboxAccount(), _runtime(policies)
@@ -103,7 +103,7 @@ def _sentinel(policies: Path, busy_first: bool) -> str:
 
 def main() -> None:
     """Print the three time-to-kill figures."""
-    from tests.runaway_support import policies_with
+    from tests.world.runaway_support import policies_with
 
     saved = {k: os.environ.pop(k) for k in ("AWS_ENDPOINT_URL", "SAFETYCATCH_TABLE") if k in os.environ}
     try:
@@ -124,7 +124,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from cli.sandbox import FAKE_CREDENTIALS
+    from safetycatch.local.sandbox import FAKE_CREDENTIALS
 
     os.environ.update(FAKE_CREDENTIALS)
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"

@@ -26,9 +26,10 @@ from botocore.stub import Stubber
 from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 
-from chalicelib import handlers, quotas
-from chalicelib.runtime import Runtime
-from cli.sandbox import FAKE_CREDENTIALS, SandboxAccount
+from chalicelib.bot import handlers
+from chalicelib.bot.runtime import Runtime
+from chalicelib.core import quotas
+from safetycatch.local.sandbox import FAKE_CREDENTIALS, SandboxAccount
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = Path(__file__).resolve().parent / "events"
@@ -61,7 +62,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _virtual_pacing() -> Iterator[quotas.Pacer]:
-    """The bot paces its requests to its share of AWS's quotas (chalicelib/quotas.py) on a virtual clock in
+    """The bot paces its requests to its share of AWS's quotas (chalicelib/core/quotas.py) on a virtual clock in
     tests: nothing waits on the wall clock, and each test starts with nothing reserved."""
     yield quotas.configure(share=quotas.DEFAULT_SHARE, clock=quotas.ManualClock(), enabled=True)
 
@@ -169,7 +170,7 @@ def stub_only(calls: CallRecorder) -> Iterator[Callable[..., OnlyStubber]]:
 @pytest.fixture
 def captured_log() -> Iterator[io.StringIO]:
     """Every line the bot's Powertools logger writes during the test (level DEBUG), as text."""
-    from chalicelib.log import logger
+    from chalicelib.core.log import logger
 
     buffer = io.StringIO()
     handler = logger.registered_handler
@@ -182,10 +183,9 @@ def captured_log() -> Iterator[io.StringIO]:
 
 @pytest.fixture
 def local_slack() -> Iterator[Any]:
-    """The local Slack API server (tests/slack_helpers.py has Slack's side of a click)."""
-    from slack_helpers import BOT_TOKEN, GROUP, GROUP_MEMBER
-
-    from cli.slack_local import LocalSlack
+    """The local Slack API server (tests/world/slack_helpers.py has Slack's side of a click)."""
+    from safetycatch.local.slack_local import LocalSlack
+    from tests.world.slack_helpers import BOT_TOKEN, GROUP, GROUP_MEMBER
 
     with LocalSlack(token=BOT_TOKEN, groups={GROUP: [GROUP_MEMBER]}) as slack:
         yield slack
@@ -195,9 +195,8 @@ def local_slack() -> Iterator[Any]:
 def slack_bot(aws: SandboxAccount, make_runtime: Callable[..., Runtime], local_slack: Any,
               monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
     """The bot with Slack configured as deployed (the repo's policies with approvers), worker inline."""
-    from slack_helpers import configure_slack, deployed_bot, policies_dir
-
-    from chalicelib import slack_routes
+    from chalicelib.bot import slack_routes
+    from tests.world.slack_helpers import configure_slack, deployed_bot, policies_dir
 
     configure_slack(aws, monkeypatch, local_slack)
     yield deployed_bot(make_runtime, local_slack, policies_dir(tmp_path))

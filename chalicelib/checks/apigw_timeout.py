@@ -16,14 +16,14 @@ WebSocket APIs have a 29 s integration limit (HTTP APIs 30 s, REST APIs 29 s by 
 from __future__ import annotations
 
 from chalicelib.checks.base import API_DEFINITION_CHANGES, Check, Param, Params, Rule
-from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
+from chalicelib.core.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
 
 
 def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) -> list[Finding]:
     """Flag a function whose Timeout > tightest integration timeout − buffer_seconds.
 
     Example:
-        >>> from chalicelib.model import ApiRoute, FunctionRef
+        >>> from chalicelib.core.model import ApiRoute, FunctionRef
         >>> route = ApiRoute("rest", "k7q2", "orders", "GET /orders", "AWS_PROXY", 29000)
         >>> fn = FunctionSnapshot(FunctionRef("orders-api", "123456789012", "us-east-1"), timeout_s=30,
         ...                       routes=(route,))

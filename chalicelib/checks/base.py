@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.model import AccountFacts, Finding, FunctionSnapshot, LogSearch, MetricQuery
+from chalicelib.core.model import AccountFacts, Finding, FunctionSnapshot, LogSearch, MetricQuery
 
 Params = dict[str, Any]
 Evaluate = Callable[[FunctionSnapshot, Params, AccountFacts], list[Finding]]
@@ -25,7 +25,8 @@ FACETS |= frozenset({"scaling"})  # Application Auto Scaling on provisioned conc
 FACETS |= frozenset({"chains", "iam_simulation"})  # loop paths of several hops; IAM's own answer on a loop
 
 # API Gateway changes that write a whole API (OpenAPI imports, HTTP API quick create) or move a route: every Lambda
-# integration of the API may have changed (chalicelib/events.py watches these; the route-reading checks declare them).
+# integration of the API may have changed (chalicelib/intake/events.py watches these; the route-reading checks declare
+# them).
 API_DEFINITION_CHANGES = ("ImportRestApi", "PutRestApi", "ImportApi", "ReimportApi", "CreateApi", "UpdateRoute")
 
 MAX_TEXT = 256    # characters in a text param (and in each item of a list param)

@@ -9,7 +9,7 @@ which is why the default mode asks a human first.
 from __future__ import annotations
 
 from chalicelib.checks.base import Check, Param, Params
-from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
+from chalicelib.core.model import AccountFacts, Finding, FixSpec, FunctionSnapshot
 
 BATCH_SOURCES = {"sqs": "SQS queue", "kinesis": "Kinesis stream", "dynamodb": "DynamoDB stream of table"}
 REPORT = "ReportBatchItemFailures"
@@ -19,7 +19,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     """One finding per batching mapping (BatchSize > min_batch_size) without ReportBatchItemFailures.
 
     Example:
-        >>> from chalicelib.model import EventSourceMapping, FunctionRef
+        >>> from chalicelib.core.model import EventSourceMapping, FunctionRef
         >>> m = EventSourceMapping("53610531", "arn:aws:sqs:us-east-1:123456789012:orders-queue",
         ...                        "arn:aws:lambda:us-east-1:123456789012:function:orders-api", 10, (), "Enabled")
         >>> fn = FunctionSnapshot(FunctionRef("orders-api", "123456789012", "us-east-1"), mappings=(m,))

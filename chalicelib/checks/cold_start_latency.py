@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import re
 
-from chalicelib import pricing
 from chalicelib.checks.base import API_DEFINITION_CHANGES, Check, Param, Params
-from chalicelib.model import MB, AccountFacts, Finding, FunctionSnapshot
+from chalicelib.core.model import MB, AccountFacts, Finding, FunctionSnapshot
+from chalicelib.domain import pricing
 
 # Managed runtimes SnapStart supports (Lambda developer guide, "Supported features and limitations").
 _SNAPSTART_RUNTIME = re.compile(r"^(?:java(?:1[1-9]|[2-9]\d)|python3\.(?:1[2-9]|[2-9]\d)|dotnet(?:[89]|\d\d))$")
@@ -77,7 +77,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     """Flag an API-fronted, heavy-start function without provisioned concurrency.
 
     Example:
-        >>> from chalicelib.model import ApiRoute, FunctionRef
+        >>> from chalicelib.core.model import ApiRoute, FunctionRef
         >>> fn = FunctionSnapshot(FunctionRef("signup", "123456789012", "us-east-1"), memory_mb=128,
         ...                       routes=(ApiRoute("http", "a1", "web", "POST /signup", "AWS_PROXY", 30000),))
         >>> p = {"max_memory_mb": 256, "min_package_mb": 20, "suggested_pc": 2}

@@ -13,15 +13,15 @@ and the kind of secret only. CloudTrail logs ``environment`` as ``{}``, so the f
 from __future__ import annotations
 
 from chalicelib.checks.base import Check, Param, Params
-from chalicelib.model import AccountFacts, Finding, FunctionSnapshot
-from chalicelib.secretscan import classify
+from chalicelib.core.model import AccountFacts, Finding, FunctionSnapshot
+from chalicelib.domain.secretscan import classify
 
 
 def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) -> list[Finding]:
     """One finding per function listing each variable that holds a secret, by name, with the reason.
 
     Example:
-        >>> from chalicelib.model import FunctionRef
+        >>> from chalicelib.core.model import FunctionRef
         >>> fn = FunctionSnapshot(FunctionRef("mailer", "123456789012", "us-east-1"),
         ...                       env={"SMTP_PASSWORD": "correct-horse", "LOG_LEVEL": "INFO"})
         >>> evaluate(fn, {"ignore": []}, AccountFacts())[0].evidence
@@ -51,7 +51,7 @@ def unreadable(snapshot: FunctionSnapshot) -> Finding:
     """The environment came back as ``Environment.Error``: said, never a silent pass.
 
     Example:
-        >>> from chalicelib.model import FunctionRef
+        >>> from chalicelib.core.model import FunctionRef
         >>> fn = FunctionSnapshot(FunctionRef("payments", "123456789012", "us-east-1"), env_error="AccessDenied: x",
         ...                       kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/1234abcd")
         >>> unreadable(fn).message.split(" (")[0]

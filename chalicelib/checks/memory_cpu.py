@@ -15,7 +15,7 @@ Power Tuning), so evidence comes first:
 
 * Otherwise (no recommendation, not opted in, not enough data) the check keeps its estimate, labelled as one:
   the fix raises MemorySize to ``target_memory_mb``, and the message gives the cost per million invocations
-  before and after from published prices (``chalicelib/pricing.py``), assuming the work is CPU-bound, with
+  before and after from published prices (``chalicelib/domain/pricing.py``), assuming the work is CPU-bound, with
   the bound if it is not.
 
 A human approves either fix, because work that waits on I/O does not speed up.
@@ -23,9 +23,9 @@ A human approves either fix, because work that waits on I/O does not speed up.
 
 from __future__ import annotations
 
-from chalicelib import pricing
 from chalicelib.checks.base import Check, Param, Params, Rule
-from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MemoryRecommendation, MetricQuery
+from chalicelib.core.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MemoryRecommendation, MetricQuery
+from chalicelib.domain import pricing
 
 
 def in_scope(snapshot: FunctionSnapshot, params: Params) -> bool:
@@ -42,7 +42,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     average Duration is over min_avg_duration_ms (an estimate, labelled so).
 
     Example:
-        >>> from chalicelib.model import FunctionRef
+        >>> from chalicelib.core.model import FunctionRef
         >>> fn = FunctionSnapshot(FunctionRef("thumbs", "123456789012", "us-east-1"), memory_mb=128)
         >>> p = {"max_memory_mb": 256, "min_avg_duration_ms": 1000, "target_memory_mb": 1024,
         ...      "lookback_days": 7, "min_invocations": 100}

@@ -21,7 +21,7 @@ libraries to a layer used by several functions, or ship a container image.
 from __future__ import annotations
 
 from chalicelib.checks.base import Check, Param, Params
-from chalicelib.model import MB, AccountFacts, Finding, FunctionSnapshot
+from chalicelib.core.model import MB, AccountFacts, Finding, FunctionSnapshot
 
 DIRECT_UPLOAD_LIMIT_MB = 50  # a zip uploaded directly (CreateFunction / UpdateFunctionCode ZipFile)
 UNZIPPED_LIMIT_MB = 250  # code + layers, unzipped: not readable from the Lambda API
@@ -52,7 +52,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     """Flag zipped CodeSize + every layer's own size over ``max_total_mb``; an image over ``max_image_mb``.
 
     Example:
-        >>> from chalicelib.model import FunctionRef, Layer
+        >>> from chalicelib.core.model import FunctionRef, Layer
         >>> fn = FunctionSnapshot(FunctionRef("ml", "123456789012", "us-east-1"), code_size=12 * MB,
         ...                       layers=(Layer("arn:aws:lambda:us-east-1:123456789012:layer:pandas:3", 45 * MB),))
         >>> evaluate(fn, {"max_total_mb": 50, "max_image_mb": 1024}, AccountFacts())[0].evidence["total_mb"]

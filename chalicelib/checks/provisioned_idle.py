@@ -27,9 +27,8 @@ import math
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from chalicelib import pricing
 from chalicelib.checks.base import Check, Param, Params
-from chalicelib.model import (
+from chalicelib.core.model import (
     EACH_PROVISIONED,
     AccountFacts,
     Finding,
@@ -39,6 +38,7 @@ from chalicelib.model import (
     ProvisionedConfig,
     Scaler,
 )
+from chalicelib.domain import pricing
 
 POLICY_NAME = "safetycatch-pc-utilization"
 
@@ -134,7 +134,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     """One finding per alias / version whose provisioned concurrency is under ``min_utilization`` on average.
 
     Example:
-        >>> from chalicelib.model import FunctionRef
+        >>> from chalicelib.core.model import FunctionRef
         >>> fn = FunctionSnapshot(FunctionRef("api", "123456789012", "us-east-1"), memory_mb=1024,
         ...                       provisioned=(ProvisionedConfig("live", 20, 20, "READY"),))
         >>> p = {"lookback_days": 7, "min_utilization": 0.5, "headroom": 1.25, "target_utilization": 0.7}

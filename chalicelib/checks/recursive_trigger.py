@@ -30,9 +30,9 @@ import math
 from dataclasses import dataclass
 
 from chalicelib.checks.base import Check, Param, Params
-from chalicelib.iam_eval import Verdict, can_perform
-from chalicelib.loops import LOOP_EDGE_CHANGES, LOOP_PATH_CHANGES, Write, writes
-from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
+from chalicelib.core.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
+from chalicelib.domain.iam_eval import Verdict, can_perform
+from chalicelib.domain.loops import LOOP_EDGE_CHANGES, LOOP_PATH_CHANGES, Write, writes
 
 LOCAL = "the local policy evaluator"
 SIMULATOR = "IAM's policy simulator"
@@ -64,7 +64,7 @@ def loops(snapshot: FunctionSnapshot) -> list[Loop]:
     """Every write that comes back to the function and that its role allows (IAM's answer where it was asked).
 
     Example:
-        >>> from chalicelib.model import FunctionRef, RolePolicy, Trigger
+        >>> from chalicelib.core.model import FunctionRef, RolePolicy, Trigger
         >>> doc = {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::up/*"}]}
         >>> fn = FunctionSnapshot(FunctionRef("f", "123456789012", "us-east-1"),
         ...     triggers=(Trigger("s3", "arn:aws:s3:::up", ("s3:ObjectCreated:*",), "in/"),),
@@ -145,7 +145,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     """One finding naming every loop ("fn → writes X → ... → triggers fn"); the fix needs the follow-up facets.
 
     Example:
-        >>> from chalicelib.model import EventSourceMapping, FunctionRef, RolePolicy
+        >>> from chalicelib.core.model import EventSourceMapping, FunctionRef, RolePolicy
         >>> m = EventSourceMapping("u1", "arn:aws:sqs:us-east-1:123456789012:jobs", "", 10, (), "Enabled")
         >>> doc = {"Statement": [{"Effect": "Allow", "Action": "sqs:Send*", "Resource": "*"}]}
         >>> fn = FunctionSnapshot(FunctionRef("worker", "123456789012", "us-east-1"), mappings=(m,),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from chalicelib.checks.base import Check, Param, Params, Rule
-from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
+from chalicelib.core.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
 
 
 def in_scope(snapshot: FunctionSnapshot, params: Params) -> bool:
@@ -27,7 +27,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     """Propose max(min, ceil(peak × headroom)), bounded by what the unreserved pool can give.
 
     Example:
-        >>> from chalicelib.model import FunctionRef
+        >>> from chalicelib.core.model import FunctionRef
         >>> fn = FunctionSnapshot(FunctionRef("pay", "123456789012", "us-east-1"), tags={"critical": "true"})
         >>> fn.metrics[MetricQuery("ConcurrentExecutions", "Maximum", 14)] = 40.0
         >>> p = {"tag_key": "critical", "tag_value": "true", "min": 10, "headroom": 1.5,

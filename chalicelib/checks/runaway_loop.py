@@ -15,10 +15,10 @@ from __future__ import annotations
 import fnmatch
 import math
 
-from chalicelib import alarms
 from chalicelib.checks.base import Check, Param, Params, Rule
-from chalicelib.loops import LOOP_PATH_CHANGES
-from chalicelib.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
+from chalicelib.core.model import AccountFacts, Finding, FixSpec, FunctionSnapshot, MetricQuery
+from chalicelib.domain import alarms
+from chalicelib.domain.loops import LOOP_PATH_CHANGES
 
 LOOP_RISK_POLICIES = frozenset({"recursive-trigger"})
 
@@ -50,7 +50,7 @@ def wanted_thresholds(snapshot: FunctionSnapshot, params: Params) -> alarms.Thre
     """The alarm the function should have, or None when it is out of scope (:func:`kill_thresholds`).
 
     Example:
-        >>> from chalicelib.model import FunctionRef
+        >>> from chalicelib.core.model import FunctionRef
         >>> fn = FunctionSnapshot(FunctionRef("f", "123456789012", "us-east-1"), flagged_by={"recursive-trigger"})
         >>> wanted_thresholds(fn, CHECK.defaults())
         Thresholds(invocations_per_minute=500, concurrent_executions=50, recursion_dropped=True, minutes=1)
@@ -67,7 +67,7 @@ def wanted_thresholds(snapshot: FunctionSnapshot, params: Params) -> alarms.Thre
 
 def kill_thresholds(snapshot: FunctionSnapshot, params: Params) -> alarms.Thresholds:
     """What a kill of the function needs its own metrics to cross: its alarm's thresholds, and what a sentinel's
-    contributor is confirmed against (chalicelib/evidence.py), so both kills follow one rule.
+    contributor is confirmed against (chalicelib/killswitch/evidence.py), so both kills follow one rule.
 
     Thresholds come from the policy and from the function's own baseline (``metrics``, read into the snapshot),
     whichever is higher: ``baseline_multiplier`` x its busiest minute (and its peak concurrency) over
@@ -76,7 +76,7 @@ def kill_thresholds(snapshot: FunctionSnapshot, params: Params) -> alarms.Thresh
     thresholds by ``sensitivity`` (one minute), but never goes under twice the function's own busiest minute.
 
     Example:
-        >>> from chalicelib.model import FunctionRef
+        >>> from chalicelib.core.model import FunctionRef
         >>> fn = FunctionSnapshot(FunctionRef("f", "123456789012", "us-east-1"))
         >>> fn.metrics[metrics(CHECK.defaults())[0]] = 300.0
         >>> kill_thresholds(fn, CHECK.defaults()).invocations_per_minute
@@ -156,7 +156,7 @@ CHECK = Check(
               minimum=0, maximum=100_000),
         Param("watch_recursion_dropped", bool, True, "Alarm when Lambda drops a recursive invocation."),
         Param("sentinel", bool, False, "Also watch every function through a few Metrics Insights alarms per "
-              "account and region (chalicelib/sentinel.py); a contributor is killed once confirmed a loop."),
+              "account and region (chalicelib/killswitch/sentinel.py); a contributor is killed once confirmed a loop."),
         Param("minutes", int, 2, "Consecutive minutes over a threshold before the alarm fires.", minimum=1, maximum=60),
         Param(
             "sensitivity",

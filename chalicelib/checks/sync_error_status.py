@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from chalicelib.checks.base import API_DEFINITION_CHANGES, Check, Param, Params
-from chalicelib.model import AccountFacts, ApiRoute, Finding, FunctionSnapshot
+from chalicelib.core.model import AccountFacts, ApiRoute, Finding, FunctionSnapshot
 
 DEFAULT_SAMPLES = [
     "division by zero",
@@ -39,7 +39,7 @@ def leaked(route: ApiRoute, samples: list[str]) -> tuple[str, list[str]]:
     """The 2xx status an unhandled error reaches clients with ('' when none does) and the samples that leak.
 
     Example:
-        >>> from chalicelib.model import IntegrationResponse
+        >>> from chalicelib.core.model import IntegrationResponse
         >>> r = ApiRoute("rest", "a1", "orders", "POST /orders", "AWS", 29000,
         ...              responses=(IntegrationResponse("200"), IntegrationResponse("400", "BadRequest.*")))
         >>> leaked(r, ["division by zero", "BadRequest: no id"])
@@ -58,7 +58,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     """One finding per function over its non-proxy REST routes where an unhandled error answers 2xx.
 
     Example:
-        >>> from chalicelib.model import FunctionRef, IntegrationResponse
+        >>> from chalicelib.core.model import FunctionRef, IntegrationResponse
         >>> r = ApiRoute("rest", "a1", "orders", "POST /orders", "AWS", 29000, responses=(IntegrationResponse("200"),))
         >>> fn = FunctionSnapshot(FunctionRef("orders-api", "123456789012", "us-east-1"), routes=(r,))
         >>> evaluate(fn, {"error_samples": ["division by zero"]}, AccountFacts())[0].evidence["routes"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from chalicelib.checks.base import Check, Param, Params
-from chalicelib.model import AccountFacts, Finding, FunctionSnapshot, LogSearch
+from chalicelib.core.model import AccountFacts, Finding, FunctionSnapshot, LogSearch
 
 
 def log_search(params: Params) -> LogSearch | None:
@@ -28,7 +28,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     """Flag a function whose log group has at least ``min_hits`` of the patterns in the window.
 
     Example:
-        >>> from chalicelib.model import FunctionRef, LogHits
+        >>> from chalicelib.core.model import FunctionRef, LogHits
         >>> fn = FunctionSnapshot(FunctionRef("thumbs", "123456789012", "us-east-1"),
         ...                       log_hits=LogHits(3, 1749564157000, "/aws/lambda/thumbs"))
         >>> p = {"patterns": ["No space left on device", "ENOSPC"], "lookback_hours": 24, "min_hits": 1}

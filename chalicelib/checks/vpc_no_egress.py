@@ -21,7 +21,7 @@ with none, the finding is ``low`` and says the subnets matter only if the functi
 from __future__ import annotations
 
 from chalicelib.checks.base import Check, Param, Params
-from chalicelib.model import (
+from chalicelib.core.model import (
     UNREAD_POLICY,
     AccountFacts,
     Finding,
@@ -43,7 +43,7 @@ def subnet_egress(subnet: SubnetRouting, nats: dict[str, NatGateway], params: Pa
     """Whether the subnet's default route leads to the internet, and why not.
 
     Example:
-        >>> from chalicelib.model import Route
+        >>> from chalicelib.core.model import Route
         >>> s = SubnetRouting("subnet-1", "vpc-1", "rtb-1", False, (Route(DEFAULT_ROUTE, "igw-9"),))
         >>> subnet_egress(s, {}, {"vpn_is_egress": True})
         (False, 'rtb-1: 0.0.0.0/0 → igw-9, an internet gateway (Lambda ENIs have no public IP)')
@@ -88,7 +88,7 @@ def evaluate(snapshot: FunctionSnapshot, params: Params, account: AccountFacts) 
     """One finding when a subnet of the function (any, or all with ``flag_partial`` off) has no egress.
 
     Example:
-        >>> from chalicelib.model import FunctionRef, Route
+        >>> from chalicelib.core.model import FunctionRef, Route
         >>> s = SubnetRouting("subnet-1", "vpc-1", "rtb-1", True, (Route("10.0.0.0/16", "local"),))
         >>> fn = FunctionSnapshot(FunctionRef("orders-api", "123456789012", "us-east-1"), subnet_ids=("subnet-1",),
         ...                       network=NetworkFacts("vpc-1", (s,)))
@@ -141,7 +141,7 @@ def unreachable_needs(snapshot: FunctionSnapshot, endpoints: list[str]) -> list[
     endpoint of ``endpoints`` serves; ``["*"]`` for a wildcard action.
 
     Example:
-        >>> from chalicelib.model import FunctionRef, RolePolicy
+        >>> from chalicelib.core.model import FunctionRef, RolePolicy
         >>> doc = {"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "sqs:SendMessage", "logs:*"],
         ...                       "Resource": "*"}]}
         >>> fn = FunctionSnapshot(FunctionRef("f", "1", "us-east-1"), role_policies=(RolePolicy("p", "inline", doc),),

@@ -12,7 +12,7 @@ packages, optimizer, autoscaling, eventbridge, chains, simulation); a reader own
 :class:`Inventory` composes them. :data:`FACETS` says which reader reads each facet and which facets must be
 read before it; :meth:`Inventory.load` reads the facets asked for at once,
 each as soon as those it comes after are read, and each reader reads its items in parallel within the
-scope's per-service limit (``chalicelib.aws.IN_FLIGHT``).
+scope's per-service limit (``chalicelib.core.aws.IN_FLIGHT``).
 
 Example:
     inventory = Inventory(Clients("us-east-1"), "123456789012")
@@ -33,8 +33,16 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws import Clients, describe_error, is_not_found, is_transient, named_pool, queue_depth
-from chalicelib.events import Change, function_from_uri
+from chalicelib.core.aws import Clients, describe_error, is_not_found, is_transient, named_pool, queue_depth
+from chalicelib.core.model import (
+    AccountFacts,
+    EventSourceMapping,
+    FunctionRef,
+    FunctionSnapshot,
+    LogSearch,
+    MetricQuery,
+)
+from chalicelib.intake.events import Change, function_from_uri
 from chalicelib.inventory.apis import ApiReader
 from chalicelib.inventory.autoscaling import ScalingReader
 from chalicelib.inventory.chains import ChainReader
@@ -49,14 +57,6 @@ from chalicelib.inventory.packages import PackageReader
 from chalicelib.inventory.roles import RoleReader, _role_name
 from chalicelib.inventory.simulation import SimulationReader
 from chalicelib.inventory.triggers import TriggerReader
-from chalicelib.model import (
-    AccountFacts,
-    EventSourceMapping,
-    FunctionRef,
-    FunctionSnapshot,
-    LogSearch,
-    MetricQuery,
-)
 
 __all__ = ["FACETS", "AccountFactsCache", "Facet", "FacetRequest", "Inventory", "snapshot_from_config"]
 
@@ -190,7 +190,7 @@ class Inventory:
     @property
     def transient_raises(self) -> bool:
         """Inside one event (``Engine.handle``) a transient read error raises, so that Lambda retries the event
-        (chalicelib/aws.py, the one rule); a sweep records it and goes on."""
+        (chalicelib/core/aws.py, the one rule); a sweep records it and goes on."""
         return self.ctx.transient_raises
 
     @transient_raises.setter
@@ -239,7 +239,7 @@ class Inventory:
         return self.lambdas.function_mappings(snapshot)
 
     def sentinel_alarms(self, prefix: str) -> dict[str, dict[str, Any]]:
-        """The sentinel alarms of the scope, by name (see ``chalicelib.sentinel``)."""
+        """The sentinel alarms of the scope, by name (see ``chalicelib.killswitch.sentinel``)."""
         return self.metrics.sentinel_alarms(prefix)
 
     def alarm_contributors(self, alarm_name: str) -> list[dict[str, Any]]:
@@ -253,7 +253,7 @@ class Inventory:
 
     def waiting_messages(self, queue_name: str) -> int | None:
         """Messages in one queue of this account and region (visible and in flight); None when there is no such
-        queue. Used for the member accounts' forwarding dead-letter queue (chalicelib/fanout.py)."""
+        queue. Used for the member accounts' forwarding dead-letter queue (chalicelib/org/fanout.py)."""
         return queue_depth(self.clients("sqs"), queue_name)
 
     def account_facts(self) -> AccountFacts:

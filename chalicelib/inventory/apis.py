@@ -12,10 +12,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import is_not_found
-from chalicelib.events import function_from_uri
-from chalicelib.inventory.common import ReadContext, Reader
-from chalicelib.model import (
+from chalicelib.core.aws import is_not_found
+from chalicelib.core.model import (
     ApiRoute,
     FunctionRef,
     FunctionSnapshot,
@@ -23,9 +21,11 @@ from chalicelib.model import (
     invocation_mode,
     uri_qualifier,
 )
+from chalicelib.intake.events import function_from_uri
+from chalicelib.inventory.common import ReadContext, Reader
 
 # API Gateway's largest page (``limit`` up to 500; its default is 25): GetResources has a quota of its own, 5
-# requests every 2 seconds per account (chalicelib/quotas.py), so fewer pages are a faster sweep.
+# requests every 2 seconds per account (chalicelib/core/quotas.py), so fewer pages are a faster sweep.
 PAGE = {"PageSize": 500}
 REST_DEFAULT_TIMEOUT_MS = 29000
 HTTP_DEFAULT_TIMEOUT_MS = 30000

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from chalicelib.core.model import FunctionSnapshot, Scaler
 from chalicelib.inventory.common import Reader
-from chalicelib.model import FunctionSnapshot, Scaler
 
 NAMESPACE = "lambda"
 DIMENSION = "lambda:function:ProvisionedConcurrency"

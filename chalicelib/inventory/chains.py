@@ -24,13 +24,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import event_patterns
-from chalicelib.aws import NO_SUCH_QUEUE, error_code, is_not_found, is_transient
+from chalicelib.core.aws import NO_SUCH_QUEUE, error_code, is_not_found, is_transient
+from chalicelib.core.model import MAX_TRIGGER_HOPS, EventSourceMapping, FunctionRef, FunctionSnapshot, Trigger
+from chalicelib.domain import event_patterns
 from chalicelib.inventory.common import ReadContext, Reader
 from chalicelib.inventory.eventbridge import EventBridgeReader
 from chalicelib.inventory.lambda_reads import LambdaReader
 from chalicelib.inventory.triggers import EVENTBRIDGE, TriggerReader, invoke_sources
-from chalicelib.model import MAX_TRIGGER_HOPS, EventSourceMapping, FunctionRef, FunctionSnapshot, Trigger
 
 Path = tuple[Trigger, ...]
 ACTIVE_MAPPINGS = ("Enabled", "Enabling", "Creating", "Updating")
@@ -128,7 +128,7 @@ class ChainReader(Reader):
                 paths = walk(last, upstream)
             except (ClientError, BotoCoreError) as exc:
                 if self.ctx.transient_raises and is_transient(exc):
-                    raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
+                    raise  # inside one event: Lambda retries it (chalicelib/core/aws.py, the one rule)
                 self.gaps.add(f"loop paths ({error_code(exc) or type(exc).__name__})")
                 paths = []
             # direct S3 / SNS triggers and mappings are the triggers / mappings facets; keep the rest
@@ -238,7 +238,7 @@ class ChainReader(Reader):
                 text = self.clients("sns").get_topic_attributes(TopicArn=arn).get("Attributes", {})
         except ClientError as exc:
             if self.ctx.transient_raises and is_transient(exc):
-                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
+                raise  # inside one event: Lambda retries it (chalicelib/core/aws.py, the one rule)
             if not is_not_found(exc) and error_code(exc) not in NO_SUCH_QUEUE:
                 self.gaps.add(f"the policy of {name} ({error_code(exc) or 'error'})")
             return None

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import Clients, is_not_found
-from chalicelib.model import EventSourceMapping, FunctionRef, FunctionSnapshot, Layer
-from chalicelib.quotas import DEFAULT_SHARE, INSIGHTS_CONCURRENT_QUERIES
+from chalicelib.core.aws import Clients, is_not_found
+from chalicelib.core.model import EventSourceMapping, FunctionRef, FunctionSnapshot, Layer
+from chalicelib.core.quotas import DEFAULT_SHARE, INSIGHTS_CONCURRENT_QUERIES
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -24,7 +24,8 @@ EC2_FILTER_VALUES = 200
 MAX_FILTER_PAGES = 10
 INSIGHTS_MAX_GROUPS = 50  # log groups per StartQuery (botocore: logGroupNames holds up to 50)
 # Concurrent Logs Insights queries per account: the bot's share (max_quota_share) of the account's quota, dashboards'
-# queries included (chalicelib/quotas.py: 100 on the current Logs pages); beyond it AWS answers LimitExceededException.
+# queries included (chalicelib/core/quotas.py: 100 on the current Logs pages); beyond it AWS answers
+# LimitExceededException.
 INSIGHTS_MAX_CONCURRENT = int(DEFAULT_SHARE * INSIGHTS_CONCURRENT_QUERIES)
 INSIGHTS_WAIT_S = 60.0  # waiting for a free query slot while none of ours runs, for the whole search
 INSIGHTS_QUERY_WAIT_S = 60.0  # each query's own budget from its start: then it is stopped (StopQuery), not left running

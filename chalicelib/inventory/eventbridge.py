@@ -17,9 +17,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code, is_not_found, is_transient
+from chalicelib.core.aws import error_code, is_not_found, is_transient
+from chalicelib.core.model import Trigger
 from chalicelib.inventory.common import ReadContext, Reader, _unqualified
-from chalicelib.model import Trigger
 
 # arn:aws:events:<region>:<account>:rule/[<bus>/]<name>
 _RULE_ARN = re.compile(r"^arn:aws[a-z-]*:events:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):rule/"
@@ -92,7 +92,7 @@ class EventBridgeReader(Reader):
             pipes = [p for page in _pages(self.clients("pipes"), "list_pipes", "Pipes", {}) for p in page]
         except ClientError as exc:
             if self.ctx.transient_raises and is_transient(exc):
-                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
+                raise  # inside one event: Lambda retries it (chalicelib/core/aws.py, the one rule)
             self.gaps.add(f"EventBridge pipes ({error_code(exc) or 'error'})")
             pipes = []
         return [Trigger("pipe", str(p.get("Source", "")).split("/consumer/", 1)[0], id=str(p.get("Arn", "")),

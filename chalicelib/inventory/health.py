@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws import Clients, describe_error, error_code, is_transient, is_unsupported
+from chalicelib.core.aws import Clients, describe_error, error_code, is_transient, is_unsupported
 
 HEALTH_REGION = "us-east-1"
 MAX_ENTITY_PAGES = 5  # a loop notice names a few functions; more pages than this is not a notice to act on

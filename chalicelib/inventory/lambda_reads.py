@@ -13,10 +13,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import alarms
-from chalicelib.aws import error_code, is_not_found, is_transient, is_unsupported
+from chalicelib.core.aws import error_code, is_not_found, is_transient, is_unsupported
+from chalicelib.core.model import AccountFacts, EventSourceMapping, FunctionRef, FunctionSnapshot
+from chalicelib.domain import alarms
 from chalicelib.inventory.common import ReadContext, Reader, _mapping, _unqualified
-from chalicelib.model import AccountFacts, EventSourceMapping, FunctionRef, FunctionSnapshot
 
 UNSUPPORTED = "GetAccountSettings is not available here"
 ACCOUNT_FACTS_MAX_AGE_S = 300.0  # the concurrency limit moves with a quota request, the pool with reservations
@@ -72,7 +72,7 @@ class LambdaReader(Reader):
             limits = self.clients("lambda").get_account_settings().get("AccountLimit", {})
         except ClientError as exc:
             if self.ctx.transient_raises and is_transient(exc):
-                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
+                raise  # inside one event: Lambda retries it (chalicelib/core/aws.py, the one rule)
             return AccountFacts(unavailable=UNSUPPORTED if is_unsupported(exc) else
                                 f"GetAccountSettings failed: {error_code(exc) or 'error'}")
         return AccountFacts(limits.get("ConcurrentExecutions"), limits.get("UnreservedConcurrentExecutions"))

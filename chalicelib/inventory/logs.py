@@ -14,8 +14,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import quotas
-from chalicelib.aws import describe_error, error_code, is_not_found
+from chalicelib.core import quotas
+from chalicelib.core.aws import describe_error, error_code, is_not_found
+from chalicelib.core.log import logger
+from chalicelib.core.model import FunctionSnapshot, LogHits, LogSearch
+from chalicelib.core.quotas import INSIGHTS_CONCURRENT_QUERIES
 from chalicelib.inventory.common import (
     _ACCOUNT_PREFIX,
     DEFAULT_LOG_PREFIX,
@@ -28,9 +31,6 @@ from chalicelib.inventory.common import (
     Reader,
     _chunks,
 )
-from chalicelib.log import logger
-from chalicelib.model import FunctionSnapshot, LogHits, LogSearch
-from chalicelib.quotas import INSIGHTS_CONCURRENT_QUERIES
 
 
 class LogReader(Reader):
@@ -192,7 +192,7 @@ def _stop_query(logs: Any, query_id: str) -> None:
 
 def insights_slots(account: str) -> threading.BoundedSemaphore:
     """The account's Logs Insights query slots in this process: the bot's share (``max_quota_share``) of the
-    account's concurrent queries (``chalicelib.quotas.INSIGHTS_CONCURRENT_QUERIES``).
+    account's concurrent queries (``chalicelib.core.quotas.INSIGHTS_CONCURRENT_QUERIES``).
 
     Example:
         >>> insights_slots("123456789012") is insights_slots("123456789012")

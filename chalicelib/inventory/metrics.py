@@ -12,10 +12,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import alarms
-from chalicelib.aws import is_not_found, is_unsupported
+from chalicelib.core.aws import is_not_found, is_unsupported
+from chalicelib.core.model import EACH_PROVISIONED, FunctionSnapshot, MetricQuery, ProvisionedConfig
+from chalicelib.domain import alarms
 from chalicelib.inventory.common import ReadContext, Reader
-from chalicelib.model import EACH_PROVISIONED, FunctionSnapshot, MetricQuery, ProvisionedConfig
 
 METRIC_QUERIES_PER_CALL = 500
 # ListMetrics lists series with data in the last two weeks: the sweep's bulk way to find which functions

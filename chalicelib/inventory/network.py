@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from chalicelib.core.model import FunctionSnapshot, NatGateway, NetworkFacts, Route, SubnetRouting, VpcEndpoint
 from chalicelib.inventory.common import _ROUTE_TARGETS, EC2_FILTER_VALUES, ReadContext, Reader, VpcResources, _chunks
-from chalicelib.model import FunctionSnapshot, NatGateway, NetworkFacts, Route, SubnetRouting, VpcEndpoint
 
 
 class NetworkReader(Reader):

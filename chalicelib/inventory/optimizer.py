@@ -9,7 +9,7 @@ What moto cannot show: moto has no Compute Optimizer. The tests stub only GetLam
 (botocore ``Stubber`` on the real client) with responses shaped by botocore's service model; the permissions
 (compute-optimizer:GetLambdaFunctionRecommendations, plus lambda:ListFunctions and
 lambda:ListProvisionedConcurrencyConfigs, which the Compute Optimizer user guide requires to view Lambda
-recommendations) are checked against tests/test_iam.py's generated policies.
+recommendations) are checked against tests/cli/build/test_iam.py's generated policies.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code, is_transient, is_unsupported
+from chalicelib.core.aws import error_code, is_transient, is_unsupported
+from chalicelib.core.model import FunctionSnapshot, MemoryRecommendation
 from chalicelib.inventory.common import ReadContext, Reader, _unqualified
-from chalicelib.model import FunctionSnapshot, MemoryRecommendation
 
 PAGE = 1000  # maxResults's maximum
 
@@ -80,7 +80,7 @@ class OptimizerReader(Reader):
                         found[_unqualified(str(item.get("functionArn", "")))] = recommendation(item)
         except ClientError as exc:
             if self.ctx.transient_raises and is_transient(exc):
-                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
+                raise  # inside one event: Lambda retries it (chalicelib/core/aws.py, the one rule)
             code = error_code(exc)
             self._unavailable = (
                 "the account has not opted in to AWS Compute Optimizer" if code == "OptInRequiredException" else

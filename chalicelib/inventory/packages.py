@@ -18,9 +18,9 @@ import re
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code, is_not_found, is_transient
+from chalicelib.core.aws import error_code, is_not_found, is_transient
+from chalicelib.core.model import FunctionSnapshot
 from chalicelib.inventory.common import ReadContext, Reader
-from chalicelib.model import FunctionSnapshot
 
 # <account>.dkr.ecr.<region>.amazonaws.com/<repository>(:<tag>|@<digest>)
 _IMAGE_URI = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
@@ -84,7 +84,7 @@ class PackageReader(Reader):
                 LayerName=match["layer"], VersionNumber=int(match["version"])).get("Content") or {}
         except ClientError as exc:
             if self.ctx.transient_raises and is_transient(exc):
-                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
+                raise  # inside one event: Lambda retries it (chalicelib/core/aws.py, the one rule)
             return None, "deleted" if is_not_found(exc) else f"GetLayerVersion: {error_code(exc) or 'error'}"
         size = content.get("CodeSize")
         return (int(size), "") if size else (None, "GetLayerVersion gave no size")
@@ -115,7 +115,7 @@ class PackageReader(Reader):
                     registryId=ref["account"], repositoryName=ref["repo"], imageIds=[image_id]).get("imageDetails")
             except ClientError as exc:
                 if self.ctx.transient_raises and is_transient(exc):
-                    raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
+                    raise  # inside one event: Lambda retries it (chalicelib/core/aws.py, the one rule)
                 if error_code(exc) == "ImageNotFoundException":
                     continue
                 why = f"ECR DescribeImages: {error_code(exc) or 'error'}"

@@ -11,9 +11,9 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import is_not_found
+from chalicelib.core.aws import is_not_found
+from chalicelib.core.model import FunctionSnapshot, RolePolicy
 from chalicelib.inventory.common import ReadContext, Reader
-from chalicelib.model import FunctionSnapshot, RolePolicy
 
 
 class RoleReader(Reader):

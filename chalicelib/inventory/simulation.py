@@ -1,6 +1,6 @@
 """IAM's own answer on a possible loop (recursive-trigger): SimulatePrincipalPolicy on the execution role.
 
-The local evaluator (:mod:`chalicelib.iam_eval`) reads the role's identity policies; IAM's policy simulator also
+The local evaluator (:mod:`chalicelib.domain.iam_eval`) reads the role's identity policies; IAM's policy simulator also
 applies the role's permissions boundary and the organisation's SCPs, and evaluates conditions. It is asked only
 for the functions recursive-trigger flagged (``Check.finding_needs``), once per write the local evaluator
 allows, on a concrete resource that write reaches (an S3 key under the notification's prefix...).
@@ -21,11 +21,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code, is_transient, is_unsupported
-from chalicelib.iam_eval import can_perform
+from chalicelib.core.aws import error_code, is_transient, is_unsupported
+from chalicelib.core.model import FunctionSnapshot, IamDecision
+from chalicelib.domain.iam_eval import can_perform
+from chalicelib.domain.loops import writes
 from chalicelib.inventory.common import ReadContext, Reader
-from chalicelib.loops import writes
-from chalicelib.model import FunctionSnapshot, IamDecision
 
 
 def decision(results: list[dict[str, Any]]) -> IamDecision:
@@ -81,7 +81,7 @@ class SimulationReader(Reader):
             results = [r for page in pages for r in page.get("EvaluationResults", [])]
         except ClientError as exc:
             if self.ctx.transient_raises and is_transient(exc):
-                raise  # inside one event: Lambda retries it (chalicelib/aws.py, the one rule)
+                raise  # inside one event: Lambda retries it (chalicelib/core/aws.py, the one rule)
             self._unavailable = ("SimulatePrincipalPolicy is not available here" if is_unsupported(exc)
                                                   else f"SimulatePrincipalPolicy failed: {error_code(exc) or 'error'}")
             return None

@@ -15,9 +15,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code, is_not_found, is_transient
+from chalicelib.core.aws import error_code, is_not_found, is_transient
+from chalicelib.core.model import FunctionSnapshot, Trigger
 from chalicelib.inventory.common import ReadContext, Reader, _unqualified
-from chalicelib.model import FunctionSnapshot, Trigger
 
 EVENTBRIDGE = "EventBridge"  # the id of a bucket's delivery to the default event bus
 LIST_BUCKETS_PAGE = 1000  # MaxBuckets: 1 to 10,000

@@ -2,7 +2,8 @@
 
 The corpus holds unmodified SAM / CloudFormation templates from public repositories: AWS SAM's translator test
 inputs (aws/serverless-application-model, Apache-2.0) and AWS's serverless patterns (aws-samples/serverless-patterns,
-MIT-0). ``tests/test_check_corpus.py`` holds ``safetycatch check`` to no crash and no unreadable file on them.
+MIT-0). ``tests/cli/templates/test_check_corpus.py`` holds ``safetycatch check`` to no crash and no unreadable file
+on them.
 
 Usage (network, not run by the tests):
     python tests/templates/corpus/fetch.py                 # every file from raw.githubusercontent.com

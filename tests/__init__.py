@@ -1,0 +1,1 @@
+"""The tests, in folders that mirror the packages (README, "How it works"); shared worlds in tests/world/."""
