@@ -29,14 +29,14 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.act import fixes
 from chalicelib.act.drift import drift
 from chalicelib.checks import REGISTRY
-from chalicelib.core.aws import describe_error
+from chalicelib.core.aws import Clients, describe_error
 from chalicelib.core.log import logger
 from chalicelib.core.model import Decision, Finding, FixSpec, FunctionRef, FunctionSnapshot
 from chalicelib.decide.engine import NOTE_REPEAT_SECONDS, Engine, EventReport
@@ -57,22 +57,46 @@ from chalicelib.killswitch.evidence import (
     verify_health_notice,
     verify_sentinel_evidence,
 )
-from chalicelib.policy.settings import PolicyConfig
-from chalicelib.store.state import now_iso
-
-if TYPE_CHECKING:  # the runtime wires the kill-switch in; the kill-switch only takes one
-    from chalicelib.bot.runtime import Runtime
+from chalicelib.policy.settings import PolicyConfig, PolicySet, Settings
+from chalicelib.store.state import StateStore, now_iso
 
 POLICY = "runaway-loop"
 RESTORABLE = ("applied", "undo-failed")  # the same fix statuses as any Undo (undo.undo_fix)
 STALE_CLAIM_SECONDS = 900  # a kill still "killing" after this crashed half-way; it may be taken over
 
 
+class KillRuntime(Protocol):
+    """What the kill-switch is handed, and all it uses. ``chalicelib.bot.runtime.Runtime`` is one: the wiring sits
+    above the kill-switch, so the kill-switch names it by shape and never imports it (tests/project/test_structure.py).
+
+    Usage (the handlers and the CLI):
+        kill(Runtime.from_env(), "arn:aws:lambda:us-east-1:123456789012:function:orders-api", "loop", "U123")
+    """
+
+    @property
+    def mode(self) -> str: ...
+    @property
+    def store(self) -> StateStore: ...
+    @property
+    def policy_set(self) -> PolicySet: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def home_region(self) -> str: ...
+    @property
+    def writes_state(self) -> bool: ...
+    def engine(self, account: str, region: str) -> Engine: ...
+    def clients(self, region: str | None = None, account: str | None = None) -> Clients: ...
+    def bot_account(self) -> str: ...
+    def account_label(self, account: str) -> str: ...
+
+
 class KillSwitchError(ValueError):
     """The request cannot be carried out (bad function, nothing to restore, bot off): one line, shown as is."""
 
 
-def kill(runtime: Runtime, function_arn: str, reason: str, actor: str, *, automatic: bool = False) -> dict[str, Any]:
+def kill(runtime: KillRuntime, function_arn: str, reason: str, actor: str, *,
+         automatic: bool = False) -> dict[str, Any]:
     """Kill one function now; returns the contract finding object (``outcome``: ``fixed`` when it is killed,
     also when it already was; ``exempt`` for never_kill / the bot's own / exempt-tagged; ``notified`` when a
     cap or the policy mode held the kill back; ``dry-run``; ``failed``). ``automatic`` kills (evidence
@@ -87,7 +111,7 @@ def kill(runtime: Runtime, function_arn: str, reason: str, actor: str, *, automa
     return _kill(runtime, _ref(runtime, function_arn), reason, actor, automatic).to_json()
 
 
-def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: str | None = None) -> dict[str, Any]:
+def restore(runtime: KillRuntime, function_arn: str, actor: str, *, fix_id: str | None = None) -> dict[str, Any]:
     """Undo the function's active kill (or the kill ``fix_id``): put back exactly the stored prior state.
 
     Returns ``{"function", "fix_id", "outcome": "restored"|"failed"|"dry-run", "message", "prior"}``. Raises
@@ -135,7 +159,7 @@ def restore(runtime: Runtime, function_arn: str, actor: str, *, fix_id: str | No
     return result
 
 
-def restore_fix(runtime: Runtime, fix_id: str, actor: str) -> dict[str, Any]:
+def restore_fix(runtime: KillRuntime, fix_id: str, actor: str) -> dict[str, Any]:
     """``restore`` by the kill's fix id alone (what a Slack Restore button carries)."""
     fix = runtime.store.get_fix(fix_id) if isinstance(fix_id, str) and fix_id.isalnum() else None
     if fix is None or (fix.get("spec") or {}).get("action") != "kill":
@@ -143,7 +167,7 @@ def restore_fix(runtime: Runtime, fix_id: str, actor: str) -> dict[str, Any]:
     return restore(runtime, fix["function"], actor, fix_id=fix_id)
 
 
-def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
+def handle_evidence(runtime: KillRuntime, evidence: Evidence) -> EventReport:
     """Kill every function the evidence names and confirms (automatic: policy mode, cap and blast radius apply),
     in the evidence's own account and region only: the bot's, or a member's through the member role. One engine
     serves the whole piece of evidence (the alarm's re-read, its verification, the kills, the re-arming)."""
@@ -176,7 +200,7 @@ def handle_evidence(runtime: Runtime, evidence: Evidence) -> EventReport:
     return report
 
 
-def _kill_one(runtime: Runtime, engine: Engine, evidence: Evidence, ref: FunctionRef, confirmed: str,
+def _kill_one(runtime: KillRuntime, engine: Engine, evidence: Evidence, ref: FunctionRef, confirmed: str,
               report: EventReport, stop: list[str]) -> bool:
     """One automatic kill of the evidence, its decision (or error) in ``report``; True when the kill failed. A kill
     the hourly cap held back sets ``stop``: the sentinel's contributors still to come are then listed, not acted on."""
@@ -195,7 +219,7 @@ def _kill_one(runtime: Runtime, engine: Engine, evidence: Evidence, ref: Functio
     return decision.outcome == "failed"
 
 
-def _suspects(runtime: Runtime, engine: Engine, evidence: Evidence, report: EventReport,
+def _suspects(runtime: KillRuntime, engine: Engine, evidence: Evidence, report: EventReport,
               stop: list[str]) -> Iterable[tuple[FunctionRef, str]]:
     """The functions the evidence may kill, each with what the bot verified ('' for an AWS Health notice: AWS's
     own word). Never the event's word alone: an alarm is verified (``evidence.verify_alarm_evidence``), a
@@ -213,7 +237,7 @@ def _suspects(runtime: Runtime, engine: Engine, evidence: Evidence, report: Even
     return [(ref, verdict.reason)]
 
 
-def _confirmed_health(runtime: Runtime, engine: Engine, evidence: Evidence, report: EventReport) -> Evidence:
+def _confirmed_health(runtime: KillRuntime, engine: Engine, evidence: Evidence, report: EventReport) -> Evidence:
     """The Health notice narrowed to what AWS confirms: the Health API read in the notice's own account
     (``evidence.verify_health_notice``), and each function in kill-switch scope on a fresh read. Where the Health
     API cannot be read, nothing (said in ``report.skipped``): Health evidence alone never kills."""
@@ -249,7 +273,7 @@ def _confirmed_health(runtime: Runtime, engine: Engine, evidence: Evidence, repo
                                reason=f"{evidence.reason} ({verdict.reason})")
 
 
-def _sentinel_suspects(runtime: Runtime, engine: Engine, evidence: Evidence, report: EventReport,
+def _sentinel_suspects(runtime: KillRuntime, engine: Engine, evidence: Evidence, report: EventReport,
                        stop: list[str]) -> Iterator[tuple[FunctionRef, str]]:
     """The contributors in ALARM of a sentinel the bot put - every page of them, or only the one a contributor
     event names - each confirmed exactly as any kill (``evidence.verify_contributor``: the function's own metrics
@@ -321,7 +345,7 @@ def recorded_alarm(store: Any, function_arn: str) -> dict[str, Any] | None:
     return None
 
 
-def _refuse_alarm(runtime: Runtime, engine: Engine, evidence: Evidence, verdict: AlarmVerdict,
+def _refuse_alarm(runtime: KillRuntime, engine: Engine, evidence: Evidence, verdict: AlarmVerdict,
                   report: EventReport) -> str:
     """An alarm change that is not evidence: a recovered alarm is just skipped; anything else (not ours, edited,
     out of scope, no breach) is audited and posted once a day per alarm and kind (a post Slack did not take is
@@ -352,7 +376,7 @@ def _refuse_alarm(runtime: Runtime, engine: Engine, evidence: Evidence, verdict:
 # -- the kill ------------------------------------------------------------------------------------
 
 
-def _ref(runtime: Runtime, function_arn: Any) -> FunctionRef:
+def _ref(runtime: KillRuntime, function_arn: Any) -> FunctionRef:
     """A function name (the bot's account and home region) or a full ARN (any account: a member's is reached
     through the member role)."""
     if runtime.mode == "off":
@@ -364,7 +388,7 @@ def _ref(runtime: Runtime, function_arn: Any) -> FunctionRef:
     return ref
 
 
-def _named(runtime: Runtime, ref: FunctionRef) -> tuple[str, str]:
+def _named(runtime: KillRuntime, ref: FunctionRef) -> tuple[str, str]:
     """How messages name the function (with its account when it is a member's), and what ``restore`` takes."""
     where = runtime.account_label(ref.account)
     if not where and ref.region == runtime.home_region:
@@ -372,13 +396,13 @@ def _named(runtime: Runtime, ref: FunctionRef) -> tuple[str, str]:
     return f"{ref.name} ({', '.join(filter(None, [where, ref.region]))})", ref.arn
 
 
-def _config(runtime: Runtime) -> PolicyConfig:
+def _config(runtime: KillRuntime) -> PolicyConfig:
     check = REGISTRY[POLICY]
     return runtime.policy_set.policies.get(POLICY) or PolicyConfig(POLICY, check.default_mode,
                                                                    check.default_severity, check.defaults())
 
 
-def _refusal(runtime: Runtime, snapshot: FunctionSnapshot) -> str:
+def _refusal(runtime: KillRuntime, snapshot: FunctionSnapshot) -> str:
     """Why this function must never be killed ('' when it may be)."""
     settings = runtime.settings
     glob = next((g for g in settings.never_kill if fnmatch.fnmatchcase(snapshot.name, g)), None)
@@ -393,7 +417,7 @@ def _refusal(runtime: Runtime, snapshot: FunctionSnapshot) -> str:
     return ""
 
 
-def _running_function_arn(runtime: Runtime) -> str:
+def _running_function_arn(runtime: KillRuntime) -> str:
     """The exact ARN of the function this code runs in ('' outside Lambda): never killed, whatever its settings."""
     name, region = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""), os.environ.get("AWS_REGION", "")
     return f"arn:aws:lambda:{region}:{runtime.bot_account()}:function:{name}" if name and region else ""
@@ -411,7 +435,7 @@ class _Kill:
     """One kill attempt: shared state of the steps, and how each ends (audit + notify). ``errors``: where a
     notification that was not delivered is reported (the event's report), once."""
 
-    def __init__(self, runtime: Runtime, engine: Engine, ref: FunctionRef, reason: str, actor: str,
+    def __init__(self, runtime: KillRuntime, engine: Engine, ref: FunctionRef, reason: str, actor: str,
                  mode: str, errors: list[str] | None = None) -> None:
         self.runtime, self.engine, self.ref, self.mode = runtime, engine, ref, mode
         self.reason, self.actor, self.errors = reason, actor, errors
@@ -437,7 +461,7 @@ class _Kill:
         return decision
 
 
-def _kill(runtime: Runtime, ref: FunctionRef, reason: str, actor: str, automatic: bool,
+def _kill(runtime: KillRuntime, ref: FunctionRef, reason: str, actor: str, automatic: bool,
           observed_at: datetime | None = None, confirmed: str = "", engine: Engine | None = None,
           errors: list[str] | None = None) -> Decision:
     """One kill, from the fresh read to the audit: held back, already done, dry-run, capped, failed or done."""
@@ -590,7 +614,7 @@ def _rearm(engine: Engine, name: str, actor: str) -> str:
     return f"; alarm {name} re-armed (OK)"
 
 
-def _rearm_restored(runtime: Runtime, engine: Engine, ref: FunctionRef, actor: str) -> str:
+def _rearm_restored(runtime: KillRuntime, engine: Engine, ref: FunctionRef, actor: str) -> str:
     """After a restore: the function's own runaway alarm back to OK if it is in ALARM; in sentinel mode (no alarm of
     its own) the sentinels in ALARM, whose contributors keep their state: a loop that goes on then makes a fresh
     ALARM change of the sentinel, and is confirmed and killed again, instead of staying silent in ALARM."""

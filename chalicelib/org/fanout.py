@@ -45,10 +45,9 @@ from chalicelib.core.log import logger
 from chalicelib.intake import heartbeat
 from chalicelib.killswitch import sentinel
 from chalicelib.org.accounts import ACCOUNT_ID, NOT_COVERED, uncovered_management_account
-from chalicelib.org.scopes import REGION, Scope, parse_accounts, parse_regions, plan_scopes
+from chalicelib.org.scopes import REGION, Scope, SweepRuntime, parse_accounts, parse_regions, plan_scopes
 
 if TYPE_CHECKING:
-    from chalicelib.bot.runtime import Runtime
     from chalicelib.decide.engine import Engine
 
 MAX_RECEIVES = 3  # the sweep queue's redrive policy (deploy/resources.yaml): then the dead-letter queue
@@ -57,7 +56,7 @@ SWEEP_INTERVAL_SECONDS = 6 * 3600  # app.py's schedule: a run's messages are for
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def queue_url(runtime: Runtime) -> str:
+def queue_url(runtime: SweepRuntime) -> str:
     """The sweep queue's URL (``SAFETYCATCH_SWEEP_QUEUE``: a URL, or a name looked up once); '' when unset."""
     value = os.environ.get("SAFETYCATCH_SWEEP_QUEUE", "").strip()
     if not value or value.startswith("https://") or value.startswith("http://"):
@@ -65,7 +64,7 @@ def queue_url(runtime: Runtime) -> str:
     return str(runtime.clients()("sqs").get_queue_url(QueueName=value)["QueueUrl"])
 
 
-def planned_scopes(runtime: Runtime) -> list[Scope]:
+def planned_scopes(runtime: SweepRuntime) -> list[Scope]:
     """The scopes of a scheduled run, from ``SAFETYCATCH_SWEEP_ACCOUNTS`` / ``SAFETYCATCH_SWEEP_REGIONS``."""
     accounts = os.environ.get("SAFETYCATCH_SWEEP_ACCOUNTS", "self").strip() or "self"
     regions = os.environ.get("SAFETYCATCH_SWEEP_REGIONS", "").strip()
@@ -73,7 +72,7 @@ def planned_scopes(runtime: Runtime) -> list[Scope]:
                        all_accounts=accounts == "organization", regions=parse_regions(regions) if regions else None)
 
 
-def start_run(runtime: Runtime, url: str) -> dict[str, Any]:
+def start_run(runtime: SweepRuntime, url: str) -> dict[str, Any]:
     """Record a run and send one message per scope to the sweep queue; returns ``{"run_id", "scopes"}``."""
     run_id, scopes = uuid.uuid4().hex, planned_scopes(runtime)
     now = int(runtime.store.clock())
@@ -114,7 +113,7 @@ def parse_work_item(body: Any) -> tuple[str, Scope] | None:
     return run, Scope(account, region)
 
 
-def sweep_batch(runtime: Runtime, records: list[dict[str, Any]], context: Any = None) -> dict[str, Any]:
+def sweep_batch(runtime: SweepRuntime, records: list[dict[str, Any]], context: Any = None) -> dict[str, Any]:
     """Sweep each message's scope; the messages whose scope failed come back as ``batchItemFailures``."""
     runtime.dedupe.register_context(context)
     failures = []
@@ -134,7 +133,7 @@ def sweep_batch(runtime: Runtime, records: list[dict[str, Any]], context: Any = 
     return {"batchItemFailures": failures}
 
 
-def run_refusal(runtime: Runtime, run: str, scope: Scope) -> str:
+def run_refusal(runtime: SweepRuntime, run: str, scope: Scope) -> str:
     """Why a work item is not for a run the bot started ('' when it is): a message on the sweep queue is a claim,
     acted on only for a run recorded by ``start_run``, within ``SWEEP_INTERVAL_SECONDS`` of its start, and a scope
     it planned."""
@@ -150,7 +149,7 @@ def run_refusal(runtime: Runtime, run: str, scope: Scope) -> str:
     return ""
 
 
-def _dropped(runtime: Runtime, run: str, scope: Scope, reason: str) -> None:
+def _dropped(runtime: SweepRuntime, run: str, scope: Scope, reason: str) -> None:
     """A work item that is not the bot's: dropped (never retried into the dead-letter queue), reported once."""
     if runtime.store.claim(f"sweep-dropped#{run}#{scope.account}#{scope.region}", RUN_TTL_SECONDS):
         logger.error("sweep message dropped", extra={"run_id": run, "account": scope.account,
@@ -159,7 +158,7 @@ def _dropped(runtime: Runtime, run: str, scope: Scope, reason: str) -> None:
                                             "message": f"{reason}: nothing swept", "context": run})
 
 
-def sweep_scope(runtime: Runtime, run: str, scope: Scope, last_try: bool = False) -> bool:
+def sweep_scope(runtime: SweepRuntime, run: str, scope: Scope, last_try: bool = False) -> bool:
     """Sweep one scope once per run (a redelivered message of a swept scope does nothing); False if it failed."""
     key = {"id": f"sweep:{run}:{scope.account}:{scope.region}", "detail": {}}
     try:
@@ -177,7 +176,7 @@ def sweep_scope(runtime: Runtime, run: str, scope: Scope, last_try: bool = False
     return True
 
 
-def _sweep(runtime: Runtime, scope: Scope) -> dict[str, Any]:
+def _sweep(runtime: SweepRuntime, scope: Scope) -> dict[str, Any]:
     engine = runtime.engine(scope.account, scope.region)
     sentinel.ensure_policy(runtime.policy_set, engine)
     report = heartbeat.sweep_listening(runtime, engine)
@@ -208,7 +207,7 @@ def _metric(scope: Scope, name: str, value: float) -> None:
     observability.scope_metric(scope.account, scope.region, name, value)
 
 
-def _record(runtime: Runtime, run: str, scope: Scope, result: dict[str, Any]) -> None:
+def _record(runtime: SweepRuntime, run: str, scope: Scope, result: dict[str, Any]) -> None:
     """Store the scope's result once; the scope that completes the run posts the digest."""
     store, pk = runtime.store, f"sweep#{run}"
     first = store.table.put_new({"pk": pk, "sk": f"scope#{scope.account}#{scope.region}", "kind": "sweep-scope",
@@ -223,7 +222,7 @@ def _record(runtime: Runtime, run: str, scope: Scope, result: dict[str, Any]) ->
         post_digest(runtime, run)
 
 
-def digest(runtime: Runtime, run: str) -> dict[str, Any]:
+def digest(runtime: SweepRuntime, run: str) -> dict[str, Any]:
     """The run's summary: scopes swept and failed, functions, findings by policy, the failed scopes."""
     items = runtime.store.table.query_pk(f"sweep#{run}")
     results = [(item["sk"].split("#", 1)[1], json.loads(item["result"])) for item in items
@@ -262,7 +261,7 @@ def digest_text(summary: dict[str, Any]) -> str:
             f"functions){failed}. Findings: {findings}.{waiting}{skipped}")
 
 
-def post_digest(runtime: Runtime, run: str) -> dict[str, Any]:
+def post_digest(runtime: SweepRuntime, run: str) -> dict[str, Any]:
     """Post the run's digest to Slack (or log it without Slack); a Slack failure is logged, never raised."""
     summary = digest(runtime, run)
     text = digest_text(summary)

@@ -24,19 +24,48 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.core.aws import describe_error, plain
 from chalicelib.org.accounts import ACCOUNT_ID, organization_accounts, uncovered_management_account
 
-if TYPE_CHECKING:
-    from chalicelib.bot.runtime import Runtime
+if TYPE_CHECKING:  # types only: the engine and the state sit below org
+    from chalicelib.decide.engine import Engine
+    from chalicelib.intake.dedupe import Deduplicator
+    from chalicelib.policy.settings import PolicySet
+    from chalicelib.store.state import StateStore
 
 DEFAULT_WORKERS = 8
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 Progress = Callable[[int, int | None], None]
+
+
+
+class SweepRuntime(Protocol):
+    """What the organisation fan-out is handed, and all it uses. ``chalicelib.bot.runtime.Runtime`` is one: the
+    wiring sits above org, so org names it by shape and never imports it (tests/project/test_structure.py).
+
+    Usage (the handlers and ``safetycatch scan``):
+        report = sweep_scopes(Runtime.from_env(), plan_scopes(Runtime.from_env(), all_accounts=True))
+    """
+
+    @property
+    def session(self) -> Any: ...
+    @property
+    def slack(self) -> Any: ...
+    @property
+    def store(self) -> StateStore: ...
+    @property
+    def dedupe(self) -> Deduplicator: ...
+    @property
+    def policy_set(self) -> PolicySet: ...
+    @property
+    def home_region(self) -> str: ...
+    def engine(self, account: str, region: str) -> Engine: ...
+    def clients(self, region: str | None = None, account: str | None = None) -> Any: ...
+    def bot_account(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +99,7 @@ def parse_regions(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def plan_scopes(runtime: Runtime, accounts: Iterable[str] | None = None, all_accounts: bool = False,
+def plan_scopes(runtime: SweepRuntime, accounts: Iterable[str] | None = None, all_accounts: bool = False,
                 regions: Iterable[str] | None = None) -> list[Scope]:
     """Every (account, region) pair to sweep: the listed accounts, or the organization's active accounts
     (Organizations ListAccounts), or the bot's own; in the listed regions, or the home region."""
@@ -83,7 +112,7 @@ def plan_scopes(runtime: Runtime, accounts: Iterable[str] | None = None, all_acc
     return [Scope(account, region) for account in ids for region in names]
 
 
-def sweep_scopes(runtime: Runtime, scopes: list[Scope], act: bool = False, workers: int = DEFAULT_WORKERS,
+def sweep_scopes(runtime: SweepRuntime, scopes: list[Scope], act: bool = False, workers: int = DEFAULT_WORKERS,
                  progress: Progress | None = None, select: Callable[[Any], bool] | None = None) -> dict[str, Any]:
     """Sweep every scope (in parallel, at most ``workers`` at a time) and merge the reports in scope order.
     A scope that fails (role not assumable, region disabled) becomes an error line, never an exception.

@@ -10,6 +10,7 @@ from chalicelib.bot.handlers import handle_event
 from chalicelib.domain import alarms
 from safetycatch.local.cloudtrail import api_call
 from safetycatch.local.evidence import alarm_state_change
+from tests.killswitch.conftest import reserved as _reserved
 from tests.world.runaway_support import loop_metrics, policies_with
 from tests.world.slack_helpers import text_of
 
@@ -19,10 +20,6 @@ KILL_SWITCH = {"safetycatch:kill-switch": "true"}
 
 def _arn(name: str) -> str:
     return f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
-
-
-def _reserved(aws, name: str):
-    return aws.client("lambda").get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
 
 
 def _bot_puts_the_alarm(aws, runtime, name: str) -> None:

@@ -6,24 +6,10 @@ import json
 
 import pytest
 
-from chalicelib.store.state import table_definition
 from safetycatch.main import main
 from tests.conftest import POLICIES
+from tests.killswitch.conftest import reserved as _reserved
 from tests.world.runaway_support import policies_with
-
-TABLE = "safetycatch-cli-state"
-
-
-@pytest.fixture
-def table(aws, monkeypatch):
-    aws.client("dynamodb").create_table(**table_definition(TABLE))
-    monkeypatch.setenv("SAFETYCATCH_TABLE", TABLE)
-    monkeypatch.setenv("SAFETYCATCH_POLICIES", str(POLICIES))
-    return TABLE
-
-
-def _reserved(aws, name):
-    return aws.client("lambda").get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
 
 
 def test_kill_and_restore_across_runs(aws, table, capsys):

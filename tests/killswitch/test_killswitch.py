@@ -6,6 +6,7 @@ import pytest
 
 from chalicelib.killswitch import kill as killswitch
 from chalicelib.store.state import StateStore, table_definition
+from tests.killswitch.conftest import reserved as _reserved
 from tests.world.runaway_support import SettlingMappings, policies_with, stub_recursion
 
 ACCOUNT = "123456789012"
@@ -13,10 +14,6 @@ ACCOUNT = "123456789012"
 
 def _arn(name: str) -> str:
     return f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
-
-
-def _reserved(aws, name):
-    return aws.client("lambda").get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
 
 
 def _state(aws, uuid):
@@ -155,7 +152,6 @@ def test_missing_and_foreign_functions_are_refused(aws, runtime):
     # a full ARN in another account is looked for there, through the member role (issue 12): not found there
     with pytest.raises(killswitch.KillSwitchError, match="no function x in 999999999999 us-east-1"):
         killswitch.kill(runtime, "arn:aws:lambda:us-east-1:999999999999:function:x", "loop", "alice")
-
 
 
 def test_never_kill_own_and_exempt_functions_are_not_killed(aws, make_runtime, tmp_path, calls):

@@ -10,23 +10,18 @@ import pytest
 
 from chalicelib.bot.handlers import handle_event
 from chalicelib.killswitch import kill as killswitch
-from chalicelib.store.state import table_definition
 from safetycatch.local.cloudtrail import api_call
 from safetycatch.local.sandbox import member_sandbox
 from safetycatch.main import main
-from tests.conftest import POLICIES
+from tests.killswitch.conftest import TABLE
 from tests.world.runaway_support import alarm_from_metrics
 
 MEMBER, REGION = "111111111111", "eu-west-1"  # a member account, in a region other than the bot's home
 ARN = f"arn:aws:lambda:{REGION}:{MEMBER}:function:thumbnailer"
-TABLE = "safetycatch-member-state"
 
 
 @pytest.fixture
-def member(aws, monkeypatch):
-    aws.client("dynamodb").create_table(**table_definition(TABLE))
-    monkeypatch.setenv("SAFETYCATCH_TABLE", TABLE)
-    monkeypatch.setenv("SAFETYCATCH_POLICIES", str(POLICIES))
+def member(aws, table):
     sandbox = member_sandbox(MEMBER, REGION)
     arn = sandbox.function("thumbnailer", tags={"safetycatch:kill-switch": "true"})
     assert arn == ARN

@@ -16,6 +16,7 @@ from chalicelib.killswitch import kill as killswitch
 from chalicelib.store.state import table_definition
 from safetycatch.local.cloudtrail import api_call
 from safetycatch.local.evidence import health_event
+from tests.killswitch.conftest import reserved as _reserved
 from tests.world.health_support import stub_health
 from tests.world.runaway_support import alarm_from_metrics, policies_with, recovered
 
@@ -24,10 +25,6 @@ ACCOUNT = "123456789012"
 
 def _arn(name):
     return f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
-
-
-def _reserved(aws, name):
-    return aws.client("lambda").get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
 
 
 def _managed_alarm_event(aws, runtime, name="example-fn"):
@@ -293,7 +290,6 @@ def test_chalice_handlers_are_wired(aws, monkeypatch, tmp_path):
         health = client.lambda_.invoke("on_lambda_health", notice).payload
     assert alarm["findings"][0]["outcome"] == "fixed" and health["findings"][0]["outcome"] == "fixed"
     assert _reserved(aws, "example-fn") == 0 and _reserved(aws, "billing") == 0
-
 
 
 def test_a_failed_kill_re_arms_the_alarm_so_the_next_period_retries(aws, runtime, monkeypatch):

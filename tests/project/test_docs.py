@@ -76,20 +76,38 @@ def test_readme_cli_section_matches_safetycatch_help(monkeypatch, capsys):
     assert "Every command takes `-v` / `--verbose`" in text and "`--profile P`" in text
 
 
-def test_the_how_it_works_table_names_real_modules_and_every_top_level_one():
-    """Each row of README's "How it works" table names files that exist (``a.py``, ``b.py`` after a
-    ``chalicelib/…`` path are its neighbours), and every top-level module of chalicelib/ that decides or talks to
-    Slack has a row."""
-    section = (ROOT / "README.md").read_text().split("## How it works", 1)[1].split("\n## ", 1)[0]
-    named: set[str] = set()
-    for row in (line for line in section.splitlines() if line.startswith("| `")):
-        cell = row.split("|")[1]
-        paths = re.findall(r"`([^`]+)`", cell)
-        folder = paths[0].rsplit("/", 1)[0] + "/" if "/" in paths[0].rstrip("/") else ""
-        for path in paths:
-            full = path if "/" in path or not folder else folder + path
-            assert (ROOT / full).exists(), f"README names {full}, which does not exist"
-            named.add(full)
-    for module in ("approvals", "undo", "decisions", "killswitch", "engine", "runtime", "slack", "slack_messages",
-                   "slack_routes"):
-        assert f"chalicelib/{module}.py" in named, module
+def how_it_works_tree(readme: str) -> list[tuple[str, str]]:
+    """(folder or file, what it is) of each line of the tree in README's "How it works", sub-folders with their
+    parent's path (``├── bot/`` under ``chalicelib/`` is ``chalicelib/bot/``)."""
+    section = readme.split("## How it works", 1)[1].split("\n## ", 1)[0]
+    block = [b for b in section.split("```")[1::2] if "├── " in b][0]
+    rows, parent = [], ""
+    for line in block.strip("\n").splitlines():
+        nested = line.startswith(("├── ", "└── "))
+        name, _, what = line[4:].strip().partition(" ") if nested else line.partition(" ")
+        parent = parent if nested else name
+        rows.append((parent + name if nested else name, what.strip()))
+    return rows
+
+
+def test_the_how_it_works_tree_is_the_folders_one_line_per_package():
+    """README's tree names every package of chalicelib/ and safetycatch/ (and nothing that does not exist), each
+    with what it is, chalicelib's listed top to bottom in the order the structure test lets them import."""
+    from tests.project.test_structure import LAYERS
+
+    rows = how_it_works_tree((ROOT / "README.md").read_text())
+    named = [path for path, _ in rows]
+    assert all(what for _, what in rows) and len(named) == len(set(named))
+    for path in named:
+        assert (ROOT / path).exists(), f"README's tree names {path}, which does not exist"
+    packages = {f"{p.parent.relative_to(ROOT).as_posix()}/" for top in ("chalicelib", "safetycatch")
+                for p in (ROOT / top).glob("*/__init__.py")}
+    assert packages <= set(named), f"README's tree misses {sorted(packages - set(named))}"
+    inside = [p.split("/")[1] for p in named if p.startswith("chalicelib/") and p != "chalicelib/"]
+    assert inside == list(reversed(LAYERS)), "README lists chalicelib's packages top (bot) to bottom (core)"
+
+
+def test_the_tree_reader_nests_sub_folders_under_their_parent():
+    readme = "## How it works\n\n```\na.py   the map\npkg/   the bot\n├── x/   one\n└── y/   two\n```\n"
+    assert how_it_works_tree(readme) == [("a.py", "the map"), ("pkg/", "the bot"), ("pkg/x/", "one"),
+                                         ("pkg/y/", "two")]

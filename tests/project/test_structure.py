@@ -5,6 +5,9 @@
 * decisions know nothing of Slack: no deployed module outside the Slack ones imports a Slack module, except
   the runtime that wires the bot together and app.py that routes to it; and no decision module reaches one
   even through other modules;
+* imports flow downward between chalicelib's packages: ``ALLOWED`` is the table of the edges there may be (a
+  package to the packages it may import); an import outside it, at run time or for types only, fails with one line
+  that names the importing module;
 * no function in chalicelib/ is over 50 lines.
 """
 
@@ -126,6 +129,70 @@ def is_slack(module: str) -> bool:
 
 GRAPH = import_graph(deployed_modules())
 
+# chalicelib's packages, bottom first, and what each may import (README "How it works" draws the same tree). A
+# package never imports one above it: what it needs from above is handed in (the kill-switch and the organisation
+# fan-out take a runtime typed by a Protocol of their own, the engine its notifier and sink).
+LAYERS = ("core", "store", "domain", "checks", "policy", "intake", "inventory", "act", "exports", "decide",
+          "killswitch", "people", "org", "slack", "bot")
+ALLOWED: dict[str, frozenset[str]] = {
+    "core": frozenset(),
+    "store": frozenset({"core"}),
+    "domain": frozenset({"core"}),
+    "checks": frozenset({"core", "domain"}),  # pure: no reads, no writes, no state
+    "policy": frozenset({"core", "checks"}),
+    "intake": frozenset({"core", "checks", "policy"}),
+    "inventory": frozenset({"core", "domain", "intake"}),
+    "act": frozenset({"core", "domain"}),
+    "exports": frozenset({"core", "checks"}),
+    "decide": frozenset({"core", "store", "checks", "policy", "intake", "inventory", "act", "exports"}),
+    "killswitch": frozenset({"core", "store", "domain", "checks", "policy", "intake", "inventory", "act", "decide"}),
+    "people": frozenset({"core", "store", "decide", "act", "killswitch"}),
+    "org": frozenset({"core", "store", "policy", "intake", "decide", "killswitch"}),
+    "slack": frozenset({"core", "store", "checks", "act", "decide", "people"}),
+    "bot": frozenset({"core", "store", "policy", "intake", "inventory", "act", "exports", "decide", "killswitch",
+                      "people", "org", "slack"}),
+}
+
+
+def package_of(module: str) -> str:
+    """``chalicelib.killswitch.kill`` → ``killswitch``; app.py is ``app``, chalicelib's own ``__init__`` is ``""``."""
+    parts = module.split(".")
+    return "app" if module == "app" else (parts[1] if len(parts) > 1 else "")
+
+
+def typed_imports(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module → the deployed modules it imports inside ``if TYPE_CHECKING:`` (a type is a dependency too)."""
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        blocks = [n for n in ast.walk(tree) if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)]
+        names = {name for block in blocks for stmt in block.body for inner in ast.walk(stmt)
+                 for name in _imported(module, path, inner)}
+        found = set()
+        for name in names:
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                found.add(name)
+        graph[module] = found
+    return graph
+
+
+def upward_imports(modules: dict[str, Path]) -> list[str]:
+    """One line per import that ``ALLOWED`` does not list, naming the importing module."""
+    runtime, typed = import_graph(modules), typed_imports(modules)
+    problems = []
+    for module in sorted(modules):
+        source = package_of(module)
+        for target in sorted(runtime[module] | typed[module]):
+            wanted = package_of(target)
+            if source in ("app", wanted) or wanted == "":
+                continue
+            if source == "" or wanted not in ALLOWED.get(source, frozenset()):
+                problems.append(f"{module} imports {target}: chalicelib.{source or '__init__'} may not import "
+                                f"chalicelib.{wanted} (tests/project/test_structure.py ALLOWED)")
+    return problems
+
 
 def test_the_graph_sees_imports_inside_functions_and_skips_type_checking_blocks(tmp_path):
     package = tmp_path / "chalicelib"
@@ -145,6 +212,44 @@ def test_the_graph_sees_imports_inside_functions_and_skips_type_checking_blocks(
 def test_no_import_cycle_among_the_deployed_modules():
     assert len(GRAPH) > 60 and "chalicelib.checks.base" in GRAPH
     assert cycles(GRAPH) == []
+
+
+def test_the_allowed_edges_point_down_the_layers_and_name_every_package():
+    folders = {p.parent.name for p in (ROOT / "chalicelib").glob("*/__init__.py")}
+    assert set(LAYERS) == folders == set(ALLOWED), "a package of chalicelib/ without a row in ALLOWED (or a stale row)"
+    for package, targets in ALLOWED.items():
+        assert all(LAYERS.index(t) < LAYERS.index(package) for t in targets), f"{package} may import upward"
+
+
+def test_imports_flow_downward_between_the_packages():
+    assert upward_imports(deployed_modules()) == []
+
+
+def test_an_upward_import_fails_with_one_line_naming_the_importer(tmp_path):
+    for package in ("bot", "killswitch", "org"):
+        (tmp_path / "chalicelib" / package).mkdir(parents=True)
+        (tmp_path / "chalicelib" / package / "__init__.py").write_text("")
+    (tmp_path / "chalicelib" / "__init__.py").write_text("")
+    (tmp_path / "app.py").write_text("from chalicelib.bot import runtime\n")
+    (tmp_path / "chalicelib" / "bot" / "runtime.py").write_text("from chalicelib.killswitch import kill\n")
+    kill = tmp_path / "chalicelib" / "killswitch" / "kill.py"
+    kill.write_text("def f():\n    from chalicelib.bot import runtime\n")
+    (tmp_path / "chalicelib" / "org" / "scopes.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from chalicelib.bot.runtime import Runtime\n")
+    assert upward_imports(deployed_modules(tmp_path)) == [
+        "chalicelib.killswitch.kill imports chalicelib.bot.runtime: chalicelib.killswitch may not import chalicelib.bot"
+        " (tests/project/test_structure.py ALLOWED)",
+        "chalicelib.org.scopes imports chalicelib.bot.runtime: chalicelib.org may not import chalicelib.bot"
+        " (tests/project/test_structure.py ALLOWED)"]
+
+
+def test_every_package_is_in_the_wheel():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for top in ("chalicelib", "safetycatch")
+               for p in (ROOT / top).rglob("__init__.py")}
+    assert listed == folders | {"safetycatch.policies"}
 
 
 def test_the_check_declarations_are_apart_from_the_registry():
