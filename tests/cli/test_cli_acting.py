@@ -16,18 +16,11 @@ import yaml
 from chalicelib.bot.runtime import Runtime
 from chalicelib.store.state import table_definition
 from safetycatch.main import main
+from tests.cli.conftest import TABLE
 from tests.conftest import EVENTS, POLICIES
 from tests.world.cli_helpers import one_line_error, run_json
 
-TABLE = "safetycatch-acting-state"
 UPLOADS = "example-uploads-123456789012"
-
-
-@pytest.fixture
-def table(aws, monkeypatch):
-    aws.client("dynamodb").create_table(**table_definition(TABLE))
-    monkeypatch.setenv("SAFETYCATCH_TABLE", TABLE)
-    return TABLE
 
 
 def auto_policies(tmp_path: Path, *policy_ids: str) -> Path:

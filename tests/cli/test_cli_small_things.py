@@ -9,19 +9,10 @@ from datetime import datetime, timezone
 import boto3
 import pytest
 
-from chalicelib.store.state import table_definition
 from safetycatch.main import main
+from tests.cli.conftest import TABLE
 from tests.conftest import EVENTS, POLICIES
 from tests.world.cli_helpers import run, run_json
-
-TABLE = "safetycatch-small-things"
-
-
-@pytest.fixture
-def table(aws, monkeypatch):
-    aws.client("dynamodb").create_table(**table_definition(TABLE))
-    monkeypatch.setenv("SAFETYCATCH_TABLE", TABLE)
-    return TABLE
 
 
 def test_lint_honours_safetycatch_policies_and_works_outside_the_checkout(capsys, tmp_path, monkeypatch):
