@@ -1,6 +1,6 @@
 """``safetycatch check FILE...``: the policies, before deploy, on SAM / CloudFormation templates and Terraform plans.
 
-The template readers (``cli/templates``) build the same ``FunctionSnapshot`` objects the inventory builds from
+The template readers (``safetycatch/templates``) build the same ``FunctionSnapshot`` objects the inventory builds from
 AWS, and the very same check modules evaluate them: one rule, three enforcement points (the template in CI,
 the change event, the sweep). No credentials and no network are used. Checks that need what only a running
 function has (metrics, logs) are not run, and the output says so.
