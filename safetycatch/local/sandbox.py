@@ -16,6 +16,7 @@ import io
 import json
 import os
 import socket
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -89,7 +90,9 @@ def answer_missing_apis(app: Any) -> Any:
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
     """Run a moto server on 127.0.0.1:<free port>; AWS_ENDPOINT_URL and fake credentials point at it. The APIs
-    moto lacks answer as AWS does where they are unavailable (:func:`answer_missing_apis`)."""
+    moto lacks answer as AWS does where they are unavailable (:func:`answer_missing_apis`). Each server starts
+    empty: moto keeps its state per process, so what an earlier server in this process made is reset first
+    (moto's own ``POST /moto-api/reset``)."""
     import logging
 
     from moto.moto_server import threaded_moto_server
@@ -103,6 +106,7 @@ def moto_server() -> Iterator[str]:
                            lambda *a, **k: answer_missing_apis(dispatcher(*a, **k))):
         server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
     try:
         with patched_env(AWS_ENDPOINT_URL=endpoint, AWS_PROFILE=None, **FAKE_CREDENTIALS):
             yield endpoint
