@@ -8,6 +8,7 @@ import dataclasses
 import json
 import re
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -93,10 +94,15 @@ class ApiReader(Reader):
         return self.ctx.once("route_index", self._read_route_index)
 
     def _read_route_index(self) -> dict[str, list[ApiRoute]]:
+        """REST and HTTP APIs at once: GetResources (5 every 2 s) paces the REST reads, and the HTTP APIs' reads,
+        on the 10/s control-plane budget only, must not queue behind them (chalicelib/quotas.py)."""
         rest, http = self._api_lists()
-        found = self.ctx.parallel("apigateway", lambda api: self._rest_api_routes(api["id"], api.get("name", "")), rest)
-        found += self.ctx.parallel("apigatewayv2", lambda api: self._http_api_routes(
-            api["ApiId"], api.get("Name", ""), api.get("ProtocolType", "HTTP")), http)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="http-api-routes") as side:
+            http_found = side.submit(self.ctx.parallel, "apigatewayv2", lambda api: self._http_api_routes(
+                api["ApiId"], api.get("Name", ""), api.get("ProtocolType", "HTTP")), http)
+            found = self.ctx.parallel("apigateway", lambda api: self._rest_api_routes(api["id"], api.get("name", "")),
+                                      rest)
+            found += http_found.result()
         index: dict[str, list[ApiRoute]] = defaultdict(list)
         for function_arn, route in (item for routes in found for item in routes):
             index[function_arn].append(route)
