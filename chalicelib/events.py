@@ -327,9 +327,11 @@ def _apigateway_target(change: Change, detail: dict[str, Any]) -> Change | str:
         return "no API id in the event"
     if isinstance(uri, str) and "${stageVariables." in uri:  # a function per stage: every stage is read
         return replace(change, function=None, lookup=("rest-api" if rest_api else "http-api", rest_api or http_api))
-    if uri:
+    if uri:  # the lookup stays with the function: the API it names is read for the function's routes
         ref = function_from_uri(uri, change.account, change.region)
-        return _with(change, function=ref) if ref else "the integration does not target a Lambda function"
+        named = lookup or (("rest-integration", rest_api, resource, method) if rest_api else
+                           ("http-integration", http_api, integration))
+        return _with(change, function=ref, lookup=named) if ref else "the integration does not target a Lambda function"
     return _with(change, lookup=lookup) if lookup else "no integration named in the event"
 
 
