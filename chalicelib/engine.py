@@ -437,7 +437,8 @@ class Engine:
         the bot would."""
         report = ScanReport(self.inventory.account, self.inventory.region)
         self.inventory.apis.writes_index = act  # a sweep that acts writes the invoker index (a plain scan does not)
-        self.inventory.read_ahead({facet for check, _ in self.policy_set.enabled() for facet in check.needs})
+        facets = {facet for check, _ in self.policy_set.enabled() for facet in check.needs}
+        self.inventory.read_ahead(facets)
         functions = self.inventory.all_functions()  # listed one batch ahead (Inventory.function_batches)
         for listed in _batches(functions if select is None else filter(select, functions), batch):
             snapshots = readable(listed, report.errors)
@@ -451,7 +452,17 @@ class Engine:
             report.functions_scanned += len(listed)
             if progress:
                 progress(report.functions_scanned, None)
+        if act and "routes" in facets:
+            self._finish_invoker_index(report.errors)
         return report
+
+    def _finish_invoker_index(self, errors: list[str]) -> None:
+        """Wait for the read-ahead of every API (it writes the invoker index) even when no function needed routes:
+        a Lambda container is frozen once the handler returns, and the index must not be left half-written."""
+        try:
+            self.inventory.apis.route_index()
+        except (ClientError, BotoCoreError) as exc:
+            errors.append(f"could not read the APIs for the invoker index: {describe_error(exc)}")
 
     def _export(self, snapshots: list[FunctionSnapshot], decisions: list[Decision], only: Iterable[str],
                 errors: list[str]) -> None:
