@@ -125,9 +125,11 @@ class Change:
     ``("route-table", id)``, ``("nat-gateway", id)``, ``("vpc",)`` (every VPC function),
     ``("role", name)``, ``("policy", arn)`` (the functions whose roles attach a managed policy) or
     ``("downstream", bucket, queue / topic ARN or "default-bus", ...)`` (the functions an S3 notification reaches
-    through queues, topics and EventBridge rules). ``functions`` lists the functions the event names when it
-    names several (an S3 notification configuration); ``policies`` limits evaluation to the policies the change
-    can affect (empty: all)."""
+    through queues, topics and EventBridge rules). An integration event that names its function keeps its
+    ``("rest-integration", ...)`` / ``("http-integration", ...)`` lookup beside it: the API it names is read for the
+    function's routes (it may have just given the function an invocation role). ``functions`` lists the
+    functions the event names when it names several (an S3 notification configuration); ``policies`` limits
+    evaluation to the policies the change can affect (empty: all)."""
 
     event_id: str
     event_name: str
