@@ -412,3 +412,23 @@ def test_a_scan_without_fix_and_a_dry_run_event_write_no_index(aws, make_runtime
     enforce = make_runtime(table="safetycatch-idx")
     enforce.engine(ACCOUNT, REGION).sweep(act=False)
     assert not [c for c in calls.writes if c.startswith("dynamodb")], calls.writes
+
+
+def test_an_import_naming_two_functions_reads_that_api_once_and_no_other(aws, runtime, calls):
+    """An event's few functions are read one by one from their own APIs (the imported one, read once for both),
+    not by reading every API of a busy region as a sweep does."""
+    from chalicelib.inventory.apis import EVENT_PATH_MAX_APIS
+
+    _many_apis(aws, EVENT_PATH_MAX_APIS + 2)
+    orders, items = aws.function("orders-api", timeout=30), aws.function("items-api", timeout=60)
+    api_id = aws.client("apigateway").import_rest_api(
+        body=world.body(world.openapi("shop", {"GET /orders": orders, "POST /items": items})))["id"]
+    for function in (orders, items):
+        _grant(aws, function, api_id)
+    calls.clear()
+    report = handle_event(api_call("ImportRestApi", {"failOnWarnings": False}, {"id": api_id, "name": "shop"},
+                                   service="apigateway"), runtime=runtime)
+    assert {f["function"] for f in report["findings"] if f["outcome"] == "fixed"} == {orders, items}
+    assert "apigateway.GetRestApis" not in calls.calls, calls.calls
+    # the import's own read of the API (which functions it targets), then the API once for both functions' routes
+    assert calls.calls.count("apigateway.GetResources") == 2, calls.calls

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import describe_error, is_not_found
 from chalicelib.events import function_from_uri
-from chalicelib.inventory.common import ReadContext, Reader
+from chalicelib.inventory.common import FEW_FUNCTIONS, ReadContext, Reader
 from chalicelib.log import logger
 from chalicelib.model import (
     ApiRoute,
@@ -71,8 +71,16 @@ class ApiReader(Reader):
         self._hints[api_id] = kind
 
     def load_routes(self, snapshots: list[FunctionSnapshot], bulk: bool) -> None:
-        """The ``routes`` facet: every API route that targets each function."""
-        index = self._routes_for_one(snapshots[0]) if not bulk else None
+        """The ``routes`` facet: every API route that targets each function. One event's few functions (an API
+        import naming two, say) are read one by one, from their own APIs; a sweep reads every API once."""
+        few = not bulk or (self.ctx.transient_raises and len(snapshots) <= FEW_FUNCTIONS)
+        index: dict[str, list[ApiRoute]] | None = {} if few else None
+        for snapshot in snapshots if few else ():
+            own = self._routes_for_one(snapshot)
+            if own is None:
+                index = None
+                break
+            index = (index or {}) | {snapshot.arn: own.get(snapshot.arn, [])}
         if index is None:
             index = self.route_index()
         for snapshot in snapshots:
@@ -102,7 +110,10 @@ class ApiReader(Reader):
 
     def _read_one_api(self, api: str, kind: str) -> tuple[float, list[tuple[str, ApiRoute]]]:
         """One API's routes (``kind`` ``rest``, ``v2`` or '' when unknown: REST first), when it was read, and its
-        role-invoked routes recorded in the index."""
+        role-invoked routes recorded in the index; read once per run (two functions of one API share it)."""
+        return self.ctx.once(f"api-routes:{api}:{kind}", lambda: self._read_api_now(api, kind))
+
+    def _read_api_now(self, api: str, kind: str) -> tuple[float, list[tuple[str, ApiRoute]]]:
         read_at = self._now()
         if kind == "rest":
             routes = self._named_rest_api_routes(api)
