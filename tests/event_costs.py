@@ -29,13 +29,19 @@ from tests.conftest import EVENTS, POLICIES, CallRecorder
 TABLE = "safetycatch-costs"
 
 
-def _world(aws: SandboxAccount) -> None:
+def scenario_functions(aws: SandboxAccount) -> None:
+    """The recorded records' functions (``orders-api``, and ``example-fn`` in the older records), each fronted by a
+    REST API, running as ``orders-api-role``."""
     role = aws.execution_role("orders-api-role")
     for name in ("orders-api", "example-fn"):
         arn = aws.client("lambda").create_function(
             FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler", Code={"ZipFile": aws._zip},
             Timeout=10, MemorySize=512)["FunctionArn"]
         aws.rest_api(arn, path=name)
+
+
+def _world(aws: SandboxAccount) -> None:
+    scenario_functions(aws)
     for i in range(12):
         aws.rest_api(aws.function(f"other-{i}", timeout=5), path=f"p{i}", name=f"api-{i}")
     aws.client("dynamodb").create_table(**table_definition(TABLE))
