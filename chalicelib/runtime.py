@@ -44,7 +44,7 @@ from chalicelib.inventory import AccountFactsCache, Inventory
 from chalicelib.log import logger
 from chalicelib.model import GLOBAL_MODES
 from chalicelib.settings import PolicySet
-from chalicelib.state import StateStore, open_store
+from chalicelib.state import DynamoTable, InvokerIndex, StateStore, open_store
 
 
 class ConfigError(ValueError):
@@ -255,6 +255,9 @@ class Runtime:
         clients = self.clients(region, account)
         gateway = Gateway(clients, dry_run=self.mode == "dry-run", sleep=self.sleep)
         inventory = Inventory(clients, account, facts=self.account_facts)
+        if self.table and not self.writes_state:  # dry-run: read the durable invoker index, write only to memory
+            inventory.apis.index = InvokerIndex(self.store.table, self.store.clock,
+                                                reads=DynamoTable(self.clients(), self.table))
         engine = Engine(self.policy_set, inventory, gateway, self.store, self.mode, self.notifier)
         if self.securityhub:
             engine.sink = securityhub.SecurityHubSink(clients, account)
