@@ -14,9 +14,10 @@
 * ``slack_worker``: carries a Slack decision out (invoked asynchronously by the routes).
 """
 
+from types import ModuleType
+
 from chalice import Chalice, Rate, Response
 
-from chalicelib.bot import handlers, slack_routes
 from chalicelib.core import observability
 from chalicelib.intake.events import CLOUDTRAIL_RULES
 from chalicelib.killswitch.evidence import EVIDENCE_RULES
@@ -32,35 +33,49 @@ CONFIG_CHANGES = CLOUDTRAIL_RULES["on_config_change"]  # Lambda and API Gateway 
 DEPENDENCY_CHANGES = CLOUDTRAIL_RULES["on_dependency_change"]  # routing, role policies, bucket notifications
 
 
+# Each Lambda function loads only what its handlers use, on its first event (Python caches the module after):
+# the Slack routes never load boto3's engine, the event handlers never load slack-sdk (bench/import_time.py).
+def _events() -> ModuleType:
+    from chalicelib.bot import handlers
+
+    return handlers
+
+
+def _slack() -> ModuleType:
+    from chalicelib.bot import slack_routes
+
+    return slack_routes
+
+
 @app.on_cw_event(CONFIG_CHANGES, name="on_config_change")
 def on_config_change(event):
     """A function or its API integration changed: enforce the policies on it."""
-    return handlers.on_cloudtrail_change(event.to_dict(), event.context)
+    return _events().on_cloudtrail_change(event.to_dict(), event.context)
 
 
 @app.on_cw_event(DEPENDENCY_CHANGES, name="on_dependency_change")
 def on_dependency_change(event):
     """Routing, role or managed policies, or bucket notifications changed: re-evaluate the functions concerned."""
-    return handlers.on_cloudtrail_change(event.to_dict(), event.context)
+    return _events().on_cloudtrail_change(event.to_dict(), event.context)
 
 
 @app.on_cw_event(EVIDENCE_RULES["on_runaway_alarm"], name="on_runaway_alarm")
 def on_runaway_alarm(event):
     """A runaway alarm safetycatch manages went to ALARM: kill the function it watches."""
-    return handlers.on_runaway_evidence(event.to_dict(), event.context)
+    return _events().on_runaway_evidence(event.to_dict(), event.context)
 
 
 @app.on_cw_event(EVIDENCE_RULES["on_lambda_health"], name="on_lambda_health")
 def on_lambda_health(event):
     """AWS Health told us about Lambda (a recursive loop among others): kill the looping function."""
-    return handlers.on_runaway_evidence(event.to_dict(), event.context)
+    return _events().on_runaway_evidence(event.to_dict(), event.context)
 
 
 @app.schedule(Rate(6, unit=Rate.HOURS), name="scheduled_sweep")
 def scheduled_sweep(event):
     """What no change event announces (utilization, durations, /tmp errors, drift): sweep and enforce, or fan the
     organisation out to the sweep worker, one SQS message per (account, region)."""
-    return handlers.on_schedule(event.to_dict(), event.context)
+    return _events().on_schedule(event.to_dict(), event.context)
 
 
 # The queue is the stack's SweepQueue (safetycatch/build/steps.py points the event source at it); reserved concurrency
@@ -68,7 +83,7 @@ def scheduled_sweep(event):
 @app.on_sqs_message(queue=SWEEP_QUEUE, batch_size=1, name="sweep_worker", maximum_concurrency=SWEEP_CONCURRENCY)
 def sweep_worker(event):
     """One scope (account, region) of a sweep run per message; failed scopes come back as partial batch failures."""
-    return handlers.on_sweep_work(event.to_dict(), event.context)
+    return _events().on_sweep_work(event.to_dict(), event.context)
 
 
 # -- Slack: buttons, slash command, and the worker that carries decisions out ---------------------
@@ -90,16 +105,18 @@ def _slack_response(answer: dict) -> Response:
 @app.route("/slack/actions", methods=["POST"], content_types=SLACK_FORM)
 def slack_actions():
     """Approve / Deny / Undo / Restore clicks: verify, authorise, hand to the worker, answer at once."""
-    return _slack_response(slack_routes.on_actions(*_slack_request()))
+    return _slack_response(_slack().on_actions(*_slack_request()))
 
 
 @app.route("/slack/commands", methods=["POST"], content_types=SLACK_FORM)
 def slack_commands():
     """``/safetycatch status|kill|restore FUNCTION``: same checks, answered ephemerally."""
-    return _slack_response(slack_routes.on_commands(*_slack_request()))
+    return _slack_response(_slack().on_commands(*_slack_request()))
 
 
-@app.lambda_function(name=slack_routes.WORKER_NAME)
+# The name is chalicelib.bot.slack_routes.WORKER_NAME, written out so that loading app.py loads no Slack module
+# (tests/bot/test_app.py checks that the two agree).
+@app.lambda_function(name="slack_worker")
 def slack_worker(event, context):
     """Invoked asynchronously by the routes: apply the decision, update the Slack message."""
-    return slack_routes.run_worker(event)
+    return _slack().run_worker(event)

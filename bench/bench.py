@@ -278,7 +278,7 @@ def _print_storm(report: Any, run: Any, deliveries: int, unique: int, functions:
 def bench_import() -> None:
     from bench.import_time import report
 
-    for line in report(runs=7):
+    for line in report(runs=7, custodian=compare.ensure_custodian()):
         print(line)
 
 

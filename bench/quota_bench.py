@@ -104,23 +104,49 @@ SCAN = ("import sys; sys.path.insert(0, {root!r}); from bench import latency; la
         "from safetycatch.main import run; run()")
 
 
-def whole_process(endpoint: str, delay: float, n: int, python: Path | None) -> None:
-    """``safetycatch scan`` and ``custodian run`` as a user runs them: a fresh process each, start to exit."""
-    from bench import compare
+def scan_lower_bound(share: float | None = None) -> tuple[float, str]:
+    """The least time one ``safetycatch scan`` of the bench account needs on AWS at ``share`` of the quotas it
+    paces to: GetResources, one request per REST API (a page of 500 resources), is the binding one (5 requests
+    every 2 s per account, chalicelib/core/quotas.py); the rest of a 1,000-function scan fits in the other quotas'
+    bursts. Returns seconds and the arithmetic."""
+    from chalicelib.core import quotas
+    from safetycatch.local.sandbox import SandboxAccount
 
+    share = quotas.DEFAULT_SHARE if share is None else share
+    rest = len(SandboxAccount().client("apigateway").get_rest_apis(limit=500).get("items", []))
+    quota = next(q for q in quotas.QUOTAS if q.name == "apigateway:GetResources")
+    seconds = max(0.0, rest - share * quota.burst) / (share * quota.rate)
+    return seconds, (f"{rest} GetResources (one per REST API) at {share:g} x {quota.rate:g}/s after {share:g} x "
+                     f"{quota.burst:g} at once")
+
+
+def _scan_process(endpoint: str, delay: float) -> tuple[float, subprocess.CompletedProcess[bytes]]:
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}  # the CLI paces itself as on AWS (moto has no quotas)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", SCAN.format(root=str(ROOT), delay=delay), "scan", "--format",
                            "json", "--region", "us-east-1", "--no-state"], env=env, capture_output=True, cwd=ROOT)
-    ours = time.perf_counter() - started
+    return time.perf_counter() - started, done
+
+
+def whole_process(endpoint: str, delay: float, n: int, python: Path | None) -> None:
+    """``safetycatch scan`` (twice: a first and a repeated run) and ``custodian run`` as a user runs them: a fresh
+    process each, start to exit; beside each, the quotas' lower bound of the scan."""
+    from bench import compare
+
+    first, done = _scan_process(endpoint, delay)
     if done.returncode not in (0, 1):
         print(f"  whole process: safetycatch scan failed: {done.stderr.decode()[-300:]}")
         return
-    line = f"  whole process, {n:,} functions at {delay * 1000:.0f} ms: safetycatch scan {ours:.2f} s"
+    second, _ = _scan_process(endpoint, delay)
+    bound, arithmetic = scan_lower_bound()
+    line = (f"  whole process, {n:,} functions at {delay * 1000:.0f} ms: safetycatch scan {first:.2f} s (repeated: "
+            f"{second:.2f} s; no route cache, see /work/notes/issue-27.md); quotas' lower bound {bound:.1f} s "
+            f"({arithmetic})")
     if python:
         started = time.perf_counter()
         compare.custodian_scan(python, endpoint, delay)
         theirs = time.perf_counter() - started
-        line += (f"; custodian run {theirs:.2f} s: {theirs / ours:.1f}x "
-                 f"(goal >= 10x: {compare.verdict(theirs >= 10 * ours)})")
+        line += (f"; custodian run {theirs:.2f} s: {theirs / first:.1f}x (goal >= 10x: "
+                 f"{compare.verdict(theirs >= 10 * first)}; at the lower bound at best "
+                 f"{theirs / max(bound, 1e-9):.1f}x)")
     print(line)

@@ -46,7 +46,7 @@ from chalicelib.inventory import AccountFactsCache, Inventory
 from chalicelib.org import accounts
 from chalicelib.policy import settings as settings_module
 from chalicelib.policy.settings import PolicySet
-from chalicelib.store.state import StateStore, open_store
+from chalicelib.store.state import DynamoTable, InvokerIndex, StateStore, open_store
 
 
 class ConfigError(ValueError):
@@ -257,6 +257,9 @@ class Runtime:
         clients = self.clients(region, account)
         gateway = Gateway(clients, dry_run=self.mode == "dry-run", sleep=self.sleep)
         inventory = Inventory(clients, account, facts=self.account_facts)
+        if self.table and not self.writes_state:  # dry-run: read the durable invoker index, write only to memory
+            inventory.apis.index = InvokerIndex(self.store.table, self.store.clock,
+                                                reads=DynamoTable(self.clients(), self.table))
         engine = Engine(self.policy_set, inventory, gateway, self.store, self.mode, self.notifier)
         if self.securityhub:
             engine.sink = securityhub.SecurityHubSink(clients, account)

@@ -149,6 +149,7 @@ class ApiRoute:
     # the alias or version the integration invokes: "" the unqualified function ($LATEST), None not known (templates)
     qualifier: str | None = None
     invocation: Literal["sync", "async", "stream", "caller"] = "sync"
+    via_role: bool = False  # API Gateway invokes through an invocation role (the integration's credentials)
 
     @property
     def api_kind(self) -> str:

@@ -87,7 +87,9 @@ QUOTAS: tuple[Quota, ...] = (
     Quota("apigateway:GetResources", ("apigateway",), 2.5, 5, APIGW, frozenset({"GetResources"}),
           note="5 requests every 2 seconds per account; cannot be increased"),
     Quota("apigateway:control-plane", ("apigateway", "apigatewayv2"), 10, 40, APIGW,
-          note="every control-plane call (REST, HTTP and WebSocket APIs together): 10/s, burst 40"),
+          note="every control-plane call (REST, HTTP and WebSocket APIs together): the page's 'Total operations' "
+               "row, '10 requests per second with a burst quota of 40 requests per second', not adjustable "
+               "(confirmed against the page's table, issue 27)"),
     Quota("lambda:GetFunction", ("lambda",), 100, 100, LAMBDA, frozenset({"GetFunction"}),
           note="cannot be increased"),
     Quota("lambda:GetPolicy", ("lambda",), 15, 15, LAMBDA, frozenset({"GetPolicy"}), note="cannot be increased"),
@@ -96,7 +98,8 @@ QUOTAS: tuple[Quota, ...] = (
           note="the remainder of the control plane (ListFunctions, GetFunctionConcurrency, ListEventSourceMappings,"
                " GetFunctionRecursionConfig, ListProvisionedConcurrencyConfigs, PutFunctionConcurrency, ...)"),
     _cloudwatch("GetMetricData", 500, "without Metrics Insights queries (the issue's reading of the current page; "
-                                      "the archived page said 50)"),
+                                      "the archived page said 50; still unconfirmed: issue 27's search of the "
+                                      "page's text did not reach its API-rate rows)"),
     _cloudwatch("DescribeAlarms", 9),
     _cloudwatch("DescribeAlarmsForMetric", 9),
     _cloudwatch("ListMetrics", 25),
@@ -108,8 +111,10 @@ QUOTAS: tuple[Quota, ...] = (
     _logs("FilterLogEvents", 5),
     _logs("GetLogEvents", 10),
     Quota("iam:all", ("iam",), 20, 20, IAM,
-          note="IAM publishes no default rate; 20/s is the figure the bot has always assumed (the page cited gives "
-               "the error: Throttling, 400)"),
+          note="IAM publishes no default rate (checked, issue 27: the IAM and STS quotas page, "
+               "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html, lists object sizes and "
+               "counts only; the page cited says the rate limits cannot be raised and gives the error: Throttling, "
+               "400); 20/s is the figure the bot has always assumed"),
 )
 
 # Concurrent Logs Insights queries per account and region, dashboards' queries included: the current Logs pages

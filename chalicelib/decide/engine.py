@@ -49,7 +49,7 @@ from chalicelib.exports.securityhub import SecurityHubSink, SecurityHubUnavailab
 from chalicelib.intake.events import Change
 from chalicelib.inventory import Inventory
 from chalicelib.policy.settings import PolicyConfig, PolicySet
-from chalicelib.store.state import StateStore
+from chalicelib.store.state import InvokerIndex, StateStore
 
 Progress = Callable[[int, int | None], None]
 TOLD = ("notified", "fixed", "pending-approval", "failed")  # outcomes a human hears about
@@ -151,6 +151,8 @@ class Engine:
         self.gateway.dry_run = self.gateway.dry_run or mode == "dry-run"
         self.sink: SecurityHubSink | None = None  # SAFETYCATCH_SECURITYHUB=on (see Runtime.engine)
         self.unevaluated: set[str] = set()  # policies that could not run in the last evaluate (facet, error)
+        if inventory.apis.index is None:  # the APIs that invoke a function through a role (chalicelib/store/state.py)
+            inventory.apis.index = InvokerIndex(store.table, store.clock)
 
     # -- evaluation ------------------------------------------------------------------------------
 
@@ -402,6 +404,7 @@ class Engine:
         transiently raises (see :func:`chalicelib.core.aws.is_transient`); a permanent one is recorded in ``errors``."""
         report = EventReport(change.event_id, change.event_name)
         self.inventory.transient_raises = True
+        self.inventory.apis.writes_index = True  # what it reads of an API keeps the invoker index true
         refs = self.inventory.resolve_all(change)
         if not refs:
             report.skipped = ("no function is affected by this change" if change.policies else
@@ -434,7 +437,9 @@ class Engine:
         """Evaluate every function of the region (or those ``select`` keeps); with ``act`` carry out decisions as
         the bot would."""
         report = ScanReport(self.inventory.account, self.inventory.region)
-        self.inventory.read_ahead({facet for check, _ in self.policy_set.enabled() for facet in check.needs})
+        self.inventory.apis.writes_index = act  # a sweep that acts writes the invoker index (a plain scan does not)
+        facets = {facet for check, _ in self.policy_set.enabled() for facet in check.needs}
+        self.inventory.read_ahead(facets)
         functions = self.inventory.all_functions()  # listed one batch ahead (Inventory.function_batches)
         for listed in _batches(functions if select is None else filter(select, functions), batch):
             snapshots = readable(listed, report.errors)
@@ -448,7 +453,17 @@ class Engine:
             report.functions_scanned += len(listed)
             if progress:
                 progress(report.functions_scanned, None)
+        if act and "routes" in facets:
+            self._finish_invoker_index(report.errors)
         return report
+
+    def _finish_invoker_index(self, errors: list[str]) -> None:
+        """Wait for the read-ahead of every API (it writes the invoker index) even when no function needed routes:
+        a Lambda container is frozen once the handler returns, and the index must not be left half-written."""
+        try:
+            self.inventory.apis.route_index()
+        except (ClientError, BotoCoreError) as exc:
+            errors.append(f"could not read the APIs for the invoker index: {describe_error(exc)}")
 
     def _export(self, snapshots: list[FunctionSnapshot], decisions: list[Decision], only: Iterable[str],
                 errors: list[str]) -> None:

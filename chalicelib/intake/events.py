@@ -125,9 +125,11 @@ class Change:
     ``("route-table", id)``, ``("nat-gateway", id)``, ``("vpc",)`` (every VPC function),
     ``("role", name)``, ``("policy", arn)`` (the functions whose roles attach a managed policy) or
     ``("downstream", bucket, queue / topic ARN or "default-bus", ...)`` (the functions an S3 notification reaches
-    through queues, topics and EventBridge rules). ``functions`` lists the functions the event names when it
-    names several (an S3 notification configuration); ``policies`` limits evaluation to the policies the change
-    can affect (empty: all)."""
+    through queues, topics and EventBridge rules). An integration event that names its function keeps its
+    ``("rest-integration", ...)`` / ``("http-integration", ...)`` lookup beside it: the API it names is read for the
+    function's routes (it may have just given the function an invocation role). ``functions`` lists the
+    functions the event names when it names several (an S3 notification configuration); ``policies`` limits
+    evaluation to the policies the change can affect (empty: all)."""
 
     event_id: str
     event_name: str
@@ -327,9 +329,11 @@ def _apigateway_target(change: Change, detail: dict[str, Any]) -> Change | str:
         return "no API id in the event"
     if isinstance(uri, str) and "${stageVariables." in uri:  # a function per stage: every stage is read
         return replace(change, function=None, lookup=("rest-api" if rest_api else "http-api", rest_api or http_api))
-    if uri:
+    if uri:  # the lookup stays with the function: the API it names is read for the function's routes
         ref = function_from_uri(uri, change.account, change.region)
-        return _with(change, function=ref) if ref else "the integration does not target a Lambda function"
+        named = lookup or (("rest-integration", rest_api, resource, method) if rest_api else
+                           ("http-integration", http_api, integration))
+        return _with(change, function=ref, lookup=named) if ref else "the integration does not target a Lambda function"
     return _with(change, lookup=lookup) if lookup else "no integration named in the event"
 
 

@@ -399,6 +399,8 @@ class Inventory:
             # -> [FunctionRef(name='orders-api', account='123456789012', region='us-east-1', partition='aws')]
         """
         kind, *args = change.lookup or ("",)
+        if kind in API_HINTS and args and args[0]:  # the API the event names is read for its functions' routes
+            self.apis.hint(args[0], API_HINTS[kind])
         if kind == "downstream":  # an S3 notification: the functions it names, and those its queues... reach
             found = list(change.functions)
             return found + [ref for ref in self.chains.functions_downstream(args[0], args[1:]) if ref not in found]
@@ -491,6 +493,7 @@ class Inventory:
 
 LOOP_EDGE_LOOKUPS = ("delivery", "rule", "pipe")
 API_LOOKUPS = ("rest-api", "http-api")
+API_HINTS = {"rest-api": "rest", "rest-integration": "rest", "http-api": "v2", "http-integration": "v2"}
 
 
 def _tags_refused(exc: ClientError) -> str:

@@ -71,6 +71,7 @@ class Table(Protocol):
     def query_pk(self, pk: str) -> list[dict[str, Any]]: ...
     def increment_below(self, pk: str, sk: str, limit: int, expiration: int) -> bool: ...
     def put_new(self, item: dict[str, Any], now: int | None = None) -> bool: ...
+    def put_newer(self, item: dict[str, Any], field: str) -> bool: ...
 
 
 class MemoryTable:
@@ -117,6 +118,15 @@ class MemoryTable:
         with self._lock:
             existing = self.items.get((item["pk"], item["sk"]))
             if existing is not None and (now is None or int(existing.get("expiration", now + 1)) >= now):
+                return False
+            self.items[(item["pk"], item["sk"])] = dict(item)
+            return True
+
+    def put_newer(self, item: dict[str, Any], field: str) -> bool:
+        """Write ``item`` unless the stored one has a larger ``field`` (a later reading wins, whatever the order)."""
+        with self._lock:
+            existing = self.items.get((item["pk"], item["sk"]))
+            if existing is not None and existing.get(field, 0) > item[field]:
                 return False
             self.items[(item["pk"], item["sk"])] = dict(item)
             return True
@@ -200,6 +210,20 @@ class DynamoTable:
                          "ExpressionAttributeValues": {":now": {"N": str(int(now))}}}
         try:
             self.client.put_item(TableName=self.name, Item=self._dump(item), **condition)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def put_newer(self, item: dict[str, Any], field: str) -> bool:
+        """Conditional put: only if absent or its stored ``field`` is not larger (concurrent writers: the later
+        reading wins)."""
+        try:
+            self.client.put_item(TableName=self.name, Item=self._dump(item),
+                                 ConditionExpression="attribute_not_exists(pk) OR #f <= :v",
+                                 ExpressionAttributeNames={"#f": field},
+                                 ExpressionAttributeValues={":v": self._ser.serialize(item[field])})
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
@@ -445,6 +469,81 @@ class StateStore:
             changes["fix_id"] = fix_id
         return self.table.update_if(f"kill#{function_arn}", "kill", changes, {"token": token})
 
+
+
+INVOKERS_TTL_SECONDS = 24 * 3600  # four 6-hourly sweeps: an entry no sweep or event refreshes expires (and is ignored)
+
+
+class InvokerIndex:
+    """The APIs that invoke a function through an invocation role (the integration's credentials), which the
+    function's resource policy does not show: written by every full read of a region's APIs (the sweep) and by each
+    read of one API on the event path, read on a function's own event so that only its APIs' routes are read.
+
+    One item per (function, API), so no item grows with the estate (DynamoDB's 400 KB) and writers of different
+    pairs never meet; writers of one pair are ordered by ``read_at`` (when the API was read, in ms): a conditional
+    put keeps the later reading, a tombstone (``live`` False) included. Entries expire ``INVOKERS_TTL_SECONDS`` after
+    the reading (TTL on ``expiration``; readers skip expired ones before DynamoDB deletes them). The index is a
+    hint of what to read, never evidence: the routes are always re-read before any decision. ``reads``: the table
+    read from when it differs from the one written (dry-run reads the durable index and writes nowhere durable).
+
+    Example:
+        >>> index = InvokerIndex(MemoryTable(), clock=lambda: 1000.0)
+        >>> fn = "arn:aws:lambda:us-east-1:123456789012:function:orders"
+        >>> index.record(fn, "rest", "a1b2c3d4e5", read_at=1000.0)
+        True
+        >>> index.apis_for(fn)
+        [('rest', 'a1b2c3d4e5')]
+        >>> index.forget(fn, "rest", "a1b2c3d4e5", read_at=999.0), index.apis_for(fn)  # an older reading loses
+        (False, [('rest', 'a1b2c3d4e5')])
+    """
+
+    def __init__(self, table: Table, clock: Any = time.time, reads: Table | None = None) -> None:
+        self.table, self.clock, self.reads = table, clock, reads or table
+
+    def apis_for(self, function_arn: str) -> list[tuple[str, str]]:
+        """``(kind, api id)`` of every live entry of the function (one Query)."""
+        now = int(self.clock())
+        return sorted((str(i["api_kind"]), str(i["api"])) for i in self.reads.query_pk(f"invokers#{function_arn}")
+                      if i.get("live") and int(i.get("expiration", 0)) > now)
+
+    def functions_of(self, account: str, region: str, api_id: str) -> list[tuple[str, str]]:
+        """``(function ARN, kind)`` of every live entry naming the API (one index Query)."""
+        now = int(self.clock())
+        return sorted((str(i["function"]), str(i["api_kind"]))
+                      for i in self.reads.query_index(f"invokers-api#{account}#{region}#{api_id}")
+                      if i.get("live") and int(i.get("expiration", 0)) > now)
+
+    def record(self, function_arn: str, kind: str, api_id: str, read_at: float) -> bool:
+        """The API, read at ``read_at``, invokes the function through a role; False when a later reading won."""
+        return self._put(function_arn, kind, api_id, read_at, live=True)
+
+    def forget(self, function_arn: str, kind: str, api_id: str, read_at: float) -> bool:
+        """The API, read at ``read_at``, no longer invokes the function through a role (or no longer exists)."""
+        return self._put(function_arn, kind, api_id, read_at, live=False)
+
+    def _put(self, function_arn: str, kind: str, api_id: str, read_at: float, live: bool) -> bool:
+        region, account = (function_arn.split(":") + ["", "", "", "", ""])[3:5]
+        return self.table.put_newer({
+            "pk": f"invokers#{function_arn}", "sk": f"{kind}#{api_id}", "kind": "invoker", "function": function_arn,
+            "api": api_id, "api_kind": kind, "live": live, "read_at": int(read_at * 1000),
+            "seen": iso_at(read_at), "expiration": int(read_at) + INVOKERS_TTL_SECONDS,
+            "gsi1pk": f"invokers-api#{account}#{region}#{api_id}", "gsi1sk": function_arn}, "read_at")
+
+    def built(self, account: str, region: str) -> bool:
+        """Whether a full read of the scope's APIs wrote the index within the TTL (else it cannot be relied on)."""
+        item = self.reads.get("invokers-built", f"{account}#{region}")
+        return item is not None and int(item.get("expiration", 0)) > int(self.clock())
+
+    def mark_built(self, account: str, region: str, read_at: float) -> None:
+        """A full read of the scope's APIs, begun at ``read_at``, wrote every entry it found."""
+        self.table.put_newer({"pk": "invokers-built", "sk": f"{account}#{region}", "kind": "invokers-built",
+                              "read_at": int(read_at * 1000), "seen": iso_at(read_at),
+                              "expiration": int(read_at) + INVOKERS_TTL_SECONDS}, "read_at")
+
+
+def iso_at(epoch: float) -> str:
+    """Epoch seconds as ISO 8601 UTC (what ``seen`` attributes show a person)."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
 
 def _decode(item: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in item.items() if k not in ("pk", "sk", "gsi1pk", "gsi1sk")}

@@ -89,3 +89,26 @@ def test_scheduled_sweep_enforces_the_whole_region(client, aws):
     assert client.lambda_.invoke("sweep_worker", work).payload == {"batchItemFailures": []}
     assert aws.client("lambda").get_function(FunctionName="example-fn")["Configuration"]["Timeout"] == 25
     assert handlers.current_runtime().store.approvals("PENDING"), "the mapping's fix awaits approval"
+
+
+def test_the_slack_worker_name_is_the_routes_constant():
+    """app.py writes the worker's name out (so that loading it loads no Slack module): it must stay the one the
+    routes invoke."""
+    from chalicelib.bot import slack_routes
+
+    assert [f.name for f in app.pure_lambda_functions] == [slack_routes.WORKER_NAME]
+
+
+def test_import_app_loads_neither_boto3_nor_slack_sdk_until_a_handler_runs(tmp_path):
+    """Cold start (bench/import_time.py): each Lambda function loads its handler's modules on its first event;
+    the Slack routes never load the sweep engine, the event handlers never load slack-sdk."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    probe = ("import sys, app; print(sorted(set(sys.modules) & {'boto3', 'botocore.client', 'slack_sdk'})); "
+             "app._events(); print('slack_sdk' in sys.modules, 'boto3' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "AWS_DEFAULT_REGION": "us-east-1"})
+    assert out.stdout.split("\n")[:2] == ["[]", "False True"], out.stdout + out.stderr

@@ -259,3 +259,33 @@ def test_each_query_has_its_own_budget_not_a_share_of_the_whole_search(aws, monk
     assert not any(s.unavailable.get("logs") for s in snapshots)
     assert sorted(s.name for s in snapshots if s.log_hits.count) == ["fn-0", "fn-5"]
     assert clock.monotonic() - started >= 150 and layer.queries == {} and not layer.stopped
+
+
+def test_http_api_routes_are_read_while_rest_api_routes_wait_for_get_resources(aws, runtime, monkeypatch):
+    """GetResources (5 every 2 s, the bot's half: 1.25/s) paces the REST APIs' route reads; the HTTP APIs' reads
+    count only against the 10/s control-plane budget and must not queue behind them (a 1,000-function scan spent
+    4 s reading 20 HTTP APIs after 20 REST APIs' 14 s of pacing: bench/quota_bench.py)."""
+    import threading
+
+    from chalicelib.inventory.apis import ApiReader
+
+    rest_fn, http_fn = aws.function("orders-rest"), aws.function("orders-http")
+    aws.rest_api(rest_fn)
+    aws.http_api(http_fn, route="GET /orders")
+    http_read = threading.Event()
+    rest_routes, http_routes = ApiReader._rest_api_routes, ApiReader._http_api_routes
+
+    def rest(self: ApiReader, *args: Any) -> Any:
+        assert http_read.wait(timeout=60), "the HTTP API's routes were read only after the REST API's"
+        return rest_routes(self, *args)
+
+    def http(self: ApiReader, *args: Any) -> Any:
+        try:
+            return http_routes(self, *args)
+        finally:
+            http_read.set()
+
+    monkeypatch.setattr(ApiReader, "_rest_api_routes", rest)
+    monkeypatch.setattr(ApiReader, "_http_api_routes", http)
+    index = runtime.engine(ACCOUNT, "us-east-1").inventory.apis.route_index()
+    assert [r.kind for r in index[rest_fn]] == ["rest"] and [r.kind for r in index[http_fn]] == ["http"]

@@ -4,8 +4,6 @@ not an incident; doctor prints the last event per scope."""
 
 from __future__ import annotations
 
-import time
-
 import boto3
 
 from chalicelib.bot.handlers import handle_event, on_schedule
@@ -21,10 +19,25 @@ def _at(runtime, epoch: float) -> None:
     runtime.store.clock = lambda: epoch
 
 
+def _changed(aws, name: str = "orders-api") -> float:
+    """When the function last changed, as Lambda (moto) says: the tests' clock is set from the world's own times,
+    never from the machine's (``time.time()`` plus an offset)."""
+    config = aws.client("lambda").get_function_configuration(FunctionName=name)
+    at = heartbeat.modified_at(config["LastModified"])
+    assert at is not None, config["LastModified"]
+    return at
+
+
+def _after_change(aws, runtime, minutes: float = 1) -> None:
+    """The sweep runs ``minutes`` after the function's last change."""
+    _at(runtime, _changed(aws) + minutes * 60)
+
+
 def _event_then_silence(aws, runtime, hours_ago: float) -> float:
-    """A function exists; a CloudTrail event reached the bot ``hours_ago`` hours ago; then the events stop."""
+    """A function exists; a CloudTrail event reached the bot ``hours_ago`` hours before its creation (after it, for
+    a negative value); then the events stop."""
     aws.function("orders-api", timeout=10)
-    heard = time.time() - hours_ago * HOUR
+    heard = _changed(aws) - hours_ago * HOUR
     _at(runtime, heard)
     report = handle_event(api_call("TagResource20170331v2", {"resource": "orders-api", "tags": {"team": "web"}}),
                           runtime=runtime)
@@ -37,7 +50,7 @@ def test_events_stop_while_functions_change_and_the_sweep_alarms_on_slack(aws, s
     heard = _event_then_silence(aws, runtime, hours_ago=8)
     # the pipe breaks (trail stopped, rule disabled): a change happens now, and no event of it reaches the bot
     aws.client("lambda").update_function_configuration(FunctionName="orders-api", MemorySize=1024)
-    _at(runtime, time.time())
+    _after_change(aws, runtime)
     result = on_schedule({"detail-type": "Scheduled Event"}, runtime=runtime)
     expected = f"no events from {ACCOUNT}/{REGION} since {heartbeat.iso(heard)}: check the trail / rule"
     assert result["heartbeat"].startswith(expected) and "orders-api" in result["heartbeat"]
@@ -52,32 +65,31 @@ def test_an_event_arriving_again_ends_the_silence(aws, slack_bot):
     runtime = slack_bot.runtime
     _event_then_silence(aws, runtime, hours_ago=8)
     aws.client("lambda").update_function_configuration(FunctionName="orders-api", MemorySize=1024)
-    _at(runtime, time.time())
+    _after_change(aws, runtime)
     handle_event(api_call("UpdateFunctionConfiguration20150331v2", {"functionName": "orders-api",
                                                                     "memorySize": 1024}), runtime=runtime)
     assert "heartbeat" not in on_schedule({"detail-type": "Scheduled Event"}, runtime=runtime)
 
 
 def test_a_quiet_account_is_not_an_incident(aws, runtime):
-    _event_then_silence(aws, runtime, hours_ago=-0.5)  # the event came after the function's last change
-    _at(runtime, time.time() + 30 * HOUR)  # a day and more without events, and without changes
+    heard = _event_then_silence(aws, runtime, hours_ago=-0.5)  # the event came after the function's last change
+    _at(runtime, heard + 30 * HOUR)  # a day and more without events, and without changes
     assert "heartbeat" not in on_schedule({"detail-type": "Scheduled Event"}, runtime=runtime)
 
 
 def test_a_short_silence_is_not_yet_one(aws, runtime):
     _event_then_silence(aws, runtime, hours_ago=2)
     aws.client("lambda").update_function_configuration(FunctionName="orders-api", MemorySize=1024)
-    _at(runtime, time.time())
+    _after_change(aws, runtime)
     assert "heartbeat" not in on_schedule({"detail-type": "Scheduled Event"}, runtime=runtime)
 
 
 def test_a_scope_that_never_had_an_event_starts_its_watch_at_the_first_sweep(aws, runtime):
     aws.function("orders-api")
-    start = time.time() - 10 * HOUR
-    _at(runtime, start)
+    _at(runtime, _changed(aws) - 10 * HOUR)
     assert "heartbeat" not in on_schedule({"detail-type": "Scheduled Event"}, runtime=runtime)  # the baseline
     aws.client("lambda").update_function_configuration(FunctionName="orders-api", MemorySize=1024)
-    _at(runtime, time.time())
+    _after_change(aws, runtime)
     result = on_schedule({"detail-type": "Scheduled Event"}, runtime=runtime)
     assert "when the bot started watching; no event ever" in result["heartbeat"]
 

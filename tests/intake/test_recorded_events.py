@@ -14,6 +14,7 @@ from chalicelib.bot.handlers import handle_event
 from chalicelib.intake import events
 from chalicelib.policy.settings import Settings
 from tests.conftest import EVENTS
+from tests.intake.event_costs import scenario_functions
 
 RECORDED = EVENTS / "recorded"
 CLOUDTRAIL_FILES = sorted(p for folder in (EVENTS, RECORDED) for p in folder.glob("*.json")
@@ -72,12 +73,7 @@ def test_each_record_is_handled_without_error_on_an_empty_account(aws, runtime, 
 def test_each_record_is_handled_without_error_where_its_function_exists(aws, runtime, path):
     """The scenario's function (``orders-api``, or ``example-fn`` in the older records) exists, fronted by an API,
     running as ``orders-api-role``: the records that name it evaluate it, the others find what they concern."""
-    role = aws.execution_role("orders-api-role")
-    for name in ("orders-api", "example-fn"):
-        arn = aws.client("lambda").create_function(
-            FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler", Code={"ZipFile": aws._zip},
-            Timeout=10, MemorySize=512)["FunctionArn"]
-        aws.rest_api(arn, path=name)
+    scenario_functions(aws)
     report = handle_event(_load(path), runtime=runtime)
     assert [e for e in report["errors"] if NOT_DELIVERED not in e] == [], report["errors"]
     if path.stem not in SKIPPED and report["skipped"] is None:
