@@ -106,7 +106,7 @@ def test_import_app_loads_neither_boto3_nor_slack_sdk_until_a_handler_runs(tmp_p
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     probe = ("import sys, app; print(sorted(set(sys.modules) & {'boto3', 'botocore.client', 'slack_sdk'})); "
              "app._events(); print('slack_sdk' in sys.modules, 'boto3' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True,

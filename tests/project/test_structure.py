@@ -141,7 +141,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "checks": frozenset({"core", "domain"}),  # pure: no reads, no writes, no state
     "policy": frozenset({"core", "checks"}),
     "intake": frozenset({"core", "checks", "policy"}),
-    "inventory": frozenset({"core", "domain", "intake"}),
+    "inventory": frozenset({"core", "store", "domain", "intake"}),  # store: the invoker index the API reader keeps
     "act": frozenset({"core", "domain"}),
     "exports": frozenset({"core", "checks"}),
     "decide": frozenset({"core", "store", "checks", "policy", "intake", "inventory", "act", "exports"}),
