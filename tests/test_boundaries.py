@@ -425,3 +425,35 @@ def test_a_target_exactly_at_the_timeout_floor_is_still_fixed():
     (at,) = apigw_timeout.evaluate(fn, {"buffer_seconds": 4, "min_timeout_seconds": 25}, AccountFacts())
     (under,) = apigw_timeout.evaluate(fn, {"buffer_seconds": 4, "min_timeout_seconds": 26}, AccountFacts())
     assert at.fix is not None and at.fix.params == {"Timeout": 25} and under.fix is None
+
+
+@pytest.mark.parametrize("table", ["memory", "dynamodb"])
+def test_the_total_claim_allows_exactly_the_bound_and_claims_a_retry_once(aws, runtime, table):
+    """limits.claim_reservation on both tables (moto's DynamoDB runs the transaction): 300 of 1,000 (share 0.3)
+    is allowed, one more is not; claiming the same function again (a retry) counts it once; a raise of the
+    same function counts the difference; giving it back (0) frees its share."""
+    from chalicelib import limits
+    from chalicelib.model import Finding, FixSpec
+    from chalicelib.state import DynamoTable, MemoryTable, StateStore, table_definition
+
+    if table == "dynamodb":
+        aws.client("dynamodb").create_table(**table_definition("ledger"))
+        store = StateStore(DynamoTable(runtime.clients(), "ledger"))
+    else:
+        store = StateStore(MemoryTable())
+
+    def claim(name: str, value: int) -> tuple[str, int | None]:
+        spec = FixSpec("set-reserved-concurrency", _arn(name), {"ReservedConcurrentExecutions": value},
+                       {"ReservedConcurrentExecutions": None})
+        finding = Finding("reserved-concurrency", _arn(name), "high", "m", spec, {"account_limit": 1000})
+        return limits.claim_reservation(store, runtime.settings, finding)
+
+    assert claim("a", 100) == ("", 0) and claim("b", 100) == ("", 0)
+    assert claim("b", 100) == ("", 100), "a retry replaces its own value"
+    assert claim("c", 100) == ("", 0), "exactly the bound (300) is automatic"
+    note, held = claim("d", 1)
+    assert held is None and note.startswith("300 already reserved automatically in 123456789012 us-east-1")
+    assert claim("c", 101)[0].startswith("200 already reserved"), "a raise counts the function once"
+    limits.record_reservation(store, _arn("c"), 0)
+    assert claim("d", 100) == ("", 0)
+    assert store.table.get("auto-reservations#123456789012#us-east-1", limits.TOTAL)["total"] == 300

@@ -545,6 +545,88 @@ def test_automatic_reservations_are_bounded_in_total(aws, runtime, stub_only):
     assert sum(r or 0 for r in reserved) == 297
 
 
+def _reservation_world(deployed, make_runtime, stub_only, instances: int = 2) -> list:
+    """``instances`` Lambda instances of the bot (their own runtime, session and clients) on one state table in
+    moto. moto has no GetAccountSettings: each instance's Stubber answers that call only (limit 1,000)."""
+    runtimes = [make_runtime() for _ in range(instances)]
+    for runtime in runtimes:
+        stubber = stub_only(runtime.clients()("lambda"), "GetAccountSettings")
+        for _ in range(8):
+            stubber.add_response("get_account_settings", {"AccountLimit": {
+                "ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": 1000}, "AccountUsage": {}})
+    return runtimes
+
+
+def _critical(aws, name: str) -> dict:
+    """A function tagged ``critical=true`` with a real peak of 66 (the fix reserves 99), and its tagging event."""
+    from cli.cloudtrail import api_call
+
+    arn = aws.function(name, tags={"critical": "true"})
+    aws.concurrency_history(name, peak=66)
+    return api_call("TagResource20170331v2", {"resource": arn, "tags": {"critical": "true"}})
+
+
+def _reservation(report: dict) -> dict:
+    (finding,) = [f for f in report["findings"] if f["policy"] == "reserved-concurrency"]
+    return finding
+
+
+def test_concurrent_automatic_reservations_stay_within_the_total(deployed, make_runtime, stub_only, monkeypatch):
+    """Attack (a race, no forgery): two events handled at once by two Lambda instances. 198 of the bound 300 are
+    already reserved automatically; each instance reads the total (198 + 99 = 297: within), then both write:
+    before, 396 of 1,000 were reserved automatically. The events are interleaved deterministically: the second
+    instance handles its event entirely at the moment the first one is about to write (after its check). The
+    claim is a conditional update of a per-account-region counter in the state table: one of the two waits for
+    approval."""
+    from chalicelib import fixes
+
+    one, two = _reservation_world(deployed, make_runtime, stub_only)
+    for i in range(2):
+        assert _reservation(handle_event(_critical(deployed, f"payments-{i}"), runtime=one))["outcome"] == "fixed"
+    first, second = _critical(deployed, "payments-2"), _critical(deployed, "payments-3")
+    real_apply, reports = fixes.apply, []
+
+    def apply_after_the_other_instance(gateway, fix):
+        if not reports:  # the first instance is about to write: the second one runs its whole event now
+            reports.append(handle_event(second, runtime=two))
+        return real_apply(gateway, fix)
+
+    monkeypatch.setattr(fixes, "apply", apply_after_the_other_instance)
+    outcome = _reservation(handle_event(first, runtime=one))
+    reserved = [_reserved(deployed, f"payments-{i}") or 0 for i in range(4)]
+    assert sum(reserved) <= 300, f"{sum(reserved)} reserved automatically: {reserved}"
+    assert sorted([outcome["outcome"], _reservation(reports[0])["outcome"]]) == ["fixed", "pending-approval"]
+    assert sum(reserved) == 297
+
+
+def _ledger_total(deployed) -> int:
+    item = deployed.client("dynamodb").get_item(TableName=TABLE, Key={
+        "pk": {"S": f"auto-reservations#{ACCOUNT}#{REGION}"}, "sk": {"S": "#total"}}, ConsistentRead=True)["Item"]
+    return int(item["total"]["N"])
+
+
+def test_a_reservation_not_made_or_undone_gives_its_share_back(deployed, make_runtime, stub_only, monkeypatch):
+    """The claim is released when the write fails (the function was deleted between the read and the write: moto
+    answers ResourceNotFoundException) and when the fix is undone (the ledger's total in DynamoDB)."""
+    from chalicelib import fixes, undo
+
+    (one,) = _reservation_world(deployed, make_runtime, stub_only, instances=1)
+    kept = _reservation(handle_event(_critical(deployed, "payments-0"), runtime=one))
+    assert kept["outcome"] == "fixed" and _ledger_total(deployed) == 99
+    doomed, real_apply = _critical(deployed, "payments-1"), fixes.apply
+
+    def delete_first(gateway, fix):
+        deployed.client("lambda").delete_function(FunctionName="payments-1")
+        return real_apply(gateway, fix)
+
+    monkeypatch.setattr(fixes, "apply", delete_first)
+    assert _reservation(handle_event(doomed, runtime=one))["outcome"] == "failed"
+    assert _ledger_total(deployed) == 99, "a reservation that was not made keeps no share"
+    assert undo.undo_fix(one, kept["fix_id"], "alice").ok
+    assert _ledger_total(deployed) == 0
+    assert _reserved(deployed, "payments-0") is None
+
+
 def test_the_total_share_is_a_validated_setting(tmp_path):
     """policies/settings.yaml has max_auto_reservation_total_share (default 0.3); lint refuses what is out of
     bounds, and one below the per-reservation share."""
