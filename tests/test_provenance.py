@@ -363,6 +363,38 @@ def test_only_the_rules_and_destinations_that_feed_the_dead_letter_queue_may_sen
     assert send(role, {"aws:PrincipalArn": role}, [insider]) == "allow"
 
 
+@pytest.mark.parametrize("path", ["deploy/member-account.yaml", "deploy/iam-forwarder.yaml"])
+def test_only_the_forwarding_rules_may_send_to_a_member_stacks_dead_letter_queue(path):
+    """Attack: anyone in a member account (or the bot's us-east-1 IAM forwarder stack) whose identity policy
+    allows ``sqs:SendMessage`` on ``*`` writes a "forwarding dead letter" into the stack's queue, which the bot
+    reads (doctor) and operators replay. Evaluated as IAM does (tests/iam_conditions.py): before, the queue policy
+    only allowed the stack's rules and the insider's own Allow let the message in; now an explicit Deny covers
+    every sender but the stack's own rules (aws:SourceArn)."""
+    from cfnlint.decode import cfn_yaml
+
+    from cli import member_template
+    from tests.conftest import ROOT
+    from tests.iam_conditions import decide
+
+    resources = cfn_yaml.loads((ROOT / path).read_text())["Resources"]
+    rules = sorted(logical for logical, r in resources.items() if r["Type"] == "AWS::Events::Rule")
+    queue = f"arn:aws:sqs:{REGION}:{MEMBER}:safetycatch-prod-forward-dead-letters"
+    arns = {member_template.DEAD_LETTERS: queue,
+            **{rule: f"arn:aws:events:{REGION}:{MEMBER}:rule/StackSet-safetycatch-{rule}-1X" for rule in rules}}
+    policy = _resolved(resources[f"{member_template.DEAD_LETTERS}Policy"]["Properties"]["PolicyDocument"], arns)
+    insider = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}
+
+    def send(principal: str, context: dict, identity: list) -> str:
+        return decide([*identity, *policy["Statement"]], "sqs:SendMessage", queue, context, principal)
+
+    mallory = f"arn:aws:iam::{MEMBER}:user/mallory"
+    assert send(mallory, {"aws:PrincipalArn": mallory}, [insider]) == "deny"
+    for rule in rules:
+        assert send("events.amazonaws.com", {"aws:SourceArn": arns[rule]}, []) == "allow", rule
+    other_rule = f"arn:aws:events:{REGION}:{MEMBER}:rule/someone-elses-rule"
+    assert send("events.amazonaws.com", {"aws:SourceArn": other_rule}, [insider]) == "deny"
+
+
 def test_only_the_scheduler_may_send_to_the_sweep_queue():
     """The sweep queue's policy denies ``sqs:SendMessage`` to anyone but the scheduler's role (before: no policy,
     any identity Allow sent work items)."""
