@@ -212,7 +212,8 @@ def rules_may_send(rules: list[str], queue: str = QUEUE, roles: list[Any] | None
     """The queue policy: EventBridge may send to ``queue`` (a logical id) on behalf of these rules only; and,
     with ``roles`` (the functions' roles, with which Lambda delivers their on-failure records; ``[]`` where only
     rules feed the queue, as in the member stacks), every other sender is denied ``sqs:SendMessage``, also in the
-    bot's own account, where an identity policy alone would let anyone with ``sqs:SendMessage`` on ``*`` write a "dead letter" that ``redrive`` reads.
+    bot's own account, where an identity policy alone would let anyone with ``sqs:SendMessage`` on ``*`` write a
+    "dead letter" that ``redrive`` reads.
 
     A Deny's conditions must all match: it applies when the request comes from none of the rules (``aws:SourceArn``,
     absent for an IAM principal: a negated operator then matches) and from none of the roles (``aws:PrincipalArn``).
