@@ -155,6 +155,37 @@ def test_a_member_notice_is_read_back_in_the_member_account(aws, runtime):
     assert [f["outcome"] for f in report["findings"]] == ["fixed"] and _reserved(member, "ledger") == 0
 
 
+def test_health_is_read_in_its_failover_region_when_us_east_1_cannot_be_reached(aws, runtime, calls):
+    """AWS Health has two regional endpoints, active-passive: us-east-1, failing over to us-east-2 (AWS Health User
+    Guide, "Accessing the AWS Health API"; General Reference, "AWS Health endpoints"). us-east-1 unreachable
+    (botocore's EndpointConnectionError): the notice is read back in us-east-2 and, confirmed there, kills; a
+    notice us-east-2 does not confirm kills nothing; neither reachable: nothing killed, the event is retried."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from tests.health_support import unreachable
+
+    aws.function("thumbnailer", tags={"safetycatch:kill-switch": "true"})
+    aws.function("resizer", tags={"safetycatch:kill-switch": "true"})
+    unreachable(runtime, ACCOUNT)
+    refused = health_event([_arn("resizer")])
+    stubber = stub_health(runtime, refused, known=False, endpoint="us-east-2")
+    report = handle_event(refused, runtime=runtime)
+    stubber.deactivate()
+    assert report["findings"] == [] and "AWS Health does not know" in report["skipped"], report
+    notice = health_event([_arn("thumbnailer")])
+    stubber = stub_health(runtime, notice, endpoint="us-east-2")
+    report = handle_event(notice, runtime=runtime)
+    stubber.assert_no_pending_responses()
+    stubber.deactivate()
+    assert [(f["function"], f["outcome"]) for f in report["findings"]] == [(_arn("thumbnailer"), "fixed")]
+    assert _reserved(aws, "thumbnailer") == 0 and _reserved(aws, "resizer") is None
+    unreachable(runtime, ACCOUNT, "us-east-2")
+    calls.clear()
+    with pytest.raises(EndpointConnectionError):
+        handle_event(health_event([_arn("resizer")]), runtime=runtime)
+    assert calls.writes == [] and _reserved(aws, "resizer") is None
+
+
 # -- 4. the Slack worker acts only on tasks the verified route created ------------------------------------------
 
 
