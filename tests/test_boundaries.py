@@ -457,3 +457,32 @@ def test_the_total_claim_allows_exactly_the_bound_and_claims_a_retry_once(aws, r
     limits.record_reservation(store, _arn("c"), 0)
     assert claim("d", 100) == ("", 0)
     assert store.table.get("auto-reservations#123456789012#us-east-1", limits.TOTAL)["total"] == 300
+
+
+@pytest.mark.parametrize(("detail", "why"), [
+    ({"alarmName": "someone-elses-alarm"}, "only sentinels have contributors"),
+    ({"state": {"value": "OK"}}, "contributor alarm state is OK, not ALARM"),
+    ({"alarmContributor": {"id": "x", "attributes": {"TableName": "t"}}}, "no plain FunctionName"),
+])
+def test_a_skipped_contributor_event_keeps_its_id_and_alarm_name(detail, why):
+    """Mutations (make mutate, evidence._contributor): the Skip's event id or name made ``None``. A skipped event
+    is reported and logged under its EventBridge id and its alarm's name (replay, the audit of what was ignored)."""
+    from chalicelib import evidence
+    from tests.test_sentinel import _contributor_event
+
+    event = _contributor_event(**detail)
+    parsed = evidence.parse(event)
+    assert isinstance(parsed, evidence.Skip) and why in parsed.reason
+    assert (parsed.event_id, parsed.event_name) == ("e1", event["detail"]["alarmName"])
+
+
+def test_a_skipped_contributor_event_names_at_most_120_characters_of_its_alarm():
+    """Mutation (evidence._contributor): ``name[:120]`` made ``name[:121]``. CloudWatch alarm names run to 255
+    characters; the reason of a skip quotes at most 120 of them (reasons are logged and shown in Slack)."""
+    from chalicelib import evidence
+    from tests.test_sentinel import _contributor_event
+
+    name = "a" * 119 + "bc" + "d" * 9
+    parsed = evidence.parse(_contributor_event(alarmName=name))
+    assert isinstance(parsed, evidence.Skip)
+    assert f"alarm {name[:120]} is not a sentinel" in parsed.reason and name[:121] not in parsed.reason
