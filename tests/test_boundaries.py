@@ -502,3 +502,17 @@ def test_a_contributor_names_a_plain_function_of_its_own_account_and_region():
     own_arn = {"id": "x", "attributes": {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:f"}}
     skipped = evidence.parse(_contributor_event(alarmContributor=own_arn))
     assert isinstance(skipped, evidence.Skip) and "no plain FunctionName" in skipped.reason
+
+
+def test_a_contributor_event_without_its_id_or_the_contributors_id_is_skipped():
+    """Mutation (evidence._contributor): ``not eid or not contributor_id`` made ``and``: each id alone is needed
+    (the event's id is the idempotency key; the contributor's id is what DescribeAlarmContributors confirms)."""
+    from chalicelib import evidence
+    from tests.test_sentinel import _contributor_event
+
+    no_event_id = _contributor_event()
+    no_event_id["id"] = ""
+    no_contributor_id = _contributor_event(alarmContributor={"id": "", "attributes": {"FunctionName": "f"}})
+    for event in (no_event_id, no_contributor_id):
+        parsed = evidence.parse(event)
+        assert isinstance(parsed, evidence.Skip) and "malformed contributor event" in parsed.reason
