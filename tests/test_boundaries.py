@@ -489,8 +489,8 @@ def test_a_skipped_contributor_event_names_at_most_120_characters_of_its_alarm()
 
 
 def test_a_contributor_names_a_plain_function_of_its_own_account_and_region():
-    """Mutations (evidence._contributor): the region dropped from the function's ref; ``or`` made ``and`` in the
-    plain-name check (an ARN of the event's own account passed as a FunctionName attribute)."""
+    """Mutations (evidence._contributor): the region dropped from the function's ref; the reason dropped; ``or``
+    made ``and`` in the plain-name check (an ARN of the event's own account passed as a FunctionName attribute)."""
     from chalicelib import evidence
     from tests.test_sentinel import _contributor_event
 
@@ -499,6 +499,7 @@ def test_a_contributor_names_a_plain_function_of_its_own_account_and_region():
     parsed = evidence.parse(event)
     assert isinstance(parsed, evidence.Evidence)
     assert [ref.arn for ref in parsed.functions] == ["arn:aws:lambda:eu-west-1:123456789012:function:f"]
+    assert parsed.reason == f"sentinel {event['detail']['alarmName']} contributor f in ALARM: Threshold Crossed"
     own_arn = {"id": "x", "attributes": {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:f"}}
     skipped = evidence.parse(_contributor_event(alarmContributor=own_arn))
     assert isinstance(skipped, evidence.Skip) and "no plain FunctionName" in skipped.reason
