@@ -296,7 +296,7 @@ class Engine:
         elif not self._first_to_apply(snapshot, finding):
             decision.detail = "a concurrent event about the same change is applying this fix; nothing more to do"
         else:
-            self._apply(finding, decision, automatic=True, trigger=actor)
+            self._apply_automatic(snapshot, finding, decision, actor)
         return decision
 
     def _needs_a_human(self, snapshot: FunctionSnapshot, finding: Finding, actor: str) -> str:
@@ -304,8 +304,21 @@ class Engine:
         account, or a fight (``limits``)."""
         settings = self.policy_set.settings
         return limits.over_automatic_bound(settings, finding) or \
-            limits.over_total_bound(self.store, settings, finding) or \
             limits.fight(self.store, settings, snapshot, finding, actor)
+
+    def _apply_automatic(self, snapshot: FunctionSnapshot, finding: Finding, decision: Decision, actor: str) -> None:
+        """Apply an ``auto`` fix. An automatic reservation first claims its share of the account's total
+        (``limits.claim_reservation``, atomic: two instances at once cannot both pass); over the total it waits
+        for approval; a fix not made gives the share back."""
+        note, held = limits.claim_reservation(self.store, self.policy_set.settings, finding)
+        if note:
+            self._request_approval(snapshot, finding, decision, note=note)
+            return
+        try:
+            self._apply(finding, decision, automatic=True, trigger=actor)
+        finally:
+            if held is not None and decision.outcome != "fixed":
+                limits.record_reservation(self.store, finding.function_arn, held)
 
     def _first_to_apply(self, snapshot: FunctionSnapshot, finding: Finding) -> bool:
         """True for the one event that applies this fix to the function as it was read.
@@ -386,9 +399,6 @@ class Engine:
             return
         self.store.mark_fix(fix_id, "applied", "stored")
         decision.outcome = "fixed"
-        if automatic and finding.fix.action == "set-reserved-concurrency":  # the sum the total bound counts
-            limits.record_reservation(self.store, finding.function_arn,
-                                      int(finding.fix.params.get("ReservedConcurrentExecutions") or 0))
 
     def _audit(self, snapshot: FunctionSnapshot, decision: Decision, context: str) -> None:
         record = decision.audit_record(context)

@@ -9,7 +9,8 @@
 * Total: the bot's automatic reservations in one account and region add up to at most
   ``max_auto_reservation_total_share`` of the limit (nine ``critical`` functions must not reserve 891 of 1,000
   one by one). Each automatic reservation is kept in a ledger in the state table (one item per function, its
-  value; undo sets it to 0); beyond the bound, approval.
+  value; undo sets it to 0) beside their sum, claimed atomically before the write (two instances fixing two
+  functions at once cannot both pass) and given back when the fix is not made; beyond the bound, approval.
 * Fights: when the same fix (policy, action and values) was already applied to the same function more than
   ``max_reapply`` times within ``fight_window_hours``, something keeps undoing it (a deploy, a pipeline, a
   person). Re-applying forever helps nobody: the bot stops, names who keeps reverting it (the CloudTrail
@@ -33,6 +34,8 @@ from chalicelib.policy.settings import Settings
 from chalicelib.store.state import StateStore
 
 STACK_TAG, LOGICAL_ID_TAG = "aws:cloudformation:stack-name", "aws:cloudformation:logical-id"
+TOTAL = "#total"  # the ledger item holding the sum of its entries
+CLAIM_ATTEMPTS = 3  # conditional writes lost to a concurrent claim before the fix waits for a human
 WAS_APPLIED = ("applied", "undoing", "undone", "undo-failed", "superseded")  # statuses of fixes that were made
 
 
@@ -90,31 +93,64 @@ def over_automatic_bound(settings: Settings, finding: Finding) -> str:
             f"the account limit {limit} ({bound}): it waits for a human.")
 
 
-def over_total_bound(store: StateStore, settings: Settings, finding: Finding) -> str:
-    """'' when ``finding``'s automatic reservation keeps the sum of the bot's automatic reservations in the
-    function's account and region within ``max_auto_reservation_total_share`` of the account limit; else why a
-    human must approve it (with how much is already reserved automatically)."""
+def claim_reservation(store: StateStore, settings: Settings, finding: Finding) -> tuple[str, int | None]:
+    """Claim ``finding``'s automatic reservation in the ledger of its account and region, atomically: ('', the
+    function's previous ledger value, to give back with :func:`record_reservation` if the fix is not made) when
+    the sum stays within ``max_auto_reservation_total_share`` of the account limit; else (why a human must
+    approve it, with how much is already reserved automatically; ``None``). ('', ``None``) for any other fix.
+
+    Two instances fixing two functions at once both read the sum before either writes: the claim is a
+    conditional update of the per-account-region total (``StateStore.table.move_amount``), so one of them waits.
+    A retry claims nothing twice (the function's own value is replaced, not added).
+
+    Example:
+        note, held = claim_reservation(store, settings, finding)  # -> ('', 0)
+    """
     fix = finding.fix
     value = fix.params.get("ReservedConcurrentExecutions") if fix and fix.action == "set-reserved-concurrency" else None
     limit = finding.evidence.get("account_limit")
     ref = FunctionRef.parse(finding.function_arn, "", "")
     if not isinstance(value, int) or not isinstance(limit, int) or limit <= 0 or ref is None:
-        return ""
-    others = sum(int(item.get("value", 0)) for item in store.table.query_pk(_ledger(ref))
-                 if item.get("sk") != ref.arn)
+        return "", None
     bound = math.floor(settings.max_auto_reservation_total_share * limit)
-    if others + value <= bound:
-        return ""
-    return (f"{others} already reserved automatically in {ref.account} {ref.region}; reserving {value} more would "
-            f"pass max_auto_reservation_total_share {settings.max_auto_reservation_total_share:g} of the account "
-            f"limit {limit} ({bound}): it waits for a human.")
+    for _ in range(CLAIM_ATTEMPTS):
+        total, own = _ledger_state(store, ref)
+        if total - own + value > bound:
+            return (f"{total - own} already reserved automatically in {ref.account} {ref.region}; reserving {value} "
+                    f"more would pass max_auto_reservation_total_share {settings.max_auto_reservation_total_share:g} "
+                    f"of the account limit {limit} ({bound}): it waits for a human."), None
+        if store.table.move_amount(_entry(ref, value), own, TOTAL, bound):
+            return "", own
+    return f"The automatic reservations of {ref.account} {ref.region} kept changing: it waits for a human.", None
 
 
 def record_reservation(store: StateStore, function_arn: str, value: int) -> None:
-    """Keep the function's automatic reservation in the ledger of its account and region (0: none any more)."""
+    """Set the function's automatic reservation in the ledger of its account and region (0: none any more; undo
+    gives its share back), the total moved with it; never refused by the bound (it gives back or restores)."""
     ref = FunctionRef.parse(function_arn, "", "")
-    if ref is not None:
-        store.table.put({"pk": _ledger(ref), "sk": ref.arn, "kind": "auto-reservation", "value": int(value)})
+    if ref is None:
+        return
+    for _ in range(CLAIM_ATTEMPTS):
+        _, own = _ledger_state(store, ref)
+        if own == value or store.table.move_amount(_entry(ref, value), own, TOTAL, None):
+            return
+
+
+def _ledger_state(store: StateStore, ref: FunctionRef) -> tuple[int, int]:
+    """(the total of the ledger, the function's own value); the total item is made from the entries when absent."""
+    pk = _ledger(ref)
+    total = store.table.get(pk, TOTAL)
+    if total is None:
+        entries = [i for i in store.table.query_pk(pk) if i.get("sk") != TOTAL]
+        store.table.put_new({"pk": pk, "sk": TOTAL, "kind": "auto-reservation-total",
+                             "total": sum(int(i.get("value", 0)) for i in entries)})
+        total = store.table.get(pk, TOTAL) or {}
+    own = store.table.get(pk, ref.arn) or {}
+    return int(total.get("total", 0)), int(own.get("value", 0))
+
+
+def _entry(ref: FunctionRef, value: int) -> dict[str, Any]:
+    return {"pk": _ledger(ref), "sk": ref.arn, "kind": "auto-reservation", "value": int(value)}
 
 
 def _ledger(ref: FunctionRef) -> str:

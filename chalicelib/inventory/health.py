@@ -2,11 +2,12 @@
 ``DescribeAffectedEntities`` for its ``eventArn``), in the notice's own account.
 
 A notice that arrives on the bus (or in a dead-letter queue, or as a direct invoke) is a claim; only the Health
-API's answer is AWS's word. The Health API has one active endpoint, ``health.us-east-1.amazonaws.com``
-(``HEALTH_REGION``), whatever region the notice is about; it needs a Business, Enterprise On-Ramp or Enterprise
-Support plan (``SubscriptionRequiredException`` otherwise). Where it cannot be read (no such plan, access denied,
-an endpoint without the API), :class:`HealthUnavailable` says so and nothing may be killed on Health evidence
-alone. A transient failure is raised as is (the event is retried).
+API's answer is AWS's word. The Health API has two regional endpoints, active-passive, whatever region the notice
+is about: ``health.us-east-1.amazonaws.com`` (``HEALTH_REGION``), failing over to ``health.us-east-2``
+(``HEALTH_FAILOVER_REGION``; :func:`read_notice_anywhere` tries it when us-east-1 cannot be reached); it needs
+a Business, Enterprise On-Ramp or Enterprise Support plan (``SubscriptionRequiredException`` otherwise). Where it
+cannot be read (no such plan, access denied, an endpoint without the API), :class:`HealthUnavailable` says so
+and nothing may be killed on Health evidence alone. A transient failure is raised as is (the event is retried).
 
 Example:
     notice = read_notice(runtime.clients(HEALTH_REGION, "123456789012"), event_arn)
@@ -16,15 +17,19 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from chalicelib.core.aws import Clients, describe_error, error_code, is_transient, is_unsupported
+from chalicelib.core.log import logger
 
 HEALTH_REGION = "us-east-1"
+HEALTH_FAILOVER_REGION = "us-east-2"  # the passive endpoint, active when us-east-1 is not (AWS Health User Guide)
 MAX_ENTITY_PAGES = 5  # a loop notice names a few functions; more pages than this is not a notice to act on
 
 
@@ -69,6 +74,23 @@ def read_notice(clients: Clients, event_arn: str) -> HealthNotice:
     return HealthNotice(event_arn, True, str(event.get("service") or ""), str(event.get("eventTypeCode") or ""),
                         str(event.get("region") or ""), str(event.get("statusCode") or ""),
                         _aware(event.get("startTime")), _aware(event.get("lastUpdatedTime")), entities)
+
+
+def read_notice_anywhere(clients_in: Callable[[str], Clients], event_arn: str) -> HealthNotice:
+    """:func:`read_notice` at the active Health endpoint: us-east-1, or us-east-2 when us-east-1 cannot be reached
+    (an endpoint or connection error; any answer from us-east-1, a refusal included, is its answer).
+    ``clients_in(region)``: the notice's account's clients in that region. Neither reachable: the connection
+    error is raised (transient: the event is retried; nothing is killed on a notice neither endpoint confirmed).
+
+    Example:
+        notice = read_notice_anywhere(lambda region: runtime.clients(region, "123456789012"), event_arn)
+    """
+    try:
+        return read_notice(clients_in(HEALTH_REGION), event_arn)
+    except (EndpointUnreachable, ConnectionClosedError) as exc:
+        logger.warning("health endpoint unreachable; trying its failover",
+                       extra={"region": HEALTH_REGION, "failover": HEALTH_FAILOVER_REGION, "error": str(exc)[:200]})
+    return read_notice(clients_in(HEALTH_FAILOVER_REGION), event_arn)
 
 
 def _entities(client: Any, event_arn: str) -> tuple[tuple[str, str], ...]:

@@ -242,7 +242,7 @@ def _confirmed_health(runtime: KillRuntime, engine: Engine, evidence: Evidence, 
     (``evidence.verify_health_notice``), and each function in kill-switch scope on a fresh read. Where the Health
     API cannot be read, nothing (said in ``report.skipped``): Health evidence alone never kills."""
     try:
-        notice = health.read_notice(runtime.clients(health.HEALTH_REGION, evidence.account), evidence.key)
+        notice = health.read_notice_anywhere(lambda region: runtime.clients(region, evidence.account), evidence.key)
     except health.HealthUnavailable as exc:
         logger.warning("health notice not verifiable", extra={"event_arn": evidence.key, "error": str(exc)})
         report.skipped = f"{exc}: nothing killed on an AWS Health notice alone"

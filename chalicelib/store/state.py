@@ -72,6 +72,7 @@ class Table(Protocol):
     def increment_below(self, pk: str, sk: str, limit: int, expiration: int) -> bool: ...
     def put_new(self, item: dict[str, Any], now: int | None = None) -> bool: ...
     def put_newer(self, item: dict[str, Any], field: str) -> bool: ...
+    def move_amount(self, item: dict[str, Any], old: int, total_sk: str, ceiling: int | None) -> bool: ...
 
 
 class MemoryTable:
@@ -129,6 +130,18 @@ class MemoryTable:
             if existing is not None and existing.get(field, 0) > item[field]:
                 return False
             self.items[(item["pk"], item["sk"])] = dict(item)
+            return True
+
+    def move_amount(self, item: dict[str, Any], old: int, total_sk: str, ceiling: int | None) -> bool:
+        """As :meth:`DynamoTable.move_amount`, under the table's lock."""
+        with self._lock:
+            key, total_key, delta = (item["pk"], item["sk"]), (item["pk"], total_sk), int(item["value"]) - old
+            total = self.items.get(total_key)
+            if int((self.items.get(key) or {}).get("value", 0)) != old or total is None or \
+                    (delta > 0 and ceiling is not None and int(total["total"]) + delta > ceiling):
+                return False
+            total["total"] = int(total["total"]) + delta
+            self.items[key] = dict(item)
             return True
 
 
@@ -226,6 +239,34 @@ class DynamoTable:
                                  ExpressionAttributeValues={":v": self._ser.serialize(item[field])})
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+    def move_amount(self, item: dict[str, Any], old: int, total_sk: str, ceiling: int | None) -> bool:
+        """One transaction: ``item`` (its ``value`` was ``old``: 0 when absent) is written and the difference is
+        added to the ``total`` of item (``item["pk"]``, ``total_sk``), which must exist; a rise that would take
+        the total past ``ceiling`` (``None``: no ceiling) or a value no longer ``old`` writes nothing (False).
+
+        Example:
+            table.move_amount({"pk": "ledger", "sk": "fn", "value": 99}, 0, "#total", 300)  # -> True
+        """
+        delta, values = int(item["value"]) - old, {":old": {"N": str(old)}}
+        total_update: dict[str, Any] = {
+            "TableName": self.name, "Key": self._dump({"pk": item["pk"], "sk": total_sk}),
+            "UpdateExpression": "ADD #t :d", "ConditionExpression": "attribute_exists(#t)",
+            "ExpressionAttributeNames": {"#t": "total"}, "ExpressionAttributeValues": {":d": {"N": str(delta)}}}
+        if delta > 0 and ceiling is not None:
+            total_update["ConditionExpression"] = "#t <= :room"
+            total_update["ExpressionAttributeValues"][":room"] = {"N": str(ceiling - delta)}
+        put = {"TableName": self.name, "Item": self._dump(item), "ExpressionAttributeNames": {"#v": "value"},
+               "ConditionExpression": "#v = :old" if old else "attribute_not_exists(#v) OR #v = :old",
+               "ExpressionAttributeValues": values}
+        try:
+            self.client.transact_write_items(TransactItems=[{"Update": total_update}, {"Put": put}])
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException":
                 return False
             raise
         return True

@@ -210,9 +210,10 @@ def undelivered_alarms(functions: list[str], rules: list[str]) -> dict[str, Any]
 
 def rules_may_send(rules: list[str], queue: str = QUEUE, roles: list[Any] | None = None) -> dict[str, Any]:
     """The queue policy: EventBridge may send to ``queue`` (a logical id) on behalf of these rules only; and,
-    with ``roles`` (the functions' roles, with which Lambda delivers their on-failure records), every other
-    sender is denied ``sqs:SendMessage``, also in the bot's own account, where an identity policy alone would
-    let anyone with ``sqs:SendMessage`` on ``*`` write a "dead letter" that ``redrive`` reads.
+    with ``roles`` (the functions' roles, with which Lambda delivers their on-failure records; ``[]`` where only
+    rules feed the queue, as in the member stacks), every other sender is denied ``sqs:SendMessage``, also in the
+    bot's own account, where an identity policy alone would let anyone with ``sqs:SendMessage`` on ``*`` write a
+    "dead letter" that ``redrive`` reads.
 
     A Deny's conditions must all match: it applies when the request comes from none of the rules (``aws:SourceArn``,
     absent for an IAM principal: a negated operator then matches) and from none of the roles (``aws:PrincipalArn``).
@@ -224,11 +225,13 @@ def rules_may_send(rules: list[str], queue: str = QUEUE, roles: list[Any] | None
         "Resource": {"Fn::GetAtt": [queue, "Arn"]},
         "Condition": {"ArnEquals": {"aws:SourceArn": source}},
     }]
-    if roles:
+    if roles is not None:
+        fresh = [{"Fn::GetAtt": [rule, "Arn"]} for rule in rules]  # not the same objects: YAML would alias them
+        senders: dict[str, Any] = {"aws:SourceArn": fresh, **({"aws:PrincipalArn": list(roles)} if roles else {})}
         statements.append({
-            "Sid": "OnlyTheRulesAndTheDestinationsSend", "Effect": "Deny", "Principal": "*",
-            "Action": "sqs:SendMessage", "Resource": {"Fn::GetAtt": [queue, "Arn"]},
-            "Condition": {"ArnNotEquals": {"aws:SourceArn": source, "aws:PrincipalArn": list(roles)}},
+            "Sid": "OnlyTheRulesAndTheDestinationsSend" if roles else "OnlyTheRulesSend", "Effect": "Deny",
+            "Principal": "*", "Action": "sqs:SendMessage", "Resource": {"Fn::GetAtt": [queue, "Arn"]},
+            "Condition": {"ArnNotEquals": senders},
         })
     return {"Type": "AWS::SQS::QueuePolicy", "Properties": {
         "Queues": [{"Ref": queue}],

@@ -63,6 +63,10 @@ IAM_RENAMES = {
     # and the CloudWatch permissions reference lists no action of its own for it: it reads an alarm, authorised as
     # cloudwatch:DescribeAlarms on that alarm (issue 21). The policies grant both names, so either way it is allowed.
     ("cloudwatch", "DescribeAlarmContributors"): "cloudwatch:DescribeAlarms",
+    # IAM has no dynamodb:TransactWriteItems: each action of a transaction is authorised as its own operation
+    # (DynamoDB developer guide, "Using IAM with DynamoDB transactions"). The state table's one transaction
+    # (StateStore.table.move_amount) is an Update and a Put; dynamodb:PutItem is granted for the store's puts.
+    ("dynamodb", "TransactWriteItems"): "dynamodb:UpdateItem",
 }
 HTTP_VERB_SERVICES = {"apigateway", "apigatewayv2"}  # IAM authorises API Gateway by HTTP verb on a path
 # Calls made by libraries on the code's behalf: a name used in the code -> the IAM actions behind it.

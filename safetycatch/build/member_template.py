@@ -111,7 +111,7 @@ def _forward_rule(description: str, pattern: dict[str, Any], bus: str = BUS, tar
 
 def _dead_letters(rules: list[str], name: dict[str, str] | None = None) -> dict[str, Any]:
     """The forwarding rules' dead-letter queue (SSE-SQS, 14 days, kept when the stack goes) and its policy: the
-    rules of this template may send to it, nothing else.
+    rules of this template may send to it, and every other sender is denied (an insider's own Allow included).
 
     What moto cannot show: its CloudFormation skips ``AWS::SQS::QueuePolicy`` and its EventBridge never delivers
     to a target's dead-letter queue. tests/cli/build/test_dead_letters.py checks the wiring in both templates, cfn-lint
@@ -121,7 +121,7 @@ def _dead_letters(rules: list[str], name: dict[str, str] | None = None) -> dict[
     return {
         DEAD_LETTERS: {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
                        "Properties": {**({"QueueName": name} if name else {}), **queue}},
-        f"{DEAD_LETTERS}Policy": rules_may_send(sorted(rules), DEAD_LETTERS),
+        f"{DEAD_LETTERS}Policy": rules_may_send(sorted(rules), DEAD_LETTERS, roles=[]),
     }
 
 

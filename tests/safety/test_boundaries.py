@@ -422,3 +422,95 @@ def test_a_target_exactly_at_the_timeout_floor_is_still_fixed():
     (at,) = apigw_timeout.evaluate(fn, {"buffer_seconds": 4, "min_timeout_seconds": 25}, AccountFacts())
     (under,) = apigw_timeout.evaluate(fn, {"buffer_seconds": 4, "min_timeout_seconds": 26}, AccountFacts())
     assert at.fix is not None and at.fix.params == {"Timeout": 25} and under.fix is None
+
+
+@pytest.mark.parametrize("table", ["memory", "dynamodb"])
+def test_the_total_claim_allows_exactly_the_bound_and_claims_a_retry_once(aws, runtime, table):
+    """limits.claim_reservation on both tables (moto's DynamoDB runs the transaction): 300 of 1,000 (share 0.3)
+    is allowed, one more is not; claiming the same function again (a retry) counts it once; a raise of the
+    same function counts the difference; giving it back (0) frees its share."""
+    from chalicelib.core.model import Finding, FixSpec
+    from chalicelib.decide import limits
+    from chalicelib.store.state import DynamoTable, MemoryTable, StateStore, table_definition
+
+    if table == "dynamodb":
+        aws.client("dynamodb").create_table(**table_definition("ledger"))
+        store = StateStore(DynamoTable(runtime.clients(), "ledger"))
+    else:
+        store = StateStore(MemoryTable())
+
+    def claim(name: str, value: int) -> tuple[str, int | None]:
+        spec = FixSpec("set-reserved-concurrency", _arn(name), {"ReservedConcurrentExecutions": value},
+                       {"ReservedConcurrentExecutions": None})
+        finding = Finding("reserved-concurrency", _arn(name), "high", "m", spec, {"account_limit": 1000})
+        return limits.claim_reservation(store, runtime.settings, finding)
+
+    assert claim("a", 100) == ("", 0) and claim("b", 100) == ("", 0)
+    assert claim("b", 100) == ("", 100), "a retry replaces its own value"
+    assert claim("c", 100) == ("", 0), "exactly the bound (300) is automatic"
+    note, held = claim("d", 1)
+    assert held is None and note.startswith("300 already reserved automatically in 123456789012 us-east-1")
+    assert claim("c", 101)[0].startswith("200 already reserved"), "a raise counts the function once"
+    limits.record_reservation(store, _arn("c"), 0)
+    assert claim("d", 100) == ("", 0)
+    assert store.table.get("auto-reservations#123456789012#us-east-1", limits.TOTAL)["total"] == 300
+
+
+@pytest.mark.parametrize(("detail", "why"), [
+    ({"alarmName": "someone-elses-alarm"}, "only sentinels have contributors"),
+    ({"state": {"value": "OK"}}, "contributor alarm state is OK, not ALARM"),
+    ({"alarmContributor": {"id": "x", "attributes": {"TableName": "t"}}}, "no plain FunctionName"),
+])
+def test_a_skipped_contributor_event_keeps_its_id_and_alarm_name(detail, why):
+    """Mutations (make mutate, evidence._contributor): the Skip's event id or name made ``None``. A skipped event
+    is reported and logged under its EventBridge id and its alarm's name (replay, the audit of what was ignored)."""
+    from chalicelib.killswitch import evidence
+    from tests.killswitch.test_sentinel import _contributor_event
+
+    event = _contributor_event(**detail)
+    parsed = evidence.parse(event)
+    assert isinstance(parsed, evidence.Skip) and why in parsed.reason
+    assert (parsed.event_id, parsed.event_name) == ("e1", event["detail"]["alarmName"])
+
+
+def test_a_skipped_contributor_event_names_at_most_120_characters_of_its_alarm():
+    """Mutation (evidence._contributor): ``name[:120]`` made ``name[:121]``. CloudWatch alarm names run to 255
+    characters; the reason of a skip quotes at most 120 of them (reasons are logged and shown in Slack)."""
+    from chalicelib.killswitch import evidence
+    from tests.killswitch.test_sentinel import _contributor_event
+
+    name = "a" * 119 + "bc" + "d" * 9
+    parsed = evidence.parse(_contributor_event(alarmName=name))
+    assert isinstance(parsed, evidence.Skip)
+    assert f"alarm {name[:120]} is not a sentinel" in parsed.reason and name[:121] not in parsed.reason
+
+
+def test_a_contributor_names_a_plain_function_of_its_own_account_and_region():
+    """Mutations (evidence._contributor): the region dropped from the function's ref; the reason dropped; ``or``
+    made ``and`` in the plain-name check (an ARN of the event's own account passed as a FunctionName attribute)."""
+    from chalicelib.killswitch import evidence
+    from tests.killswitch.test_sentinel import _contributor_event
+
+    event = _contributor_event()
+    event["region"] = "eu-west-1"
+    parsed = evidence.parse(event)
+    assert isinstance(parsed, evidence.Evidence)
+    assert [ref.arn for ref in parsed.functions] == ["arn:aws:lambda:eu-west-1:123456789012:function:f"]
+    assert parsed.reason == f"sentinel {event['detail']['alarmName']} contributor f in ALARM: Threshold Crossed"
+    own_arn = {"id": "x", "attributes": {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:f"}}
+    skipped = evidence.parse(_contributor_event(alarmContributor=own_arn))
+    assert isinstance(skipped, evidence.Skip) and "no plain FunctionName" in skipped.reason
+
+
+def test_a_contributor_event_without_its_id_or_the_contributors_id_is_skipped():
+    """Mutation (evidence._contributor): ``not eid or not contributor_id`` made ``and``: each id alone is needed
+    (the event's id is the idempotency key; the contributor's id is what DescribeAlarmContributors confirms)."""
+    from chalicelib.killswitch import evidence
+    from tests.killswitch.test_sentinel import _contributor_event
+
+    no_event_id = _contributor_event()
+    no_event_id["id"] = ""
+    no_contributor_id = _contributor_event(alarmContributor={"id": "", "attributes": {"FunctionName": "f"}})
+    for event in (no_event_id, no_contributor_id):
+        parsed = evidence.parse(event)
+        assert isinstance(parsed, evidence.Skip) and "malformed contributor event" in parsed.reason

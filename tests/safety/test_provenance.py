@@ -155,6 +155,37 @@ def test_a_member_notice_is_read_back_in_the_member_account(aws, runtime):
     assert [f["outcome"] for f in report["findings"]] == ["fixed"] and _reserved(member, "ledger") == 0
 
 
+def test_health_is_read_in_its_failover_region_when_us_east_1_cannot_be_reached(aws, runtime, calls):
+    """AWS Health has two regional endpoints, active-passive: us-east-1, failing over to us-east-2 (AWS Health User
+    Guide, "Accessing the AWS Health API"; General Reference, "AWS Health endpoints"). us-east-1 unreachable
+    (botocore's EndpointConnectionError): the notice is read back in us-east-2 and, confirmed there, kills; a
+    notice us-east-2 does not confirm kills nothing; neither reachable: nothing killed, the event is retried."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from tests.world.health_support import unreachable
+
+    aws.function("thumbnailer", tags={"safetycatch:kill-switch": "true"})
+    aws.function("resizer", tags={"safetycatch:kill-switch": "true"})
+    unreachable(runtime, ACCOUNT)
+    refused = health_event([_arn("resizer")])
+    stubber = stub_health(runtime, refused, known=False, endpoint="us-east-2")
+    report = handle_event(refused, runtime=runtime)
+    stubber.deactivate()
+    assert report["findings"] == [] and "AWS Health does not know" in report["skipped"], report
+    notice = health_event([_arn("thumbnailer")])
+    stubber = stub_health(runtime, notice, endpoint="us-east-2")
+    report = handle_event(notice, runtime=runtime)
+    stubber.assert_no_pending_responses()
+    stubber.deactivate()
+    assert [(f["function"], f["outcome"]) for f in report["findings"]] == [(_arn("thumbnailer"), "fixed")]
+    assert _reserved(aws, "thumbnailer") == 0 and _reserved(aws, "resizer") is None
+    unreachable(runtime, ACCOUNT, "us-east-2")
+    calls.clear()
+    with pytest.raises(EndpointConnectionError):
+        handle_event(health_event([_arn("resizer")]), runtime=runtime)
+    assert calls.writes == [] and _reserved(aws, "resizer") is None
+
+
 # -- 4. the Slack worker acts only on tasks the verified route created ------------------------------------------
 
 
@@ -361,6 +392,38 @@ def test_only_the_rules_and_destinations_that_feed_the_dead_letter_queue_may_sen
     assert send(role, {"aws:PrincipalArn": role}, [insider]) == "allow"
 
 
+@pytest.mark.parametrize("path", ["deploy/member-account.yaml", "deploy/iam-forwarder.yaml"])
+def test_only_the_forwarding_rules_may_send_to_a_member_stacks_dead_letter_queue(path):
+    """Attack: anyone in a member account (or the bot's us-east-1 IAM forwarder stack) whose identity policy
+    allows ``sqs:SendMessage`` on ``*`` writes a "forwarding dead letter" into the stack's queue, which the bot
+    reads (doctor) and operators replay. Evaluated as IAM does (tests/world/iam_conditions.py): before, the queue policy
+    only allowed the stack's rules and the insider's own Allow let the message in; now an explicit Deny covers
+    every sender but the stack's own rules (aws:SourceArn)."""
+    from cfnlint.decode import cfn_yaml
+
+    from safetycatch.build import member_template
+    from tests.conftest import ROOT
+    from tests.world.iam_conditions import decide
+
+    resources = cfn_yaml.loads((ROOT / path).read_text())["Resources"]
+    rules = sorted(logical for logical, r in resources.items() if r["Type"] == "AWS::Events::Rule")
+    queue = f"arn:aws:sqs:{REGION}:{MEMBER}:safetycatch-prod-forward-dead-letters"
+    arns = {member_template.DEAD_LETTERS: queue,
+            **{rule: f"arn:aws:events:{REGION}:{MEMBER}:rule/StackSet-safetycatch-{rule}-1X" for rule in rules}}
+    policy = _resolved(resources[f"{member_template.DEAD_LETTERS}Policy"]["Properties"]["PolicyDocument"], arns)
+    insider = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}
+
+    def send(principal: str, context: dict, identity: list) -> str:
+        return decide([*identity, *policy["Statement"]], "sqs:SendMessage", queue, context, principal)
+
+    mallory = f"arn:aws:iam::{MEMBER}:user/mallory"
+    assert send(mallory, {"aws:PrincipalArn": mallory}, [insider]) == "deny"
+    for rule in rules:
+        assert send("events.amazonaws.com", {"aws:SourceArn": arns[rule]}, []) == "allow", rule
+    other_rule = f"arn:aws:events:{REGION}:{MEMBER}:rule/someone-elses-rule"
+    assert send("events.amazonaws.com", {"aws:SourceArn": other_rule}, [insider]) == "deny"
+
+
 def test_only_the_scheduler_may_send_to_the_sweep_queue():
     """The sweep queue's policy denies ``sqs:SendMessage`` to anyone but the scheduler's role (before: no policy,
     any identity Allow sent work items)."""
@@ -486,27 +549,22 @@ def test_forcing_the_bots_alarm_right_after_a_restore_kills_nothing(aws, runtime
 
 
 def test_a_loop_that_resumes_after_the_restore_is_killed_again(aws, runtime):
-    """The other side of the boundary: the restore was ten minutes ago (the state table's clock), and the function
-    has looped since (its own metrics): the bot's alarm in ALARM kills it again."""
-    import time
-
+    """The other side of the boundary: the restore was ten minutes ago (the state table runs on the test world's
+    CloudWatch clock), and the function has looped since (its own metrics, evaluated by CloudWatch until the
+    bot's alarm goes to ALARM: no SetAlarmState, this is not an attack): the alarm's event kills it again."""
     from chalicelib.killswitch import kill as killswitch
     from safetycatch.local.cloudtrail import api_call
-    from safetycatch.local.evidence import alarm_state_change
-    from tests.world.runaway_support import loop_metrics
+    from tests.world.runaway_support import alarm_from_metrics, cloudwatch_of
 
+    world = cloudwatch_of(aws)
+    runtime.store.clock = world.epoch
     aws.function("thumbnailer", tags={"safetycatch:kill-switch": "true"})
     handle_event(api_call("TagResource20170331v2", {"resource": _arn("thumbnailer"),
                                                     "tags": {"safetycatch:kill-switch": "true"}}), runtime=runtime)
-    runtime.store.clock = lambda: time.time() - 600
     killswitch.kill(runtime, "thumbnailer", "loop", "alice")
-    killswitch.restore(runtime, "thumbnailer", "alice")
-    runtime.store.clock = time.time
-    loop_metrics(aws, "thumbnailer")  # the last three minutes: after the restore
-    cloudwatch = aws.client("cloudwatch")
-    name = "safetycatch-runaway-thumbnailer"
-    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="Threshold Crossed")
-    event = alarm_state_change(cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0])
+    assert killswitch.restore(runtime, "thumbnailer", "alice")["outcome"] == "restored"
+    world.run(10)
+    event = alarm_from_metrics(aws, "thumbnailer")  # the loop's minutes: after the restore
     assert handle_event(event, runtime=runtime)["findings"][0]["outcome"] == "fixed"
     assert _reserved(aws, "thumbnailer") == 0
 
@@ -542,6 +600,89 @@ def test_automatic_reservations_are_bounded_in_total(aws, runtime, stub_only):
     reserved = [aws.client("lambda").get_function_concurrency(FunctionName=f"payments-{i}").get(
         "ReservedConcurrentExecutions") for i in range(9)]
     assert sum(r or 0 for r in reserved) == 297
+
+
+def _reservation_world(deployed, make_runtime, stub_only, instances: int = 2) -> list:
+    """``instances`` Lambda instances of the bot (their own runtime, session and clients) on one state table in
+    moto. moto has no GetAccountSettings: each instance's Stubber answers that call only (limit 1,000)."""
+    runtimes = [make_runtime() for _ in range(instances)]
+    for runtime in runtimes:
+        stubber = stub_only(runtime.clients()("lambda"), "GetAccountSettings")
+        for _ in range(8):
+            stubber.add_response("get_account_settings", {"AccountLimit": {
+                "ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": 1000}, "AccountUsage": {}})
+    return runtimes
+
+
+def _critical(aws, name: str) -> dict:
+    """A function tagged ``critical=true`` with a real peak of 66 (the fix reserves 99), and its tagging event."""
+    from safetycatch.local.cloudtrail import api_call
+
+    arn = aws.function(name, tags={"critical": "true"})
+    aws.concurrency_history(name, peak=66)
+    return api_call("TagResource20170331v2", {"resource": arn, "tags": {"critical": "true"}})
+
+
+def _reservation(report: dict) -> dict:
+    (finding,) = [f for f in report["findings"] if f["policy"] == "reserved-concurrency"]
+    return finding
+
+
+def test_concurrent_automatic_reservations_stay_within_the_total(deployed, make_runtime, stub_only, monkeypatch):
+    """Attack (a race, no forgery): two events handled at once by two Lambda instances. 198 of the bound 300 are
+    already reserved automatically; each instance reads the total (198 + 99 = 297: within), then both write:
+    before, 396 of 1,000 were reserved automatically. The events are interleaved deterministically: the second
+    instance handles its event entirely at the moment the first one is about to write (after its check). The
+    claim is a conditional update of a per-account-region counter in the state table: one of the two waits for
+    approval."""
+    from chalicelib.act import fixes
+
+    one, two = _reservation_world(deployed, make_runtime, stub_only)
+    for i in range(2):
+        assert _reservation(handle_event(_critical(deployed, f"payments-{i}"), runtime=one))["outcome"] == "fixed"
+    first, second = _critical(deployed, "payments-2"), _critical(deployed, "payments-3")
+    real_apply, reports = fixes.apply, []
+
+    def apply_after_the_other_instance(gateway, fix):
+        if not reports:  # the first instance is about to write: the second one runs its whole event now
+            reports.append(handle_event(second, runtime=two))
+        return real_apply(gateway, fix)
+
+    monkeypatch.setattr(fixes, "apply", apply_after_the_other_instance)
+    outcome = _reservation(handle_event(first, runtime=one))
+    reserved = [_reserved(deployed, f"payments-{i}") or 0 for i in range(4)]
+    assert sum(reserved) <= 300, f"{sum(reserved)} reserved automatically: {reserved}"
+    assert sorted([outcome["outcome"], _reservation(reports[0])["outcome"]]) == ["fixed", "pending-approval"]
+    assert sum(reserved) == 297
+
+
+def _ledger_total(deployed) -> int:
+    item = deployed.client("dynamodb").get_item(TableName=TABLE, Key={
+        "pk": {"S": f"auto-reservations#{ACCOUNT}#{REGION}"}, "sk": {"S": "#total"}}, ConsistentRead=True)["Item"]
+    return int(item["total"]["N"])
+
+
+def test_a_reservation_not_made_or_undone_gives_its_share_back(deployed, make_runtime, stub_only, monkeypatch):
+    """The claim is released when the write fails (the function was deleted between the read and the write: moto
+    answers ResourceNotFoundException) and when the fix is undone (the ledger's total in DynamoDB)."""
+    from chalicelib.act import fixes
+    from chalicelib.people import undo
+
+    (one,) = _reservation_world(deployed, make_runtime, stub_only, instances=1)
+    kept = _reservation(handle_event(_critical(deployed, "payments-0"), runtime=one))
+    assert kept["outcome"] == "fixed" and _ledger_total(deployed) == 99
+    doomed, real_apply = _critical(deployed, "payments-1"), fixes.apply
+
+    def delete_first(gateway, fix):
+        deployed.client("lambda").delete_function(FunctionName="payments-1")
+        return real_apply(gateway, fix)
+
+    monkeypatch.setattr(fixes, "apply", delete_first)
+    assert _reservation(handle_event(doomed, runtime=one))["outcome"] == "failed"
+    assert _ledger_total(deployed) == 99, "a reservation that was not made keeps no share"
+    assert undo.undo_fix(one, kept["fix_id"], "alice").ok
+    assert _ledger_total(deployed) == 0
+    assert _reserved(deployed, "payments-0") is None
 
 
 def test_the_total_share_is_a_validated_setting(tmp_path):

@@ -249,9 +249,10 @@ def test_two_approvers_racing_apply_exactly_once(bot, aws, calls):
 
 
 def test_expired_approval_is_refused_with_a_message(bot, aws, calls):
+    clock = [time.time()]  # the state table's clock, injected: the approval is created at clock[0]
+    bot.runtime.store.clock = lambda: clock[0]
     uuid, approval_id = _pending(bot, aws)
-    a_day_and_an_hour_later = time.time() + 25 * 3600  # one fixed instant past approval_ttl_hours (24)
-    bot.runtime.store.clock = lambda: a_day_and_an_hour_later
+    clock[0] += 25 * 3600  # a day and an hour later: past approval_ttl_hours (24)
     calls.clear()
     bot.click(APPROVER, "approve", approval_id)
     assert bot.runtime.store.get_approval(approval_id)["status"] == "EXPIRED"

@@ -13,23 +13,39 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
 from chalicelib.inventory.health import HEALTH_REGION
 
 
-def health_client(runtime: Any, account: str) -> Any:
-    """The health client the bot uses for ``account`` (the bot's own, or a member's through its role)."""
-    return runtime.clients(HEALTH_REGION, account)("health")
+def health_client(runtime: Any, account: str, region: str = HEALTH_REGION) -> Any:
+    """The health client the bot uses for ``account`` (the bot's own, or a member's through its role) at the Health
+    endpoint of ``region`` (us-east-1, or its failover us-east-2)."""
+    return runtime.clients(region, account)("health")
+
+
+def unreachable(runtime: Any, account: str, region: str = HEALTH_REGION) -> None:
+    """The Health endpoint of ``region`` cannot be reached from ``account``'s client: every call raises botocore's
+    ``EndpointConnectionError`` (what botocore raises, after its own retries, when the endpoint does not answer).
+    Raised at ``before-call``, so botocore's retry back-off does not sleep in the test."""
+    client = health_client(runtime, account, region)
+
+    def refuse(model: Any, **_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url=f"https://health.{region}.amazonaws.com/")
+
+    client.meta.events.register("before-call.health.*", refuse)
 
 
 def stub_health(runtime: Any, notice: dict[str, Any], *, known: bool = True, status: str = "open",
                 started: datetime | None = None, entities: list[str] | None = None, error: str = "",
-                region: str = "", code: str = "", stubber: Stubber | None = None) -> Stubber:
-    """Queue the Health API's answers to one verification of ``notice`` (returned, activated)."""
+                region: str = "", code: str = "", stubber: Stubber | None = None,
+                endpoint: str = HEALTH_REGION) -> Stubber:
+    """Queue the Health API's answers to one verification of ``notice`` (returned, activated), at the Health
+    endpoint of ``endpoint``."""
     account, detail = notice["account"], notice["detail"]
     arn = detail["eventArn"]
-    stubber = stubber or Stubber(health_client(runtime, account))
+    stubber = stubber or Stubber(health_client(runtime, account, endpoint))
     if error:
         stubber.add_client_error("describe_event_details", service_error_code=error, http_status_code=403,
                                  expected_params={"eventArns": [arn]})

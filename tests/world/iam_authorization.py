@@ -156,8 +156,18 @@ def resources(action: str, call: Call) -> list[str]:
     return found or ["*"]
 
 
+TRANSACTION_PARTS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                     "ConditionCheck": "ConditionCheckItem"}
+
+
 def requests(call: Call) -> list[tuple[str, str]]:
-    """Every (IAM action, resource ARN) AWS checks for one call: its own action and the dependent ones."""
+    """Every (IAM action, resource ARN) AWS checks for one call: its own action and the dependent ones. A DynamoDB
+    transaction is authorised action by action, each as its own operation (DynamoDB developer guide, "Using IAM
+    with DynamoDB transactions"; IAM has no dynamodb:TransactWriteItems)."""
+    if (call.service, call.operation) == ("dynamodb", "TransactWriteItems"):
+        return [pair for item in call.params.get("TransactItems", []) for kind, part in item.items()
+                for pair in requests(Call("dynamodb", TRANSACTION_PARTS[kind], part, call.region, call.account,
+                                          call.identity, call.partition))]
     action = iam_action(call.service, call.operation)
     out = [(action, arn) for arn in resources(action, call)]
     for dependent in DEPENDENT_PERMISSIONS.get(action, ()):

@@ -154,9 +154,12 @@ def test_every_forwarding_rule_keeps_what_it_cannot_deliver(path):
     queue = resources[member_template.DEAD_LETTERS]
     assert queue["DeletionPolicy"] == "Retain" and queue["Properties"]["SqsManagedSseEnabled"] is True
     assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
-    (statement,) = resources[f"{member_template.DEAD_LETTERS}Policy"]["Properties"]["PolicyDocument"]["Statement"]
+    statement, deny = resources[f"{member_template.DEAD_LETTERS}Policy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
     assert [a["Fn::GetAtt"][0] for a in statement["Condition"]["ArnEquals"]["aws:SourceArn"]] == rules
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*"  # every other sender (tests/safety/test_provenance.py)
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:SourceArn": statement["Condition"]["ArnEquals"][
+        "aws:SourceArn"]}}
 
 
 def test_the_bot_reads_the_member_queue_the_member_template_names():
