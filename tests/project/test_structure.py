@@ -299,3 +299,16 @@ def test_the_length_check_counts_the_def_line_and_the_body(tmp_path, body_lines,
     (tmp_path / "chalicelib" / "m.py").write_text(f"def f():\n{body}    return 0\n")
     (lines, name), = function_lengths(tmp_path)
     assert name == "chalicelib/m.py:f" and (lines > MAX_FUNCTION_LINES) is over
+
+
+def test_no_source_file_is_hidden_from_git_by_an_ignore_pattern():
+    """A pattern meant for the build output (``build/``) once hid ``safetycatch/build/__init__.py``: the checkout
+    ran, a fresh clone lacked the package. No .py file under the code or the tests may be ignored."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--", "*.py"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert [p for p in ignored if "__pycache__" not in p and not p.startswith((".venv/", "mutants/"))] == []
