@@ -1,7 +1,7 @@
 """Never lose an event: on-failure destinations, dead-letter queues and retry policies in the packaged template.
 
-``make package`` (safetycatch/build/steps.py) calls :func:`add_dead_letters` on Chalice's SAM template, after the merge of
-deploy/resources.yaml, which holds the queue (``DeadLetterQueue``: SSE-SQS encrypted, messages kept 14 days),
+``make package`` (safetycatch/build/steps.py) calls :func:`add_dead_letters` on Chalice's SAM template, after the
+merge of deploy/resources.yaml, which holds the queue (``DeadLetterQueue``: SSE-SQS encrypted, messages kept 14 days),
 its depth alarm and the notifier that posts the alarm to Slack. This module adds what refers to Chalice's
 resources:
 

@@ -92,8 +92,8 @@ DEPENDENT_PERMISSIONS: dict[str, tuple[str, ...]] = {
 }
 LAMBDA_BASICS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 # What Lambda does with the function's own role: an asynchronous invocation that fails for good is sent to the
-# on-failure destination, the stage's dead-letter queue (safetycatch/build/dead_letters.py). No code calls it, so the AST scan
-# cannot find it; the Lambda developer guide names the permission (sqs:SendMessage on the queue).
+# on-failure destination, the stage's dead-letter queue (safetycatch/build/dead_letters.py). No code calls it, so the
+# AST scan cannot find it; the Lambda developer guide names the permission (sqs:SendMessage on the queue).
 DESTINATION_ACTIONS = ("sqs:SendMessage",)
 # Services the bot uses for itself (never granted in member accounts).
 BOT_ONLY_SERVICES = {"dynamodb", "ssm", "secretsmanager", "sts", "xray", "organizations", "sqs"}
@@ -219,8 +219,8 @@ def is_read(action: str) -> bool:
 
 def declared_actions() -> set[str]:
     """What the registries declare: every gateway write and every check's reads."""
-    from chalicelib.checks import REGISTRY
     from chalicelib.act.gateway import WRITES, operation_permissions
+    from chalicelib.checks import REGISTRY
 
     writes = {action for operation in WRITES for action in operation_permissions(operation)}
     return writes | {a for c in REGISTRY.values() for a in c.read_permissions}

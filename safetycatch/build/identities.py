@@ -1,7 +1,7 @@
 """The bot's own identities, exactly: the names of its functions and execution roles per stage, and their ARNs.
 
-``chalice package`` (finished by ``safetycatch.build.steps.finish_template``) and ``chalice deploy`` name them alike: the API
-handler ``<app>-<stage>``, every other function ``<app>-<stage>-<name>``, and each function's role
+``chalice package`` (finished by ``safetycatch.build.steps.finish_template``) and ``chalice deploy`` name them alike:
+the API handler ``<app>-<stage>``, every other function ``<app>-<stage>-<name>``, and each function's role
 ``<app>-<stage>-<name>`` (``name``: the Chalice function name, ``api_handler`` for the API). These names go into
 the packaged settings (``self_role_patterns``, ``own_functions``), the member role's trust policy and the bot's
 IAM policy, so that nothing is recognised by a name pattern anyone could copy.

@@ -39,8 +39,8 @@ def test_approvers_are_listed_and_the_region_source_named(monkeypatch):
 
 
 def test_make_package_prints_the_summary_after_the_artifact(monkeypatch, capsys, tmp_path):
-    """``python -m safetycatch.build package`` (what ``make package`` runs) with ACCOUNT and no region: the summary and the
-    warning come after the artifact lines (the packaging itself is tests/cli/build/test_package.py's)."""
+    """``python -m safetycatch.build package`` (what ``make package`` runs) with ACCOUNT and no region: the summary and
+    the warning come after the artifact lines (the packaging itself is tests/cli/build/test_package.py's)."""
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")

@@ -11,12 +11,12 @@ import subprocess
 import pytest
 from jsonschema import Draft202012Validator
 
-from chalicelib.checks import REGISTRY
 from chalicelib.act.fixes import ACTIONS
+from chalicelib.checks import REGISTRY
 from chalicelib.store.state import table_definition
 from safetycatch.build.steps import BuildError, check_python, layer_python
-from tests.world.cli_helpers import run_json
 from tests.conftest import EVENTS, ROOT
+from tests.world.cli_helpers import run_json
 
 SCHEMA = json.loads((ROOT / "docs" / "output-schema.json").read_text())
 TABLE = "safetycatch-schema-state"

@@ -16,9 +16,9 @@ from chalicelib.core.model import FixSpec
 from safetycatch.build import iam, member_template
 from safetycatch.local.cloudtrail import api_call
 from safetycatch.provision import init_state_table
-from tests.world import iam_authorization as authz
 from tests.conftest import EVENTS, POLICIES
 from tests.org.test_accounts import MEMBER, member_account
+from tests.world import iam_authorization as authz
 
 CONFIG = json.loads(iam.CONFIG.read_text())
 
@@ -245,8 +245,9 @@ def test_the_policies_allow_every_call_the_bot_makes_on_its_resources(aws, recor
     assert all(authz.action_exists(a) for a in actions | {d for ds in iam.DEPENDENT_PERMISSIONS.values() for d in ds})
     missing = _unauthorised(calls, {"bot": _policy("dev"), "member": _member_policy_file()})
     assert missing == [], "not allowed:\n" + "\n".join(missing)
-    # the writes whose statements carry service condition keys (safetycatch/build/iam.py CONDITIONS): every recorded call meets
-    # them too (tests/world/iam_conditions.py evaluates them; tests/safety/test_provenance.py shows calls outside them denied)
+    # the writes whose statements carry service condition keys (safetycatch/build/iam.py CONDITIONS): every recorded
+    # call meets them too (tests/world/iam_conditions.py evaluates them; tests/safety/test_provenance.py shows calls
+    # outside them denied)
     from tests.world.iam_conditions import decide, request_context
 
     policies = {"bot": _policy("dev"), "member": _member_policy_file()}

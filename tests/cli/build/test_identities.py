@@ -10,11 +10,12 @@ import json
 
 import pytest
 
-from chalicelib.killswitch import kill as killswitch
 from chalicelib.bot.handlers import handle_event
 from chalicelib.bot.runtime import Runtime
+from chalicelib.killswitch import kill as killswitch
 from chalicelib.policy.settings import from_json
-from safetycatch.build import steps as build, iam, member_template
+from safetycatch.build import iam, member_template
+from safetycatch.build import steps as build
 from safetycatch.local.cloudtrail import api_call
 
 ACCOUNT, REGION = "123456789012", "us-east-1"

@@ -1,5 +1,5 @@
-"""The layer you test is the layer you deploy: one pin (safetycatch/build/layer.py) for the Powertools release the tests run and
-the Powertools layer every stage deploys, resolved in the stage's own region."""
+"""The layer you test is the layer you deploy: one pin (safetycatch/build/layer.py) for the Powertools release the
+tests run and the Powertools layer every stage deploys, resolved in the stage's own region."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from safetycatch.build import steps as build, iam, layer
+from safetycatch.build import iam, layer
+from safetycatch.build import steps as build
 
 ROOT = iam.ROOT
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from safetycatch.build import steps as build, iam, layer
+from safetycatch.build import iam, layer
+from safetycatch.build import steps as build
 from safetycatch.build.slim import BASELINE, imported_modules
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -130,9 +130,9 @@ def test_the_installed_cli_checks_a_sam_template_and_a_terraform_plan(installed,
     item 2. Outside the checkout, on the repository's own fixtures."""
     for name in ("sam.yaml", "terraform-plan.json"):
         shutil.copy(ROOT / "tests" / "templates" / name, tmp_path / name)
-    result = subprocess.run([str(installed / "safetycatch"), "check", "sam.yaml", "terraform-plan.json", "--format",
-                             "json"], cwd=tmp_path, env=_clean_env(PYTHONPATH=str(chalice_project)), capture_output=True,
-                            text=True, timeout=300)
+    command = [str(installed / "safetycatch"), "check", "sam.yaml", "terraform-plan.json", "--format", "json"]
+    result = subprocess.run(command, cwd=tmp_path, env=_clean_env(PYTHONPATH=str(chalice_project)),
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["files"] == ["sam.yaml", "terraform-plan.json"] and report["errors"] == []
