@@ -12,10 +12,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -167,18 +169,29 @@ def stub_only(calls: CallRecorder) -> Iterator[Callable[..., OnlyStubber]]:
         stubber.deactivate()
 
 
-@pytest.fixture
-def captured_log() -> Iterator[io.StringIO]:
-    """Every line the bot's Powertools logger writes during the test (level DEBUG), as text."""
+@contextlib.contextmanager
+def capture_bot_log() -> Iterator[io.StringIO]:
+    """Every line the bot's Powertools logger writes inside the block (level DEBUG), as text."""
     from chalicelib.core.log import logger
 
     buffer = io.StringIO()
     handler = logger.registered_handler
+    if getattr(handler.stream, "closed", False):  # the logger was first made inside a test's capsys, now closed
+        handler.stream = sys.stdout
     previous_stream, previous_level = handler.setStream(buffer), logger.log_level
     logger.setLevel("DEBUG")
-    yield buffer
-    handler.setStream(previous_stream)
-    logger.setLevel(previous_level)
+    try:
+        yield buffer
+    finally:
+        handler.setStream(previous_stream)
+        logger.setLevel(previous_level)
+
+
+@pytest.fixture
+def captured_log() -> Iterator[io.StringIO]:
+    """Every line the bot's Powertools logger writes during the test (level DEBUG), as text."""
+    with capture_bot_log() as buffer:
+        yield buffer
 
 
 @pytest.fixture

@@ -94,3 +94,26 @@ def test_in_lambda_a_handler_logs_with_its_context_traces_and_flushes_metrics():
     assert metrics["service"] == "safetycatch-bot" and metrics["EventsSkipped"] in (1.0, [1.0])
     (traced,) = [d["xray"] for d in docs if "xray" in d]
     assert any(name.startswith("## ") for name in traced), traced
+
+
+def test_captured_log_works_after_the_logger_was_made_inside_a_closed_capture():
+    """Run order matters to this fixture: when chalicelib.core.log is first imported inside a ``capsys`` test, the
+    Powertools handler keeps that test's stream, closed afterwards; ``setStream`` flushes it and raised
+    ``ValueError: I/O operation on closed file`` in the next test that captured the log (seen in make mutate's
+    serial run). The fixture puts such a handler back on stdout first."""
+    import io
+
+    from chalicelib.core.log import logger
+    from tests.conftest import capture_bot_log
+
+    handler = logger.registered_handler
+    saved, closed = handler.stream, io.StringIO()
+    closed.close()
+    handler.stream = closed
+    try:
+        with capture_bot_log() as buffer:
+            logger.info("heard after a closed capture")
+        assert "heard after a closed capture" in buffer.getvalue()
+        assert not getattr(handler.stream, "closed", False)
+    finally:
+        handler.stream = saved
